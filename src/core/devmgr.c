@@ -1,0 +1,245 @@
+#include "core/devmgr.h"
+
+#include "arch/x86/layout.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+void devmgr_init(struct devmgr *dm, struct gmem *gm, struct evloop *ev,
+		 const struct devmgr_hooks *hooks)
+{
+	memset(dm, 0, sizeof(*dm));
+	bus_init(&dm->mmio, "mmio");
+	bus_init(&dm->pio, "pio");
+	dm->mmio_next = LAYOUT_MMIO_START;
+	dm->gsi_next = LAYOUT_GSI_FIRST;
+	dm->gm = gm;
+	dm->ev = ev;
+	if (hooks)
+		dm->hooks = *hooks;
+}
+
+static bool gsi_taken(struct devmgr *dm, uint32_t gsi)
+{
+	for (int i = 0; i < dm->nr_devs; i++)
+		if (dm->devs[i]->has_irq && dm->devs[i]->irq.gsi == gsi)
+			return true;
+	return false;
+}
+
+static int new_slot(struct devmgr *dm, const char *id, struct dm_dev **out)
+{
+	struct dm_dev *d;
+
+	if (dm->nr_devs >= DM_MAX_DEVS)
+		return -ENOSPC;
+	if (strlen(id) >= DM_ID_MAX || devmgr_find(dm, id))
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	snprintf(d->id, sizeof(d->id), "%s", id);
+	d->irq.fd = -1;
+	d->index = (unsigned)dm->nr_devs;
+	*out = d;
+	return 0;
+}
+
+static int setup_irq(struct devmgr *dm, struct dm_dev *d, uint32_t gsi)
+{
+	int ret;
+
+	d->has_irq = true;
+	d->irq.gsi = gsi;
+	if (!dm->hooks.irq_bind)
+		return 0;
+	d->irq.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->irq.fd < 0)
+		return -errno;
+	ret = dm->hooks.irq_bind(dm->hooks.ctx, &d->irq);
+	if (ret < 0) {
+		close(d->irq.fd);
+		d->irq.fd = -1;
+	}
+	return ret;
+}
+
+int devmgr_reserve_mmio(struct devmgr *dm, const char *id, uint64_t len, bool irq,
+			struct dm_dev **out)
+{
+	struct dm_dev *d;
+	uint64_t size = (len + LAYOUT_MMIO_SLOT_SIZE - 1) & ~(LAYOUT_MMIO_SLOT_SIZE - 1);
+	uint32_t gsi = dm->gsi_next;
+	int ret;
+
+	if (size == 0 || dm->mmio_next + size > LAYOUT_MMIO_START + LAYOUT_MMIO_SIZE)
+		return -ENOSPC;
+	if (irq) {
+		while (gsi <= LAYOUT_GSI_LAST && (gsi == LAYOUT_GSI_RTC || gsi_taken(dm, gsi)))
+			gsi++;
+		if (gsi > LAYOUT_GSI_LAST)
+			return -ENOSPC;
+	}
+	ret = new_slot(dm, id, &d);
+	if (ret)
+		return ret;
+	d->kind = DM_MMIO;
+	d->base = dm->mmio_next;
+	d->len = size;
+	if (irq) {
+		ret = setup_irq(dm, d, gsi);
+		if (ret) {
+			free(d);
+			return ret;
+		}
+		dm->gsi_next = gsi + 1;
+	}
+	dm->mmio_next += size;
+	dm->devs[dm->nr_devs++] = d;
+	*out = d;
+	return 0;
+}
+
+int devmgr_reserve_pio(struct devmgr *dm, const char *id, uint16_t base, uint16_t len, int gsi,
+		       struct dm_dev **out)
+{
+	struct dm_dev *d;
+	int ret;
+
+	if (gsi >= 0 && gsi_taken(dm, (uint32_t)gsi))
+		return -EBUSY;
+	ret = new_slot(dm, id, &d);
+	if (ret)
+		return ret;
+	d->kind = DM_PIO;
+	d->base = base;
+	d->len = len;
+	if (gsi >= 0) {
+		ret = setup_irq(dm, d, (uint32_t)gsi);
+		if (ret) {
+			free(d);
+			return ret;
+		}
+	}
+	dm->devs[dm->nr_devs++] = d;
+	*out = d;
+	return 0;
+}
+
+static void free_slot(struct devmgr *dm, struct dm_dev *d)
+{
+	for (int i = 0; i < dm->nr_devs; i++) {
+		if (dm->devs[i] != d)
+			continue;
+		memmove(&dm->devs[i], &dm->devs[i + 1],
+			(size_t)(dm->nr_devs - i - 1) * sizeof(dm->devs[0]));
+		dm->nr_devs--;
+		break;
+	}
+	if (d->irq.fd >= 0)
+		close(d->irq.fd);
+	free(d);
+}
+
+int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
+{
+	struct bus *bus = d->kind == DM_MMIO ? &dm->mmio : &dm->pio;
+	int ret = bus_register(bus, d->base, d->len, ops, dev);
+
+	if (ret) {
+		log_error("device %s: cannot register %#llx+%#llx on the %s bus: %s", d->id,
+			  (unsigned long long)d->base, (unsigned long long)d->len, bus->name,
+			  strerror(-ret));
+		free_slot(dm, d);
+		return ret;
+	}
+	d->ops = ops;
+	d->dev = dev;
+	log_debug("device %s: %s at %#llx+%#llx gsi %d", d->id, ops->name,
+		  (unsigned long long)d->base, (unsigned long long)d->len,
+		  d->has_irq ? (int)d->irq.gsi : -1);
+	return 0;
+}
+
+void devmgr_release(struct devmgr *dm, struct dm_dev *d)
+{
+	if (d && !d->ops)
+		free_slot(dm, d);
+}
+
+int devmgr_describe(struct devmgr *dm, struct dm_describe *ctx)
+{
+	for (int i = 0; i < dm->nr_devs; i++) {
+		struct dm_dev *d = dm->devs[i];
+		int ret;
+
+		if (!d->ops || !d->ops->describe)
+			continue;
+		ret = d->ops->describe(d->dev, d, ctx);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int devmgr_ioeventfd(struct devmgr *dm, uint64_t addr, unsigned len, uint64_t datamatch, int fd,
+		     bool assign)
+{
+	if (!dm->hooks.ioeventfd)
+		return -ENOSYS;
+	return dm->hooks.ioeventfd(dm->hooks.ctx, addr, len, datamatch, fd, assign);
+}
+
+struct dm_dev *devmgr_find(struct devmgr *dm, const char *id)
+{
+	for (int i = 0; i < dm->nr_devs; i++)
+		if (!strcmp(dm->devs[i]->id, id))
+			return dm->devs[i];
+	return NULL;
+}
+
+void devmgr_reset(struct devmgr *dm)
+{
+	for (int i = 0; i < dm->nr_devs; i++)
+		if (dm->devs[i]->ops && dm->devs[i]->ops->reset)
+			dm->devs[i]->ops->reset(dm->devs[i]->dev);
+}
+
+void devmgr_destroy(struct devmgr *dm)
+{
+	while (dm->nr_devs > 0) {
+		struct dm_dev *d = dm->devs[dm->nr_devs - 1];
+
+		if (d->ops) {
+			bus_unregister(d->kind == DM_MMIO ? &dm->mmio : &dm->pio, d->base);
+			if (d->ops->destroy)
+				d->ops->destroy(d->dev);
+		}
+		free_slot(dm, d);
+	}
+}
+
+int dm_cmdline_append(struct dm_describe *ctx, const char *fmt, ...)
+{
+	size_t used;
+	va_list ap;
+	int n;
+
+	if (!ctx->cmdline)
+		return 0;
+	used = strlen(ctx->cmdline);
+	va_start(ap, fmt);
+	n = vsnprintf(ctx->cmdline + used, ctx->cmdline_size - used, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= ctx->cmdline_size - used) {
+		ctx->cmdline[used] = '\0';
+		return -ENOSPC;
+	}
+	return 0;
+}

@@ -1,0 +1,96 @@
+/* The DeviceManager (DESIGN.md §2): owns every device.  It hands each one an MMIO window (or
+ * its fixed ports) and an interrupt line, registers it on the bus, asks it to describe itself
+ * when platform tables are built, and enumerates it for save/restore.  Boot and restore share
+ * this one path. */
+#ifndef IGNITION_CORE_DEVMGR_H
+#define IGNITION_CORE_DEVMGR_H
+
+#include "core/bus.h"
+#include "core/irq.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct gmem;
+struct evloop;
+struct aml;
+
+#define DM_MAX_DEVS 48
+#define DM_ID_MAX   32
+
+enum dm_kind { DM_MMIO, DM_PIO };
+
+/* One device slot: its resources, and (after devmgr_attach) its ops and state. */
+struct dm_dev {
+	char id[DM_ID_MAX]; /* stable id, the key of its snapshot record: "virtio-blk0" */
+	enum dm_kind kind;
+	uint64_t base, len; /* MMIO window or port range */
+	bool has_irq;
+	struct irq_line irq;
+	const struct dev_ops *ops; /* NULL until attached */
+	void *dev;
+	unsigned index; /* order of registration */
+};
+
+/* What a device writes when asked to describe itself. */
+struct dm_describe {
+	struct aml *dsdt; /* DSDT body to append Device() nodes to; NULL without ACPI */
+	char *cmdline;    /* kernel command line to append to (virtio_mmio.device=); NULL if not wanted */
+	size_t cmdline_size;
+};
+
+/* Services the VM provides; all optional (NULL in unit tests). */
+struct devmgr_hooks {
+	void *ctx;
+	/* Bind l->fd (an eventfd the manager created) to GSI l->gsi. */
+	int (*irq_bind)(void *ctx, struct irq_line *l);
+	/* (De)register an ioeventfd: a guest write of `len` bytes matching `datamatch` at `addr`
+	 * signals `fd` instead of exiting to user space. */
+	int (*ioeventfd)(void *ctx, uint64_t addr, unsigned len, uint64_t datamatch, int fd,
+			 bool assign);
+};
+
+struct devmgr {
+	struct bus mmio;
+	struct bus pio;
+	struct dm_dev *devs[DM_MAX_DEVS];
+	int nr_devs;
+	uint64_t mmio_next;
+	uint32_t gsi_next;
+	struct devmgr_hooks hooks;
+	struct gmem *gm;
+	struct evloop *ev;
+};
+
+/* Empty manager over guest memory `gm` and event loop `ev` (either may be NULL in tests). */
+void devmgr_init(struct devmgr *dm, struct gmem *gm, struct evloop *ev,
+		 const struct devmgr_hooks *hooks);
+/* Reserve the next MMIO slot (len rounded up to 4 KiB slots) and, if irq, the next free GSI. */
+int devmgr_reserve_mmio(struct devmgr *dm, const char *id, uint64_t len, bool irq,
+			struct dm_dev **out) __attribute__((warn_unused_result));
+/* Reserve fixed ports [base, base+len) and, if gsi >= 0, that fixed GSI (legacy devices). */
+int devmgr_reserve_pio(struct devmgr *dm, const char *id, uint16_t base, uint16_t len, int gsi,
+		       struct dm_dev **out) __attribute__((warn_unused_result));
+/* Put a reserved slot's device on its bus.  On failure the slot is released. */
+int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
+	__attribute__((warn_unused_result));
+/* Release a slot that could not be attached (its device was never created). */
+void devmgr_release(struct devmgr *dm, struct dm_dev *d);
+/* Ask every attached device to describe itself, in registration order. */
+int devmgr_describe(struct devmgr *dm, struct dm_describe *ctx)
+	__attribute__((warn_unused_result));
+/* Register an ioeventfd through the VM hook; -ENOSYS without one (caller falls back to exits). */
+int devmgr_ioeventfd(struct devmgr *dm, uint64_t addr, unsigned len, uint64_t datamatch, int fd,
+		     bool assign);
+/* Find a device by its stable id. */
+struct dm_dev *devmgr_find(struct devmgr *dm, const char *id);
+/* Reset every device (guest reboot in place, snapshot reset). */
+void devmgr_reset(struct devmgr *dm);
+/* Destroy every device in reverse registration order and free the slots. */
+void devmgr_destroy(struct devmgr *dm);
+/* Append printf-style text to a describe context's command line; -ENOSPC if it does not fit. */
+int dm_cmdline_append(struct dm_describe *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

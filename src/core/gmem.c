@@ -1,0 +1,95 @@
+#include "core/gmem.h"
+
+#include "arch/x86/layout.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+int gmem_alloc(struct gmem *gm, uint64_t size)
+{
+	uint64_t low = size < LAYOUT_MMIO_HOLE_START ? size : LAYOUT_MMIO_HOLE_START;
+	void *map;
+
+	memset(gm, 0, sizeof(*gm));
+	if (size == 0 || size > LAYOUT_MAX_RAM)
+		return -EINVAL;
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		   -1, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	/* Guest RAM is mostly page cache and anonymous memory; huge pages cut TLB misses and
+	 * the cost of touching it.  Advisory only. */
+	madvise(map, size, MADV_HUGEPAGE);
+	madvise(map, size, MADV_DONTDUMP);
+	gm->map = map;
+	gm->map_size = size;
+	gm->owned = true;
+	gm->ram_size = size;
+	gm->regions[0] = (struct gmem_region){ .gpa = 0, .size = low, .hva = map };
+	gm->nr_regions = 1;
+	if (size > low) {
+		gm->regions[1] = (struct gmem_region){ .gpa = LAYOUT_HIGH_RAM_START,
+						       .size = size - low,
+						       .hva = (uint8_t *)map + low };
+		gm->nr_regions = 2;
+	}
+	return 0;
+}
+
+void gmem_init_flat(struct gmem *gm, void *host, uint64_t size)
+{
+	memset(gm, 0, sizeof(*gm));
+	gm->regions[0] = (struct gmem_region){ .gpa = 0, .size = size, .hva = host };
+	gm->nr_regions = 1;
+	gm->ram_size = size;
+}
+
+void gmem_free(struct gmem *gm)
+{
+	if (gm->owned && gm->map)
+		munmap(gm->map, gm->map_size);
+	memset(gm, 0, sizeof(*gm));
+}
+
+void *gmem_ptr(const struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	for (int i = 0; i < gm->nr_regions; i++) {
+		const struct gmem_region *r = &gm->regions[i];
+		uint64_t off;
+
+		if (gpa < r->gpa)
+			continue;
+		off = gpa - r->gpa;
+		/* off < size and len <= size - off: no overflow possible. */
+		if (off >= r->size || len > r->size - off)
+			continue;
+		return r->hva + off;
+	}
+	return NULL;
+}
+
+bool gmem_valid(const struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	return gmem_ptr(gm, gpa, len) != NULL;
+}
+
+int gmem_read(const struct gmem *gm, uint64_t gpa, void *dst, size_t len)
+{
+	void *p = gmem_ptr(gm, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int gmem_write(const struct gmem *gm, uint64_t gpa, const void *src, size_t len)
+{
+	void *p = gmem_ptr(gm, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	return 0;
+}

@@ -1,0 +1,44 @@
+/* Guest physical memory: at most two RAM regions (below the 3 GiB MMIO hole and above 4 GiB).
+ * Every access to guest memory goes through gmem_ptr(), which checks bounds and overflow. */
+#ifndef IGNITION_CORE_GMEM_H
+#define IGNITION_CORE_GMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GMEM_MAX_REGIONS 2
+
+struct gmem_region {
+	uint64_t gpa;  /* guest physical start */
+	uint64_t size; /* bytes */
+	uint8_t *hva;  /* host mapping */
+};
+
+struct gmem {
+	struct gmem_region regions[GMEM_MAX_REGIONS];
+	int nr_regions;
+	uint64_t ram_size; /* total RAM bytes */
+	void *map;         /* one host mapping backing all regions */
+	size_t map_size;
+	bool owned;        /* map was allocated by gmem_alloc */
+};
+
+/* Allocate `size` bytes of anonymous guest RAM laid out around the MMIO hole. */
+int gmem_alloc(struct gmem *gm, uint64_t size) __attribute__((warn_unused_result));
+/* Describe caller-owned host memory as guest RAM starting at GPA 0 (unit tests). */
+void gmem_init_flat(struct gmem *gm, void *host, uint64_t size);
+/* Release memory allocated by gmem_alloc. */
+void gmem_free(struct gmem *gm);
+/* Host pointer for [gpa, gpa+len) if it lies wholly inside one RAM region, else NULL.
+ * len == 0 is valid if gpa is inside RAM. */
+void *gmem_ptr(const struct gmem *gm, uint64_t gpa, uint64_t len);
+/* Copy out of / into guest RAM; -EFAULT if the range is not wholly RAM. */
+int gmem_read(const struct gmem *gm, uint64_t gpa, void *dst, size_t len)
+	__attribute__((warn_unused_result));
+int gmem_write(const struct gmem *gm, uint64_t gpa, const void *src, size_t len)
+	__attribute__((warn_unused_result));
+/* True if gpa..gpa+len is wholly guest RAM. */
+bool gmem_valid(const struct gmem *gm, uint64_t gpa, uint64_t len);
+
+#endif
