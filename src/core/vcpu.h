@@ -1,0 +1,37 @@
+/* One vCPU: its KVM fd, kvm_run mapping and thread; exit decoding onto the buses. */
+#ifndef IGNITION_CORE_VCPU_H
+#define IGNITION_CORE_VCPU_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	uint64_t exits; /* KVM_RUN returns (statistics) */
+};
+
+/* Create vCPU `index`, set its CPUID, MSRs, LAPIC and FPU; the boot vCPU (index 0) also gets
+ * 64-bit registers entering the kernel at `entry` with rsi = zero page. */
+int vcpu_create(struct vm *vm, unsigned index, uint64_t entry, struct vcpu **out)
+	__attribute__((warn_unused_result));
+/* Start the vCPU thread running KVM_RUN. */
+int vcpu_start(struct vcpu *v) __attribute__((warn_unused_result));
+/* Make the thread leave KVM_RUN (immediate_exit + signal). */
+void vcpu_kick(struct vcpu *v);
+/* Join the thread (after vm_request_stop + vcpu_kick). */
+void vcpu_join(struct vcpu *v);
+/* Close and free. */
+void vcpu_destroy(struct vcpu *v);
+/* Install the no-op signal handler used to kick vCPUs out of KVM_RUN (once per process). */
+void vcpu_init_signals(void);
+
+#endif

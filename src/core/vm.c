@@ -1,0 +1,276 @@
+#include "core/vm.h"
+
+#include "arch/x86/layout.h"
+#include "core/vcpu.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+/* Addresses KVM needs for its own use below 4 GiB (three pages for the real-mode TSS, one for
+ * the EPT identity map), above the IOAPIC/LAPIC and out of the MMIO window. */
+#define KVM_TSS_ADDR      0xfffbd000ull
+#define KVM_IDENTITY_ADDR 0xfffbc000ull
+
+static int irq_bind(void *ctx, struct irq_line *l)
+{
+	struct vm *vm = ctx;
+	struct kvm_irqfd req = { .fd = (uint32_t)l->fd, .gsi = l->gsi };
+
+	return ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0 ? -errno : 0;
+}
+
+static int ioeventfd(void *ctx, uint64_t addr, unsigned len, uint64_t datamatch, int fd,
+		     bool assign)
+{
+	struct vm *vm = ctx;
+	struct kvm_ioeventfd req = {
+		.datamatch = datamatch,
+		.addr = addr,
+		.len = len,
+		.fd = fd,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &req) < 0 ? -errno : 0;
+}
+
+static void power_cb(void *ctx, enum vm_stop_reason reason)
+{
+	vm_request_stop(ctx, reason);
+}
+
+static int get_supported_cpuid(struct vm *vm)
+{
+	for (unsigned n = 64; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+
+		if (!c)
+			return -ENOMEM;
+		c->nent = n;
+		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			vm->cpuid = c;
+			return 0;
+		}
+		free(c);
+		if (errno != E2BIG)
+			return -errno;
+	}
+	return -E2BIG;
+}
+
+static int set_memory(struct vm *vm)
+{
+	for (int i = 0; i < vm->gm.nr_regions; i++) {
+		const struct gmem_region *r = &vm->gm.regions[i];
+		struct kvm_userspace_memory_region mr = {
+			.slot = (uint32_t)i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
+{
+	static const struct {
+		int cap;
+		const char *name;
+	} required[] = {
+		{ KVM_CAP_IRQCHIP, "in-kernel irqchip" }, { KVM_CAP_IOEVENTFD, "ioeventfd" },
+		{ KVM_CAP_IRQFD, "irqfd" },		  { KVM_CAP_USER_MEMORY, "user memory" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "immediate_exit" }, { KVM_CAP_PIT2, "in-kernel PIT" },
+	};
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	struct devmgr_hooks hooks = { .ctx = vm, .irq_bind = irq_bind, .ioeventfd = ioeventfd };
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->ev.epfd = vm->ev.stop_fd = -1;
+	vm->cfg = *cfg;
+	vm->power = (struct power_sink){ .request = power_cb, .ctx = vm };
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		ret = -errno;
+		*why = "cannot open /dev/kvm";
+		return ret;
+	}
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		*why = "unsupported KVM API version";
+		return -ENOTSUP;
+	}
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		*why = "KVM_CREATE_VM failed";
+		return -errno;
+	}
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		if (ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, required[i].cap) <= 0) {
+			log_error("KVM lacks %s", required[i].name);
+			*why = "KVM lacks a required capability";
+			return -ENOTSUP;
+		}
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0 ||
+	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t){ KVM_IDENTITY_ADDR }) < 0) {
+		*why = "cannot set KVM's TSS/identity-map addresses";
+		return -errno;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		*why = "KVM_CREATE_IRQCHIP failed";
+		return -errno;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		*why = "KVM_CREATE_PIT2 failed";
+		return -errno;
+	}
+	/* Emulation failures then report the instruction bytes (used in the error line). */
+	if (ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_EXIT_ON_EMULATION_FAILURE) > 0) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_EXIT_ON_EMULATION_FAILURE,
+					      .args = { 1 } };
+
+		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+			log_debug("KVM_CAP_EXIT_ON_EMULATION_FAILURE: %s", strerror(errno));
+	}
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size <= 0) {
+		*why = "KVM_GET_VCPU_MMAP_SIZE failed";
+		return -EINVAL;
+	}
+	ret = get_supported_cpuid(vm);
+	if (ret) {
+		*why = "KVM_GET_SUPPORTED_CPUID failed";
+		return ret;
+	}
+	ret = gmem_alloc(&vm->gm, cfg->mem_bytes);
+	if (ret) {
+		*why = "cannot allocate guest memory";
+		return ret;
+	}
+	ret = set_memory(vm);
+	if (ret) {
+		*why = "KVM_SET_USER_MEMORY_REGION failed";
+		return ret;
+	}
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (vm->stop_fd < 0) {
+		*why = "eventfd failed";
+		return -errno;
+	}
+	ret = evloop_init(&vm->ev);
+	if (ret) {
+		*why = "cannot create the event loop";
+		return ret;
+	}
+	devmgr_init(&vm->dm, &vm->gm, &vm->ev, &hooks);
+	vcpu_init_signals();
+	return 0;
+}
+
+int vm_setup_vcpus(struct vm *vm, uint64_t entry)
+{
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
+		int ret = vcpu_create(vm, i, entry, &vm->vcpus[i]);
+
+		if (ret) {
+			log_error("vCPU %u: %s", i, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
+{
+	enum vm_stop_reason none = VM_STOP_NONE;
+	uint64_t one = 1;
+	ssize_t r;
+
+	if (!__atomic_compare_exchange_n(&vm->stop_reason, &none, reason, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return;
+	r = write(vm->stop_fd, &one, sizeof(one));
+	(void)r;
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+		if (vm->vcpus[i])
+			vcpu_kick(vm->vcpus[i]);
+}
+
+static void *evloop_main(void *arg)
+{
+	struct vm *vm = arg;
+	int ret = evloop_run(&vm->ev);
+
+	if (ret) {
+		log_error("event loop failed: %s", strerror(-ret));
+		vm_request_stop(vm, VM_STOP_ERROR);
+	}
+	return NULL;
+}
+
+enum vm_stop_reason vm_run(struct vm *vm)
+{
+	uint64_t v;
+	int ret;
+
+	ret = pthread_create(&vm->evloop_thread, NULL, evloop_main, vm);
+	if (ret) {
+		log_error("cannot start the event loop thread: %s", strerror(ret));
+		return VM_STOP_ERROR;
+	}
+	vm->evloop_running = true;
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
+		ret = vcpu_start(vm->vcpus[i]);
+		if (ret) {
+			log_error("cannot start vCPU %u: %s", i, strerror(-ret));
+			vm_request_stop(vm, VM_STOP_ERROR);
+			break;
+		}
+	}
+	while (read(vm->stop_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
+		if (!vm->vcpus[i])
+			continue;
+		vcpu_kick(vm->vcpus[i]);
+		vcpu_join(vm->vcpus[i]);
+	}
+	evloop_stop(&vm->ev);
+	pthread_join(vm->evloop_thread, NULL);
+	vm->evloop_running = false;
+	return __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	for (unsigned i = 0; i < VM_MAX_VCPUS; i++) {
+		if (vm->vcpus[i])
+			vcpu_destroy(vm->vcpus[i]);
+		vm->vcpus[i] = NULL;
+	}
+	devmgr_destroy(&vm->dm);
+	if (vm->ev.epfd >= 0)
+		evloop_destroy(&vm->ev);
+	gmem_free(&vm->gm);
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+	if (vm->stop_fd >= 0)
+		close(vm->stop_fd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->stop_fd = vm->vm_fd = vm->kvm_fd = -1;
+}
