@@ -30,7 +30,7 @@ TEST_FAKE_SRCS := $(sort $(filter-out $(TEST_SRCS),$(wildcard tests/unit/*.c)))
 TEST_FAKE_OBJS := $(TEST_FAKE_SRCS:%.c=$(BUILD)/%.o)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all unit asan test guest guest-tests bench format format-check clean
+.PHONY: all unit unit-bins asan test guest guest-tests bench format format-check clean
 all: $(BUILD)/ignition
 
 $(BUILD)/ignition: $(MAIN_OBJ) $(BUILD)/libignition.a
@@ -49,6 +49,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_FAKE_OBJS) $(BUILD)/libignition
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(TEST_LDLIBS)
 
 # Unit tests: every device model, no KVM needed.
+unit-bins: $(TEST_BINS)
 unit: $(TEST_BINS) $(BUILD)/ignition
 	@tests/run-unit.sh $(TEST_BINS)
 

@@ -66,21 +66,18 @@ static int parse_uint(const char *s, unsigned long long min, unsigned long long 
 static int parse_disk(const char *arg, struct cli_disk *d)
 {
 	const char *comma = strrchr(arg, ',');
+	size_t len = strlen(arg);
 
 	d->read_only = false;
-	d->path = arg;
-	if (comma && !strcmp(comma, ",ro")) {
-		d->read_only = true;
-		/* The path is the prefix; keep a copy with the suffix cut off. */
-		d->path = strndup(arg, (size_t)(comma - arg));
-		if (!d->path)
-			return -ENOMEM;
-	} else if (comma && !strcmp(comma, ",rw")) {
-		d->path = strndup(arg, (size_t)(comma - arg));
-		if (!d->path)
-			return -ENOMEM;
+	if (comma && (!strcmp(comma, ",ro") || !strcmp(comma, ",rw"))) {
+		d->read_only = comma[1] == 'r' && comma[2] == 'o';
+		len = (size_t)(comma - arg);
 	}
-	return *d->path ? 0 : -EINVAL;
+	if (len == 0 || len >= sizeof(d->path))
+		return -EINVAL;
+	memcpy(d->path, arg, len);
+	d->path[len] = '\0';
+	return 0;
 }
 
 int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_size)

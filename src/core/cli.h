@@ -10,8 +10,10 @@
 
 #define CLI_MAX_DISKS 16
 
+#define CLI_PATH_MAX 4096
+
 struct cli_disk {
-	const char *path;
+	char path[CLI_PATH_MAX];
 	bool read_only;
 };
 

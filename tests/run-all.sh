@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make test`: build, unit tests, the same under ASan+UBSan, format check, guest tests under
+# KVM (skipped with a reason where /dev/kvm is absent).  Last line: "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+. tests/lib.sh
+export IGN_RESULTS=${IGN_RESULTS:-$(mktemp)}
+: >"$IGN_RESULTS"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+echo "== build"
+if make -s -j"$jobs" all >/tmp/ignition-build.log 2>&1; then
+	result PASS build
+else
+	tail -n 30 /tmp/ignition-build.log
+	result FAIL build "make all failed"
+fi
+
+echo "== unit tests"
+make -s -j"$jobs" unit-bins >/tmp/ignition-unit-build.log 2>&1 || { tail -n 30 /tmp/ignition-unit-build.log; result FAIL unit-build; }
+tests/run-unit.sh --label unit build/tests/test_* || true
+
+echo "== unit tests under ASan + UBSan"
+if make -s -j"$jobs" SAN=1 unit-bins >/tmp/ignition-asan-build.log 2>&1; then
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		tests/run-unit.sh --label asan build/asan/tests/test_* || true
+else
+	tail -n 30 /tmp/ignition-asan-build.log
+	result FAIL asan-build
+fi
+
+echo "== format"
+if command -v clang-format >/dev/null; then
+	if make -s format-check >/tmp/ignition-format.log 2>&1; then
+		result PASS format-check
+	else
+		head -n 20 /tmp/ignition-format.log
+		result FAIL format-check "run make format"
+	fi
+else
+	result SKIP format-check "clang-format not installed"
+fi
+
+echo "== guest tests"
+tests/guest/run.sh || true
+
+echo
+summary "$IGN_RESULTS"
+grep -q '^FAIL ' "$IGN_RESULTS" && exit 1
+exit 0

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Run cmocka unit test binaries; one result line per test case.
+# Usage: tests/run-unit.sh [--label L] BIN...
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+label=unit
+if [ "${1:-}" = --label ]; then
+	label=$2
+	shift 2
+fi
+rc=0
+for bin in "$@"; do
+	name=$(basename "$bin")
+	out=$(mktemp)
+	# cmocka prints "[       OK ] case" / "[  FAILED  ] case" per test case.
+	"$bin" >"$out" 2>&1
+	status=$?
+	cases=0
+	while read -r tag rest; do
+		case "$tag" in
+		OK) result PASS "$label/$name/$rest"; cases=$((cases + 1)) ;;
+		FAILED) result FAIL "$label/$name/$rest"; cases=$((cases + 1)); rc=1 ;;
+		SKIPPED) result SKIP "$label/$name/$rest"; cases=$((cases + 1)) ;;
+		esac
+	done < <(sed -n -E 's/^\[ *(OK|FAILED|SKIPPED) *\] ([A-Za-z0-9_]+)$/\1 \2/p' "$out")
+	if [ $status -ne 0 ] || [ $cases -eq 0 ]; then
+		# A crash (sanitizer report, abort) or a binary that ran no case.
+		if ! grep -q -E '^\[ *FAILED *\] [A-Za-z0-9_]+$' "$out"; then
+			result FAIL "$label/$name" "exit status $status, $cases cases"
+		fi
+		rc=1
+		sed 's/^/    | /' "$out" | tail -n 40
+	fi
+	rm -f "$out"
+done
+exit $rc

@@ -1,0 +1,136 @@
+/* `ignition run` argument parsing: good input and every kind of bad input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/cli.h"
+
+#include <errno.h>
+#include <string.h>
+
+static int parse(struct cli_opts *o, char *err, int argc, char **argv)
+{
+	return cli_parse(argc, argv, o, err, 256);
+}
+
+#define ARGS(...) ((char *[]){ "run", __VA_ARGS__, NULL })
+#define NARGS(...) ((int)(sizeof((char *[]){ "run", __VA_ARGS__ }) / sizeof(char *)))
+#define PARSE(o, err, ...) parse(o, err, NARGS(__VA_ARGS__), ARGS(__VA_ARGS__))
+
+static void test_defaults(void **state)
+{
+	struct cli_opts o;
+	char err[256];
+	char *argv[] = { "run", NULL };
+
+	assert_int_equal(cli_parse(1, argv, &o, err, sizeof(err)), 0);
+	assert_null(o.kernel);
+	assert_int_equal(o.smp, 1);
+	assert_int_equal(o.mem_mib, 256);
+	assert_false(o.no_acpi);
+	assert_int_equal(o.nr_disks, 0);
+	assert_int_equal(o.cpu_template, CPU_TEMPLATE_AUTO);
+	assert_string_equal(o.guest, "min");
+}
+
+static void test_all_flags(void **state)
+{
+	struct cli_opts o;
+	char err[256];
+
+	assert_int_equal(PARSE(&o, err, "--kernel", "/k", "--initrd", "/i", "--disk", "/a.img",
+			       "--disk", "/b.img,ro", "--cmdline", "console=ttyS0", "--append",
+			       "quiet", "--smp", "4", "--mem", "512", "--no-acpi", "--cpu-template",
+			       "no-pv-hypercalls", "--guest", "stock"),
+			 0);
+	assert_string_equal(o.kernel, "/k");
+	assert_string_equal(o.initrd, "/i");
+	assert_int_equal(o.nr_disks, 2);
+	assert_string_equal(o.disks[0].path, "/a.img");
+	assert_false(o.disks[0].read_only);
+	assert_string_equal(o.disks[1].path, "/b.img");
+	assert_true(o.disks[1].read_only);
+	assert_string_equal(o.cmdline, "console=ttyS0");
+	assert_string_equal(o.append, "quiet");
+	assert_int_equal(o.smp, 4);
+	assert_int_equal(o.mem_mib, 512);
+	assert_true(o.no_acpi);
+	assert_int_equal(o.cpu_template, CPU_TEMPLATE_NO_PV_HC);
+	assert_string_equal(o.guest, "stock");
+}
+
+static void test_bad_numbers(void **state)
+{
+	struct cli_opts o;
+	char err[256];
+
+	assert_int_equal(PARSE(&o, err, "--smp", "0"), -EINVAL);
+	assert_non_null(strstr(err, "--smp"));
+	assert_int_equal(PARSE(&o, err, "--smp", "33"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--smp", "-1"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--smp", "2x"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--mem", "abc"), -EINVAL);
+	assert_non_null(strstr(err, "'abc'"));
+	assert_int_equal(PARSE(&o, err, "--mem", ""), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--mem", "99999999999999999999999"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--mem", "8"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--smp", "32"), 0);
+}
+
+static void test_bad_usage(void **state)
+{
+	struct cli_opts o;
+	char err[256];
+
+	assert_int_equal(PARSE(&o, err, "--bogus"), -EINVAL);
+	assert_non_null(strstr(err, "unknown option"));
+	assert_int_equal(PARSE(&o, err, "--kernel"), -EINVAL);
+	assert_non_null(strstr(err, "needs a value"));
+	assert_int_equal(PARSE(&o, err, "stray"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--initrd", "/i"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--disk", ",ro"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--guest", "fancy"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--cpu-template", "fast"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--help"), 0);
+	assert_true(o.help);
+}
+
+static void test_too_many_disks(void **state)
+{
+	struct cli_opts o;
+	char err[256];
+	char *argv[2 * CLI_MAX_DISKS + 4];
+	int n = 0;
+
+	argv[n++] = "run";
+	for (int i = 0; i <= CLI_MAX_DISKS; i++) {
+		argv[n++] = "--disk";
+		argv[n++] = "/x.img";
+	}
+	argv[n] = NULL;
+	assert_int_equal(cli_parse(n, argv, &o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "too many"));
+}
+
+static void test_usage_mentions_every_flag(void **state)
+{
+	static const char *const flags[] = { "--kernel", "--initrd",  "--disk",	 "--cmdline",
+					     "--append", "--guest",   "--smp",	 "--mem",
+					     "--no-acpi", "--cpu-template", "--help" };
+
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		assert_non_null(strstr(cli_usage, flags[i]));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),	cmocka_unit_test(test_all_flags),
+		cmocka_unit_test(test_bad_numbers),	cmocka_unit_test(test_bad_usage),
+		cmocka_unit_test(test_too_many_disks), cmocka_unit_test(test_usage_mentions_every_flag),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

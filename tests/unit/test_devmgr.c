@@ -1,0 +1,259 @@
+/* Bus decoding and the DeviceManager: windows, GSIs, access sizes, describe, teardown. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "arch/x86/layout.h"
+#include "core/bus.h"
+#include "core/devmgr.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+struct fake {
+	uint64_t last_off;
+	unsigned last_size;
+	uint64_t last_val;
+	int reads, writes, resets, destroyed;
+	int *destroy_order;
+	int *destroy_pos;
+	int id;
+};
+
+static uint64_t fake_read(void *dev, uint64_t off, unsigned size)
+{
+	struct fake *f = dev;
+
+	f->reads++;
+	f->last_off = off;
+	f->last_size = size;
+	return 0x1122334455667788ull;
+}
+
+static void fake_write(void *dev, uint64_t off, unsigned size, uint64_t val)
+{
+	struct fake *f = dev;
+
+	f->writes++;
+	f->last_off = off;
+	f->last_size = size;
+	f->last_val = val;
+}
+
+static void fake_reset(void *dev)
+{
+	((struct fake *)dev)->resets++;
+}
+
+static void fake_destroy(void *dev)
+{
+	struct fake *f = dev;
+
+	f->destroyed++;
+	if (f->destroy_order)
+		f->destroy_order[(*f->destroy_pos)++] = f->id;
+}
+
+static int fake_describe(void *dev, const struct dm_dev *slot, struct dm_describe *ctx)
+{
+	return dm_cmdline_append(ctx, " dev=%s@%#llx:%u", slot->id,
+				 (unsigned long long)slot->base, slot->irq.gsi);
+}
+
+static const struct dev_ops fake_ops = {
+	.name = "fake",
+	.sizes = BUS_SZ1 | BUS_SZ4,
+	.read = fake_read,
+	.write = fake_write,
+	.reset = fake_reset,
+	.describe = fake_describe,
+	.destroy = fake_destroy,
+};
+
+static void test_bus_register_and_find(void **state)
+{
+	struct bus bus;
+	struct fake a = { 0 }, b = { 0 };
+
+	bus_init(&bus, "test");
+	assert_int_equal(bus_register(&bus, 0x2000, 0x100, &fake_ops, &b), 0);
+	assert_int_equal(bus_register(&bus, 0x1000, 0x100, &fake_ops, &a), 0);
+	assert_int_equal(bus_register(&bus, 0x10ff, 2, &fake_ops, &a), -EEXIST);
+	assert_int_equal(bus_register(&bus, 0x0f00, 0x101, &fake_ops, &a), -EEXIST);
+	assert_int_equal(bus_register(&bus, 0x3000, 0, &fake_ops, &a), -EINVAL);
+	assert_int_equal(bus_register(&bus, UINT64_MAX - 1, 4, &fake_ops, &a), -EINVAL);
+	assert_ptr_equal(bus_find(&bus, 0x1000)->dev, &a);
+	assert_ptr_equal(bus_find(&bus, 0x10ff)->dev, &a);
+	assert_null(bus_find(&bus, 0x1100));
+	assert_ptr_equal(bus_find(&bus, 0x20ff)->dev, &b);
+	assert_null(bus_find(&bus, 0xfff));
+	bus_unregister(&bus, 0x1000);
+	assert_null(bus_find(&bus, 0x1000));
+	assert_ptr_equal(bus_find(&bus, 0x2000)->dev, &b);
+}
+
+static void test_bus_access_sizes(void **state)
+{
+	struct bus bus;
+	struct fake a = { 0 };
+	uint8_t buf[8];
+	uint32_t v32 = 0xdeadbeef;
+
+	bus_init(&bus, "test");
+	assert_int_equal(bus_register(&bus, 0x1000, 0x10, &fake_ops, &a), 0);
+	/* Offsets, never absolute addresses. */
+	assert_true(bus_read(&bus, 0x1004, buf, 4));
+	assert_int_equal(a.last_off, 4);
+	assert_int_equal(a.last_size, 4);
+	assert_memory_equal(buf, "\x88\x77\x66\x55", 4);
+	assert_true(bus_write(&bus, 0x1008, &v32, 4));
+	assert_int_equal(a.last_val, 0xdeadbeef);
+	/* 2-byte access is not declared: all-ones, device not called. */
+	a.reads = 0;
+	assert_true(bus_read(&bus, 0x1000, buf, 2));
+	assert_int_equal(a.reads, 0);
+	assert_memory_equal(buf, "\xff\xff", 2);
+	/* An access running past the end of the window is refused. */
+	assert_true(bus_read(&bus, 0x100e, buf, 4));
+	assert_int_equal(a.reads, 0);
+	/* Nothing there: all-ones, counted. */
+	assert_false(bus_read(&bus, 0x5000, buf, 1));
+	assert_int_equal(buf[0], 0xff);
+	assert_false(bus_write(&bus, 0x5000, &v32, 4));
+	assert_int_equal(bus.unhandled, 2);
+}
+
+static void test_devmgr_allocation(void **state)
+{
+	struct devmgr dm;
+	struct dm_dev *d[20];
+	struct fake f[20] = { 0 };
+	int i;
+
+	devmgr_init(&dm, NULL, NULL, NULL);
+	/* The first MMIO slot is at the start of the window (the boot-timer's). */
+	assert_int_equal(devmgr_reserve_mmio(&dm, "boot-timer", 0x1000, false, &d[0]), 0);
+	assert_int_equal(d[0]->base, LAYOUT_MMIO_START);
+	assert_false(d[0]->has_irq);
+	assert_int_equal(devmgr_attach(&dm, d[0], &fake_ops, &f[0]), 0);
+	assert_int_equal(devmgr_reserve_pio(&dm, "rtc", 0x70, 2, LAYOUT_GSI_RTC, &d[1]), 0);
+	assert_int_equal(devmgr_attach(&dm, d[1], &fake_ops, &f[1]), 0);
+	/* MMIO devices get consecutive 4 KiB slots and GSIs from 5, skipping taken ones. */
+	for (i = 2; i < 10; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "v%d", i);
+		assert_int_equal(devmgr_reserve_mmio(&dm, id, 0x200, true, &d[i]), 0);
+		assert_int_equal(d[i]->base, LAYOUT_MMIO_START + (uint64_t)(i - 1) * 0x1000);
+		assert_int_equal(d[i]->len, 0x1000);
+		assert_true(d[i]->has_irq);
+		assert_true(d[i]->irq.gsi >= LAYOUT_GSI_FIRST);
+		assert_int_not_equal(d[i]->irq.gsi, LAYOUT_GSI_RTC);
+		assert_int_equal(d[i]->irq.fd, -1); /* no VM: no irqfd */
+		assert_int_equal(devmgr_attach(&dm, d[i], &fake_ops, &f[i]), 0);
+	}
+	assert_int_equal(d[2]->irq.gsi, 5);
+	assert_int_equal(d[5]->irq.gsi, 9); /* 8 is the RTC's */
+	/* Duplicate ids and a taken fixed GSI are refused. */
+	assert_int_equal(devmgr_reserve_mmio(&dm, "v2", 0x1000, true, &d[10]), -EINVAL);
+	assert_int_equal(devmgr_reserve_pio(&dm, "x", 0x80, 1, 5, &d[10]), -EBUSY);
+	/* Overlapping ports: the attach fails and the slot is released. */
+	assert_int_equal(devmgr_reserve_pio(&dm, "rtc2", 0x71, 1, -1, &d[10]), 0);
+	assert_int_equal(devmgr_attach(&dm, d[10], &fake_ops, &f[10]), -EEXIST);
+	assert_null(devmgr_find(&dm, "rtc2"));
+	assert_ptr_equal(devmgr_find(&dm, "v3"), d[3]);
+	/* Bus dispatch reaches the right device with window offsets. */
+	{
+		uint8_t b = 0x42;
+
+		assert_true(bus_write(&dm.mmio, d[4]->base + 0x10, &b, 1));
+		assert_int_equal(f[4].last_off, 0x10);
+		assert_true(bus_write(&dm.pio, 0x71, &b, 1));
+		assert_int_equal(f[1].last_off, 1);
+	}
+	devmgr_reset(&dm);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(f[i].resets, 1);
+	devmgr_destroy(&dm);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(f[i].destroyed, 1);
+	assert_int_equal(dm.nr_devs, 0);
+}
+
+static void test_devmgr_gsi_exhaustion(void **state)
+{
+	struct devmgr dm;
+	struct dm_dev *d;
+	int n = 0;
+
+	devmgr_init(&dm, NULL, NULL, NULL);
+	for (;;) {
+		char id[16];
+		int ret;
+
+		snprintf(id, sizeof(id), "v%d", n);
+		ret = devmgr_reserve_mmio(&dm, id, 0x1000, true, &d);
+		if (ret) {
+			assert_int_equal(ret, -ENOSPC);
+			break;
+		}
+		n++;
+		assert_true(n < 100);
+	}
+	/* GSIs 5..23 minus the RTC's 8. */
+	assert_int_equal(n, LAYOUT_GSI_LAST - LAYOUT_GSI_FIRST + 1 - 1);
+	/* Devices without interrupts still fit. */
+	assert_int_equal(devmgr_reserve_mmio(&dm, "noirq", 0x1000, false, &d), 0);
+	devmgr_destroy(&dm);
+}
+
+static void test_devmgr_describe_and_order(void **state)
+{
+	struct devmgr dm;
+	struct dm_dev *d;
+	struct fake f[3] = { 0 };
+	int order[3], pos = 0;
+	char cmdline[256] = "console=ttyS0";
+	struct dm_describe ctx = { .cmdline = cmdline, .cmdline_size = sizeof(cmdline) };
+	char small[24] = "";
+	struct dm_describe tiny = { .cmdline = small, .cmdline_size = sizeof(small) };
+
+	devmgr_init(&dm, NULL, NULL, NULL);
+	for (int i = 0; i < 3; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "d%d", i);
+		f[i].id = i;
+		f[i].destroy_order = order;
+		f[i].destroy_pos = &pos;
+		assert_int_equal(devmgr_reserve_mmio(&dm, id, 0x1000, true, &d), 0);
+		assert_int_equal(devmgr_attach(&dm, d, &fake_ops, &f[i]), 0);
+	}
+	assert_int_equal(devmgr_describe(&dm, &ctx), 0);
+	assert_string_equal(cmdline, "console=ttyS0 dev=d0@0xc0000000:5 dev=d1@0xc0001000:6"
+				     " dev=d2@0xc0002000:7");
+	/* A command line that does not fit is an error, and stays terminated. */
+	assert_int_equal(devmgr_describe(&dm, &tiny), -ENOSPC);
+	assert_true(strlen(small) < sizeof(small));
+	devmgr_destroy(&dm);
+	/* Destruction unwinds in reverse registration order. */
+	assert_int_equal(order[0], 2);
+	assert_int_equal(order[1], 1);
+	assert_int_equal(order[2], 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bus_register_and_find),
+		cmocka_unit_test(test_bus_access_sizes),
+		cmocka_unit_test(test_devmgr_allocation),
+		cmocka_unit_test(test_devmgr_gsi_exhaustion),
+		cmocka_unit_test(test_devmgr_describe_and_order),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
