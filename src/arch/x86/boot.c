@@ -5,6 +5,7 @@
 #include "util/log.h"
 
 #include <elf.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -55,18 +56,12 @@ static uint64_t low_ram_end(const struct gmem *gm)
 	return gm->regions[0].gpa + gm->regions[0].size;
 }
 
-/* bzImage: real-mode setup sectors, then the protected-mode kernel loaded at 1 MiB and entered
- * at its 64-bit entry point, 0x200 past the load address (boot protocol "64-bit BOOT PROTOCOL"). */
-static int load_bzimage(const struct gmem *gm, const uint8_t *img, size_t len,
-			struct boot_info *bi, const char **why)
+/* Format checks shared by the probe and the loader (boot protocol 2.12+, 64-bit entry). */
+static int check_bzimage(const uint8_t *img, size_t len, const char **why)
 {
 	unsigned setup_sects = img[HDR_SETUP_SECTS] ? img[HDR_SETUP_SECTS] : 4;
-	size_t kernel_off = ((size_t)setup_sects + 1) * 512;
-	size_t hdr_end = HDR_JUMP + 2 + (size_t)img[HDR_JUMP + 1];
-	uint16_t version = get16(img + HDR_VERSION);
-	uint64_t init_size, need;
 
-	if (version < 0x020c) {
+	if (get16(img + HDR_VERSION) < 0x020c) {
 		*why = "bzImage boot protocol is older than 2.12 (no 64-bit entry)";
 		return -ENOEXEC;
 	}
@@ -78,10 +73,37 @@ static int load_bzimage(const struct gmem *gm, const uint8_t *img, size_t len,
 		*why = "zImage (not loaded high) is not supported";
 		return -ENOEXEC;
 	}
-	if (kernel_off >= len) {
+	if (((size_t)setup_sects + 1) * 512 >= len) {
 		*why = "bzImage is truncated (no protected-mode kernel)";
 		return -ENOEXEC;
 	}
+	return 0;
+}
+
+static bool is_elf(const uint8_t *img, size_t len)
+{
+	return len >= SELFMAG && !memcmp(img, ELFMAG, SELFMAG);
+}
+
+static bool is_bzimage(const uint8_t *img, size_t len)
+{
+	return len >= 0x1000 && get16(img + HDR_BOOT_FLAG) == 0xaa55 &&
+	       get32(img + HDR_HEADER) == HDR_MAGIC;
+}
+
+/* bzImage: real-mode setup sectors, then the protected-mode kernel loaded at 1 MiB and entered
+ * at its 64-bit entry point, 0x200 past the load address (boot protocol "64-bit BOOT PROTOCOL"). */
+static int load_bzimage(const struct gmem *gm, const uint8_t *img, size_t len,
+			struct boot_info *bi, const char **why)
+{
+	unsigned setup_sects = img[HDR_SETUP_SECTS] ? img[HDR_SETUP_SECTS] : 4;
+	size_t kernel_off = ((size_t)setup_sects + 1) * 512;
+	size_t hdr_end = HDR_JUMP + 2 + (size_t)img[HDR_JUMP + 1];
+	uint64_t init_size, need;
+	int ret = check_bzimage(img, len, why);
+
+	if (ret)
+		return ret;
 	if (hdr_end > len || hdr_end > BP_SIZE)
 		hdr_end = len < BP_SIZE ? len : BP_SIZE;
 	/* The kernel decompresses in place and needs init_size bytes from its load address. */
@@ -160,10 +182,9 @@ int boot_load_kernel_buf(const struct gmem *gm, const uint8_t *img, size_t len,
 			 struct boot_info *bi, const char **why)
 {
 	*why = NULL;
-	if (len >= SELFMAG && !memcmp(img, ELFMAG, SELFMAG))
+	if (is_elf(img, len))
 		return load_elf(gm, img, len, bi, why);
-	if (len >= 0x1000 && get16(img + HDR_BOOT_FLAG) == 0xaa55 &&
-	    get32(img + HDR_HEADER) == HDR_MAGIC)
+	if (is_bzimage(img, len))
 		return load_bzimage(gm, img, len, bi, why);
 	*why = "not a Linux kernel (neither a bzImage nor an ELF vmlinux)";
 	return -ENOEXEC;
@@ -196,6 +217,29 @@ static int map_file(const char *path, const uint8_t **data, size_t *len)
 	*data = p;
 	*len = (size_t)st.st_size;
 	return 0;
+}
+
+int boot_probe_kernel(const char *path, const char **why)
+{
+	const uint8_t *img;
+	size_t len;
+	int ret = map_file(path, &img, &len);
+
+	*why = NULL;
+	if (ret)
+		return ret;
+	if (!len) {
+		*why = "file is empty";
+		return -ENOEXEC;
+	}
+	if (is_bzimage(img, len)) {
+		ret = check_bzimage(img, len, why);
+	} else if (!is_elf(img, len)) {
+		*why = "not a Linux kernel (neither a bzImage nor an ELF vmlinux)";
+		ret = -ENOEXEC;
+	}
+	munmap((void *)img, len);
+	return ret;
 }
 
 int boot_load_kernel(const struct gmem *gm, const char *path, struct boot_info *bi,

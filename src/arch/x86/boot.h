@@ -68,6 +68,8 @@ struct boot_info {
  * -ENOEXEC with *why set when the file is not a kernel this loader can boot. */
 int boot_load_kernel(const struct gmem *gm, const char *path, struct boot_info *bi,
 		     const char **why) __attribute__((warn_unused_result));
+/* Check that a file looks like a kernel this loader boots, before any VM exists. */
+int boot_probe_kernel(const char *path, const char **why) __attribute__((warn_unused_result));
 /* Same, from a buffer (unit tests, fuzzing). */
 int boot_load_kernel_buf(const struct gmem *gm, const uint8_t *img, size_t len,
 			 struct boot_info *bi, const char **why) __attribute__((warn_unused_result));

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Guest tests: boot real kernels under KVM with ignition and check what a user sees.
+
+Boots as few times as possible (each boot is ~35-60 s on nested KVM) and checks many things
+per boot.  Every check appends "PASS|FAIL|SKIP name (reason)" to $IGN_RESULTS.
+
+Boot 1  default guest, --smp 2, ACPI: login as root, nproc = 2, date matches the host (CMOS
+        RTC), root found through the DSDT (no virtio_mmio.device= on the command line),
+        boot-timer line, write + sync a file, poweroff -> exit 0, file found on the image.
+Boot 2  --smp 4: nproc = 4, Ctrl-A x -> exit 0 and the terminal settings restored.
+Boot 3  --smp 1 --no-acpi: virtio_mmio.device= on the command line, nproc = 1,
+        reboot -> exit 0.
+"""
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IGNITION = os.environ.get("IGNITION", os.path.join(ROOT, "build", "ignition"))
+GUEST_DIR = os.environ.get("IGNITION_GUEST_DIR", os.path.join(ROOT, "guest", "out"))
+RESULTS = os.environ.get("IGN_RESULTS", "/dev/null")
+LOGIN_TIMEOUT = float(os.environ.get("IGN_LOGIN_TIMEOUT", "420"))
+CMD_TIMEOUT = float(os.environ.get("IGN_CMD_TIMEOUT", "120"))
+LOG_DIR = os.environ.get("IGN_GUEST_LOGS", os.path.join(ROOT, "build", "guest-logs"))
+
+
+def result(status, name, reason=""):
+    line = f"{status} guest/{name}" + (f" ({reason})" if reason else "")
+    with open(RESULTS, "a") as f:
+        f.write(line + "\n")
+    tag = {"PASS": "ok  ", "FAIL": "FAIL", "SKIP": "skip"}[status]
+    print(f"  {tag}  guest/{name}" + (f": {reason}" if reason else ""), flush=True)
+
+
+def check(name, cond, reason=""):
+    result("PASS" if cond else "FAIL", name, "" if cond else reason)
+    return cond
+
+
+class Timeout(Exception):
+    pass
+
+
+class Guest:
+    """ignition on a pseudo-terminal, as a person at a terminal would run it."""
+
+    def __init__(self, name, args):
+        os.makedirs(LOG_DIR, exist_ok=True)
+        self.name = name
+        self.master, self.slave = os.openpty()
+        self.termios_before = termios.tcgetattr(self.slave)
+        self.console_log = open(os.path.join(LOG_DIR, f"{name}.console.log"), "wb")
+        self.stderr_path = os.path.join(LOG_DIR, f"{name}.stderr.log")
+        self.stderr = open(self.stderr_path, "wb")
+        self.buf = b""
+        self.start = time.monotonic()
+        self.proc = subprocess.Popen(
+            [IGNITION, "run", *args],
+            stdin=self.slave, stdout=self.slave, stderr=self.stderr,
+            start_new_session=True, close_fds=True)
+
+    def _read(self, timeout):
+        r, _, _ = select.select([self.master], [], [], timeout)
+        if not r:
+            return False
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            return False
+        self.console_log.write(data)
+        self.console_log.flush()
+        self.buf += data
+        return True
+
+    def expect(self, pattern, timeout):
+        """Wait for regex `pattern` (bytes) in the console output; consume up to its end."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while True:
+            m = rx.search(self.buf)
+            if m:
+                self.buf = self.buf[m.end():]
+                return m
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Timeout(f"timed out after {timeout:.0f}s waiting for {pattern!r}")
+            if not self._read(min(left, 1.0)) and self.proc.poll() is not None:
+                # Drain whatever is left, then give up.
+                while self._read(0.1):
+                    pass
+                m = rx.search(self.buf)
+                if m:
+                    self.buf = self.buf[m.end():]
+                    return m
+                raise Timeout(f"ignition exited ({self.proc.returncode}) before {pattern!r}")
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        for i in range(0, len(data), 16):  # the UART FIFO is small; be gentle
+            os.write(self.master, data[i:i + 16])
+            time.sleep(0.02)
+
+    def login(self):
+        self.expect(rb"login: ", LOGIN_TIMEOUT)
+        self.login_s = time.monotonic() - self.start
+        self.send("root\n")
+        self.expect(rb"# ", CMD_TIMEOUT)
+
+    def run(self, cmd, timeout=CMD_TIMEOUT):
+        """Run a shell command in the guest; return (status, output)."""
+        # The markers are quoted in the command so the echo of the typed line does not match.
+        self.send(f"echo __B''EGIN__; {cmd}; echo __E''ND__$?\n")
+        self.expect(rb"__BEGIN__\r?\n", timeout)
+        m = self.expect(rb"([\s\S]*?)__END__(\d+)", timeout)
+        out = m.group(1).decode(errors="replace").replace("\r", "")
+        return int(m.group(2)), out.strip()
+
+    def wait_exit(self, timeout):
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            self._read(0.5)
+        if self.proc.poll() is None:
+            return None
+        while self._read(0.1):
+            pass
+        return self.proc.returncode
+
+    def stderr_text(self):
+        self.stderr.flush()
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def terminal_restored(self):
+        return termios.tcgetattr(self.slave) == self.termios_before
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.console_log.close()
+        self.stderr.close()
+
+
+def debugfs_cat(image, path):
+    p = subprocess.run(["debugfs", "-R", f"cat {path}", image], capture_output=True)
+    return p.stdout.decode(errors="replace")
+
+
+def boot1(rootfs):
+    """Default guest, 2 vCPUs, ACPI discovery, login, RTC, disk write, boot-timer, poweroff."""
+    g = Guest("boot1-smp2", ["--smp", "2", "--disk", rootfs])
+    try:
+        g.login()
+        result("PASS", "login-root")
+        st, out = g.run("nproc")
+        check("nproc-smp2", st == 0 and out == "2", f"nproc said {out!r}")
+        st, out = g.run("uname -sr")
+        check("shell-runs-commands", st == 0 and out.startswith("Linux"), out)
+        st, out = g.run("date +%s")
+        try:
+            skew = abs(int(out) - time.time())
+        except ValueError:
+            skew = 1e9
+        check("rtc-date-is-host-time", st == 0 and skew < 120, f"guest {out!r}, skew {skew}")
+        st, cl = g.run("cat /proc/cmdline")
+        check("acpi-no-virtio-cmdline", st == 0 and "virtio_mmio.device" not in cl, cl)
+        st, out = g.run("ls /sys/bus/acpi/devices/ | grep -c LNRO0005")
+        check("acpi-dsdt-virtio-node", st == 0 and out.strip() not in ("", "0"), out)
+        st, out = g.run("grep ' / ' /proc/mounts")
+        check("root-on-virtio-blk", st == 0 and "/dev/vda" in out and "ext4" in out, out)
+        st, _ = g.run("echo ignition-was-here > /root/persist.txt && sync")
+        check("write-file-and-sync", st == 0)
+        g.send("poweroff\n")
+        rc = g.wait_exit(CMD_TIMEOUT)
+        check("poweroff-exit-0", rc == 0, f"exit status {rc}")
+        err = g.stderr_text()
+        check("boot-timer-line", re.search(r"Guest-boot-time = \d+ ms", err) is not None,
+              "no 'Guest-boot-time = N ms' on stderr")
+        check("boot-timer-once", len(re.findall(r"Guest-boot-time", err)) == 1, err[-300:])
+        check("file-on-image-after-poweroff",
+              "ignition-was-here" in debugfs_cat(rootfs, "/root/persist.txt"))
+        print(f"    launch-to-login {g.login_s:.1f} s", flush=True)
+    except Timeout as e:
+        result("FAIL", "boot1", str(e))
+    finally:
+        g.close()
+
+
+def boot2(rootfs):
+    """4 vCPUs; Ctrl-A x quits cleanly and restores the terminal."""
+    g = Guest("boot2-smp4", ["--smp", "4", "--disk", rootfs])
+    try:
+        g.login()
+        st, out = g.run("nproc")
+        check("nproc-smp4", st == 0 and out == "4", f"nproc said {out!r}")
+        g.send(b"\x01x")
+        rc = g.wait_exit(60)
+        check("ctrl-a-x-exit-0", rc == 0, f"exit status {rc}")
+        check("terminal-restored", g.terminal_restored(), "termios differs after exit")
+    except Timeout as e:
+        result("FAIL", "boot2", str(e))
+    finally:
+        g.close()
+
+
+def boot3(rootfs):
+    """1 vCPU without ACPI: devices on the command line; guest reboot ends ignition."""
+    g = Guest("boot3-smp1-noacpi", ["--smp", "1", "--no-acpi", "--disk", rootfs])
+    try:
+        g.login()
+        st, out = g.run("nproc")
+        check("nproc-smp1", st == 0 and out == "1", f"nproc said {out!r}")
+        st, cl = g.run("cat /proc/cmdline")
+        check("no-acpi-virtio-cmdline", "virtio_mmio.device=4K@0xc000" in cl, cl)
+        g.send("reboot\n")
+        rc = g.wait_exit(CMD_TIMEOUT)
+        check("reboot-exit-0", rc == 0, f"exit status {rc}")
+    except Timeout as e:
+        result("FAIL", "boot3", str(e))
+    finally:
+        g.close()
+
+
+NAMES = ["login-root", "nproc-smp1", "nproc-smp2", "nproc-smp4", "rtc-date-is-host-time",
+         "acpi-dsdt-virtio-node", "root-on-virtio-blk", "file-on-image-after-poweroff",
+         "ctrl-a-x-exit-0", "terminal-restored", "boot-timer-line", "reboot-exit-0"]
+
+
+def main():
+    if not os.path.exists("/dev/kvm"):
+        why = "no /dev/kvm on this machine"
+        try:
+            if "kvm-pvm" in subprocess.run(["dmesg"], capture_output=True, text=True).stdout:
+                why += " (dmesg: this kernel is itself a kvm-pvm guest)"
+        except OSError:
+            pass
+        for n in NAMES:
+            result("SKIP", n, why)
+        return 0
+    rootfs_src = os.path.join(GUEST_DIR, "rootfs.ext4")
+    for f in ("bzImage-min", "rootfs.ext4"):
+        if not os.path.exists(os.path.join(GUEST_DIR, f)):
+            result("FAIL", "guest-assets", f"{GUEST_DIR}/{f} missing: run make guest")
+            return 1
+    tmp = tempfile.mkdtemp(prefix="ign-guest-")
+    try:
+        only = os.environ.get("IGN_GUEST_ONLY", "1,2,3").split(",")
+        for n, fn in (("1", boot1), ("2", boot2), ("3", boot3)):
+            if n not in only:
+                continue
+            rootfs = os.path.join(tmp, f"rootfs{n}.ext4")
+            shutil.copyfile(rootfs_src, rootfs)
+            fn(rootfs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
