@@ -5,6 +5,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
 ign=${IGNITION:-$here/../../build/ignition}
+runas=
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -13,14 +14,14 @@ expect_error() {
 	local name=$1 want=$2 pattern=$3
 	shift 4
 	local err status lines
-	err=$("$ign" "$@" 2>&1 >/dev/null </dev/null)
+	err=$($runas "$ign" "$@" 2>&1 >/dev/null </dev/null)
 	status=$?
 	lines=$(printf '%s\n' "$err" | grep -c .)
 	if [ $status -ne "$want" ]; then
 		result FAIL "cli/$name" "exit status $status, want $want: $err"
 	elif [ "$lines" -ne 1 ]; then
 		result FAIL "cli/$name" "want one line on stderr, got $lines: $err"
-	elif ! printf '%s' "$err" | grep -q -E "$pattern"; then
+	elif ! printf '%s' "$err" | grep -q -E -e "$pattern"; then
 		result FAIL "cli/$name" "stderr does not match /$pattern/: $err"
 	else
 		result PASS "cli/$name"
@@ -61,15 +62,14 @@ expect_error missing-value 2 "needs a value" -- run --kernel
 if id nobody >/dev/null 2>&1 && command -v runuser >/dev/null; then
 	chmod 600 "$tmp/fake-bzimage"
 	chmod 755 "$tmp"
-	# Run as nobody: expect_error with the runuser wrapper.
-	ign_real=$ign
-	ign="runuser -u nobody -- $ign_real"
+	# Run as nobody: no read permission, and no access to /dev/kvm.
+	runas="runuser -u nobody --"
 	expect_error unreadable-kernel 1 "Permission denied" -- run --kernel "$tmp/fake-bzimage"
 	chmod 644 "$tmp/fake-bzimage"
 	chmod 666 "$tmp/disk.img"
 	# No access to /dev/kvm (absent here, or not in the kvm group): a clear line about it.
 	expect_error no-kvm-access 1 "/dev/kvm" -- run --kernel "$tmp/fake-bzimage" --disk "$tmp/disk.img"
-	ign=$ign_real
+	runas=
 else
 	result SKIP cli/unreadable-kernel "no 'nobody' user or runuser"
 fi

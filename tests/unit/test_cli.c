@@ -1,4 +1,6 @@
 /* `ignition run` argument parsing: good input and every kind of bad input. */
+/* argv arrays of string literals, as a shell would pass them. */
+#pragma GCC diagnostic ignored "-Wdiscarded-qualifiers"
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -6,7 +6,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 struct virtio_mmio;
 struct virtq;
@@ -14,46 +13,47 @@ struct snap_writer;
 struct snap_reader;
 
 /* Device ids (virtio 1.2 §5). */
-#define VIRTIO_ID_NET     1
-#define VIRTIO_ID_BLOCK   2
+#define VIRTIO_ID_NET	  1
+#define VIRTIO_ID_BLOCK	  2
 #define VIRTIO_ID_CONSOLE 3
-#define VIRTIO_ID_RNG     4
+#define VIRTIO_ID_RNG	  4
 #define VIRTIO_ID_BALLOON 5
-#define VIRTIO_ID_VSOCK   19
+#define VIRTIO_ID_VSOCK	  19
 
 /* Device status bits (virtio 1.2 §2.1). */
-#define VIRTIO_STATUS_ACKNOWLEDGE        1u
-#define VIRTIO_STATUS_DRIVER             2u
-#define VIRTIO_STATUS_DRIVER_OK          4u
-#define VIRTIO_STATUS_FEATURES_OK        8u
+#define VIRTIO_STATUS_ACKNOWLEDGE	 1u
+#define VIRTIO_STATUS_DRIVER		 2u
+#define VIRTIO_STATUS_DRIVER_OK		 4u
+#define VIRTIO_STATUS_FEATURES_OK	 8u
 #define VIRTIO_STATUS_DEVICE_NEEDS_RESET 64u
-#define VIRTIO_STATUS_FAILED             128u
+#define VIRTIO_STATUS_FAILED		 128u
 
 /* Reserved feature bits (virtio 1.2 §6). */
-#define VIRTIO_F_INDIRECT_DESC 28
-#define VIRTIO_F_EVENT_IDX     29
-#define VIRTIO_F_VERSION_1     32
+#define VIRTIO_F_INDIRECT_DESC	 28
+#define VIRTIO_F_EVENT_IDX	 29
+#define VIRTIO_F_VERSION_1	 32
 #define VIRTIO_F_ACCESS_PLATFORM 33
-#define VIRTIO_F_RING_PACKED   34
+#define VIRTIO_F_RING_PACKED	 34
 
 /* Feature bit n as a mask. */
 #define VIRTIO_BIT(n) (1ull << (n))
 
 /* Interrupt status bits (virtio 1.2 §4.2.2, InterruptStatus). */
-#define VIRTIO_INT_USED   1u /* a used buffer notification */
+#define VIRTIO_INT_USED	  1u /* a used buffer notification */
 #define VIRTIO_INT_CONFIG 2u /* the configuration changed (or DEVICE_NEEDS_RESET was set) */
 
 /* Transport limits: most queues any ignition device has, largest queue size (§2.7: 32768). */
-#define VIRTIO_MAX_QUEUES  16
+#define VIRTIO_MAX_QUEUES     16
 #define VIRTIO_QUEUE_MAX_SIZE 32768
 
 /* The ops table of a virtio device.  `dev` is the device's own state.  Every callback except
- * features/config_read runs with the transport's lock held: register accesses come from vCPU
- * threads, queue work from the event-loop thread, and the lock serialises them. */
+ * `features` (called once, when the transport is created) runs with the transport's lock held:
+ * register accesses come from vCPU threads, queue work from the event-loop thread, and the
+ * (recursive) lock serialises them, so a device needs no lock of its own for them. */
 struct virtio_device_ops {
-	const char *name;   /* "virtio-blk" */
-	uint32_t device_id; /* VIRTIO_ID_* */
-	unsigned num_queues;     /* <= VIRTIO_MAX_QUEUES */
+	const char *name;	 /* "virtio-blk" */
+	uint32_t device_id;	 /* VIRTIO_ID_* */
+	unsigned num_queues;	 /* <= VIRTIO_MAX_QUEUES */
 	uint16_t queue_max_size; /* power of two, <= VIRTIO_QUEUE_MAX_SIZE */
 	/* Feature bits the device offers (VIRTIO_F_VERSION_1 is required; the transport adds
 	 * nothing on its own). */
@@ -61,7 +61,8 @@ struct virtio_device_ops {
 	/* Read/write `size` (1, 2, 4 or 8) bytes at `off` within the device config space
 	 * (virtio 1.2 §4.2.2: offset 0x100 of the window).  Out-of-range reads return 0. */
 	uint64_t (*config_read)(void *dev, uint32_t off, unsigned size);
-	void (*config_write)(void *dev, uint32_t off, unsigned size, uint64_t val); /* may be NULL */
+	void (*config_write)(void *dev, uint32_t off, unsigned size,
+			     uint64_t val); /* may be NULL */
 	/* The driver set DRIVER_OK: start using `vqs[0..nr)` (only those with vq->ready) with the
 	 * negotiated `features`.  `t` is the transport to signal through.  0 or -errno (the
 	 * transport then sets DEVICE_NEEDS_RESET). */

@@ -18,7 +18,7 @@ struct gmem;
 #define VIRTQ_DESC_F_INDIRECT 4
 /* Ring flags (§2.7.6, §2.7.8). */
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
-#define VIRTQ_USED_F_NO_NOTIFY     1
+#define VIRTQ_USED_F_NO_NOTIFY	   1
 
 /* Ring alignment (§2.7: descriptor table 16, available ring 2, used ring 4). */
 #define VIRTQ_DESC_ALIGN  16
@@ -41,9 +41,9 @@ struct virtq_desc {
 /* One available chain, resolved to host memory: iov[0..nr_out) are driver-written (readable)
  * buffers, iov[nr_out..nr_out+nr_in) device-writable ones (§2.7.4.2: readable first). */
 struct virtq_elem {
-	uint16_t head;    /* descriptor index: the id returned in the used ring */
+	uint16_t head;	  /* descriptor index: the id returned in the used ring */
 	unsigned nr_out;  /* readable segments */
-	unsigned nr_in;   /* writable segments */
+	unsigned nr_in;	  /* writable segments */
 	uint32_t out_len; /* total readable bytes */
 	uint32_t in_len;  /* total writable bytes */
 	struct iovec iov[VIRTQ_ELEM_MAX_SEGS];
@@ -53,19 +53,19 @@ struct virtq_elem {
  * and pushes. */
 struct virtq {
 	const struct gmem *gm;
-	uint16_t size; /* queue size (power of two); 0 when not set up */
-	bool ready;    /* set up and usable */
-	bool broken;   /* the driver handed us garbage; stop until reset */
+	uint16_t size;	/* queue size (power of two); 0 when not set up */
+	bool ready;	/* set up and usable */
+	bool broken;	/* the driver handed us garbage; stop until reset */
 	bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated (§2.7.10) */
-	bool indirect;  /* VIRTIO_F_INDIRECT_DESC negotiated (§2.7.5.3) */
+	bool indirect;	/* VIRTIO_F_INDIRECT_DESC negotiated (§2.7.5.3) */
 	uint64_t desc_gpa, avail_gpa, used_gpa;
-	uint8_t *desc;  /* host views of the rings, resolved once at setup */
+	uint8_t *desc; /* host views of the rings, resolved once at setup */
 	uint8_t *avail;
 	uint8_t *used;
-	uint16_t last_avail;     /* next available-ring slot to consume */
-	uint16_t used_idx;       /* our copy of used->idx */
+	uint16_t last_avail;	 /* next available-ring slot to consume */
+	uint16_t used_idx;	 /* our copy of used->idx */
 	uint16_t signalled_used; /* used_idx when we last decided whether to notify */
-	bool signalled_valid;    /* signalled_used is meaningful */
+	bool signalled_valid;	 /* signalled_used is meaningful */
 };
 
 /* Bytes of each ring for a queue of `size` entries (§2.7, with the event fields). */
@@ -109,7 +109,7 @@ size_t virtq_elem_write(const struct virtq_elem *elem, size_t off, const void *s
 
 /* Describe bytes [off, off+len) of the iovec list `iov[0..n)` as a new list in `out` (at most
  * `max` entries).  Returns the number of entries, or -EINVAL if the range does not fit. */
-int virtq_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
-		    struct iovec *out, unsigned max) __attribute__((warn_unused_result));
+int virtq_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len, struct iovec *out,
+		    unsigned max) __attribute__((warn_unused_result));
 
 #endif

@@ -1,0 +1,31 @@
+/* Boot timer: the guest's init writes one byte, 123, to offset 0 of this MMIO slot when it
+ * is up, and the VMM prints "Guest-boot-time = N ms" (N = ms since the VMM started) once.
+ * It must be the first MMIO device, so its address (LAYOUT_MMIO_START) is fixed and the
+ * guest-side helper can hard-code it: the boot path calls boot_timer_add() before any other
+ * MMIO registration.  Safe from any thread. */
+#ifndef IGNITION_DEVICES_BOOT_TIMER_H
+#define IGNITION_DEVICES_BOOT_TIMER_H
+
+#include "core/bus.h"
+
+#include <stdint.h>
+
+struct devmgr;
+struct boot_timer;
+
+#define BOOT_TIMER_MAGIC 123 /* the byte the guest writes at offset 0 */
+#define BOOT_TIMER_SIZE	 0x1000
+
+/* The bus ops (exposed for tests). */
+extern const struct dev_ops boot_timer_ops;
+
+/* Create a boot timer; log_fd receives the one "Guest-boot-time" line (normally stderr). */
+int boot_timer_create(int log_fd, struct boot_timer **out) __attribute__((warn_unused_result));
+/* Free it (also boot_timer_ops.destroy). */
+void boot_timer_destroy(struct boot_timer *bt);
+/* Reserve the first MMIO slot as "boot-timer", create and attach (printing to stderr). */
+int boot_timer_add(struct devmgr *dm, struct boot_timer **out) __attribute__((warn_unused_result));
+/* Guest boot time in ms since VMM start, or 0 if the guest has not signalled yet. */
+uint64_t boot_timer_ms(const struct boot_timer *bt);
+
+#endif

@@ -1,0 +1,230 @@
+/* Hardware-reduced ACPI sleep/reset registers and the i8042 reset stub. */
+#include "devices/power.h"
+
+#include "arch/x86/layout.h"
+#include "core/devmgr.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define OFF_SLEEP_CTL (LAYOUT_ACPI_SLEEP_CTL - LAYOUT_PORT_ACPI_PM)
+#define OFF_SLEEP_STS (LAYOUT_ACPI_SLEEP_STS - LAYOUT_PORT_ACPI_PM)
+#define OFF_RESET     (LAYOUT_ACPI_RESET - LAYOUT_PORT_ACPI_PM)
+#define ACPI_PM_PORTS (OFF_RESET + 1)
+
+struct power {
+	struct power_sink sink;
+	uint8_t wak_sts; /* SLEEP_STATUS_REG value */
+};
+
+struct power_i8042 {
+	struct power_sink sink;
+};
+
+/* ---- ACPI ---- */
+
+static uint64_t acpi_read(void *dev, uint64_t off, unsigned size)
+{
+	struct power *p = dev;
+
+	if (off == OFF_SLEEP_STS)
+		return __atomic_load_n(&p->wak_sts, __ATOMIC_RELAXED);
+	return 0; /* SLEEP_CONTROL_REG and RESET_REG are write-only */
+}
+
+static void acpi_write(void *dev, uint64_t off, unsigned size, uint64_t val)
+{
+	struct power *p = dev;
+	unsigned typ;
+
+	switch (off) {
+	case OFF_SLEEP_CTL:
+		if (!(val & POWER_SLP_EN))
+			break;
+		typ = (unsigned)(val & POWER_SLP_TYP_MASK) >> POWER_SLP_TYP_SHIFT;
+		if (typ == POWER_SLP_TYP_S5) {
+			power_request(&p->sink, VM_STOP_POWEROFF);
+			break;
+		}
+		/* No sleep states are offered (the DSDT has only \_S5); if a guest asks anyway,
+		 * it "wakes" at once: WAK_STS ends its wait loop (ACPI 6.4 §7.4.2.x). */
+		log_guest("acpi: unsupported sleep type %u, waking immediately", typ);
+		__atomic_store_n(&p->wak_sts, POWER_WAK_STS, __ATOMIC_RELAXED);
+		break;
+	case OFF_SLEEP_STS:
+		if (val & POWER_WAK_STS) /* write 1 to clear */
+			__atomic_store_n(&p->wak_sts, 0, __ATOMIC_RELAXED);
+		break;
+	case OFF_RESET:
+		if (val == LAYOUT_ACPI_RESET_VAL)
+			power_request(&p->sink, VM_STOP_REBOOT);
+		break;
+	}
+}
+
+static void acpi_reset(void *dev)
+{
+	struct power *p = dev;
+
+	__atomic_store_n(&p->wak_sts, 0, __ATOMIC_RELAXED);
+}
+
+static void acpi_destroy(void *dev)
+{
+	power_destroy(dev);
+}
+
+const struct dev_ops power_acpi_ops = {
+	.name = "acpi-pm",
+	.sizes = BUS_SZ1,
+	.read = acpi_read,
+	.write = acpi_write,
+	.reset = acpi_reset,
+	.destroy = acpi_destroy,
+};
+
+int power_create(const struct power_sink *sink, struct power **out)
+{
+	struct power *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	if (sink)
+		p->sink = *sink;
+	*out = p;
+	return 0;
+}
+
+void power_destroy(struct power *p)
+{
+	free(p);
+}
+
+int power_acpi_add(struct devmgr *dm, const struct power_sink *sink, struct power **out)
+{
+	struct dm_dev *slot;
+	struct power *p;
+	int ret;
+
+	ret = devmgr_reserve_pio(dm, "acpi-pm", LAYOUT_PORT_ACPI_PM, ACPI_PM_PORTS, -1, &slot);
+	if (ret)
+		return ret;
+	ret = power_create(sink, &p);
+	if (ret) {
+		devmgr_release(dm, slot);
+		return ret;
+	}
+	ret = devmgr_attach(dm, slot, &power_acpi_ops, p);
+	if (ret) {
+		power_destroy(p); /* the manager released the slot */
+		return ret;
+	}
+	if (out)
+		*out = p;
+	return 0;
+}
+
+/* ---- i8042 ---- */
+
+/* Status and data read 0: output buffer empty (no byte to read), input buffer empty (ready
+ * for a command), so Linux's kb_wait() before the reset command never spins. */
+static uint64_t i8042_read(void *dev, uint64_t off, unsigned size)
+{
+	return 0;
+}
+
+static void i8042_data_write(void *dev, uint64_t off, unsigned size, uint64_t val)
+{
+	/* Keyboard/controller data: nothing listens. */
+}
+
+static void i8042_cmd_write(void *dev, uint64_t off, unsigned size, uint64_t val)
+{
+	struct power_i8042 *k = dev;
+
+	/* Commands 0xF0-0xFF pulse the output port lines whose bit is 0; bit 0 is the CPU
+	 * reset line, so 0xFE (and any even value in that range) resets (8042 command set).
+	 * Other commands are ignored. */
+	if ((val & 0xf0) == 0xf0 && !(val & 1))
+		power_request(&k->sink, VM_STOP_REBOOT);
+}
+
+static void i8042_destroy(void *dev)
+{
+	power_i8042_destroy(dev);
+}
+
+const struct dev_ops power_i8042_data_ops = {
+	.name = "i8042-data", .sizes = BUS_SZ1, .read = i8042_read, .write = i8042_data_write,
+	/* no destroy: the command port's slot owns the state */
+};
+
+const struct dev_ops power_i8042_cmd_ops = {
+	.name = "i8042-cmd",
+	.sizes = BUS_SZ1,
+	.read = i8042_read,
+	.write = i8042_cmd_write,
+	.destroy = i8042_destroy,
+};
+
+int power_i8042_create(const struct power_sink *sink, struct power_i8042 **out)
+{
+	struct power_i8042 *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return -ENOMEM;
+	if (sink)
+		k->sink = *sink;
+	*out = k;
+	return 0;
+}
+
+void power_i8042_destroy(struct power_i8042 *k)
+{
+	free(k);
+}
+
+int power_i8042_add(struct devmgr *dm, const struct power_sink *sink, struct power_i8042 **out)
+{
+	struct dm_dev *data, *cmd;
+	struct power_i8042 *k;
+	int ret;
+
+	ret = devmgr_reserve_pio(dm, "i8042", POWER_I8042_DATA, 1, -1, &data);
+	if (ret)
+		return ret;
+	ret = devmgr_reserve_pio(dm, "i8042-cmd", POWER_I8042_CMD, 1, -1, &cmd);
+	if (ret)
+		goto err_data;
+	ret = power_i8042_create(sink, &k);
+	if (ret)
+		goto err_cmd;
+	/* The owner first: once it is attached the manager frees the stub on destroy. */
+	ret = devmgr_attach(dm, cmd, &power_i8042_cmd_ops, k);
+	if (ret) {
+		power_i8042_destroy(k);
+		goto err_data;
+	}
+	ret = devmgr_attach(dm, data, &power_i8042_data_ops, k);
+	if (ret)
+		return ret; /* data slot released by the manager; k stays with the cmd slot */
+	if (out)
+		*out = k;
+	return 0;
+
+err_cmd:
+	devmgr_release(dm, cmd);
+err_data:
+	devmgr_release(dm, data);
+	return ret;
+}
+
+int power_add(struct devmgr *dm, const struct power_sink *sink)
+{
+	int ret = power_acpi_add(dm, sink, NULL);
+
+	/* On an i8042 failure the ACPI slot stays attached and owned by the manager, which the
+	 * caller destroys anyway: a start-up failure is fatal. */
+	return ret ? ret : power_i8042_add(dm, sink, NULL);
+}

@@ -1,0 +1,624 @@
+#include "devices/virtio/mmio.h"
+
+#include "core/devmgr.h"
+#include "core/evloop.h"
+#include "core/gmem.h"
+#include "core/irq.h"
+#include "devices/virtio/virtq.h"
+#include "platform/acpi/aml.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+/* Per-queue transport state: what the driver wrote, and how its notifications reach us. */
+struct mmio_queue {
+	struct virtio_mmio *t;
+	unsigned index;
+	uint32_t num;		    /* QueueNum as written; checked at QueueReady */
+	uint64_t desc, avail, used; /* ring addresses as written */
+	int kick_fd;		    /* eventfd the event loop watches, or -1 (no event loop) */
+	bool ioeventfd;		    /* kick_fd is registered as a KVM ioeventfd */
+};
+
+struct virtio_mmio {
+	/* Recursive: queue_notify runs with it held and devices call back into
+	 * virtio_mmio_notify_used() and friends. */
+	pthread_mutex_t lock;
+	const struct virtio_device_ops *ops;
+	void *dev;
+	struct gmem *gm;
+	struct irq_line *irq;
+	struct devmgr *dm; /* NULL for a stand-alone transport */
+	uint64_t base;	   /* guest physical base of the window (ioeventfd addresses) */
+	uint64_t device_features;
+	uint64_t driver_features;
+	uint32_t device_features_sel;
+	uint32_t driver_features_sel;
+	uint32_t queue_sel;
+	uint32_t shm_sel;
+	uint32_t status;
+	uint32_t int_status; /* atomic: read and acknowledged without the lock */
+	uint32_t config_generation;
+	bool active; /* DRIVER_OK accepted and the device activated */
+	struct virtq vqs[VIRTIO_MAX_QUEUES];
+	struct mmio_queue queues[VIRTIO_MAX_QUEUES];
+};
+
+void virtio_mmio_lock(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+}
+
+void virtio_mmio_unlock(struct virtio_mmio *t)
+{
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void raise_interrupt(struct virtio_mmio *t, uint32_t bits)
+{
+	__atomic_or_fetch(&t->int_status, bits, __ATOMIC_SEQ_CST);
+	if (t->irq)
+		irq_trigger(t->irq);
+}
+
+static struct mmio_queue *selected_queue(struct virtio_mmio *t)
+{
+	return t->queue_sel < t->ops->num_queues ? &t->queues[t->queue_sel] : NULL;
+}
+
+/* Route QueueNotify writes for queue i straight to its eventfd (KVM ioeventfd), so a kick costs
+ * the vCPU no exit to user space.  Without one, writes still exit and notify() forwards them. */
+static void queue_arm(struct virtio_mmio *t, unsigned i)
+{
+	struct mmio_queue *q = &t->queues[i];
+	int ret;
+
+	if (!t->dm || q->kick_fd < 0 || q->ioeventfd)
+		return;
+	ret = devmgr_ioeventfd(t->dm, t->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, i, q->kick_fd, true);
+	if (ret == 0)
+		q->ioeventfd = true;
+	else if (ret != -ENOSYS)
+		log_warn("%s: queue %u: no ioeventfd (%s); notifications will exit", t->ops->name,
+			 i, strerror(-ret));
+}
+
+static void queue_disarm(struct virtio_mmio *t, unsigned i)
+{
+	struct mmio_queue *q = &t->queues[i];
+
+	if (!q->ioeventfd)
+		return;
+	devmgr_ioeventfd(t->dm, t->base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, i, q->kick_fd, false);
+	q->ioeventfd = false;
+}
+
+/* Hand a notification for queue i to the device, if it may use that queue. */
+static void run_queue(struct virtio_mmio *t, unsigned i)
+{
+	struct virtq *vq = &t->vqs[i];
+
+	if (!t->active || !vq->ready || vq->broken ||
+	    (t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET))
+		return;
+	t->ops->queue_notify(t->dev, i);
+}
+
+/* Event loop: a queue's eventfd fired (ioeventfd, or a forwarded QueueNotify). */
+static void kick_cb(void *opaque, uint32_t events)
+{
+	struct mmio_queue *q = opaque;
+	struct virtio_mmio *t = q->t;
+	uint64_t cnt;
+	ssize_t r;
+
+	virtio_mmio_lock(t);
+	r = read(q->kick_fd, &cnt, sizeof(cnt)); /* drain; EAGAIN if another wake took it */
+	(void)r;
+	run_queue(t, q->index);
+	virtio_mmio_unlock(t);
+}
+
+/* vCPU thread: the guest wrote QueueNotify (no ioeventfd took it). */
+static void notify(struct virtio_mmio *t, uint32_t i)
+{
+	uint64_t one = 1;
+
+	if (i >= t->ops->num_queues) {
+		log_guest("%s: notify for queue %u of %u", t->ops->name, i, t->ops->num_queues);
+		return;
+	}
+	if (t->queues[i].kick_fd >= 0) {
+		/* Queue work belongs to the event loop (DESIGN.md §1). */
+		ssize_t r = write(t->queues[i].kick_fd, &one, sizeof(one));
+		(void)r;
+		return;
+	}
+	run_queue(t, i);
+}
+
+/* Power-on state (virtio 1.2 §2.4: writing 0 to status resets the device). */
+static void reset_locked(struct virtio_mmio *t)
+{
+	if (t->ops->reset)
+		t->ops->reset(t->dev);
+	for (unsigned i = 0; i < t->ops->num_queues; i++) {
+		struct mmio_queue *q = &t->queues[i];
+
+		queue_disarm(t, i);
+		virtq_reset(&t->vqs[i]);
+		q->num = 0;
+		q->desc = q->avail = q->used = 0;
+	}
+	t->driver_features = 0;
+	t->device_features_sel = t->driver_features_sel = 0;
+	t->queue_sel = t->shm_sel = 0;
+	t->status = 0;
+	t->active = false;
+	__atomic_store_n(&t->int_status, 0, __ATOMIC_SEQ_CST);
+}
+
+static void set_needs_reset_locked(struct virtio_mmio *t)
+{
+	if (t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
+		return;
+	log_guest("%s: device needs reset", t->ops->name);
+	t->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+	/* §4.2.2: the device raises a configuration change notification with NEEDS_RESET. */
+	raise_interrupt(t, VIRTIO_INT_CONFIG);
+}
+
+static void activate(struct virtio_mmio *t)
+{
+	unsigned n = t->ops->num_queues;
+	int ret;
+
+	for (unsigned i = 0; i < n; i++)
+		if (t->vqs[i].ready)
+			virtq_set_features(&t->vqs[i], t->driver_features);
+	ret = t->ops->activate ? t->ops->activate(t->dev, t, t->driver_features, t->vqs, n) : 0;
+	if (ret) {
+		log_warn("%s: activation failed: %s", t->ops->name, strerror(-ret));
+		set_needs_reset_locked(t);
+		return;
+	}
+	t->active = true;
+	for (unsigned i = 0; i < n; i++)
+		if (t->vqs[i].ready)
+			queue_arm(t, i);
+}
+
+/* §3.1.1, §2.2.2: FEATURES_OK only sticks for a subset of the offered features that includes
+ * VERSION_1 (this is a modern-only transport). */
+static bool features_ok(const struct virtio_mmio *t)
+{
+	return !(t->driver_features & ~t->device_features) &&
+	       (t->driver_features & VIRTIO_BIT(VIRTIO_F_VERSION_1));
+}
+
+static void write_status(struct virtio_mmio *t, uint32_t val)
+{
+	uint32_t old = t->status, new;
+
+	if (val == 0) {
+		reset_locked(t);
+		return;
+	}
+	/* Status bits are only ever added by the driver (§2.1); NEEDS_RESET is the device's. */
+	new = old | (val & 0xff & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	if ((new &VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK) &&
+	    !features_ok(t)) {
+		log_guest("%s: refusing features %#llx (offered %#llx)", t->ops->name,
+			  (unsigned long long)t->driver_features,
+			  (unsigned long long)t->device_features);
+		new &= ~VIRTIO_STATUS_FEATURES_OK;
+	}
+	if ((new &VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
+	    !(new &VIRTIO_STATUS_FEATURES_OK)) {
+		log_guest("%s: DRIVER_OK without FEATURES_OK", t->ops->name);
+		new &= ~VIRTIO_STATUS_DRIVER_OK;
+	}
+	t->status = new;
+	if ((new &VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK))
+		activate(t);
+}
+
+static void write_queue_ready(struct virtio_mmio *t, struct mmio_queue *q, uint32_t val)
+{
+	struct virtq *vq = &t->vqs[q->index];
+	int ret;
+
+	if (!val) {
+		queue_disarm(t, q->index);
+		virtq_reset(vq);
+		return;
+	}
+	if (vq->ready)
+		return;
+	/* §4.2.3.2: a size the device can take and rings wholly inside guest RAM, aligned. */
+	if (!virtq_size_valid(q->num, t->ops->queue_max_size)) {
+		log_guest("%s: queue %u: invalid size %u (max %u)", t->ops->name, q->index, q->num,
+			  t->ops->queue_max_size);
+		return;
+	}
+	ret = virtq_setup(vq, t->gm, (uint16_t)q->num, q->desc, q->avail, q->used);
+	if (ret) {
+		log_guest("%s: queue %u: rings %#llx/%#llx/%#llx not in guest RAM or misaligned",
+			  t->ops->name, q->index, (unsigned long long)q->desc,
+			  (unsigned long long)q->avail, (unsigned long long)q->used);
+		return;
+	}
+	if (t->active) {
+		virtq_set_features(vq, t->driver_features);
+		queue_arm(t, q->index);
+	}
+}
+
+static void set_half(uint64_t *v, bool high, uint32_t val)
+{
+	if (high)
+		*v = (*v & 0xffffffffull) | ((uint64_t)val << 32);
+	else
+		*v = (*v & ~0xffffffffull) | val;
+}
+
+static uint32_t read_reg_locked(struct virtio_mmio *t, uint64_t off)
+{
+	struct mmio_queue *q = selected_queue(t);
+
+	switch (off) {
+	case VIRTIO_MMIO_DEVICE_FEATURES:
+		/* §4.2.2: selector 0 = bits 0..31, 1 = bits 32..63; anything else reads 0. */
+		if (t->device_features_sel == 0)
+			return (uint32_t)t->device_features;
+		if (t->device_features_sel == 1)
+			return (uint32_t)(t->device_features >> 32);
+		return 0;
+	case VIRTIO_MMIO_QUEUE_NUM_MAX:
+		return q ? t->ops->queue_max_size : 0;
+	case VIRTIO_MMIO_QUEUE_READY:
+		return q ? t->vqs[q->index].ready : 0;
+	case VIRTIO_MMIO_STATUS:
+		return t->status;
+	case VIRTIO_MMIO_CONFIG_GENERATION:
+		return t->config_generation;
+	case VIRTIO_MMIO_SHM_LEN_LOW:
+	case VIRTIO_MMIO_SHM_LEN_HIGH:
+	case VIRTIO_MMIO_SHM_BASE_LOW:
+	case VIRTIO_MMIO_SHM_BASE_HIGH:
+		return 0xffffffffu; /* no shared memory regions: length -1 (§4.2.2) */
+	default:
+		return 0; /* write-only or reserved */
+	}
+}
+
+static uint64_t mmio_read(void *opaque, uint64_t off, unsigned size)
+{
+	struct virtio_mmio *t = opaque;
+	uint64_t v;
+
+	if (off >= VIRTIO_MMIO_CONFIG) {
+		/* §4.2.2.2: config space may be read at any width; Linux reads it bytewise. */
+		virtio_mmio_lock(t);
+		v = 0;
+		if (t->ops->config_read)
+			v = t->ops->config_read(t->dev, (uint32_t)(off - VIRTIO_MMIO_CONFIG), size);
+		virtio_mmio_unlock(t);
+		return v;
+	}
+	if (size != 4 || (off & 3)) {
+		log_guest("%s: %u-byte read of register %#llx ignored", t->ops->name, size,
+			  (unsigned long long)off);
+		return 0;
+	}
+	switch (off) {
+	case VIRTIO_MMIO_MAGIC_VALUE:
+		return VIRTIO_MMIO_MAGIC;
+	case VIRTIO_MMIO_VERSION:
+		return VIRTIO_MMIO_VERSION_2;
+	case VIRTIO_MMIO_DEVICE_ID:
+		return t->ops->device_id;
+	case VIRTIO_MMIO_VENDOR_ID:
+		return VIRTIO_MMIO_VENDOR;
+	case VIRTIO_MMIO_INTERRUPT_STATUS:
+		/* Without the lock: the guest's interrupt handler must not wait for a disk
+		 * request that the event loop is running under it. */
+		return __atomic_load_n(&t->int_status, __ATOMIC_SEQ_CST);
+	default:
+		virtio_mmio_lock(t);
+		v = read_reg_locked(t, off);
+		virtio_mmio_unlock(t);
+		return v;
+	}
+}
+
+static void write_reg_locked(struct virtio_mmio *t, uint64_t off, uint32_t val)
+{
+	struct mmio_queue *q = selected_queue(t);
+	bool q_writable = q && !t->vqs[q->index].ready; /* §4.2.3.2: only while not ready */
+
+	switch (off) {
+	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+		t->device_features_sel = val;
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES:
+		/* Features are fixed once FEATURES_OK is set (§3.1.1). */
+		if (t->status & VIRTIO_STATUS_FEATURES_OK)
+			log_guest("%s: driver features written after FEATURES_OK", t->ops->name);
+		else if (t->driver_features_sel <= 1)
+			set_half(&t->driver_features, t->driver_features_sel == 1, val);
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+		t->driver_features_sel = val;
+		break;
+	case VIRTIO_MMIO_QUEUE_SEL:
+		t->queue_sel = val; /* out of range: reads give 0, writes are dropped */
+		break;
+	case VIRTIO_MMIO_QUEUE_NUM:
+		if (q_writable)
+			q->num = val;
+		break;
+	case VIRTIO_MMIO_QUEUE_READY:
+		if (q)
+			write_queue_ready(t, q, val);
+		break;
+	case VIRTIO_MMIO_QUEUE_NOTIFY:
+		notify(t, val);
+		break;
+	case VIRTIO_MMIO_STATUS:
+		write_status(t, val);
+		break;
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+		if (q_writable)
+			set_half(&q->desc, off == VIRTIO_MMIO_QUEUE_DESC_HIGH, val);
+		break;
+	case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+	case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+		if (q_writable)
+			set_half(&q->avail, off == VIRTIO_MMIO_QUEUE_AVAIL_HIGH, val);
+		break;
+	case VIRTIO_MMIO_QUEUE_USED_LOW:
+	case VIRTIO_MMIO_QUEUE_USED_HIGH:
+		if (q_writable)
+			set_half(&q->used, off == VIRTIO_MMIO_QUEUE_USED_HIGH, val);
+		break;
+	case VIRTIO_MMIO_SHM_SEL:
+		t->shm_sel = val;
+		break;
+	default:
+		log_guest("%s: write of %#x to register %#llx ignored", t->ops->name, val,
+			  (unsigned long long)off);
+		break;
+	}
+}
+
+static void mmio_write(void *opaque, uint64_t off, unsigned size, uint64_t val)
+{
+	struct virtio_mmio *t = opaque;
+
+	if (off >= VIRTIO_MMIO_CONFIG) {
+		virtio_mmio_lock(t);
+		if (t->ops->config_write)
+			t->ops->config_write(t->dev, (uint32_t)(off - VIRTIO_MMIO_CONFIG), size,
+					     val);
+		virtio_mmio_unlock(t);
+		return;
+	}
+	if (size != 4 || (off & 3)) {
+		log_guest("%s: %u-byte write of register %#llx ignored", t->ops->name, size,
+			  (unsigned long long)off);
+		return;
+	}
+	if (off == VIRTIO_MMIO_INTERRUPT_ACK) {
+		__atomic_and_fetch(&t->int_status, ~(uint32_t)val, __ATOMIC_SEQ_CST);
+		return;
+	}
+	virtio_mmio_lock(t);
+	write_reg_locked(t, off, (uint32_t)val);
+	virtio_mmio_unlock(t);
+}
+
+void virtio_mmio_notify_used(struct virtio_mmio *t, struct virtq *vq)
+{
+	virtio_mmio_lock(t);
+	if (virtq_should_notify(vq))
+		raise_interrupt(t, VIRTIO_INT_USED);
+	virtio_mmio_unlock(t);
+}
+
+void virtio_mmio_config_changed(struct virtio_mmio *t)
+{
+	virtio_mmio_lock(t);
+	t->config_generation++;
+	raise_interrupt(t, VIRTIO_INT_CONFIG);
+	virtio_mmio_unlock(t);
+}
+
+void virtio_mmio_set_needs_reset(struct virtio_mmio *t)
+{
+	virtio_mmio_lock(t);
+	set_needs_reset_locked(t);
+	virtio_mmio_unlock(t);
+}
+
+uint32_t virtio_mmio_status(struct virtio_mmio *t)
+{
+	uint32_t s;
+
+	virtio_mmio_lock(t);
+	s = t->status;
+	virtio_mmio_unlock(t);
+	return s;
+}
+
+void virtio_mmio_reset(struct virtio_mmio *t)
+{
+	virtio_mmio_lock(t);
+	reset_locked(t);
+	virtio_mmio_unlock(t);
+}
+
+void virtio_mmio_quiesce(struct virtio_mmio *t)
+{
+	virtio_mmio_lock(t);
+	if (t->ops->quiesce)
+		t->ops->quiesce(t->dev);
+	virtio_mmio_unlock(t);
+}
+
+static void mmio_reset(void *opaque)
+{
+	virtio_mmio_reset(opaque);
+}
+
+/* The DSDT node and the command-line entry Linux's virtio_mmio driver probes from. */
+static int mmio_describe(void *opaque, const struct dm_dev *slot, struct dm_describe *ctx)
+{
+	int gsi = slot->has_irq ? (int)slot->irq.gsi : -1;
+	char name[5];
+	int ret;
+
+	(void)opaque;
+	/* "V000".."V999": four characters, unique per slot (ACPI 6.4 §20.2.2 NameSeg). */
+	snprintf(name, sizeof(name), "V%03u", slot->index % 1000);
+	if (ctx->dsdt) {
+		ret = aml_mmio_device(ctx->dsdt, name, "LNRO0005", slot->index, slot->base,
+				      (uint32_t)slot->len, gsi);
+		if (ret)
+			return ret;
+	}
+	if (ctx->cmdline && gsi >= 0) {
+		ret = dm_cmdline_append(ctx, " virtio_mmio.device=%lluK@0x%llx:%d",
+					(unsigned long long)(slot->len / 1024),
+					(unsigned long long)slot->base, gsi);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Free the transport; the device too when `with_dev`. */
+static void transport_free(struct virtio_mmio *t, bool with_dev)
+{
+	for (unsigned i = 0; i < t->ops->num_queues; i++) {
+		struct mmio_queue *q = &t->queues[i];
+
+		queue_disarm(t, i);
+		if (q->kick_fd >= 0) {
+			if (t->dm && t->dm->ev)
+				evloop_del(t->dm->ev, q->kick_fd);
+			close(q->kick_fd);
+		}
+	}
+	if (with_dev && t->ops->destroy)
+		t->ops->destroy(t->dev);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+void virtio_mmio_destroy(struct virtio_mmio *t)
+{
+	if (t)
+		transport_free(t, true);
+}
+
+static void mmio_destroy(void *opaque)
+{
+	virtio_mmio_destroy(opaque);
+}
+
+const struct dev_ops virtio_mmio_dev_ops = {
+	.name = "virtio-mmio",
+	.sizes = BUS_SZ_ANY,
+	.read = mmio_read,
+	.write = mmio_write,
+	.reset = mmio_reset,
+	.describe = mmio_describe,
+	.destroy = mmio_destroy,
+};
+
+int virtio_mmio_create(struct gmem *gm, struct irq_line *irq, const struct virtio_device_ops *ops,
+		       void *dev, struct virtio_mmio **out)
+{
+	pthread_mutexattr_t attr;
+	struct virtio_mmio *t;
+
+	if (!ops || !ops->queue_notify || !ops->features || ops->num_queues == 0 ||
+	    ops->num_queues > VIRTIO_MAX_QUEUES ||
+	    !virtq_size_valid(ops->queue_max_size, VIRTIO_QUEUE_MAX_SIZE))
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&t->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+	t->ops = ops;
+	t->dev = dev;
+	t->gm = gm;
+	t->irq = irq;
+	t->device_features = ops->features(dev);
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		t->queues[i].t = t;
+		t->queues[i].index = i;
+		t->queues[i].kick_fd = -1;
+	}
+	*out = t;
+	return 0;
+}
+
+int virtio_mmio_add(struct devmgr *dm, const char *id, const struct virtio_device_ops *ops,
+		    void *dev, struct virtio_mmio **out)
+{
+	struct virtio_mmio *t;
+	struct dm_dev *slot;
+	int ret;
+
+	ret = devmgr_reserve_mmio(dm, id, VIRTIO_MMIO_WINDOW, true, &slot);
+	if (ret)
+		return ret;
+	ret = virtio_mmio_create(dm->gm, &slot->irq, ops, dev, &t);
+	if (ret)
+		goto release_slot;
+	t->dm = dm;
+	t->base = slot->base;
+	if (dm->ev) {
+		for (unsigned i = 0; i < ops->num_queues; i++) {
+			int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+			if (fd < 0) {
+				ret = -errno;
+				goto free_transport;
+			}
+			ret = evloop_add(dm->ev, fd, EPOLLIN, kick_cb, &t->queues[i]);
+			if (ret) {
+				close(fd);
+				goto free_transport;
+			}
+			t->queues[i].kick_fd = fd;
+		}
+	}
+	ret = devmgr_attach(dm, slot, &virtio_mmio_dev_ops, t);
+	if (ret) {
+		transport_free(t, false); /* devmgr_attach already released the slot */
+		return ret;
+	}
+	if (out)
+		*out = t;
+	return 0;
+
+free_transport:
+	transport_free(t, false);
+release_slot:
+	devmgr_release(dm, slot);
+	return ret;
+}

@@ -1,0 +1,724 @@
+/* The virtio-mmio transport (virtio 1.2 §4.2.2) driven register by register with a fake device
+ * over fake guest memory. */
+#include "core/devmgr.h"
+#include "core/evloop.h"
+#include "core/irq.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/virtio.h"
+#include "devices/virtio/virtq.h"
+#include "fake_virtq.h"
+#include "platform/acpi/aml.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#define RAM_SIZE  (1u << 20)
+#define QMAX	  16
+#define DESC_GPA  0x1000
+#define AVAIL_GPA 0x2000
+#define USED_GPA  0x3000
+#define FEAT_X	  3 /* a device-specific feature bit the fake offers */
+#define FEATURES \
+	(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(FEAT_X))
+
+struct fake_dev {
+	uint8_t config[12];
+	uint32_t cfg_write_off, cfg_write_size;
+	uint64_t cfg_write_val;
+	int activate_ret;
+	unsigned activations, resets, destroyed, quiesced;
+	unsigned notifies[2]; /* atomic: the event-loop test reads them from another thread */
+	uint64_t act_features;
+	struct virtq *vqs;
+	struct virtio_mmio *t;
+	bool push_on_notify;	/* return one used buffer per notification */
+	bool garbage_on_notify; /* behave as if the queue held garbage */
+};
+
+static uint64_t fd_features(void *dev)
+{
+	return FEATURES;
+}
+
+static uint64_t fd_config_read(void *dev, uint32_t off, unsigned size)
+{
+	struct fake_dev *d = dev;
+
+	return virtio_config_get(d->config, sizeof(d->config), off, size);
+}
+
+static void fd_config_write(void *dev, uint32_t off, unsigned size, uint64_t val)
+{
+	struct fake_dev *d = dev;
+
+	d->cfg_write_off = off;
+	d->cfg_write_size = size;
+	d->cfg_write_val = val;
+}
+
+static int fd_activate(void *dev, struct virtio_mmio *t, uint64_t features, struct virtq *vqs,
+		       unsigned nr)
+{
+	struct fake_dev *d = dev;
+
+	assert_int_equal(nr, 2);
+	d->activations++;
+	d->act_features = features;
+	d->vqs = vqs;
+	d->t = t;
+	return d->activate_ret;
+}
+
+static void fd_queue_notify(void *dev, unsigned q)
+{
+	struct fake_dev *d = dev;
+
+	assert_true(q < 2);
+	__atomic_add_fetch(&d->notifies[q], 1, __ATOMIC_SEQ_CST);
+	if (d->garbage_on_notify)
+		virtio_mmio_set_needs_reset(d->t);
+	if (d->push_on_notify) {
+		virtq_push(&d->vqs[q], 0, 0);
+		virtio_mmio_notify_used(d->t, &d->vqs[q]);
+	}
+}
+
+static void fd_reset(void *dev)
+{
+	((struct fake_dev *)dev)->resets++;
+}
+
+static void fd_quiesce(void *dev)
+{
+	((struct fake_dev *)dev)->quiesced++;
+}
+
+static void fd_destroy(void *dev)
+{
+	((struct fake_dev *)dev)->destroyed++;
+}
+
+static const struct virtio_device_ops fake_ops = {
+	.name = "virtio-fake",
+	.device_id = 42,
+	.num_queues = 2,
+	.queue_max_size = QMAX,
+	.features = fd_features,
+	.config_read = fd_config_read,
+	.config_write = fd_config_write,
+	.activate = fd_activate,
+	.queue_notify = fd_queue_notify,
+	.reset = fd_reset,
+	.quiesce = fd_quiesce,
+	.destroy = fd_destroy,
+};
+
+struct fixture {
+	struct fake_mem mem;
+	struct irq_line irq;
+	struct fake_dev dev;
+	struct virtio_mmio *t;
+};
+
+static uint32_t rd(struct virtio_mmio *t, uint64_t off)
+{
+	return (uint32_t)virtio_mmio_dev_ops.read(t, off, 4);
+}
+
+static void wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
+{
+	virtio_mmio_dev_ops.write(t, off, 4, v);
+}
+
+static int setup(void **state)
+{
+	struct fixture *x = calloc(1, sizeof(*x));
+
+	fake_mem_init(&x->mem, RAM_SIZE);
+	x->irq.fd = -1;
+	for (unsigned i = 0; i < sizeof(x->dev.config); i++)
+		x->dev.config[i] = (uint8_t)(0x10 + i);
+	assert_int_equal(virtio_mmio_create(&x->mem.gm, &x->irq, &fake_ops, &x->dev, &x->t), 0);
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *x = *state;
+
+	virtio_mmio_destroy(x->t);
+	assert_int_equal(x->dev.destroyed, 1);
+	fake_mem_free(&x->mem);
+	free(x);
+	return 0;
+}
+
+/* Program queue q with rings at base + the standard offsets; returns QueueReady. */
+static uint32_t setup_queue(struct virtio_mmio *t, uint32_t q, uint32_t num, uint64_t base)
+{
+	wr(t, VIRTIO_MMIO_QUEUE_SEL, q);
+	wr(t, VIRTIO_MMIO_QUEUE_NUM, num);
+	wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)(base + DESC_GPA));
+	wr(t, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)((base + DESC_GPA) >> 32));
+	wr(t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)(base + AVAIL_GPA));
+	wr(t, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, (uint32_t)((base + AVAIL_GPA) >> 32));
+	wr(t, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)(base + USED_GPA));
+	wr(t, VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)((base + USED_GPA) >> 32));
+	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
+	return rd(t, VIRTIO_MMIO_QUEUE_READY);
+}
+
+static void negotiate(struct virtio_mmio *t, uint64_t features)
+{
+	wr(t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	wr(t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
+	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
+	wr(t, VIRTIO_MMIO_STATUS,
+	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+}
+
+/* The whole §3.1.1 initialisation: features, both queues, DRIVER_OK. */
+static void bring_up(struct virtio_mmio *t, uint64_t features)
+{
+	negotiate(t, features);
+	assert_int_equal(setup_queue(t, 0, QMAX, 0), 1);
+	assert_int_equal(setup_queue(t, 1, 8, 0x10000), 1);
+	wr(t, VIRTIO_MMIO_STATUS,
+	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+		   VIRTIO_STATUS_DRIVER_OK);
+}
+
+static void test_identity(void **state)
+{
+	struct fixture *x = *state;
+
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_VERSION), 2);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_ID), 42);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_VENDOR_ID), VIRTIO_MMIO_VENDOR);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION), 0);
+	/* Write-only and reserved registers read 0. */
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM), 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NOTIFY), 0);
+	assert_int_equal(rd(x->t, 0x0f0), 0);
+	/* Writes to read-only registers change nothing. */
+	wr(x->t, VIRTIO_MMIO_MAGIC_VALUE, 0);
+	wr(x->t, VIRTIO_MMIO_DEVICE_ID, 7);
+	wr(x->t, VIRTIO_MMIO_INTERRUPT_STATUS, 3);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_ID), 42);
+}
+
+static void test_register_widths(void **state)
+{
+	struct fixture *x = *state;
+	const struct dev_ops *o = &virtio_mmio_dev_ops;
+
+	assert_int_equal(o->sizes, BUS_SZ_ANY);
+	/* Registers below 0x100 are 32-bit only (§4.2.2.2): other widths read 0. */
+	assert_int_equal(o->read(x->t, VIRTIO_MMIO_MAGIC_VALUE, 1), 0);
+	assert_int_equal(o->read(x->t, VIRTIO_MMIO_MAGIC_VALUE, 2), 0);
+	assert_int_equal(o->read(x->t, VIRTIO_MMIO_MAGIC_VALUE, 8), 0);
+	assert_int_equal(o->read(x->t, VIRTIO_MMIO_MAGIC_VALUE + 1, 4), 0);
+	/* ... and other widths are ignored on write. */
+	o->write(x->t, VIRTIO_MMIO_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+	o->write(x->t, VIRTIO_MMIO_STATUS, 2, VIRTIO_STATUS_ACKNOWLEDGE);
+	o->write(x->t, VIRTIO_MMIO_STATUS, 8, VIRTIO_STATUS_ACKNOWLEDGE);
+	o->write(x->t, VIRTIO_MMIO_STATUS + 2, 4, VIRTIO_STATUS_ACKNOWLEDGE);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0);
+	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), VIRTIO_STATUS_ACKNOWLEDGE);
+}
+
+static void test_device_features_select(void **state)
+{
+	struct fixture *x = *state;
+
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)FEATURES);
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)(FEATURES >> 32));
+	/* Out-of-range selectors read 0 and never index anything. */
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0xffffffffu);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0x80000000u);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+}
+
+static void test_driver_features_select(void **state)
+{
+	struct fixture *x = *state;
+
+	/* Selector 2+ writes are dropped: the garbage in the high word never lands. */
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 7);
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffffu);
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0xffffffffu);
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffffu);
+	bring_up(x->t, FEATURES);
+	assert_int_equal(x->dev.activations, 1);
+	assert_int_equal(x->dev.act_features, FEATURES);
+}
+
+static void test_features_ok_rules(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t s;
+
+	/* Without VERSION_1: refused (modern-only transport). */
+	negotiate(x->t, VIRTIO_BIT(FEAT_X));
+	s = rd(x->t, VIRTIO_MMIO_STATUS);
+	assert_int_equal(s, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	/* A feature the device never offered: refused. */
+	negotiate(x->t, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(5));
+	assert_false(rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	negotiate(x->t, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(40));
+	assert_false(rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	/* A subset with VERSION_1: kept. */
+	negotiate(x->t, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	assert_true(rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	/* Features are frozen after FEATURES_OK. */
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, VIRTIO_BIT(FEAT_X));
+	assert_int_equal(setup_queue(x->t, 0, QMAX, 0), 1);
+	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+	assert_int_equal(x->dev.act_features, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+}
+
+static void test_driver_ok_needs_features_ok(void **state)
+{
+	struct fixture *x = *state;
+
+	wr(x->t, VIRTIO_MMIO_STATUS,
+	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS),
+			 VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	assert_int_equal(x->dev.activations, 0);
+}
+
+static void test_status_bits_only_added(void **state)
+{
+	struct fixture *x = *state;
+
+	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS),
+			 VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	/* The driver cannot set DEVICE_NEEDS_RESET. */
+	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS),
+			 VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FAILED);
+}
+
+static void test_queue_sel_out_of_range(void **state)
+{
+	struct fixture *x = *state;
+
+	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), QMAX);
+	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 1);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), QMAX);
+	for (uint32_t sel = 2; sel != 0; sel = sel < 64 ? sel + 1 : (sel << 1)) {
+		assert_int_equal(setup_queue(x->t, sel, 8, 0), 0);
+		assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+		assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+	}
+	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0xffffffffu);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+}
+
+static void test_queue_ready_rules(void **state)
+{
+	struct fixture *x = *state;
+
+	assert_int_equal(setup_queue(x->t, 0, 0, 0), 0);		 /* zero */
+	assert_int_equal(setup_queue(x->t, 0, 12, 0), 0);		 /* not a power of two */
+	assert_int_equal(setup_queue(x->t, 0, QMAX * 2, 0), 0);		 /* above QueueNumMax */
+	assert_int_equal(setup_queue(x->t, 0, 0x10000 | 8, 0), 0);	 /* 16-bit truncation */
+	assert_int_equal(setup_queue(x->t, 0, 8, RAM_SIZE), 0);		 /* outside RAM */
+	assert_int_equal(setup_queue(x->t, 0, 8, RAM_SIZE - 0x3010), 0); /* used ring off the end */
+	assert_int_equal(setup_queue(x->t, 0, 8, 1ull << 32), 0);	 /* high half */
+	assert_int_equal(setup_queue(x->t, 0, 8, 0xfffffffffff00000ull), 0);
+	assert_int_equal(setup_queue(x->t, 0, 8, 8), 0); /* desc not 16-aligned */
+	assert_int_equal(setup_queue(x->t, 0, 8, 1), 0); /* avail not 2-aligned */
+	assert_int_equal(setup_queue(x->t, 0, 8, 2), 0); /* used not 4-aligned */
+	assert_int_equal(setup_queue(x->t, 0, 1, 0), 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_int_equal(setup_queue(x->t, 0, QMAX, 0), 1);
+}
+
+static void test_queue_regs_frozen_while_ready(void **state)
+{
+	struct fixture *x = *state;
+
+	assert_int_equal(setup_queue(x->t, 0, 8, 0), 1);
+	/* §4.2.3.2: while ready, size and addresses cannot change under the device. */
+	wr(x->t, VIRTIO_MMIO_QUEUE_NUM, 3);
+	wr(x->t, VIRTIO_MMIO_QUEUE_DESC_LOW, RAM_SIZE);
+	wr(x->t, VIRTIO_MMIO_QUEUE_USED_HIGH, 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 1);
+}
+
+static void test_config_space(void **state)
+{
+	struct fixture *x = *state;
+	const struct dev_ops *o = &virtio_mmio_dev_ops;
+
+	/* Byte by byte, as Linux reads multi-byte fields (§4.2.2.2). */
+	for (unsigned i = 0; i < 12; i++)
+		assert_int_equal(o->read(x->t, VIRTIO_MMIO_CONFIG + i, 1), 0x10 + i);
+	assert_int_equal(o->read(x->t, VIRTIO_MMIO_CONFIG + 1, 2), 0x1211);
+	assert_int_equal(o->read(x->t, VIRTIO_MMIO_CONFIG + 4, 4), 0x17161514);
+	assert_int_equal(o->read(x->t, VIRTIO_MMIO_CONFIG + 3, 4), 0x16151413); /* unaligned */
+	assert_int_equal(o->read(x->t, VIRTIO_MMIO_CONFIG, 8), 0x1716151413121110ull);
+	/* Past the device's config: zeros, partially and wholly. */
+	assert_int_equal(o->read(x->t, VIRTIO_MMIO_CONFIG + 10, 4), 0x1b1a);
+	assert_int_equal(o->read(x->t, VIRTIO_MMIO_CONFIG + 12, 4), 0);
+	assert_int_equal(o->read(x->t, VIRTIO_MMIO_WINDOW - 1, 1), 0);
+	/* Writes reach the device with the offset inside its config space. */
+	o->write(x->t, VIRTIO_MMIO_CONFIG + 5, 1, 0xab);
+	assert_int_equal(x->dev.cfg_write_off, 5);
+	assert_int_equal(x->dev.cfg_write_size, 1);
+	assert_int_equal(x->dev.cfg_write_val, 0xab);
+	o->write(x->t, VIRTIO_MMIO_CONFIG + 8, 2, 0x1234);
+	assert_int_equal(x->dev.cfg_write_off, 8);
+	assert_int_equal(x->dev.cfg_write_size, 2);
+}
+
+static void test_activate_and_reset(void **state)
+{
+	struct fixture *x = *state;
+
+	bring_up(x->t, FEATURES);
+	assert_int_equal(x->dev.activations, 1);
+	assert_int_equal(x->dev.act_features, FEATURES);
+	assert_true(x->dev.vqs[0].ready);
+	assert_true(x->dev.vqs[0].event_idx);
+	assert_int_equal(x->dev.vqs[0].size, QMAX);
+	assert_int_equal(x->dev.vqs[1].size, 8);
+	assert_int_equal(x->dev.vqs[1].desc_gpa, 0x10000 + DESC_GPA);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	/* A second DRIVER_OK write does not activate again. */
+	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+	assert_int_equal(x->dev.activations, 1);
+
+	/* §2.4: writing 0 resets everything. */
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(x->dev.resets, 1);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)FEATURES);
+	for (uint32_t q = 0; q < 2; q++) {
+		wr(x->t, VIRTIO_MMIO_QUEUE_SEL, q);
+		assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+		assert_false(x->dev.vqs[q].ready);
+	}
+	/* The queue size was forgotten too. */
+	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+	/* And it comes up again. */
+	bring_up(x->t, FEATURES);
+	assert_int_equal(x->dev.activations, 2);
+	/* The device manager's reset does the same. */
+	virtio_mmio_dev_ops.reset(x->t);
+	assert_int_equal(x->dev.resets, 2);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0);
+	virtio_mmio_quiesce(x->t);
+	assert_int_equal(x->dev.quiesced, 1);
+}
+
+static void test_notify_direct(void **state)
+{
+	struct fixture *x = *state;
+
+	/* Before DRIVER_OK nothing reaches the device. */
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(x->dev.notifies[0], 0);
+	bring_up(x->t, FEATURES);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	assert_int_equal(x->dev.notifies[1], 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(x->dev.notifies[0], 1);
+	/* Nonexistent queues are ignored. */
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 2);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0xffffffffu);
+	assert_int_equal(x->dev.notifies[0] + x->dev.notifies[1], 2);
+	/* A queue the driver disabled is not handed to the device. */
+	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	assert_int_equal(x->dev.notifies[1], 1);
+}
+
+static void test_interrupts(void **state)
+{
+	struct fixture *x = *state;
+
+	bring_up(x->t, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	x->dev.push_on_notify = true;
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
+	assert_int_equal(x->irq.count, 1);
+	virtio_mmio_config_changed(x->t);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS),
+			 VIRTIO_INT_USED | VIRTIO_INT_CONFIG);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION), 1);
+	assert_int_equal(x->irq.count, 2);
+	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
+	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, 0xffffffffu);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	/* Driver suppressed interrupts (§2.7.7): used buffer, but no edge. */
+	*(uint16_t *)fake_mem_ptr(&x->mem, AVAIL_GPA, 2) = VIRTQ_AVAIL_F_NO_INTERRUPT;
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(x->dev.notifies[0], 2);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(x->irq.count, 2);
+}
+
+static void test_needs_reset(void **state)
+{
+	struct fixture *x = *state;
+
+	bring_up(x->t, FEATURES);
+	x->dev.garbage_on_notify = true;
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(x->dev.notifies[0], 1);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
+	assert_int_equal(x->irq.count, 1);
+	/* Stopped: no more queue work, no second interrupt for the same condition. */
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	assert_int_equal(x->dev.notifies[0] + x->dev.notifies[1], 1);
+	virtio_mmio_set_needs_reset(x->t);
+	assert_int_equal(x->irq.count, 1);
+	/* Only a reset clears it. */
+	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+	assert_true(virtio_mmio_status(x->t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(virtio_mmio_status(x->t), 0);
+	x->dev.garbage_on_notify = false;
+	bring_up(x->t, FEATURES);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(x->dev.notifies[0], 2);
+}
+
+static void test_activate_failure(void **state)
+{
+	struct fixture *x = *state;
+
+	x->dev.activate_ret = -EINVAL;
+	bring_up(x->t, FEATURES);
+	assert_true(rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(x->dev.notifies[0], 0);
+}
+
+static void test_create_rejects_bad_ops(void **state)
+{
+	struct virtio_device_ops ops = fake_ops;
+	struct virtio_mmio *t;
+
+	(void)state;
+	ops.num_queues = 0;
+	assert_int_equal(virtio_mmio_create(NULL, NULL, &ops, NULL, &t), -EINVAL);
+	ops.num_queues = VIRTIO_MAX_QUEUES + 1;
+	assert_int_equal(virtio_mmio_create(NULL, NULL, &ops, NULL, &t), -EINVAL);
+	ops = fake_ops;
+	ops.queue_max_size = 100;
+	assert_int_equal(virtio_mmio_create(NULL, NULL, &ops, NULL, &t), -EINVAL);
+}
+
+/* Through the device manager: bus dispatch, describe, unwinding. */
+static void test_add_and_describe(void **state)
+{
+	struct fake_mem mem;
+	struct fake_dev dev = { 0 }, dev2 = { 0 };
+	struct devmgr dm;
+	struct virtio_mmio *t, *t2;
+	struct dm_describe ctx;
+	char cmdline[256] = "console=ttyS0";
+	struct aml a;
+	uint32_t v;
+
+	(void)state;
+	fake_mem_init(&mem, RAM_SIZE);
+	devmgr_init(&dm, &mem.gm, NULL, NULL);
+	assert_int_equal(virtio_mmio_add(&dm, "virtio-fake0", &fake_ops, &dev, &t), 0);
+	assert_int_equal(virtio_mmio_add(&dm, "virtio-fake1", &fake_ops, &dev2, &t2), 0);
+	assert_int_equal(dm.nr_devs, 2);
+	assert_int_equal(dm.devs[0]->len, 0x1000);
+	assert_true(dm.devs[0]->has_irq);
+	assert_true(bus_read(&dm.mmio, dm.devs[1]->base, &v, 4));
+	assert_int_equal(v, 0x74726976);
+	/* Through the bus, config space bytes work too. */
+	assert_true(bus_read(&dm.mmio, dm.devs[0]->base + 0x100, &v, 1));
+
+	/* Failure unwinds: duplicate id, bad ops; the device stays the caller's. */
+	assert_int_not_equal(virtio_mmio_add(&dm, "virtio-fake0", &fake_ops, &dev, &t), 0);
+	{
+		struct virtio_device_ops bad = fake_ops;
+
+		bad.num_queues = 0;
+		assert_int_equal(virtio_mmio_add(&dm, "virtio-bad", &bad, &dev, &t), -EINVAL);
+	}
+	assert_int_equal(dm.nr_devs, 2);
+	assert_int_equal(dev.destroyed, 0);
+
+	aml_init(&a);
+	ctx = (struct dm_describe){ .dsdt = &a,
+				    .cmdline = cmdline,
+				    .cmdline_size = sizeof(cmdline) };
+	assert_int_equal(devmgr_describe(&dm, &ctx), 0);
+	assert_string_equal(cmdline, "console=ttyS0 virtio_mmio.device=4K@0xc0000000:5"
+				     " virtio_mmio.device=4K@0xc0001000:6");
+	assert_non_null(memmem(a.buf, a.len, "V000", 4));
+	assert_non_null(memmem(a.buf, a.len, "V001", 4));
+	assert_non_null(memmem(a.buf, a.len, "LNRO0005", 8));
+	aml_free(&a);
+	/* No ACPI, no command line: nothing to do. */
+	ctx = (struct dm_describe){ 0 };
+	assert_int_equal(devmgr_describe(&dm, &ctx), 0);
+	/* A command line that is too short: an error, not an overflow. */
+	cmdline[0] = '\0';
+	ctx = (struct dm_describe){ .cmdline = cmdline, .cmdline_size = 20 };
+	assert_int_equal(devmgr_describe(&dm, &ctx), -ENOSPC);
+
+	devmgr_destroy(&dm);
+	assert_int_equal(dev.destroyed, 1);
+	assert_int_equal(dev2.destroyed, 1);
+	fake_mem_free(&mem);
+}
+
+/* With a VM: ioeventfds registered at DRIVER_OK, notifications on the event-loop thread. */
+struct ioev_rec {
+	int assigned;
+	uint64_t addr[4], datamatch[4];
+	unsigned len[4];
+	int nr;
+};
+
+static int fake_ioeventfd(void *ctx, uint64_t addr, unsigned len, uint64_t datamatch, int fd,
+			  bool assign)
+{
+	struct ioev_rec *r = ctx;
+
+	if (assign && r->nr < 4) {
+		r->addr[r->nr] = addr;
+		r->len[r->nr] = len;
+		r->datamatch[r->nr] = datamatch;
+		r->nr++;
+	}
+	r->assigned += assign ? 1 : -1;
+	return 0;
+}
+
+static void *loop_thread(void *arg)
+{
+	return (void *)(intptr_t)evloop_run(arg);
+}
+
+static bool wait_for(unsigned *counter, unsigned want)
+{
+	for (int i = 0; i < 2000; i++) {
+		if (__atomic_load_n(counter, __ATOMIC_SEQ_CST) >= want)
+			return true;
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+	return false;
+}
+
+static void test_event_loop_path(void **state)
+{
+	struct ioev_rec rec = { 0 };
+	struct devmgr_hooks hooks = { .ctx = &rec, .ioeventfd = fake_ioeventfd };
+	struct fake_mem mem;
+	struct fake_dev dev = { 0 };
+	struct devmgr dm;
+	struct evloop ev;
+	struct virtio_mmio *t;
+	pthread_t th;
+	uint32_t q1 = 1;
+
+	(void)state;
+	fake_mem_init(&mem, RAM_SIZE);
+	assert_int_equal(evloop_init(&ev), 0);
+	devmgr_init(&dm, &mem.gm, &ev, &hooks);
+	assert_int_equal(virtio_mmio_add(&dm, "virtio-fake0", &fake_ops, &dev, &t), 0);
+	assert_int_equal(pthread_create(&th, NULL, loop_thread, &ev), 0);
+	bring_up(t, FEATURES);
+	assert_int_equal(rec.assigned, 2);
+	assert_int_equal(rec.addr[0], dm.devs[0]->base + VIRTIO_MMIO_QUEUE_NOTIFY);
+	assert_int_equal(rec.len[0], 4);
+	assert_int_equal(rec.datamatch[0], 0);
+	assert_int_equal(rec.datamatch[1], 1);
+	/* QueueNotify writes that still exit are forwarded to the event loop. */
+	assert_true(bus_write(&dm.mmio, dm.devs[0]->base + VIRTIO_MMIO_QUEUE_NOTIFY, &q1, 4));
+	assert_true(wait_for(&dev.notifies[1], 1));
+	/* Reset tears the ioeventfds down. */
+	wr(t, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(rec.assigned, 0);
+	evloop_stop(&ev);
+	pthread_join(th, NULL);
+	devmgr_destroy(&dm);
+	assert_int_equal(dev.destroyed, 1);
+	evloop_destroy(&ev);
+	fake_mem_free(&mem);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_identity),
+		T(test_register_widths),
+		T(test_device_features_select),
+		T(test_driver_features_select),
+		T(test_features_ok_rules),
+		T(test_driver_ok_needs_features_ok),
+		T(test_status_bits_only_added),
+		T(test_queue_sel_out_of_range),
+		T(test_queue_ready_rules),
+		T(test_queue_regs_frozen_while_ready),
+		T(test_config_space),
+		T(test_activate_and_reset),
+		T(test_notify_direct),
+		T(test_interrupts),
+		T(test_needs_reset),
+		T(test_activate_failure),
+		cmocka_unit_test(test_create_rejects_bad_ops),
+		cmocka_unit_test(test_add_and_describe),
+		cmocka_unit_test(test_event_loop_path),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
