@@ -11,8 +11,7 @@ void bus_init(struct bus *bus, const char *name)
 	bus->name = name;
 }
 
-int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct dev_ops *ops,
-		 void *dev)
+int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct dev_ops *ops, void *dev)
 {
 	int i;
 
@@ -28,7 +27,8 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct dev_
 		if (r->base > base)
 			break;
 	}
-	memmove(&bus->ranges[i + 1], &bus->ranges[i], (size_t)(bus->nr - i) * sizeof(bus->ranges[0]));
+	memmove(&bus->ranges[i + 1], &bus->ranges[i],
+		(size_t)(bus->nr - i) * sizeof(bus->ranges[0]));
 	bus->ranges[i] = (struct bus_range){ .base = base, .len = len, .ops = ops, .dev = dev };
 	bus->nr++;
 	return 0;

@@ -12,10 +12,10 @@ struct snap_writer;
 struct snap_reader;
 
 /* Access-size bits for dev_ops.sizes: an access of N bytes is allowed if (sizes & N). */
-#define BUS_SZ1 1u
-#define BUS_SZ2 2u
-#define BUS_SZ4 4u
-#define BUS_SZ8 8u
+#define BUS_SZ1	   1u
+#define BUS_SZ2	   2u
+#define BUS_SZ4	   4u
+#define BUS_SZ8	   8u
 #define BUS_SZ_ANY (BUS_SZ1 | BUS_SZ2 | BUS_SZ4 | BUS_SZ8)
 
 /* The ops table every bus device implements (DESIGN.md §2).  Optional entries may be NULL. */
@@ -55,8 +55,8 @@ struct bus {
 /* Prepare an empty bus. */
 void bus_init(struct bus *bus, const char *name);
 /* Add [base, base+len) -> dev; -EEXIST on overlap, -ENOSPC when full, -EINVAL if len == 0. */
-int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct dev_ops *ops,
-		 void *dev) __attribute__((warn_unused_result));
+int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct dev_ops *ops, void *dev)
+	__attribute__((warn_unused_result));
 /* Remove the range starting at base (used when unwinding a failed start-up). */
 void bus_unregister(struct bus *bus, uint64_t base);
 /* Find the range holding addr, or NULL. */

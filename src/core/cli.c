@@ -152,7 +152,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		case OPT_MEM:
 			if (parse_uint(optarg, 16, 1048576, &v)) {
 				snprintf(err, err_size,
-					 "--mem: '%s' is not a size in MiB from 16 to 1048576", optarg);
+					 "--mem: '%s' is not a size in MiB from 16 to 1048576",
+					 optarg);
 				return -EINVAL;
 			}
 			o->mem_mib = v;
@@ -163,7 +164,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		case OPT_CPU_TEMPLATE:
 			if (cpuid_parse_template(optarg, &o->cpu_template)) {
 				snprintf(err, err_size,
-					 "--cpu-template: '%s' is not auto, host or no-pv-hypercalls",
+					 "--cpu-template: '%s' is not auto, host or "
+					 "no-pv-hypercalls",
 					 optarg);
 				return -EINVAL;
 			}

@@ -36,7 +36,7 @@ struct dm_dev {
 /* What a device writes when asked to describe itself. */
 struct dm_describe {
 	struct aml *dsdt; /* DSDT body to append Device() nodes to; NULL without ACPI */
-	char *cmdline;    /* kernel command line to append to (virtio_mmio.device=); NULL if not wanted */
+	char *cmdline; /* kernel command line to append to (virtio_mmio.device=); NULL if not wanted */
 	size_t cmdline_size;
 };
 
@@ -78,8 +78,7 @@ int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops
 /* Release a slot that could not be attached (its device was never created). */
 void devmgr_release(struct devmgr *dm, struct dm_dev *d);
 /* Ask every attached device to describe itself, in registration order. */
-int devmgr_describe(struct devmgr *dm, struct dm_describe *ctx)
-	__attribute__((warn_unused_result));
+int devmgr_describe(struct devmgr *dm, struct dm_describe *ctx) __attribute__((warn_unused_result));
 /* Register an ioeventfd through the VM hook; -ENOSYS without one (caller falls back to exits). */
 int devmgr_ioeventfd(struct devmgr *dm, uint64_t addr, unsigned len, uint64_t datamatch, int fd,
 		     bool assign);

@@ -19,9 +19,9 @@ struct gmem {
 	struct gmem_region regions[GMEM_MAX_REGIONS];
 	int nr_regions;
 	uint64_t ram_size; /* total RAM bytes */
-	void *map;         /* one host mapping backing all regions */
+	void *map;	   /* one host mapping backing all regions */
 	size_t map_size;
-	bool owned;        /* map was allocated by gmem_alloc */
+	bool owned; /* map was allocated by gmem_alloc */
 };
 
 /* Allocate `size` bytes of anonymous guest RAM laid out around the MMIO hole. */

@@ -9,7 +9,7 @@
 
 struct irq_line {
 	uint32_t gsi;
-	int fd;         /* eventfd bound to the GSI with KVM_IRQFD, or -1 */
+	int fd;		/* eventfd bound to the GSI with KVM_IRQFD, or -1 */
 	uint64_t count; /* edges raised so far (statistics, tests) */
 };
 

@@ -27,14 +27,13 @@
 
 #define CMDLINE_MAX 4096
 
-static const char top_usage[] =
-	"Usage: ignition COMMAND [OPTIONS]\n"
-	"A microVM monitor for Linux/KVM.\n"
-	"\n"
-	"Commands:\n"
-	"  run        boot a guest (see 'ignition run --help')\n"
-	"  help       show this help\n"
-	"  version    print the version\n";
+static const char top_usage[] = "Usage: ignition COMMAND [OPTIONS]\n"
+				"A microVM monitor for Linux/KVM.\n"
+				"\n"
+				"Commands:\n"
+				"  run        boot a guest (see 'ignition run --help')\n"
+				"  help       show this help\n"
+				"  version    print the version\n";
 
 /* One clear line on stderr, then exit: the only way start-up errors end the program. */
 __attribute__((noreturn, format(printf, 2, 3))) static void die(int status, const char *fmt, ...)
@@ -125,8 +124,9 @@ static void plan_boot(struct cli_opts *o, struct boot_plan *p)
 		snprintf(p->kernel, sizeof(p->kernel), "%s/%s", dir,
 			 stock ? "vmlinuz-stock" : "bzImage-min");
 		if (access(p->kernel, F_OK) < 0)
-			die(1, "no kernel given and the default guest is not built (%s is missing):"
-			       " run 'make guest' or pass --kernel",
+			die(1,
+			    "no kernel given and the default guest is not built (%s is missing):"
+			    " run 'make guest' or pass --kernel",
 			    p->kernel);
 		if (stock)
 			snprintf(p->initrd, sizeof(p->initrd), "%s/initrd-stock.img", dir);
@@ -143,8 +143,8 @@ static void plan_boot(struct cli_opts *o, struct boot_plan *p)
 	} else {
 		snprintf(p->cmdline, sizeof(p->cmdline), "console=ttyS0 reboot=k%s%s%s%s",
 			 o->nr_disks ? " root=/dev/vda " : "",
-			 o->nr_disks ? (o->disks[0].read_only ? "ro" : "rw") : "", *extra ? " " : "",
-			 extra);
+			 o->nr_disks ? (o->disks[0].read_only ? "ro" : "rw") : "",
+			 *extra ? " " : "", extra);
 	}
 	if (o->append) {
 		size_t used = strlen(p->cmdline);

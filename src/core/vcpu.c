@@ -21,18 +21,18 @@
 #define MSR_IA32_SYSENTER_CS  0x174
 #define MSR_IA32_SYSENTER_ESP 0x175
 #define MSR_IA32_SYSENTER_EIP 0x176
-#define MSR_IA32_TSC          0x10
+#define MSR_IA32_TSC	      0x10
 #define MSR_IA32_MISC_ENABLE  0x1a0
 #define MSR_MTRR_DEF_TYPE     0x2ff
-#define MSR_STAR              0xc0000081
-#define MSR_LSTAR             0xc0000082
-#define MSR_CSTAR             0xc0000083
+#define MSR_STAR	      0xc0000081
+#define MSR_LSTAR	      0xc0000082
+#define MSR_CSTAR	      0xc0000083
 #define MSR_SYSCALL_MASK      0xc0000084
 #define MSR_KERNEL_GS_BASE    0xc0000102
 
 #define MISC_ENABLE_FAST_STRING 1ull
-#define MTRR_ENABLE             (1ull << 11)
-#define MTRR_TYPE_WB            6ull
+#define MTRR_ENABLE		(1ull << 11)
+#define MTRR_TYPE_WB		6ull
 
 /* LAPIC register offsets and LVT delivery modes (Intel SDM vol. 3 §10.5.1). */
 #define APIC_LVT_LINT0 0x350
@@ -40,12 +40,12 @@
 #define APIC_DM_NMI    0x400
 #define APIC_DM_EXTINT 0x700
 
-#define X86_CR0_PE   0x1ull
-#define X86_CR0_ET   0x10ull
-#define X86_CR0_PG   0x80000000ull
-#define X86_CR4_PAE  0x20ull
-#define EFER_LME     0x100ull
-#define EFER_LMA     0x400ull
+#define X86_CR0_PE  0x1ull
+#define X86_CR0_ET  0x10ull
+#define X86_CR0_PG  0x80000000ull
+#define X86_CR4_PAE 0x20ull
+#define EFER_LME    0x100ull
+#define EFER_LMA    0x400ull
 
 static void kick_handler(int sig)
 {
@@ -270,11 +270,12 @@ static void report_internal_error(struct vcpu *v)
 	}
 	for (unsigned i = 0; i < n; i++)
 		snprintf(hex + 3 * i, sizeof(hex) - 3 * i, "%s%02x", i ? " " : "", bytes[i]);
-	log_error("vCPU %u: KVM internal error, suberror %u (%s), RIP %#llx, instruction bytes [%s]",
-		  v->index, run->internal.suberror,
-		  run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? "emulation failure"
-									: "see linux/kvm.h",
-		  (unsigned long long)regs.rip, n ? hex : "unavailable");
+	log_error(
+		"vCPU %u: KVM internal error, suberror %u (%s), RIP %#llx, instruction bytes [%s]",
+		v->index, run->internal.suberror,
+		run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? "emulation failure"
+								       : "see linux/kvm.h",
+		(unsigned long long)regs.rip, n ? hex : "unavailable");
 }
 
 static bool stop_requested(const struct vcpu *v)
@@ -356,8 +357,9 @@ static void *vcpu_main(void *arg)
 			vm_request_stop(v->vm, VM_STOP_ERROR);
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
-			log_error("vCPU %u: KVM entry failed, hardware reason %#llx", v->index,
-				  (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+			log_error(
+				"vCPU %u: KVM entry failed, hardware reason %#llx", v->index,
+				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 			vm_request_stop(v->vm, VM_STOP_ERROR);
 			break;
 		case KVM_EXIT_INTR:

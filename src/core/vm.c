@@ -14,7 +14,7 @@
 
 /* Addresses KVM needs for its own use below 4 GiB (three pages for the real-mode TSS, one for
  * the EPT identity map), above the IOAPIC/LAPIC and out of the MMIO window. */
-#define KVM_TSS_ADDR      0xfffbd000ull
+#define KVM_TSS_ADDR	  0xfffbd000ull
 #define KVM_IDENTITY_ADDR 0xfffbc000ull
 
 static int irq_bind(void *ctx, struct irq_line *l)
@@ -87,9 +87,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 		int cap;
 		const char *name;
 	} required[] = {
-		{ KVM_CAP_IRQCHIP, "in-kernel irqchip" }, { KVM_CAP_IOEVENTFD, "ioeventfd" },
-		{ KVM_CAP_IRQFD, "irqfd" },		  { KVM_CAP_USER_MEMORY, "user memory" },
-		{ KVM_CAP_IMMEDIATE_EXIT, "immediate_exit" }, { KVM_CAP_PIT2, "in-kernel PIT" },
+		{ KVM_CAP_IRQCHIP, "in-kernel irqchip" },
+		{ KVM_CAP_IOEVENTFD, "ioeventfd" },
+		{ KVM_CAP_IRQFD, "irqfd" },
+		{ KVM_CAP_USER_MEMORY, "user memory" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "immediate_exit" },
+		{ KVM_CAP_PIT2, "in-kernel PIT" },
 	};
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	struct devmgr_hooks hooks = { .ctx = vm, .irq_bind = irq_bind, .ioeventfd = ioeventfd };

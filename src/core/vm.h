@@ -31,12 +31,12 @@ struct vm {
 	struct gmem gm;
 	struct evloop ev;
 	struct devmgr dm;
-	struct power_sink power; /* devices stop the VM through this */
+	struct power_sink power;  /* devices stop the VM through this */
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, before per-vCPU fixups */
 	struct vcpu *vcpus[VM_MAX_VCPUS];
 	pthread_t evloop_thread;
 	bool evloop_running;
-	int stop_fd;                     /* eventfd: written once when the VM must stop */
+	int stop_fd;			 /* eventfd: written once when the VM must stop */
 	enum vm_stop_reason stop_reason; /* first reason wins */
 };
 

@@ -25,11 +25,11 @@ uint64_t log_uptime_ms(void);
 #define log_debug(...) log_msg(LOG_DEBUG, __FILE__, __LINE__, __VA_ARGS__)
 
 /* Guest-triggered problems: rate-limited so a hostile guest cannot flood the log. */
-#define log_guest(...)                                                                             \
-	do {                                                                                       \
-		static uint64_t rl_state_;                                                         \
-		if (log_ratelimit(&rl_state_, 10))                                                 \
-			log_msg(LOG_WARN, __FILE__, __LINE__, __VA_ARGS__);                        \
+#define log_guest(...)                                                      \
+	do {                                                                \
+		static uint64_t rl_state_;                                  \
+		if (log_ratelimit(&rl_state_, 10))                          \
+			log_msg(LOG_WARN, __FILE__, __LINE__, __VA_ARGS__); \
 	} while (0)
 
 #endif

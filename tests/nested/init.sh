@@ -81,7 +81,7 @@ else
 fi
 say "ready at $(cut -d' ' -f1 /proc/uptime)s"
 
-export HOME=/root TERM=${TERM:-dumb} PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 if [ -n "$cmd" ]; then
 	chroot /mnt /bin/sh "$cmd"
 	rc=$?

@@ -2,8 +2,10 @@
 # tests/nested/run.sh — run a command with a working /dev/kvm, inside an L1
 # Linux guest booted under QEMU TCG with an emulated AMD SVM CPU.
 #
-# usage: tests/nested/run.sh [-C DIR] [-v] [--] CMD [ARGS...]
+# usage: tests/nested/run.sh [-C DIR] [-e NAME[=VALUE]]... [-v] [--] CMD [ARGS...]
 #   -C DIR   working directory for CMD (default: current directory)
+#   -e NAME[=VALUE]  export NAME into CMD's environment (value taken from this
+#            environment if omitted); otherwise CMD gets only HOME/TERM/PATH
 #   -v       show all L1 kernel messages (default: quiet kernel)
 #   CMD runs as root in a chroot of this machine's root filesystem (mounted
 #   read-write over 9p), with fresh /proc /sys /dev (devtmpfs, incl. /dev/kvm)
@@ -15,10 +17,15 @@
 #                   run automatically if the kernel/initramfs are missing
 #   NESTED_CPU      QEMU -cpu model (default: max; e.g. EPYC,+svm,+npt / qemu64,+svm)
 #   NESTED_SMP      L1 vCPUs (default 2)      NESTED_MEM   L1 MiB (default 4096)
+#   NESTED_CACHE    9p cache mode for the host root: loose (default; fast, fine
+#                   because the host does not touch the files while L1 runs),
+#                   mmap, or none (coherent but ~4x slower exec/compile)
 #   NESTED_APPEND   extra L1 kernel parameters, e.g. "kvm_amd.npt=0"
 #   NESTED_TIMEOUT  seconds before the L1 is killed (default 1800; 0 = none)
 #   NESTED_LOG      also append the (CR-stripped) L1 console to this file
 #   NESTED_QEMU     qemu binary (default qemu-system-x86_64)
+#   NESTED_BIOS     firmware for L1 (default QEMU's qboot.rom if present, which
+#                   boots faster than SeaBIOS; "none" = QEMU's default)
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,9 +33,16 @@ repo=$(cd "$here/../.." && pwd)
 export NESTED_DIR=${NESTED_DIR:-$repo/build/nested}
 wd=$PWD
 verbose=0
+envs=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	-C) wd=$2; shift 2 ;;
+	-e)
+		case $2 in
+		*=*) envs+=("$2") ;;
+		*) [ -n "${!2+x}" ] && envs+=("$2=${!2}") ;;
+		esac
+		shift 2 ;;
 	-v) verbose=1; shift ;;
 	--) shift; break ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -50,6 +64,7 @@ job=$(mktemp -d "$DIR/job.XXXXXX") || exit 125
 trap 'rm -rf "$job"' EXIT
 q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 {
+	for e in ${envs[@]+"${envs[@]}"}; do echo "export ${e%%=*}=$(q "${e#*=}")"; done
 	echo "cd $(q "$wd") || exit 125"
 	printf 'exec'
 	for a in "$@"; do printf ' %s' "$(q "$a")"; done
@@ -57,15 +72,22 @@ q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 } >"$job/cmd.sh"
 
 if [ "$verbose" = 1 ]; then klog="loglevel=7"; else klog="quiet loglevel=1"; fi
-append="console=ttyS0 panic=-1 mitigations=off $klog nested.cmd=$job/cmd.sh nested.status=$job/status ${NESTED_APPEND:-}"
+append="console=ttyS0 panic=-1 mitigations=off $klog nested.cmd=$job/cmd.sh nested.status=$job/status nested.cache=${NESTED_CACHE:-loose} ${NESTED_APPEND:-}"
 tmo=${NESTED_TIMEOUT:-1800}
 pre=()
 [ "$tmo" != 0 ] && pre=(timeout -k 10 "$tmo")
 
+# qboot: a much quicker firmware than SeaBIOS for -kernel boots (and no
+# terminal-control junk on the console); fall back to QEMU's default.
+bios=()
+for f in ${NESTED_BIOS:-/usr/share/qemu/qboot.rom /usr/share/seabios/qboot.rom}; do
+	[ -f "$f" ] && { bios=(-bios "$f"); break; }
+done
+
 start=$(date +%s.%N)
 "${pre[@]}" "${NESTED_QEMU:-qemu-system-x86_64}" \
 	-accel tcg -cpu "${NESTED_CPU:-max}" -smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-4096}" \
-	-nographic -no-reboot -nodefaults -serial stdio -monitor none \
+	-nographic -no-reboot -nodefaults -serial stdio -monitor none ${bios[@]+"${bios[@]}"} \
 	-kernel "$DIR/vmlinuz" -initrd "$DIR/initramfs.cpio.gz" -append "$append" \
 	-fsdev local,id=h,path=/,security_model=passthrough,multidevs=remap \
 	-device virtio-9p-pci,fsdev=h,mount_tag=hostroot \

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # tests/nested/setup.sh — prepare the L1 kernel + initramfs used by run.sh.
 #
 # Downloads Debian's own kernel package (the version linux-image-amd64 currently
@@ -19,7 +19,7 @@
 #
 # Needs: apt-get, apt-cache, dpkg-deb, depmod (kmod), cpio, gzip,
 # busybox-static (/bin/busybox must be statically linked).
-set -eu
+set -eu -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -61,13 +61,14 @@ if [ "${NESTED_FORCE:-0}" != 1 ] && [ -f "$out_k" ] && [ -f "$out_i" ] &&
 fi
 
 # 2. download + extract
-deb=$(ls "$DIR"/"$kpkg"_*.deb 2>/dev/null | head -n1 || true)
-if [ -z "$deb" ]; then
+debs=("$DIR/$kpkg"_*.deb)
+if [ ! -f "${debs[0]}" ]; then
 	log "downloading $kpkg"
-	(cd "$DIR" && apt-get download "$kpkg" 2>&1 | grep -v 'unsandboxed' >&2) ||
-		die "apt-get download $kpkg failed"
-	deb=$(ls "$DIR"/"$kpkg"_*.deb | head -n1)
+	(cd "$DIR" && apt-get download "$kpkg" 2>&1 | grep -v 'unsandboxed' >&2)
+	debs=("$DIR/$kpkg"_*.deb)
+	[ -f "${debs[0]}" ] || die "apt-get download $kpkg failed (try apt-get update, or set NESTED_KPKG)"
 fi
+deb=${debs[0]}
 x=$DIR/extract
 rm -rf "$x"
 mkdir -p "$x"

@@ -209,7 +209,7 @@ static void check_tables(struct fixture *fx, unsigned nr_cpus, struct tables *ou
 	assert_int_equal(le32(fadt + 112) & (3u << 4), 3u << 4);   /* no fixed buttons */
 	assert_int_equal(le16(fadt + 46), 0);			   /* no SCI */
 	assert_int_equal(le16(fadt + 109), 1u << 2); /* no VGA; no 8042 probe; CMOS RTC present */
-	assert_int_equal(le32(fadt + 36), 0);			   /* no FACS */
+	assert_int_equal(le32(fadt + 36), 0);	     /* no FACS */
 	assert_int_equal(le64(fadt + 132), 0);
 	/* RESET_REG: SystemIO, 8 bits, byte access, LAYOUT_ACPI_RESET; value. */
 	assert_memory_equal(fadt + 116, ((const uint8_t[]){ 1, 8, 0, 1 }), 4);

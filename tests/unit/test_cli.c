@@ -17,8 +17,8 @@ static int parse(struct cli_opts *o, char *err, int argc, char **argv)
 	return cli_parse(argc, argv, o, err, 256);
 }
 
-#define ARGS(...) ((char *[]){ "run", __VA_ARGS__, NULL })
-#define NARGS(...) ((int)(sizeof((char *[]){ "run", __VA_ARGS__ }) / sizeof(char *)))
+#define ARGS(...)	   ((char *[]){ "run", __VA_ARGS__, NULL })
+#define NARGS(...)	   ((int)(sizeof((char *[]){ "run", __VA_ARGS__ }) / sizeof(char *)))
 #define PARSE(o, err, ...) parse(o, err, NARGS(__VA_ARGS__), ARGS(__VA_ARGS__))
 
 static void test_defaults(void **state)
@@ -118,8 +118,8 @@ static void test_too_many_disks(void **state)
 
 static void test_usage_mentions_every_flag(void **state)
 {
-	static const char *const flags[] = { "--kernel", "--initrd",  "--disk",	 "--cmdline",
-					     "--append", "--guest",   "--smp",	 "--mem",
+	static const char *const flags[] = { "--kernel",  "--initrd",	    "--disk", "--cmdline",
+					     "--append",  "--guest",	    "--smp",  "--mem",
 					     "--no-acpi", "--cpu-template", "--help" };
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
@@ -129,9 +129,12 @@ static void test_usage_mentions_every_flag(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),	cmocka_unit_test(test_all_flags),
-		cmocka_unit_test(test_bad_numbers),	cmocka_unit_test(test_bad_usage),
-		cmocka_unit_test(test_too_many_disks), cmocka_unit_test(test_usage_mentions_every_flag),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_all_flags),
+		cmocka_unit_test(test_bad_numbers),
+		cmocka_unit_test(test_bad_usage),
+		cmocka_unit_test(test_too_many_disks),
+		cmocka_unit_test(test_usage_mentions_every_flag),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,7 +17,10 @@
 static struct kvm_cpuid2 *make_cpuid(void)
 {
 	static const struct kvm_cpuid_entry2 base[] = {
-		{ .function = 0x1, .eax = 0x00a50f00, .ebx = 0x00000800, .ecx = 0x7ed8320b,
+		{ .function = 0x1,
+		  .eax = 0x00a50f00,
+		  .ebx = 0x00000800,
+		  .ecx = 0x7ed8320b,
 		  .edx = 0x178bfbff },
 		{ .function = 0xb, .index = 0, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX },
 		{ .function = 0xb, .index = 1, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX },
@@ -41,10 +44,10 @@ static void test_topology(void **state)
 
 	cpuid_fixup(c, 3, 4, CPU_TEMPLATE_HOST);
 	e = cpuid_find(c, 1, 0);
-	assert_int_equal(e->ebx >> 24, 3);         /* initial APIC id */
+	assert_int_equal(e->ebx >> 24, 3);	    /* initial APIC id */
 	assert_int_equal((e->ebx >> 16) & 0xff, 4); /* logical CPUs */
-	assert_true(e->ecx & (1u << 31));           /* hypervisor bit */
-	assert_true(e->edx & (1u << 28));           /* HTT */
+	assert_true(e->ecx & (1u << 31));	    /* hypervisor bit */
+	assert_true(e->edx & (1u << 28));	    /* HTT */
 	e = cpuid_find(c, 0xb, 1);
 	assert_int_equal(e->ebx, 4);
 	assert_int_equal(e->eax, 2); /* log2(4) */

@@ -59,8 +59,8 @@ static void fake_destroy(void *dev)
 
 static int fake_describe(void *dev, const struct dm_dev *slot, struct dm_describe *ctx)
 {
-	return dm_cmdline_append(ctx, " dev=%s@%#llx:%u", slot->id,
-				 (unsigned long long)slot->base, slot->irq.gsi);
+	return dm_cmdline_append(ctx, " dev=%s@%#llx:%u", slot->id, (unsigned long long)slot->base,
+				 slot->irq.gsi);
 }
 
 static const struct dev_ops fake_ops = {

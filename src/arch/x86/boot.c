@@ -93,8 +93,8 @@ static bool is_bzimage(const uint8_t *img, size_t len)
 
 /* bzImage: real-mode setup sectors, then the protected-mode kernel loaded at 1 MiB and entered
  * at its 64-bit entry point, 0x200 past the load address (boot protocol "64-bit BOOT PROTOCOL"). */
-static int load_bzimage(const struct gmem *gm, const uint8_t *img, size_t len,
-			struct boot_info *bi, const char **why)
+static int load_bzimage(const struct gmem *gm, const uint8_t *img, size_t len, struct boot_info *bi,
+			const char **why)
 {
 	unsigned setup_sects = img[HDR_SETUP_SECTS] ? img[HDR_SETUP_SECTS] : 4;
 	size_t kernel_off = ((size_t)setup_sects + 1) * 512;
@@ -113,7 +113,8 @@ static int load_bzimage(const struct gmem *gm, const uint8_t *img, size_t len,
 		*why = "kernel does not fit in guest RAM (raise --mem)";
 		return -ENOMEM;
 	}
-	memcpy(gmem_ptr(gm, LAYOUT_KERNEL_ADDR, len - kernel_off), img + kernel_off, len - kernel_off);
+	memcpy(gmem_ptr(gm, LAYOUT_KERNEL_ADDR, len - kernel_off), img + kernel_off,
+	       len - kernel_off);
 	memset(bi, 0, sizeof(*bi));
 	memcpy(bi->hdr + BP_HDR, img + BP_HDR, hdr_end - BP_HDR);
 	bi->hdr_len = hdr_end;
@@ -149,7 +150,8 @@ static int load_elf(const struct gmem *gm, const uint8_t *img, size_t len, struc
 		memcpy(&ph, img + eh->e_phoff + i * sizeof(ph), sizeof(ph));
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
-		if (ph.p_filesz > ph.p_memsz || ph.p_offset > len || ph.p_filesz > len - ph.p_offset) {
+		if (ph.p_filesz > ph.p_memsz || ph.p_offset > len ||
+		    ph.p_filesz > len - ph.p_offset) {
 			*why = "ELF segment lies outside the file";
 			return -ENOEXEC;
 		}

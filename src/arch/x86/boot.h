@@ -14,20 +14,20 @@ struct gmem;
 #define BP_EXT_RAMDISK_IMG  0x0c0
 #define BP_EXT_RAMDISK_SIZE 0x0c4
 #define BP_EXT_CMD_LINE_PTR 0x0c8
-#define BP_E820_ENTRIES     0x1e8
-#define BP_HDR              0x1f1 /* struct setup_header starts here */
-#define BP_E820_TABLE       0x2d0
-#define BP_E820_MAX         128
-#define BP_SIZE             0x1000
+#define BP_E820_ENTRIES	    0x1e8
+#define BP_HDR		    0x1f1 /* struct setup_header starts here */
+#define BP_E820_TABLE	    0x2d0
+#define BP_E820_MAX	    128
+#define BP_SIZE		    0x1000
 
 /* setup_header fields, as offsets within the zero page / bzImage. */
-#define HDR_SETUP_SECTS     0x1f1
-#define HDR_BOOT_FLAG       0x1fe
-#define HDR_JUMP            0x200
-#define HDR_HEADER          0x202
-#define HDR_VERSION         0x206
+#define HDR_SETUP_SECTS	    0x1f1
+#define HDR_BOOT_FLAG	    0x1fe
+#define HDR_JUMP	    0x200
+#define HDR_HEADER	    0x202
+#define HDR_VERSION	    0x206
 #define HDR_TYPE_OF_LOADER  0x210
-#define HDR_LOADFLAGS       0x211
+#define HDR_LOADFLAGS	    0x211
 #define HDR_CODE32_START    0x214
 #define HDR_RAMDISK_IMAGE   0x218
 #define HDR_RAMDISK_SIZE    0x21c
@@ -35,16 +35,16 @@ struct gmem;
 #define HDR_CMD_LINE_PTR    0x228
 #define HDR_INITRD_ADDR_MAX 0x22c
 #define HDR_KERNEL_ALIGN    0x230
-#define HDR_RELOCATABLE     0x234
-#define HDR_XLOADFLAGS      0x236
+#define HDR_RELOCATABLE	    0x234
+#define HDR_XLOADFLAGS	    0x236
 #define HDR_CMDLINE_SIZE    0x238
 #define HDR_PREF_ADDRESS    0x258
-#define HDR_INIT_SIZE       0x260
+#define HDR_INIT_SIZE	    0x260
 
-#define HDR_MAGIC           0x53726448u /* "HdrS" */
-#define LOADFLAG_LOADED_HIGH 0x01
+#define HDR_MAGIC	      0x53726448u /* "HdrS" */
+#define LOADFLAG_LOADED_HIGH  0x01
 #define LOADFLAG_CAN_USE_HEAP 0x80
-#define XLF_KERNEL_64       0x01
+#define XLF_KERNEL_64	      0x01
 
 #define E820_RAM      1
 #define E820_RESERVED 2
@@ -56,11 +56,11 @@ struct e820_entry {
 
 /* What the loader produced; the vCPU setup uses entry/zero_page. */
 struct boot_info {
-	uint64_t entry;       /* 64-bit entry point (guest physical) */
-	uint64_t kernel_end;  /* first byte after the loaded kernel image */
+	uint64_t entry;	     /* 64-bit entry point (guest physical) */
+	uint64_t kernel_end; /* first byte after the loaded kernel image */
 	uint64_t initrd_addr, initrd_size;
 	uint8_t hdr[BP_SIZE]; /* setup header as read from the image (bzImage), else zeros */
-	size_t hdr_len;       /* bytes of hdr that are meaningful (0 for ELF) */
+	size_t hdr_len;	      /* bytes of hdr that are meaningful (0 for ELF) */
 	int is_elf;
 };
 
@@ -72,7 +72,8 @@ int boot_load_kernel(const struct gmem *gm, const char *path, struct boot_info *
 int boot_probe_kernel(const char *path, const char **why) __attribute__((warn_unused_result));
 /* Same, from a buffer (unit tests, fuzzing). */
 int boot_load_kernel_buf(const struct gmem *gm, const uint8_t *img, size_t len,
-			 struct boot_info *bi, const char **why) __attribute__((warn_unused_result));
+			 struct boot_info *bi, const char **why)
+	__attribute__((warn_unused_result));
 /* Load an initrd file high in low RAM, below the kernel's initrd_addr_max. */
 int boot_load_initrd(const struct gmem *gm, const char *path, struct boot_info *bi)
 	__attribute__((warn_unused_result));
@@ -86,9 +87,9 @@ int boot_setup_zero_page(const struct gmem *gm, const struct boot_info *bi, cons
  * entered with in 64-bit mode. */
 int boot_setup_page_tables(const struct gmem *gm) __attribute__((warn_unused_result));
 /* GDT entries written by boot_setup_page_tables (selector = index * 8). */
-#define BOOT_GDT_CODE 2 /* __BOOT_CS = 0x10 */
-#define BOOT_GDT_DATA 3 /* __BOOT_DS = 0x18 */
-#define BOOT_GDT_TSS  4
+#define BOOT_GDT_CODE	 2 /* __BOOT_CS = 0x10 */
+#define BOOT_GDT_DATA	 3 /* __BOOT_DS = 0x18 */
+#define BOOT_GDT_TSS	 4
 #define BOOT_GDT_ENTRIES 5
 /* The raw 64-bit descriptors (also used to fill KVM segment registers). */
 extern const uint64_t boot_gdt[BOOT_GDT_ENTRIES];

@@ -13,13 +13,13 @@ enum cpu_template {
 };
 
 /* KVM paravirt feature bits in CPUID 0x40000001 EAX (Documentation/virt/kvm/x86/cpuid.rst). */
-#define KVM_CPUID_PV_UNHALT      (1u << 7)
-#define KVM_CPUID_PV_TLB_FLUSH   (1u << 9)
-#define KVM_CPUID_PV_SEND_IPI    (1u << 11)
+#define KVM_CPUID_PV_UNHALT	 (1u << 7)
+#define KVM_CPUID_PV_TLB_FLUSH	 (1u << 9)
+#define KVM_CPUID_PV_SEND_IPI	 (1u << 11)
 #define KVM_CPUID_PV_SCHED_YIELD (1u << 13)
 /* The features whose use makes the guest kernel execute a hypercall (vmcall/vmmcall). */
-#define KVM_CPUID_PV_HYPERCALLS                                                                    \
-	(KVM_CPUID_PV_UNHALT | KVM_CPUID_PV_TLB_FLUSH | KVM_CPUID_PV_SEND_IPI |                    \
+#define KVM_CPUID_PV_HYPERCALLS                                                 \
+	(KVM_CPUID_PV_UNHALT | KVM_CPUID_PV_TLB_FLUSH | KVM_CPUID_PV_SEND_IPI | \
 	 KVM_CPUID_PV_SCHED_YIELD)
 
 /* Parse "auto", "host" or "no-pv-hypercalls"; -EINVAL otherwise. */

@@ -3,46 +3,46 @@
 #define IGNITION_ARCH_X86_LAYOUT_H
 
 /* Low memory used by the boot path. */
-#define LAYOUT_GDT_ADDR        0x500ull
-#define LAYOUT_IDT_ADDR        0x520ull
-#define LAYOUT_ZERO_PAGE_ADDR  0x7000ull   /* struct boot_params; rsi at entry */
-#define LAYOUT_BOOT_STACK      0x8ff0ull
-#define LAYOUT_PML4_ADDR       0x9000ull   /* identity-mapped page tables */
-#define LAYOUT_PDPT_ADDR       0xa000ull
-#define LAYOUT_PD_ADDR         0xb000ull   /* 4 pages: 4 GiB of 2 MiB mappings */
-#define LAYOUT_CMDLINE_ADDR    0x20000ull
-#define LAYOUT_CMDLINE_MAX     0x10000ull  /* 64 KiB */
-#define LAYOUT_EBDA_START      0x9fc00ull  /* end of usable conventional memory */
-#define LAYOUT_ACPI_START      0xe0000ull  /* ACPI tables: 0xE0000..0xFFFFF */
-#define LAYOUT_ACPI_END        0x100000ull
-#define LAYOUT_KERNEL_ADDR     0x100000ull /* bzImage protected-mode kernel */
+#define LAYOUT_GDT_ADDR	      0x500ull
+#define LAYOUT_IDT_ADDR	      0x520ull
+#define LAYOUT_ZERO_PAGE_ADDR 0x7000ull /* struct boot_params; rsi at entry */
+#define LAYOUT_BOOT_STACK     0x8ff0ull
+#define LAYOUT_PML4_ADDR      0x9000ull /* identity-mapped page tables */
+#define LAYOUT_PDPT_ADDR      0xa000ull
+#define LAYOUT_PD_ADDR	      0xb000ull /* 4 pages: 4 GiB of 2 MiB mappings */
+#define LAYOUT_CMDLINE_ADDR   0x20000ull
+#define LAYOUT_CMDLINE_MAX    0x10000ull /* 64 KiB */
+#define LAYOUT_EBDA_START     0x9fc00ull /* end of usable conventional memory */
+#define LAYOUT_ACPI_START     0xe0000ull /* ACPI tables: 0xE0000..0xFFFFF */
+#define LAYOUT_ACPI_END	      0x100000ull
+#define LAYOUT_KERNEL_ADDR    0x100000ull /* bzImage protected-mode kernel */
 
 /* RAM: [0, min(size, hole)) and [4 GiB, ...) for the rest. */
 #define LAYOUT_MMIO_HOLE_START 0xc0000000ull /* 3 GiB */
 #define LAYOUT_HIGH_RAM_START  0x100000000ull
-#define LAYOUT_MAX_RAM         (1ull << 40)
+#define LAYOUT_MAX_RAM	       (1ull << 40)
 
 /* MMIO device window: 4 KiB slots from 3 GiB; the boot-timer takes the first. */
-#define LAYOUT_MMIO_START      0xc0000000ull
-#define LAYOUT_MMIO_SLOT_SIZE  0x1000ull
-#define LAYOUT_MMIO_SIZE       0x10000000ull /* 256 MiB, below the IOAPIC */
-#define LAYOUT_IOAPIC_ADDR     0xfec00000ull
-#define LAYOUT_LAPIC_ADDR      0xfee00000ull
+#define LAYOUT_MMIO_START     0xc0000000ull
+#define LAYOUT_MMIO_SLOT_SIZE 0x1000ull
+#define LAYOUT_MMIO_SIZE      0x10000000ull /* 256 MiB, below the IOAPIC */
+#define LAYOUT_IOAPIC_ADDR    0xfec00000ull
+#define LAYOUT_LAPIC_ADDR     0xfee00000ull
 
 /* Interrupt lines.  GSIs 0..15 are the ISA IRQs; devices get 5..23 minus the fixed ones. */
-#define LAYOUT_GSI_COM1        4
-#define LAYOUT_GSI_RTC         8
-#define LAYOUT_GSI_FIRST       5
-#define LAYOUT_GSI_LAST        23
+#define LAYOUT_GSI_COM1	 4
+#define LAYOUT_GSI_RTC	 8
+#define LAYOUT_GSI_FIRST 5
+#define LAYOUT_GSI_LAST	 23
 
 /* Fixed I/O ports. */
-#define LAYOUT_PORT_COM1       0x3f8
-#define LAYOUT_PORT_RTC        0x70
-#define LAYOUT_PORT_I8042      0x60  /* 0x60 data, 0x64 command */
-#define LAYOUT_PORT_ACPI_PM    0x600 /* hardware-reduced ACPI sleep control/status, reset */
-#define LAYOUT_ACPI_SLEEP_CTL  0x600
-#define LAYOUT_ACPI_SLEEP_STS  0x601
-#define LAYOUT_ACPI_RESET      0x602
-#define LAYOUT_ACPI_RESET_VAL  0x01
+#define LAYOUT_PORT_COM1      0x3f8
+#define LAYOUT_PORT_RTC	      0x70
+#define LAYOUT_PORT_I8042     0x60  /* 0x60 data, 0x64 command */
+#define LAYOUT_PORT_ACPI_PM   0x600 /* hardware-reduced ACPI sleep control/status, reset */
+#define LAYOUT_ACPI_SLEEP_CTL 0x600
+#define LAYOUT_ACPI_SLEEP_STS 0x601
+#define LAYOUT_ACPI_RESET     0x602
+#define LAYOUT_ACPI_RESET_VAL 0x01
 
 #endif
