@@ -91,7 +91,7 @@ start=$(date +%s.%N)
 	-kernel "$DIR/vmlinuz" -initrd "$DIR/initramfs.cpio.gz" -append "$append" \
 	-fsdev local,id=h,path=/,security_model=passthrough,multidevs=remap \
 	-device virtio-9p-pci,fsdev=h,mount_tag=hostroot \
-	</dev/null 2>&1 | tr -d '\r' | if [ -n "${NESTED_LOG:-}" ]; then tee -a "$NESTED_LOG"; else cat; fi
+	</dev/null 2>&1 | sed -u 's/\r//g' | if [ -n "${NESTED_LOG:-}" ]; then tee -a "$NESTED_LOG"; else cat; fi
 qrc=${PIPESTATUS[0]}
 end=$(date +%s.%N)
 secs=$(echo "$end - $start" | bc 2>/dev/null || echo "?")

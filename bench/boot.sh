@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Boot benchmark: ignition vs QEMU microvm (same kernel, command line, disk); prints medians
+# and ratios.  RUNS=N (default 3), MEM_MIB=N (default 256).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x build/ignition ] || make -s all
+exec python3 bench/boot.py "$@"

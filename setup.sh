@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh Debian 12 machine and boot the default guest to a login prompt.
+#   sudo ./setup.sh            install packages, build ignition and the guest, boot it
+#   sudo ./setup.sh --no-boot  the same without booting (CI)
+set -euo pipefail
+cd "$(dirname "$0")"
+boot=1
+[ "${1:-}" = --no-boot ] && boot=0
+
+pkgs=$(cat packages.txt guest/packages.txt | sed 's/#.*//' | tr -s ' \n' ' ')
+missing=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' $pkgs 2>/dev/null |
+	awk '$1 == "ii" { print $2 }' | sort >/tmp/ign-have.$$; printf '%s\n' $pkgs | sort |
+	comm -23 - /tmp/ign-have.$$; rm -f /tmp/ign-have.$$)
+if [ -n "$missing" ]; then
+	echo "setup: installing Debian packages:" $missing
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup: error: packages are missing and this is not root (run: sudo $0)" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q $missing
+fi
+
+echo "setup: building ignition"
+make -j"$(nproc)" all
+echo "setup: building the guest (kernel, initramfs, root filesystem; the first time takes a while)"
+make guest
+
+if [ $boot = 1 ]; then
+	echo "setup: booting the default guest; log in as root, Ctrl-A x quits"
+	exec build/ignition run
+fi
