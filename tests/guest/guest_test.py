@@ -8,8 +8,12 @@ Boot 1  default guest, --smp 2, ACPI: login as root, nproc = 2, date matches the
         RTC), root found through the DSDT (no virtio_mmio.device= on the command line),
         boot-timer line, write + sync a file, poweroff -> exit 0, file found on the image.
 Boot 2  --smp 4: nproc = 4, Ctrl-A x -> exit 0 and the terminal settings restored.
-Boot 3  --smp 1 --no-acpi: virtio_mmio.device= on the command line, nproc = 1,
+Boot 3  ELF vmlinux, --smp 1 --no-acpi: virtio_mmio.device= on the command line, nproc = 1,
         reboot -> exit 0.
+Boot 5  the rest of the device set: each tests/guest/dev_*.py module adds arguments and
+        checks to one shared boot.
+Boot 4  Debian's stock cloud kernel + initramfs, stdin/stdout are pipes: login, ACPI
+        discovery, poweroff -> exit 0.
 """
 import os
 import re
@@ -51,16 +55,26 @@ class Timeout(Exception):
 class Guest:
     """ignition on a pseudo-terminal, as a person at a terminal would run it."""
 
-    def __init__(self, name, args):
+    def __init__(self, name, args, pipes=False):
+        """pipes=False: stdin/stdout are a pseudo-terminal; True: two pipes."""
         os.makedirs(LOG_DIR, exist_ok=True)
         self.name = name
-        self.master, self.slave = os.openpty()
-        self.termios_before = termios.tcgetattr(self.slave)
         self.console_log = open(os.path.join(LOG_DIR, f"{name}.console.log"), "wb")
         self.stderr_path = os.path.join(LOG_DIR, f"{name}.stderr.log")
         self.stderr = open(self.stderr_path, "wb")
         self.buf = b""
         self.start = time.monotonic()
+        if pipes:
+            self.slave = None
+            self.proc = subprocess.Popen(
+                [IGNITION, "run", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self.stderr, start_new_session=True, close_fds=True)
+            self.master = self.proc.stdout.fileno()
+            self.wfd = self.proc.stdin.fileno()
+            return
+        self.master, self.slave = os.openpty()
+        self.wfd = self.master
+        self.termios_before = termios.tcgetattr(self.slave)
         self.proc = subprocess.Popen(
             [IGNITION, "run", *args],
             stdin=self.slave, stdout=self.slave, stderr=self.stderr,
@@ -107,7 +121,7 @@ class Guest:
         if isinstance(data, str):
             data = data.encode()
         for i in range(0, len(data), 16):  # the UART FIFO is small; be gentle
-            os.write(self.master, data[i:i + 16])
+            os.write(self.wfd, data[i:i + 16])
             time.sleep(0.02)
 
     def login(self):
@@ -147,11 +161,12 @@ class Guest:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        if self.slave is not None:
+            for fd in (self.master, self.slave):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         self.console_log.close()
         self.stderr.close()
 
@@ -181,12 +196,15 @@ def boot1(rootfs):
         check("acpi-no-virtio-cmdline", st == 0 and "virtio_mmio.device" not in cl, cl)
         st, out = g.run("ls /sys/bus/acpi/devices/ | grep -c LNRO0005")
         check("acpi-dsdt-virtio-node", st == 0 and out.strip() not in ("", "0"), out)
-        # /proc/mounts says /dev/root; compare the root's device number with vda's instead.
-        st, out = g.run("echo $(mountpoint -d /) $(cat /sys/block/vda/dev) "
+        # /proc/mounts says /dev/root; compare the root's st_dev with vda's major:minor.
+        st, out = g.run("echo $(stat -c %D /) $(cat /sys/block/vda/dev) "
                         "$(grep ' / ' /proc/mounts | cut -d' ' -f3)")
         f = out.split()
-        check("root-on-virtio-blk", st == 0 and len(f) == 3 and f[0] == f[1] and f[2] == "ext4",
-              out)
+        ok = st == 0 and len(f) == 3 and f[2] == "ext4"
+        if ok:
+            d = int(f[0], 16)  # Linux new_encode_dev: minor low byte, major, minor high bits
+            ok = f"{(d >> 8) & 0xfff}:{(d & 0xff) | ((d >> 12) & 0xfff00)}" == f[1]
+        check("root-on-virtio-blk", ok, out)
         st, _ = g.run("echo ignition-was-here > /root/persist.txt && sync")
         check("write-file-and-sync", st == 0)
         g.send("poweroff\n")
@@ -222,9 +240,22 @@ def boot2(rootfs):
         g.close()
 
 
+def guest_cmdline(flavour):
+    try:
+        with open(os.path.join(GUEST_DIR, f"cmdline-{flavour}")) as f:
+            return " ".join(f.read().split())
+    except OSError:
+        return ""
+
+
 def boot3(rootfs):
-    """1 vCPU without ACPI: devices on the command line; guest reboot ends ignition."""
-    g = Guest("boot3-smp1-noacpi", ["--smp", "1", "--no-acpi", "--disk", rootfs])
+    """ELF vmlinux, 1 vCPU, no ACPI: devices on the command line; reboot ends ignition."""
+    args = ["--kernel", os.path.join(GUEST_DIR, "vmlinux-min"), "--smp", "1", "--no-acpi",
+            "--disk", rootfs]
+    extra = guest_cmdline("min")
+    if extra:
+        args += ["--append", extra]
+    g = Guest("boot3-elf-smp1-noacpi", args)
     try:
         g.login()
         st, out = g.run("nproc")
@@ -240,9 +271,69 @@ def boot3(rootfs):
         g.close()
 
 
+def boot4(rootfs):
+    """Debian's stock cloud kernel + initramfs, console on pipes (not a terminal)."""
+    g = Guest("boot4-stock-pipes", ["--guest", "stock", "--smp", "2", "--disk", rootfs],
+              pipes=True)
+    try:
+        g.login()
+        result("PASS", "stock-kernel-login-over-pipes")
+        st, out = g.run("uname -r")
+        check("stock-kernel-runs", st == 0 and out.endswith("-cloud-amd64"), out)
+        st, out = g.run("ls /sys/bus/acpi/devices/ | grep -c LNRO0005")
+        check("stock-kernel-acpi-virtio", st == 0 and out.strip() not in ("", "0"), out)
+        g.send("poweroff\n")
+        rc = g.wait_exit(CMD_TIMEOUT)
+        check("stock-kernel-poweroff-exit-0", rc == 0, f"exit status {rc}")
+    except Timeout as e:
+        result("FAIL", "boot4", str(e))
+    finally:
+        g.close()
+
+
+def boot5(rootfs, tmp):
+    """One boot for the rest of the device set: every tests/guest/dev_*.py module adds its
+    ignition arguments (args(ctx) -> list), runs host-side set-up, and checks the guest
+    (checks(g, ctx) using g.run / result / check).  ctx is a dict with "tmp" (a scratch
+    directory both sides can use) and whatever the modules put there."""
+    import importlib
+    import glob
+    mods = []
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "dev_*.py"))):
+        name = os.path.basename(path)[:-3]
+        if name.split("_", 1)[1] not in os.environ.get("IGN_DEV_ONLY", name.split("_", 1)[1]):
+            continue
+        mods.append(importlib.import_module(name))
+    if not mods:
+        return
+    ctx = {"tmp": tmp, "rootfs": rootfs}
+    args = ["--smp", "2", "--disk", rootfs]
+    for m in mods:
+        args += m.args(ctx)
+    g = Guest("boot5-devices", args)
+    try:
+        g.login()
+        for m in mods:
+            try:
+                m.checks(g, ctx)
+            except Timeout as e:
+                result("FAIL", f"{m.__name__}", str(e))
+        g.send("poweroff\n")
+        rc = g.wait_exit(CMD_TIMEOUT)
+        check("devices-poweroff-exit-0", rc == 0, f"exit status {rc}")
+    except Timeout as e:
+        result("FAIL", "boot5", str(e))
+    finally:
+        for m in mods:
+            if hasattr(m, "cleanup"):
+                m.cleanup(ctx)
+        g.close()
+
+
 NAMES = ["login-root", "nproc-smp1", "nproc-smp2", "nproc-smp4", "rtc-date-is-host-time",
          "acpi-dsdt-virtio-node", "root-on-virtio-blk", "file-on-image-after-poweroff",
-         "ctrl-a-x-exit-0", "terminal-restored", "boot-timer-line", "reboot-exit-0"]
+         "ctrl-a-x-exit-0", "terminal-restored", "boot-timer-line", "reboot-exit-0",
+         "stock-kernel-login-over-pipes"]
 
 
 def main():
@@ -265,15 +356,20 @@ def main():
         if not os.path.exists(os.path.join(GUEST_DIR, f)):
             result("FAIL", "guest-assets", f"{GUEST_DIR}/{f} missing: run make guest")
             return 1
-    tmp = tempfile.mkdtemp(prefix="ign-guest-")
+    # Scratch space under build/ (not /tmp): inside the nested harness L1 has its own /tmp.
+    os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="ign-guest-", dir=os.path.join(ROOT, "build"))
     try:
-        only = os.environ.get("IGN_GUEST_ONLY", "1,2,3").split(",")
-        for n, fn in (("1", boot1), ("2", boot2), ("3", boot3)):
+        only = os.environ.get("IGN_GUEST_ONLY", "1,2,3,4,5").split(",")
+        for n, fn in (("1", boot1), ("2", boot2), ("3", boot3), ("4", boot4), ("5", boot5)):
             if n not in only:
                 continue
             rootfs = os.path.join(tmp, f"rootfs{n}.ext4")
             shutil.copyfile(rootfs_src, rootfs)
-            fn(rootfs)
+            if fn is boot5:
+                fn(rootfs, tmp)
+            else:
+                fn(rootfs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
