@@ -239,35 +239,78 @@ err_close:
 	return ret;
 }
 
-/* One clear line for an emulation failure: suberror, RIP and the instruction bytes. */
-static void report_internal_error(struct vcpu *v)
+/* The bytes of the instruction an emulation failure stopped on: from the exit itself when
+ * KVM_CAP_EXIT_ON_EMULATION_FAILURE supplies them, else read through KVM_TRANSLATE. */
+static unsigned fetch_insn(struct vcpu *v, const struct kvm_regs *regs, uint8_t bytes[15])
+{
+	struct kvm_run *run = v->run;
+	struct kvm_translation tr = { .linear_address = regs->rip };
+	const uint8_t *p;
+	unsigned n;
+
+	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+		n = run->emulation_failure.insn_size;
+		if (n > 15)
+			n = 15;
+		memcpy(bytes, run->emulation_failure.insn_bytes, n);
+		return n;
+	}
+	if (ioctl(v->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+		return 0;
+	p = gmem_ptr(&v->vm->gm, tr.physical_address, 15);
+	if (!p)
+		return 0;
+	memcpy(bytes, p, 15);
+	return 15;
+}
+
+/* A software-assisted KVM (kvm_pvm) cannot emulate `int3`: the kernel's int3 self-test and
+ * its int3-based text patching then stop the VM.  What the CPU would have done is a #BP trap
+ * with RIP after the instruction; inject exactly that.  Returns true if handled. */
+static bool emulate_int3(struct vcpu *v, struct kvm_regs *regs, const uint8_t *insn, unsigned n)
+{
+	struct kvm_vcpu_events ev;
+
+	if (n < 1 || insn[0] != 0xcc || v->run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION)
+		return false;
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0 || ev.exception.injected ||
+	    ev.exception.pending)
+		return false;
+	regs->rip += 1;
+	if (ioctl(v->fd, KVM_SET_REGS, regs) < 0)
+		return false;
+	ev.exception.injected = 1;
+	ev.exception.nr = 3; /* #BP */
+	ev.exception.has_error_code = 0;
+	ev.flags = 0;
+	if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0) {
+		regs->rip -= 1;
+		if (ioctl(v->fd, KVM_SET_REGS, regs) < 0)
+			log_error("vCPU %u: cannot restore RIP: %s", v->index, strerror(errno));
+		return false;
+	}
+	if (!v->int3_injected++)
+		log_info("vCPU %u: emulating int3 at %#llx by injecting #BP (host KVM cannot)",
+			 v->index, (unsigned long long)(regs->rip - 1));
+	return true;
+}
+
+/* An internal error: handled (int3) or one clear line with suberror, RIP and the instruction
+ * bytes.  Returns true if the vCPU may go on. */
+static bool handle_internal_error(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	struct kvm_regs regs;
 	uint8_t bytes[15];
-	unsigned n = 0;
+	unsigned n;
 	char hex[3 * 15 + 1] = "";
 
 	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
 		memset(&regs, 0, sizeof(regs));
-	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
-	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
-		n = run->emulation_failure.insn_size;
-		if (n > sizeof(bytes))
-			n = sizeof(bytes);
-		memcpy(bytes, run->emulation_failure.insn_bytes, n);
-	} else {
-		struct kvm_translation tr = { .linear_address = regs.rip };
-
-		if (ioctl(v->fd, KVM_TRANSLATE, &tr) == 0 && tr.valid) {
-			const uint8_t *p = gmem_ptr(&v->vm->gm, tr.physical_address, sizeof(bytes));
-
-			if (p) {
-				memcpy(bytes, p, sizeof(bytes));
-				n = sizeof(bytes);
-			}
-		}
-	}
+	n = fetch_insn(v, &regs, bytes);
+	if (emulate_int3(v, &regs, bytes, n))
+		return true;
 	for (unsigned i = 0; i < n; i++)
 		snprintf(hex + 3 * i, sizeof(hex) - 3 * i, "%s%02x", i ? " " : "", bytes[i]);
 	log_error(
@@ -276,6 +319,7 @@ static void report_internal_error(struct vcpu *v)
 		run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? "emulation failure"
 								       : "see linux/kvm.h",
 		(unsigned long long)regs.rip, n ? hex : "unavailable");
+	return false;
 }
 
 static bool stop_requested(const struct vcpu *v)
@@ -353,8 +397,8 @@ static void *vcpu_main(void *arg)
 			}
 			break;
 		case KVM_EXIT_INTERNAL_ERROR:
-			report_internal_error(v);
-			vm_request_stop(v->vm, VM_STOP_ERROR);
+			if (!handle_internal_error(v))
+				vm_request_stop(v->vm, VM_STOP_ERROR);
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
 			log_error(

@@ -16,7 +16,8 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
-	uint64_t exits; /* KVM_RUN returns (statistics) */
+	uint64_t exits;		/* KVM_RUN returns (statistics) */
+	uint64_t int3_injected; /* int3 emulation failures turned into #BP */
 };
 
 /* Create vCPU `index`, set its CPUID, MSRs, LAPIC and FPU; the boot vCPU (index 0) also gets
