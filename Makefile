@@ -19,6 +19,12 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Isrc -MMD -MP -pthread
 LDLIBS := -pthread
 TEST_LDLIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka) -pthread
+# libslirp (Debian libslirp-dev): user-mode networking, src/net/slirp.c.
+SLIRP_CFLAGS := $(shell pkg-config --cflags slirp 2>/dev/null || echo -I/usr/include/slirp)
+SLIRP_LIBS := $(shell pkg-config --libs slirp 2>/dev/null || echo -lslirp)
+ALL_CFLAGS += $(SLIRP_CFLAGS)
+LDLIBS += $(SLIRP_LIBS)
+TEST_LDLIBS += $(SLIRP_LIBS)
 
 SRCS := $(sort $(shell find src -name '*.c'))
 MAIN_SRC := src/core/main.c
@@ -80,4 +86,4 @@ format-check:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -type f -name '*.d' 2>/dev/null)

@@ -252,9 +252,9 @@ def boot3(rootfs):
     """ELF vmlinux, 1 vCPU, no ACPI: devices on the command line; reboot ends ignition."""
     args = ["--kernel", os.path.join(GUEST_DIR, "vmlinux-min"), "--smp", "1", "--no-acpi",
             "--disk", rootfs]
-    extra = guest_cmdline("min")
-    if extra:
-        args += ["--append", extra]
+    cl = guest_cmdline("min")
+    if cl:
+        args += ["--cmdline", cl]
     g = Guest("boot3-elf-smp1-noacpi", args)
     try:
         g.login()
