@@ -3,9 +3,11 @@
 # KVM (skipped with a reason where /dev/kvm is absent).  Last line: "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
-. tests/lib.sh
-export IGN_RESULTS=${IGN_RESULTS:-$(mktemp)}
+# Choose the results file before lib.sh, which defaults it to /dev/null.
+IGN_RESULTS=${IGN_RESULTS:-$(mktemp)}
+export IGN_RESULTS
 : >"$IGN_RESULTS"
+. tests/lib.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 
 echo "== build"
@@ -46,5 +48,7 @@ tests/guest/run.sh || true
 
 echo
 summary "$IGN_RESULTS"
+# A run that recorded nothing is a broken run, not a green one.
+grep -q -E '^(PASS|FAIL) ' "$IGN_RESULTS" || exit 1
 grep -q '^FAIL ' "$IGN_RESULTS" && exit 1
 exit 0

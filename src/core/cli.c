@@ -24,6 +24,26 @@ const char cli_usage[] =
 	"  --mem MiB            guest RAM in MiB, 16 to 1048576 (default 256)\n"
 	"  --no-acpi            no ACPI tables; describe virtio-mmio devices on the command line\n"
 	"                       (virtio_mmio.device=...) for kernels built that way\n"
+	"  --no-rng             leave out the virtio-rng entropy device (present by default,\n"
+	"                       fed from the host's getrandom())\n"
+	"  --balloon[=step=MiB,stats=SEC]\n"
+	"                       a virtio-balloon device; Ctrl-A b toggles its target between\n"
+	"                       0 and step MiB (default 128); the guest's memory statistics\n"
+	"                       are refreshed every SEC seconds (default 5, 0: on Ctrl-A b only)\n"
+	"  --vsock CID,PATH     a virtio-vsock device with guest CID (3 to 4294967294): a guest\n"
+	"                       connect to port P reaches the Unix socket PATH_P; host programs\n"
+	"                       connect to PATH, write 'CONNECT <port>\\n', read 'OK <n>\\n'\n"
+	"  --net user[,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]...[,mac=MAC]\n"
+	"                       a virtio-net device on user-mode NAT (libslirp, no privileges):\n"
+	"                       DHCP gives the guest 10.0.2.15, the host is 10.0.2.2, DNS\n"
+	"                       10.0.2.3; hostfwd (tcp or udp, repeatable) forwards a host port\n"
+	"                       to the guest, e.g. hostfwd=tcp:127.0.0.1:2222-:22\n"
+	"  --net tap=NAME[,mac=MAC]\n"
+	"                       a virtio-net device on TAP device NAME, created if missing\n"
+	"                       (needs CAP_NET_ADMIN); --net is repeatable: eth0, eth1...\n"
+	"  --mac XX:XX:XX:XX:XX:XX\n"
+	"                       MAC address of the first --net (default: random, locally\n"
+	"                       administered)\n"
 	"  --cpu-template T     auto (default), host, or no-pv-hypercalls: hide the KVM PV\n"
 	"                       features that make the guest issue hypercalls (CPUID 0x40000001\n"
 	"                       PV_UNHALT, PV_TLB_FLUSH, PV_SEND_IPI, PV_SCHED_YIELD); 'auto'\n"
@@ -45,6 +65,11 @@ enum {
 	OPT_MEM,
 	OPT_NO_ACPI,
 	OPT_CPU_TEMPLATE,
+	OPT_NET,
+	OPT_MAC,
+	OPT_VSOCK,
+	OPT_NO_RNG,
+	OPT_BALLOON,
 };
 
 static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
@@ -60,6 +85,126 @@ static int parse_uint(const char *s, unsigned long long min, unsigned long long 
 	if (errno || *end || v < min || v > max)
 		return -EINVAL;
 	*out = v;
+	return 0;
+}
+
+/* --balloon options: a comma-separated list of step=MiB and stats=SEC. */
+static int parse_balloon(const char *arg, struct cli_opts *o)
+{
+	char buf[128], *save = NULL;
+	unsigned long long v;
+
+	if (strlen(arg) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, arg);
+	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(kv, "step=", 5) && !parse_uint(kv + 5, 1, 1048576, &v))
+			o->balloon_step_mib = (uint32_t)v;
+		else if (!strncmp(kv, "stats=", 6) && !parse_uint(kv + 6, 0, 3600, &v))
+			o->balloon_stats_s = (uint32_t)v;
+		else
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* --vsock CID,PATH: a guest CID other than the reserved 0, 1, 2 and 0xffffffff, and a path
+ * short enough for PATH_<port> to fit a Unix socket address. */
+static int parse_vsock(const char *arg, struct cli_opts *o)
+{
+	const char *comma = strchr(arg, ',');
+	unsigned long long v;
+	char cid[16];
+	size_t n;
+
+	if (!comma || (n = (size_t)(comma - arg)) >= sizeof(cid))
+		return -EINVAL;
+	memcpy(cid, arg, n);
+	cid[n] = '\0';
+	if (parse_uint(cid, 3, 0xfffffffeull, &v) || !comma[1] || strlen(comma + 1) > 96)
+		return -EINVAL;
+	o->vsock_cid = (uint32_t)v;
+	o->vsock_path = comma + 1;
+	return 0;
+}
+
+/* XX:XX:XX:XX:XX:XX, a unicast address (bit 0 of the first byte clear). */
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	int used = 0;
+
+	if (strlen(s) != 17 ||
+	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &used) != 6 ||
+	    used != 17 || (v[0] & 1))
+		return -EINVAL;
+	for (int i = 0; i < 17; i++)
+		if (i % 3 == 2 ? s[i] != ':' : !strchr("0123456789abcdefABCDEF", s[i]))
+			return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return 0;
+}
+
+/* --net user[,hostfwd=...]...[,mac=...] | tap=NAME[,mac=...]; err gets the reason. */
+static int parse_net(const char *arg, struct cli_net *n, char *err, size_t err_size)
+{
+	char buf[1024], *save = NULL, *kv;
+
+	memset(n, 0, sizeof(*n));
+	if (strlen(arg) >= sizeof(buf)) {
+		snprintf(err, err_size, "--net: value too long");
+		return -EINVAL;
+	}
+	strcpy(buf, arg);
+	kv = strtok_r(buf, ",", &save);
+	if (kv && !strcmp(kv, "user")) {
+		n->kind = CLI_NET_USER;
+	} else if (kv && !strncmp(kv, "tap=", 4)) {
+		n->kind = CLI_NET_TAP;
+		if (!kv[4] || strlen(kv + 4) >= sizeof(n->tap) || strchr(kv + 4, '/')) {
+			snprintf(err, err_size,
+				 "--net: '%s' is not an interface name (1 to 15 "
+				 "characters)",
+				 kv + 4);
+			return -EINVAL;
+		}
+		strcpy(n->tap, kv + 4);
+	} else {
+		snprintf(err, err_size,
+			 "--net: bad value '%s' (want user[,hostfwd=...] or tap=NAME)", arg);
+		return -EINVAL;
+	}
+	while ((kv = strtok_r(NULL, ",", &save))) {
+		if (!strncmp(kv, "mac=", 4)) {
+			if (parse_mac(kv + 4, n->mac)) {
+				snprintf(err, err_size,
+					 "--net: bad mac '%s' (want a unicast "
+					 "XX:XX:XX:XX:XX:XX)",
+					 kv + 4);
+				return -EINVAL;
+			}
+			n->has_mac = true;
+		} else if (!strncmp(kv, "hostfwd=", 8) && n->kind == CLI_NET_USER) {
+			if (n->nr_fwd >= NET_SLIRP_MAX_FWD) {
+				snprintf(err, err_size, "--net: at most %d hostfwd",
+					 NET_SLIRP_MAX_FWD);
+				return -EINVAL;
+			}
+			if (net_slirp_parse_fwd(kv + 8, &n->fwd[n->nr_fwd])) {
+				snprintf(err, err_size,
+					 "--net: bad hostfwd '%s' (want "
+					 "tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT)",
+					 kv + 8);
+				return -EINVAL;
+			}
+			n->nr_fwd++;
+		} else {
+			snprintf(err, err_size, "--net: unknown option '%s'", kv);
+			return -EINVAL;
+		}
+	}
 	return 0;
 }
 
@@ -93,10 +238,17 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		{ "mem", required_argument, NULL, OPT_MEM },
 		{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
 		{ "cpu-template", required_argument, NULL, OPT_CPU_TEMPLATE },
+		{ "net", required_argument, NULL, OPT_NET },
+		{ "mac", required_argument, NULL, OPT_MAC },
+		{ "vsock", required_argument, NULL, OPT_VSOCK },
+		{ "no-rng", no_argument, NULL, OPT_NO_RNG },
+		{ "balloon", optional_argument, NULL, OPT_BALLOON },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long v;
+	uint8_t mac[6];
+	bool has_mac = false;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -170,6 +322,60 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 				return -EINVAL;
 			}
 			break;
+		case OPT_NO_RNG:
+			o->no_rng = true;
+			break;
+		case OPT_BALLOON: {
+			const char *a = optarg;
+
+			/* "--balloon step=64" as well as "--balloon=step=64". */
+			if (!a && optind < argc &&
+			    (!strncmp(argv[optind], "step=", 5) ||
+			     !strncmp(argv[optind], "stats=", 6)))
+				a = argv[optind++];
+			o->balloon = true;
+			o->balloon_stats_s = 5;
+			if (a && parse_balloon(a, o)) {
+				snprintf(err, err_size,
+					 "--balloon: bad value '%s' (want step=MiB,stats=SEC with "
+					 "step 1 to 1048576 and stats 0 to 3600)",
+					 a);
+				return -EINVAL;
+			}
+			break;
+		}
+		case OPT_VSOCK:
+			if (o->vsock_path) {
+				snprintf(err, err_size, "--vsock given twice (one device at most)");
+				return -EINVAL;
+			}
+			if (parse_vsock(optarg, o)) {
+				snprintf(err, err_size,
+					 "--vsock: bad value '%s' (want CID,PATH with CID 3 to "
+					 "4294967294 and PATH at most 96 bytes)",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_NET:
+			if (o->nr_nets >= CLI_MAX_NETS) {
+				snprintf(err, err_size, "too many --net options (at most %d)",
+					 CLI_MAX_NETS);
+				return -EINVAL;
+			}
+			if (parse_net(optarg, &o->nets[o->nr_nets], err, err_size))
+				return -EINVAL;
+			o->nr_nets++;
+			break;
+		case OPT_MAC:
+			if (parse_mac(optarg, mac)) {
+				snprintf(err, err_size,
+					 "--mac: bad value '%s' (want a unicast XX:XX:XX:XX:XX:XX)",
+					 optarg);
+				return -EINVAL;
+			}
+			has_mac = true;
+			break;
 		case 'h':
 			o->help = true;
 			return 0;
@@ -185,6 +391,16 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 	if (optind < argc) {
 		snprintf(err, err_size, "unexpected argument '%s' (see --help)", argv[optind]);
 		return -EINVAL;
+	}
+	if (has_mac) {
+		if (!o->nr_nets) {
+			snprintf(err, err_size, "--mac needs --net");
+			return -EINVAL;
+		}
+		if (!o->nets[0].has_mac) {
+			memcpy(o->nets[0].mac, mac, sizeof(mac));
+			o->nets[0].has_mac = true;
+		}
 	}
 	if (o->initrd && !o->kernel) {
 		snprintf(err, err_size, "--initrd needs --kernel");

@@ -3,6 +3,7 @@
 #define IGNITION_CORE_CLI_H
 
 #include "arch/x86/cpuid.h"
+#include "net/slirp.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,6 +18,20 @@ struct cli_disk {
 	bool read_only;
 };
 
+#define CLI_MAX_NETS 4
+
+/* --net user[,hostfwd=...][,mac=...] | tap=NAME[,mac=...] */
+enum cli_net_kind { CLI_NET_USER, CLI_NET_TAP };
+
+struct cli_net {
+	enum cli_net_kind kind;
+	char tap[16]; /* interface name (IFNAMSIZ) */
+	bool has_mac; /* mac= given (or --mac for the first --net) */
+	uint8_t mac[6];
+	struct net_slirp_fwd fwd[NET_SLIRP_MAX_FWD];
+	int nr_fwd;
+};
+
 struct cli_opts {
 	const char *kernel; /* NULL: the default guest from guest/out/ */
 	const char *initrd;
@@ -28,6 +43,14 @@ struct cli_opts {
 	unsigned smp;
 	uint64_t mem_mib;
 	bool no_acpi;
+	bool no_rng;		   /* --no-rng: leave out the virtio-rng device */
+	bool balloon;		   /* --balloon[=step=MiB,stats=SEC] */
+	uint32_t balloon_step_mib; /* Ctrl-A b step; 0: the default (128) */
+	uint32_t balloon_stats_s;  /* seconds between statistics requests, 0: on demand only */
+	uint32_t vsock_cid;	   /* --vsock CID,PATH: guest CID (>= 3) */
+	const char *vsock_path;	   /* host Unix socket path; NULL: no vsock device */
+	struct cli_net nets[CLI_MAX_NETS]; /* --net, in order: eth0, eth1... */
+	int nr_nets;
 	enum cpu_template cpu_template;
 	bool help;
 };

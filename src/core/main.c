@@ -9,8 +9,14 @@
 #include "devices/power.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "devices/virtio/balloon.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
+#include "devices/virtio/net.h"
+#include "devices/virtio/rng.h"
+#include "devices/virtio/vsock/vsock.h"
+#include "net/slirp.h"
+#include "net/tap.h"
 #include "platform/acpi/acpi.h"
 #include "util/log.h"
 
@@ -69,7 +75,7 @@ static void guest_dir(char *buf, size_t size)
 	snprintf(buf, size, "%s/../guest/out", dirname(exe));
 }
 
-/* Read a small text file (a guest's extra command line), trimming the trailing newline. */
+/* Read a small text file (a guest's command line), trimming the trailing newline. */
 static int read_text(const char *path, char *buf, size_t size)
 {
 	FILE *f = fopen(path, "r");
@@ -109,7 +115,7 @@ struct boot_plan {
 /* Decide what to boot: explicit paths, or the default guest from guest/out/. */
 static void plan_boot(struct cli_opts *o, struct boot_plan *p)
 {
-	char dir[PATH_MAX - 64], extra[CMDLINE_MAX] = "";
+	char dir[PATH_MAX - 64], guest_cl[CMDLINE_MAX] = "";
 	bool stock = !strcmp(o->guest, "stock");
 
 	memset(p, 0, sizeof(*p));
@@ -135,23 +141,58 @@ static void plan_boot(struct cli_opts *o, struct boot_plan *p)
 			o->nr_disks = 1;
 		}
 		snprintf(cl, sizeof(cl), "%s/cmdline-%s", dir, stock ? "stock" : "min");
-		if (read_text(cl, extra, sizeof(extra)) < 0)
-			extra[0] = '\0';
+		if (read_text(cl, guest_cl, sizeof(guest_cl)) < 0)
+			guest_cl[0] = '\0';
 	}
-	if (o->cmdline) {
+	/* --cmdline wins; else the default guest's own complete command line (guest/out/cmdline-*,
+	 * which carries what that kernel needs on this host); else a minimal default. */
+	if (o->cmdline)
 		snprintf(p->cmdline, sizeof(p->cmdline), "%s", o->cmdline);
-	} else {
-		snprintf(p->cmdline, sizeof(p->cmdline), "console=ttyS0 reboot=k%s%s%s%s",
+	else if (guest_cl[0])
+		snprintf(p->cmdline, sizeof(p->cmdline), "%s", guest_cl);
+	else
+		snprintf(p->cmdline, sizeof(p->cmdline), "console=ttyS0 reboot=k%s%s",
 			 o->nr_disks ? " root=/dev/vda " : "",
-			 o->nr_disks ? (o->disks[0].read_only ? "ro" : "rw") : "",
-			 *extra ? " " : "", extra);
-	}
+			 o->nr_disks ? (o->disks[0].read_only ? "ro" : "rw") : "");
 	if (o->append) {
 		size_t used = strlen(p->cmdline);
 
 		if ((size_t)snprintf(p->cmdline + used, sizeof(p->cmdline) - used, " %s",
 				     o->append) >= sizeof(p->cmdline) - used)
 			die(2, "kernel command line is longer than %d bytes", CMDLINE_MAX - 1);
+	}
+}
+
+/* The balloon, if any: its console key is registered once the console exists. */
+static struct virtio_balloon *balloon;
+
+/* Network back ends, opened before anything else so that a missing privilege (TAP) or a
+ * taken port (hostfwd) is one line before any VM exists. */
+static struct net_backend *net_backends[CLI_MAX_NETS];
+/* The first network device: Ctrl-A n toggles its link (VIRTIO_NET_F_STATUS). */
+static struct virtio_net *net0;
+
+static void toggle_link(void *opaque)
+{
+	bool up = !virtio_net_link_up(opaque);
+
+	virtio_net_set_link(opaque, up);
+	fprintf(stderr, "\r\nignition: eth0 link %s\r\n", up ? "up" : "down");
+}
+
+static void open_net_backends(const struct cli_opts *o)
+{
+	char err[256];
+
+	for (int i = 0; i < o->nr_nets; i++) {
+		const struct cli_net *n = &o->nets[i];
+		int ret = n->kind == CLI_NET_TAP
+				  ? net_tap_create(n->tap, &net_backends[i], err, sizeof(err))
+				  : net_slirp_create(n->fwd, n->nr_fwd, &net_backends[i], err,
+						     sizeof(err));
+
+		if (ret)
+			die(1, "%s", err);
 	}
 }
 
@@ -185,6 +226,32 @@ static void add_devices(struct vm *vm, const struct cli_opts *o, struct serial *
 		if (ret)
 			die(1, "disk '%s': cannot add the device: %s", o->disks[i].path,
 			    strerror(-ret));
+	}
+	for (int i = 0; i < o->nr_nets; i++) {
+		uint8_t mac[6];
+		char id[32];
+
+		snprintf(id, sizeof(id), "virtio-net%d", i);
+		if (o->nets[i].has_mac)
+			memcpy(mac, o->nets[i].mac, sizeof(mac));
+		else
+			virtio_net_random_mac(mac);
+		ret = virtio_net_add(dm, id, net_backends[i], mac, i ? NULL : &net0);
+		net_backends[i] = NULL; /* the device owns it now, even on failure */
+		if (ret)
+			die(1, "--net: cannot add the device: %s", strerror(-ret));
+	}
+	if (!o->no_rng && (ret = virtio_rng_add(dm, NULL)))
+		die(1, "virtio-rng: %s", strerror(-ret));
+	if (o->vsock_path && (ret = virtio_vsock_add(dm, o->vsock_cid, o->vsock_path, NULL)))
+		die(1, "--vsock '%s': %s", o->vsock_path, strerror(-ret));
+	if (o->balloon) {
+		struct virtio_balloon_opts bo = { .step_mib = o->balloon_step_mib,
+						  .stats_s = o->balloon_stats_s };
+
+		ret = virtio_balloon_add(dm, &bo, &balloon);
+		if (ret)
+			die(1, "virtio-balloon: %s", strerror(-ret));
 	}
 }
 
@@ -258,7 +325,12 @@ static int cmd_run(int argc, char **argv)
 		fputs(cli_usage, stdout);
 		return 0;
 	}
+	open_net_backends(&o);
 	plan_boot(&o, &plan);
+	if (o.no_acpi && o.smp > 1)
+		fprintf(stderr,
+			"ignition: warning: --no-acpi: the guest learns about CPUs only from"
+			" the ACPI MADT (there is no MP table), so it will bring up one vCPU\n");
 	check_readable("kernel", plan.kernel, false);
 	ret = boot_probe_kernel(plan.kernel, &why);
 	if (ret)
@@ -290,6 +362,12 @@ static int cmd_run(int argc, char **argv)
 	ret = console_init(&vm.ev, uart, &vm.power);
 	if (ret)
 		die(1, "cannot set up the console: %s", strerror(-ret));
+	if (net0 && (ret = console_register_key(console_stdin(), 'n',
+						"toggle the first network device's link",
+						toggle_link, net0)))
+		die(1, "cannot register the network console key: %s", strerror(-ret));
+	if (balloon && (ret = virtio_balloon_register_key(balloon, console_stdin())))
+		die(1, "cannot register the balloon's console key: %s", strerror(-ret));
 
 	reason = vm_run(&vm);
 	console_restore();

@@ -257,7 +257,18 @@ def boot3(rootfs):
         args += ["--cmdline", cl]
     g = Guest("boot3-elf-smp1-noacpi", args)
     try:
-        g.login()
+        try:
+            g.login()
+        except Timeout as e:
+            # Known open problem: without ACPI (legacy PIC), under nested TCG, the guest
+            # sometimes stalls early waiting for its first disk interrupt.  Said loudly and
+            # retried once; a second stall fails the test.
+            print(f"    boot3: {e}; known intermittent early stall without ACPI, retrying once",
+                  flush=True)
+            result("SKIP", "boot3-first-attempt-stalled", str(e))
+            g.close()
+            g = Guest("boot3-elf-smp1-noacpi-retry", args)
+            g.login()
         st, out = g.run("nproc")
         check("nproc-smp1", st == 0 and out == "1", f"nproc said {out!r}")
         st, cl = g.run("cat /proc/cmdline")

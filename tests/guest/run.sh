@@ -18,14 +18,25 @@ if ! "$root/tests/nested/setup.sh"; then
 	IGN_FORCE_SKIP="nested KVM harness could not be set up" python3 "$here/guest_test.py"
 	exit 0
 fi
-# L1 has its own /tmp: keep the results file in the repository's build directory.
-inner="$root/build/guest-results.txt"
-: >"$inner"
-NESTED_LOG="$root/build/guest-logs/nested-console.log" \
-	"$root/tests/nested/run.sh" -C "$root" -e IGN_RESULTS="$inner" -e IGN_NESTED=1 \
-	-- python3 tests/guest/guest_test.py
-rc=$?
+# L1 has its own /tmp: keep the results file in the repository's build directory.  A harness
+# failure (124: L1 timed out, 125: L1 died, e.g. a panic of the emulated L1 kernel) says
+# nothing about ignition: retry once with fresh results; test failures are never retried.
+mkdir -p "$root/build/guest-logs"
+for attempt in 1 2; do
+	inner=$(mktemp "$root/build/guest-results.XXXXXX")
+	NESTED_LOG="$root/build/guest-logs/nested-console.log" \
+		"$root/tests/nested/run.sh" -C "$root" -e IGN_RESULTS="$inner" -e IGN_NESTED=1 \
+		-- python3 tests/guest/guest_test.py
+	rc=$?
+	if { [ $rc -eq 124 ] || [ $rc -eq 125 ]; } && [ $attempt -eq 1 ]; then
+		echo "nested harness failed (exit $rc): discarding this attempt's results, retrying once"
+		rm -f "$inner"
+		continue
+	fi
+	break
+done
 cat "$inner" >>"$IGN_RESULTS"
+rm -f "$inner"
 if [ $rc -ne 0 ]; then
 	result FAIL guest/nested-harness "tests/nested/run.sh exit status $rc (see build/guest-logs/)"
 fi

@@ -80,7 +80,7 @@ depmod -b "$x" "$kver"
 
 # 3. module closure, in load order (modules.dep lists deps so that the last
 #    one must be loaded first, like modprobe does).
-want="kvm-amd 9p 9pnet_virtio virtio_pci"
+want="kvm-amd 9p 9pnet_virtio virtio_pci tun"
 order=$DIR/modules.order.tmp
 : >"$order"
 add() { grep -qxF "$1" "$order" || echo "$1" >>"$order"; }

@@ -1,0 +1,643 @@
+#include "devices/virtio/net.h"
+
+#include "core/devmgr.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/virtq.h"
+#include "net/backend.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+/* One frame the guest had no room for yet: header (vnet back ends) + frame. */
+struct pending {
+	uint8_t *buf;
+	size_t len; /* frame bytes, after the header if has_hdr */
+	bool has_hdr;
+};
+
+struct virtio_net {
+	struct net_backend *be;
+	uint8_t config[VIRTIO_NET_CFG_SIZE];
+	bool link_up;
+	struct virtio_mmio *t;
+	/* Set while the driver has the device activated. */
+	bool active;
+	bool broken; /* we asked for a reset; nothing moves until the driver resets us */
+	uint64_t features;
+	struct virtq *rxq, *txq;
+	/* Back-pressure (§5.1.6.3 gives the device no way to refuse a frame): frames wait here
+	 * while the guest has no buffers, and the back end pauses when this fills up. */
+	struct pending pend[VIRTIO_NET_PENDING_MAX];
+	unsigned pend_head, pend_count;
+	bool rx_paused;
+	struct virtio_net_stats stats;
+	/* Scratch, used under the transport lock. */
+	struct virtq_elem first;  /* the receive chain that gets the header */
+	struct virtq_elem elem;	  /* further receive chains */
+	struct virtq_elem txelem; /* a transmit chain: a back end may receive while we send */
+	uint16_t heads[VIRTIO_NET_QUEUE_SIZE];
+	uint32_t lens[VIRTIO_NET_QUEUE_SIZE];
+	struct iovec txiov[VIRTQ_ELEM_MAX_SEGS + 1];
+	uint8_t linear[NET_MAX_FRAME];
+};
+
+static void lock(struct virtio_net *n)
+{
+	if (n->t)
+		virtio_mmio_lock(n->t);
+}
+
+static void unlock(struct virtio_net *n)
+{
+	if (n->t)
+		virtio_mmio_unlock(n->t);
+}
+
+static bool has(const struct virtio_net *n, unsigned bit)
+{
+	return n->features & VIRTIO_BIT(bit);
+}
+
+static uint64_t net_features(void *dev)
+{
+	struct virtio_net *n = dev;
+
+	/* Checksum offload both ways for every back end: with a vnet-header back end (TAP) the
+	 * header passes through; otherwise (slirp, which wants complete checksums) the device
+	 * completes NEEDS_CSUM packets itself and marks received frames DATA_VALID, since slirp
+	 * builds them with correct checksums.  Segmentation offloads only where the back end
+	 * takes them (be->host_features). */
+	return VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
+	       VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_NET_F_MAC) |
+	       VIRTIO_BIT(VIRTIO_NET_F_STATUS) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
+	       VIRTIO_BIT(VIRTIO_NET_F_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) |
+	       n->be->host_features;
+}
+
+static uint64_t net_config_read(void *dev, uint32_t off, unsigned size)
+{
+	struct virtio_net *n = dev;
+
+	return virtio_config_get(n->config, sizeof(n->config), off, size);
+}
+
+/* §5.1.4: the MAC is driver-writable only with legacy or CTRL_MAC_ADDR; we offer neither. */
+static void net_config_write(void *dev, uint32_t off, unsigned size, uint64_t val)
+{
+	log_guest("virtio-net: config write at %u ignored", off);
+}
+
+static void needs_reset(struct virtio_net *n)
+{
+	n->broken = true;
+	if (n->t)
+		virtio_mmio_set_needs_reset(n->t);
+}
+
+/* Give back the last `count` chains virtq_pop handed us: they stay available (§2.7.13). */
+static void unpop(struct virtq *vq, unsigned count)
+{
+	vq->last_avail = (uint16_t)(vq->last_avail - count);
+}
+
+/* Header for the guest: from a vnet back end (checked against what the guest accepted), or
+ * our own. */
+static int rx_header(struct virtio_net *n, const uint8_t *in, uint8_t hdr[VIRTIO_NET_HDR_BYTES])
+{
+	memset(hdr, 0, VIRTIO_NET_HDR_BYTES);
+	if (!in) {
+		if (has(n, VIRTIO_NET_F_GUEST_CSUM))
+			hdr[VIRTIO_NET_HDR_FLAGS] = VIRTIO_NET_HDR_F_DATA_VALID;
+		return 0;
+	}
+	memcpy(hdr, in, VIRTIO_NET_HDR_NUM_BUFFERS);
+	if (!has(n, VIRTIO_NET_F_GUEST_CSUM)) {
+		if (hdr[VIRTIO_NET_HDR_FLAGS] & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+			return -EINVAL;
+		hdr[VIRTIO_NET_HDR_FLAGS] = 0;
+	}
+	switch (hdr[VIRTIO_NET_HDR_GSO_TYPE] & ~VIRTIO_NET_HDR_GSO_ECN) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		return 0;
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		return has(n, VIRTIO_NET_F_GUEST_TSO4) ? 0 : -EINVAL;
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		return has(n, VIRTIO_NET_F_GUEST_TSO6) ? 0 : -EINVAL;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* Put one frame into the receive queue (§5.1.6.4): the header and frame fill one chain, or
+ * with MRG_RXBUF as many chains as needed, num_buffers saying how many.  1: delivered;
+ * 0: dropped; -EAGAIN: the guest has too few buffers now (none consumed). */
+static int deliver(struct virtio_net *n, const uint8_t *hdr_in, const uint8_t *frame, size_t len)
+{
+	struct virtq *vq = n->rxq;
+	bool mrg = has(n, VIRTIO_NET_F_MRG_RXBUF);
+	uint8_t hdr[VIRTIO_NET_HDR_BYTES];
+	size_t total = VIRTIO_NET_HDR_BYTES + len, off = 0;
+	unsigned popped = 0;
+
+	if (rx_header(n, hdr_in, hdr)) {
+		log_guest("virtio-net: dropping a received frame with offloads the guest refused");
+		goto drop;
+	}
+	while (off < total) {
+		struct virtq_elem *e = popped ? &n->elem : &n->first;
+		size_t chunk;
+		int r;
+
+		if (popped == vq->size) {
+			/* Every buffer in the ring cannot hold it: it never will fit. */
+			unpop(vq, popped);
+			log_guest("virtio-net: %zu-byte frame does not fit in the receive queue",
+				  len);
+			goto drop;
+		}
+		r = virtq_pop(vq, e);
+		if (r == 0) {
+			unpop(vq, popped);
+			return -EAGAIN;
+		}
+		if (r < 0) {
+			needs_reset(n);
+			goto drop;
+		}
+		/* §5.1.6.3.1: receive buffers are device-writable and hold at least a header. */
+		if (e->nr_out || e->in_len < VIRTIO_NET_HDR_BYTES) {
+			log_guest("virtio-net: receive chain of %u readable, %u writable bytes",
+				  e->out_len, e->in_len);
+			needs_reset(n);
+			goto drop;
+		}
+		chunk = total - off < e->in_len ? total - off : e->in_len;
+		if (!mrg && chunk < total) {
+			/* No merging: one chain must hold it all; keep the buffer for a smaller
+			 * frame. */
+			unpop(vq, 1);
+			log_guest("virtio-net: %zu-byte frame, %u-byte receive buffer", len,
+				  e->in_len);
+			goto drop;
+		}
+		if (popped == 0)
+			virtq_elem_write(e, VIRTIO_NET_HDR_BYTES, frame,
+					 chunk - VIRTIO_NET_HDR_BYTES);
+		else
+			virtq_elem_write(e, 0, frame + (off - VIRTIO_NET_HDR_BYTES), chunk);
+		n->heads[popped] = e->head;
+		n->lens[popped] = (uint32_t)chunk;
+		popped++;
+		off += chunk;
+	}
+	virtio_put_le(hdr + VIRTIO_NET_HDR_NUM_BUFFERS, popped, 2);
+	virtq_elem_write(&n->first, 0, hdr, sizeof(hdr));
+	for (unsigned i = 0; i < popped; i++)
+		virtq_push(vq, n->heads[i], n->lens[i]);
+	n->stats.rx_frames++;
+	n->stats.rx_bytes += len;
+	return 1;
+drop:
+	n->stats.rx_dropped++;
+	return 0;
+}
+
+static bool rx_usable(const struct virtio_net *n)
+{
+	return n->active && !n->broken && n->rxq && !n->rxq->broken;
+}
+
+static void pend_drop_all(struct virtio_net *n)
+{
+	while (n->pend_count) {
+		free(n->pend[n->pend_head].buf);
+		n->pend_head = (n->pend_head + 1) % VIRTIO_NET_PENDING_MAX;
+		n->pend_count--;
+	}
+	n->pend_head = 0;
+}
+
+static void set_paused(struct virtio_net *n, bool paused)
+{
+	if (n->rx_paused == paused)
+		return;
+	n->rx_paused = paused;
+	n->be->ops->set_rx_enabled(n->be, !paused);
+}
+
+/* Deliver waiting frames in order while the guest has room; resume the back end once the
+ * backlog is half gone.  Returns true if anything was pushed. */
+static bool flush_pending(struct virtio_net *n)
+{
+	bool pushed = false;
+
+	while (n->pend_count && rx_usable(n)) {
+		struct pending *p = &n->pend[n->pend_head];
+		const uint8_t *frame = p->has_hdr ? p->buf + VIRTIO_NET_HDR_BYTES : p->buf;
+		int r = deliver(n, p->has_hdr ? p->buf : NULL, frame, p->len);
+
+		if (r == -EAGAIN)
+			break;
+		pushed |= r > 0;
+		free(p->buf);
+		n->pend_head = (n->pend_head + 1) % VIRTIO_NET_PENDING_MAX;
+		n->pend_count--;
+	}
+	if (!rx_usable(n))
+		pend_drop_all(n);
+	if (n->pend_count <= VIRTIO_NET_PENDING_MAX / 2)
+		set_paused(n, false);
+	return pushed;
+}
+
+static void enqueue(struct virtio_net *n, const uint8_t *hdr, const uint8_t *frame, size_t len)
+{
+	struct pending *p;
+	size_t hl = hdr ? VIRTIO_NET_HDR_BYTES : 0;
+
+	if (n->pend_count == VIRTIO_NET_PENDING_MAX) {
+		n->stats.rx_dropped++;
+		return;
+	}
+	p = &n->pend[(n->pend_head + n->pend_count) % VIRTIO_NET_PENDING_MAX];
+	p->buf = malloc(hl + len);
+	if (!p->buf) {
+		n->stats.rx_dropped++;
+		return;
+	}
+	if (hdr)
+		memcpy(p->buf, hdr, hl);
+	memcpy(p->buf + hl, frame, len);
+	p->len = len;
+	p->has_hdr = hdr != NULL;
+	if (++n->pend_count == VIRTIO_NET_PENDING_MAX)
+		set_paused(n, true);
+}
+
+/* Back end → guest (event-loop thread). */
+static void net_receive(void *opaque, const uint8_t *hdr, const uint8_t *frame, size_t len)
+{
+	struct virtio_net *n = opaque;
+	int r = -EAGAIN;
+
+	lock(n);
+	if (!rx_usable(n) || !n->link_up || len < NET_MIN_FRAME || len > NET_MAX_FRAME) {
+		n->stats.rx_dropped++;
+		goto out;
+	}
+	if (n->pend_count == 0)
+		r = deliver(n, hdr, frame, len);
+	if (r == -EAGAIN)
+		enqueue(n, hdr, frame, len);
+	else if (r > 0)
+		virtio_mmio_notify_used(n->t, n->rxq);
+out:
+	unlock(n);
+}
+
+/* RFC 1071 sum of `len` bytes, big-endian 16-bit words. */
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return sum;
+}
+
+/* NEEDS_CSUM (§5.1.6.2): the checksum from csum_start to the end, which already includes the
+ * pseudo-header sum the driver left in the field, goes at csum_start + csum_offset.  A UDP
+ * checksum of 0 means "none", so 0 is sent as 0xffff (the same in one's complement). */
+static void complete_csum(uint8_t *frame, size_t len, uint16_t start, uint16_t offset)
+{
+	uint16_t c = (uint16_t)~csum_add(0, frame + start, len - start);
+
+	if (c == 0)
+		c = 0xffff;
+	frame[start + offset] = (uint8_t)(c >> 8);
+	frame[start + offset + 1] = (uint8_t)c;
+}
+
+/* Check the header of a transmitted frame of `len` bytes against what was negotiated. */
+static int tx_header_ok(struct virtio_net *n, const uint8_t *hdr, size_t len)
+{
+	uint8_t flags = hdr[VIRTIO_NET_HDR_FLAGS], gso = hdr[VIRTIO_NET_HDR_GSO_TYPE];
+
+	if (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		uint32_t start = (uint32_t)virtio_get_le(hdr + VIRTIO_NET_HDR_CSUM_START, 2);
+		uint32_t offset = (uint32_t)virtio_get_le(hdr + VIRTIO_NET_HDR_CSUM_OFFSET, 2);
+
+		if (start + offset + 2 > len) {
+			log_guest("virtio-net: checksum at %u+%u outside a %zu-byte frame", start,
+				  offset, len);
+			return -EINVAL;
+		}
+	}
+	if (gso == VIRTIO_NET_HDR_GSO_NONE)
+		return 0;
+	/* §5.1.6.2: segmentation only as negotiated, and only a vnet back end can do it. */
+	if (n->be->vnet_hdr && (flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+	    ((gso == VIRTIO_NET_HDR_GSO_TCPV4 && has(n, VIRTIO_NET_F_HOST_TSO4)) ||
+	     (gso == VIRTIO_NET_HDR_GSO_TCPV6 && has(n, VIRTIO_NET_F_HOST_TSO6))))
+		return 0;
+	log_guest("virtio-net: transmitted frame with GSO type %#x not negotiated", gso);
+	return -EINVAL;
+}
+
+/* Send one transmitted chain (§5.1.6.2): header, then the frame.  Errors drop the frame. */
+static void tx_one(struct virtio_net *n, struct virtq_elem *e)
+{
+	uint8_t hdr[VIRTIO_NET_HDR_BYTES];
+	size_t len;
+	int ret, cnt;
+
+	if (e->nr_in || e->out_len < VIRTIO_NET_HDR_BYTES + NET_MIN_FRAME ||
+	    e->out_len - VIRTIO_NET_HDR_BYTES > NET_MAX_FRAME) {
+		log_guest("virtio-net: dropping a transmit chain of %u readable, %u writable bytes",
+			  e->out_len, e->in_len);
+		goto drop;
+	}
+	len = e->out_len - VIRTIO_NET_HDR_BYTES;
+	virtq_elem_read(e, 0, hdr, sizeof(hdr));
+	if (!n->link_up || tx_header_ok(n, hdr, len))
+		goto drop;
+	if (n->be->vnet_hdr) {
+		/* The header (our checked copy) and the guest's buffers go to the back end as
+		 * they are: no copy. */
+		virtio_put_le(hdr + VIRTIO_NET_HDR_NUM_BUFFERS, 0, 2);
+		n->txiov[0].iov_base = hdr;
+		n->txiov[0].iov_len = sizeof(hdr);
+		cnt = virtq_iov_slice(e->iov, e->nr_out, VIRTIO_NET_HDR_BYTES, len, n->txiov + 1,
+				      VIRTQ_ELEM_MAX_SEGS);
+		if (cnt < 0)
+			goto drop;
+		ret = n->be->ops->send(n->be, n->txiov, cnt + 1);
+	} else {
+		/* One copy, which also stops the guest changing the frame under the checksum. */
+		virtq_elem_read(e, VIRTIO_NET_HDR_BYTES, n->linear, len);
+		if (hdr[VIRTIO_NET_HDR_FLAGS] & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+			complete_csum(n->linear, len,
+				      (uint16_t)virtio_get_le(hdr + VIRTIO_NET_HDR_CSUM_START, 2),
+				      (uint16_t)virtio_get_le(hdr + VIRTIO_NET_HDR_CSUM_OFFSET, 2));
+		n->txiov[0].iov_base = n->linear;
+		n->txiov[0].iov_len = len;
+		ret = n->be->ops->send(n->be, n->txiov, 1);
+	}
+	if (ret)
+		goto drop;
+	n->stats.tx_frames++;
+	n->stats.tx_bytes += len;
+	return;
+drop:
+	n->stats.tx_dropped++;
+}
+
+static void process_tx(struct virtio_net *n)
+{
+	bool pushed = false;
+
+	for (;;) {
+		int ret = virtq_pop(n->txq, &n->txelem);
+
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			needs_reset(n);
+			break;
+		}
+		tx_one(n, &n->txelem);
+		virtq_push(n->txq, n->txelem.head, 0);
+		pushed = true;
+	}
+	if (pushed)
+		virtio_mmio_notify_used(n->t, n->txq);
+}
+
+static void net_queue_notify(void *dev, unsigned q)
+{
+	struct virtio_net *n = dev;
+
+	if (!n->active || n->broken)
+		return;
+	if (q == VIRTIO_NET_RXQ) {
+		/* New receive buffers: deliver what waited for them. */
+		if (flush_pending(n))
+			virtio_mmio_notify_used(n->t, n->rxq);
+	} else if (q == VIRTIO_NET_TXQ) {
+		process_tx(n);
+	}
+}
+
+static int net_activate(void *dev, struct virtio_mmio *t, uint64_t features, struct virtq *vqs,
+			unsigned nr)
+{
+	struct virtio_net *n = dev;
+
+	if (nr < 2 || !vqs[VIRTIO_NET_RXQ].ready || !vqs[VIRTIO_NET_TXQ].ready) {
+		log_guest("virtio-net: DRIVER_OK without both queues");
+		return -EINVAL;
+	}
+	n->t = t;
+	n->features = features;
+	n->rxq = &vqs[VIRTIO_NET_RXQ];
+	n->txq = &vqs[VIRTIO_NET_TXQ];
+	n->broken = false;
+	n->active = true;
+	if (n->be->ops->set_offload)
+		n->be->ops->set_offload(n->be, features);
+	set_paused(n, false);
+	return 0;
+}
+
+static void net_reset(void *dev)
+{
+	struct virtio_net *n = dev;
+
+	n->active = false;
+	n->broken = false;
+	n->features = 0;
+	n->rxq = n->txq = NULL;
+	pend_drop_all(n);
+	/* Keep draining the back end while nobody listens (frames are dropped). */
+	set_paused(n, false);
+}
+
+static void net_destroy(void *dev)
+{
+	virtio_net_destroy(dev);
+}
+
+const struct virtio_device_ops virtio_net_ops = {
+	.name = "virtio-net",
+	.device_id = VIRTIO_ID_NET,
+	.num_queues = 2,
+	.queue_max_size = VIRTIO_NET_QUEUE_SIZE,
+	.features = net_features,
+	.config_read = net_config_read,
+	.config_write = net_config_write,
+	.activate = net_activate,
+	.queue_notify = net_queue_notify,
+	.reset = net_reset,
+	.destroy = net_destroy,
+};
+
+static void update_status(struct virtio_net *n)
+{
+	virtio_put_le(n->config + VIRTIO_NET_CFG_STATUS, n->link_up ? VIRTIO_NET_S_LINK_UP : 0, 2);
+}
+
+int virtio_net_create(struct net_backend *be, const uint8_t mac[6], struct virtio_net **out)
+{
+	struct virtio_net *n;
+
+	if (!be || !be->ops || !be->ops->send || !be->ops->set_rx_enabled) {
+		if (be && be->ops && be->ops->destroy)
+			be->ops->destroy(be);
+		return -EINVAL;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		be->ops->destroy(be);
+		return -ENOMEM;
+	}
+	n->be = be;
+	memcpy(n->config + VIRTIO_NET_CFG_MAC, mac, 6);
+	n->link_up = true;
+	update_status(n);
+	be->receive = net_receive;
+	be->receive_opaque = n;
+	*out = n;
+	return 0;
+}
+
+void virtio_net_set_transport(struct virtio_net *n, struct virtio_mmio *t)
+{
+	n->t = t;
+}
+
+int virtio_net_add(struct devmgr *dm, const char *id, struct net_backend *be, const uint8_t mac[6],
+		   struct virtio_net **out)
+{
+	struct virtio_mmio *t;
+	struct virtio_net *n;
+	int ret;
+
+	ret = virtio_net_create(be, mac, &n);
+	if (ret)
+		return ret;
+	ret = virtio_mmio_add(dm, id, &virtio_net_ops, n, &t);
+	if (ret) {
+		virtio_net_destroy(n);
+		return ret;
+	}
+	virtio_net_set_transport(n, t);
+	/* From here the manager owns the device (and so the back end). */
+	if (dm->ev && be->ops->start) {
+		ret = be->ops->start(be, dm->ev);
+		if (ret)
+			return ret;
+	}
+	if (out)
+		*out = n;
+	return 0;
+}
+
+void virtio_net_set_link(struct virtio_net *n, bool up)
+{
+	bool changed;
+
+	lock(n);
+	changed = n->link_up != up;
+	n->link_up = up;
+	update_status(n);
+	if (!up)
+		pend_drop_all(n);
+	/* §5.1.4, §2.5.1: a status change is a configuration change. */
+	if (changed && n->t && n->active)
+		virtio_mmio_config_changed(n->t);
+	unlock(n);
+	if (changed)
+		log_info("virtio-net: link %s", up ? "up" : "down");
+}
+
+bool virtio_net_link_up(struct virtio_net *n)
+{
+	bool up;
+
+	lock(n);
+	up = n->link_up;
+	unlock(n);
+	return up;
+}
+
+void virtio_net_get_stats(struct virtio_net *n, struct virtio_net_stats *out)
+{
+	lock(n);
+	*out = n->stats;
+	unlock(n);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int virtio_net_parse_mac(const char *s, uint8_t mac[6])
+{
+	uint8_t m[6];
+
+	for (int i = 0; i < 6; i++) {
+		int hi = hexval(s[0]), lo = hi < 0 ? -1 : hexval(s[1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		m[i] = (uint8_t)(hi << 4 | lo);
+		s += 2;
+		if (i < 5 && *s++ != ':')
+			return -EINVAL;
+	}
+	if (*s)
+		return -EINVAL;
+	memcpy(mac, m, 6);
+	return 0;
+}
+
+void virtio_net_random_mac(uint8_t mac[6])
+{
+	uint8_t m[6] = { 0 };
+
+	/* Nothing sensible to do if the kernel has no entropy to give: fall back to the time. */
+	if (getrandom(m, sizeof(m), 0) != (ssize_t)sizeof(m)) {
+		uint64_t v = log_uptime_ms() ^ ((uint64_t)getpid() << 20);
+
+		for (int i = 0; i < 6; i++)
+			m[i] = (uint8_t)(v >> (8 * i));
+	}
+	/* Unicast (bit 0 clear), locally administered (bit 1 set): IEEE 802 §8.2. */
+	m[0] = (uint8_t)((m[0] & 0xfc) | 0x02);
+	memcpy(mac, m, 6);
+}
+
+void virtio_net_destroy(struct virtio_net *n)
+{
+	if (!n)
+		return;
+	if (n->be && n->be->ops->destroy)
+		n->be->ops->destroy(n->be);
+	pend_drop_all(n);
+	free(n);
+}

@@ -1,0 +1,64 @@
+/* The interface between virtio-net and a network back end (slirp, TAP, a test fake).
+ * Everything here runs on the event-loop thread, except set_rx_enabled, which any thread may
+ * call. */
+#ifndef IGNITION_NET_BACKEND_H
+#define IGNITION_NET_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct evloop;
+struct net_backend;
+
+/* The virtio-net header both ways when a back end has vnet_hdr (virtio 1.2 §5.1.6:
+ * struct virtio_net_hdr with VERSION_1, num_buffers included). */
+#define NET_VNET_HDR_BYTES 12
+/* Largest Ethernet frame either way, without the header: a 64 KiB GSO packet plus the
+ * Ethernet header (the bound Linux and other VMMs use). */
+#define NET_MAX_FRAME 65550u
+/* Shortest frame worth delivering: an Ethernet header. */
+#define NET_MIN_FRAME 14u
+
+struct net_backend_ops {
+	const char *name;
+	/* Start watching the back end's fds on `ev` (rx begins enabled). */
+	int (*start)(struct net_backend *be, struct evloop *ev) __attribute__((warn_unused_result));
+	/* Send one frame to the network.  With be->vnet_hdr, iov[0..n) begins with the
+	 * NET_VNET_HDR_BYTES header; otherwise it is the bare frame with complete checksums.
+	 * 0, or -errno when the frame was dropped. */
+	int (*send)(struct net_backend *be, const struct iovec *iov, int n);
+	/* Stop (false) or resume (true) reading from the network: back-pressure while the guest
+	 * has no receive buffers.  Any thread. */
+	void (*set_rx_enabled)(struct net_backend *be, bool on);
+	/* The guest accepted these virtio-net feature bits: which offloads it can receive
+	 * (GUEST_CSUM, GUEST_TSO4...).  May be NULL. */
+	void (*set_offload)(struct net_backend *be, uint64_t guest_features);
+	/* Stop watching fds and free the back end. */
+	void (*destroy)(struct net_backend *be);
+};
+
+/* Embedded first in every back end's own state. */
+struct net_backend {
+	const struct net_backend_ops *ops;
+	/* Frames carry a virtio-net header both ways: checksum and segmentation offloads pass
+	 * through (TAP with IFF_VNET_HDR).  Without it the device completes checksums. */
+	bool vnet_hdr;
+	/* Offloads the back end can take from the guest (VIRTIO_NET_F_* bits). */
+	uint64_t host_features;
+	/* Set by the device: deliver one received frame to the guest.  `hdr` is the
+	 * NET_VNET_HDR_BYTES header (vnet_hdr back ends) or NULL. */
+	void (*receive)(void *opaque, const uint8_t *hdr, const uint8_t *frame, size_t len);
+	void *receive_opaque;
+};
+
+/* Deliver a frame to whoever receives from `be` (drops it when nobody does). */
+static inline void net_backend_deliver(struct net_backend *be, const uint8_t *hdr,
+				       const uint8_t *frame, size_t len)
+{
+	if (be->receive)
+		be->receive(be->receive_opaque, hdr, frame, len);
+}
+
+#endif

@@ -1,0 +1,36 @@
+/* User-mode networking back end (`--net user`): libslirp's NAT with its built-in DHCP and DNS
+ * on 10.0.2.0/24 (guest 10.0.2.15, host 10.0.2.2, DNS 10.0.2.3), host-to-guest port
+ * forwards, no privileges.  slirp's sockets and timers run on the event loop. */
+#ifndef IGNITION_NET_SLIRP_H
+#define IGNITION_NET_SLIRP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct net_backend;
+
+/* Guest address slirp's DHCP hands out first, and the default forward target. */
+#define NET_SLIRP_GUEST_ADDR "10.0.2.15"
+#define NET_SLIRP_MAX_FWD    16
+
+/* A host-to-guest forward: hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT.
+ * Addresses in network byte order; host_addr 0 = any, guest_addr 0 = NET_SLIRP_GUEST_ADDR. */
+struct net_slirp_fwd {
+	bool udp;
+	uint32_t host_addr;
+	uint16_t host_port;
+	uint32_t guest_addr;
+	uint16_t guest_port;
+};
+
+/* Parse one forward in the syntax above (pure; the CLI uses it).  0 or -EINVAL. */
+int net_slirp_parse_fwd(const char *s, struct net_slirp_fwd *out)
+	__attribute__((warn_unused_result));
+
+/* Create the slirp stack and listen on every forward's host port.  0, or -errno with one line
+ * for the user in `err` (-EADDRINUSE: a forward's host port is taken). */
+int net_slirp_create(const struct net_slirp_fwd *fwd, int nr_fwd, struct net_backend **out,
+		     char *err, size_t err_size) __attribute__((warn_unused_result));
+
+#endif

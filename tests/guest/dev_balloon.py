@@ -1,0 +1,113 @@
+"""virtio-balloon (--balloon): the guest negotiates the stats queue and deflate-on-OOM;
+Ctrl-A b inflates the balloon by 128 MiB and the VMM's RSS falls by at least 100 MiB; Ctrl-A b
+again deflates it and the guest can use that memory again."""
+import re
+import time
+
+from guest_test import check
+
+STEP_MIB = 128
+FILL = ("mkdir -p /mnt/fill && mount -t tmpfs -o size=1g tmpfs /mnt/fill && "
+        "n=$(( $(awk '/MemAvailable/{print $2}' /proc/meminfo) / 1024 - {headroom} )) && "
+        "dd if=/dev/zero of=/mnt/fill/f bs=1M count=$n 2>/dev/null; "
+        "echo filled $n $(( $(wc -c < /mnt/fill/f) / 1048576 )); "
+        "rm -f /mnt/fill/f; umount /mnt/fill")
+
+
+def args(ctx):
+    return ["--balloon", "--mem", "512"]
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return -1
+
+
+def meminfo(g, field):
+    st, out = g.run(f"awk '/^{field}:/{{print $2}}' /proc/meminfo")
+    try:
+        return int(out.split()[-1]) / 1024
+    except (ValueError, IndexError):
+        return -1
+
+
+def wait_stderr(g, start, pattern, timeout):
+    """Wait for regex `pattern` in ignition's stderr past offset `start`."""
+    deadline = time.monotonic() + timeout
+    rx = re.compile(pattern)
+    while True:
+        m = rx.search(g.stderr_text()[start:])
+        if m or time.monotonic() > deadline:
+            return m
+        g._read(0.5)  # keep the console drained while waiting
+
+
+def fill(g, headroom):
+    """Touch all but `headroom` MiB of the guest's available memory, then free it.
+    Returns (asked MiB, written MiB)."""
+    st, out = g.run(FILL.replace("{headroom}", str(headroom)), timeout=600)
+    m = re.search(r"filled (\d+) (\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (-1, -1)
+
+
+def toggle(g, want_mib):
+    """Ctrl-A b; returns (key line match, reached-target match)."""
+    start = len(g.stderr_text())
+    g.send(b"\x01b")
+    line = wait_stderr(g, start, r"balloon target (\d+) MiB, actual (\d+) MiB"
+                       r"(?:; guest free (\d+) MiB, available (\d+) MiB of (\d+) MiB)?", 30)
+    reached = wait_stderr(g, start, rf"balloon reached its target: {want_mib} MiB", 300)
+    return line, reached
+
+
+def checks(g, ctx):
+    pid = g.proc.pid
+    st, out = g.run("for d in /sys/bus/virtio/devices/*; do "
+                    "[ \"$(cat $d/device)\" = 0x0005 ] && cat $d/features; done; true")
+    feats = out.split()[-1] if out.split() else ""
+    if not check("balloon-device-in-guest", st == 0 and len(feats) >= 32, f"{out!r}"):
+        return
+    check("balloon-features-stats-and-deflate-on-oom", feats[1] == "1" and feats[2] == "1",
+          f"features {feats}")
+
+    asked, wrote = fill(g, 64)
+    check("balloon-guest-touched-memory", asked > 200 and wrote == asked,
+          f"asked {asked} MiB, wrote {wrote} MiB")
+    time.sleep(1)
+    rss_before = rss_mib(pid)
+    free_before = meminfo(g, "MemFree")
+
+    t0 = time.monotonic()
+    line, reached = toggle(g, STEP_MIB)
+    secs = time.monotonic() - t0
+    check("balloon-ctrl-a-b-line", line is not None and int(line.group(1)) == STEP_MIB,
+          "no 'balloon target' line on stderr")
+    check("balloon-stats-in-line", line is not None and line.group(3) is not None
+          and int(line.group(5)) > 400, f"{line.group(0) if line else None!r}")
+    if not check("balloon-inflated-to-target", reached is not None,
+                 f"no 'reached its target: {STEP_MIB} MiB' within 300 s"):
+        return
+    time.sleep(1)
+    rss_after = rss_mib(pid)
+    free_after = meminfo(g, "MemFree")
+    ctx["balloon"] = dict(rss_before=rss_before, rss_after=rss_after, inflate_s=secs)
+    print(f"  info  balloon {STEP_MIB} MiB in {secs:.1f} s: VMM RSS {rss_before:.0f} -> "
+          f"{rss_after:.0f} MiB; guest MemFree {free_before:.0f} -> {free_after:.0f} MiB",
+          flush=True)
+    check("balloon-rss-fell-100MiB", rss_before - rss_after >= 100,
+          f"RSS {rss_before:.0f} -> {rss_after:.0f} MiB")
+    check("balloon-guest-memfree-fell", free_before - free_after >= STEP_MIB - 16,
+          f"MemFree {free_before:.0f} -> {free_after:.0f} MiB")
+
+    line, reached = toggle(g, 0)
+    check("balloon-deflated-to-0", reached is not None and line is not None
+          and int(line.group(1)) == 0, "no 'reached its target: 0 MiB' within 300 s")
+    free_back = meminfo(g, "MemFree")
+    check("balloon-guest-memfree-back", free_back >= free_before - 16,
+          f"MemFree {free_before:.0f} -> {free_after:.0f} -> {free_back:.0f} MiB")
+    asked2, wrote2 = fill(g, 64)
+    check("balloon-guest-allocates-again", wrote2 == asked2 and asked2 >= asked - 16,
+          f"before: {asked} MiB; after deflating: asked {asked2}, wrote {wrote2} MiB")

@@ -1,0 +1,738 @@
+/* virtio-balloon (virtio 1.2 §5.5) driven through the virtio-mmio transport.  Guest RAM is a
+ * real private anonymous mapping, so mincore() shows whether inflated pages really went back
+ * to the host. */
+#include "core/cli.h"
+#include "core/evloop.h"
+#include "core/irq.h"
+#include "devices/virtio/balloon.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/virtio.h"
+#include "devices/virtio/virtq.h"
+#include "fake_virtq.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define RAM_SIZE (32u << 20)
+#define QSIZE	 16
+/* Rings of queue q at RING_GPA(q) + 0x0000 (desc), +0x1000 (avail), +0x2000 (used). */
+#define RING_GPA(q) (0x10000u + 0x4000u * (q))
+#define LIST_GPA    0x40000 /* page lists and stats buffers */
+#define LIST2_GPA   0x50000
+#define POOL_GPA    (8u << 20) /* the pages the tests balloon */
+#define POOL_PFN    (POOL_GPA >> 12)
+#define STEP_MIB    4
+
+#define ALL_FEATURES                                                                    \
+	(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_BALLOON_F_STATS_VQ) |       \
+	 VIRTIO_BIT(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | \
+	 VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC))
+
+struct fixture {
+	struct fake_mem mem;
+	struct fake_vq f[3];
+	struct irq_line irq;
+	struct virtio_balloon *b;
+	struct virtio_mmio *t;
+};
+
+static uint32_t rd(struct virtio_mmio *t, uint64_t off)
+{
+	return (uint32_t)virtio_mmio_dev_ops.read(t, off, 4);
+}
+
+static void wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
+{
+	virtio_mmio_dev_ops.write(t, off, 4, v);
+}
+
+static uint64_t cfg_rd(struct fixture *x, uint32_t off, unsigned size)
+{
+	return virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + off, size);
+}
+
+static void cfg_wr(struct fixture *x, uint32_t off, unsigned size, uint64_t v)
+{
+	virtio_mmio_dev_ops.write(x->t, VIRTIO_MMIO_CONFIG + off, size, v);
+}
+
+static bool needs_reset(struct fixture *x)
+{
+	return virtio_mmio_status(x->t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+}
+
+static void put_first_stats(struct fixture *x);
+
+/* §3.1.1 initialisation accepting `features`, making queues 0..nq-1 ready; with `prime`, a
+ * stats buffer is offered and kicked before DRIVER_OK, as Linux does. */
+static void bring_up_ex(struct fixture *x, uint64_t features, unsigned nq, bool prime)
+{
+	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
+	wr(x->t, VIRTIO_MMIO_STATUS, 0x0b);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0b);
+	for (unsigned q = 0; q < nq; q++) {
+		uint64_t base = RING_GPA(q);
+
+		fake_vq_init(&x->f[q], &x->mem, QSIZE, base, base + 0x1000, base + 0x2000);
+		wr(x->t, VIRTIO_MMIO_QUEUE_SEL, q);
+		assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_BALLOON_QUEUE_SIZE);
+		wr(x->t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+		wr(x->t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)base);
+		wr(x->t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)base + 0x1000);
+		wr(x->t, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)base + 0x2000);
+		wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
+	}
+	if (prime)
+		put_first_stats(x);
+	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+}
+
+static void bring_up(struct fixture *x, uint64_t features, unsigned nq)
+{
+	bring_up_ex(x, features, nq, false);
+}
+
+static int setup(void **state)
+{
+	struct fixture *x = calloc(1, sizeof(*x));
+	struct virtio_balloon_opts o = { .step_mib = STEP_MIB, .stats_s = 0 };
+	void *ram;
+
+	/* Fake guest RAM as the VMM has it: private anonymous memory. */
+	ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(ram != MAP_FAILED);
+	/* 4 KiB pages throughout, so residency is per page (no transparent huge pages). */
+	madvise(ram, RAM_SIZE, MADV_NOHUGEPAGE);
+	x->mem.buf = ram;
+	x->mem.size = RAM_SIZE;
+	gmem_init_flat(&x->mem.gm, ram, RAM_SIZE);
+	x->irq.fd = -1;
+	assert_int_equal(virtio_balloon_create(&x->mem.gm, NULL, &o, &x->b), 0);
+	assert_int_equal(virtio_mmio_create(&x->mem.gm, &x->irq, &virtio_balloon_ops, x->b, &x->t),
+			 0);
+	virtio_balloon_attach(x->b, x->t);
+	bring_up(x, ALL_FEATURES, 3);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *x = *state;
+
+	virtio_mmio_destroy(x->t); /* destroys the balloon too */
+	munmap(x->mem.buf, RAM_SIZE);
+	free(x);
+	return 0;
+}
+
+/* Write `n` le32 PFNs at `gpa`. */
+static void put_pfns(struct fixture *x, uint64_t gpa, const uint32_t *pfns, unsigned n)
+{
+	uint8_t *p = fake_mem_ptr(&x->mem, gpa, 4u * n);
+
+	for (unsigned i = 0; i < n; i++)
+		virtio_put_le(p + 4 * i, pfns[i], 4);
+}
+
+/* Publish a chain on queue q, kick, and take its used element; returns used.len. */
+static uint32_t run(struct fixture *x, unsigned q, const struct fake_buf *bufs, unsigned n)
+{
+	uint32_t id, len;
+	uint16_t head;
+
+	head = fake_vq_add_chain(&x->f[q], bufs, n);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, q);
+	assert_true(fake_vq_get_used(&x->f[q], &id, &len));
+	assert_int_equal(id, head);
+	return len;
+}
+
+static uint32_t send_pfns(struct fixture *x, unsigned q, const uint32_t *pfns, unsigned n)
+{
+	struct fake_buf b = { LIST_GPA, 4u * n, false };
+
+	put_pfns(x, LIST_GPA, pfns, n);
+	return run(x, q, &b, 1);
+}
+
+static bool resident(struct fixture *x, uint32_t pfn)
+{
+	unsigned char v = 0;
+
+	assert_int_equal(mincore(x->mem.buf + ((size_t)pfn << 12), 4096, &v), 0);
+	return v & 1;
+}
+
+static void touch(struct fixture *x, uint32_t pfn, unsigned n, uint8_t c)
+{
+	memset(x->mem.buf + ((size_t)pfn << 12), c, (size_t)n << 12);
+}
+
+static struct virtio_balloon_counters counters(struct fixture *x)
+{
+	struct virtio_balloon_counters c;
+
+	virtio_balloon_get_stats(x->b, NULL, &c);
+	return c;
+}
+
+static void test_identity(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t lo;
+
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_BALLOON);
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	lo = rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES);
+	assert_true(lo & (1u << VIRTIO_BALLOON_F_STATS_VQ));
+	assert_true(lo & (1u << VIRTIO_BALLOON_F_DEFLATE_ON_OOM));
+	assert_false(lo & (1u << VIRTIO_BALLOON_F_MUST_TELL_HOST));
+	assert_false(lo & (1u << VIRTIO_BALLOON_F_FREE_PAGE_HINT));
+	assert_false(lo & (1u << VIRTIO_BALLOON_F_PAGE_REPORTING));
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 */
+	/* §5.5.2: inflateq, deflateq, statsq; nothing more. */
+	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 3);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+	assert_int_equal(cfg_rd(x, VIRTIO_BALLOON_CFG_NUM_PAGES, 4), 0);
+	assert_int_equal(cfg_rd(x, VIRTIO_BALLOON_CFG_ACTUAL, 4), 0);
+	assert_int_equal(cfg_rd(x, VIRTIO_BALLOON_CFG_SIZE, 4), 0);
+	assert_int_equal(cfg_rd(x, 0x1000, 4), 0);
+}
+
+static void test_target_and_config_interrupt(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t gen = rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION);
+	uint64_t irqs = x->irq.count;
+	uint32_t v = 0;
+
+	virtio_balloon_set_target(x->b, 0x1234);
+	assert_int_equal(virtio_balloon_target(x->b), 0x1234);
+	/* Read byte by byte, as Linux may. */
+	for (unsigned i = 0; i < 4; i++)
+		v |= (uint32_t)cfg_rd(x, VIRTIO_BALLOON_CFG_NUM_PAGES + i, 1) << (8 * i);
+	assert_int_equal(v, 0x1234);
+	assert_int_equal(x->irq.count, irqs + 1);
+	assert_true(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+	assert_int_not_equal(rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION), gen);
+	/* The same target again: no interrupt. */
+	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_CONFIG);
+	virtio_balloon_set_target(x->b, 0x1234);
+	assert_int_equal(x->irq.count, irqs + 1);
+	/* Clamped to guest RAM. */
+	virtio_balloon_set_target(x->b, UINT32_MAX);
+	assert_int_equal(virtio_balloon_target(x->b), RAM_SIZE >> 12);
+}
+
+static void test_toggle(void **state)
+{
+	struct fixture *x = *state;
+
+	assert_int_equal(virtio_balloon_toggle(x->b), STEP_MIB * 256);
+	assert_int_equal(cfg_rd(x, VIRTIO_BALLOON_CFG_NUM_PAGES, 4), STEP_MIB * 256);
+	assert_int_equal(virtio_balloon_toggle(x->b), 0);
+	virtio_balloon_set_target(x->b, 7);
+	assert_int_equal(virtio_balloon_toggle(x->b), 0);
+}
+
+/* §5.5.4: the driver writes `actual`; num_pages is read-only to it. */
+static void test_actual_written_by_driver(void **state)
+{
+	struct fixture *x = *state;
+
+	virtio_balloon_set_target(x->b, 1024);
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 300);
+	assert_int_equal(virtio_balloon_actual(x->b), 300);
+	/* Bytewise. */
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL + 1, 1, 0x02);
+	assert_int_equal(virtio_balloon_actual(x->b), 0x22c);
+	/* num_pages writes are dropped, also as part of a wider write. */
+	cfg_wr(x, VIRTIO_BALLOON_CFG_NUM_PAGES, 4, 5);
+	assert_int_equal(virtio_balloon_target(x->b), 1024);
+	cfg_wr(x, VIRTIO_BALLOON_CFG_NUM_PAGES, 8, 0x0000000700000009ull);
+	assert_int_equal(virtio_balloon_target(x->b), 1024);
+	assert_int_equal(virtio_balloon_actual(x->b), 7);
+	/* Past the end: nothing. */
+	cfg_wr(x, VIRTIO_BALLOON_CFG_SIZE, 4, 0xffffffff);
+	cfg_wr(x, 0xffffffff, 4, 0xffffffff);
+	assert_int_equal(virtio_balloon_actual(x->b), 7);
+	assert_false(needs_reset(x));
+	/* A device reset forgets actual, not the target. */
+	bring_up(x, ALL_FEATURES, 3);
+	assert_int_equal(virtio_balloon_actual(x->b), 0);
+	assert_int_equal(virtio_balloon_target(x->b), 1024);
+}
+
+/* Inflated pages leave the host (mincore) and read back as zeros; others stay. */
+static void test_inflate_discards(void **state)
+{
+	struct fixture *x = *state;
+	/* Out of order, with a run of 3 and gaps. */
+	uint32_t pfns[] = { POOL_PFN + 5, POOL_PFN + 1, POOL_PFN + 2, POOL_PFN + 3, POOL_PFN + 9 };
+	bool in_list[16] = { [1] = true, [2] = true, [3] = true, [5] = true, [9] = true };
+
+	touch(x, POOL_PFN, 16, 0x5a);
+	for (unsigned i = 0; i < 16; i++)
+		assert_true(resident(x, POOL_PFN + i));
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_INFLATE, pfns, 5), 0);
+	for (unsigned i = 0; i < 16; i++) {
+		uint8_t *p = x->mem.buf + ((size_t)(POOL_PFN + i) << 12);
+
+		assert_int_equal(resident(x, POOL_PFN + i), !in_list[i]);
+		assert_int_equal(p[0], in_list[i] ? 0 : 0x5a);
+		assert_int_equal(p[4095], in_list[i] ? 0 : 0x5a);
+	}
+	assert_int_equal(counters(x).inflated, 5);
+	assert_int_equal(counters(x).bad_pfns, 0);
+	assert_false(needs_reset(x));
+}
+
+/* Deflate only forgets: the guest's pages are left alone and usable. */
+static void test_deflate(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t pfns[] = { POOL_PFN, POOL_PFN + 1 };
+
+	touch(x, POOL_PFN, 2, 0x11);
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_INFLATE, pfns, 2), 0);
+	assert_false(resident(x, POOL_PFN));
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_DEFLATE, pfns, 2), 0);
+	assert_int_equal(counters(x).deflated, 2);
+	touch(x, POOL_PFN, 2, 0x22);
+	assert_true(resident(x, POOL_PFN));
+	assert_int_equal(x->mem.buf[(size_t)POOL_PFN << 12], 0x22);
+	/* Deflating pages never inflated is harmless too. */
+	touch(x, POOL_PFN + 4, 1, 0x33);
+	pfns[0] = POOL_PFN + 4;
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_DEFLATE, pfns, 1), 0);
+	assert_true(resident(x, POOL_PFN + 4));
+	assert_int_equal(x->mem.buf[(size_t)(POOL_PFN + 4) << 12], 0x33);
+}
+
+static void test_pfns_outside_ram(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t pfns[] = { RAM_SIZE >> 12, POOL_PFN, 0xffffffffu, (RAM_SIZE >> 12) - 1,
+			    0x100000u /* 4 GiB */ };
+
+	touch(x, POOL_PFN, 1, 1);
+	touch(x, (RAM_SIZE >> 12) - 1, 1, 1);
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_INFLATE, pfns, 5), 0);
+	assert_int_equal(counters(x).bad_pfns, 3);
+	assert_int_equal(counters(x).inflated, 2);
+	assert_false(resident(x, POOL_PFN));
+	assert_false(resident(x, (RAM_SIZE >> 12) - 1));
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_DEFLATE, pfns, 5), 0);
+	assert_int_equal(counters(x).bad_pfns, 6);
+	assert_int_equal(counters(x).deflated, 2);
+	assert_false(needs_reset(x));
+}
+
+/* A list that is not whole le32s: whole entries used, the tail ignored. */
+static void test_odd_length_list(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t pfns[] = { POOL_PFN, POOL_PFN + 1, POOL_PFN + 2 };
+	struct fake_buf b = { LIST_GPA, 10, false };
+
+	touch(x, POOL_PFN, 3, 1);
+	put_pfns(x, LIST_GPA, pfns, 3);
+	assert_int_equal(run(x, VIRTIO_BALLOON_Q_INFLATE, &b, 1), 0);
+	assert_int_equal(counters(x).inflated, 2);
+	assert_true(resident(x, POOL_PFN + 2));
+	/* Empty and 3-byte lists: nothing. */
+	b.len = 0;
+	assert_int_equal(run(x, VIRTIO_BALLOON_Q_INFLATE, &b, 1), 0);
+	b.len = 3;
+	assert_int_equal(run(x, VIRTIO_BALLOON_Q_INFLATE, &b, 1), 0);
+	assert_int_equal(counters(x).inflated, 2);
+	assert_false(needs_reset(x));
+}
+
+/* A list split over several descriptors, with a PFN straddling two of them. */
+static void test_split_list(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t pfns[] = { POOL_PFN, POOL_PFN + 7 };
+	struct fake_buf bufs[] = { { LIST_GPA, 6, false }, { LIST2_GPA, 2, false } };
+	uint8_t raw[8];
+
+	touch(x, POOL_PFN, 8, 1);
+	virtio_put_le(raw, pfns[0], 4);
+	virtio_put_le(raw + 4, pfns[1], 4);
+	memcpy(fake_mem_ptr(&x->mem, LIST_GPA, 6), raw, 6);
+	memcpy(fake_mem_ptr(&x->mem, LIST2_GPA, 2), raw + 6, 2);
+	assert_int_equal(run(x, VIRTIO_BALLOON_Q_INFLATE, bufs, 2), 0);
+	assert_false(resident(x, POOL_PFN));
+	assert_false(resident(x, POOL_PFN + 7));
+	assert_true(resident(x, POOL_PFN + 3));
+}
+
+/* More frame numbers than one request may carry: the first VIRTIO_BALLOON_MAX_PFNS only. */
+static void test_too_many_pfns(void **state)
+{
+	struct fixture *x = *state;
+	unsigned n = VIRTIO_BALLOON_MAX_PFNS + 10;
+	uint32_t *pfns = calloc(n, sizeof(*pfns));
+	struct fake_buf b = { LIST_GPA, 4u * n, false };
+
+	for (unsigned i = 0; i < n; i++)
+		pfns[i] = POOL_PFN + i;
+	touch(x, POOL_PFN, n, 1);
+	put_pfns(x, LIST_GPA, pfns, n);
+	assert_int_equal(run(x, VIRTIO_BALLOON_Q_INFLATE, &b, 1), 0);
+	assert_int_equal(counters(x).inflated, VIRTIO_BALLOON_MAX_PFNS);
+	assert_false(resident(x, POOL_PFN + VIRTIO_BALLOON_MAX_PFNS - 1));
+	assert_true(resident(x, POOL_PFN + VIRTIO_BALLOON_MAX_PFNS));
+	free(pfns);
+}
+
+/* Writable buffers where the list should be readable: ignored, never written. */
+static void test_writable_list(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t pfns[] = { POOL_PFN };
+	struct fake_buf w = { LIST_GPA, 4, true };
+	struct fake_buf mixed[] = { { LIST_GPA, 4, false }, { LIST2_GPA, 64, true } };
+
+	touch(x, POOL_PFN, 1, 1);
+	put_pfns(x, LIST_GPA, pfns, 1);
+	memset(fake_mem_ptr(&x->mem, LIST2_GPA, 64), 0xee, 64);
+	assert_int_equal(run(x, VIRTIO_BALLOON_Q_INFLATE, &w, 1), 0);
+	assert_true(resident(x, POOL_PFN));
+	assert_int_equal(counters(x).inflated, 0);
+	assert_int_equal(run(x, VIRTIO_BALLOON_Q_INFLATE, mixed, 2), 0);
+	assert_false(resident(x, POOL_PFN));
+	assert_int_equal(*(uint8_t *)fake_mem_ptr(&x->mem, LIST2_GPA, 1), 0xee);
+	assert_false(needs_reset(x));
+}
+
+/* A descriptor whose length runs past guest RAM: NEEDS_RESET, nothing discarded. */
+static void test_chain_lies_about_length(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { RAM_SIZE - 4096, 8192, false };
+	uint32_t id, len;
+
+	touch(x, (RAM_SIZE >> 12) - 1, 1, 1);
+	fake_vq_add_chain(&x->f[0], &b, 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_false(fake_vq_get_used(&x->f[0], &id, &len));
+	assert_true(needs_reset(x));
+	assert_int_equal(counters(x).inflated, 0);
+	/* Stats requests stop too; after a reset all works again. */
+	assert_int_equal(virtio_balloon_request_stats(x->b), -EAGAIN);
+	bring_up(x, ALL_FEATURES, 3);
+	assert_false(needs_reset(x));
+	uint32_t pfns[] = { POOL_PFN };
+	touch(x, POOL_PFN, 1, 1);
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_INFLATE, pfns, 1), 0);
+	assert_false(resident(x, POOL_PFN));
+}
+
+struct stat_ent {
+	uint16_t tag;
+	uint64_t val;
+};
+
+static void put_stats(struct fixture *x, uint64_t gpa, const struct stat_ent *s, unsigned n)
+{
+	uint8_t *p = fake_mem_ptr(&x->mem, gpa, 10u * n);
+
+	for (unsigned i = 0; i < n; i++) {
+		virtio_put_le(p + 10 * i, s[i].tag, 2);
+		virtio_put_le(p + 10 * i + 2, s[i].val, 8);
+	}
+}
+
+/* Offer a stats buffer of `len` bytes at LIST_GPA; the device keeps it (no used element). */
+static uint16_t offer_stats_ex(struct fixture *x, uint32_t len, bool writable, bool expect_kept)
+{
+	struct fake_buf b = { LIST_GPA, len, writable };
+	uint16_t head = fake_vq_add_chain(&x->f[2], &b, 1);
+	uint32_t id, ulen;
+
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_BALLOON_Q_STATS);
+	if (expect_kept)
+		assert_false(fake_vq_get_used(&x->f[2], &id, &ulen));
+	return head;
+}
+
+static uint16_t offer_stats(struct fixture *x, uint32_t len, bool writable)
+{
+	return offer_stats_ex(x, len, writable, true);
+}
+
+/* One MEMTOT entry, published and kicked on the stats queue (dropped before DRIVER_OK). */
+static void put_first_stats(struct fixture *x)
+{
+	struct stat_ent s[] = { { VIRTIO_BALLOON_S_MEMTOT, 123 } };
+	struct fake_buf b = { LIST_GPA, 10, false };
+
+	put_stats(x, LIST_GPA, s, 1);
+	fake_vq_add_chain(&x->f[2], &b, 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_BALLOON_Q_STATS);
+}
+
+static struct virtio_balloon_stats stats(struct fixture *x)
+{
+	struct virtio_balloon_stats s;
+
+	virtio_balloon_get_stats(x->b, &s, NULL);
+	return s;
+}
+
+/* §5.5.6.3: the driver leaves a buffer; giving it back asks for fresh statistics. */
+static void test_stats(void **state)
+{
+	struct fixture *x = *state;
+	struct stat_ent s1[] = { { VIRTIO_BALLOON_S_MEMFREE, 100 << 20 },
+				 { VIRTIO_BALLOON_S_MEMTOT, 500 << 20 },
+				 { 200, 7 }, /* unknown tag: ignored */
+				 { VIRTIO_BALLOON_S_AVAIL, 300 << 20 } };
+	struct stat_ent s2[] = { { VIRTIO_BALLOON_S_MEMFREE, 50 << 20 } };
+	uint32_t id, len;
+	uint16_t head;
+
+	assert_false(stats(x).valid);
+	assert_int_equal(virtio_balloon_request_stats(x->b), -EAGAIN); /* nothing held */
+	put_stats(x, LIST_GPA, s1, 4);
+	head = offer_stats(x, 40, false);
+	assert_true(stats(x).valid);
+	assert_int_equal(stats(x).val[VIRTIO_BALLOON_S_MEMFREE], 100 << 20);
+	assert_int_equal(stats(x).val[VIRTIO_BALLOON_S_MEMTOT], 500 << 20);
+	assert_int_equal(stats(x).val[VIRTIO_BALLOON_S_AVAIL], 300 << 20);
+	assert_int_equal(stats(x).present, (1u << VIRTIO_BALLOON_S_MEMFREE) |
+						   (1u << VIRTIO_BALLOON_S_MEMTOT) |
+						   (1u << VIRTIO_BALLOON_S_AVAIL));
+	assert_true(stats(x).age_ms < 5000);
+	/* Ask for more: the buffer comes back, once. */
+	assert_int_equal(virtio_balloon_request_stats(x->b), 0);
+	assert_true(fake_vq_get_used(&x->f[2], &id, &len));
+	assert_int_equal(id, head);
+	assert_int_equal(len, 0);
+	assert_int_equal(virtio_balloon_request_stats(x->b), -EAGAIN);
+	/* The driver refills it: the new set replaces the old one. */
+	put_stats(x, LIST_GPA, s2, 1);
+	offer_stats(x, 10, false);
+	assert_int_equal(stats(x).val[VIRTIO_BALLOON_S_MEMFREE], 50 << 20);
+	assert_int_equal(stats(x).present, 1u << VIRTIO_BALLOON_S_MEMFREE);
+	assert_int_equal(stats(x).val[VIRTIO_BALLOON_S_MEMTOT], 0);
+}
+
+/* A stats buffer offered before DRIVER_OK is taken at activation (its kick was dropped). */
+static void test_stats_primed_before_driver_ok(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t id, len;
+
+	bring_up_ex(x, ALL_FEATURES, 3, true);
+	assert_false(needs_reset(x));
+	assert_true(stats(x).valid);
+	assert_int_equal(stats(x).val[VIRTIO_BALLOON_S_MEMTOT], 123);
+	assert_false(fake_vq_get_used(&x->f[2], &id, &len));
+	assert_int_equal(virtio_balloon_request_stats(x->b), 0);
+	assert_true(fake_vq_get_used(&x->f[2], &id, &len));
+}
+
+/* Odd lengths: a partial trailing entry, empty buffers, writable ones, oversized ones. */
+static void test_stats_odd_lengths(void **state)
+{
+	struct fixture *x = *state;
+	struct stat_ent s[] = { { VIRTIO_BALLOON_S_SWAP_IN, 1 },
+				{ VIRTIO_BALLOON_S_SWAP_OUT, 2 },
+				{ VIRTIO_BALLOON_S_MAJFLT, 3 } };
+	uint32_t id, len;
+	uint16_t first;
+
+	put_stats(x, LIST_GPA, s, 3);
+	first = offer_stats(x, 25, false); /* 2 entries + 5 bytes */
+	assert_int_equal(stats(x).present, 3);
+	assert_int_equal(stats(x).val[VIRTIO_BALLOON_S_SWAP_OUT], 2);
+	/* A second buffer while we hold one: the first is given back, none is lost. */
+	offer_stats_ex(x, 0, false, false);
+	assert_true(fake_vq_get_used(&x->f[2], &id, &len));
+	assert_int_equal(id, first);
+	assert_false(fake_vq_get_used(&x->f[2], &id, &len));
+	assert_true(stats(x).valid);
+	assert_int_equal(stats(x).present, 0);
+	assert_int_equal(virtio_balloon_request_stats(x->b), 0);
+	assert_true(fake_vq_get_used(&x->f[2], &id, &len));
+	/* Writable only: no entries. */
+	offer_stats(x, 30, true);
+	assert_int_equal(stats(x).present, 0);
+	assert_int_equal(virtio_balloon_request_stats(x->b), 0);
+	assert_true(fake_vq_get_used(&x->f[2], &id, &len));
+	/* Huge: at most VIRTIO_BALLOON_MAX_STATS entries are looked at. */
+	memset(fake_mem_ptr(&x->mem, LIST_GPA, 0x10000), 0, 0x10000);
+	put_stats(x, LIST_GPA + 10u * VIRTIO_BALLOON_MAX_STATS, s, 1); /* past the cap */
+	offer_stats(x, 0x10000, false);
+	assert_int_equal(stats(x).present, 1u << 0);
+	assert_int_equal(stats(x).val[0], 0);
+	assert_false(needs_reset(x));
+}
+
+/* Without STATS_VQ the stats queue is never used, even if the driver kicks it. */
+static void test_no_stats_feature(void **state)
+{
+	struct fixture *x = *state;
+	struct stat_ent s[] = { { VIRTIO_BALLOON_S_MEMFREE, 1 } };
+	struct fake_buf b = { LIST_GPA, 10, false };
+	uint32_t id, len;
+
+	bring_up(x, ALL_FEATURES & ~VIRTIO_BIT(VIRTIO_BALLOON_F_STATS_VQ), 3);
+	assert_false(needs_reset(x));
+	put_stats(x, LIST_GPA, s, 1);
+	fake_vq_add_chain(&x->f[2], &b, 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_BALLOON_Q_STATS);
+	assert_false(fake_vq_get_used(&x->f[2], &id, &len));
+	assert_false(stats(x).valid);
+	assert_int_equal(virtio_balloon_request_stats(x->b), -EAGAIN);
+	/* Inflation still works. */
+	uint32_t pfns[] = { POOL_PFN };
+	touch(x, POOL_PFN, 1, 1);
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_INFLATE, pfns, 1), 0);
+	assert_false(resident(x, POOL_PFN));
+	/* STATS_VQ negotiated but only two queues set up: fine, no statistics. */
+	bring_up(x, ALL_FEATURES, 2);
+	assert_false(needs_reset(x));
+	assert_int_equal(virtio_balloon_request_stats(x->b), -EAGAIN);
+}
+
+static void test_missing_queues(void **state)
+{
+	struct fixture *x = *state;
+
+	bring_up(x, ALL_FEATURES, 1);
+	assert_true(needs_reset(x));
+	bring_up(x, ALL_FEATURES, 0);
+	assert_true(needs_reset(x));
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 9);
+	bring_up(x, ALL_FEATURES, 3);
+	assert_false(needs_reset(x));
+}
+
+/* A statistics timer on an event loop is created and torn down cleanly; bad options fail. */
+static void test_create_with_timer(void **state)
+{
+	struct virtio_balloon_opts o = { .step_mib = 1, .stats_s = 1 };
+	struct virtio_balloon *b;
+	struct evloop ev;
+	struct gmem gm;
+	static uint8_t ram[1 << 16];
+
+	(void)state;
+	gmem_init_flat(&gm, ram, sizeof(ram));
+	assert_int_equal(evloop_init(&ev), 0);
+	assert_int_equal(virtio_balloon_create(&gm, &ev, &o, &b), 0);
+	assert_int_equal(virtio_balloon_request_stats(b), -EAGAIN);
+	/* Step larger than RAM: clamped when applied. */
+	assert_int_equal(virtio_balloon_toggle(b), sizeof(ram) >> 12);
+	virtio_balloon_destroy(b);
+	o.step_mib = UINT32_MAX;
+	assert_int_equal(virtio_balloon_create(&gm, &ev, &o, &b), -EINVAL);
+	assert_int_equal(virtio_balloon_create(&gm, NULL, NULL, &b), 0);
+	assert_int_equal(virtio_balloon_toggle(b), sizeof(ram) >> 12);
+	virtio_balloon_destroy(b);
+	evloop_destroy(&ev);
+}
+
+static int parse(struct cli_opts *o, char *err, int argc, char **argv)
+{
+	return cli_parse(argc, argv, o, err, 256);
+}
+
+/* argv arrays of string literals, as a shell would pass them. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdiscarded-qualifiers"
+static void test_cli(void **state)
+{
+	struct cli_opts o;
+	char err[256];
+	char *a0[] = { "run", NULL };
+	char *a1[] = { "run", "--balloon", NULL };
+	char *a2[] = { "run", "--balloon=step=64,stats=0", NULL };
+	char *a3[] = { "run", "--balloon", "step=32", "--smp", "2", NULL };
+	char *a4[] = { "run", "--balloon=stats=10", NULL };
+	char *bad1[] = { "run", "--balloon=step=0", NULL };
+	char *bad2[] = { "run", "--balloon=size=3", NULL };
+	char *bad3[] = { "run", "--balloon=stats=3601", NULL };
+	char *comma[] = { "run", "--balloon=step=64,", NULL };
+	char *bad5[] = { "run", "--balloon", "64", NULL };
+	char *rng[] = { "run", "--no-rng", NULL };
+
+	(void)state;
+	assert_int_equal(parse(&o, err, 1, a0), 0);
+	assert_false(o.balloon);
+	assert_false(o.no_rng);
+	assert_int_equal(parse(&o, err, 2, a1), 0);
+	assert_true(o.balloon);
+	assert_int_equal(o.balloon_step_mib, 0);
+	assert_int_equal(o.balloon_stats_s, 5);
+	assert_int_equal(parse(&o, err, 2, a2), 0);
+	assert_int_equal(o.balloon_step_mib, 64);
+	assert_int_equal(o.balloon_stats_s, 0);
+	assert_int_equal(parse(&o, err, 5, a3), 0);
+	assert_int_equal(o.balloon_step_mib, 32);
+	assert_int_equal(o.smp, 2);
+	assert_int_equal(parse(&o, err, 2, a4), 0);
+	assert_int_equal(o.balloon_stats_s, 10);
+	assert_int_equal(parse(&o, err, 2, bad1), -EINVAL);
+	assert_non_null(strstr(err, "--balloon"));
+	assert_int_equal(parse(&o, err, 2, bad2), -EINVAL);
+	assert_int_equal(parse(&o, err, 2, bad3), -EINVAL);
+	/* A trailing comma is an empty (ignored) item. */
+	assert_int_equal(parse(&o, err, 2, comma), 0);
+	assert_int_equal(parse(&o, err, 3, bad5), -EINVAL);
+	assert_non_null(strstr(err, "64"));
+	assert_int_equal(parse(&o, err, 2, rng), 0);
+	assert_true(o.no_rng);
+}
+#pragma GCC diagnostic pop
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_identity),
+		T(test_target_and_config_interrupt),
+		T(test_toggle),
+		T(test_actual_written_by_driver),
+		T(test_inflate_discards),
+		T(test_deflate),
+		T(test_pfns_outside_ram),
+		T(test_odd_length_list),
+		T(test_split_list),
+		T(test_too_many_pfns),
+		T(test_writable_list),
+		T(test_chain_lies_about_length),
+		T(test_stats),
+		T(test_stats_primed_before_driver_ok),
+		T(test_stats_odd_lengths),
+		T(test_no_stats_feature),
+		T(test_missing_queues),
+		cmocka_unit_test(test_create_with_timer),
+		cmocka_unit_test(test_cli),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,889 @@
+/* virtio-net (virtio 1.2 §5.1) driven through the virtio-mmio transport, with frames built in
+ * fake guest memory and a fake back end that records what the device sends and injects what
+ * it receives.  Includes a hostile driver: short and oversized frames, lying headers,
+ * undersized receive buffers, garbage chains. */
+#include "core/cli.h"
+#include "core/irq.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/net.h"
+#include "devices/virtio/virtio.h"
+#include "devices/virtio/virtq.h"
+#include "fake_virtq.h"
+#include "net/backend.h"
+#include "net/slirp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define RAM_SIZE      (4u << 20)
+#define QSIZE	      16
+#define RX_DESC	      0x1000
+#define RX_AVAIL      0x2000
+#define RX_USED	      0x3000
+#define TX_DESC	      0x4000
+#define TX_AVAIL      0x5000
+#define TX_USED	      0x6000
+#define TX_HDR	      0x8000
+#define RX_BUF	      0x100000 /* QSIZE buffers of 4 KiB */
+#define TX_BUF	      0x200000 /* up to 128 KiB */
+#define BIG_BUF	      0x300000 /* up to 128 KiB */
+#define HDR	      VIRTIO_NET_HDR_BYTES
+#define ALL_FEATURES  (~0ull)
+#define NO_MRG	      (~VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF))
+#define NO_GUEST_CSUM (~VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM))
+
+static const uint8_t test_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+struct fake_be {
+	struct net_backend be;
+	unsigned sent;
+	size_t last_len;
+	uint8_t last[HDR + NET_MAX_FRAME];
+	bool rx_on;
+	unsigned rx_toggles;
+	uint64_t offload;
+	bool destroyed;
+};
+
+struct fixture {
+	struct fake_mem mem;
+	struct fake_vq rx, tx;
+	struct irq_line irq;
+	struct fake_be fb;
+	struct virtio_net *net;
+	struct virtio_mmio *t;
+};
+
+static int fb_send(struct net_backend *be, const struct iovec *iov, int n)
+{
+	struct fake_be *f = (struct fake_be *)be;
+	size_t off = 0;
+
+	for (int i = 0; i < n; i++) {
+		assert_true(off + iov[i].iov_len <= sizeof(f->last));
+		memcpy(f->last + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	f->last_len = off;
+	f->sent++;
+	return 0;
+}
+
+static void fb_set_rx(struct net_backend *be, bool on)
+{
+	struct fake_be *f = (struct fake_be *)be;
+
+	f->rx_on = on;
+	f->rx_toggles++;
+}
+
+static void fb_offload(struct net_backend *be, uint64_t features)
+{
+	((struct fake_be *)be)->offload = features;
+}
+
+static void fb_destroy(struct net_backend *be)
+{
+	((struct fake_be *)be)->destroyed = true;
+}
+
+static const struct net_backend_ops fb_ops = {
+	.name = "fake",
+	.send = fb_send,
+	.set_rx_enabled = fb_set_rx,
+	.set_offload = fb_offload,
+	.destroy = fb_destroy,
+};
+
+static uint32_t rd(struct fixture *x, uint64_t off)
+{
+	return (uint32_t)virtio_mmio_dev_ops.read(x->t, off, 4);
+}
+
+static void wr(struct fixture *x, uint64_t off, uint32_t v)
+{
+	virtio_mmio_dev_ops.write(x->t, off, 4, v);
+}
+
+static uint64_t device_features(struct fixture *x)
+{
+	uint64_t f;
+
+	wr(x, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	f = rd(x, VIRTIO_MMIO_DEVICE_FEATURES);
+	wr(x, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	return f | (uint64_t)rd(x, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
+}
+
+static void setup_queue(struct fixture *x, unsigned q, struct fake_vq *f, uint64_t desc,
+			uint64_t avail, uint64_t used)
+{
+	fake_vq_init(f, &x->mem, QSIZE, desc, avail, used);
+	wr(x, VIRTIO_MMIO_QUEUE_SEL, q);
+	assert_int_equal(rd(x, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_NET_QUEUE_SIZE);
+	wr(x, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+	wr(x, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
+	wr(x, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)avail);
+	wr(x, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)used);
+	wr(x, VIRTIO_MMIO_QUEUE_READY, 1);
+}
+
+/* §3.1.1 with the offered features masked by `mask`. */
+static void bring_up(struct fixture *x, uint64_t mask)
+{
+	uint64_t f;
+
+	wr(x, VIRTIO_MMIO_STATUS, 0);
+	wr(x, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	f = device_features(x) & mask;
+	wr(x, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(x, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)f);
+	wr(x, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(x, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> 32));
+	wr(x, VIRTIO_MMIO_STATUS, 0x0b);
+	assert_int_equal(rd(x, VIRTIO_MMIO_STATUS), 0x0b);
+	setup_queue(x, VIRTIO_NET_RXQ, &x->rx, RX_DESC, RX_AVAIL, RX_USED);
+	setup_queue(x, VIRTIO_NET_TXQ, &x->tx, TX_DESC, TX_AVAIL, TX_USED);
+	wr(x, VIRTIO_MMIO_STATUS, 0x0f);
+	assert_int_equal(rd(x, VIRTIO_MMIO_STATUS), 0x0f);
+}
+
+static int open_dev(void **state, bool vnet_hdr, uint64_t mask)
+{
+	struct fixture *x = calloc(1, sizeof(*x));
+
+	fake_mem_init(&x->mem, RAM_SIZE);
+	x->irq.fd = -1;
+	x->fb.be.ops = &fb_ops;
+	x->fb.be.vnet_hdr = vnet_hdr;
+	x->fb.rx_on = true;
+	if (vnet_hdr)
+		x->fb.be.host_features =
+			VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4);
+	assert_int_equal(virtio_net_create(&x->fb.be, test_mac, &x->net), 0);
+	assert_int_equal(virtio_mmio_create(&x->mem.gm, &x->irq, &virtio_net_ops, x->net, &x->t),
+			 0);
+	virtio_net_set_transport(x->net, x->t);
+	bring_up(x, mask);
+	*state = x;
+	return 0;
+}
+
+static int setup_plain(void **state)
+{
+	return open_dev(state, false, ALL_FEATURES);
+}
+
+static int setup_vnet(void **state)
+{
+	return open_dev(state, true, ALL_FEATURES);
+}
+
+static int setup_no_mrg(void **state)
+{
+	return open_dev(state, false, NO_MRG);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *x = *state;
+
+	virtio_mmio_destroy(x->t); /* destroys the device and so the back end */
+	assert_true(x->fb.destroyed);
+	fake_mem_free(&x->mem);
+	free(x);
+	return 0;
+}
+
+static bool needs_reset(struct fixture *x)
+{
+	return virtio_mmio_status(x->t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+}
+
+static struct virtio_net_stats stats(struct fixture *x)
+{
+	struct virtio_net_stats s;
+
+	virtio_net_get_stats(x->net, &s);
+	return s;
+}
+
+/* An Ethernet + IPv4 + UDP frame of `len` bytes with a recognisable payload. */
+static void make_frame(uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 13 + 7);
+	memcpy(p, "\xff\xff\xff\xff\xff\xff", 6);
+	memcpy(p + 6, test_mac, 6);
+	p[12] = 0x08;
+	p[13] = 0x00;
+}
+
+static void put_tx_hdr(struct fixture *x, uint8_t flags, uint8_t gso, uint16_t start,
+		       uint16_t offset)
+{
+	uint8_t *h = fake_mem_ptr(&x->mem, TX_HDR, HDR);
+
+	memset(h, 0, HDR);
+	h[VIRTIO_NET_HDR_FLAGS] = flags;
+	h[VIRTIO_NET_HDR_GSO_TYPE] = gso;
+	virtio_put_le(h + VIRTIO_NET_HDR_CSUM_START, start, 2);
+	virtio_put_le(h + VIRTIO_NET_HDR_CSUM_OFFSET, offset, 2);
+}
+
+/* Publish a transmit chain [header][frame of len], kick, take the used element. */
+static void transmit(struct fixture *x, size_t len)
+{
+	struct fake_buf b[2] = { { TX_HDR, HDR, false }, { TX_BUF, (uint32_t)len, false } };
+	uint32_t id, used;
+	uint16_t head = fake_vq_add_chain(&x->tx, b, len ? 2 : 1);
+
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	assert_true(fake_vq_get_used(&x->tx, &id, &used));
+	assert_int_equal(id, head);
+	assert_int_equal(used, 0);
+}
+
+/* Post `n` receive buffers of `size` bytes each (one descriptor per chain). */
+static void post_rx(struct fixture *x, unsigned n, uint32_t size)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct fake_buf b = { RX_BUF + (uint64_t)(x->rx.next_desc % QSIZE) * 0x1000, size,
+				      true };
+
+		fake_vq_add_chain(&x->rx, &b, 1);
+	}
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_RXQ);
+}
+
+static void inject(struct fixture *x, const uint8_t *hdr, const uint8_t *frame, size_t len)
+{
+	net_backend_deliver(&x->fb.be, hdr, frame, len);
+}
+
+/* --- config and features --- */
+
+static void test_config_and_features(void **state)
+{
+	struct fixture *x = *state;
+	uint64_t f = device_features(x);
+
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + i, 1),
+				 test_mac[i]);
+	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + 6, 2),
+			 VIRTIO_NET_S_LINK_UP);
+	assert_int_equal(rd(x, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_NET);
+	assert_true(f & VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	assert_true(f & VIRTIO_BIT(VIRTIO_NET_F_MAC));
+	assert_true(f & VIRTIO_BIT(VIRTIO_NET_F_STATUS));
+	assert_true(f & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF));
+	assert_true(f & VIRTIO_BIT(VIRTIO_NET_F_CSUM));
+	/* No segmentation offload without a back end that can do it (slirp). */
+	assert_false(f & VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4));
+	assert_false(f & VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4));
+	/* The MAC is read-only. */
+	virtio_mmio_dev_ops.write(x->t, VIRTIO_MMIO_CONFIG, 1, 0xff);
+	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG, 1), test_mac[0]);
+	/* The driver's feature choice reached the back end. */
+	assert_true(x->fb.offload & VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM));
+}
+
+static void test_mac_helpers(void **state)
+{
+	uint8_t m[6], m2[6];
+
+	assert_int_equal(virtio_net_parse_mac("52:54:00:AB:cd:0f", m), 0);
+	assert_memory_equal(m, "\x52\x54\x00\xab\xcd\x0f", 6);
+	assert_int_equal(virtio_net_parse_mac("52:54:00:ab:cd", m), -EINVAL);
+	assert_int_equal(virtio_net_parse_mac("52:54:00:ab:cd:0f:", m), -EINVAL);
+	assert_int_equal(virtio_net_parse_mac("52-54-00-ab-cd-0f", m), -EINVAL);
+	assert_int_equal(virtio_net_parse_mac("5:54:00:ab:cd:0f1", m), -EINVAL);
+	virtio_net_random_mac(m);
+	virtio_net_random_mac(m2);
+	assert_int_equal(m[0] & 1, 0); /* unicast */
+	assert_int_equal(m[0] & 2, 2); /* locally administered */
+	assert_memory_not_equal(m, m2, 6);
+}
+
+static void test_parse_hostfwd(void **state)
+{
+	struct net_slirp_fwd f;
+
+	assert_int_equal(net_slirp_parse_fwd("tcp:127.0.0.1:2222-:22", &f), 0);
+	assert_false(f.udp);
+	assert_int_equal(f.host_addr, htonl(0x7f000001));
+	assert_int_equal(f.host_port, 2222);
+	assert_int_equal(f.guest_addr, 0);
+	assert_int_equal(f.guest_port, 22);
+	assert_int_equal(net_slirp_parse_fwd("udp::5353-10.0.2.15:53", &f), 0);
+	assert_true(f.udp);
+	assert_int_equal(f.host_addr, 0);
+	assert_int_equal(f.guest_addr, htonl(0x0a00020f));
+	assert_int_equal(net_slirp_parse_fwd("sctp::1-:2", &f), -EINVAL);
+	assert_int_equal(net_slirp_parse_fwd("tcp::0-:22", &f), -EINVAL);
+	assert_int_equal(net_slirp_parse_fwd("tcp::70000-:22", &f), -EINVAL);
+	assert_int_equal(net_slirp_parse_fwd("tcp:1.2.3:80-:22", &f), -EINVAL);
+	assert_int_equal(net_slirp_parse_fwd("tcp::80:22", &f), -EINVAL);
+	assert_int_equal(net_slirp_parse_fwd("tcp::80-22", &f), -EINVAL);
+	assert_int_equal(net_slirp_parse_fwd("tcp::8x-:22", &f), -EINVAL);
+}
+
+/* --- transmit --- */
+
+static void test_tx_frame(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t *p = fake_mem_ptr(&x->mem, TX_BUF, 1514);
+
+	make_frame(p, 1514);
+	put_tx_hdr(x, 0, 0, 0, 0);
+	transmit(x, 1514);
+	assert_int_equal(x->fb.sent, 1);
+	assert_int_equal(x->fb.last_len, 1514);
+	assert_memory_equal(x->fb.last, p, 1514);
+	assert_int_equal(stats(x).tx_frames, 1);
+	assert_true(x->irq.count > 0);
+}
+
+/* Header and frame spread over many descriptors, some of them tiny. */
+static void test_tx_scattered(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b[6] = { { TX_HDR, 5, false },	     { TX_HDR + 5, 7, false },
+				 { TX_BUF, 1, false },	     { TX_BUF + 1, 99, false },
+				 { TX_BUF + 100, 0, false }, { TX_BUF + 100, 500, false } };
+	uint8_t *p = fake_mem_ptr(&x->mem, TX_BUF, 600);
+	uint32_t id, used;
+
+	make_frame(p, 600);
+	put_tx_hdr(x, 0, 0, 0, 0);
+	fake_vq_add_chain(&x->tx, b, 6);
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	assert_true(fake_vq_get_used(&x->tx, &id, &used));
+	assert_int_equal(x->fb.sent, 1);
+	assert_int_equal(x->fb.last_len, 600);
+	assert_memory_equal(x->fb.last, p, 600);
+}
+
+static uint16_t fold(const uint8_t *p, size_t len)
+{
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/* NEEDS_CSUM with a back end that wants complete checksums: the device fills it in. */
+static void test_tx_checksum_completed(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t *p = fake_mem_ptr(&x->mem, TX_BUF, 1001);
+	const uint16_t start = 34, offset = 6; /* UDP header after Ethernet + IPv4 */
+
+	make_frame(p, 1001);	  /* odd length: the last byte is padded */
+	p[start + offset] = 0x12; /* the driver's pseudo-header sum */
+	p[start + offset + 1] = 0x34;
+	put_tx_hdr(x, VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, start, offset);
+	transmit(x, 1001);
+	assert_int_equal(x->fb.sent, 1);
+	/* The receiver's sum of the covered range, checksum included, plus the pseudo-header
+	 * gives all ones. */
+	{
+		uint32_t sum = fold(x->fb.last + start, 1001 - start) + 0x1234u;
+
+		assert_int_equal((sum & 0xffff) + (sum >> 16), 0xffff);
+	}
+	/* Bytes outside the checksum are untouched. */
+	assert_memory_equal(x->fb.last, p, start + offset);
+	assert_memory_equal(x->fb.last + start + offset + 2, p + start + offset + 2,
+			    1001 - start - offset - 2);
+}
+
+/* A vnet back end gets the header itself (checked) and the frame without a copy. */
+static void test_tx_vnet_passthrough(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t *p = fake_mem_ptr(&x->mem, TX_BUF, 3000);
+
+	make_frame(p, 3000);
+	put_tx_hdr(x, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 34, 16);
+	virtio_put_le(fake_mem_ptr(&x->mem, TX_HDR + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 0x7777, 2);
+	transmit(x, 3000);
+	assert_int_equal(x->fb.sent, 1);
+	assert_int_equal(x->fb.last_len, HDR + 3000);
+	assert_int_equal(x->fb.last[VIRTIO_NET_HDR_GSO_TYPE], VIRTIO_NET_HDR_GSO_TCPV4);
+	assert_int_equal(virtio_get_le(x->fb.last + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 0);
+	assert_memory_equal(x->fb.last + HDR, p, 3000);
+	/* UDP segmentation was not offered: dropped. */
+	put_tx_hdr(x, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_UDP, 34, 6);
+	transmit(x, 3000);
+	assert_int_equal(x->fb.sent, 1);
+	assert_false(needs_reset(x));
+}
+
+/* Hostile transmit chains are dropped (buffer returned), never reset or crash. */
+static void test_tx_hostile(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t *p = fake_mem_ptr(&x->mem, TX_BUF, 70000);
+	uint32_t id, used;
+
+	make_frame(p, 70000);
+	put_tx_hdr(x, 0, 0, 0, 0);
+	/* Shorter than the header. */
+	{
+		struct fake_buf b = { TX_HDR, HDR - 1, false };
+
+		fake_vq_add_chain(&x->tx, &b, 1);
+		wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+		assert_true(fake_vq_get_used(&x->tx, &id, &used));
+	}
+	transmit(x, 0);			/* a header and no frame */
+	transmit(x, NET_MIN_FRAME - 1); /* not even an Ethernet header */
+	transmit(x, NET_MAX_FRAME + 1); /* oversized */
+	/* Segmentation the driver did not negotiate (and the back end cannot do). */
+	put_tx_hdr(x, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, 34, 16);
+	transmit(x, 1500);
+	/* A checksum field past the end of the frame. */
+	put_tx_hdr(x, VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 1490, 9);
+	transmit(x, 1500);
+	put_tx_hdr(x, VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0xffff, 0xffff);
+	transmit(x, 1500);
+	/* A device-writable buffer in a transmit chain. */
+	{
+		struct fake_buf b[2] = { { TX_HDR, HDR, false }, { TX_BUF, 100, true } };
+
+		put_tx_hdr(x, 0, 0, 0, 0);
+		fake_vq_add_chain(&x->tx, b, 2);
+		wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+		assert_true(fake_vq_get_used(&x->tx, &id, &used));
+	}
+	assert_int_equal(x->fb.sent, 0);
+	assert_int_equal(stats(x).tx_dropped, 8);
+	assert_false(needs_reset(x));
+	/* The largest legal frame still goes through. */
+	put_tx_hdr(x, 0, 0, 0, 0);
+	transmit(x, NET_MAX_FRAME);
+	assert_int_equal(x->fb.sent, 1);
+	assert_int_equal(x->fb.last_len, NET_MAX_FRAME);
+}
+
+/* A chain that lies: its descriptor points outside guest RAM, or loops. */
+static void test_tx_garbage_chain(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { RAM_SIZE - 4, 64, false };
+
+	fake_vq_add_chain(&x->tx, &b, 1);
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	assert_true(needs_reset(x));
+	assert_int_equal(x->fb.sent, 0);
+	/* A reset brings it back. */
+	bring_up(x, ALL_FEATURES);
+	assert_false(needs_reset(x));
+	make_frame(fake_mem_ptr(&x->mem, TX_BUF, 100), 100);
+	put_tx_hdr(x, 0, 0, 0, 0);
+	transmit(x, 100);
+	assert_int_equal(x->fb.sent, 1);
+}
+
+static void test_tx_descriptor_loop(void **state)
+{
+	struct fixture *x = *state;
+
+	fake_vq_set_desc(&x->tx, 0, TX_HDR, HDR, VIRTQ_DESC_F_NEXT, 1);
+	fake_vq_set_desc(&x->tx, 1, TX_BUF, 100, VIRTQ_DESC_F_NEXT, 0);
+	fake_vq_publish(&x->tx, 0);
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	assert_true(needs_reset(x));
+	assert_int_equal(x->fb.sent, 0);
+}
+
+/* --- receive --- */
+
+static const uint8_t *rx_buf(struct fixture *x, uint32_t id)
+{
+	return fake_mem_ptr(&x->mem, RX_BUF + (uint64_t)id * 0x1000, 0x1000);
+}
+
+static void test_rx_simple(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t frame[1514];
+	uint32_t id, len;
+	const uint8_t *b;
+
+	make_frame(frame, sizeof(frame));
+	post_rx(x, 4, 2048);
+	inject(x, NULL, frame, sizeof(frame));
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(len, HDR + sizeof(frame));
+	b = rx_buf(x, id);
+	assert_int_equal(virtio_get_le(b + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 1);
+	/* slirp's frames carry valid checksums: told with GUEST_CSUM. */
+	assert_int_equal(b[VIRTIO_NET_HDR_FLAGS], VIRTIO_NET_HDR_F_DATA_VALID);
+	assert_int_equal(b[VIRTIO_NET_HDR_GSO_TYPE], 0);
+	assert_memory_equal(b + HDR, frame, sizeof(frame));
+	assert_int_equal(stats(x).rx_frames, 1);
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+}
+
+/* MRG_RXBUF (§5.1.6.4): one frame over several buffers, num_buffers in the first. */
+static void test_rx_mergeable(void **state)
+{
+	struct fixture *x = *state;
+	static uint8_t frame[9000];
+	uint32_t ids[5], lens[5], got = 0;
+
+	make_frame(frame, sizeof(frame));
+	post_rx(x, 8, 2048);
+	inject(x, NULL, frame, sizeof(frame));
+	while (got < 5 && fake_vq_get_used(&x->rx, &ids[got], &lens[got]))
+		got++;
+	assert_int_equal(got, 5); /* 9012 bytes in 2048-byte buffers */
+	assert_int_equal(virtio_get_le(rx_buf(x, ids[0]) + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 5);
+	{
+		size_t off = 0;
+
+		for (unsigned i = 0; i < got; i++) {
+			const uint8_t *b = rx_buf(x, ids[i]);
+			size_t skip = i == 0 ? HDR : 0;
+
+			assert_memory_equal(b + skip, frame + off, lens[i] - skip);
+			off += lens[i] - skip;
+		}
+		assert_int_equal(off, sizeof(frame));
+	}
+}
+
+/* No MRG_RXBUF: a frame that does not fit the buffer is dropped, the buffer kept. */
+static void test_rx_small_buffer_no_mrg(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t frame[1514];
+	uint32_t id, len;
+
+	make_frame(frame, sizeof(frame));
+	post_rx(x, 1, 1000);
+	inject(x, NULL, frame, sizeof(frame));
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(stats(x).rx_dropped, 1);
+	inject(x, NULL, frame, 500);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(len, HDR + 500);
+	assert_int_equal(virtio_get_le(rx_buf(x, id) + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 1);
+	assert_false(needs_reset(x));
+}
+
+static void test_rx_without_guest_csum(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t frame[100];
+	uint32_t id, len;
+
+	bring_up(x, NO_GUEST_CSUM);
+	make_frame(frame, sizeof(frame));
+	post_rx(x, 1, 2048);
+	inject(x, NULL, frame, sizeof(frame));
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(rx_buf(x, id)[VIRTIO_NET_HDR_FLAGS], 0);
+}
+
+/* No buffers: frames wait in order; a full backlog pauses the back end; buffers drain it. */
+static void test_rx_backpressure(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t frame[200];
+	uint32_t id, len;
+	unsigned got = 0;
+
+	make_frame(frame, sizeof(frame));
+	for (unsigned i = 0; i < VIRTIO_NET_PENDING_MAX + 3; i++) {
+		frame[100] = (uint8_t)i;
+		inject(x, NULL, frame, sizeof(frame));
+	}
+	assert_false(x->fb.rx_on);
+	assert_int_equal(stats(x).rx_dropped, 3);
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+	/* Buffers arrive QSIZE at a time; frames come out in order. */
+	while (got < VIRTIO_NET_PENDING_MAX) {
+		post_rx(x, QSIZE, 2048);
+		while (fake_vq_get_used(&x->rx, &id, &len)) {
+			assert_int_equal(rx_buf(x, id)[HDR + 100], (uint8_t)got);
+			got++;
+		}
+		x->rx.next_desc = 0; /* the buffers were all returned: reuse them */
+	}
+	assert_int_equal(got, VIRTIO_NET_PENDING_MAX);
+	assert_true(x->fb.rx_on);
+	assert_int_equal(stats(x).rx_frames, VIRTIO_NET_PENDING_MAX);
+}
+
+/* A frame larger than every posted buffer together waits; larger than the ring can ever
+ * hold is dropped. */
+static void test_rx_frame_bigger_than_buffers(void **state)
+{
+	struct fixture *x = *state;
+	static uint8_t frame[NET_MAX_FRAME + 1];
+	uint32_t id, len;
+
+	make_frame(frame, sizeof(frame));
+	inject(x, NULL, frame, NET_MAX_FRAME + 1); /* oversized from the back end */
+	assert_int_equal(stats(x).rx_dropped, 1);
+	post_rx(x, 2, 2048);
+	inject(x, NULL, frame, 5000); /* needs 3 */
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+	post_rx(x, 1, 2048);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	/* The whole ring of 16 x 2 KiB cannot hold 60 KiB: dropped, buffers kept. */
+	x->rx.next_desc = 0;
+	post_rx(x, QSIZE, 2048);
+	inject(x, NULL, frame, 60000);
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(stats(x).rx_dropped, 2);
+	inject(x, NULL, frame, 100);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_false(needs_reset(x));
+}
+
+static void test_rx_buffer_smaller_than_header(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t frame[100];
+
+	make_frame(frame, sizeof(frame));
+	post_rx(x, 1, HDR - 1);
+	inject(x, NULL, frame, sizeof(frame));
+	assert_true(needs_reset(x));
+	/* Nothing more is delivered until the driver resets the device. */
+	inject(x, NULL, frame, sizeof(frame));
+	assert_int_equal(stats(x).rx_frames, 0);
+}
+
+static void test_rx_readable_buffer(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { RX_BUF, 2048, false };
+	uint8_t frame[100];
+
+	make_frame(frame, sizeof(frame));
+	fake_vq_add_chain(&x->rx, &b, 1);
+	inject(x, NULL, frame, sizeof(frame));
+	assert_true(needs_reset(x));
+}
+
+/* vnet back end: its header reaches the guest when the guest accepted those offloads. */
+static void test_rx_vnet_header(void **state)
+{
+	struct fixture *x = *state;
+	static uint8_t frame[5000];
+	uint8_t hdr[HDR] = { VIRTIO_NET_HDR_F_NEEDS_CSUM,
+			     VIRTIO_NET_HDR_GSO_TCPV4,
+			     54,
+			     0,
+			     0xa8,
+			     0x05,
+			     34,
+			     0,
+			     16,
+			     0,
+			     0x99,
+			     0x99 };
+	uint32_t id, len;
+	const uint8_t *b;
+
+	make_frame(frame, sizeof(frame));
+	post_rx(x, 4, 4096);
+	inject(x, hdr, frame, sizeof(frame));
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	b = rx_buf(x, id);
+	assert_memory_equal(b, hdr, VIRTIO_NET_HDR_NUM_BUFFERS);
+	assert_int_equal(virtio_get_le(b + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 2);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(len, HDR + sizeof(frame) - 4096);
+	/* UDP segmentation the guest never accepted: dropped. */
+	hdr[VIRTIO_NET_HDR_GSO_TYPE] = VIRTIO_NET_HDR_GSO_UDP;
+	inject(x, hdr, frame, 1000);
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(stats(x).rx_dropped, 1);
+}
+
+static void test_rx_before_driver_ok(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t frame[100];
+
+	make_frame(frame, sizeof(frame));
+	wr(x, VIRTIO_MMIO_STATUS, 0);
+	inject(x, NULL, frame, sizeof(frame));
+	assert_int_equal(stats(x).rx_dropped, 1);
+	inject(x, NULL, frame, NET_MIN_FRAME - 1);
+	assert_int_equal(stats(x).rx_dropped, 2);
+}
+
+/* --- link status --- */
+
+static void test_link_bounce(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t frame[100];
+	uint32_t id, len;
+
+	make_frame(frame, sizeof(frame));
+	wr(x, VIRTIO_MMIO_INTERRUPT_ACK, rd(x, VIRTIO_MMIO_INTERRUPT_STATUS));
+	virtio_net_set_link(x->net, false);
+	assert_false(virtio_net_link_up(x->net));
+	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + 6, 2), 0);
+	assert_true(rd(x, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+	/* Link down: nothing moves either way. */
+	post_rx(x, 2, 2048);
+	inject(x, NULL, frame, sizeof(frame));
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+	memcpy(fake_mem_ptr(&x->mem, TX_BUF, 100), frame, 100);
+	put_tx_hdr(x, 0, 0, 0, 0);
+	transmit(x, 100);
+	assert_int_equal(x->fb.sent, 0);
+	/* Up again: a second config interrupt, and frames flow. */
+	wr(x, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_CONFIG);
+	virtio_net_set_link(x->net, true);
+	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + 6, 2),
+			 VIRTIO_NET_S_LINK_UP);
+	assert_true(rd(x, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+	inject(x, NULL, frame, sizeof(frame));
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	/* Setting the same state again is no change: no interrupt. */
+	wr(x, VIRTIO_MMIO_INTERRUPT_ACK, rd(x, VIRTIO_MMIO_INTERRUPT_STATUS));
+	virtio_net_set_link(x->net, true);
+	assert_false(rd(x, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+}
+
+static void test_reset_drops_backlog(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t frame[100];
+	uint32_t id, len;
+
+	make_frame(frame, sizeof(frame));
+	for (unsigned i = 0; i < VIRTIO_NET_PENDING_MAX; i++)
+		inject(x, NULL, frame, sizeof(frame));
+	assert_false(x->fb.rx_on);
+	bring_up(x, ALL_FEATURES); /* includes a reset */
+	assert_true(x->fb.rx_on);
+	post_rx(x, 2, 2048);
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+}
+
+static int parse(struct cli_opts *o, char *err, ...)
+{
+	static char run[] = "run";
+	char *argv[16] = { run };
+	int argc = 1;
+	va_list ap;
+
+	va_start(ap, err);
+	for (char *a; (a = va_arg(ap, char *));)
+		argv[argc++] = a;
+	va_end(ap);
+	return cli_parse(argc, argv, o, err, 256);
+}
+
+/* --net, --mac on the command line. */
+static void test_cli_net(void **state)
+{
+	static struct cli_opts o;
+	char err[256];
+
+	assert_int_equal(parse(&o, err, "--net",
+			       "user,hostfwd=tcp:127.0.0.1:2222-:22,"
+			       "hostfwd=udp::53-10.0.2.15:53",
+			       "--net", "tap=ign0,mac=02:00:00:00:00:01", "--mac",
+			       "52:54:00:12:34:56", NULL),
+			 0);
+	assert_int_equal(o.nr_nets, 2);
+	assert_int_equal(o.nets[0].kind, CLI_NET_USER);
+	assert_int_equal(o.nets[0].nr_fwd, 2);
+	assert_int_equal(o.nets[0].fwd[0].host_port, 2222);
+	assert_true(o.nets[0].fwd[1].udp);
+	assert_true(o.nets[0].has_mac);
+	assert_memory_equal(o.nets[0].mac, test_mac, 6);
+	assert_int_equal(o.nets[1].kind, CLI_NET_TAP);
+	assert_string_equal(o.nets[1].tap, "ign0");
+	assert_int_equal(o.nets[1].mac[5], 1);
+	assert_int_equal(parse(&o, err, "--net", "user", NULL), 0);
+	assert_false(o.nets[0].has_mac);
+	assert_int_equal(parse(&o, err, "--mac", "52:54:00:12:34:56", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--net", "user", "--mac", "01:54:00:12:34:56", NULL),
+			 -EINVAL); /* multicast */
+	assert_int_equal(parse(&o, err, "--net", "user", "--mac", "52:54:00:12:34", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--net", "bridge", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--net", "tap=", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--net", "tap=abcdefghijklmnop", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--net", "tap=x,hostfwd=tcp::1-:2", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--net", "user,hostfwd=tcp::1", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--net", "user,foo=1", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, "--net", "user", "--net", "user", "--net", "user", "--net",
+			       "user", "--net", "user", NULL),
+			 -EINVAL);
+}
+
+static void test_create_errors(void **state)
+{
+	struct net_backend be = { 0 };
+	struct virtio_net *n;
+
+	assert_int_equal(virtio_net_create(NULL, test_mac, &n), -EINVAL);
+	assert_int_equal(virtio_net_create(&be, test_mac, &n), -EINVAL);
+}
+
+#define PLAIN(fn) cmocka_unit_test_setup_teardown(fn, setup_plain, teardown)
+#define VNET(fn)  cmocka_unit_test_setup_teardown(fn, setup_vnet, teardown)
+#define NOMRG(fn) cmocka_unit_test_setup_teardown(fn, setup_no_mrg, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_errors),
+		cmocka_unit_test(test_mac_helpers),
+		cmocka_unit_test(test_parse_hostfwd),
+		cmocka_unit_test(test_cli_net),
+		PLAIN(test_config_and_features),
+		PLAIN(test_tx_frame),
+		PLAIN(test_tx_scattered),
+		PLAIN(test_tx_checksum_completed),
+		VNET(test_tx_vnet_passthrough),
+		PLAIN(test_tx_hostile),
+		PLAIN(test_tx_garbage_chain),
+		PLAIN(test_tx_descriptor_loop),
+		PLAIN(test_rx_simple),
+		PLAIN(test_rx_mergeable),
+		NOMRG(test_rx_small_buffer_no_mrg),
+		PLAIN(test_rx_without_guest_csum),
+		PLAIN(test_rx_backpressure),
+		PLAIN(test_rx_frame_bigger_than_buffers),
+		PLAIN(test_rx_buffer_smaller_than_header),
+		PLAIN(test_rx_readable_buffer),
+		VNET(test_rx_vnet_header),
+		PLAIN(test_rx_before_driver_ok),
+		PLAIN(test_link_bounce),
+		PLAIN(test_reset_drops_backlog),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,437 @@
+/* virtio-rng (virtio 1.2 §5.4) driven through the virtio-mmio transport with requests built in
+ * fake guest memory, with getrandom() and with scripted entropy sources. */
+#include "core/irq.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/rng.h"
+#include "devices/virtio/virtio.h"
+#include "devices/virtio/virtq.h"
+#include "fake_virtq.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define RAM_SIZE  (1u << 20)
+#define QSIZE	  16
+#define DESC_GPA  0x1000
+#define AVAIL_GPA 0x2000
+#define USED_GPA  0x3000
+#define TABLE_GPA 0x8000
+#define DATA_GPA  0x10000
+#define BIG_GPA	  0x80000 /* 512 KiB to the end of RAM */
+
+struct fixture {
+	struct fake_mem mem;
+	struct fake_vq f;
+	struct irq_line irq;
+	struct virtio_rng *rng;
+	struct virtio_mmio *t;
+};
+
+static uint32_t rd(struct virtio_mmio *t, uint64_t off)
+{
+	return (uint32_t)virtio_mmio_dev_ops.read(t, off, 4);
+}
+
+static void wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
+{
+	virtio_mmio_dev_ops.write(t, off, 4, v);
+}
+
+/* §3.1.1 initialisation, every offered feature accepted; the queue made ready if `queue`. */
+static void bring_up(struct fixture *x, bool queue)
+{
+	uint64_t f;
+
+	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	f = rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES);
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	f |= (uint64_t)rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)f);
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> 32));
+	wr(x->t, VIRTIO_MMIO_STATUS, 0x0b);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0b);
+	fake_vq_init(&x->f, &x->mem, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
+	if (queue) {
+		wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
+		assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_RNG_QUEUE_SIZE);
+		wr(x->t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+		wr(x->t, VIRTIO_MMIO_QUEUE_DESC_LOW, DESC_GPA);
+		wr(x->t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL_GPA);
+		wr(x->t, VIRTIO_MMIO_QUEUE_USED_LOW, USED_GPA);
+		wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
+	}
+	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+}
+
+static int setup(void **state)
+{
+	struct fixture *x = calloc(1, sizeof(*x));
+
+	fake_mem_init(&x->mem, RAM_SIZE);
+	x->irq.fd = -1;
+	assert_int_equal(virtio_rng_create(&x->rng), 0);
+	assert_int_equal(virtio_mmio_create(&x->mem.gm, &x->irq, &virtio_rng_ops, x->rng, &x->t),
+			 0);
+	bring_up(x, true);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *x = *state;
+
+	virtio_mmio_destroy(x->t); /* destroys the rng device too */
+	fake_mem_free(&x->mem);
+	free(x);
+	return 0;
+}
+
+/* Scripted entropy sources: a counter pattern, at most `chunk` bytes per call. */
+static uint8_t counter;
+static size_t chunk;
+static int eintr_left;
+static unsigned calls;
+
+static long pattern_source(void *buf, size_t len)
+{
+	calls++;
+	if (eintr_left) {
+		if (eintr_left > 0)
+			eintr_left--;
+		return -EINTR;
+	}
+	if (chunk && len > chunk)
+		len = chunk;
+	for (size_t i = 0; i < len; i++)
+		((uint8_t *)buf)[i] = counter++;
+	return (long)len;
+}
+
+static long eio_source(void *buf, size_t len)
+{
+	calls++;
+	return -EIO;
+}
+
+static long zero_source(void *buf, size_t len)
+{
+	calls++;
+	return 0;
+}
+
+static long liar_source(void *buf, size_t len)
+{
+	calls++;
+	return (long)len + 1; /* claims more than asked: not believed */
+}
+
+static void use_pattern(struct fixture *x, size_t max_chunk, int eintr)
+{
+	counter = 0;
+	chunk = max_chunk;
+	eintr_left = eintr;
+	calls = 0;
+	virtio_rng_set_source(x->rng, pattern_source);
+}
+
+/* Publish a chain, kick the queue, and take its used element; returns used.len. */
+static uint32_t run(struct fixture *x, const struct fake_buf *bufs, unsigned n)
+{
+	uint32_t id, len;
+	uint16_t head;
+
+	head = fake_vq_add_chain(&x->f, bufs, n);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_true(fake_vq_get_used(&x->f, &id, &len));
+	assert_int_equal(id, head);
+	return len;
+}
+
+static void expect_fill(const uint8_t *p, size_t len, uint8_t c)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != c)
+			fail_msg("byte %zu: %#x, want %#x", i, p[i], c);
+}
+
+static void expect_counter(const uint8_t *p, size_t len, uint8_t first)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != (uint8_t)(first + i))
+			fail_msg("byte %zu: %#x, want %#x", i, p[i], (uint8_t)(first + i));
+}
+
+static bool needs_reset(struct fixture *x)
+{
+	return virtio_mmio_status(x->t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+}
+
+static void test_identity(void **state)
+{
+	struct fixture *x = *state;
+
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_RNG);
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 */
+	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	/* §5.4.3: no device feature bits (0..23). */
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES) & 0xffffff, 0);
+	/* §5.4.4: no config space; reads give 0 at any width, writes are harmless. */
+	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG, 8), 0);
+	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + 3, 1), 0);
+	virtio_mmio_dev_ops.write(x->t, VIRTIO_MMIO_CONFIG, 4, 0xffffffff);
+	assert_false(needs_reset(x));
+	/* One queue only. */
+	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 1);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+}
+
+static void test_getrandom(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { DATA_GPA, 4096, true };
+	uint8_t *p = fake_mem_ptr(&x->mem, DATA_GPA, 4096);
+	uint64_t irqs = x->irq.count;
+	unsigned zeros = 0;
+
+	memset(p, 0, 4096);
+	assert_int_equal(run(x, &b, 1), 4096);
+	for (unsigned i = 0; i < 4096; i++)
+		zeros += p[i] == 0;
+	assert_true(zeros < 64); /* ~16 expected from random bytes */
+	assert_int_equal(virtio_rng_bytes(x->rng), 4096);
+	assert_int_equal(x->irq.count, irqs + 1);
+	assert_true(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_USED);
+}
+
+static void test_segments(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf bufs[] = {
+		{ DATA_GPA, 100, true },
+		{ DATA_GPA + 0x1000, 1, true },
+		{ DATA_GPA + 0x2000, 5000, true },
+	};
+
+	use_pattern(x, 0, 0);
+	memset(fake_mem_ptr(&x->mem, DATA_GPA, 0x4000), 0xee, 0x4000);
+	assert_int_equal(run(x, bufs, 3), 5101);
+	expect_counter(fake_mem_ptr(&x->mem, DATA_GPA, 100), 100, 0);
+	expect_counter(fake_mem_ptr(&x->mem, DATA_GPA + 0x1000, 1), 1, 100);
+	expect_counter(fake_mem_ptr(&x->mem, DATA_GPA + 0x2000, 5000), 5000, 101);
+	/* Nothing written past any buffer. */
+	expect_fill(fake_mem_ptr(&x->mem, DATA_GPA + 100, 0x1000 - 100), 0x1000 - 100, 0xee);
+	expect_fill(fake_mem_ptr(&x->mem, DATA_GPA + 0x1001, 0x1000 - 1), 0x1000 - 1, 0xee);
+	expect_fill(fake_mem_ptr(&x->mem, DATA_GPA + 0x2000 + 5000, 100), 100, 0xee);
+}
+
+static void test_oversized_buffer_capped(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { BIG_GPA, RAM_SIZE - BIG_GPA, true };
+	uint8_t *p = fake_mem_ptr(&x->mem, BIG_GPA, RAM_SIZE - BIG_GPA);
+
+	use_pattern(x, 0, 0);
+	memset(p, 0xee, RAM_SIZE - BIG_GPA);
+	assert_int_equal(run(x, &b, 1), VIRTIO_RNG_MAX_REQUEST);
+	expect_counter(p, 256, 0);
+	/* Past the cap the buffer is untouched. */
+	expect_fill(p + VIRTIO_RNG_MAX_REQUEST, RAM_SIZE - BIG_GPA - VIRTIO_RNG_MAX_REQUEST, 0xee);
+	assert_false(needs_reset(x));
+}
+
+static void test_short_reads(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { DATA_GPA, 1000, true };
+
+	use_pattern(x, 7, 0);
+	assert_int_equal(run(x, &b, 1), 1000);
+	expect_counter(fake_mem_ptr(&x->mem, DATA_GPA, 1000), 1000, 0);
+	assert_int_equal(calls, (1000 + 6) / 7);
+}
+
+static void test_eintr_retried(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { DATA_GPA, 64, true };
+
+	use_pattern(x, 0, 2);
+	assert_int_equal(run(x, &b, 1), 64);
+	expect_counter(fake_mem_ptr(&x->mem, DATA_GPA, 64), 64, 0);
+	/* A source stuck in EINTR: bounded retries, then an empty answer. */
+	use_pattern(x, 0, -1);
+	assert_int_equal(run(x, &b, 1), 0);
+	assert_true(calls < 20);
+	assert_false(needs_reset(x));
+}
+
+static void test_source_errors(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { DATA_GPA, 64, true };
+	uint8_t *p = fake_mem_ptr(&x->mem, DATA_GPA, 64);
+
+	memset(p, 0xee, 64);
+	calls = 0;
+	virtio_rng_set_source(x->rng, eio_source);
+	assert_int_equal(run(x, &b, 1), 0);
+	virtio_rng_set_source(x->rng, zero_source);
+	assert_int_equal(run(x, &b, 1), 0);
+	virtio_rng_set_source(x->rng, liar_source);
+	assert_int_equal(run(x, &b, 1), 0);
+	assert_int_equal(calls, 3);
+	expect_fill(p, 64, 0xee);
+	assert_false(needs_reset(x));
+	/* Back to getrandom(). */
+	virtio_rng_set_source(x->rng, NULL);
+	assert_int_equal(run(x, &b, 1), 64);
+}
+
+/* §5.4.6.1: readable buffers are a driver error: answered empty, nothing touched. */
+static void test_readable_buffer(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf ro = { DATA_GPA, 64, false };
+	struct fake_buf mixed[] = { { DATA_GPA, 64, false }, { DATA_GPA + 0x1000, 64, true } };
+
+	use_pattern(x, 0, 0);
+	memset(fake_mem_ptr(&x->mem, DATA_GPA, 0x2000), 0xee, 0x2000);
+	assert_int_equal(run(x, &ro, 1), 0);
+	assert_int_equal(run(x, mixed, 2), 0);
+	expect_fill(fake_mem_ptr(&x->mem, DATA_GPA, 0x2000), 0x2000, 0xee);
+	assert_int_equal(calls, 0);
+	assert_false(needs_reset(x));
+	assert_int_equal(virtio_rng_bytes(x->rng), 0);
+}
+
+static void test_zero_length_buffer(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { DATA_GPA, 0, true };
+
+	use_pattern(x, 0, 0);
+	assert_int_equal(run(x, &b, 1), 0);
+	assert_int_equal(calls, 0);
+}
+
+/* A batch of requests in one notification is all answered, in order. */
+static void test_batch(void **state)
+{
+	struct fixture *x = *state;
+	uint16_t heads[QSIZE];
+	uint32_t id, len;
+
+	use_pattern(x, 0, 0);
+	for (unsigned i = 0; i < QSIZE; i++) {
+		struct fake_buf b = { DATA_GPA + 0x100 * i, 16 + i, true };
+
+		heads[i] = fake_vq_add_chain(&x->f, &b, 1);
+	}
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	for (unsigned i = 0; i < QSIZE; i++) {
+		assert_true(fake_vq_get_used(&x->f, &id, &len));
+		assert_int_equal(id, heads[i]);
+		assert_int_equal(len, 16 + i);
+	}
+	assert_false(fake_vq_get_used(&x->f, &id, &len));
+}
+
+static void test_indirect(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t id, len;
+
+	use_pattern(x, 0, 0);
+	fake_desc_write(&x->mem, TABLE_GPA, 0, DATA_GPA, 32, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT,
+			1);
+	fake_desc_write(&x->mem, TABLE_GPA, 1, DATA_GPA + 0x1000, 32, VIRTQ_DESC_F_WRITE, 0);
+	fake_vq_set_desc(&x->f, 0, TABLE_GPA, 32, VIRTQ_DESC_F_INDIRECT, 0);
+	fake_vq_publish(&x->f, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_true(fake_vq_get_used(&x->f, &id, &len));
+	assert_int_equal(id, 0);
+	assert_int_equal(len, 64);
+	expect_counter(fake_mem_ptr(&x->mem, DATA_GPA + 0x1000, 32), 32, 32);
+}
+
+/* A descriptor whose length runs past the end of guest RAM: the device stops (NEEDS_RESET)
+ * instead of writing out of bounds, and works again after a driver reset. */
+static void test_chain_lies_about_length(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { BIG_GPA, RAM_SIZE - BIG_GPA + 4096, true };
+	struct fake_buf ok = { DATA_GPA, 16, true };
+	uint32_t id, len;
+
+	use_pattern(x, 0, 0);
+	fake_vq_add_chain(&x->f, &b, 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_false(fake_vq_get_used(&x->f, &id, &len));
+	assert_true(needs_reset(x));
+	assert_int_equal(calls, 0);
+	/* Nothing more is processed until the reset. */
+	fake_vq_add_chain(&x->f, &ok, 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_false(fake_vq_get_used(&x->f, &id, &len));
+	bring_up(x, true);
+	assert_false(needs_reset(x));
+	assert_int_equal(run(x, &ok, 1), 16);
+}
+
+/* A descriptor loop: bounded walk, NEEDS_RESET. */
+static void test_descriptor_loop(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t id, len;
+
+	fake_vq_set_desc(&x->f, 0, DATA_GPA, 16, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
+	fake_vq_set_desc(&x->f, 1, DATA_GPA, 16, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 0);
+	fake_vq_publish(&x->f, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_false(fake_vq_get_used(&x->f, &id, &len));
+	assert_true(needs_reset(x));
+}
+
+static void test_no_queue_at_driver_ok(void **state)
+{
+	struct fixture *x = *state;
+
+	bring_up(x, false);
+	assert_true(needs_reset(x));
+	/* Notifications for missing queues are ignored. */
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 5);
+	bring_up(x, true);
+	assert_false(needs_reset(x));
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_identity),	    T(test_getrandom),
+		T(test_segments),	    T(test_oversized_buffer_capped),
+		T(test_short_reads),	    T(test_eintr_retried),
+		T(test_source_errors),	    T(test_readable_buffer),
+		T(test_zero_length_buffer), T(test_batch),
+		T(test_indirect),	    T(test_chain_lies_about_length),
+		T(test_descriptor_loop),    T(test_no_queue_at_driver_ok),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
