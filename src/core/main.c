@@ -2,6 +2,7 @@
  * DeviceManager, loads the kernel, runs until the guest or the user stops it. */
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
+#include "arch/x86/mptable.h"
 #include "core/cli.h"
 #include "core/console.h"
 #include "core/vm.h"
@@ -260,6 +261,8 @@ static void load_guest(struct vm *vm, const struct cli_opts *o, struct boot_plan
 {
 	uint64_t rsdp = 0;
 	const char *why;
+	uint8_t *mp;
+	size_t used;
 	int ret;
 
 	ret = boot_load_kernel(&vm->gm, p->kernel, bi, &why);
@@ -273,6 +276,14 @@ static void load_guest(struct vm *vm, const struct cli_opts *o, struct boot_plan
 			die(1, "initrd '%s': %s", p->initrd,
 			    ret == -ENODATA ? "file is empty" : strerror(-ret));
 	}
+	/* MP tables are written either way: they are how a kernel without ACPI (or booted with
+	 * acpi=off) finds the vCPUs and the IOAPIC; a kernel that reads the MADT ignores them. */
+	mp = gmem_ptr(&vm->gm, LAYOUT_MPTABLE_ADDR, LAYOUT_MPTABLE_SIZE);
+	ret = mp ? mptable_build(mp, LAYOUT_MPTABLE_SIZE, LAYOUT_MPTABLE_ADDR, vm->cfg.nr_vcpus,
+				 &used)
+		 : -EFAULT;
+	if (ret)
+		die(1, "cannot build the MP tables: %s", strerror(-ret));
 	if (o->no_acpi) {
 		struct dm_describe ctx = { .cmdline = p->cmdline,
 					   .cmdline_size = sizeof(p->cmdline) };
@@ -287,8 +298,6 @@ static void load_guest(struct vm *vm, const struct cli_opts *o, struct boot_plan
 			.buf_size = LAYOUT_ACPI_END - LAYOUT_ACPI_START,
 			.buf_gpa = LAYOUT_ACPI_START,
 		};
-		size_t used;
-
 		ret = acpi_build(&cfg, &vm->dm, &rsdp, &used);
 		if (ret)
 			die(1, "cannot build the ACPI tables: %s", strerror(-ret));
@@ -327,10 +336,6 @@ static int cmd_run(int argc, char **argv)
 	}
 	open_net_backends(&o);
 	plan_boot(&o, &plan);
-	if (o.no_acpi && o.smp > 1)
-		fprintf(stderr,
-			"ignition: warning: --no-acpi: the guest learns about CPUs only from"
-			" the ACPI MADT (there is no MP table), so it will bring up one vCPU\n");
 	check_readable("kernel", plan.kernel, false);
 	ret = boot_probe_kernel(plan.kernel, &why);
 	if (ret)

@@ -4,14 +4,14 @@
 Boots as few times as possible (each boot is ~35-60 s on nested KVM) and checks many things
 per boot.  Every check appends "PASS|FAIL|SKIP name (reason)" to $IGN_RESULTS.
 
-Boot 1  default guest, --smp 2, ACPI: login as root, nproc = 2, date matches the host (CMOS
+Boot 1  default guest, --smp 1, ACPI: login as root, nproc = 1, date matches the host (CMOS
         RTC), root found through the DSDT (no virtio_mmio.device= on the command line),
         boot-timer line, write + sync a file, poweroff -> exit 0, file found on the image.
 Boot 2  --smp 4: nproc = 4, Ctrl-A x -> exit 0 and the terminal settings restored.
-Boot 3  ELF vmlinux, --smp 1 --no-acpi: virtio_mmio.device= on the command line, nproc = 1,
-        reboot -> exit 0.
-Boot 5  the rest of the device set: each tests/guest/dev_*.py module adds arguments and
-        checks to one shared boot.
+Boot 3  ELF vmlinux, --smp 2 --no-acpi: virtio_mmio.device= on the command line, the vCPUs
+        found through the MP table (nproc = 2), reboot -> exit 0.
+Boot 5  the rest of the device set, --smp 2: nproc = 2, then each tests/guest/dev_*.py
+        module adds arguments and checks to one shared boot.
 Boot 4  Debian's stock cloud kernel + initramfs, stdin/stdout are pipes: login, ACPI
         discovery, poweroff -> exit 0.
 """
@@ -178,12 +178,12 @@ def debugfs_cat(image, path):
 
 def boot1(rootfs):
     """Default guest, 2 vCPUs, ACPI discovery, login, RTC, disk write, boot-timer, poweroff."""
-    g = Guest("boot1-smp2", ["--smp", "2", "--disk", rootfs])
+    g = Guest("boot1-smp1", ["--smp", "1", "--disk", rootfs])
     try:
         g.login()
         result("PASS", "login-root")
         st, out = g.run("nproc")
-        check("nproc-smp2", st == 0 and out == "2", f"nproc said {out!r}")
+        check("nproc-smp1", st == 0 and out == "1", f"nproc said {out!r}")
         st, out = g.run("uname -sr")
         check("shell-runs-commands", st == 0 and out.startswith("Linux"), out)
         st, out = g.run("date +%s")
@@ -249,13 +249,14 @@ def guest_cmdline(flavour):
 
 
 def boot3(rootfs):
-    """ELF vmlinux, 1 vCPU, no ACPI: devices on the command line; reboot ends ignition."""
-    args = ["--kernel", os.path.join(GUEST_DIR, "vmlinux-min"), "--smp", "1", "--no-acpi",
+    """ELF vmlinux, no ACPI: devices on the command line, CPUs and the IOAPIC from the MP
+    table; reboot ends ignition."""
+    args = ["--kernel", os.path.join(GUEST_DIR, "vmlinux-min"), "--smp", "2", "--no-acpi",
             "--disk", rootfs]
     cl = guest_cmdline("min")
     if cl:
         args += ["--cmdline", cl]
-    g = Guest("boot3-elf-smp1-noacpi", args)
+    g = Guest("boot3-elf-smp2-noacpi", args)
     try:
         try:
             g.login()
@@ -267,10 +268,12 @@ def boot3(rootfs):
                   flush=True)
             result("SKIP", "boot3-first-attempt-stalled", str(e))
             g.close()
-            g = Guest("boot3-elf-smp1-noacpi-retry", args)
+            g = Guest("boot3-elf-smp2-noacpi-retry", args)
             g.login()
         st, out = g.run("nproc")
-        check("nproc-smp1", st == 0 and out == "1", f"nproc said {out!r}")
+        check("no-acpi-mptable-nproc-2", st == 0 and out == "2", f"nproc said {out!r}")
+        st, out = g.run("dmesg | grep -c -e 'MPTABLE: OEM ID: IGNITION' -e 'IOAPIC\\[0\\]'")
+        check("no-acpi-mptable-ioapic", st == 0 and out == "2", f"dmesg matches: {out!r}")
         st, cl = g.run("cat /proc/cmdline")
         check("no-acpi-virtio-cmdline", "virtio_mmio.device=4K@0xc000" in cl, cl)
         g.send("reboot\n")
@@ -324,6 +327,8 @@ def boot5(rootfs, tmp):
     g = Guest("boot5-devices", args)
     try:
         g.login()
+        st, out = g.run("nproc")
+        check("nproc-smp2", st == 0 and out == "2", f"nproc said {out!r}")
         for m in mods:
             try:
                 m.checks(g, ctx)

@@ -2,6 +2,7 @@
 
 #include "arch/x86/layout.h"
 #include "core/gmem.h"
+#include "core/le.h"
 #include "util/log.h"
 
 #include <elf.h>
@@ -23,34 +24,6 @@ const uint64_t boot_gdt[BOOT_GDT_ENTRIES] = {
 	0x008f8b000000ffffull, /* TSS: P, type 0xb (busy 64-bit TSS), G */
 };
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static uint64_t low_ram_end(const struct gmem *gm)
 {
 	return gm->regions[0].gpa + gm->regions[0].size;
@@ -61,11 +34,11 @@ static int check_bzimage(const uint8_t *img, size_t len, const char **why)
 {
 	unsigned setup_sects = img[HDR_SETUP_SECTS] ? img[HDR_SETUP_SECTS] : 4;
 
-	if (get16(img + HDR_VERSION) < 0x020c) {
+	if (get_le16(img + HDR_VERSION) < 0x020c) {
 		*why = "bzImage boot protocol is older than 2.12 (no 64-bit entry)";
 		return -ENOEXEC;
 	}
-	if (!(get16(img + HDR_XLOADFLAGS) & XLF_KERNEL_64)) {
+	if (!(get_le16(img + HDR_XLOADFLAGS) & XLF_KERNEL_64)) {
 		*why = "bzImage has no 64-bit entry point (XLF_KERNEL_64 clear)";
 		return -ENOEXEC;
 	}
@@ -87,8 +60,8 @@ static bool is_elf(const uint8_t *img, size_t len)
 
 static bool is_bzimage(const uint8_t *img, size_t len)
 {
-	return len >= 0x1000 && get16(img + HDR_BOOT_FLAG) == 0xaa55 &&
-	       get32(img + HDR_HEADER) == HDR_MAGIC;
+	return len >= 0x1000 && get_le16(img + HDR_BOOT_FLAG) == 0xaa55 &&
+	       get_le32(img + HDR_HEADER) == HDR_MAGIC;
 }
 
 /* bzImage: real-mode setup sectors, then the protected-mode kernel loaded at 1 MiB and entered
@@ -107,7 +80,7 @@ static int load_bzimage(const struct gmem *gm, const uint8_t *img, size_t len, s
 	if (hdr_end > len || hdr_end > BP_SIZE)
 		hdr_end = len < BP_SIZE ? len : BP_SIZE;
 	/* The kernel decompresses in place and needs init_size bytes from its load address. */
-	init_size = get32(img + HDR_INIT_SIZE);
+	init_size = get_le32(img + HDR_INIT_SIZE);
 	need = len - kernel_off > init_size ? len - kernel_off : init_size;
 	if (!gmem_valid(gm, LAYOUT_KERNEL_ADDR, need)) {
 		*why = "kernel does not fit in guest RAM (raise --mem)";
@@ -274,7 +247,7 @@ int boot_load_initrd(const struct gmem *gm, const char *path, struct boot_info *
 	if (ret)
 		return ret;
 	if (bi->hdr_len > HDR_INITRD_ADDR_MAX + 4) {
-		uint64_t lim = (uint64_t)get32(bi->hdr + HDR_INITRD_ADDR_MAX) + 1;
+		uint64_t lim = (uint64_t)get_le32(bi->hdr + HDR_INITRD_ADDR_MAX) + 1;
 
 		if (lim < max)
 			max = lim;
@@ -324,8 +297,8 @@ int boot_setup_zero_page(const struct gmem *gm, const struct boot_info *bi, cons
 
 	if (!zp)
 		return -EFAULT;
-	if (bi->hdr_len > HDR_CMDLINE_SIZE + 4 && get16(bi->hdr + HDR_VERSION) >= 0x0206)
-		cmdline_max = get32(bi->hdr + HDR_CMDLINE_SIZE) + 1;
+	if (bi->hdr_len > HDR_CMDLINE_SIZE + 4 && get_le16(bi->hdr + HDR_VERSION) >= 0x0206)
+		cmdline_max = get_le32(bi->hdr + HDR_CMDLINE_SIZE) + 1;
 	if (cl > cmdline_max || cl > LAYOUT_CMDLINE_MAX)
 		return -E2BIG;
 	if (gmem_write(gm, LAYOUT_CMDLINE_ADDR, cmdline, cl))
@@ -336,23 +309,23 @@ int boot_setup_zero_page(const struct gmem *gm, const struct boot_info *bi, cons
 		memcpy(zp + BP_HDR, bi->hdr + BP_HDR, bi->hdr_len - BP_HDR);
 	} else {
 		/* ELF vmlinux carries no setup header: write the fields the kernel reads. */
-		put16(zp + HDR_BOOT_FLAG, 0xaa55);
-		put32(zp + HDR_HEADER, HDR_MAGIC);
-		put16(zp + HDR_VERSION, 0x020f);
-		put32(zp + HDR_KERNEL_ALIGN, 0x1000000);
+		put_le16(zp + HDR_BOOT_FLAG, 0xaa55);
+		put_le32(zp + HDR_HEADER, HDR_MAGIC);
+		put_le16(zp + HDR_VERSION, 0x020f);
+		put_le32(zp + HDR_KERNEL_ALIGN, 0x1000000);
 	}
 	zp[HDR_TYPE_OF_LOADER] = 0xff; /* undefined boot loader */
 	zp[HDR_LOADFLAGS] |= LOADFLAG_CAN_USE_HEAP;
-	put16(zp + HDR_HEAP_END_PTR, 0xfe00);
-	put32(zp + HDR_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE_ADDR);
-	put32(zp + HDR_CMDLINE_SIZE, (uint32_t)(cl - 1));
+	put_le16(zp + HDR_HEAP_END_PTR, 0xfe00);
+	put_le32(zp + HDR_CMD_LINE_PTR, (uint32_t)LAYOUT_CMDLINE_ADDR);
+	put_le32(zp + HDR_CMDLINE_SIZE, (uint32_t)(cl - 1));
 	if (bi->initrd_size) {
-		put32(zp + HDR_RAMDISK_IMAGE, (uint32_t)bi->initrd_addr);
-		put32(zp + HDR_RAMDISK_SIZE, (uint32_t)bi->initrd_size);
-		put32(zp + BP_EXT_RAMDISK_IMG, (uint32_t)(bi->initrd_addr >> 32));
-		put32(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)(bi->initrd_size >> 32));
+		put_le32(zp + HDR_RAMDISK_IMAGE, (uint32_t)bi->initrd_addr);
+		put_le32(zp + HDR_RAMDISK_SIZE, (uint32_t)bi->initrd_size);
+		put_le32(zp + BP_EXT_RAMDISK_IMG, (uint32_t)(bi->initrd_addr >> 32));
+		put_le32(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)(bi->initrd_size >> 32));
 	}
-	put64(zp + BP_ACPI_RSDP_ADDR, rsdp_addr);
+	put_le64(zp + BP_ACPI_RSDP_ADDR, rsdp_addr);
 
 	n = boot_e820(gm, map, BP_E820_MAX);
 	if (n < 0)
@@ -361,9 +334,9 @@ int boot_setup_zero_page(const struct gmem *gm, const struct boot_info *bi, cons
 	for (int i = 0; i < n; i++) {
 		uint8_t *e = zp + BP_E820_TABLE + i * 20;
 
-		put64(e, map[i].addr);
-		put64(e + 8, map[i].size);
-		put32(e + 16, map[i].type);
+		put_le64(e, map[i].addr);
+		put_le64(e + 8, map[i].size);
+		put_le32(e + 16, map[i].type);
 	}
 	return 0;
 }
@@ -381,12 +354,12 @@ int boot_setup_page_tables(const struct gmem *gm)
 	memset(pdpt, 0, 0x1000);
 	/* PML4[0] -> PDPT; PDPT[0..3] -> four page directories of 2 MiB pages: the first 4 GiB
 	 * identity-mapped, present + writable (the kernel builds its own tables right away). */
-	put64(pml4, LAYOUT_PDPT_ADDR | 0x3);
+	put_le64(pml4, LAYOUT_PDPT_ADDR | 0x3);
 	for (int i = 0; i < 4; i++)
-		put64(pdpt + i * 8, (LAYOUT_PD_ADDR + (uint64_t)i * 0x1000) | 0x3);
+		put_le64(pdpt + i * 8, (LAYOUT_PD_ADDR + (uint64_t)i * 0x1000) | 0x3);
 	for (uint64_t i = 0; i < 4 * 512; i++)
-		put64(pd + i * 8, (i << 21) | 0x83); /* present, writable, PS */
+		put_le64(pd + i * 8, (i << 21) | 0x83); /* present, writable, PS */
 	for (int i = 0; i < BOOT_GDT_ENTRIES; i++)
-		put64(gdt + i * 8, boot_gdt[i]);
+		put_le64(gdt + i * 8, boot_gdt[i]);
 	return 0;
 }

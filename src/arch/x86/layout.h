@@ -11,9 +11,11 @@
 #define LAYOUT_PDPT_ADDR      0xa000ull
 #define LAYOUT_PD_ADDR	      0xb000ull /* 4 pages: 4 GiB of 2 MiB mappings */
 #define LAYOUT_CMDLINE_ADDR   0x20000ull
-#define LAYOUT_CMDLINE_MAX    0x10000ull /* 64 KiB */
-#define LAYOUT_EBDA_START     0x9fc00ull /* end of usable conventional memory */
-#define LAYOUT_ACPI_START     0xe0000ull /* ACPI tables: 0xE0000..0xFFFFF */
+#define LAYOUT_CMDLINE_MAX    0x10000ull	/* 64 KiB */
+#define LAYOUT_EBDA_START     0x9fc00ull	/* end of usable conventional memory */
+#define LAYOUT_MPTABLE_ADDR   LAYOUT_EBDA_START /* MP tables: the last KiB of base memory, */
+#define LAYOUT_MPTABLE_SIZE   0x400ull		/* which guests scan for "_MP_" */
+#define LAYOUT_ACPI_START     0xe0000ull	/* ACPI tables: 0xE0000..0xFFFFF */
 #define LAYOUT_ACPI_END	      0x100000ull
 #define LAYOUT_KERNEL_ADDR    0x100000ull /* bzImage protected-mode kernel */
 

@@ -15,6 +15,7 @@
 
 #include "arch/x86/layout.h"
 #include "core/devmgr.h"
+#include "core/le.h"
 #include "platform/acpi/aml.h"
 
 #include <errno.h>
@@ -93,34 +94,6 @@
 #define XSDT_REVISION 1
 #define DSDT_REVISION 2 /* revision 2+: Integers are 64 bits (ACPI 6.4 §5.2.11.1) */
 
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* The byte that makes p[0..len) sum to zero (ACPI 6.4 §5.2.6 Checksum). */
-static uint8_t checksum(const uint8_t *p, size_t len)
-{
-	uint8_t sum = 0;
-
-	for (size_t i = 0; i < len; i++)
-		sum = (uint8_t)(sum + p[i]);
-	return (uint8_t)(0 - sum);
-}
-
 static void put_header(uint8_t *t, const char sig[4], uint32_t len, uint8_t rev)
 {
 	memcpy(t, sig, 4);
@@ -137,7 +110,7 @@ static void put_header(uint8_t *t, const char sig[4], uint32_t len, uint8_t rev)
 static void finish_table(uint8_t *t, size_t len)
 {
 	t[9] = 0;
-	t[9] = checksum(t, len);
+	t[9] = sum_to_zero(t, len);
 }
 
 /* Generic Address Structure (§5.2.3.2) for a one-byte register in I/O space. */
@@ -160,8 +133,8 @@ static void build_rsdp(uint8_t *t, uint64_t xsdt_gpa)
 	put_le64(t + RSDP_XSDT, xsdt_gpa);
 	/* The first checksum covers the ACPI 1.0 part, the extended one the whole structure
 	 * (including the first checksum), §5.2.5.3. */
-	t[RSDP_CHECKSUM] = checksum(t, RSDP_V1_LEN);
-	t[RSDP_EXT_CHECK] = checksum(t, RSDP_LEN);
+	t[RSDP_CHECKSUM] = sum_to_zero(t, RSDP_V1_LEN);
+	t[RSDP_EXT_CHECK] = sum_to_zero(t, RSDP_LEN);
 }
 
 static void build_xsdt(uint8_t *t, const uint64_t *entries, unsigned n)
