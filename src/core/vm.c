@@ -17,6 +17,41 @@
 #define KVM_TSS_ADDR	  0xfffbd000ull
 #define KVM_IDENTITY_ADDR 0xfffbc000ull
 
+/* Program the GSI wiring of layout.h into KVM: GSIs 0..15 to the 8259 pin of the same number
+ * (IRQ 2 is the cascade), GSIs 0..23 to the IOAPIC pin layout_ioapic_pin() names.  The whole
+ * table is replaced, so every line the guest may use is listed. */
+static int set_gsi_routing(struct vm *vm)
+{
+	struct {
+		struct kvm_irq_routing hdr;
+		struct kvm_irq_routing_entry e[LAYOUT_PIC_LINES + LAYOUT_IOAPIC_PINS];
+	} r;
+	unsigned n = 0;
+
+	memset(&r, 0, sizeof(r));
+	for (unsigned gsi = 0; gsi < LAYOUT_IOAPIC_PINS; gsi++) {
+		int pin = layout_ioapic_pin(gsi);
+
+		if (gsi < LAYOUT_PIC_LINES && gsi != 2)
+			r.e[n++] = (struct kvm_irq_routing_entry){
+				.gsi = gsi,
+				.type = KVM_IRQ_ROUTING_IRQCHIP,
+				.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
+								  : KVM_IRQCHIP_PIC_SLAVE,
+					       .pin = gsi % 8 },
+			};
+		if (pin >= 0)
+			r.e[n++] = (struct kvm_irq_routing_entry){
+				.gsi = gsi,
+				.type = KVM_IRQ_ROUTING_IRQCHIP,
+				.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC,
+					       .pin = (uint32_t)pin },
+			};
+	}
+	r.hdr.nr = n;
+	return ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &r) < 0 ? -errno : 0;
+}
+
 static int irq_bind(void *ctx, struct irq_line *l)
 {
 	struct vm *vm = ctx;
@@ -93,6 +128,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 		{ KVM_CAP_USER_MEMORY, "user memory" },
 		{ KVM_CAP_IMMEDIATE_EXIT, "immediate_exit" },
 		{ KVM_CAP_PIT2, "in-kernel PIT" },
+		{ KVM_CAP_IRQ_ROUTING, "GSI routing" },
 	};
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	struct devmgr_hooks hooks = { .ctx = vm, .irq_bind = irq_bind, .ioeventfd = ioeventfd };
@@ -134,6 +170,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
 		*why = "KVM_CREATE_IRQCHIP failed";
 		return -errno;
+	}
+	ret = set_gsi_routing(vm);
+	if (ret) {
+		*why = "KVM_SET_GSI_ROUTING failed";
+		return ret;
 	}
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
 		*why = "KVM_CREATE_PIT2 failed";

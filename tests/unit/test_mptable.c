@@ -156,8 +156,11 @@ static void test_interrupt_routing(void **state)
 
 	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, 2, &used), 0);
 	parse(used, &p);
-	/* PIT on pin 2 (KVM routes GSI 0 there), the 8259 cascade IRQ 2 has no route, every
-	 * device line 1..23 on its own pin: the same wiring as the MADT. */
+	/* PIT on pin 2, the 8259 cascade IRQ 2 has no route, every device line 1..23 on its own
+	 * pin: the same wiring as the MADT and the VM's KVM routing (layout.h).  Pin 0 stays
+	 * unused. */
+	for (unsigned irq = 0; irq < 32; irq++)
+		assert_int_equal(p.pin_of_irq[irq], layout_ioapic_pin(irq));
 	assert_int_equal(p.pin_of_irq[0], 2);
 	assert_int_equal(p.pin_of_irq[2], -1);
 	for (int irq = 1; irq < 24; irq++)
@@ -165,7 +168,7 @@ static void test_interrupt_routing(void **state)
 			assert_int_equal(p.pin_of_irq[irq], irq);
 	assert_int_equal(p.pin_of_irq[LAYOUT_GSI_COM1], LAYOUT_GSI_COM1);
 	assert_int_equal(p.pin_of_irq[LAYOUT_GSI_LAST], LAYOUT_GSI_LAST);
-	assert_int_equal(p.extint_pin, 0);
+	assert_int_equal(p.extint_pin, -1); /* the 8259s use LINT0, not an IOAPIC pin */
 	assert_int_equal(p.nmi_lint, 1);
 	assert_int_equal(p.lints, 2);
 }

@@ -37,6 +37,26 @@
 #define LAYOUT_GSI_FIRST 5
 #define LAYOUT_GSI_LAST	 23
 
+/* How GSIs reach the interrupt controllers, as on PCs: GSIs 0..15 are also the 8259 pins;
+ * ISA IRQ 0 (the PIT) arrives on IOAPIC pin 2, pin 0 stays unused, and IRQ 2 (the 8259
+ * cascade) goes nowhere.  The VM programs this into KVM (KVM_SET_GSI_ROUTING: KVM's own
+ * default would put GSI 0 on pin 0) and the MADT (override 0 -> 2) and the MP table describe
+ * the same wiring, so the three can never disagree. */
+#define LAYOUT_IOAPIC_PINS 24
+#define LAYOUT_PIC_LINES   16
+#define LAYOUT_GSI_PIT	   0
+#define LAYOUT_PIN_PIT	   2
+
+/* The IOAPIC pin GSI `gsi` is wired to, or -1 if none. */
+static inline int layout_ioapic_pin(unsigned gsi)
+{
+	if (gsi == LAYOUT_GSI_PIT)
+		return LAYOUT_PIN_PIT;
+	if (gsi == LAYOUT_PIN_PIT || gsi >= LAYOUT_IOAPIC_PINS)
+		return -1;
+	return (int)gsi;
+}
+
 /* Fixed I/O ports. */
 #define LAYOUT_PORT_COM1      0x3f8
 #define LAYOUT_PORT_RTC	      0x70

@@ -8,10 +8,13 @@
  *   - one processor per vCPU, APIC id = vCPU index, the first flagged as boot processor;
  *   - one ISA bus (id 0): every line here is an ISA-style edge-triggered, active-high line;
  *   - one I/O APIC, id = nr_cpus (after the vCPUs' ids, as in the MADT), 24 pins at 0xFEC00000;
- *   - ExtINT from the 8259 on pin 0; ISA IRQ 0 (PIT) on pin 2 and every other line on the
- *     pin of the same number, IRQ 2 (the 8259 cascade) excepted.  This is the same wiring the
- *     MADT gives (override 0 -> 2) and the one KVM's default GSI routing implements;
- *   - LINT0 = ExtINT, LINT1 = NMI on every local APIC.
+ *   - one I/O interrupt entry per line with an IOAPIC pin, from layout_ioapic_pin(): ISA
+ *     IRQ 0 (PIT) on pin 2, every other line on the pin of the same number, IRQ 2 (the 8259
+ *     cascade) nowhere -- the wiring the VM programs into KVM and the MADT describes;
+ *   - LINT0 = ExtINT, LINT1 = NMI on every local APIC: the 8259s reach the CPUs through
+ *     LINT0 (virtual wire), not through an IOAPIC pin.  An ExtINT entry on IOAPIC pin 0
+ *     makes Linux try to route the 8259 through the IOAPIC, which KVM does not model; with
+ *     it the guest's timer-interrupt checks fail and it loses its tick.
  *
  * There are no extended entries.  Fields are stored one by one at their spec offsets. */
 #include "arch/x86/mptable.h"
@@ -39,7 +42,6 @@
 #define LAPIC_VERSION	  0x14 /* what KVM's local APIC reports */
 #define IOAPIC_VERSION	  0x11 /* what KVM's I/O APIC reports */
 #define IOAPIC_ENABLED	  0x01
-#define IOAPIC_PINS	  24
 #define CPU_SIGNATURE	  0x600 /* family 6; informational only */
 #define CPU_FEATURES	  0x201 /* FPU, APIC */
 
@@ -52,8 +54,10 @@
 
 static size_t table_len(unsigned nr_cpus)
 {
-	/* IOINT: ExtINT on pin 0 plus one per pin except the cascade pin 2's IRQ 2. */
-	size_t nr_ioint = 1 + (IOAPIC_PINS - 1);
+	size_t nr_ioint = 0;
+
+	for (unsigned irq = 0; irq < LAYOUT_IOAPIC_PINS; irq++)
+		nr_ioint += layout_ioapic_pin(irq) >= 0;
 
 	return MPF_LEN + MPC_HDR_LEN + (size_t)nr_cpus * MPC_PROCESSOR_LEN +
 	       MPC_ENTRY_LEN /* bus */ + MPC_ENTRY_LEN /* ioapic */ + nr_ioint * MPC_ENTRY_LEN +
@@ -115,12 +119,12 @@ int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned nr_cpus, siz
 	e[3] = IOAPIC_ENABLED;
 	put_le32(e + 4, (uint32_t)LAYOUT_IOAPIC_ADDR);
 	e += MPC_ENTRY_LEN, count++;
-	e = put_ioint(e, INT_TYPE_EXTINT, 0, ioapic_id, 0), count++;
-	e = put_ioint(e, INT_TYPE_INT, 0, ioapic_id, 2), count++;
-	for (uint8_t pin = 1; pin < IOAPIC_PINS; pin++) {
-		if (pin == 2)
-			continue;
-		e = put_ioint(e, INT_TYPE_INT, pin, ioapic_id, pin), count++;
+	for (unsigned irq = 0; irq < LAYOUT_IOAPIC_PINS; irq++) {
+		int pin = layout_ioapic_pin(irq);
+
+		if (pin >= 0)
+			e = put_ioint(e, INT_TYPE_INT, (uint8_t)irq, ioapic_id, (uint8_t)pin),
+			count++;
 	}
 	e = put_lint(e, INT_TYPE_EXTINT, 0), count++;
 	e = put_lint(e, INT_TYPE_NMI, 1), count++;

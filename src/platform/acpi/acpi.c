@@ -212,14 +212,14 @@ static void build_madt(uint8_t *t, unsigned nr_cpus)
 	put_le32(e + 4, (uint32_t)LAYOUT_IOAPIC_ADDR);
 	put_le32(e + 8, 0);
 	e += MADT_IOAPIC_LEN;
-	/* ISA IRQ0 (the PIT) arrives on IOAPIC pin 2, as on PCs and in KVM's in-kernel PIT;
-	 * flags 0 = conforms to the ISA bus (edge, active high).  There is no SCI override:
-	 * hardware-reduced ACPI has no SCI. */
+	/* ISA IRQ0 (the PIT) arrives on IOAPIC pin 2, as on PCs (the wiring in layout.h, which
+	 * the VM programs into KVM); flags 0 = conforms to the ISA bus (edge, active high).
+	 * There is no SCI override: hardware-reduced ACPI has no SCI. */
 	e[0] = MADT_ISO;
 	e[1] = MADT_ISO_LEN;
 	e[2] = 0; /* bus: ISA */
-	e[3] = 0; /* source: IRQ0 */
-	put_le32(e + 4, 2);
+	e[3] = LAYOUT_GSI_PIT;
+	put_le32(e + 4, (uint32_t)layout_ioapic_pin(LAYOUT_GSI_PIT));
 	put_le16(e + 8, 0);
 	e += MADT_ISO_LEN;
 	/* LINT1 of every processor (UID 0xFF) is the NMI input, edge-triggered active-high. */
