@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: build, unit tests, the same under ASan+UBSan, format check, guest tests under
-# KVM (skipped with a reason where /dev/kvm is absent).  Last line: "N passed, N failed".
+# `make test`: build, unit tests, the same under ASan+UBSan, format check, a libFuzzer smoke run
+# of every fuzz target (skipped without clang's libFuzzer), guest tests under KVM (skipped with
+# a reason where /dev/kvm is absent).  Last line: "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 # Choose the results file before lib.sh, which defaults it to /dev/null.
@@ -42,6 +43,39 @@ if command -v clang-format >/dev/null; then
 else
 	result SKIP format-check "clang-format not installed"
 fi
+
+echo "== fuzz smoke (libFuzzer, ${FUZZ_SECONDS:-20} s per target)"
+# Every fuzz/fuzz_*.c target runs from its own seeds (make fuzz-smoke); one result per target.
+fuzz_cc=${FUZZ_CC:-clang}
+fuzz_probe=$(mktemp -d)
+printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
+	'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);' \
+	'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { return d && n == 1; }' \
+	>"$fuzz_probe/probe.c"
+if ! command -v "$fuzz_cc" >/dev/null; then
+	result SKIP fuzz "$fuzz_cc not installed (the fuzz targets need clang with libFuzzer)"
+elif ! "$fuzz_cc" -fsanitize=fuzzer,address,undefined -o "$fuzz_probe/probe" \
+	"$fuzz_probe/probe.c" >/dev/null 2>&1; then
+	result SKIP fuzz "$fuzz_cc cannot link -fsanitize=fuzzer,address,undefined (no libFuzzer)"
+elif ! make -s -j"$jobs" fuzz >/tmp/ignition-fuzz-build.log 2>&1; then
+	tail -n 30 /tmp/ignition-fuzz-build.log
+	result FAIL fuzz-build "make fuzz failed"
+else
+	make -k -s -j"$jobs" fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-20}" \
+		>/tmp/ignition-fuzz.log 2>&1
+	for src in fuzz/fuzz_*.c; do
+		name=fuzz/$(basename "$src" .c)
+		line=$(grep -a -E "^(PASS|FAIL) $name \(" /tmp/ignition-fuzz.log | head -n 1)
+		if [[ $line =~ ^(PASS|FAIL)\ ([^ ]+)\ \((.*)\)$ ]]; then
+			result "${BASH_REMATCH[1]}" "$name" "${BASH_REMATCH[3]}"
+		else
+			result FAIL "$name" "no result (see /tmp/ignition-fuzz.log)"
+		fi
+	done
+	# The crash reports of failing targets (each line starts with "    | ").
+	grep -a -E '^    \| ' /tmp/ignition-fuzz.log | tail -n 60
+fi
+rm -rf "$fuzz_probe"
 
 echo "== guest tests"
 tests/guest/run.sh || true

@@ -207,9 +207,12 @@ int boot_probe_kernel(const char *path, const char **why)
 		*why = "file is empty";
 		return -ENOEXEC;
 	}
-	if (is_bzimage(img, len)) {
+	/* Same order as boot_load_kernel_buf: a file that looks like both is loaded as ELF. */
+	if (is_elf(img, len)) {
+		ret = 0;
+	} else if (is_bzimage(img, len)) {
 		ret = check_bzimage(img, len, why);
-	} else if (!is_elf(img, len)) {
+	} else {
 		*why = "not a Linux kernel (neither a bzImage nor an ELF vmlinux)";
 		ret = -ENOEXEC;
 	}
@@ -292,13 +295,13 @@ int boot_setup_zero_page(const struct gmem *gm, const struct boot_info *bi, cons
 	uint8_t *zp = gmem_ptr(gm, LAYOUT_ZERO_PAGE_ADDR, BP_SIZE);
 	size_t cl = strlen(cmdline) + 1;
 	struct e820_entry map[BP_E820_MAX];
-	uint32_t cmdline_max = LAYOUT_CMDLINE_MAX;
+	uint64_t cmdline_max = LAYOUT_CMDLINE_MAX;
 	int n;
 
 	if (!zp)
 		return -EFAULT;
 	if (bi->hdr_len > HDR_CMDLINE_SIZE + 4 && get_le16(bi->hdr + HDR_VERSION) >= 0x0206)
-		cmdline_max = get_le32(bi->hdr + HDR_CMDLINE_SIZE) + 1;
+		cmdline_max = (uint64_t)get_le32(bi->hdr + HDR_CMDLINE_SIZE) + 1; /* no wrap */
 	if (cl > cmdline_max || cl > LAYOUT_CMDLINE_MAX)
 		return -E2BIG;
 	if (gmem_write(gm, LAYOUT_CMDLINE_ADDR, cmdline, cl))

@@ -1,0 +1,137 @@
+/* virtio-blk (virtio 1.2 §5.2) driven by a hostile driver (fuzz/harness.h) over a 64 KiB image
+ * file: request headers, data segments, discard/write-zeroes segment lists and status bytes
+ * all come from guest memory.  Input: [cfg] then harness operations; cfg bit 0 opens the
+ * disk read-only, bit 1 gives it a 20-byte serial. */
+#include "devices/virtio/blk.h"
+#include "devices/virtio/virtq.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* 128 sectors, plus a partial one the capacity does not count. */
+#define IMAGE_BYTES (64u * 1024 + 256)
+
+static char image[256];
+
+static int blk_create(struct vh *h, uint8_t cfg, void **dev)
+{
+	return virtio_blk_create(image, cfg & 1, (cfg & 2) ? "0123456789abcdefghij" : NULL,
+				 (struct virtio_blk **)dev);
+}
+
+static const struct vh_device blk_dev = {
+	.ops = &virtio_blk_ops,
+	.create = blk_create,
+};
+
+/* Request header (§5.2.6): le32 type, le32 reserved, le64 sector. */
+static void put_hdr(struct fuzz_seed *s, uint16_t gpa, uint32_t type, uint64_t sector)
+{
+	uint8_t hdr[16] = { 0 };
+
+	virtio_put_le(hdr, type, 4);
+	virtio_put_le(hdr + 8, sector, 8);
+	vh_seed_mem(s, gpa, hdr, sizeof(hdr));
+}
+
+static void write_seeds(void)
+{
+	static struct fuzz_seed s;
+	const struct fake_buf rd[3] = { { 0x1000, 16, false },
+					{ 0x2000, 1024, true },
+					{ 0x3000, 1, true } };
+	const struct fake_buf wr[3] = { { 0x1000, 16, false },
+					{ 0x2000, 1024, false },
+					{ 0x3000, 1, true } };
+	const struct fake_buf id[3] = { { 0x1100, 16, false },
+					{ 0x2000, 20, true },
+					{ 0x3000, 1, true } };
+	const struct fake_buf seg[3] = { { 0x1000, 16, false },
+					 { 0x1100, 32, false },
+					 { 0x3000, 1, true } };
+	uint8_t dwz[32] = { 0 };
+
+	/* IN, then OUT, then FLUSH and GET_ID, each kicked. */
+	seed_u8(&s, 0);
+	vh_seed_bring_up(&s, 0, 4);
+	put_hdr(&s, 0x1000, VIRTIO_BLK_T_IN, 3);
+	vh_seed_chain(&s, 0, rd, 3);
+	vh_seed_notify(&s, 0);
+	put_hdr(&s, 0x1000, VIRTIO_BLK_T_OUT, 5);
+	vh_seed_chain(&s, 0, wr, 3);
+	vh_seed_notify(&s, 0);
+	fuzz_seed_save(&s, "rw");
+
+	seed_u8(&s, 2);
+	vh_seed_bring_up(&s, 1, 4);
+	put_hdr(&s, 0x1000, VIRTIO_BLK_T_FLUSH, 0);
+	vh_seed_chain(&s, 0,
+		      (const struct fake_buf[]){ { 0x1000, 16, false }, { 0x3000, 1, true } }, 2);
+	put_hdr(&s, 0x1100, VIRTIO_BLK_T_GET_ID, 0);
+	vh_seed_chain(&s, 0, id, 3);
+	vh_seed_notify(&s, 0);
+	fuzz_seed_save(&s, "flush-id");
+
+	/* DISCARD and WRITE_ZEROES with two segments {sector, num_sectors, flags}. */
+	virtio_put_le(dwz, 8, 8);
+	virtio_put_le(dwz + 8, 8, 4);
+	virtio_put_le(dwz + 16, 120, 8);
+	virtio_put_le(dwz + 24, 8, 4);
+	seed_u8(&s, 0);
+	vh_seed_bring_up(&s, 0, 4);
+	put_hdr(&s, 0x1000, VIRTIO_BLK_T_DISCARD, 0);
+	vh_seed_mem(&s, 0x1100, dwz, sizeof(dwz));
+	vh_seed_chain(&s, 0, seg, 3);
+	vh_seed_notify(&s, 0);
+	virtio_put_le(dwz + 12, VIRTIO_BLK_WZ_F_UNMAP, 4);
+	put_hdr(&s, 0x1000, VIRTIO_BLK_T_WRITE_ZEROES, 0);
+	vh_seed_mem(&s, 0x1100, dwz, sizeof(dwz));
+	vh_seed_chain(&s, 0, seg, 3);
+	vh_seed_notify(&s, 0);
+	fuzz_seed_save(&s, "discard-wz");
+
+	/* The same read through an indirect table at 0x4000 (§2.7.5.3). */
+	seed_u8(&s, 0);
+	vh_seed_bring_up(&s, 0, 4);
+	put_hdr(&s, 0x1000, VIRTIO_BLK_T_IN, 0);
+	{
+		uint8_t table[48] = { 0 };
+
+		for (unsigned i = 0; i < 3; i++) {
+			virtio_put_le(table + 16 * i, rd[i].gpa, 8);
+			virtio_put_le(table + 16 * i + 8, rd[i].len, 4);
+			virtio_put_le(table + 16 * i + 12,
+				      (rd[i].write ? VIRTQ_DESC_F_WRITE : 0) |
+					      (i < 2 ? VIRTQ_DESC_F_NEXT : 0),
+				      2);
+			virtio_put_le(table + 16 * i + 14, i + 1, 2);
+		}
+		vh_seed_mem(&s, 0x4000, table, sizeof(table));
+	}
+	vh_seed_desc(&s, 0, 0, 0x4000, 48, VIRTQ_DESC_F_INDIRECT, 0);
+	vh_seed_ring(&s, 0, 0, 0);
+	vh_seed_notify(&s, 0);
+	fuzz_seed_save(&s, "indirect");
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	int fd;
+
+	snprintf(image, sizeof(image), "%s/disk.img", fuzz_tmpdir());
+	fd = open(image, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, IMAGE_BYTES) < 0)
+		fuzz_fail("creating %s: %s", image, strerror(errno));
+	close(fd);
+	write_seeds();
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	return vh_run(&blk_dev, data, size);
+}
