@@ -322,6 +322,27 @@ static bool handle_internal_error(struct vcpu *v)
 	return false;
 }
 
+/* A triple fault ends the VM; the line carries the state a post-mortem starts from (where
+ * the CPU was, on which stack, with which page tables and IDT). */
+static void log_triple_fault(struct vcpu *v)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
+		memset(&regs, 0, sizeof(regs));
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
+		memset(&sregs, 0, sizeof(sregs));
+	log_error(
+		"vCPU %u: guest triple fault (shutdown): RIP %#llx RSP %#llx RFLAGS %#llx CR0 %#llx"
+		" CR2 %#llx CR3 %#llx CR4 %#llx EFER %#llx IDT %#llx/%#x",
+		v->index, (unsigned long long)regs.rip, (unsigned long long)regs.rsp,
+		(unsigned long long)regs.rflags, (unsigned long long)sregs.cr0,
+		(unsigned long long)sregs.cr2, (unsigned long long)sregs.cr3,
+		(unsigned long long)sregs.cr4, (unsigned long long)sregs.efer,
+		(unsigned long long)sregs.idt.base, sregs.idt.limit);
+}
+
 static bool stop_requested(const struct vcpu *v)
 {
 	return __atomic_load_n(&v->vm->stop_reason, __ATOMIC_ACQUIRE) != VM_STOP_NONE;
@@ -379,7 +400,7 @@ static void *vcpu_main(void *arg)
 			vm_request_stop(v->vm, VM_STOP_ERROR);
 			break;
 		case KVM_EXIT_SHUTDOWN:
-			log_error("vCPU %u: guest triple fault (shutdown)", v->index);
+			log_triple_fault(v);
 			vm_request_stop(v->vm, VM_STOP_ERROR);
 			break;
 		case KVM_EXIT_SYSTEM_EVENT:
