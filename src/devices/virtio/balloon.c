@@ -377,24 +377,25 @@ uint32_t virtio_balloon_toggle(struct virtio_balloon *b)
 	return t;
 }
 
-uint32_t virtio_balloon_target(struct virtio_balloon *b)
+/* One config field read under the transport lock (other threads write it). */
+static uint32_t cfg_get_locked(struct virtio_balloon *b, unsigned off)
 {
 	uint32_t v;
 
 	lock(b);
-	v = cfg_get(b, VIRTIO_BALLOON_CFG_NUM_PAGES);
+	v = cfg_get(b, off);
 	unlock(b);
 	return v;
 }
 
+uint32_t virtio_balloon_target(struct virtio_balloon *b)
+{
+	return cfg_get_locked(b, VIRTIO_BALLOON_CFG_NUM_PAGES);
+}
+
 uint32_t virtio_balloon_actual(struct virtio_balloon *b)
 {
-	uint32_t v;
-
-	lock(b);
-	v = cfg_get(b, VIRTIO_BALLOON_CFG_ACTUAL);
-	unlock(b);
-	return v;
+	return cfg_get_locked(b, VIRTIO_BALLOON_CFG_ACTUAL);
 }
 
 void virtio_balloon_get_stats(struct virtio_balloon *b, struct virtio_balloon_stats *s,
