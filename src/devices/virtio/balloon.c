@@ -234,9 +234,14 @@ static void balloon_queue_notify(void *dev, unsigned q)
 					     : NULL;
 	if (!vq)
 		return;
-	for (;;) {
-		int ret = virtq_pop(vq, &b->elem);
+	for (unsigned n = 0;; n++) {
+		int ret;
 
+		if (n == VIRTIO_QUEUE_BUDGET) {
+			virtio_mmio_queue_yield(b->mmio, q);
+			break;
+		}
+		ret = virtq_pop(vq, &b->elem);
 		if (ret == 0)
 			break;
 		if (ret < 0) {

@@ -25,6 +25,7 @@ struct mmio_queue {
 	uint64_t desc, avail, used; /* ring addresses as written */
 	int kick_fd;		    /* eventfd the event loop watches, or -1 (no event loop) */
 	bool ioeventfd;		    /* kick_fd is registered as a KVM ioeventfd */
+	bool again;		    /* yielded with work left (no event loop: run_queue loops) */
 };
 
 struct virtio_mmio {
@@ -100,15 +101,41 @@ static void queue_disarm(struct virtio_mmio *t, unsigned i)
 	q->ioeventfd = false;
 }
 
+/* Without an event loop a yielding queue is re-run here; each pass is bounded by the device's
+ * budget, and this bounds the passes (a queue holds at most 32768 chains). */
+#define RUN_QUEUE_MAX_PASSES (VIRTIO_QUEUE_MAX_SIZE / VIRTIO_QUEUE_BUDGET + 2)
+
 /* Hand a notification for queue i to the device, if it may use that queue. */
 static void run_queue(struct virtio_mmio *t, unsigned i)
 {
 	struct virtq *vq = &t->vqs[i];
 
-	if (!t->active || !vq->ready || vq->broken ||
-	    (t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET))
+	for (unsigned pass = 0; pass < RUN_QUEUE_MAX_PASSES; pass++) {
+		if (!t->active || !vq->ready || vq->broken ||
+		    (t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET))
+			return;
+		t->queues[i].again = false;
+		t->ops->queue_notify(t->dev, i);
+		if (!t->queues[i].again)
+			return;
+	}
+}
+
+void virtio_mmio_queue_yield(struct virtio_mmio *t, unsigned q)
+{
+	uint64_t one = 1;
+
+	if (q >= t->ops->num_queues)
 		return;
-	t->ops->queue_notify(t->dev, i);
+	if (t->queues[q].kick_fd < 0) {
+		t->queues[q].again = true;
+		return;
+	}
+	/* The kick eventfd is level-triggered in the loop's epoll set: it fires again after the
+	 * sources that are ready now (epoll hands out ready entries round-robin). */
+	if (write(t->queues[q].kick_fd, &one, sizeof(one)) < 0)
+		log_warn("%s: queue %u: cannot re-arm after yielding: %s", t->ops->name, q,
+			 strerror(errno));
 }
 
 /* Event loop: a queue's eventfd fired (ioeventfd, or a forwarded QueueNotify). */

@@ -79,6 +79,11 @@ void virtio_mmio_quiesce(struct virtio_mmio *t);
  * (§2.7.7.2, §2.7.10). */
 void virtio_mmio_notify_used(struct virtio_mmio *t, struct virtq *vq);
 
+/* The device stopped work on queue `q` with chains left (VIRTIO_QUEUE_BUDGET): run the queue
+ * again once the event loop has served the other ready sources (without an event loop: right
+ * after the current queue_notify returns). */
+void virtio_mmio_queue_yield(struct virtio_mmio *t, unsigned q);
+
 /* The device's config space changed: bump the generation, raise a config interrupt (§2.5.1). */
 void virtio_mmio_config_changed(struct virtio_mmio *t);
 

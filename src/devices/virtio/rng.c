@@ -88,9 +88,15 @@ static void rng_queue_notify(void *dev, unsigned q)
 
 	if (q != 0 || !r->vq)
 		return;
-	for (;;) {
+	for (unsigned n = 0;; n++) {
 		uint32_t len = 0;
-		int ret = virtq_pop(r->vq, &r->elem);
+		int ret;
+
+		if (n == VIRTIO_QUEUE_BUDGET) {
+			virtio_mmio_queue_yield(r->t, q);
+			break;
+		}
+		ret = virtq_pop(r->vq, &r->elem);
 
 		if (ret == 0)
 			break;

@@ -46,6 +46,11 @@ struct snap_reader;
 #define VIRTIO_MAX_QUEUES     16
 #define VIRTIO_QUEUE_MAX_SIZE 32768
 
+/* Most chains one queue_notify() call may handle.  A device that stops with work left calls
+ * virtio_mmio_queue_yield(), and the event loop serves every other ready source (console, other
+ * devices, control plane) before it comes back: one busy queue cannot starve the rest. */
+#define VIRTIO_QUEUE_BUDGET 64
+
 /* The ops table of a virtio device.  `dev` is the device's own state.  Every callback except
  * `features` (called once, when the transport is created) runs with the transport's lock held:
  * register accesses come from vCPU threads, queue work from the event-loop thread, and the
@@ -69,7 +74,8 @@ struct virtio_device_ops {
 	int (*activate)(void *dev, struct virtio_mmio *t, uint64_t features, struct virtq *vqs,
 			unsigned nr);
 	/* The driver notified queue `q` (event-loop thread, or the vCPU thread without an
-	 * event loop). */
+	 * event loop).  Handle at most VIRTIO_QUEUE_BUDGET chains; with more left, call
+	 * virtio_mmio_queue_yield() and return. */
 	void (*queue_notify)(void *dev, unsigned q);
 	/* Forget activation and in-flight work: the driver reset the device.  May be NULL. */
 	void (*reset)(void *dev);
