@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: build, unit tests, the same under ASan+UBSan, format check, a libFuzzer smoke run
-# of every fuzz target (skipped without clang's libFuzzer), guest tests under KVM (skipped with
-# a reason where /dev/kvm is absent).  Last line: "N passed, N failed".
+# of every fuzz target (skipped without clang's libFuzzer), guest tests under KVM (inside the
+# nested harness where /dev/kvm is absent).  Last line: "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 # Choose the results file before lib.sh, which defaults it to /dev/null.

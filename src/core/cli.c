@@ -12,7 +12,7 @@ const char cli_usage[] =
 	"\n"
 	"Options:\n"
 	"  --kernel PATH        kernel to boot: a bzImage or an ELF vmlinux (default: the\n"
-	"                       default guest's minimal kernel from guest/out/)\n"
+	"                       default guest's minimal kernel, guest/out/vmlinux-min)\n"
 	"  --initrd PATH        initial ramdisk to load with the kernel\n"
 	"  --disk PATH[,ro]     raw disk image as a virtio-blk device; repeatable, the first is\n"
 	"                       the root disk (/dev/vda); ',ro' makes it read-only\n"

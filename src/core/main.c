@@ -129,7 +129,7 @@ static void plan_boot(struct cli_opts *o, struct boot_plan *p)
 
 		guest_dir(dir, sizeof(dir));
 		snprintf(p->kernel, sizeof(p->kernel), "%s/%s", dir,
-			 stock ? "vmlinuz-stock" : "bzImage-min");
+			 stock ? "vmlinuz-stock" : "vmlinux-min");
 		if (access(p->kernel, F_OK) < 0)
 			die(1,
 			    "no kernel given and the default guest is not built (%s is missing):"

@@ -1,12 +1,17 @@
 """virtio-balloon (--balloon): the guest negotiates the stats queue and deflate-on-OOM;
-Ctrl-A b inflates the balloon by 128 MiB and the VMM's RSS falls by at least 100 MiB; Ctrl-A b
-again deflates it and the guest can use that memory again."""
+Ctrl-A b inflates the balloon by STEP_MIB and the VMM's RSS falls by at least 3/4 of that;
+Ctrl-A b again deflates it and the guest can use that memory again.
+
+Sized by host kind: filling guest memory is kernel work, emulated on kvm_pvm hosts (a 190 MiB
+fill did not finish in 600 s there), so that host gets a 128 MiB guest and a 32 MiB step."""
 import re
 import time
 
-from guest_test import check
+from guest_test import check, sized
 
-STEP_MIB = 128
+STEP_MIB = sized(kvm=128, pvm=32)
+MEM_MIB = sized(kvm=512, pvm=128)
+HEADROOM_MIB = sized(kvm=64, pvm=40)
 FILL = ("mkdir -p /mnt/fill && mount -t tmpfs -o size=1g tmpfs /mnt/fill && "
         "n=$(( $(awk '/MemAvailable/{print $2}' /proc/meminfo) / 1024 - {headroom} )) && "
         "dd if=/dev/zero of=/mnt/fill/f bs=1M count=$n 2>/dev/null; "
@@ -15,7 +20,7 @@ FILL = ("mkdir -p /mnt/fill && mount -t tmpfs -o size=1g tmpfs /mnt/fill && "
 
 
 def args(ctx):
-    return ["--balloon", "--mem", "512"]
+    return [f"--balloon=step={STEP_MIB}", "--mem", str(MEM_MIB)]
 
 
 def rss_mib(pid):
@@ -73,8 +78,8 @@ def checks(g, ctx):
     check("balloon-features-stats-and-deflate-on-oom", feats[1] == "1" and feats[2] == "1",
           f"features {feats}")
 
-    asked, wrote = fill(g, 64)
-    check("balloon-guest-touched-memory", asked > 200 and wrote == asked,
+    asked, wrote = fill(g, HEADROOM_MIB)
+    check("balloon-guest-touched-memory", asked > STEP_MIB * 3 // 2 and wrote == asked,
           f"asked {asked} MiB, wrote {wrote} MiB")
     time.sleep(1)
     rss_before = rss_mib(pid)
@@ -86,7 +91,7 @@ def checks(g, ctx):
     check("balloon-ctrl-a-b-line", line is not None and int(line.group(1)) == STEP_MIB,
           "no 'balloon target' line on stderr")
     check("balloon-stats-in-line", line is not None and line.group(3) is not None
-          and int(line.group(5)) > 400, f"{line.group(0) if line else None!r}")
+          and int(line.group(5)) > MEM_MIB * 3 // 4, f"{line.group(0) if line else None!r}")
     if not check("balloon-inflated-to-target", reached is not None,
                  f"no 'reached its target: {STEP_MIB} MiB' within 300 s"):
         return
@@ -97,7 +102,7 @@ def checks(g, ctx):
     print(f"  info  balloon {STEP_MIB} MiB in {secs:.1f} s: VMM RSS {rss_before:.0f} -> "
           f"{rss_after:.0f} MiB; guest MemFree {free_before:.0f} -> {free_after:.0f} MiB",
           flush=True)
-    check("balloon-rss-fell-100MiB", rss_before - rss_after >= 100,
+    check("balloon-rss-fell", rss_before - rss_after >= STEP_MIB * 3 // 4,
           f"RSS {rss_before:.0f} -> {rss_after:.0f} MiB")
     check("balloon-guest-memfree-fell", free_before - free_after >= STEP_MIB - 16,
           f"MemFree {free_before:.0f} -> {free_after:.0f} MiB")
@@ -108,6 +113,6 @@ def checks(g, ctx):
     free_back = meminfo(g, "MemFree")
     check("balloon-guest-memfree-back", free_back >= free_before - 16,
           f"MemFree {free_before:.0f} -> {free_after:.0f} -> {free_back:.0f} MiB")
-    asked2, wrote2 = fill(g, 64)
+    asked2, wrote2 = fill(g, HEADROOM_MIB)
     check("balloon-guest-allocates-again", wrote2 == asked2 and asked2 >= asked - 16,
           f"before: {asked} MiB; after deflating: asked {asked2}, wrote {wrote2} MiB")
