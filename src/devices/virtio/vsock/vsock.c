@@ -683,9 +683,15 @@ static void tx_pass(struct virtio_vsock *v)
 {
 	bool pushed = false;
 
-	while (v->active && v->txq) {
-		int ret = virtq_pop(v->txq, &v->tx_elem);
+	for (unsigned n = 0; v->active && v->txq; n++) {
+		int ret;
 
+		if (n == VIRTIO_QUEUE_BUDGET) {
+			if (v->t)
+				virtio_mmio_queue_yield(v->t, VSOCK_QUEUE_TX);
+			break;
+		}
+		ret = virtq_pop(v->txq, &v->tx_elem);
 		if (ret == 0)
 			break;
 		if (ret < 0) {
