@@ -349,8 +349,8 @@ static uint8_t prep_dwz(struct virtio_blk *b, struct blk_req *r, bool wz)
 /* Finish r with an I/O error (host side: logged, rate-limited, as a guest can provoke it). */
 static bool fail(struct blk_req *r, int err)
 {
-	static const char *const what[] = { "request", "read", "write", "flush", "fallocate",
-					     "write of zeros" };
+	static const char *const what[] = { "request", "read",	    "write",
+					    "flush",   "fallocate", "write of zeros" };
 
 	log_guest("virtio-blk: %s at byte %llu: %s", what[r->op], (unsigned long long)r->off,
 		  strerror(-err));
