@@ -220,13 +220,13 @@ static void add_devices(struct vm *vm, const struct cli_opts *o, struct serial *
 		char id[32];
 
 		snprintf(id, sizeof(id), "virtio-blk%d", i);
-		ret = virtio_blk_create(o->disks[i].path, o->disks[i].read_only, id, &blk);
+		ret = virtio_blk_add(dm, id, o->disks[i].path, o->disks[i].read_only, &blk);
+		if (ret == -EBUSY)
+			die(1, "disk '%s' is in use by another process (locked %s)",
+			    o->disks[i].path,
+			    virtio_blk_locked_rw(o->disks[i].path) ? "read-write" : "read-only");
 		if (ret)
 			die(1, "disk '%s': %s", o->disks[i].path, strerror(-ret));
-		ret = virtio_mmio_add(dm, id, &virtio_blk_ops, blk, NULL);
-		if (ret)
-			die(1, "disk '%s': cannot add the device: %s", o->disks[i].path,
-			    strerror(-ret));
 	}
 	for (int i = 0; i < o->nr_nets; i++) {
 		uint8_t mac[6];

@@ -74,6 +74,30 @@ else
 	result SKIP cli/unreadable-kernel "no 'nobody' user or runuser"
 fi
 
+# A disk image another process holds read-write (here a POSIX lock from lockf(3), which
+# conflicts with ignition's OFD lock; flock(1) would not): one line, exit 1, for a writable and
+# a read-only open alike.  The image is opened after the VM exists, so this needs /dev/kvm.
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+	python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "r+")
+fcntl.lockf(f, fcntl.LOCK_EX)
+open(sys.argv[2], "w").write("locked")
+time.sleep(60)' "$tmp/disk.img" "$tmp/locked" &
+	holder=$!
+	for _ in $(seq 100); do [ -s "$tmp/locked" ] && break; sleep 0.1; done
+	# Without the lock the fake kernel would run: bound it.
+	runas="timeout 20"
+	expect_error disk-locked 1 "disk '.*disk.img' is in use by another process \(locked read-write\)" \
+		-- run --kernel "$tmp/fake-bzimage" --disk "$tmp/disk.img"
+	expect_error disk-locked-ro 1 "disk '.*disk.img' is in use by another process \(locked read-write\)" \
+		-- run --kernel "$tmp/fake-bzimage" --disk "$tmp/disk.img,ro"
+	runas=
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+else
+	result SKIP cli/disk-locked "no access to /dev/kvm"
+fi
+
 # --help documents every flag and exits 0.
 if out=$("$ign" run --help) && for f in --kernel --initrd --disk --cmdline --smp --mem --no-acpi; do
 	printf '%s' "$out" | grep -q -- "$f" || exit 1

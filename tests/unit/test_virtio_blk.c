@@ -1,5 +1,10 @@
 /* virtio-blk (virtio 1.2 §5.2) on a temporary image file, driven through the virtio-mmio
- * transport with requests built in fake guest memory. */
+ * transport with requests built in fake guest memory.  Three ways to run requests: io_uring
+ * with queue_notify waiting for its own requests (no event loop), io_uring completed
+ * asynchronously through the completion eventfd (as on the event loop), and the synchronous
+ * fallback (IGNITION_BLK_SYNC=1). */
+#include "core/devmgr.h"
+#include "core/evloop.h"
 #include "core/irq.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
@@ -9,6 +14,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -32,6 +41,10 @@
 #define BIG_GPA	   0x80000 /* 512 KiB to the end of RAM */
 #define SECTORS	   64
 #define SERIAL	   "virtio-blk0"
+#define BIG_QSIZE  256 /* room for more chains than one pass's budget */
+#define MANY	   100 /* > VIRTIO_QUEUE_BUDGET */
+
+enum mode { M_WAIT, M_ASYNC, M_SYNC };
 
 struct fixture {
 	char path[64];
@@ -41,6 +54,8 @@ struct fixture {
 	struct irq_line irq;
 	struct virtio_blk *blk;
 	struct virtio_mmio *t;
+	uint16_t qsize;
+	int efd; /* M_ASYNC: completion eventfd */
 };
 
 static uint8_t pattern(uint64_t off)
@@ -87,10 +102,10 @@ static void bring_up(struct fixture *x)
 	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> 32));
 	wr(x->t, VIRTIO_MMIO_STATUS, 0x0b);
 	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0b);
-	fake_vq_init(&x->f, &x->mem, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
+	fake_vq_init(&x->f, &x->mem, x->qsize, DESC_GPA, AVAIL_GPA, USED_GPA);
 	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
 	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_BLK_QUEUE_SIZE);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NUM, x->qsize);
 	wr(x->t, VIRTIO_MMIO_QUEUE_DESC_LOW, DESC_GPA);
 	wr(x->t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL_GPA);
 	wr(x->t, VIRTIO_MMIO_QUEUE_USED_LOW, USED_GPA);
@@ -99,15 +114,24 @@ static void bring_up(struct fixture *x)
 	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
 }
 
-static int open_dev(void **state, bool ro)
+static int open_dev(void **state, bool ro, enum mode mode, uint16_t qsize)
 {
 	struct fixture *x = calloc(1, sizeof(*x));
 
 	make_image(x);
 	fake_mem_init(&x->mem, RAM_SIZE);
 	x->irq.fd = -1;
+	x->qsize = qsize;
+	x->efd = -1;
+	if (mode == M_SYNC)
+		setenv("IGNITION_BLK_SYNC", "1", 1);
 	assert_int_equal(virtio_blk_create(x->path, ro, SERIAL, &x->blk), 0);
+	unsetenv("IGNITION_BLK_SYNC");
 	assert_int_equal(virtio_blk_capacity(x->blk), SECTORS);
+	if (mode == M_ASYNC) {
+		x->efd = virtio_blk_async_fd(x->blk);
+		assert_true(x->efd >= 0);
+	}
 	assert_int_equal(virtio_mmio_create(&x->mem.gm, &x->irq, &virtio_blk_ops, x->blk, &x->t),
 			 0);
 	bring_up(x);
@@ -117,12 +141,37 @@ static int open_dev(void **state, bool ro)
 
 static int setup_rw(void **state)
 {
-	return open_dev(state, false);
+	return open_dev(state, false, M_WAIT, QSIZE);
 }
 
 static int setup_ro(void **state)
 {
-	return open_dev(state, true);
+	return open_dev(state, true, M_WAIT, QSIZE);
+}
+
+static int setup_async(void **state)
+{
+	return open_dev(state, false, M_ASYNC, QSIZE);
+}
+
+static int setup_sync(void **state)
+{
+	return open_dev(state, false, M_SYNC, QSIZE);
+}
+
+static int setup_sync_ro(void **state)
+{
+	return open_dev(state, true, M_SYNC, QSIZE);
+}
+
+static int setup_big(void **state)
+{
+	return open_dev(state, false, M_WAIT, BIG_QSIZE);
+}
+
+static int setup_big_async(void **state)
+{
+	return open_dev(state, false, M_ASYNC, BIG_QSIZE);
 }
 
 static int teardown(void **state)
@@ -151,6 +200,28 @@ static uint8_t *status_byte(struct fixture *x)
 	return fake_mem_ptr(&x->mem, STATUS_GPA, 1);
 }
 
+/* Asynchronous mode: reap completions until the used index reaches `want` (at most ~5 s). */
+static void settle(struct fixture *x, uint16_t want)
+{
+	for (int i = 0; i < 500 && fake_vq_used_idx(&x->f) != want; i++) {
+		struct pollfd p = { .fd = x->efd, .events = POLLIN };
+
+		if (poll(&p, 1, 10) > 0)
+			virtio_blk_complete(x->blk);
+	}
+	assert_int_equal(fake_vq_used_idx(&x->f), want);
+}
+
+/* Kick the queue and, in asynchronous mode, wait for `n` more used elements. */
+static void kick(struct fixture *x, uint16_t n)
+{
+	uint16_t want = (uint16_t)(fake_vq_used_idx(&x->f) + n);
+
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	if (x->efd >= 0)
+		settle(x, want);
+}
+
 /* Publish a chain, kick the queue, and take its used element; returns used.len. */
 static uint32_t run(struct fixture *x, const struct fake_buf *bufs, unsigned n)
 {
@@ -159,7 +230,7 @@ static uint32_t run(struct fixture *x, const struct fake_buf *bufs, unsigned n)
 
 	*status_byte(x) = 0xee;
 	head = fake_vq_add_chain(&x->f, bufs, n);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	kick(x, 1);
 	assert_true(fake_vq_get_used(&x->f, &id, &len));
 	assert_int_equal(id, head);
 	return len;
@@ -378,7 +449,7 @@ static void test_indirect_request(void **state)
 	fake_desc_write(&x->mem, TABLE_GPA, 2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
 	fake_vq_set_desc(&x->f, 0, TABLE_GPA, 48, VIRTQ_DESC_F_INDIRECT, 0);
 	fake_vq_publish(&x->f, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	kick(x, 1);
 	assert_true(fake_vq_get_used(&x->f, &id, &len));
 	assert_int_equal(len, 513);
 	assert_int_equal(*status_byte(x), VIRTIO_BLK_S_OK);
@@ -402,7 +473,7 @@ static void test_batch(void **state)
 		*status_byte(x) = 0xee;
 		fake_vq_add_chain(&x->f, bufs, 3);
 	}
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	kick(x, 4);
 	for (unsigned i = 0; i < 4; i++) {
 		assert_true(fake_vq_get_used(&x->f, &id, &len));
 		assert_int_equal(len, 513);
@@ -566,7 +637,7 @@ static void test_request_too_large(void **state)
 	fake_vq_set_desc(&x->f, 0, TABLE_GPA, 16 * (n + 2), VIRTQ_DESC_F_INDIRECT, 0);
 	*status_byte(x) = 0xee;
 	fake_vq_publish(&x->f, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	kick(x, 1);
 	assert_true(fake_vq_get_used(&x->f, &id, &len));
 	assert_int_equal(*status_byte(x), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(len, 1);
@@ -688,8 +759,408 @@ static void test_reset_while_idle(void **state)
 	assert_int_equal(request(x, VIRTIO_BLK_T_FLUSH, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
 }
 
-#define RW(fn) cmocka_unit_test_setup_teardown(fn, setup_rw, teardown)
-#define RO(fn) cmocka_unit_test_setup_teardown(fn, setup_ro, teardown)
+/* Publish reads of sector `first + i` into DATA_GPA + 1 KiB * i, i < n, as two-descriptor
+ * chains (header; data + status); returns nothing, kicks nothing. */
+static void publish_reads(struct fixture *x, unsigned n, uint64_t first)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct fake_buf bufs[] = { { HDR_GPA + 16u * i, 16, false },
+					   { DATA_GPA + 1024u * i, 513, true } };
+		uint8_t *h = fake_mem_ptr(&x->mem, HDR_GPA + 16u * i, 16);
+
+		virtio_put_le(h, VIRTIO_BLK_T_IN, 4);
+		virtio_put_le(h + 4, 0, 4);
+		virtio_put_le(h + 8, (first + i) % SECTORS, 8);
+		memset(fake_mem_ptr(&x->mem, DATA_GPA + 1024u * i, 513), 0xee, 513);
+		fake_vq_add_chain(&x->f, bufs, 2);
+	}
+}
+
+static void expect_reads(struct fixture *x, unsigned n, uint64_t first)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *d = fake_mem_ptr(&x->mem, DATA_GPA + 1024u * i, 513);
+
+		assert_int_equal(d[512], VIRTIO_BLK_S_OK);
+		expect_pattern(d, ((first + i) % SECTORS) * 512, 512);
+	}
+}
+
+/* Several requests in flight at once: nothing is used until the completions are reaped. */
+static void test_async_in_flight(void **state)
+{
+	struct fixture *x = *state;
+	uint64_t irqs = x->irq.count;
+
+	publish_reads(x, 8, 3);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 8);
+	assert_int_equal(fake_vq_used_idx(&x->f), 0);
+	assert_int_equal(x->irq.count, irqs);
+	settle(x, 8);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
+	expect_reads(x, 8, 3);
+	assert_true(x->irq.count > irqs);
+}
+
+/* Writes in flight together land in the file, then read back through the device. */
+static void test_async_round_trip(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t back[512];
+
+	for (unsigned i = 0; i < 8; i++) {
+		struct fake_buf bufs[] = { { HDR_GPA + 16u * i, 16, false },
+					   { DATA_GPA + 1024u * i, 512, false },
+					   { STATUS_GPA + i, 1, true } };
+		uint8_t *h = fake_mem_ptr(&x->mem, HDR_GPA + 16u * i, 16);
+
+		virtio_put_le(h, VIRTIO_BLK_T_OUT, 4);
+		virtio_put_le(h + 8, 20 + i, 8);
+		memset(fake_mem_ptr(&x->mem, DATA_GPA + 1024u * i, 512), 0x30 + i, 512);
+		*(uint8_t *)fake_mem_ptr(&x->mem, STATUS_GPA + i, 1) = 0xee;
+		fake_vq_add_chain(&x->f, bufs, 3);
+	}
+	/* A flush in the same batch. */
+	virtio_put_le(fake_mem_ptr(&x->mem, HDR_GPA + 16u * 8, 16), VIRTIO_BLK_T_FLUSH, 4);
+	*(uint8_t *)fake_mem_ptr(&x->mem, STATUS_GPA + 8, 1) = 0xee;
+	fake_vq_add_chain(&x->f,
+			  (struct fake_buf[]){ { HDR_GPA + 16u * 8, 16, false },
+					       { STATUS_GPA + 8, 1, true } },
+			  2);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 9);
+	settle(x, 9);
+	for (unsigned i = 0; i < 9; i++)
+		assert_int_equal(*(uint8_t *)fake_mem_ptr(&x->mem, STATUS_GPA + i, 1), 0);
+	for (unsigned i = 0; i < 8; i++) {
+		file_read(x, (20 + i) * 512, back, 512);
+		for (unsigned k = 0; k < 512; k++)
+			assert_int_equal(back[k], 0x30 + i);
+	}
+	memset(fake_mem_ptr(&x->mem, DATA_GPA, 8 * 1024), 0, 8 * 1024);
+	publish_reads(x, 8, 20);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	settle(x, 17);
+	for (unsigned i = 0; i < 8; i++) {
+		uint8_t *d = fake_mem_ptr(&x->mem, DATA_GPA + 1024u * i, 513);
+
+		assert_int_equal(d[512], VIRTIO_BLK_S_OK);
+		for (unsigned k = 0; k < 512; k++)
+			assert_int_equal(d[k], 0x30 + i);
+	}
+}
+
+/* More chains than one pass may take, in one notification: all complete. */
+static void test_budget(void **state)
+{
+	struct fixture *x = *state;
+
+	publish_reads(x, MANY, 0);
+	kick(x, MANY);
+	assert_int_equal(fake_vq_used_idx(&x->f), MANY);
+	expect_reads(x, MANY, 0);
+}
+
+/* Asynchronously, completions are reaped at most a budget per pass, and the eventfd stays
+ * armed for the rest. */
+static void test_budget_async(void **state)
+{
+	struct fixture *x = *state;
+	struct pollfd p = { .fd = x->efd, .events = POLLIN };
+
+	publish_reads(x, MANY, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(virtio_blk_in_flight(x->blk), MANY);
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	usleep(100 * 1000); /* let all of them finish */
+	virtio_blk_complete(x->blk);
+	assert_true(fake_vq_used_idx(&x->f) > 0);
+	assert_true(fake_vq_used_idx(&x->f) <= VIRTIO_QUEUE_BUDGET);
+	assert_int_equal(poll(&p, 1, 5000), 1); /* re-armed: the rest is waiting */
+	settle(x, MANY);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
+	expect_reads(x, MANY, 0);
+}
+
+/* A driver that publishes one head over and over cannot take more than the device's slots. */
+static void test_slots_bounded(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf bufs[] = { { HDR_GPA, 16, false }, { DATA_GPA, 513, true } };
+	uint16_t head;
+
+	put_hdr(x, VIRTIO_BLK_T_IN, 1);
+	head = fake_vq_add_chain(&x->f, bufs, 2);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	/* 1 + 16 * 16 chains: one more than the device has slots. */
+	for (unsigned round = 0; round < 16; round++) {
+		for (unsigned i = 0; i < QSIZE; i++)
+			fake_vq_publish(&x->f, head);
+		wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		assert_true(virtio_blk_in_flight(x->blk) <= VIRTIO_BLK_QUEUE_SIZE);
+	}
+	assert_int_equal(virtio_blk_in_flight(x->blk), VIRTIO_BLK_QUEUE_SIZE);
+	assert_false(virtio_mmio_status(x->t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	/* Completions free slots and the rest is taken on the next notification. */
+	for (int i = 0; i < 500 && fake_vq_used_idx(&x->f) != (uint16_t)(1 + 16 * QSIZE); i++) {
+		struct pollfd p = { .fd = x->efd, .events = POLLIN };
+
+		if (poll(&p, 1, 10) > 0)
+			virtio_blk_complete(x->blk);
+		wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	}
+	assert_int_equal(fake_vq_used_idx(&x->f), (uint16_t)(1 + 16 * QSIZE));
+	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
+}
+
+/* A reset with requests in flight: nothing is pushed, no status or data is written after it,
+ * and the device works again afterwards. */
+static void test_reset_in_flight(void **state)
+{
+	struct fixture *x = *state;
+	struct pollfd p = { .fd = x->efd, .events = POLLIN };
+	uint8_t *d = fake_mem_ptr(&x->mem, DATA_GPA, 8 * 1024);
+
+	publish_reads(x, 8, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 8);
+	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 0);
+	memset(d, 0x77, 8 * 1024);
+	poll(&p, 1, 50);
+	virtio_blk_complete(x->blk);
+	usleep(20 * 1000);
+	for (size_t i = 0; i < 8 * 1024; i++)
+		if (d[i] != 0x77)
+			fail_msg("byte %zu written after the reset", i);
+	assert_int_equal(fake_vq_used_idx(&x->f), 0);
+	bring_up(x);
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, 2, 512, true, NULL), VIRTIO_BLK_S_OK);
+	expect_pattern(fake_mem_ptr(&x->mem, DATA_GPA, 512), 1024, 512);
+}
+
+/* quiesce (pause, snapshot) returns with nothing in flight, every request completed. */
+static void test_quiesce(void **state)
+{
+	struct fixture *x = *state;
+	uint64_t irqs = x->irq.count;
+
+	publish_reads(x, 8, 5);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 8);
+	virtio_mmio_quiesce(x->t);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 8);
+	expect_reads(x, 8, 5);
+	assert_true(x->irq.count > irqs);
+	/* Nothing left for the eventfd's callback. */
+	virtio_blk_complete(x->blk);
+	assert_int_equal(fake_vq_used_idx(&x->f), 8);
+}
+
+/* The image shrank under the device: reads past its end return zeros (short read, then EOF). */
+static void test_image_shrank(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t *d = fake_mem_ptr(&x->mem, DATA_GPA, 1024);
+
+	assert_int_equal(ftruncate(x->fd, 32 * 512 + 100), 0);
+	memset(d, 0xee, 1024);
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, 40, 1024, true, NULL), VIRTIO_BLK_S_OK);
+	expect_zero(d, 1024);
+	memset(d, 0xee, 1024);
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, 31, 1024, true, NULL), VIRTIO_BLK_S_OK);
+	expect_pattern(d, 31 * 512, 612);
+	expect_zero(d + 612, 412);
+}
+
+/* IGNITION_BLK_SYNC=1: the fallback has no completion fd and does the same work. */
+static void test_sync_fallback(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t *d = fake_mem_ptr(&x->mem, DATA_GPA, 1024), back[1024];
+
+	assert_int_equal(virtio_blk_async_fd(x->blk), -ENOTSUP);
+	memset(d, 0x42, 1024);
+	assert_int_equal(request(x, VIRTIO_BLK_T_OUT, 8, 1024, false, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
+	file_read(x, 8 * 512, back, sizeof(back));
+	for (size_t i = 0; i < sizeof(back); i++)
+		assert_int_equal(back[i], 0x42);
+	assert_int_equal(request(x, VIRTIO_BLK_T_FLUSH, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
+	memset(d, 0, 1024);
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, 8, 1024, true, NULL), VIRTIO_BLK_S_OK);
+	for (size_t i = 0; i < 1024; i++)
+		assert_int_equal(d[i], 0x42);
+}
+
+/* Image locks: one writer, or any number of readers. */
+static void test_lock_rw_rw(void **state)
+{
+	struct virtio_blk *a, *b;
+	struct fixture x = { 0 };
+
+	(void)state;
+	make_image(&x);
+	assert_int_equal(virtio_blk_create(x.path, false, NULL, &a), 0);
+	assert_int_equal(virtio_blk_create(x.path, false, NULL, &b), -EBUSY);
+	assert_true(virtio_blk_locked_rw(x.path));
+	/* A reader must not see the image change under it either. */
+	assert_int_equal(virtio_blk_create(x.path, true, NULL, &b), -EBUSY);
+	virtio_blk_destroy(a);
+	assert_int_equal(virtio_blk_create(x.path, false, NULL, &b), 0);
+	virtio_blk_destroy(b);
+	close(x.fd);
+	unlink(x.path);
+}
+
+static void test_lock_ro_ro(void **state)
+{
+	struct virtio_blk *a, *b, *c;
+	struct fixture x = { 0 };
+
+	(void)state;
+	make_image(&x);
+	assert_int_equal(virtio_blk_create(x.path, true, NULL, &a), 0);
+	assert_int_equal(virtio_blk_create(x.path, true, NULL, &b), 0);
+	/* Read-only users keep a writer out. */
+	assert_int_equal(virtio_blk_create(x.path, false, NULL, &c), -EBUSY);
+	assert_false(virtio_blk_locked_rw(x.path));
+	virtio_blk_destroy(a);
+	assert_int_equal(virtio_blk_create(x.path, false, NULL, &c), -EBUSY);
+	virtio_blk_destroy(b);
+	assert_int_equal(virtio_blk_create(x.path, false, NULL, &c), 0);
+	virtio_blk_destroy(c);
+	close(x.fd);
+	unlink(x.path);
+}
+
+/* A POSIX lock (lockf, another process's fcntl lock) conflicts with ours too. */
+static void test_lock_posix_holder(void **state)
+{
+	struct virtio_blk *a;
+	struct fixture x = { 0 };
+	pid_t pid;
+	int pfd[2], st;
+	char c;
+
+	(void)state;
+	make_image(&x);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(x.path, O_RDWR);
+
+		if (fd < 0 || lockf(fd, F_LOCK, 0) || write(pfd[1], "x", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	assert_int_equal(virtio_blk_create(x.path, false, NULL, &a), -EBUSY);
+	assert_int_equal(virtio_blk_create(x.path, true, NULL, &a), -EBUSY);
+	assert_true(virtio_blk_locked_rw(x.path));
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(virtio_blk_create(x.path, false, NULL, &a), 0);
+	virtio_blk_destroy(a);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(x.fd);
+	unlink(x.path);
+}
+
+static void *loop_thread(void *opaque)
+{
+	return (void *)(intptr_t)evloop_run(opaque);
+}
+
+/* Poll the used index written by the event-loop thread (at most ~5 s). */
+static void wait_used(struct fixture *x, uint16_t want)
+{
+	for (int i = 0; i < 5000 && fake_vq_used_idx(&x->f) != want; i++)
+		usleep(1000);
+	assert_int_equal(fake_vq_used_idx(&x->f), want);
+}
+
+/* The real wiring: virtio_blk_add() on a device manager with an event loop running in its own
+ * thread; kicks go through the transport's eventfd, completions through the ring's. */
+static void test_event_loop(void **state)
+{
+	struct fixture *x = calloc(1, sizeof(*x));
+	struct devmgr dm;
+	struct evloop ev;
+	struct virtio_blk *b;
+	pthread_t th;
+	uint8_t back[512];
+	void *rc;
+
+	(void)state;
+	make_image(x);
+	fake_mem_init(&x->mem, RAM_SIZE);
+	x->qsize = QSIZE;
+	x->efd = -1;
+	assert_int_equal(evloop_init(&ev), 0);
+	devmgr_init(&dm, &x->mem.gm, &ev, NULL);
+	assert_int_equal(virtio_blk_add(&dm, "virtio-blk0", x->path, false, &b), 0);
+	x->t = devmgr_find(&dm, "virtio-blk0")->dev;
+	assert_int_equal(pthread_create(&th, NULL, loop_thread, &ev), 0);
+	bring_up(x);
+
+	publish_reads(x, 6, 9);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	wait_used(x, 6);
+	expect_reads(x, 6, 9);
+
+	memset(fake_mem_ptr(&x->mem, DATA_GPA, 512), 0x66, 512);
+	put_hdr(x, VIRTIO_BLK_T_OUT, 50);
+	*status_byte(x) = 0xee;
+	fake_vq_add_chain(&x->f,
+			  (struct fake_buf[]){ { HDR_GPA, 16, false },
+					       { DATA_GPA, 512, false },
+					       { STATUS_GPA, 1, true } },
+			  3);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	wait_used(x, 7);
+	assert_int_equal(*status_byte(x), VIRTIO_BLK_S_OK);
+	file_read(x, 50 * 512, back, 512);
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(back[i], 0x66);
+	for (unsigned i = 0; i < 512; i++)
+		back[i] = pattern(50 * 512 + i);
+	assert_int_equal(pwrite(x->fd, back, 512, 50 * 512), 512);
+
+	/* More than a budget in one kick: the queue yields and the loop comes back. */
+	x->qsize = BIG_QSIZE;
+	bring_up(x);
+	publish_reads(x, MANY, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	wait_used(x, MANY);
+	expect_reads(x, MANY, 0);
+
+	/* A second open of the image while the device has it. */
+	assert_int_equal(virtio_blk_create(x->path, true, NULL, &b), -EBUSY);
+
+	evloop_stop(&ev);
+	assert_int_equal(pthread_join(th, &rc), 0);
+	assert_int_equal((intptr_t)rc, 0);
+	devmgr_destroy(&dm);
+	evloop_destroy(&ev);
+	assert_int_equal(virtio_blk_create(x->path, false, NULL, &b), 0);
+	virtio_blk_destroy(b);
+	close(x->fd);
+	unlink(x->path);
+	fake_mem_free(&x->mem);
+	free(x);
+}
+
+#define RW(fn)	  cmocka_unit_test_setup_teardown(fn, setup_rw, teardown)
+#define RO(fn)	  cmocka_unit_test_setup_teardown(fn, setup_ro, teardown)
+#define ASYNC(fn) cmocka_unit_test_setup_teardown(fn, setup_async, teardown)
+#define SYNC(fn)  cmocka_unit_test_setup_teardown(fn, setup_sync, teardown)
 
 int main(void)
 {
@@ -720,6 +1191,39 @@ int main(void)
 		RW(test_garbage_chain),
 		RW(test_status_byte_position),
 		RW(test_reset_while_idle),
+		RW(test_image_shrank),
+		ASYNC(test_read),
+		ASYNC(test_write),
+		ASYNC(test_batch),
+		ASYNC(test_flush),
+		ASYNC(test_get_id),
+		ASYNC(test_discard),
+		ASYNC(test_write_zeroes),
+		ASYNC(test_indirect_request),
+		ASYNC(test_request_too_large),
+		ASYNC(test_image_shrank),
+		ASYNC(test_async_in_flight),
+		cmocka_unit_test_setup_teardown(test_async_round_trip, setup_big_async, teardown),
+		ASYNC(test_slots_bounded),
+		ASYNC(test_reset_in_flight),
+		ASYNC(test_quiesce),
+		cmocka_unit_test_setup_teardown(test_budget, setup_big, teardown),
+		cmocka_unit_test_setup_teardown(test_budget, setup_big_async, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_async, setup_big_async, teardown),
+		SYNC(test_sync_fallback),
+		SYNC(test_read),
+		SYNC(test_write),
+		SYNC(test_batch),
+		SYNC(test_discard),
+		SYNC(test_discard_errors),
+		SYNC(test_write_zeroes),
+		SYNC(test_out_of_range),
+		SYNC(test_image_shrank),
+		cmocka_unit_test_setup_teardown(test_read_only, setup_sync_ro, teardown),
+		cmocka_unit_test(test_lock_rw_rw),
+		cmocka_unit_test(test_lock_ro_ro),
+		cmocka_unit_test(test_lock_posix_holder),
+		cmocka_unit_test(test_event_loop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

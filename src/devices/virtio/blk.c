@@ -1,14 +1,48 @@
+/* virtio-blk (virtio 1.2 §5.2).
+ *
+ * I/O model.  queue_notify runs on the event loop with the transport lock held: it pops at
+ * most VIRTIO_QUEUE_BUDGET chains, checks each header and turns the request into io_uring
+ * operations on the image (readv/writev straight into and out of guest memory, fsync,
+ * fallocate), submits them with io_uring_submit() and returns without waiting.  The ring
+ * signals an eventfd that the event loop watches: completion_cb() takes the transport lock,
+ * reaps at most a budget of completions, resubmits the rest of short or interrupted
+ * transfers, writes each finished request's status byte, pushes it to the used ring and
+ * interrupts the driver once per batch.  At most BLK_SLOTS requests are in flight, each in a
+ * slot of a fixed array whose index is its io_uring user_data.
+ *
+ * Locks.  No blocking I/O system call runs under the transport lock: the lock stays held
+ * across io_uring_enter(), which never waits for the disk (the kernel tries each operation
+ * without blocking and hands what would block, such as every fsync, to its io-wq workers),
+ * while dropping a recursive lock that kick_cb() took for us would let a vCPU reset the queue
+ * in the middle of a pass.  The ring is only touched under the transport lock.
+ *
+ * Reset and destroy cancel what has not started and wait for the rest, so no completion
+ * writes into guest memory once they return; a reset therefore blocks its vCPU for as long as
+ * the slowest in-flight request takes (the driver is resetting the device; nothing else of it
+ * runs meanwhile).  quiesce waits for everything in flight and completes it normally.
+ *
+ * Without an event loop (unit tests, fuzz harness: created without virtio_blk_add() or
+ * virtio_blk_async_fd()) queue_notify waits for its own requests before returning.  Where
+ * io_uring is unavailable (io_uring_setup fails with ENOSYS or EPERM: kernel.io_uring_disabled,
+ * a container's seccomp profile) or IGNITION_BLK_SYNC is set, the same requests run with
+ * preadv/pwritev/fdatasync/fallocate inside queue_notify, as before io_uring. */
 #include "devices/virtio/blk.h"
 
+#include "core/devmgr.h"
+#include "core/evloop.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <liburing.h>
 #include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -17,6 +51,52 @@
 #define REQ_HDR_BYTES 16
 /* Discard / write-zeroes segment (§5.2.6): le64 sector, le32 num_sectors, le32 flags. */
 #define DWZ_SEG_BYTES 16
+
+/* Requests in flight at most.  A driver cannot have more chains outstanding than its queue has
+ * descriptors, so only a driver that publishes a head twice ever waits for a slot. */
+#define BLK_SLOTS VIRTIO_BLK_QUEUE_SIZE
+/* Submission ring: one operation per slot at a time, plus a reset's cancel request. */
+#define RING_ENTRIES (2 * BLK_SLOTS)
+/* user_data of the cancel request (slot indices are below BLK_SLOTS). */
+#define CANCEL_TAG UINT64_MAX
+/* EINTR/EAGAIN resubmissions of one operation without progress before it is an I/O error. */
+#define MAX_RETRIES 16
+/* Write-zeroes fallback: ZERO_IOVS views of one static buffer of zeros per write. */
+#define ZERO_CHUNK (64u * 1024)
+#define ZERO_IOVS  16
+/* How long destroy waits for requests that could not be cancelled (the VM is going away). */
+#define DESTROY_WAIT_MS 5000
+
+/* The operation a request has in the ring (or runs synchronously) next. */
+enum blk_op { OP_NONE, OP_READ, OP_WRITE, OP_FSYNC, OP_FALLOC, OP_ZERO_WRITE };
+/* Write-zeroes tries the cheapest way first: deallocate, zero the range in place, write. */
+enum dwz_stage { ST_PUNCH, ST_ZERO_RANGE, ST_WRITE };
+
+struct dwz_seg {
+	uint64_t off, len; /* bytes */
+	bool unmap;
+};
+
+/* One request from pop to push. */
+struct blk_req {
+	bool busy;
+	uint8_t status;
+	uint32_t written;    /* bytes of data written into the chain (reads, GET_ID) */
+	uint8_t *status_ptr; /* the chain's last writable byte (§5.2.6) */
+	enum blk_op op;
+	struct iovec *iov; /* OP_READ/OP_WRITE/OP_ZERO_WRITE: what is left to transfer */
+	unsigned niov;
+	uint64_t off, len; /* file offset and bytes left of the current operation */
+	int mode;	   /* OP_FALLOC */
+	unsigned retries;
+	/* DISCARD / WRITE_ZEROES: the segments, copied and checked at submission. */
+	bool wz;
+	enum dwz_stage stage;
+	unsigned nseg, seg;
+	struct dwz_seg segs[VIRTIO_BLK_MAX_DISCARD_SEG];
+	struct iovec zio[ZERO_IOVS];
+	struct virtq_elem elem;
+};
 
 struct virtio_blk {
 	int fd;
@@ -27,10 +107,22 @@ struct virtio_blk {
 	/* Set while the driver has the device activated. */
 	struct virtio_mmio *t;
 	struct virtq *vq;
-	/* Scratch space for one request; requests run one at a time under the transport lock. */
-	struct virtq_elem elem;
-	struct iovec data[VIRTQ_ELEM_MAX_SEGS];
+	/* The transport, kept across resets: completions take its lock (atomic: read by the
+	 * event loop before it holds that lock). */
+	struct virtio_mmio *lock_t;
+	bool uring; /* false: synchronous fallback */
+	struct io_uring ring;
+	int efd;	   /* eventfd the ring signals completions on, or -1 */
+	bool async;	   /* somebody polls efd: queue_notify does not wait */
+	struct evloop *ev; /* the loop that watches efd (virtio_blk_add), or NULL */
+	unsigned in_flight;
+	bool starved; /* popping stopped for want of a slot */
+	unsigned nfree;
+	uint16_t free_slots[BLK_SLOTS];
+	struct blk_req *reqs; /* BLK_SLOTS */
 };
+
+static const uint8_t zeros[ZERO_CHUNK];
 
 static uint64_t blk_features(void *dev)
 {
@@ -64,46 +156,80 @@ static bool range_ok(const struct virtio_blk *b, uint64_t sector, uint64_t nsect
 	return sector <= b->capacity && nsectors <= b->capacity - sector;
 }
 
-/* preadv/pwritev the whole of iov[0..n) at `off`, looping over short transfers.  A read past
- * the end of the file (it shrank under us) yields zeros. */
-static int rw_full(struct virtio_blk *b, struct iovec *iov, int n, uint64_t off, bool write)
+static struct blk_req *slot_get(struct virtio_blk *b)
 {
-	while (n > 0) {
-		ssize_t r = write ? pwritev(b->fd, iov, n, (off_t)off)
-				  : preadv(b->fd, iov, n, (off_t)off);
+	struct blk_req *r;
 
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0) {
-			if (write)
-				return -EIO;
-			for (int i = 0; i < n; i++)
-				memset(iov[i].iov_base, 0, iov[i].iov_len);
-			return 0;
-		}
-		off += (uint64_t)r;
-		while (n > 0 && (size_t)r >= iov->iov_len) {
-			r -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + r;
-			iov->iov_len -= (size_t)r;
-		}
+	if (!b->nfree)
+		return NULL;
+	r = &b->reqs[b->free_slots[--b->nfree]];
+	r->busy = true;
+	return r;
+}
+
+static void slot_put(struct virtio_blk *b, struct blk_req *r)
+{
+	r->busy = false;
+	r->op = OP_NONE;
+	b->free_slots[b->nfree++] = (uint16_t)(r - b->reqs);
+}
+
+/* Make iov[0..n) describe its own bytes [skip, skip + len), in place (the caller checked that
+ * they exist); returns the number of entries from *first on. */
+static unsigned iov_trim(struct iovec *iov, unsigned n, size_t skip, size_t len,
+			 struct iovec **first)
+{
+	unsigned i = 0, k;
+
+	while (i < n && skip >= iov[i].iov_len) {
+		skip -= iov[i].iov_len;
+		i++;
 	}
-	return 0;
+	if (i < n) {
+		iov[i].iov_base = (uint8_t *)iov[i].iov_base + skip;
+		iov[i].iov_len -= skip;
+	}
+	*first = iov + i;
+	for (k = i; k < n && len; k++) {
+		if (iov[k].iov_len > len)
+			iov[k].iov_len = len;
+		len -= iov[k].iov_len;
+	}
+	return k - i;
+}
+
+/* Drop the first `done` bytes of r's remaining transfer. */
+static void iov_advance(struct blk_req *r, size_t done)
+{
+	r->off += done;
+	r->len -= done;
+	while (r->niov && done >= r->iov->iov_len) {
+		done -= r->iov->iov_len;
+		r->iov++;
+		r->niov--;
+	}
+	if (r->niov) {
+		r->iov->iov_base = (uint8_t *)r->iov->iov_base + done;
+		r->iov->iov_len -= done;
+	}
+}
+
+static uint8_t *last_writable_byte(const struct virtq_elem *e)
+{
+	for (unsigned i = e->nr_out + e->nr_in; i > e->nr_out; i--) {
+		const struct iovec *v = &e->iov[i - 1];
+
+		if (v->iov_len)
+			return (uint8_t *)v->iov_base + v->iov_len - 1;
+	}
+	return NULL;
 }
 
 /* IN / OUT (§5.2.6.1): data is whole sectors, inside the disk, at most one request's worth. */
-static uint8_t do_rw(struct virtio_blk *b, uint64_t sector, bool write, uint32_t *written)
+static uint8_t prep_rw(struct virtio_blk *b, struct blk_req *r, uint64_t sector, bool write)
 {
-	struct virtq_elem *e = &b->elem;
+	struct virtq_elem *e = &r->elem;
 	size_t len = write ? e->out_len - REQ_HDR_BYTES : e->in_len - 1u;
-	int n, ret;
 
 	if (write && b->read_only) {
 		log_guest("virtio-blk: write to a read-only disk");
@@ -116,83 +242,75 @@ static uint8_t do_rw(struct virtio_blk *b, uint64_t sector, bool write, uint32_t
 			  (unsigned long long)b->capacity);
 		return VIRTIO_BLK_S_IOERR;
 	}
+	if (len == 0)
+		return VIRTIO_BLK_S_OK;
 	if (write)
-		n = virtq_iov_slice(e->iov, e->nr_out, REQ_HDR_BYTES, len, b->data,
-				    VIRTQ_ELEM_MAX_SEGS);
+		r->niov = iov_trim(e->iov, e->nr_out, REQ_HDR_BYTES, len, &r->iov);
 	else
-		n = virtq_iov_slice(e->iov + e->nr_out, e->nr_in, 0, len, b->data,
-				    VIRTQ_ELEM_MAX_SEGS);
-	if (n < 0)
-		return VIRTIO_BLK_S_IOERR;
-	ret = rw_full(b, b->data, n, sector * VIRTIO_BLK_SECTOR_SIZE, write);
-	if (ret) {
-		log_warn("virtio-blk: %s at sector %llu: %s", write ? "write" : "read",
-			 (unsigned long long)sector, strerror(-ret));
-		return VIRTIO_BLK_S_IOERR;
-	}
-	if (!write)
-		*written = (uint32_t)len;
+		r->niov = iov_trim(e->iov + e->nr_out, e->nr_in, 0, len, &r->iov);
+	r->op = write ? OP_WRITE : OP_READ;
+	r->off = sector * VIRTIO_BLK_SECTOR_SIZE;
+	r->len = len;
+	r->written = write ? 0 : (uint32_t)len;
 	return VIRTIO_BLK_S_OK;
 }
 
-/* FLUSH (§5.2.6.2): once this completes, every write completed before it is stable, so
- * acknowledged-flushed data survives a host crash. */
-static uint8_t do_flush(struct virtio_blk *b)
+static uint8_t do_get_id(struct virtio_blk *b, struct blk_req *r)
 {
-	while (fdatasync(b->fd) < 0) {
-		if (errno == EINTR)
-			continue;
-		log_warn("virtio-blk: flush: %s", strerror(errno));
-		return VIRTIO_BLK_S_IOERR;
-	}
-	return VIRTIO_BLK_S_OK;
-}
-
-static uint8_t do_get_id(struct virtio_blk *b, uint32_t *written)
-{
-	size_t room = b->elem.in_len - 1u;
+	size_t room = r->elem.in_len - 1u;
 	size_t n = room < VIRTIO_BLK_ID_BYTES ? room : VIRTIO_BLK_ID_BYTES;
 
-	*written = (uint32_t)virtq_elem_write(&b->elem, 0, b->serial, n);
+	r->written = (uint32_t)virtq_elem_write(&r->elem, 0, b->serial, n);
 	return VIRTIO_BLK_S_OK;
 }
 
-static int punch(struct virtio_blk *b, uint64_t off, uint64_t len)
+/* Set up the first operation of segment r->seg, or of the next one that is not empty; false
+ * when no segment is left. */
+static bool dwz_seg_start(struct blk_req *r)
 {
-	if (fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len))
-		return -errno;
-	return 0;
-}
+	const struct dwz_seg *s;
 
-static int write_zeroes(struct virtio_blk *b, uint64_t off, uint64_t len, bool may_unmap)
-{
-	static const uint8_t zeros[64 * 1024];
-	int ret;
-
-	/* Cheapest first: deallocate (reads return zeros) if allowed, else zero the range in
-	 * place, else write zeros. */
-	if (may_unmap && punch(b, off, len) == 0)
-		return 0;
-	if (fallocate(b->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) ==
-	    0)
-		return 0;
-	while (len) {
-		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
-		struct iovec v = { .iov_base = (void *)zeros, .iov_len = n };
-
-		ret = rw_full(b, &v, 1, off, true);
-		if (ret)
-			return ret;
-		off += n;
-		len -= n;
+	while (r->seg < r->nseg && r->segs[r->seg].len == 0)
+		r->seg++;
+	if (r->seg == r->nseg)
+		return false;
+	s = &r->segs[r->seg];
+	r->op = OP_FALLOC;
+	r->off = s->off;
+	r->len = s->len;
+	r->retries = 0;
+	if (!r->wz || s->unmap) {
+		r->stage = ST_PUNCH;
+		r->mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	} else {
+		r->stage = ST_ZERO_RANGE;
+		r->mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 	}
-	return 0;
+	return true;
 }
 
-/* DISCARD / WRITE_ZEROES (§5.2.6): a list of {sector, num_sectors, flags} segments. */
-static uint8_t do_discard_wz(struct virtio_blk *b, bool wz)
+/* The next write of zeros for what is left of the current segment (r->off, r->len). */
+static void zero_write_setup(struct blk_req *r)
 {
-	struct virtq_elem *e = &b->elem;
+	uint64_t left = r->len;
+	unsigned k = 0;
+
+	while (left && k < ZERO_IOVS) {
+		size_t n = left < ZERO_CHUNK ? (size_t)left : ZERO_CHUNK;
+
+		r->zio[k++] = (struct iovec){ .iov_base = (void *)zeros, .iov_len = n };
+		left -= n;
+	}
+	r->iov = r->zio;
+	r->niov = k;
+	r->op = OP_ZERO_WRITE;
+}
+
+/* DISCARD / WRITE_ZEROES (§5.2.6): a list of {sector, num_sectors, flags} segments, all copied
+ * and checked before any of them is carried out. */
+static uint8_t prep_dwz(struct virtio_blk *b, struct blk_req *r, bool wz)
+{
+	struct virtq_elem *e = &r->elem;
 	size_t len = e->out_len - REQ_HDR_BYTES;
 	size_t nseg = len / DWZ_SEG_BYTES;
 
@@ -205,9 +323,8 @@ static uint8_t do_discard_wz(struct virtio_blk *b, bool wz)
 	}
 	for (size_t i = 0; i < nseg; i++) {
 		uint8_t seg[DWZ_SEG_BYTES];
-		uint64_t sector, off, bytes;
+		uint64_t sector;
 		uint32_t num, flags;
-		int ret;
 
 		virtq_elem_read(e, REQ_HDR_BYTES + i * DWZ_SEG_BYTES, seg, sizeof(seg));
 		sector = virtio_get_le(seg, 8);
@@ -218,106 +335,424 @@ static uint8_t do_discard_wz(struct virtio_blk *b, bool wz)
 			return VIRTIO_BLK_S_UNSUPP;
 		if (num > VIRTIO_BLK_MAX_DISCARD_SECTORS || !range_ok(b, sector, num))
 			return VIRTIO_BLK_S_IOERR;
-		off = sector * VIRTIO_BLK_SECTOR_SIZE;
-		bytes = (uint64_t)num * VIRTIO_BLK_SECTOR_SIZE;
-		if (!bytes)
-			continue;
-		if (wz) {
-			ret = write_zeroes(b, off, bytes, flags & VIRTIO_BLK_WZ_F_UNMAP);
-		} else {
-			/* Discard is a hint: a back end that cannot punch holes ignores it. */
-			ret = punch(b, off, bytes);
-			if (ret == -EOPNOTSUPP || ret == -ENOSYS)
-				ret = 0;
-		}
-		if (ret) {
-			log_warn("virtio-blk: %s at sector %llu: %s",
-				 wz ? "write-zeroes" : "discard", (unsigned long long)sector,
-				 strerror(-ret));
-			return VIRTIO_BLK_S_IOERR;
-		}
+		r->segs[i] = (struct dwz_seg){ .off = sector * VIRTIO_BLK_SECTOR_SIZE,
+					       .len = (uint64_t)num * VIRTIO_BLK_SECTOR_SIZE,
+					       .unmap = flags & VIRTIO_BLK_WZ_F_UNMAP };
 	}
+	r->wz = wz;
+	r->nseg = (unsigned)nseg;
+	r->seg = 0;
+	dwz_seg_start(r); /* nothing to do if every segment is empty: op stays OP_NONE */
 	return VIRTIO_BLK_S_OK;
 }
 
-/* Run the request in b->elem.  Returns the bytes written into the chain (data plus the status
- * byte), or -EINVAL when the chain has no status byte to answer through. */
-static int64_t handle_request(struct virtio_blk *b)
+/* Finish r with an I/O error (host side: logged, rate-limited, as a guest can provoke it). */
+static bool fail(struct blk_req *r, int err)
 {
-	struct virtq_elem *e = &b->elem;
-	uint8_t hdr[REQ_HDR_BYTES], status;
-	uint32_t written = 0, type;
+	static const char *const what[] = { "request", "read",	    "write",
+					    "flush",   "fallocate", "write of zeros" };
+
+	log_guest("virtio-blk: %s at byte %llu: %s", what[r->op], (unsigned long long)r->off,
+		  strerror(-err));
+	r->status = VIRTIO_BLK_S_IOERR;
+	r->written = 0;
+	return true;
+}
+
+/* The next step of a discard / write-zeroes after its current operation returned `res`. */
+static bool dwz_step(struct blk_req *r, int res)
+{
+	if (r->op == OP_FALLOC) {
+		if (res == 0)
+			goto next;
+		if (!r->wz) {
+			/* Discard is a hint: a back end that cannot punch holes ignores it. */
+			if (res == -EOPNOTSUPP || res == -ENOSYS)
+				goto next;
+			return fail(r, res);
+		}
+		r->retries = 0;
+		if (r->stage == ST_PUNCH) {
+			r->stage = ST_ZERO_RANGE;
+			r->mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+			return false;
+		}
+		r->stage = ST_WRITE;
+		zero_write_setup(r);
+		return false;
+	}
+	/* OP_ZERO_WRITE */
+	if (res < 0)
+		return fail(r, res);
+	if (res == 0)
+		return fail(r, -EIO);
+	r->off += (uint64_t)res;
+	r->len -= (uint64_t)res;
+	r->retries = 0;
+	if (r->len) {
+		zero_write_setup(r);
+		return false;
+	}
+next:
+	r->seg++;
+	if (dwz_seg_start(r))
+		return false;
+	r->op = OP_NONE;
+	r->status = VIRTIO_BLK_S_OK;
+	return true;
+}
+
+/* The current operation of r returned `res` (bytes or -errno): set up the next one and return
+ * false, or finish the request (status set) and return true. */
+static bool op_done(struct blk_req *r, int res)
+{
+	if ((res == -EINTR || res == -EAGAIN) && ++r->retries <= MAX_RETRIES)
+		return false; /* the same operation again */
+	switch (r->op) {
+	case OP_READ:
+	case OP_WRITE:
+		if (res < 0)
+			return fail(r, res);
+		if (res == 0) {
+			if (r->op == OP_WRITE)
+				return fail(r, -EIO);
+			/* End of file: the image shrank under us; the rest reads as zeros. */
+			for (unsigned i = 0; i < r->niov; i++)
+				memset(r->iov[i].iov_base, 0, r->iov[i].iov_len);
+			r->len = 0;
+		} else {
+			/* Short transfer: go on with the rest. */
+			iov_advance(r, (size_t)res);
+			r->retries = 0;
+		}
+		if (r->len)
+			return false;
+		r->status = VIRTIO_BLK_S_OK;
+		return true;
+	case OP_FSYNC:
+		if (res < 0)
+			return fail(r, res);
+		r->status = VIRTIO_BLK_S_OK;
+		return true;
+	case OP_FALLOC:
+	case OP_ZERO_WRITE:
+		return dwz_step(r, res);
+	case OP_NONE:
+		break;
+	}
+	return fail(r, -EINVAL);
+}
+
+/* Run r's current operation with a plain system call (synchronous fallback). */
+static int op_sync(struct virtio_blk *b, struct blk_req *r)
+{
+	ssize_t n;
+
+	switch (r->op) {
+	case OP_READ:
+		n = preadv(b->fd, r->iov, (int)r->niov, (off_t)r->off);
+		break;
+	case OP_WRITE:
+	case OP_ZERO_WRITE:
+		n = pwritev(b->fd, r->iov, (int)r->niov, (off_t)r->off);
+		break;
+	case OP_FSYNC:
+		n = fdatasync(b->fd);
+		break;
+	case OP_FALLOC:
+		n = fallocate(b->fd, r->mode, (off_t)r->off, (off_t)r->len);
+		break;
+	default:
+		return -EINVAL;
+	}
+	/* Transfers are at most VIRTIO_BLK_MAX_REQUEST (64 MiB) or 1 MiB of zeros: fit an int. */
+	return n < 0 ? -errno : (int)n;
+}
+
+static struct io_uring_sqe *get_sqe(struct virtio_blk *b)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring);
+
+	if (!sqe) {
+		/* Full of prepared entries: hand them to the kernel to make room. */
+		io_uring_submit(&b->ring);
+		sqe = io_uring_get_sqe(&b->ring);
+	}
+	return sqe;
+}
+
+/* Put r's current operation into the submission ring (submitted by the caller's submit()). */
+static int op_queue(struct virtio_blk *b, struct blk_req *r)
+{
+	struct io_uring_sqe *sqe = get_sqe(b);
+
+	if (!sqe)
+		return -EBUSY;
+	switch (r->op) {
+	case OP_READ:
+		io_uring_prep_readv(sqe, b->fd, r->iov, r->niov, r->off);
+		break;
+	case OP_WRITE:
+	case OP_ZERO_WRITE:
+		io_uring_prep_writev(sqe, b->fd, r->iov, r->niov, r->off);
+		break;
+	case OP_FSYNC:
+		/* fdatasync semantics: the data and the metadata needed to read it back (size,
+		 * allocation) reach stable storage, which is all FLUSH promises; timestamps are
+		 * not worth a second journal commit. */
+		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+		break;
+	case OP_FALLOC:
+		io_uring_prep_fallocate(sqe, b->fd, r->mode, r->off, r->len);
+		break;
+	default:
+		return -EINVAL;
+	}
+	io_uring_sqe_set_data64(sqe, (uint64_t)(r - b->reqs));
+	return 0;
+}
+
+/* Write the status byte, return the chain to the driver (unless `deliver` is false: reset),
+ * free the slot. */
+static void finish(struct virtio_blk *b, struct blk_req *r, bool deliver)
+{
+	if (deliver && b->vq) {
+		*r->status_ptr = r->status;
+		virtq_push(b->vq, r->elem.head, r->written + 1);
+	}
+	slot_put(b, r);
+}
+
+static void submit(struct virtio_blk *b)
+{
+	int ret;
+
+	if (!io_uring_sq_ready(&b->ring))
+		return;
+	ret = io_uring_submit(&b->ring);
+	if (ret < 0) {
+		/* Transient (EAGAIN, EBUSY): the entries stay queued; come back for them. */
+		log_guest("virtio-blk: io_uring submit: %s", strerror(-ret));
+		if (b->t)
+			virtio_mmio_queue_yield(b->t, 0);
+	}
+}
+
+/* Reap at most `max` completions; with `deliver` false (reset, destroy) requests are dropped
+ * without touching guest memory.  Returns the number of requests pushed. */
+static unsigned reap(struct virtio_blk *b, unsigned max, bool deliver)
+{
+	struct io_uring_cqe *cqe;
+	unsigned pushed = 0;
+
+	for (unsigned seen = 0; seen < max && io_uring_peek_cqe(&b->ring, &cqe) == 0; seen++) {
+		uint64_t tag = io_uring_cqe_get_data64(cqe);
+		int res = cqe->res;
+		struct blk_req *r;
+
+		io_uring_cqe_seen(&b->ring, cqe);
+		if (tag >= BLK_SLOTS || !b->reqs[tag].busy)
+			continue; /* the cancel request's own completion */
+		r = &b->reqs[tag];
+		if (deliver && !op_done(r, res)) {
+			if (op_queue(b, r) == 0)
+				continue;
+			fail(r, -EBUSY);
+		}
+		b->in_flight--;
+		finish(b, r, deliver);
+		pushed += deliver;
+	}
+	return pushed;
+}
+
+/* Wait until nothing is in flight (at most timeout_ms; -1: no limit); returns requests pushed. */
+static unsigned wait_all(struct virtio_blk *b, bool deliver, int timeout_ms)
+{
+	unsigned pushed = 0;
+	int waited = 0;
+
+	while (b->in_flight) {
+		struct __kernel_timespec ts = { .tv_sec = 1 };
+		struct io_uring_cqe *cqe;
+		int ret = io_uring_submit_and_wait_timeout(&b->ring, &cqe, 1, &ts, NULL);
+
+		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			log_error("virtio-blk: waiting for %u requests: %s", b->in_flight,
+				  strerror(-ret));
+			break;
+		}
+		if (ret == -ETIME && timeout_ms >= 0 && (waited += 1000) >= timeout_ms)
+			break;
+		pushed += reap(b, UINT_MAX, deliver);
+	}
+	return pushed;
+}
+
+/* Cancel every request of ours that has not started (kernel 5.19+; older ones refuse and we
+ * simply wait for everything). */
+static void cancel_all(struct virtio_blk *b)
+{
+	struct io_uring_sqe *sqe = get_sqe(b);
+
+	if (!sqe)
+		return;
+	io_uring_prep_cancel_fd(sqe, b->fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, CANCEL_TAG);
+}
+
+enum { REQ_DONE, REQ_QUEUED };
+
+/* Start the request popped into r: REQ_DONE (status set, push it now), REQ_QUEUED (in the
+ * ring), or -EINVAL when the chain has no status byte to answer through. */
+static int start_request(struct virtio_blk *b, struct blk_req *r)
+{
+	struct virtq_elem *e = &r->elem;
+	uint8_t hdr[REQ_HDR_BYTES];
+	uint32_t type;
 	uint64_t sector;
 
 	/* §5.2.6: the status byte is the last writable byte; without one the driver cannot be
 	 * told anything, so the device needs a reset. */
-	if (e->in_len == 0) {
+	r->status_ptr = e->in_len ? last_writable_byte(e) : NULL;
+	if (!r->status_ptr) {
 		log_guest("virtio-blk: request without a status byte");
 		return -EINVAL;
 	}
+	r->written = 0;
+	r->retries = 0;
+	r->op = OP_NONE;
 	if (virtq_elem_read(e, 0, hdr, sizeof(hdr)) < sizeof(hdr)) {
 		log_guest("virtio-blk: request header of %u bytes", e->out_len);
-		status = VIRTIO_BLK_S_IOERR;
-		goto done;
+		r->status = VIRTIO_BLK_S_IOERR;
+		return REQ_DONE;
 	}
 	type = (uint32_t)virtio_get_le(hdr, 4);
 	sector = virtio_get_le(hdr + 8, 8);
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
-		status = do_rw(b, sector, false, &written);
-		break;
 	case VIRTIO_BLK_T_OUT:
-		status = do_rw(b, sector, true, &written);
+		r->status = prep_rw(b, r, sector, type == VIRTIO_BLK_T_OUT);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
-		status = do_flush(b);
+		/* §5.2.6.2: once this completes, every write completed before it is stable, so
+		 * acknowledged-flushed data survives a host crash (fdatasync, see op_queue). */
+		r->status = VIRTIO_BLK_S_OK;
+		r->op = OP_FSYNC;
 		break;
 	case VIRTIO_BLK_T_GET_ID:
-		status = do_get_id(b, &written);
+		r->status = do_get_id(b, r);
 		break;
 	case VIRTIO_BLK_T_DISCARD:
-		status = do_discard_wz(b, false);
-		break;
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		status = do_discard_wz(b, true);
+		r->status = prep_dwz(b, r, type == VIRTIO_BLK_T_WRITE_ZEROES);
 		break;
 	default:
 		log_guest("virtio-blk: unsupported request type %u", type);
-		status = VIRTIO_BLK_S_UNSUPP;
+		r->status = VIRTIO_BLK_S_UNSUPP;
 		break;
 	}
-done:
-	virtq_elem_write(e, e->in_len - 1u, &status, 1);
-	return (int64_t)written + 1;
+	if (r->status != VIRTIO_BLK_S_OK || r->op == OP_NONE)
+		return REQ_DONE;
+	if (!b->uring) {
+		while (!op_done(r, op_sync(b, r)))
+			;
+		return REQ_DONE;
+	}
+	if (op_queue(b, r)) {
+		fail(r, -EBUSY);
+		return REQ_DONE;
+	}
+	b->in_flight++;
+	return REQ_QUEUED;
 }
 
 static void blk_queue_notify(void *dev, unsigned q)
 {
 	struct virtio_blk *b = dev;
-	bool pushed = false;
+	unsigned pushed = 0;
 
 	if (q != 0 || !b->vq)
 		return;
-	for (;;) {
-		int64_t used;
-		int ret = virtq_pop(b->vq, &b->elem);
+	for (unsigned n = 0;; n++) {
+		struct blk_req *r;
+		int ret;
 
-		if (ret == 0)
+		if (n == VIRTIO_QUEUE_BUDGET) {
+			virtio_mmio_queue_yield(b->t, q);
 			break;
+		}
+		r = slot_get(b);
+		if (!r) {
+			/* Resumed by the completion that frees a slot. */
+			b->starved = true;
+			break;
+		}
+		ret = virtq_pop(b->vq, &r->elem);
+		if (ret <= 0) {
+			slot_put(b, r);
+			if (ret < 0)
+				virtio_mmio_set_needs_reset(b->t);
+			break;
+		}
+		ret = start_request(b, r);
 		if (ret < 0) {
+			slot_put(b, r);
 			virtio_mmio_set_needs_reset(b->t);
 			break;
 		}
-		used = handle_request(b);
-		if (used < 0) {
-			virtio_mmio_set_needs_reset(b->t);
-			break;
+		if (ret == REQ_DONE) {
+			finish(b, r, true);
+			pushed++;
 		}
-		virtq_push(b->vq, b->elem.head, (uint32_t)used);
-		pushed = true;
+	}
+	if (b->uring) {
+		submit(b);
+		if (!b->async)
+			pushed += wait_all(b, true, -1);
 	}
 	if (pushed)
 		virtio_mmio_notify_used(b->t, b->vq);
+}
+
+static void complete_locked(struct virtio_blk *b)
+{
+	unsigned pushed;
+	uint64_t one = 1;
+
+	if (!b->uring)
+		return;
+	pushed = reap(b, VIRTIO_QUEUE_BUDGET, true);
+	submit(b); /* the rest of short transfers */
+	/* Completions left over: run again once the loop has served the other ready sources. */
+	if (b->efd >= 0 && io_uring_cq_ready(&b->ring) && write(b->efd, &one, sizeof(one)) < 0)
+		log_warn("virtio-blk: cannot re-arm the completion eventfd: %s", strerror(errno));
+	if (pushed && b->t)
+		virtio_mmio_notify_used(b->t, b->vq);
+	if (b->starved && b->nfree && b->t) {
+		b->starved = false;
+		virtio_mmio_queue_yield(b->t, 0);
+	}
+}
+
+void virtio_blk_complete(struct virtio_blk *b)
+{
+	struct virtio_mmio *t = __atomic_load_n(&b->lock_t, __ATOMIC_ACQUIRE);
+	uint64_t cnt;
+	ssize_t r;
+
+	r = read(b->efd, &cnt, sizeof(cnt)); /* EAGAIN when a reset took the completions */
+	(void)r;
+	if (!t)
+		return; /* never activated: nothing was ever submitted */
+	virtio_mmio_lock(t);
+	complete_locked(b);
+	virtio_mmio_unlock(t);
+}
+
+static void completion_cb(void *opaque, uint32_t events)
+{
+	virtio_blk_complete(opaque);
 }
 
 static int blk_activate(void *dev, struct virtio_mmio *t, uint64_t features, struct virtq *vqs,
@@ -331,6 +766,7 @@ static int blk_activate(void *dev, struct virtio_mmio *t, uint64_t features, str
 	}
 	b->t = t;
 	b->vq = &vqs[0];
+	__atomic_store_n(&b->lock_t, t, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -338,8 +774,25 @@ static void blk_reset(void *dev)
 {
 	struct virtio_blk *b = dev;
 
+	if (b->uring && b->in_flight) {
+		cancel_all(b);
+		wait_all(b, false, -1);
+	}
+	b->starved = false;
 	b->t = NULL;
 	b->vq = NULL;
+}
+
+static void blk_quiesce(void *dev)
+{
+	struct virtio_blk *b = dev;
+	unsigned pushed;
+
+	if (!b->uring || !b->in_flight)
+		return;
+	pushed = wait_all(b, true, -1);
+	if (pushed && b->t)
+		virtio_mmio_notify_used(b->t, b->vq);
 }
 
 static void blk_destroy(void *dev)
@@ -358,6 +811,7 @@ const struct virtio_device_ops virtio_blk_ops = {
 	.activate = blk_activate,
 	.queue_notify = blk_queue_notify,
 	.reset = blk_reset,
+	.quiesce = blk_quiesce,
 	.destroy = blk_destroy,
 };
 
@@ -381,6 +835,85 @@ static void build_config(struct virtio_blk *b)
 	c[VIRTIO_BLK_CFG_WZ_MAY_UNMAP] = 1; /* write-zeroes with UNMAP may punch holes */
 }
 
+/* One OFD lock on the whole image (fcntl(2) "open file description locks"): shared for a
+ * read-only disk, exclusive for a writable one.  It conflicts with other OFD and POSIX locks,
+ * also those of this process, and goes away when the image is closed. */
+static int lock_image(int fd, bool read_only, const char *path)
+{
+	struct flock fl = { .l_type = read_only ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EACCES)
+		return -EBUSY;
+	if (errno == ENOLCK || errno == EOPNOTSUPP || errno == EINVAL) {
+		/* NFS without a lock manager and the like: run, but say what is not protected. */
+		log_warn("virtio-blk: '%s' cannot be locked (%s): a second VM could open it too",
+			 path, strerror(errno));
+		return 0;
+	}
+	return -errno;
+}
+
+bool virtio_blk_locked_rw(const char *path)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool rw = true;
+
+	if (fd < 0)
+		return true;
+	/* Asking for an exclusive lock reports whichever lock is in the way. */
+	if (fcntl(fd, F_OFD_GETLK, &fl) == 0)
+		rw = fl.l_type == F_WRLCK;
+	close(fd);
+	return rw;
+}
+
+static bool ops_supported(struct io_uring *ring)
+{
+	struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+	bool ok;
+
+	if (!p)
+		return false;
+	ok = io_uring_opcode_supported(p, IORING_OP_READV) &&
+	     io_uring_opcode_supported(p, IORING_OP_WRITEV) &&
+	     io_uring_opcode_supported(p, IORING_OP_FSYNC) &&
+	     io_uring_opcode_supported(p, IORING_OP_FALLOCATE);
+	io_uring_free_probe(p);
+	return ok;
+}
+
+/* Set up the ring, or decide on the synchronous fallback (said once per process). */
+static int ring_init(struct virtio_blk *b)
+{
+	static bool said;
+	const char *env = getenv("IGNITION_BLK_SYNC");
+	const char *why;
+	int ret;
+
+	if (env && *env && strcmp(env, "0")) {
+		why = "IGNITION_BLK_SYNC is set";
+	} else {
+		ret = io_uring_queue_init(RING_ENTRIES, &b->ring, 0);
+		if (ret == -ENOSYS || ret == -EPERM) {
+			why = strerror(-ret);
+		} else if (ret) {
+			return ret;
+		} else if (!ops_supported(&b->ring)) {
+			io_uring_queue_exit(&b->ring);
+			why = "the kernel lacks readv, writev, fsync or fallocate";
+		} else {
+			b->uring = true;
+			return 0;
+		}
+	}
+	if (!__atomic_exchange_n(&said, true, __ATOMIC_SEQ_CST))
+		log_warn("virtio-blk: io_uring unavailable (%s): synchronous I/O", why);
+	return 0;
+}
+
 int virtio_blk_create(const char *path, bool read_only, const char *serial, struct virtio_blk **out)
 {
 	struct virtio_blk *b;
@@ -391,6 +924,7 @@ int virtio_blk_create(const char *path, bool read_only, const char *serial, stru
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
+	b->efd = -1;
 	b->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0) {
 		ret = -errno;
@@ -415,6 +949,21 @@ int virtio_blk_create(const char *path, bool read_only, const char *serial, stru
 		ret = -EINVAL;
 		goto close_fd;
 	}
+	ret = lock_image(b->fd, read_only, path);
+	if (ret)
+		goto close_fd;
+	/* Large (VIRTQ_ELEM_MAX_SEGS iovecs per slot) but touched only as far as chains go. */
+	b->reqs = calloc(BLK_SLOTS, sizeof(*b->reqs));
+	if (!b->reqs) {
+		ret = -ENOMEM;
+		goto close_fd;
+	}
+	for (unsigned i = 0; i < BLK_SLOTS; i++)
+		b->free_slots[i] = (uint16_t)(BLK_SLOTS - 1 - i);
+	b->nfree = BLK_SLOTS;
+	ret = ring_init(b);
+	if (ret)
+		goto free_reqs;
 	b->read_only = read_only;
 	/* GET_ID: up to 20 bytes, NUL-padded when shorter (§5.2.6). */
 	if (!serial)
@@ -424,10 +973,61 @@ int virtio_blk_create(const char *path, bool read_only, const char *serial, stru
 	*out = b;
 	return 0;
 
+free_reqs:
+	free(b->reqs);
 close_fd:
-	close(b->fd);
+	close(b->fd); /* drops the lock too */
 free_dev:
 	free(b);
+	return ret;
+}
+
+int virtio_blk_async_fd(struct virtio_blk *b)
+{
+	int fd, ret;
+
+	if (!b->uring)
+		return -ENOTSUP;
+	if (b->efd < 0) {
+		fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd < 0)
+			return -errno;
+		ret = io_uring_register_eventfd(&b->ring, fd);
+		if (ret) {
+			close(fd);
+			return ret;
+		}
+		b->efd = fd;
+	}
+	b->async = true;
+	return b->efd;
+}
+
+int virtio_blk_add(struct devmgr *dm, const char *id, const char *path, bool read_only,
+		   struct virtio_blk **out)
+{
+	struct virtio_blk *b;
+	int ret, fd;
+
+	ret = virtio_blk_create(path, read_only, id, &b);
+	if (ret)
+		return ret;
+	if (dm->ev && b->uring) {
+		fd = virtio_blk_async_fd(b);
+		ret = fd < 0 ? fd : evloop_add(dm->ev, fd, EPOLLIN, completion_cb, b);
+		if (ret)
+			goto destroy_dev;
+		b->ev = dm->ev;
+	}
+	ret = virtio_mmio_add(dm, id, &virtio_blk_ops, b, NULL);
+	if (ret)
+		goto destroy_dev;
+	if (out)
+		*out = b;
+	return 0;
+
+destroy_dev:
+	virtio_blk_destroy(b);
 	return ret;
 }
 
@@ -436,10 +1036,29 @@ uint64_t virtio_blk_capacity(const struct virtio_blk *b)
 	return b->capacity;
 }
 
+unsigned virtio_blk_in_flight(const struct virtio_blk *b)
+{
+	return b->in_flight;
+}
+
 void virtio_blk_destroy(struct virtio_blk *b)
 {
 	if (!b)
 		return;
-	close(b->fd);
+	if (b->ev)
+		evloop_del(b->ev, b->efd);
+	if (b->uring) {
+		if (b->in_flight) {
+			cancel_all(b);
+			wait_all(b, false, DESTROY_WAIT_MS);
+		}
+		if (b->in_flight)
+			log_warn("virtio-blk: %u requests still in flight at exit", b->in_flight);
+		io_uring_queue_exit(&b->ring);
+	}
+	if (b->efd >= 0)
+		close(b->efd);
+	close(b->fd); /* and with it the image lock */
+	free(b->reqs);
 	free(b);
 }

@@ -1,4 +1,6 @@
-/* virtio-blk (virtio 1.2 §5.2) over a raw image file or block device: `--disk PATH[,ro]`. */
+/* virtio-blk (virtio 1.2 §5.2) over a raw image file or block device: `--disk PATH[,ro]`.
+ * Requests go through io_uring and complete on the event loop (blk.c explains the model); the
+ * image is locked against a second writer. */
 #ifndef IGNITION_DEVICES_VIRTIO_BLK_H
 #define IGNITION_DEVICES_VIRTIO_BLK_H
 
@@ -59,21 +61,47 @@
 #define VIRTIO_BLK_CFG_WZ_MAY_UNMAP	   56
 #define VIRTIO_BLK_CFG_SIZE		   60
 
+struct devmgr;
 struct virtio_blk;
 
 /* The virtio ops of a block device (register it with virtio_mmio_add). */
 extern const struct virtio_device_ops virtio_blk_ops;
 
 /* Open `path` (O_RDONLY when read_only) as a disk whose GET_ID answer is `serial` (at most 20
- * bytes used; NULL: "ignition").  -errno from open (-ENOENT, -EACCES...), -EINVAL for an image
- * smaller than one sector. */
+ * bytes used; NULL: "ignition"), and lock it: shared for read-only, exclusive otherwise (OFD
+ * lock on the whole file).  -errno from open (-ENOENT, -EACCES...), -EINVAL for an image
+ * smaller than one sector, -EBUSY when another open of the image holds a conflicting lock.
+ * Without io_uring (ENOSYS/EPERM, or IGNITION_BLK_SYNC=1 in the environment) requests run
+ * synchronously, said once per process on stderr. */
 int virtio_blk_create(const char *path, bool read_only, const char *serial, struct virtio_blk **out)
 	__attribute__((warn_unused_result));
+
+/* Create the disk (serial = `id`), register it as virtio device `id`, and watch its completions
+ * on the manager's event loop.  Errors as virtio_blk_create() and virtio_mmio_add(). */
+int virtio_blk_add(struct devmgr *dm, const char *id, const char *path, bool read_only,
+		   struct virtio_blk **out) __attribute__((warn_unused_result));
+
+/* After -EBUSY: true when the image is held read-write by someone else, false when read-only
+ * users keep a writer out. */
+bool virtio_blk_locked_rw(const char *path);
+
+/* Complete requests asynchronously: returns an eventfd that becomes readable when requests
+ * finish; the caller then calls virtio_blk_complete().  Call before the driver activates the
+ * device.  -ENOTSUP in the synchronous fallback.  (Without it, queue_notify waits for its own
+ * requests: unit tests, fuzz harness.) */
+int virtio_blk_async_fd(struct virtio_blk *b) __attribute__((warn_unused_result));
+
+/* Reap finished requests (takes the transport lock): the event-loop callback of the fd above. */
+void virtio_blk_complete(struct virtio_blk *b);
+
+/* Requests submitted and not yet completed. */
+unsigned virtio_blk_in_flight(const struct virtio_blk *b);
 
 /* Capacity in 512-byte sectors. */
 uint64_t virtio_blk_capacity(const struct virtio_blk *b);
 
-/* Close the image and free the device (also virtio_blk_ops.destroy). */
+/* Wait for (or cancel) requests in flight, close the image (dropping its lock) and free the
+ * device (also virtio_blk_ops.destroy). */
 void virtio_blk_destroy(struct virtio_blk *b);
 
 #endif
