@@ -181,7 +181,8 @@ static void test_mmio_device_bytes(void **state)
 	struct aml a;
 
 	aml_init(&a);
-	assert_int_equal(aml_mmio_device(&a, "V000", "LNRO0005", 0, 0xc0001000, 0x1000, 5, true), 0);
+	assert_int_equal(aml_mmio_device(&a, "V000", "LNRO0005", 0, 0xc0001000, 0x1000, 5, true),
+			 0);
 	expect_bytes(&a,
 		     BYTES(0x5b, 0x82, 0x3a, 'V', '0', '0', '0',
 			   /* Name(_HID, "LNRO0005") */
@@ -209,7 +210,7 @@ static void test_interrupt_descriptor_modes(void **state)
 	aml_init(&a);
 	assert_int_equal(aml_res_interrupt(&a, 17, true), 0);
 	assert_int_equal(aml_res_interrupt(&a, 17, false), 0);
-	expect_bytes(&a, BYTES(0x89, 0x06, 0x00, 0x01, 0x01, 0x11, 0x00, 0x00, 0x00, /* level */
+	expect_bytes(&a, BYTES(0x89, 0x06, 0x00, 0x01, 0x01, 0x11, 0x00, 0x00, 0x00,   /* level */
 			       0x89, 0x06, 0x00, 0x03, 0x01, 0x11, 0x00, 0x00, 0x00)); /* edge */
 	aml_free(&a);
 	/* An edge-triggered MMIO device says Edge. */
@@ -273,7 +274,8 @@ static void test_mmio_device_pkglen_sizes(void **state)
 
 	/* Small: no interrupt, _UID Zero. */
 	aml_init(&a);
-	assert_int_equal(aml_mmio_device(&a, "V001", "LNRO0005", 0, 0xc0000000, 0x200, -1, true), 0);
+	assert_int_equal(aml_mmio_device(&a, "V001", "LNRO0005", 0, 0xc0000000, 0x200, -1, true),
+			 0);
 	check_device_span(&a, 1);
 	assert_true(a.len - 2 <= 63);
 	aml_free(&a);
@@ -281,13 +283,15 @@ static void test_mmio_device_pkglen_sizes(void **state)
 	/* Largest one-byte form this helper makes: a DWord _UID and an interrupt. */
 	aml_init(&a);
 	assert_int_equal(
-		aml_mmio_device(&a, "V002", "LNRO0005", 0xffffffffu, 0xc0000000, 0x200, 23, true), 0);
+		aml_mmio_device(&a, "V002", "LNRO0005", 0xffffffffu, 0xc0000000, 0x200, 23, true),
+		0);
 	check_device_span(&a, 1);
 	aml_free(&a);
 
 	/* A window above 4 GiB needs a QWordMemory descriptor: > 63 bytes, two-byte form. */
 	aml_init(&a);
-	assert_int_equal(aml_mmio_device(&a, "V003", "LNRO0005", 7, 0x100000000ull, 0x1000, 6, true), 0);
+	assert_int_equal(
+		aml_mmio_device(&a, "V003", "LNRO0005", 7, 0x100000000ull, 0x1000, 6, true), 0);
 	check_device_span(&a, 2);
 	assert_true(a.len - 2 > 63);
 	/* The _CRS Buffer inside it: 0x8A descriptor, length 43, min/max/len. */
@@ -307,8 +311,10 @@ static void test_mmio_device_pkglen_sizes(void **state)
 	aml_free(&a);
 
 	aml_init(&a);
-	assert_int_equal(aml_mmio_device(&a, "V004", "LNRO0005", 0, 0xc0000000, 0, 5, true), -EINVAL);
-	assert_int_equal(aml_mmio_device(&a, "V0004", "LNRO0005", 0, 0xc0000000, 1, 5, true), -EINVAL);
+	assert_int_equal(aml_mmio_device(&a, "V004", "LNRO0005", 0, 0xc0000000, 0, 5, true),
+			 -EINVAL);
+	assert_int_equal(aml_mmio_device(&a, "V0004", "LNRO0005", 0, 0xc0000000, 1, 5, true),
+			 -EINVAL);
 	aml_free(&a);
 }
 

@@ -31,7 +31,7 @@ struct parsed {
 	int cpu_ids[MPTABLE_MAX_CPUS];
 	uint8_t ioapic_id;
 	uint32_t ioapic_addr;
-	int pin_of_irq[32]; /* ISA IRQ -> IOAPIC pin for INT entries, -1 if none */
+	int pin_of_irq[32];   /* ISA IRQ -> IOAPIC pin for INT entries, -1 if none */
 	int flags_of_irq[32]; /* its polarity/trigger flags (§4.3.4 Table 4-10), -1 if none */
 	int extint_pin;
 	int nmi_lint;
@@ -231,10 +231,8 @@ static void test_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cpus),
-		cmocka_unit_test(test_interrupt_routing),
-		cmocka_unit_test(test_trigger_modes),
-		cmocka_unit_test(test_fits_the_scanned_kib),
+		cmocka_unit_test(test_cpus),	      cmocka_unit_test(test_interrupt_routing),
+		cmocka_unit_test(test_trigger_modes), cmocka_unit_test(test_fits_the_scanned_kib),
 		cmocka_unit_test(test_rejects),
 	};
 

@@ -55,10 +55,10 @@
 #define INT_TYPE_EXTINT 3
 #define INT_FLAGS_BUS	0 /* polarity and trigger conform to the bus (ISA: edge, high) */
 /* §4.3.4 Table 4-10: bits 0-1 polarity (01 active high), bits 2-3 trigger mode (11 level). */
-#define INT_POL_HIGH	0x1
-#define INT_TRIG_LEVEL	(0x3 << 2)
-#define BUS_ISA		0
-#define ALL_LAPICS	0xff
+#define INT_POL_HIGH   0x1
+#define INT_TRIG_LEVEL (0x3 << 2)
+#define BUS_ISA	       0
+#define ALL_LAPICS     0xff
 
 static size_t table_len(unsigned nr_cpus)
 {
@@ -131,8 +131,8 @@ int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned nr_cpus, uin
 	e += MPC_ENTRY_LEN, count++;
 	for (unsigned irq = 0; irq < LAYOUT_IOAPIC_PINS; irq++) {
 		int pin = layout_ioapic_pin(irq);
-		uint16_t flags = (level_irqs >> irq) & 1 ? INT_POL_HIGH | INT_TRIG_LEVEL
-							 : INT_FLAGS_BUS;
+		uint16_t flags =
+			(level_irqs >> irq) & 1 ? INT_POL_HIGH | INT_TRIG_LEVEL : INT_FLAGS_BUS;
 
 		if (pin >= 0)
 			e = put_ioint(e, INT_TYPE_INT, flags, (uint8_t)irq, ioapic_id,
