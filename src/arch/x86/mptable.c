@@ -13,9 +13,10 @@
  *     cascade) nowhere -- the wiring the VM programs into KVM and the MADT describes.
  *     Lines the caller names in `level_irqs` (virtio-mmio: the VM holds them asserted while
  *     the device's InterruptStatus is nonzero) say level-triggered, active-high in the entry's
- *     flags; the rest conform to the bus (ISA: edge, active-high).  Linux takes an explicit
- *     trigger/polarity from the entry (io_apic.c irq_trigger()/irq_polarity()) and programs
- *     the IOAPIC pin with it, which is what a `virtio_mmio.device=` IRQ gets;
+ *     flags; the rest conform to the bus (ISA: edge, active-high).  Linux (io_apic.c) takes
+ *     an explicit trigger/polarity in an entry over the bus default and programs the pin with
+ *     it when it sets up the IOAPIC, so a `virtio_mmio.device=` IRQ (--no-acpi) is handled as
+ *     a level interrupt (fasteoi);
  *   - LINT0 = ExtINT, LINT1 = NMI on every local APIC: the 8259s reach the CPUs through
  *     LINT0 (virtual wire), not through an IOAPIC pin.  An ExtINT entry on IOAPIC pin 0
  *     makes Linux try to route the 8259 through the IOAPIC, which KVM does not model; with
@@ -54,11 +55,12 @@
 #define INT_TYPE_NMI	1
 #define INT_TYPE_EXTINT 3
 #define INT_FLAGS_BUS	0 /* polarity and trigger conform to the bus (ISA: edge, high) */
+#define BUS_ISA		0
+#define ALL_LAPICS	0xff
+
 /* §4.3.4 Table 4-10: bits 0-1 polarity (01 active high), bits 2-3 trigger mode (11 level). */
 #define INT_POL_HIGH   0x1
 #define INT_TRIG_LEVEL (0x3 << 2)
-#define BUS_ISA	       0
-#define ALL_LAPICS     0xff
 
 static size_t table_len(unsigned nr_cpus)
 {

@@ -27,14 +27,16 @@
 #define AML_PARENT_CHAR	  '^'
 
 /* Resource descriptor tags, ACPI 6.4 §6.4.2 (small) and §6.4.3 (large). */
-#define RES_IRQ_NOFLAGS	 0x22 /* small item 0x04, length 2 */
-#define RES_IO		 0x47 /* small item 0x08, length 7 */
-#define RES_END_TAG	 0x79 /* small item 0x0f, length 1 */
-#define RES_MEM32_FIXED	 0x86
-#define RES_EXT_IRQ	 0x89
-#define EXT_IRQ_CONSUMER 0x01 /* §6.4.3.6 flags bit 0 */
-#define EXT_IRQ_EDGE	 0x02 /* bit 1; clear = level-triggered */
-#define RES_QWORD_ADDR	 0x8a
+#define RES_IRQ_NOFLAGS 0x22 /* small item 0x04, length 2 */
+#define RES_IO		0x47 /* small item 0x08, length 7 */
+#define RES_END_TAG	0x79 /* small item 0x0f, length 1 */
+#define RES_MEM32_FIXED 0x86
+#define RES_EXT_IRQ	0x89
+#define RES_QWORD_ADDR	0x8a
+
+/* Extended Interrupt Descriptor flags, ACPI 6.4 §6.4.3.6 (bit 1 clear: level-triggered). */
+#define EXT_IRQ_CONSUMER 0x01
+#define EXT_IRQ_EDGE	 0x02
 
 void aml_init(struct aml *a)
 {
