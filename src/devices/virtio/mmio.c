@@ -660,7 +660,8 @@ int virtio_mmio_add(struct devmgr *dm, const char *id, const struct virtio_devic
 	}
 	ret = devmgr_attach(dm, slot, &virtio_mmio_dev_ops, t);
 	if (ret) {
-		transport_free(t, false); /* devmgr_attach already released the slot */
+		t->irq = NULL; /* devmgr_attach already released the slot, and its line with it */
+		transport_free(t, false);
 		return ret;
 	}
 	if (out)
