@@ -1,6 +1,7 @@
 #include "core/devmgr.h"
 
 #include "arch/x86/layout.h"
+#include "core/evloop.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -45,28 +47,76 @@ static int new_slot(struct devmgr *dm, const char *id, struct dm_dev **out)
 	if (!d)
 		return -ENOMEM;
 	snprintf(d->id, sizeof(d->id), "%s", id);
-	d->irq.fd = -1;
+	d->irq.fd = d->irq.resample_fd = -1;
 	d->index = (unsigned)dm->nr_devs;
 	*out = d;
 	return 0;
 }
 
-static int setup_irq(struct devmgr *dm, struct dm_dev *d, uint32_t gsi)
+/* Event loop: the guest EOI'd a level line and KVM de-asserted it (KVM_IRQFD_FLAG_RESAMPLE). */
+static void resample_cb(void *opaque, uint32_t events)
 {
+	struct irq_line *l = opaque;
+	uint64_t cnt;
+	ssize_t r = read(l->resample_fd, &cnt, sizeof(cnt)); /* drain */
+
+	(void)r;
+	(void)events;
+	irq_resample(l);
+}
+
+static void irq_close(struct devmgr *dm, struct irq_line *l)
+{
+	if (l->resample_fd >= 0) {
+		if (dm->ev)
+			evloop_del(dm->ev, l->resample_fd);
+		close(l->resample_fd);
+	}
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = l->resample_fd = -1;
+}
+
+static int setup_irq(struct devmgr *dm, struct dm_dev *d, uint32_t gsi, bool level)
+{
+	struct irq_line *l = &d->irq;
 	int ret;
 
 	d->has_irq = true;
-	d->irq.gsi = gsi;
+	l->gsi = gsi;
+	l->level = level;
 	if (!dm->hooks.irq_bind)
 		return 0;
-	d->irq.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (d->irq.fd < 0)
+	/* A level line is only lowered again through the resample eventfd on the loop. */
+	if (level && !dm->ev)
+		return -EINVAL;
+	l->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->fd < 0)
 		return -errno;
-	ret = dm->hooks.irq_bind(dm->hooks.ctx, &d->irq);
-	if (ret < 0) {
-		close(d->irq.fd);
-		d->irq.fd = -1;
+	if (level) {
+		l->resample_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (l->resample_fd < 0) {
+			ret = -errno;
+			goto close_fds;
+		}
 	}
+	ret = dm->hooks.irq_bind(dm->hooks.ctx, l);
+	if (ret < 0)
+		goto close_fds;
+	if (level) {
+		ret = evloop_add(dm->ev, l->resample_fd, EPOLLIN, resample_cb, l);
+		if (ret < 0) {
+			/* Closing the eventfds also unbinds them from KVM. */
+			goto close_fds;
+		}
+	}
+	return 0;
+
+close_fds:
+	if (l->resample_fd >= 0)
+		close(l->resample_fd);
+	close(l->fd);
+	l->fd = l->resample_fd = -1;
 	return ret;
 }
 
@@ -93,7 +143,9 @@ int devmgr_reserve_mmio(struct devmgr *dm, const char *id, uint64_t len, bool ir
 	d->base = dm->mmio_next;
 	d->len = size;
 	if (irq) {
-		ret = setup_irq(dm, d, gsi);
+		/* Every MMIO slot's line is level-triggered: the virtio-mmio interrupt follows
+		 * InterruptStatus (virtio 1.2 §4.2.2), and aml_mmio_device()/the MP table say so. */
+		ret = setup_irq(dm, d, gsi, true);
 		if (ret) {
 			free(d);
 			return ret;
@@ -121,7 +173,8 @@ int devmgr_reserve_pio(struct devmgr *dm, const char *id, uint16_t base, uint16_
 	d->base = base;
 	d->len = len;
 	if (gsi >= 0) {
-		ret = setup_irq(dm, d, (uint32_t)gsi);
+		/* Legacy ISA lines are edge-triggered, active-high (IRQNoFlags, ISA default). */
+		ret = setup_irq(dm, d, (uint32_t)gsi, false);
 		if (ret) {
 			free(d);
 			return ret;
@@ -142,8 +195,7 @@ static void free_slot(struct devmgr *dm, struct dm_dev *d)
 		dm->nr_devs--;
 		break;
 	}
-	if (d->irq.fd >= 0)
-		close(d->irq.fd);
+	irq_close(dm, &d->irq);
 	free(d);
 }
 
@@ -194,6 +246,19 @@ int devmgr_ioeventfd(struct devmgr *dm, uint64_t addr, unsigned len, uint64_t da
 	if (!dm->hooks.ioeventfd)
 		return -ENOSYS;
 	return dm->hooks.ioeventfd(dm->hooks.ctx, addr, len, datamatch, fd, assign);
+}
+
+uint32_t devmgr_level_gsis(const struct devmgr *dm)
+{
+	uint32_t mask = 0;
+
+	for (int i = 0; i < dm->nr_devs; i++) {
+		const struct dm_dev *d = dm->devs[i];
+
+		if (d->has_irq && d->irq.level && d->irq.gsi < 32)
+			mask |= 1u << d->irq.gsi;
+	}
+	return mask;
 }
 
 struct dm_dev *devmgr_find(struct devmgr *dm, const char *id)

@@ -43,7 +43,8 @@ struct dm_describe {
 /* Services the VM provides; all optional (NULL in unit tests). */
 struct devmgr_hooks {
 	void *ctx;
-	/* Bind l->fd (an eventfd the manager created) to GSI l->gsi. */
+	/* Bind l->fd (an eventfd the manager created) to GSI l->gsi as an irqfd; for a level
+	 * line (l->level) with l->resample_fd as its resample eventfd (asserted until EOI). */
 	int (*irq_bind)(void *ctx, struct irq_line *l);
 	/* (De)register an ioeventfd: a guest write of `len` bytes matching `datamatch` at `addr`
 	 * signals `fd` instead of exiting to user space. */
@@ -66,10 +67,12 @@ struct devmgr {
 /* Empty manager over guest memory `gm` and event loop `ev` (either may be NULL in tests). */
 void devmgr_init(struct devmgr *dm, struct gmem *gm, struct evloop *ev,
 		 const struct devmgr_hooks *hooks);
-/* Reserve the next MMIO slot (len rounded up to 4 KiB slots) and, if irq, the next free GSI. */
+/* Reserve the next MMIO slot (len rounded up to 4 KiB slots) and, if irq, the next free GSI
+ * as a level-triggered line (its owner sets the level source). */
 int devmgr_reserve_mmio(struct devmgr *dm, const char *id, uint64_t len, bool irq,
 			struct dm_dev **out) __attribute__((warn_unused_result));
-/* Reserve fixed ports [base, base+len) and, if gsi >= 0, that fixed GSI (legacy devices). */
+/* Reserve fixed ports [base, base+len) and, if gsi >= 0, that fixed GSI as an edge-triggered
+ * line (legacy ISA devices). */
 int devmgr_reserve_pio(struct devmgr *dm, const char *id, uint16_t base, uint16_t len, int gsi,
 		       struct dm_dev **out) __attribute__((warn_unused_result));
 /* Put a reserved slot's device on its bus.  On failure the slot is released. */
@@ -82,6 +85,8 @@ int devmgr_describe(struct devmgr *dm, struct dm_describe *ctx) __attribute__((w
 /* Register an ioeventfd through the VM hook; -ENOSYS without one (caller falls back to exits). */
 int devmgr_ioeventfd(struct devmgr *dm, uint64_t addr, unsigned len, uint64_t datamatch, int fd,
 		     bool assign);
+/* GSIs (bit n = GSI n, n < 32) of the level-triggered lines: what the MP table declares. */
+uint32_t devmgr_level_gsis(const struct devmgr *dm);
 /* Find a device by its stable id. */
 struct dm_dev *devmgr_find(struct devmgr *dm, const char *id);
 /* Reset every device (guest reboot in place, snapshot reset). */

@@ -280,7 +280,7 @@ static void load_guest(struct vm *vm, const struct cli_opts *o, struct boot_plan
 	 * acpi=off) finds the vCPUs and the IOAPIC; a kernel that reads the MADT ignores them. */
 	mp = gmem_ptr(&vm->gm, LAYOUT_MPTABLE_ADDR, LAYOUT_MPTABLE_SIZE);
 	ret = mp ? mptable_build(mp, LAYOUT_MPTABLE_SIZE, LAYOUT_MPTABLE_ADDR, vm->cfg.nr_vcpus,
-				 &used)
+				 devmgr_level_gsis(&vm->dm), &used)
 		 : -EFAULT;
 	if (ret)
 		die(1, "cannot build the MP tables: %s", strerror(-ret));

@@ -52,11 +52,20 @@ static int set_gsi_routing(struct vm *vm)
 	return ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, &r) < 0 ? -errno : 0;
 }
 
+/* An edge line: each write to l->fd pulses the GSI.  A level line: each write asserts the GSI
+ * (KVM_IRQFD_FLAG_RESAMPLE) until the guest EOIs it; KVM then de-asserts it and signals
+ * l->resample_fd, and the device manager re-asserts while the device's level is high. */
 static int irq_bind(void *ctx, struct irq_line *l)
 {
 	struct vm *vm = ctx;
 	struct kvm_irqfd req = { .fd = (uint32_t)l->fd, .gsi = l->gsi };
 
+	if (l->level) {
+		if (l->resample_fd < 0)
+			return -EINVAL;
+		req.flags = KVM_IRQFD_FLAG_RESAMPLE;
+		req.resamplefd = (uint32_t)l->resample_fd;
+	}
 	return ioctl(vm->vm_fd, KVM_IRQFD, &req) < 0 ? -errno : 0;
 }
 
@@ -125,6 +134,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 		{ KVM_CAP_IRQCHIP, "in-kernel irqchip" },
 		{ KVM_CAP_IOEVENTFD, "ioeventfd" },
 		{ KVM_CAP_IRQFD, "irqfd" },
+		{ KVM_CAP_IRQFD_RESAMPLE, "level-triggered irqfd (resample)" },
 		{ KVM_CAP_USER_MEMORY, "user memory" },
 		{ KVM_CAP_IMMEDIATE_EXIT, "immediate_exit" },
 		{ KVM_CAP_PIT2, "in-kernel PIT" },

@@ -33,7 +33,8 @@ static int fake_mmio_describe(void *dev, const struct dm_dev *slot, struct dm_de
 	if (!ctx->dsdt)
 		return 0;
 	return aml_mmio_device(ctx->dsdt, f->name, "LNRO0005", slot->index, slot->base,
-			       (uint32_t)slot->len, slot->has_irq ? (int)slot->irq.gsi : -1);
+			       (uint32_t)slot->len, slot->has_irq ? (int)slot->irq.gsi : -1,
+			       slot->irq.level);
 }
 
 static const struct dev_ops fake_mmio_ops = {
@@ -533,8 +534,11 @@ static void test_iasl(void **state)
 	expect_in(dsl, "0xC0000000,         // Address Base", "dsdt.dsl");
 	expect_in(dsl, "0xC0001000,         // Address Base", "dsdt.dsl");
 	expect_in(dsl, "0x00001000,         // Address Length", "dsdt.dsl");
-	expect_in(dsl, "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )",
+	/* The virtio-mmio lines are level-triggered, active-high (the VM holds them asserted
+	 * while InterruptStatus is nonzero). */
+	expect_in(dsl, "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )",
 		  "dsdt.dsl");
+	assert_null(strstr(dsl, "Interrupt (ResourceConsumer, Edge"));
 	expect_in(dsl, "0x00000005,", "dsdt.dsl");
 	expect_in(dsl, "0x00000006,", "dsdt.dsl");
 	expect_in(dsl, "Device (COM1)", "dsdt.dsl");
@@ -573,7 +577,8 @@ static void test_iasl(void **state)
 
 		expect_in(out, "3 Devices", "acpiexec");
 		expect_in(out, "[Integer] = 0000000000000005", "acpiexec");
-		expect_in(out, "0000: 86 09 00 01 00 10 00 C0 00 10 00 00 89 06 00 03", "acpiexec");
+		/* ... 89 06 00 01: Interrupt(ResourceConsumer, Level, ActiveHigh, Exclusive). */
+		expect_in(out, "0000: 86 09 00 01 00 10 00 C0 00 10 00 00 89 06 00 01", "acpiexec");
 		expect_in(out, "[Integer] = 000000000105D041", "acpiexec");
 		expect_in(out, "Sleep-A: 05", "acpiexec");
 		expect_in(out, "HwExtendedSleep", "acpiexec");

@@ -181,7 +181,8 @@ static void test_mmio_device_bytes(void **state)
 	struct aml a;
 
 	aml_init(&a);
-	assert_int_equal(aml_mmio_device(&a, "V000", "LNRO0005", 0, 0xc0001000, 0x1000, 5), 0);
+	assert_int_equal(aml_mmio_device(&a, "V000", "LNRO0005", 0, 0xc0001000, 0x1000, 5, true),
+			 0);
 	expect_bytes(&a,
 		     BYTES(0x5b, 0x82, 0x3a, 'V', '0', '0', '0',
 			   /* Name(_HID, "LNRO0005") */
@@ -193,10 +194,35 @@ static void test_mmio_device_bytes(void **state)
 			   0x08, '_', 'C', 'R', 'S', 0x11, 0x1a, 0x0a, 0x17,
 			   /* Memory32Fixed(ReadWrite, 0xC0001000, 0x1000) */
 			   0x86, 0x09, 0x00, 0x01, 0x00, 0x10, 0x00, 0xc0, 0x00, 0x10, 0x00, 0x00,
-			   /* Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {5} */
-			   0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0x00, 0x00, 0x00,
+			   /* Interrupt(ResourceConsumer, Level, ActiveHigh, Exclusive) {5}:
+			    * flags 0x01 = consumer, bit 1 (edge) clear, bit 2 (active-low) clear */
+			   0x89, 0x06, 0x00, 0x01, 0x01, 0x05, 0x00, 0x00, 0x00,
 			   /* End tag */
 			   0x79, 0x00));
+	aml_free(&a);
+}
+
+/* Extended Interrupt Descriptor flags (ACPI 6.4 §6.4.3.6): consumer, level or edge, high. */
+static void test_interrupt_descriptor_modes(void **state)
+{
+	struct aml a;
+
+	aml_init(&a);
+	assert_int_equal(aml_res_interrupt(&a, 17, true), 0);
+	assert_int_equal(aml_res_interrupt(&a, 17, false), 0);
+	expect_bytes(&a, BYTES(0x89, 0x06, 0x00, 0x01, 0x01, 0x11, 0x00, 0x00, 0x00,   /* level */
+			       0x89, 0x06, 0x00, 0x03, 0x01, 0x11, 0x00, 0x00, 0x00)); /* edge */
+	aml_free(&a);
+	/* An edge-triggered MMIO device says Edge. */
+	aml_init(&a);
+	assert_int_equal(aml_mmio_device(&a, "V000", "LNRO0005", 0, 0xc0001000, 0x1000, 5, false),
+			 0);
+	assert_non_null(memmem(a.buf, a.len, "\x89\x06\x00\x03\x01\x05", 6));
+	aml_free(&a);
+	/* A legacy port device above IRQ 15 gets an edge Interrupt(). */
+	aml_init(&a);
+	assert_int_equal(aml_pio_device(&a, "COM1", "PNP0501", 0, 0x3f8, 8, 17), 0);
+	assert_non_null(memmem(a.buf, a.len, "\x89\x06\x00\x03\x01\x11", 6));
 	aml_free(&a);
 }
 
@@ -248,7 +274,8 @@ static void test_mmio_device_pkglen_sizes(void **state)
 
 	/* Small: no interrupt, _UID Zero. */
 	aml_init(&a);
-	assert_int_equal(aml_mmio_device(&a, "V001", "LNRO0005", 0, 0xc0000000, 0x200, -1), 0);
+	assert_int_equal(aml_mmio_device(&a, "V001", "LNRO0005", 0, 0xc0000000, 0x200, -1, true),
+			 0);
 	check_device_span(&a, 1);
 	assert_true(a.len - 2 <= 63);
 	aml_free(&a);
@@ -256,13 +283,15 @@ static void test_mmio_device_pkglen_sizes(void **state)
 	/* Largest one-byte form this helper makes: a DWord _UID and an interrupt. */
 	aml_init(&a);
 	assert_int_equal(
-		aml_mmio_device(&a, "V002", "LNRO0005", 0xffffffffu, 0xc0000000, 0x200, 23), 0);
+		aml_mmio_device(&a, "V002", "LNRO0005", 0xffffffffu, 0xc0000000, 0x200, 23, true),
+		0);
 	check_device_span(&a, 1);
 	aml_free(&a);
 
 	/* A window above 4 GiB needs a QWordMemory descriptor: > 63 bytes, two-byte form. */
 	aml_init(&a);
-	assert_int_equal(aml_mmio_device(&a, "V003", "LNRO0005", 7, 0x100000000ull, 0x1000, 6), 0);
+	assert_int_equal(
+		aml_mmio_device(&a, "V003", "LNRO0005", 7, 0x100000000ull, 0x1000, 6, true), 0);
 	check_device_span(&a, 2);
 	assert_true(a.len - 2 > 63);
 	/* The _CRS Buffer inside it: 0x8A descriptor, length 43, min/max/len. */
@@ -282,8 +311,10 @@ static void test_mmio_device_pkglen_sizes(void **state)
 	aml_free(&a);
 
 	aml_init(&a);
-	assert_int_equal(aml_mmio_device(&a, "V004", "LNRO0005", 0, 0xc0000000, 0, 5), -EINVAL);
-	assert_int_equal(aml_mmio_device(&a, "V0004", "LNRO0005", 0, 0xc0000000, 1, 5), -EINVAL);
+	assert_int_equal(aml_mmio_device(&a, "V004", "LNRO0005", 0, 0xc0000000, 0, 5, true),
+			 -EINVAL);
+	assert_int_equal(aml_mmio_device(&a, "V0004", "LNRO0005", 0, 0xc0000000, 1, 5, true),
+			 -EINVAL);
 	aml_free(&a);
 }
 
@@ -306,7 +337,7 @@ static void test_scope_nesting_sizes(void **state)
 			snprintf(name, sizeof(name), "V%03X", (unsigned)i & 0xfff);
 			assert_int_equal(aml_mmio_device(&a, name, "LNRO0005", (uint32_t)i,
 							 0xc0000000 + 0x1000ull * (unsigned)i,
-							 0x1000, 5 + i % 19),
+							 0x1000, 5 + i % 19, true),
 					 0);
 		}
 		body = a.len - 1;
@@ -355,6 +386,7 @@ int main(void)
 		cmocka_unit_test(test_eisaid),
 		cmocka_unit_test(test_package),
 		cmocka_unit_test(test_mmio_device_bytes),
+		cmocka_unit_test(test_interrupt_descriptor_modes),
 		cmocka_unit_test(test_pio_device_bytes),
 		cmocka_unit_test(test_mmio_device_pkglen_sizes),
 		cmocka_unit_test(test_scope_nesting_sizes),

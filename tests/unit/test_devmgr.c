@@ -8,10 +8,14 @@
 #include "arch/x86/layout.h"
 #include "core/bus.h"
 #include "core/devmgr.h"
+#include "core/evloop.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 struct fake {
 	uint64_t last_off;
@@ -245,6 +249,107 @@ static void test_devmgr_describe_and_order(void **state)
 	assert_int_equal(order[2], 0);
 }
 
+/* What the VM's irq_bind hook saw. */
+struct bind_rec {
+	int calls;
+	bool level[4];
+	int fd[4], resample_fd[4];
+	uint32_t gsi[4];
+};
+
+static int fake_irq_bind(void *ctx, struct irq_line *l)
+{
+	struct bind_rec *r = ctx;
+
+	if (r->calls < 4) {
+		r->level[r->calls] = l->level;
+		r->fd[r->calls] = l->fd;
+		r->resample_fd[r->calls] = l->resample_fd;
+		r->gsi[r->calls] = l->gsi;
+	}
+	r->calls++;
+	return 0;
+}
+
+static void *loop_thread(void *arg)
+{
+	return (void *)(intptr_t)evloop_run(arg);
+}
+
+static bool level;
+
+static bool fake_level_high(void *opaque)
+{
+	(void)opaque;
+	return __atomic_load_n(&level, __ATOMIC_SEQ_CST);
+}
+
+/* Wait up to `ms` for the irqfd to be written; consume what was written. */
+static bool asserted(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	uint64_t v;
+
+	if (poll(&p, 1, ms) != 1)
+		return false;
+	return read(fd, &v, sizeof(v)) == sizeof(v);
+}
+
+/* MMIO slots get level lines bound with a resample eventfd that the event loop watches; at
+ * each signal (KVM: the guest's EOI) the line is asserted again while its level is high.
+ * Legacy port lines stay edge-triggered. */
+static void test_devmgr_level_lines(void **state)
+{
+	struct bind_rec rec = { 0 };
+	struct devmgr_hooks hooks = { .ctx = &rec, .irq_bind = fake_irq_bind };
+	struct dm_dev *mm, *pio;
+	struct devmgr dm;
+	struct evloop ev;
+	pthread_t th;
+	uint64_t one = 1;
+
+	(void)state;
+	assert_int_equal(evloop_init(&ev), 0);
+	devmgr_init(&dm, NULL, &ev, &hooks);
+	assert_int_equal(devmgr_reserve_mmio(&dm, "virtio-x0", 0x1000, true, &mm), 0);
+	assert_int_equal(devmgr_reserve_pio(&dm, "com1", 0x3f8, 8, 4, &pio), 0);
+	assert_int_equal(rec.calls, 2);
+	assert_true(rec.level[0]);
+	assert_int_equal(rec.gsi[0], LAYOUT_GSI_FIRST);
+	assert_true(rec.fd[0] >= 0 && rec.resample_fd[0] >= 0);
+	assert_false(rec.level[1]);
+	assert_true(rec.fd[1] >= 0);
+	assert_int_equal(rec.resample_fd[1], -1);
+	/* The MP table declares exactly the level lines. */
+	assert_int_equal(devmgr_level_gsis(&dm), 1u << LAYOUT_GSI_FIRST);
+
+	irq_set_level_source(&mm->irq, fake_level_high, NULL);
+	assert_int_equal(pthread_create(&th, NULL, loop_thread, &ev), 0);
+	/* EOI while the level is high: asserted again. */
+	__atomic_store_n(&level, true, __ATOMIC_SEQ_CST);
+	assert_int_equal(write(mm->irq.resample_fd, &one, sizeof(one)), sizeof(one));
+	assert_true(asserted(mm->irq.fd, 2000));
+	/* EOI after the level dropped: stays low. */
+	__atomic_store_n(&level, false, __ATOMIC_SEQ_CST);
+	assert_int_equal(write(mm->irq.resample_fd, &one, sizeof(one)), sizeof(one));
+	assert_false(asserted(mm->irq.fd, 100));
+	evloop_stop(&ev);
+	pthread_join(th, NULL);
+
+	/* Without an event loop nothing would ever lower-and-reassert a level line. */
+	{
+		struct devmgr dm2;
+		struct dm_dev *d;
+
+		devmgr_init(&dm2, NULL, NULL, &hooks);
+		assert_int_equal(devmgr_reserve_mmio(&dm2, "virtio-x0", 0x1000, true, &d), -EINVAL);
+		assert_int_equal(dm2.nr_devs, 0);
+		devmgr_destroy(&dm2);
+	}
+	devmgr_destroy(&dm);
+	evloop_destroy(&ev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +358,7 @@ int main(void)
 		cmocka_unit_test(test_devmgr_allocation),
 		cmocka_unit_test(test_devmgr_gsi_exhaustion),
 		cmocka_unit_test(test_devmgr_describe_and_order),
+		cmocka_unit_test(test_devmgr_level_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,7 +31,8 @@ struct parsed {
 	int cpu_ids[MPTABLE_MAX_CPUS];
 	uint8_t ioapic_id;
 	uint32_t ioapic_addr;
-	int pin_of_irq[32]; /* ISA IRQ -> IOAPIC pin for INT entries, -1 if none */
+	int pin_of_irq[32];   /* ISA IRQ -> IOAPIC pin for INT entries, -1 if none */
+	int flags_of_irq[32]; /* its polarity/trigger flags (§4.3.4 Table 4-10), -1 if none */
 	int extint_pin;
 	int nmi_lint;
 };
@@ -53,6 +54,7 @@ static void parse(size_t used, struct parsed *p)
 
 	memset(p, 0, sizeof(*p));
 	memset(p->pin_of_irq, -1, sizeof(p->pin_of_irq));
+	memset(p->flags_of_irq, -1, sizeof(p->flags_of_irq));
 	p->extint_pin = p->nmi_lint = -1;
 	assert_non_null(mpf);
 	assert_int_equal(mpf[8], 1);
@@ -107,6 +109,7 @@ static void parse(size_t used, struct parsed *p)
 			else if (e[1] == 0) {
 				assert_int_equal(p->pin_of_irq[e[5]], -1); /* one route per IRQ */
 				p->pin_of_irq[e[5]] = e[7];
+				p->flags_of_irq[e[5]] = get_le16(e + 2);
 			} else
 				fail_msg("unexpected I/O interrupt type %u", e[1]);
 			break;
@@ -133,7 +136,7 @@ static void test_cpus(void **state)
 		size_t used = 0;
 
 		memset(buf, 0xa5, sizeof(buf));
-		assert_int_equal(mptable_build(buf, sizeof(buf), GPA, counts[c], &used), 0);
+		assert_int_equal(mptable_build(buf, sizeof(buf), GPA, counts[c], 0, &used), 0);
 		assert_true(used > 0 && used <= sizeof(buf));
 		parse(used, &p);
 		assert_int_equal(p.cpus, counts[c]);
@@ -154,7 +157,7 @@ static void test_interrupt_routing(void **state)
 	struct parsed p;
 	size_t used;
 
-	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, 2, &used), 0);
+	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, 2, 0, &used), 0);
 	parse(used, &p);
 	/* PIT on pin 2, the 8259 cascade IRQ 2 has no route, every device line 1..23 on its own
 	 * pin: the same wiring as the MADT and the VM's KVM routing (layout.h).  Pin 0 stays
@@ -173,11 +176,41 @@ static void test_interrupt_routing(void **state)
 	assert_int_equal(p.lints, 2);
 }
 
+/* Lines the VM holds level (virtio-mmio) say so; the others conform to the ISA bus. */
+static void test_trigger_modes(void **state)
+{
+	uint32_t level = (1u << 5) | (1u << 9) | (1u << 23);
+	struct parsed p;
+	size_t used;
+
+	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, 2, 0, &used), 0);
+	parse(used, &p);
+	for (unsigned irq = 0; irq < 24; irq++)
+		if (irq != 2)
+			assert_int_equal(p.flags_of_irq[irq], 0); /* conforms: ISA edge, high */
+
+	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, 2, level, &used), 0);
+	parse(used, &p);
+	for (unsigned irq = 0; irq < 24; irq++) {
+		if (irq == 2)
+			continue;
+		/* Polarity 01 = active high (bits 0-1), trigger 11 = level (bits 2-3). */
+		assert_int_equal(p.flags_of_irq[irq], (level >> irq) & 1 ? 0x0d : 0);
+		assert_int_equal(p.pin_of_irq[irq], layout_ioapic_pin(irq)); /* same wiring */
+	}
+	assert_int_equal(p.flags_of_irq[LAYOUT_GSI_COM1], 0);
+	/* A bit for IRQ 2 (no route) or beyond the pins adds no entry. */
+	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, 2, 0xff000004u, &used), 0);
+	parse(used, &p);
+	assert_int_equal(p.pin_of_irq[2], -1);
+	assert_int_equal(p.ioints, 23);
+}
+
 static void test_fits_the_scanned_kib(void **state)
 {
 	size_t used;
 
-	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, MPTABLE_MAX_CPUS, &used), 0);
+	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, MPTABLE_MAX_CPUS, 0, &used), 0);
 	assert_true(used <= LAYOUT_MPTABLE_SIZE);
 	/* The table lies inside the e820 hole below 1 MiB, not in usable RAM. */
 	assert_true(GPA + used <= 0xa0000);
@@ -187,20 +220,19 @@ static void test_rejects(void **state)
 {
 	size_t used = 1234;
 
-	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, 0, &used), -EINVAL);
-	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, MPTABLE_MAX_CPUS + 1, &used),
+	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, 0, 0, &used), -EINVAL);
+	assert_int_equal(mptable_build(buf, sizeof(buf), GPA, MPTABLE_MAX_CPUS + 1, 0, &used),
 			 -EINVAL);
-	assert_int_equal(mptable_build(buf, 100, GPA, 1, &used), -ENOSPC);
-	assert_int_equal(mptable_build(buf, sizeof(buf), 0xfffffff8ull, 1, &used), -ENOSPC);
+	assert_int_equal(mptable_build(buf, 100, GPA, 1, 0, &used), -ENOSPC);
+	assert_int_equal(mptable_build(buf, sizeof(buf), 0xfffffff8ull, 1, 0, &used), -ENOSPC);
 	assert_int_equal(used, 1234); /* untouched on failure */
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cpus),
-		cmocka_unit_test(test_interrupt_routing),
-		cmocka_unit_test(test_fits_the_scanned_kib),
+		cmocka_unit_test(test_cpus),	      cmocka_unit_test(test_interrupt_routing),
+		cmocka_unit_test(test_trigger_modes), cmocka_unit_test(test_fits_the_scanned_kib),
 		cmocka_unit_test(test_rejects),
 	};
 

@@ -730,6 +730,34 @@ static void test_garbage_chain(void **state)
 	expect_needs_reset_then_recover(x);
 }
 
+/* A request completed, then a garbage chain in the same pass: the completion is still
+ * signalled (USED beside the NEEDS_RESET config interrupt), or the driver would wait forever
+ * for a request the device did finish. */
+static void test_completion_before_garbage_signalled(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t id, len;
+	uint16_t head;
+
+	put_hdr(x, VIRTIO_BLK_T_FLUSH, 0);
+	*status_byte(x) = 0xee;
+	head = fake_vq_add_chain(
+		&x->f, (struct fake_buf[]){ { HDR_GPA, 16, false }, { STATUS_GPA, 1, true } }, 2);
+	/* Then a descriptor loop (2 -> 3 -> 2). */
+	fake_vq_set_desc(&x->f, 2, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 3);
+	fake_vq_set_desc(&x->f, 3, STATUS_GPA, 1, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+	fake_vq_publish(&x->f, 2);
+	x->f.next_desc = 4;
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_true(fake_vq_get_used(&x->f, &id, &len));
+	assert_int_equal(id, head);
+	assert_int_equal(*status_byte(x), VIRTIO_BLK_S_OK);
+	assert_false(fake_vq_get_used(&x->f, &id, &len));
+	assert_true(virtio_mmio_status(x->t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS),
+			 VIRTIO_INT_USED | VIRTIO_INT_CONFIG);
+}
+
 static void test_status_byte_position(void **state)
 {
 	struct fixture *x = *state;
@@ -1189,6 +1217,7 @@ int main(void)
 		RW(test_header_only),
 		RW(test_no_writable_status),
 		RW(test_garbage_chain),
+		RW(test_completion_before_garbage_signalled),
 		RW(test_status_byte_position),
 		RW(test_reset_while_idle),
 		RW(test_image_shrank),

@@ -17,7 +17,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -460,20 +462,130 @@ static void test_notify_direct(void **state)
 	/* Before DRIVER_OK nothing reaches the device. */
 	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(x->dev.notifies[0], 0);
+	/* Activation runs each ready queue once (see test_kick_before_driver_ok). */
 	bring_up(x->t, FEATURES);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
-	assert_int_equal(x->dev.notifies[1], 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(x->dev.notifies[0], 1);
+	assert_int_equal(x->dev.notifies[1], 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	assert_int_equal(x->dev.notifies[1], 2);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(x->dev.notifies[0], 2);
 	/* Nonexistent queues are ignored. */
 	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 2);
 	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0xffffffffu);
-	assert_int_equal(x->dev.notifies[0] + x->dev.notifies[1], 2);
+	assert_int_equal(x->dev.notifies[0] + x->dev.notifies[1], 4);
 	/* A queue the driver disabled is not handed to the device. */
 	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 1);
 	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 0);
 	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
-	assert_int_equal(x->dev.notifies[1], 1);
+	assert_int_equal(x->dev.notifies[1], 2);
+}
+
+/* A kick before DRIVER_OK (Linux's balloon driver kicks its stats queue then) is not lost:
+ * the transport runs every ready queue once when the device is activated, and only then. */
+static void test_kick_before_driver_ok(void **state)
+{
+	struct fixture *x = *state;
+
+	x->dev.push_on_notify = true;
+	negotiate(x->t, FEATURES);
+	assert_int_equal(setup_queue(x->t, 0, QMAX, 0), 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1); /* not ready yet */
+	/* §3.1.1: the device uses no buffer and sends no notification before DRIVER_OK. */
+	assert_int_equal(x->dev.notifies[0], 0);
+	assert_int_equal(x->dev.notifies[1], 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(x->irq.count, 0);
+	wr(x->t, VIRTIO_MMIO_STATUS,
+	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+		   VIRTIO_STATUS_DRIVER_OK);
+	/* Activated first (the device sees its queues), then queue 0 ran: its used buffer is
+	 * signalled.  Queue 1 was never made ready, so it is not run. */
+	assert_int_equal(x->dev.activations, 1);
+	assert_int_equal(x->dev.notifies[0], 1);
+	assert_int_equal(x->dev.notifies[1], 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
+	assert_int_equal(x->irq.count, 1);
+
+	/* A failed activation runs nothing. */
+	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	x->dev.activate_ret = -EINVAL;
+	negotiate(x->t, FEATURES);
+	assert_int_equal(setup_queue(x->t, 0, QMAX, 0), 1);
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+	assert_int_equal(x->dev.activations, 2);
+	assert_int_equal(x->dev.notifies[0], 1);
+	assert_true(rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
+/* The line is level-triggered: it is asserted whenever a status bit is set and, at each EOI
+ * (irq_resample, what the VM calls when KVM signals the resample eventfd), again while
+ * InterruptStatus is nonzero; it stays low once the driver acknowledged every bit. */
+static void test_level_follows_interrupt_status(void **state)
+{
+	struct fixture *x = *state;
+	int efd = eventfd(0, EFD_NONBLOCK);
+	uint64_t v;
+
+	assert_true(efd >= 0);
+	assert_true(x->irq.level_high != NULL); /* the transport is the line's level source */
+	x->irq.fd = efd;
+	bring_up(x->t, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	x->dev.push_on_notify = true;
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
+	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v)); /* asserted through the irqfd */
+	assert_int_equal(v, 1);
+	/* EOI without an ACK (a handler that ran before the status was set): asserted again. */
+	irq_resample(&x->irq);
+	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v));
+	/* A new bit while the status is already nonzero still writes the irqfd. */
+	virtio_mmio_config_changed(x->t);
+	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v));
+	assert_int_equal(x->irq.count, 3);
+	/* Some bits acknowledged: the EOI re-asserts. */
+	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
+	irq_resample(&x->irq);
+	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v));
+	assert_int_equal(x->irq.count, 4);
+	/* All acknowledged: the line stays low. */
+	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_CONFIG);
+	irq_resample(&x->irq);
+	assert_int_equal(read(efd, &v, sizeof(v)), -1);
+	assert_int_equal(x->irq.count, 4);
+	/* A reset clears the status, and with it the level. */
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v));
+	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	irq_resample(&x->irq);
+	assert_int_equal(read(efd, &v, sizeof(v)), -1);
+	x->irq.fd = -1;
+	close(efd);
+}
+
+/* Completions pushed before a chain broke the queue are still signalled (§2.7.7.2 does not
+ * apply to a queue whose rings the device no longer trusts). */
+static void test_used_signalled_when_queue_breaks(void **state)
+{
+	struct fixture *x = *state;
+
+	bring_up(x->t, FEATURES);
+	/* The driver asks for no interrupts; a broken queue signals what it used anyway. */
+	*(uint16_t *)fake_mem_ptr(&x->mem, AVAIL_GPA, 2) = VIRTQ_AVAIL_F_NO_INTERRUPT;
+	virtq_push(&x->dev.vqs[0], 0, 0);
+	x->dev.vqs[0].broken = true; /* as virtq_pop leaves it after a malformed chain */
+	virtio_mmio_set_needs_reset(x->t);
+	virtio_mmio_notify_used(x->t, &x->dev.vqs[0]);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS),
+			 VIRTIO_INT_USED | VIRTIO_INT_CONFIG);
+	assert_int_equal(x->irq.count, 2);
+	/* Nothing new: no second one. */
+	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
+	virtio_mmio_notify_used(x->t, &x->dev.vqs[0]);
+	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
+	assert_int_equal(x->irq.count, 2);
 }
 
 static void test_interrupts(void **state)
@@ -497,7 +609,7 @@ static void test_interrupts(void **state)
 	/* Driver suppressed interrupts (§2.7.7): used buffer, but no edge. */
 	*(uint16_t *)fake_mem_ptr(&x->mem, AVAIL_GPA, 2) = VIRTQ_AVAIL_F_NO_INTERRUPT;
 	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	assert_int_equal(x->dev.notifies[0], 2);
+	assert_int_equal(x->dev.notifies[0], 3); /* activation, two kicks */
 	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	assert_int_equal(x->irq.count, 2);
 }
@@ -509,14 +621,14 @@ static void test_needs_reset(void **state)
 	bring_up(x->t, FEATURES);
 	x->dev.garbage_on_notify = true;
 	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	assert_int_equal(x->dev.notifies[0], 1);
+	assert_int_equal(x->dev.notifies[0], 2); /* activation, the kick */
 	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
 	assert_int_equal(x->irq.count, 1);
 	/* Stopped: no more queue work, no second interrupt for the same condition. */
 	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
-	assert_int_equal(x->dev.notifies[0] + x->dev.notifies[1], 1);
+	assert_int_equal(x->dev.notifies[0] + x->dev.notifies[1], 3);
 	virtio_mmio_set_needs_reset(x->t);
 	assert_int_equal(x->irq.count, 1);
 	/* Only a reset clears it. */
@@ -527,7 +639,7 @@ static void test_needs_reset(void **state)
 	x->dev.garbage_on_notify = false;
 	bring_up(x->t, FEATURES);
 	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	assert_int_equal(x->dev.notifies[0], 2);
+	assert_int_equal(x->dev.notifies[0], 4);
 }
 
 static void test_activate_failure(void **state)
@@ -680,9 +792,12 @@ static void test_event_loop_path(void **state)
 	assert_int_equal(rec.len[0], 4);
 	assert_int_equal(rec.datamatch[0], 0);
 	assert_int_equal(rec.datamatch[1], 1);
+	/* Activation runs each ready queue once, on the event loop. */
+	assert_true(wait_for(&dev.notifies[0], 1));
+	assert_true(wait_for(&dev.notifies[1], 1));
 	/* QueueNotify writes that still exit are forwarded to the event loop. */
 	assert_true(bus_write(&dm.mmio, dm.devs[0]->base + VIRTIO_MMIO_QUEUE_NOTIFY, &q1, 4));
-	assert_true(wait_for(&dev.notifies[1], 1));
+	assert_true(wait_for(&dev.notifies[1], 2));
 	/* Reset tears the ioeventfds down. */
 	wr(t, VIRTIO_MMIO_STATUS, 0);
 	assert_int_equal(rec.assigned, 0);
@@ -712,6 +827,9 @@ int main(void)
 		T(test_config_space),
 		T(test_activate_and_reset),
 		T(test_notify_direct),
+		T(test_kick_before_driver_ok),
+		T(test_level_follows_interrupt_status),
+		T(test_used_signalled_when_queue_breaks),
 		T(test_interrupts),
 		T(test_needs_reset),
 		T(test_activate_failure),

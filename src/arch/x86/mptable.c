@@ -6,11 +6,17 @@
  * Entries, in the order the spec asks for (§4.3: processors, buses, I/O APICs, I/O interrupt
  * assignments, local interrupt assignments):
  *   - one processor per vCPU, APIC id = vCPU index, the first flagged as boot processor;
- *   - one ISA bus (id 0): every line here is an ISA-style edge-triggered, active-high line;
+ *   - one ISA bus (id 0);
  *   - one I/O APIC, id = nr_cpus (after the vCPUs' ids, as in the MADT), 24 pins at 0xFEC00000;
  *   - one I/O interrupt entry per line with an IOAPIC pin, from layout_ioapic_pin(): ISA
  *     IRQ 0 (PIT) on pin 2, every other line on the pin of the same number, IRQ 2 (the 8259
- *     cascade) nowhere -- the wiring the VM programs into KVM and the MADT describes;
+ *     cascade) nowhere -- the wiring the VM programs into KVM and the MADT describes.
+ *     Lines the caller names in `level_irqs` (virtio-mmio: the VM holds them asserted while
+ *     the device's InterruptStatus is nonzero) say level-triggered, active-high in the entry's
+ *     flags; the rest conform to the bus (ISA: edge, active-high).  Linux (io_apic.c) takes
+ *     an explicit trigger/polarity in an entry over the bus default and programs the pin with
+ *     it when it sets up the IOAPIC, so a `virtio_mmio.device=` IRQ (--no-acpi) is handled as
+ *     a level interrupt (fasteoi);
  *   - LINT0 = ExtINT, LINT1 = NMI on every local APIC: the 8259s reach the CPUs through
  *     LINT0 (virtual wire), not through an IOAPIC pin.  An ExtINT entry on IOAPIC pin 0
  *     makes Linux try to route the 8259 through the IOAPIC, which KVM does not model; with
@@ -52,6 +58,10 @@
 #define BUS_ISA		0
 #define ALL_LAPICS	0xff
 
+/* §4.3.4 Table 4-10: bits 0-1 polarity (01 active high), bits 2-3 trigger mode (11 level). */
+#define INT_POL_HIGH   0x1
+#define INT_TRIG_LEVEL (0x3 << 2)
+
 static size_t table_len(unsigned nr_cpus)
 {
 	size_t nr_ioint = 0;
@@ -64,11 +74,12 @@ static size_t table_len(unsigned nr_cpus)
 	       2 * MPC_ENTRY_LEN /* LINT0, LINT1 */;
 }
 
-static uint8_t *put_ioint(uint8_t *e, uint8_t type, uint8_t irq, uint8_t apic, uint8_t pin)
+static uint8_t *put_ioint(uint8_t *e, uint8_t type, uint16_t flags, uint8_t irq, uint8_t apic,
+			  uint8_t pin)
 {
 	e[0] = MPC_IOINT;
 	e[1] = type;
-	put_le16(e + 2, INT_FLAGS_BUS);
+	put_le16(e + 2, flags);
 	e[4] = BUS_ISA;
 	e[5] = irq;
 	e[6] = apic;
@@ -88,7 +99,8 @@ static uint8_t *put_lint(uint8_t *e, uint8_t type, uint8_t lint)
 	return e + MPC_ENTRY_LEN;
 }
 
-int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned nr_cpus, size_t *used)
+int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned nr_cpus, uint32_t level_irqs,
+		  size_t *used)
 {
 	size_t len = table_len(nr_cpus);
 	uint8_t *mpf = buf, *mpc = buf + MPF_LEN, *e = mpc + MPC_HDR_LEN;
@@ -121,9 +133,12 @@ int mptable_build(uint8_t *buf, size_t size, uint64_t gpa, unsigned nr_cpus, siz
 	e += MPC_ENTRY_LEN, count++;
 	for (unsigned irq = 0; irq < LAYOUT_IOAPIC_PINS; irq++) {
 		int pin = layout_ioapic_pin(irq);
+		uint16_t flags =
+			(level_irqs >> irq) & 1 ? INT_POL_HIGH | INT_TRIG_LEVEL : INT_FLAGS_BUS;
 
 		if (pin >= 0)
-			e = put_ioint(e, INT_TYPE_INT, (uint8_t)irq, ioapic_id, (uint8_t)pin),
+			e = put_ioint(e, INT_TYPE_INT, flags, (uint8_t)irq, ioapic_id,
+				      (uint8_t)pin),
 			count++;
 	}
 	e = put_lint(e, INT_TYPE_EXTINT, 0), count++;

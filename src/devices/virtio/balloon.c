@@ -289,11 +289,8 @@ static int balloon_activate(void *dev, struct virtio_mmio *t, uint64_t features,
 		b->stats_vq = &vqs[VIRTIO_BALLOON_Q_STATS];
 	b->stats_held = false;
 	b->active = true;
-	/* Linux primes the stats queue and kicks it before DRIVER_OK (§5.5.6.3), when the
-	 * transport still drops notifications: take that buffer now, or the first statistics
-	 * would wait for a kick that never comes. */
-	if (b->stats_vq)
-		balloon_queue_notify(b, VIRTIO_BALLOON_Q_STATS);
+	/* Linux primes the stats queue and kicks it before DRIVER_OK (§5.5.6.3): the transport
+	 * runs every ready queue once after this returns, so that buffer is taken then. */
 	return 0;
 }
 

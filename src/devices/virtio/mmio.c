@@ -62,11 +62,23 @@ void virtio_mmio_unlock(struct virtio_mmio *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* Set InterruptStatus bits, then assert the line.  The order matters for a level line: the
+ * resample after the guest's EOI reads int_status, so a bit set after that read is always
+ * followed by this write, which asserts the line again. */
 static void raise_interrupt(struct virtio_mmio *t, uint32_t bits)
 {
 	__atomic_or_fetch(&t->int_status, bits, __ATOMIC_SEQ_CST);
 	if (t->irq)
 		irq_trigger(t->irq);
+}
+
+/* The level of the transport's line (virtio 1.2 §4.2.2: the interrupt stays pending while
+ * any InterruptStatus bit is set; the driver clears them through InterruptACK). */
+static bool irq_level_high(void *opaque)
+{
+	struct virtio_mmio *t = opaque;
+
+	return __atomic_load_n(&t->int_status, __ATOMIC_SEQ_CST) != 0;
 }
 
 static struct mmio_queue *selected_queue(struct virtio_mmio *t)
@@ -220,6 +232,14 @@ static void activate(struct virtio_mmio *t)
 	for (unsigned i = 0; i < n; i++)
 		if (t->vqs[i].ready)
 			queue_arm(t, i);
+	/* Kicks that came before DRIVER_OK reached no device (run_queue() drops them while
+	 * inactive).  §3.1.1 forbids them, but drivers send them: Linux's balloon driver primes
+	 * its stats queue and kicks it before DRIVER_OK.  Run every ready queue once now, as if
+	 * kicked, so no buffer made available before activation waits for a kick that already
+	 * came; a queue with nothing available costs one empty pass. */
+	for (unsigned i = 0; i < n; i++)
+		if (t->vqs[i].ready)
+			notify(t, i);
 }
 
 /* §3.1.1, §2.2.2: FEATURES_OK only sticks for a subset of the offered features that includes
@@ -518,7 +538,7 @@ static int mmio_describe(void *opaque, const struct dm_dev *slot, struct dm_desc
 	snprintf(name, sizeof(name), "V%03u", slot->index % 1000);
 	if (ctx->dsdt) {
 		ret = aml_mmio_device(ctx->dsdt, name, "LNRO0005", slot->index, slot->base,
-				      (uint32_t)slot->len, gsi);
+				      (uint32_t)slot->len, gsi, slot->irq.level);
 		if (ret)
 			return ret;
 	}
@@ -545,6 +565,8 @@ static void transport_free(struct virtio_mmio *t, bool with_dev)
 			close(q->kick_fd);
 		}
 	}
+	if (t->irq && t->irq->level_opaque == t)
+		irq_set_level_source(t->irq, NULL, NULL);
 	if (with_dev && t->ops->destroy)
 		t->ops->destroy(t->dev);
 	pthread_mutex_destroy(&t->lock);
@@ -593,6 +615,8 @@ int virtio_mmio_create(struct gmem *gm, struct irq_line *irq, const struct virti
 	t->dev = dev;
 	t->gm = gm;
 	t->irq = irq;
+	if (irq)
+		irq_set_level_source(irq, irq_level_high, t);
 	t->device_features = ops->features(dev);
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
 		t->queues[i].t = t;
@@ -636,7 +660,8 @@ int virtio_mmio_add(struct devmgr *dm, const char *id, const struct virtio_devic
 	}
 	ret = devmgr_attach(dm, slot, &virtio_mmio_dev_ops, t);
 	if (ret) {
-		transport_free(t, false); /* devmgr_attach already released the slot */
+		t->irq = NULL; /* devmgr_attach already released the slot, and its line with it */
+		transport_free(t, false);
 		return ret;
 	}
 	if (out)

@@ -262,10 +262,21 @@ bool virtq_should_notify(struct virtq *vq)
 	uint16_t old = vq->signalled_used, new = vq->used_idx, event;
 	bool valid = vq->signalled_valid;
 
-	if (!vq->ready || vq->broken)
+	if (!vq->ready)
 		return false;
 	if (valid && old == new)
 		return false; /* nothing new since the last decision */
+	if (vq->broken) {
+		/* A queue a later chain broke still owes the driver the buffers used before
+		 * it: signal them whatever the suppression state says (it lives in rings we no
+		 * longer trust; one interrupt too many is harmless, one too few leaves requests
+		 * hanging). */
+		if (!valid && new == 0)
+			return false; /* nothing was ever used */
+		vq->signalled_used = new;
+		vq->signalled_valid = true;
+		return true;
+	}
 	vq->signalled_used = new;
 	vq->signalled_valid = true;
 	/* Our used->idx store must be visible before we read the driver's suppression state,

@@ -97,7 +97,7 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem) __attribute__((warn_unu
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
 
 /* After pushing: should the driver be interrupted (§2.7.7.2, §2.7.10)?  Consumes the decision,
- * so call it once per batch. */
+ * so call it once per batch.  A broken queue with new used entries always says yes. */
 bool virtq_should_notify(struct virtq *vq);
 
 /* Gather up to `len` bytes from `elem`'s readable buffers starting at byte `off` into `dst`;

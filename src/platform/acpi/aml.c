@@ -34,6 +34,10 @@
 #define RES_EXT_IRQ	0x89
 #define RES_QWORD_ADDR	0x8a
 
+/* Extended Interrupt Descriptor flags, ACPI 6.4 §6.4.3.6 (bit 1 clear: level-triggered). */
+#define EXT_IRQ_CONSUMER 0x01
+#define EXT_IRQ_EDGE	 0x02
+
 void aml_init(struct aml *a)
 {
 	memset(a, 0, sizeof(*a));
@@ -385,11 +389,14 @@ int aml_res_irq(struct aml *r, unsigned irq)
 	return put8(r, RES_IRQ_NOFLAGS) ?: put_le(r, 1u << irq, 2);
 }
 
-int aml_res_interrupt(struct aml *r, uint32_t gsi)
+int aml_res_interrupt(struct aml *r, uint32_t gsi, bool level)
 {
-	/* Extended Interrupt Descriptor, ACPI 6.4 §6.4.3.6: tag, length 6, flags (bit 0 consumer,
-	 * bit 1 edge; bit 2 active-high = 0, bit 3 exclusive = 0), count 1, interrupt number. */
-	return put8(r, RES_EXT_IRQ) ?: put_le(r, 6, 2) ?: put8(r, 0x03) ?: put8(r, 1) ?:
+	/* Extended Interrupt Descriptor, ACPI 6.4 §6.4.3.6: tag, length 6, flags (bit 0 = 1
+	 * consumer; bit 1 mode: 1 edge, 0 level; bit 2 polarity: 0 active-high; bit 3 sharing:
+	 * 0 exclusive), count 1, interrupt number. */
+	uint8_t flags = EXT_IRQ_CONSUMER | (level ? 0 : EXT_IRQ_EDGE);
+
+	return put8(r, RES_EXT_IRQ) ?: put_le(r, 6, 2) ?: put8(r, flags) ?: put8(r, 1) ?:
 		put_le(r, gsi, 4);
 }
 
@@ -422,7 +429,7 @@ static int device_node(struct aml *a, const char *name, const char *hid, uint32_
 }
 
 int aml_mmio_device(struct aml *a, const char *name, const char *hid, uint32_t uid, uint64_t base,
-		    uint32_t len, int gsi)
+		    uint32_t len, int gsi, bool level)
 {
 	struct aml res;
 	int ret;
@@ -435,7 +442,7 @@ int aml_mmio_device(struct aml *a, const char *name, const char *hid, uint32_t u
 	else
 		ret = aml_res_mem64(&res, base, len, true);
 	if (!ret && gsi >= 0)
-		ret = aml_res_interrupt(&res, (uint32_t)gsi);
+		ret = aml_res_interrupt(&res, (uint32_t)gsi, level);
 	ret = ret ?: device_node(a, name, hid, uid, &res);
 	aml_free(&res);
 	return ret;
@@ -451,7 +458,7 @@ int aml_pio_device(struct aml *a, const char *name, const char *hid, uint32_t ui
 	ret = aml_res_io(&res, port, len);
 	if (!ret && irq >= 0)
 		ret = irq <= 15 ? aml_res_irq(&res, (unsigned)irq)
-				: aml_res_interrupt(&res, (uint32_t)irq);
+				: aml_res_interrupt(&res, (uint32_t)irq, false);
 	ret = ret ?: device_node(a, name, hid, uid, &res);
 	aml_free(&res);
 	return ret;

@@ -80,21 +80,21 @@ int aml_res_mem64(struct aml *r, uint64_t base, uint64_t len, bool rw)
 int aml_res_io(struct aml *r, uint16_t port, uint8_t len) __attribute__((warn_unused_result));
 /* IRQNoFlags() { irq }: an ISA IRQ (0..15), edge-triggered, active-high, exclusive. */
 int aml_res_irq(struct aml *r, unsigned irq) __attribute__((warn_unused_result));
-/* Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) { gsi }. */
-int aml_res_interrupt(struct aml *r, uint32_t gsi) __attribute__((warn_unused_result));
+/* Interrupt(ResourceConsumer, Level or Edge, ActiveHigh, Exclusive) { gsi }. */
+int aml_res_interrupt(struct aml *r, uint32_t gsi, bool level) __attribute__((warn_unused_result));
 /* Name(name, ResourceTemplate() { <r's descriptors> }) — a Buffer ending in an End Tag. */
 int aml_name_resources(struct aml *a, const char *name, const struct aml *r)
 	__attribute__((warn_unused_result));
 
 /* Append a Device(name) { _HID hid, _UID uid, _CRS { Memory32Fixed(RW, base, len),
- * Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) { gsi } } } node.
- * name: one NameSeg (e.g. "V000").  A window above 4 GiB is a QWordMemory.  gsi < 0: no
- * interrupt. */
+ * Interrupt(ResourceConsumer, Level|Edge, ActiveHigh, Exclusive) { gsi } } } node (level for
+ * a level-triggered line: virtio-mmio).  name: one NameSeg (e.g. "V000").  A window above
+ * 4 GiB is a QWordMemory.  gsi < 0: no interrupt. */
 int aml_mmio_device(struct aml *a, const char *name, const char *hid, uint32_t uid, uint64_t base,
-		    uint32_t len, int gsi) __attribute__((warn_unused_result));
+		    uint32_t len, int gsi, bool level) __attribute__((warn_unused_result));
 /* Append a Device(name) { _HID hid, _UID uid, _CRS { IO(Decode16, port, port, 1, len),
  * IRQNoFlags() { irq } } } node for a legacy port device (COM1: "PNP0501", 0x3f8, 8, 4).
- * irq < 0: no interrupt; irq > 15 is described as Interrupt() { irq } instead. */
+ * irq < 0: no interrupt; irq > 15 is described as an edge Interrupt() { irq } instead. */
 int aml_pio_device(struct aml *a, const char *name, const char *hid, uint32_t uid, uint16_t port,
 		   uint8_t len, int irq) __attribute__((warn_unused_result));
 
