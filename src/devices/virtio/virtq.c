@@ -247,7 +247,9 @@ void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 {
 	uint32_t *e;
 
-	if (!vq->ready || vq->broken)
+	/* A broken queue still takes back chains popped before it broke (requests that were in
+	 * flight): the used ring's place was checked at set-up, only the driver's side is bad. */
+	if (!vq->ready)
 		return;
 	e = used_ring_p(vq, vq->used_idx & (vq->size - 1));
 	__atomic_store_n(&e[0], (uint32_t)head, __ATOMIC_RELAXED);

@@ -93,7 +93,8 @@ void virtq_reset(struct virtq *vq);
  * queue was already broken or is not ready. */
 int virtq_pop(struct virtq *vq, struct virtq_elem *elem) __attribute__((warn_unused_result));
 
-/* Return chain `head` to the driver with `len` bytes written into its writable buffers. */
+/* Return chain `head` to the driver with `len` bytes written into its writable buffers (also on
+ * a broken queue: requests popped before it broke still complete). */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
 
 /* After pushing: should the driver be interrupted (§2.7.7.2, §2.7.10)?  Consumes the decision,
