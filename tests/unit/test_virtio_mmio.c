@@ -44,6 +44,7 @@ struct fake_dev {
 	struct virtio_mmio *t;
 	bool push_on_notify;	/* return one used buffer per notification */
 	bool garbage_on_notify; /* behave as if the queue held garbage */
+	unsigned yields;	/* yield (budget used up) this many more times */
 };
 
 static uint64_t fd_features(void *dev)
@@ -91,6 +92,10 @@ static void fd_queue_notify(void *dev, unsigned q)
 	if (d->push_on_notify) {
 		virtq_push(&d->vqs[q], 0, 0);
 		virtio_mmio_notify_used(d->t, &d->vqs[q]);
+	}
+	if (d->yields) {
+		d->yields--;
+		virtio_mmio_queue_yield(d->t, q);
 	}
 }
 
@@ -481,6 +486,25 @@ static void test_notify_direct(void **state)
 	assert_int_equal(x->dev.notifies[1], 2);
 }
 
+/* A device that used up its budget (VIRTIO_QUEUE_BUDGET) yields: without an event loop the
+ * transport runs the queue again right away, until the device stops yielding, bounded. */
+static void test_yield_direct(void **state)
+{
+	struct fixture *x = *state;
+
+	bring_up(x->t, FEATURES);
+	assert_int_equal(x->dev.notifies[0], 1);
+	x->dev.yields = 3;
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(x->dev.notifies[0], 5);
+	/* A device that always yields does not hang the caller. */
+	x->dev.yields = UINT32_MAX;
+	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_true(x->dev.notifies[0] > 5 && x->dev.notifies[0] < 5 + 1024);
+	/* Yielding a queue the device does not have is ignored. */
+	virtio_mmio_queue_yield(x->t, 7);
+}
+
 /* A kick before DRIVER_OK (Linux's balloon driver kicks its stats queue then) is not lost:
  * the transport runs every ready queue once when the device is activated, and only then. */
 static void test_kick_before_driver_ok(void **state)
@@ -798,6 +822,11 @@ static void test_event_loop_path(void **state)
 	/* QueueNotify writes that still exit are forwarded to the event loop. */
 	assert_true(bus_write(&dm.mmio, dm.devs[0]->base + VIRTIO_MMIO_QUEUE_NOTIFY, &q1, 4));
 	assert_true(wait_for(&dev.notifies[1], 2));
+	/* A yield re-arms the queue's kick eventfd: the loop runs the queue again by itself
+	 * (the kick is written after `yields`, so the loop thread sees it). */
+	dev.yields = 2;
+	assert_true(bus_write(&dm.mmio, dm.devs[0]->base + VIRTIO_MMIO_QUEUE_NOTIFY, &q1, 4));
+	assert_true(wait_for(&dev.notifies[1], 5));
 	/* Reset tears the ioeventfds down. */
 	wr(t, VIRTIO_MMIO_STATUS, 0);
 	assert_int_equal(rec.assigned, 0);
@@ -827,6 +856,7 @@ int main(void)
 		T(test_config_space),
 		T(test_activate_and_reset),
 		T(test_notify_direct),
+		T(test_yield_direct),
 		T(test_kick_before_driver_ok),
 		T(test_level_follows_interrupt_status),
 		T(test_used_signalled_when_queue_breaks),
