@@ -95,8 +95,10 @@ static const struct {
 	{ SCMP_SYS(io_uring_enter), EVLOOP },
 	{ SCMP_SYS(io_uring_register), EVLOOP },
 	{ SCMP_SYS(getrandom), EVLOOP },
-	{ SCMP_SYS(poll), EVLOOP | MAIN },
-	{ SCMP_SYS(ppoll), EVLOOP | MAIN },
+	/* poll: slirp rounds (event loop), the UART's wait for room on stdout (vCPU), the
+	 * stop wait (main). */
+	{ SCMP_SYS(poll), ALL },
+	{ SCMP_SYS(ppoll), ALL },
 	{ SCMP_SYS(connect), EVLOOP },
 	{ SCMP_SYS(accept4), EVLOOP },
 	{ SCMP_SYS(bind), EVLOOP },

@@ -373,6 +373,7 @@ static void *vcpu_main(void *arg)
 
 	snprintf(name, sizeof(name), "vcpu%u", v->index);
 	log_set_thread(name);
+	pthread_setname_np(pthread_self(), name); /* for ps/top; failure is harmless */
 	/* Before the first KVM_RUN: no guest instruction runs on an unfiltered thread. */
 	ret = seccomp_thread_install(SECCOMP_THREAD_VCPU, name);
 	if (ret) {

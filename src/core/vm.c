@@ -350,6 +350,7 @@ static void *evloop_main(void *arg)
 	int ret;
 
 	log_set_thread("evloop");
+	pthread_setname_np(pthread_self(), "evloop"); /* for ps/top; failure is harmless */
 	ret = seccomp_thread_install(SECCOMP_THREAD_EVLOOP, "evloop");
 	vm->evloop_ready = ret;
 	sem_post(ready);

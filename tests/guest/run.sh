@@ -7,6 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$here/../lib.sh"
 "$here/cli_errors.sh"
+"$here/hardening.sh"
 
 if [ -e /dev/kvm ] || [ -n "${IGN_NO_NESTED:-}" ] || ! command -v qemu-system-x86_64 >/dev/null; then
 	python3 "$here/guest_test.py"
