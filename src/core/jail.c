@@ -23,6 +23,23 @@ static void forward_signal(int sig)
 	errno = saved_errno;
 }
 
+/* Make the calling process's group the terminal's foreground group (no-op without a
+ * terminal).  SIGTTOU is blocked around it: a background group may not otherwise do it. */
+static void take_terminal(void)
+{
+	sigset_t ttou, old;
+
+	if (!isatty(STDIN_FILENO))
+		return;
+	sigemptyset(&ttou);
+	sigaddset(&ttou, SIGTTOU);
+	if (sigprocmask(SIG_BLOCK, &ttou, &old) < 0)
+		return;
+	if (tcsetpgrp(STDIN_FILENO, getpgrp()) < 0 && errno != ENOTTY)
+		fprintf(stderr, "ignition: cannot take the terminal: %s\n", strerror(errno));
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 int jail_pid_ns_fork(pid_t *child)
 {
 	pid_t pid;
@@ -32,6 +49,16 @@ int jail_pid_ns_fork(pid_t *child)
 	pid = fork();
 	if (pid < 0)
 		return -errno;
+	if (pid == 0) {
+		/* A process group of its own (in the foreground if the parent's was): a signal
+		 * sent to the parent's group (a shell ending its job) reaches the VMM once,
+		 * forwarded by the parent, not twice, which would force the exit; a terminal
+		 * hangup reaches it directly. */
+		bool fg = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
+
+		if (setpgid(0, 0) == 0 && fg)
+			take_terminal();
+	}
 	*child = pid;
 	return 0;
 }
@@ -59,6 +86,9 @@ int jail_wait_child(pid_t child)
 			return 1;
 		}
 	}
+	/* The child's group had the terminal: the parent's takes it back for the shell. */
+	if (tty && tcgetpgrp(STDIN_FILENO) == child)
+		take_terminal();
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	/* Killed (SIGKILL, a forced second signal...): it could not restore the terminal. */

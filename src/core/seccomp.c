@@ -138,10 +138,11 @@ static const struct {
 	{ KVM_GET_VCPU_EVENTS, VCPU },
 	{ KVM_SET_VCPU_EVENTS, VCPU },
 	/* QUEUE_READY and device reset (vCPU) add and remove queue ioeventfds; teardown (main)
-	 * removes the rest. */
-	{ KVM_IOEVENTFD, VCPU | EVLOOP | MAIN },
-	/* virtio-net FEATURES_OK tells the TAP device the offloads the guest accepted. */
-	{ TUNSETOFFLOAD, VCPU | EVLOOP },
+	 * removes the rest.  Both are register writes or teardown, never queue work. */
+	{ KVM_IOEVENTFD, VCPU | MAIN },
+	/* virtio-net FEATURES_OK (a register write) tells the TAP device the offloads the guest
+	 * accepted. */
+	{ TUNSETOFFLOAD, VCPU },
 };
 
 static const char *const kind_names[SECCOMP_THREAD_KINDS] = { "vcpu", "evloop", "main" };
