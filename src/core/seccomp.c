@@ -222,6 +222,16 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uctx)
 
 /* ---- building ---- */
 
+/* Argument `arg` with the bits of `mask` equal to `value` (a mask of 0xffffffff compares the
+ * low 32 bits, as the kernel's int arguments need).  Spelled out rather than through
+ * SCMP_A*_32(), whose two-value form leaves a field implicit. */
+static struct scmp_arg_cmp arg_masked(unsigned arg, uint64_t mask, uint64_t value)
+{
+	return (struct scmp_arg_cmp){
+		.arg = arg, .op = SCMP_CMP_MASKED_EQ, .datum_a = mask, .datum_b = value
+	};
+}
+
 static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 		     const struct seccomp_config *cfg, size_t *count)
 {
@@ -241,7 +251,7 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 		if (!(ioctls[i].kinds & bit))
 			continue;
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				       SCMP_A1_32(SCMP_CMP_EQ, ioctls[i].req));
+				       arg_masked(1, 0xffffffffu, ioctls[i].req));
 		if (ret)
 			return ret;
 		(*count)++;
@@ -249,7 +259,7 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 	/* madvise: only MADV_DONTNEED (free() trimming, thread stacks at exit, the balloon's
 	 * inflated pages). */
 	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(madvise), 1,
-			       SCMP_A2_32(SCMP_CMP_EQ, MADV_DONTNEED));
+			       arg_masked(2, 0xffffffffu, MADV_DONTNEED));
 	if (ret)
 		return ret;
 	(*count)++;
@@ -260,7 +270,7 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 
 		for (size_t i = 0; i < sizeof(domains) / sizeof(domains[0]); i++) {
 			ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-					       SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)domains[i]));
+					       arg_masked(0, 0xffffffffu, (uint32_t)domains[i]));
 			if (ret)
 				return ret;
 			(*count)++;
@@ -268,9 +278,9 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 		if (cfg->slirp) {
 			/* libslirp's DNS forwarder re-reads /etc/resolv.conf (stat, then fopen
 			 * "r"): read-only opens only. */
-			ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-					       SCMP_A2_32(SCMP_CMP_MASKED_EQ,
-							  O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY));
+			ret = seccomp_rule_add(
+				ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+				arg_masked(2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY));
 			if (!ret)
 				ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat),
 						       0);
