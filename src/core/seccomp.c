@@ -232,6 +232,32 @@ static struct scmp_arg_cmp arg_masked(unsigned arg, uint64_t mask, uint64_t valu
 	};
 }
 
+/* What libslirp 4.7 calls beyond the common socket set (its dynamic symbols: accept, ioctl,
+ * stat64, fopen64). */
+static int add_slirp_rules(scmp_filter_ctx ctx, size_t *count)
+{
+	int ret;
+
+	/* The DNS forwarder re-reads /etc/resolv.conf (stat, then fopen "r"): read-only opens
+	 * only. */
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+			       arg_masked(2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY));
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 0);
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fstat), 0);
+	/* sorecvfrom() sizes a UDP datagram with FIONREAD before reading it. */
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				       arg_masked(1, 0xffffffffu, FIONREAD));
+	/* hostfwd: a host connection to a forwarded TCP port is taken with accept(2). */
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(accept), 0);
+	if (!ret)
+		*count += 5;
+	return ret;
+}
+
 static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 		     const struct seccomp_config *cfg, size_t *count)
 {
@@ -276,19 +302,9 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 			(*count)++;
 		}
 		if (cfg->slirp) {
-			/* libslirp's DNS forwarder re-reads /etc/resolv.conf (stat, then fopen
-			 * "r"): read-only opens only. */
-			ret = seccomp_rule_add(
-				ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-				arg_masked(2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY));
-			if (!ret)
-				ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat),
-						       0);
-			if (!ret)
-				ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fstat), 0);
+			ret = add_slirp_rules(ctx, count);
 			if (ret)
 				return ret;
-			*count += 3;
 		}
 	}
 	return 0;

@@ -24,8 +24,8 @@ enum seccomp_thread {
 
 /* What the filters must allow beyond the fixed lists. */
 struct seccomp_config {
-	/* --net user: libslirp re-reads /etc/resolv.conf on the event loop (read-only openat,
-	 * newfstatat) when the guest uses its DNS forwarder at 10.0.2.3. */
+	/* --net user: what libslirp does on the event loop beyond plain sockets (re-reading
+	 * /etc/resolv.conf read-only, FIONREAD on UDP sockets, accept for hostfwd). */
 	bool slirp;
 	/* Called from the SIGSYS handler before the message (async-signal-safe; may be NULL):
 	 * main passes console_restore. */
