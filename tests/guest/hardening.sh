@@ -96,8 +96,9 @@ stop_vm() {
 	pid=
 }
 
-# 1. Filters on every thread (main, evloop, 2 vCPUs, and KVM's own worker thread, which
-#    inherits the main thread's), then SIGTERM: exit 0, the vsock path removed.
+# 1. Filters on every thread (main, evloop, 2 vCPUs, and on recent kernels KVM's own
+#    kvm-nx-lpage-recovery worker, created by the first KVM_RUN and so inheriting a vCPU's
+#    filter), then SIGTERM: exit 0, the vsock path removed.
 start on --smp 2 --net user --balloon --vsock 3,"$tmp/v.sock"
 if wait_filtered "$pid" && [ "$(ls /proc/$pid/task | wc -l)" -ge 4 ]; then
 	result PASS hardening/seccomp-on
