@@ -31,6 +31,10 @@ TEST_LDLIBS += $(SLIRP_LIBS)
 URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 LDLIBS += $(URING_LIBS)
 TEST_LDLIBS += $(URING_LIBS)
+# libseccomp (Debian libseccomp-dev): the per-thread filters, src/core/seccomp.c.
+SECCOMP_LIBS := $(shell pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
+LDLIBS += $(SECCOMP_LIBS)
+TEST_LDLIBS += $(SECCOMP_LIBS)
 
 SRCS := $(sort $(shell find src -name '*.c'))
 MAIN_SRC := src/core/main.c
@@ -116,7 +120,7 @@ $(FUZZ_BUILD)/libignition-fuzz.a: $(FUZZ_LIB_OBJS)
 	ar rcs $@ $^
 
 $(FUZZ_BINS): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/fuzz/%.o $(FUZZ_BUILD)/libignition-fuzz.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) -pthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) -pthread
 
 # Each target runs FUZZ_SECONDS (niced) from a fresh corpus that it seeds itself
 # (IGN_FUZZ_SEED_DIR), with its temporary files in the same throw-away directory, and prints one

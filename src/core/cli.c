@@ -1,5 +1,7 @@
 #include "core/cli.h"
 
+#include "arch/x86/layout.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -48,11 +50,23 @@ const char cli_usage[] =
 	"                       features that make the guest issue hypercalls (CPUID 0x40000001\n"
 	"                       PV_UNHALT, PV_TLB_FLUSH, PV_SEND_IPI, PV_SCHED_YIELD); 'auto'\n"
 	"                       picks no-pv-hypercalls on hosts whose KVM is kvm_pvm\n"
+	"  --no-seccomp         run without the per-thread seccomp filters (on by default: a\n"
+	"                       system call outside a thread's allowlist ends the VMM with a\n"
+	"                       message; exit status 159)\n"
+	"  --chroot DIR         after opening every file and device, change the root to DIR\n"
+	"                       (pivot_root with --new-ns mount); --vsock PATH then names a\n"
+	"                       path inside DIR\n"
+	"  --uid N, --gid N     then run as user N and group N (no supplementary groups)\n"
+	"  --new-ns LIST        enter new namespaces, a comma-separated subset of mount,pid,net\n"
+	"                       (pid: ignition runs as PID 1 of the new namespace, its parent\n"
+	"                       waits; net cannot be combined with --net user)\n"
 	"  -h, --help           show this help\n"
 	"\n"
 	"Console keys: Ctrl-A x quits, Ctrl-A h lists keys, Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 when the guest powers off or reboots or you quit, 1 on a VM error,\n"
-	"2 on bad usage.  Set IGNITION_LOG=info or debug for diagnostics on stderr.\n";
+	"2 on bad usage, 159 when seccomp refused a system call.  SIGTERM, SIGINT and SIGHUP stop\n"
+	"the VM cleanly (exit 0); a second one ends it at once.  Set IGNITION_LOG=info or debug\n"
+	"for diagnostics on stderr.\n";
 
 enum {
 	OPT_KERNEL = 256,
@@ -70,6 +84,11 @@ enum {
 	OPT_VSOCK,
 	OPT_NO_RNG,
 	OPT_BALLOON,
+	OPT_NO_SECCOMP,
+	OPT_CHROOT,
+	OPT_UID,
+	OPT_GID,
+	OPT_NEW_NS,
 };
 
 static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
@@ -208,6 +227,47 @@ static int parse_net(const char *arg, struct cli_net *n, char *err, size_t err_s
 	return 0;
 }
 
+/* --new-ns mount,pid,net (any non-empty subset, each at most once). */
+static int parse_new_ns(const char *arg, unsigned *out)
+{
+	char buf[64], *save = NULL;
+	unsigned ns = 0;
+
+	if (strlen(arg) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, arg);
+	for (char *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+		unsigned bit = !strcmp(w, "mount") ? CLI_NS_MOUNT
+			       : !strcmp(w, "pid") ? CLI_NS_PID
+			       : !strcmp(w, "net") ? CLI_NS_NET
+						   : 0;
+
+		if (!bit || (ns & bit))
+			return -EINVAL;
+		ns |= bit;
+	}
+	if (!ns)
+		return -EINVAL;
+	*out = ns;
+	return 0;
+}
+
+unsigned cli_irq_lines(void)
+{
+	unsigned n = LAYOUT_GSI_LAST - LAYOUT_GSI_FIRST + 1;
+
+	if (LAYOUT_GSI_RTC >= LAYOUT_GSI_FIRST && LAYOUT_GSI_RTC <= LAYOUT_GSI_LAST)
+		n--;
+	return n;
+}
+
+unsigned cli_irq_devices(const struct cli_opts *o, bool default_disk)
+{
+	unsigned disks = o->nr_disks ? (unsigned)o->nr_disks : default_disk ? 1 : 0;
+
+	return disks + (unsigned)o->nr_nets + !o->no_rng + !!o->vsock_path + o->balloon;
+}
+
 static int parse_disk(const char *arg, struct cli_disk *d)
 {
 	const char *comma = strrchr(arg, ',');
@@ -243,6 +303,11 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		{ "vsock", required_argument, NULL, OPT_VSOCK },
 		{ "no-rng", no_argument, NULL, OPT_NO_RNG },
 		{ "balloon", optional_argument, NULL, OPT_BALLOON },
+		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
+		{ "chroot", required_argument, NULL, OPT_CHROOT },
+		{ "uid", required_argument, NULL, OPT_UID },
+		{ "gid", required_argument, NULL, OPT_GID },
+		{ "new-ns", required_argument, NULL, OPT_NEW_NS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -376,6 +441,43 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			}
 			has_mac = true;
 			break;
+		case OPT_NO_SECCOMP:
+			o->no_seccomp = true;
+			break;
+		case OPT_CHROOT:
+			if (!*optarg || strlen(optarg) >= CLI_PATH_MAX) {
+				snprintf(err, err_size, "--chroot: bad directory '%s'", optarg);
+				return -EINVAL;
+			}
+			o->chroot_dir = optarg;
+			break;
+		case OPT_UID:
+		case OPT_GID:
+			/* (uid_t)-1 means "unchanged" to setresuid(): not a user. */
+			if (parse_uint(optarg, 0, 0xfffffffeull, &v)) {
+				snprintf(err, err_size,
+					 "--%s: '%s' is not a number from 0 to 4294967294",
+					 c == OPT_UID ? "uid" : "gid", optarg);
+				return -EINVAL;
+			}
+			if (c == OPT_UID) {
+				o->uid = (uint32_t)v;
+				o->has_uid = true;
+			} else {
+				o->gid = (uint32_t)v;
+				o->has_gid = true;
+			}
+			break;
+		case OPT_NEW_NS:
+			if (parse_new_ns(optarg, &o->new_ns)) {
+				snprintf(err, err_size,
+					 "--new-ns: bad value '%s' (want a comma-separated subset "
+					 "of "
+					 "mount,pid,net)",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
 		case 'h':
 			o->help = true;
 			return 0;
@@ -404,6 +506,31 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 	}
 	if (o->initrd && !o->kernel) {
 		snprintf(err, err_size, "--initrd needs --kernel");
+		return -EINVAL;
+	}
+	if (o->new_ns & CLI_NS_NET) {
+		for (int i = 0; i < o->nr_nets; i++) {
+			if (o->nets[i].kind != CLI_NET_USER)
+				continue;
+			/* slirp makes host sockets for the guest's connections as they come; in an
+			 * empty network namespace they would reach nothing. */
+			snprintf(err, err_size,
+				 "--new-ns net cannot be used with --net user (user-mode NAT needs "
+				 "the host's network; use --net tap=NAME)");
+			return -EINVAL;
+		}
+	}
+	/* Every virtio device needs an interrupt line of its own: too many is a usage error
+	 * here, not a failure half-way through building the VM. */
+	if (cli_irq_devices(o, !o->kernel) > cli_irq_lines()) {
+		snprintf(err, err_size,
+			 "too many devices: %u need an interrupt line (disks %d, nets %d, rng %d, "
+			 "vsock %d, balloon %d) and there are %u",
+			 cli_irq_devices(o, !o->kernel),
+			 o->nr_disks ? o->nr_disks
+			 : o->kernel ? 0
+				     : 1,
+			 o->nr_nets, !o->no_rng, !!o->vsock_path, o->balloon, cli_irq_lines());
 		return -EINVAL;
 	}
 	return 0;

@@ -52,8 +52,25 @@ struct cli_opts {
 	struct cli_net nets[CLI_MAX_NETS]; /* --net, in order: eth0, eth1... */
 	int nr_nets;
 	enum cpu_template cpu_template;
+	bool no_seccomp;	/* --no-seccomp: run without the per-thread filters */
+	const char *chroot_dir; /* --chroot DIR, or NULL */
+	bool has_uid, has_gid;	/* --uid N, --gid N given */
+	uint32_t uid, gid;
+	unsigned new_ns; /* --new-ns: CLI_NS_* bits */
 	bool help;
 };
+
+/* --new-ns LIST: namespaces to enter (docs/architecture.md, "Process hardening"). */
+#define CLI_NS_MOUNT 1u
+#define CLI_NS_PID   2u
+#define CLI_NS_NET   4u
+
+/* Devices that take an interrupt line (GSI) of their own: every virtio device (disks, nets,
+ * rng unless --no-rng, vsock, balloon).  `default_disk`: a root disk will be added (no
+ * --kernel and no --disk: the default guest's rootfs). */
+unsigned cli_irq_devices(const struct cli_opts *o, bool default_disk);
+/* Interrupt lines there are for such devices: GSIs LAYOUT_GSI_FIRST..LAST minus the RTC's. */
+unsigned cli_irq_lines(void);
 
 /* Parse argv (after the "run" word).  Returns 0, or -EINVAL with a one-line reason in err. */
 int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_size)

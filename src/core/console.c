@@ -114,15 +114,15 @@ static void fatal_signal(int sig)
 	errno = saved_errno;
 }
 
-static void install_signal_handlers(void)
+static int install_signal_handlers(void)
 {
 	static bool installed;
 	struct sigaction sa;
 
 	if (installed)
-		return;
-	installed = true;
-	atexit(console_restore);
+		return 0;
+	if (atexit(console_restore))
+		return -ENOMEM;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = fatal_signal;
 	sa.sa_flags = SA_RESETHAND;
@@ -130,17 +130,22 @@ static void install_signal_handlers(void)
 	for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++) {
 		struct sigaction old;
 
-		/* Leave handlers someone else installed (the VMM's own shutdown handler, a
+		/* Leave handlers someone else installed (the VMM's own stop-signal handling, a
 		 * sanitizer); those paths end in exit() and so reach the atexit restore. */
-		if (sigaction(fatal_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
-		    !(old.sa_flags & SA_SIGINFO))
-			sigaction(fatal_signals[i], &sa, NULL);
+		if (sigaction(fatal_signals[i], NULL, &old) < 0)
+			return -errno;
+		if (old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO) &&
+		    sigaction(fatal_signals[i], &sa, NULL) < 0)
+			return -errno;
 	}
+	installed = true;
+	return 0;
 }
 
 static int enter_raw_mode(int fd)
 {
 	struct termios raw;
+	int ret;
 
 	if (tcgetattr(fd, &saved_tio) < 0)
 		return -errno;
@@ -151,11 +156,12 @@ static int enter_raw_mode(int fd)
 	cfmakeraw(&raw);
 	raw.c_oflag = saved_tio.c_oflag;
 	saved_fd = fd;
-	install_signal_handlers();
+	ret = install_signal_handlers();
+	if (ret)
+		return ret;
 	__atomic_store_n(&raw_active, 1, __ATOMIC_SEQ_CST);
 	if (tcsetattr(fd, TCSANOW, &raw) < 0) {
-		int ret = -errno;
-
+		ret = -errno;
 		__atomic_store_n(&raw_active, 0, __ATOMIC_SEQ_CST);
 		return ret;
 	}
@@ -343,8 +349,19 @@ int console_create(struct evloop *ev, int in_fd, struct serial *uart,
 		goto err_free;
 
 	/* Guest output goes to stdout; a reader that went away must not kill the VMM. */
-	if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
-		signal(SIGPIPE, SIG_IGN);
+	if (sigaction(SIGPIPE, NULL, &old) < 0) {
+		ret = -errno;
+		goto err_free;
+	}
+	if (old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) {
+		struct sigaction ign = { .sa_handler = SIG_IGN };
+
+		sigemptyset(&ign.sa_mask);
+		if (sigaction(SIGPIPE, &ign, NULL) < 0) {
+			ret = -errno;
+			goto err_free;
+		}
+	}
 
 	if (in_fd >= 0 && isatty(in_fd)) {
 		ret = enter_raw_mode(in_fd);

@@ -15,6 +15,7 @@ int evloop_init(struct evloop *ev)
 	struct epoll_event e = { .events = EPOLLIN, .data.u64 = STOP_TAG };
 
 	memset(ev, 0, sizeof(*ev));
+	ev->stop_fd = -1;
 	for (int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
 		ev->handlers[i].fd = -1;
 	ev->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -27,6 +28,7 @@ int evloop_init(struct evloop *ev)
 		if (ev->stop_fd >= 0)
 			close(ev->stop_fd);
 		close(ev->epfd);
+		ev->epfd = ev->stop_fd = -1;
 		return ret;
 	}
 	return 0;
@@ -106,9 +108,9 @@ void evloop_stop(struct evloop *ev)
 
 void evloop_destroy(struct evloop *ev)
 {
-	if (ev->epfd > 0)
+	if (ev->epfd >= 0)
 		close(ev->epfd);
-	if (ev->stop_fd > 0)
+	if (ev->stop_fd >= 0)
 		close(ev->stop_fd);
 	ev->epfd = ev->stop_fd = -1;
 }

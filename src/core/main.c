@@ -5,6 +5,8 @@
 #include "arch/x86/mptable.h"
 #include "core/cli.h"
 #include "core/console.h"
+#include "core/jail.h"
+#include "core/seccomp.h"
 #include "core/vm.h"
 #include "devices/boot_timer.h"
 #include "devices/power.h"
@@ -197,6 +199,52 @@ static void open_net_backends(const struct cli_opts *o)
 	}
 }
 
+/* The vsock device.  With --chroot, PATH names a path inside the new root: the socket is
+ * bound there (relative to DIR, from inside DIR) and keeps a path relative to the working
+ * directory, which is the new root once the jail is entered, for PATH_port connects and the
+ * removal at exit. */
+static void add_vsock(struct devmgr *dm, const struct cli_opts *o)
+{
+	const char *path = o->vsock_path;
+	int cwd = -1, ret;
+
+	if (o->chroot_dir) {
+		while (*path == '/')
+			path++;
+		cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (!*path)
+			die(2, "--vsock: '%s' names the new root itself", o->vsock_path);
+		if (cwd < 0 || chdir(o->chroot_dir) < 0)
+			die(1, "--chroot '%s': %s", o->chroot_dir, strerror(errno));
+	}
+	ret = virtio_vsock_add(dm, o->vsock_cid, path, NULL);
+	if (cwd >= 0 && fchdir(cwd) < 0)
+		die(1, "cannot return to the working directory: %s", strerror(errno));
+	if (cwd >= 0)
+		close(cwd);
+	if (ret)
+		die(1, "--vsock '%s'%s: %s", o->vsock_path,
+		    o->chroot_dir ? " (inside --chroot)" : "", strerror(-ret));
+}
+
+/* --chroot, --uid/--gid and the mount/net namespaces, once everything is open. */
+static void enter_jail(const struct cli_opts *o)
+{
+	struct jail_config j = {
+		.root = o->chroot_dir,
+		.ns = ((o->new_ns & CLI_NS_MOUNT) ? JAIL_NS_MOUNT : 0) |
+		      ((o->new_ns & CLI_NS_NET) ? JAIL_NS_NET : 0),
+		.has_uid = o->has_uid,
+		.has_gid = o->has_gid,
+		.uid = o->uid,
+		.gid = o->gid,
+	};
+	char err[256];
+
+	if (jail_enter(&j, err, sizeof(err)))
+		die(1, "%s", err);
+}
+
 /* Every device, in one place; the order fixes MMIO slots and GSIs (boot-timer first). */
 static void add_devices(struct vm *vm, const struct cli_opts *o, struct serial **uart)
 {
@@ -244,8 +292,8 @@ static void add_devices(struct vm *vm, const struct cli_opts *o, struct serial *
 	}
 	if (!o->no_rng && (ret = virtio_rng_add(dm, NULL)))
 		die(1, "virtio-rng: %s", strerror(-ret));
-	if (o->vsock_path && (ret = virtio_vsock_add(dm, o->vsock_cid, o->vsock_path, NULL)))
-		die(1, "--vsock '%s': %s", o->vsock_path, strerror(-ret));
+	if (o->vsock_path)
+		add_vsock(dm, o);
 	if (o->balloon) {
 		struct virtio_balloon_opts bo = { .step_mib = o->balloon_step_mib,
 						  .stats_s = o->balloon_stats_s };
@@ -334,6 +382,19 @@ static int cmd_run(int argc, char **argv)
 		fputs(cli_usage, stdout);
 		return 0;
 	}
+	if (o.no_seccomp)
+		fputs("ignition: warning: --no-seccomp: the VMM runs without system call filters\n",
+		      stderr);
+	if (o.new_ns & CLI_NS_PID) {
+		pid_t child;
+
+		/* Before anything is opened: the child, PID 1 of the new namespace, does it all. */
+		ret = jail_pid_ns_fork(&child);
+		if (ret)
+			die(1, "--new-ns pid: %s", strerror(-ret));
+		if (child)
+			return jail_wait_child(child);
+	}
 	open_net_backends(&o);
 	plan_boot(&o, &plan);
 	check_readable("kernel", plan.kernel, false);
@@ -359,6 +420,10 @@ static int cmd_run(int argc, char **argv)
 			    strerror(-ret));
 		die(1, "%s: %s", why, strerror(-ret));
 	}
+	/* Before the console: it then leaves these signals to the VM. */
+	ret = vm_catch_stop_signals(&vm, console_restore);
+	if (ret)
+		die(1, "cannot set up the stop signals: %s", strerror(-ret));
 	add_devices(&vm, &o, &uart);
 	load_guest(&vm, &o, &plan, &bi);
 	ret = vm_setup_vcpus(&vm, bi.entry);
@@ -374,6 +439,20 @@ static int cmd_run(int argc, char **argv)
 	if (balloon && (ret = virtio_balloon_register_key(balloon, console_stdin())))
 		die(1, "cannot register the balloon's console key: %s", strerror(-ret));
 
+	enter_jail(&o);
+	if (!o.no_seccomp) {
+		struct seccomp_config sc = { .on_fatal = console_restore };
+
+		for (int i = 0; i < o.nr_nets; i++)
+			sc.slirp |= o.nets[i].kind == CLI_NET_USER;
+		ret = seccomp_filters_build(&sc);
+		if (ret)
+			die(1, "cannot build the seccomp filters: %s", strerror(-ret));
+		log_info("seccomp: allowlists vcpu %zu, evloop %zu, main %zu rules",
+			 seccomp_allowlist_size(SECCOMP_THREAD_VCPU),
+			 seccomp_allowlist_size(SECCOMP_THREAD_EVLOOP),
+			 seccomp_allowlist_size(SECCOMP_THREAD_MAIN));
+	}
 	reason = vm_run(&vm);
 	console_restore();
 	switch (reason) {
@@ -386,10 +465,14 @@ static int cmd_run(int argc, char **argv)
 	case VM_STOP_QUIT:
 		log_info("quit from the console");
 		break;
+	case VM_STOP_SIGNAL:
+		log_info("stopped by signal %d", vm.stop_signal);
+		break;
 	default:
 		break;
 	}
 	vm_destroy(&vm);
+	seccomp_filters_free();
 	if (reason == VM_STOP_ERROR) {
 		fputs("ignition: the VM stopped on an error (see above)\n", stderr);
 		return 1;

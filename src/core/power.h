@@ -8,6 +8,7 @@ enum vm_stop_reason {
 	VM_STOP_REBOOT,	  /* guest rebooted (ACPI reset / i8042 0xFE): exit 0 */
 	VM_STOP_QUIT,	  /* user pressed Ctrl-A x: exit 0 */
 	VM_STOP_ERROR,	  /* triple fault, KVM error, fatal VMM error: exit non-zero */
+	VM_STOP_SIGNAL,	  /* SIGTERM, SIGINT or SIGHUP: graceful stop, exit 0 */
 };
 
 struct power_sink {

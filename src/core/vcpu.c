@@ -3,6 +3,7 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
+#include "core/seccomp.h"
 #include "core/vm.h"
 #include "util/log.h"
 
@@ -52,13 +53,13 @@ static void kick_handler(int sig)
 	(void)sig;
 }
 
-void vcpu_init_signals(void)
+int vcpu_init_signals(void)
 {
 	struct sigaction sa = { .sa_handler = kick_handler };
 
 	/* No SA_RESTART: KVM_RUN must return EINTR so the thread sees the stop request. */
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIG_KICK, &sa, NULL);
+	return sigaction(SIG_KICK, &sa, NULL) < 0 ? -errno : 0;
 }
 
 static int set_cpuid(struct vcpu *v)
@@ -368,9 +369,19 @@ static void *vcpu_main(void *arg)
 	struct vcpu *v = arg;
 	struct kvm_run *run = v->run;
 	char name[16];
+	int ret;
 
 	snprintf(name, sizeof(name), "vcpu%u", v->index);
 	log_set_thread(name);
+	pthread_setname_np(pthread_self(), name); /* for ps/top; failure is harmless */
+	/* Before the first KVM_RUN: no guest instruction runs on an unfiltered thread. */
+	ret = seccomp_thread_install(SECCOMP_THREAD_VCPU, name);
+	if (ret) {
+		log_error("vCPU %u: cannot install its seccomp filter: %s", v->index,
+			  strerror(-ret));
+		vm_request_stop(v->vm, VM_STOP_ERROR);
+		return NULL;
+	}
 	while (!stop_requested(v)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

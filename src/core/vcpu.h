@@ -32,7 +32,8 @@ void vcpu_kick(struct vcpu *v);
 void vcpu_join(struct vcpu *v);
 /* Close and free. */
 void vcpu_destroy(struct vcpu *v);
-/* Install the no-op signal handler used to kick vCPUs out of KVM_RUN (once per process). */
-void vcpu_init_signals(void);
+/* Install the no-op signal handler used to kick vCPUs out of KVM_RUN (once per process);
+ * 0 or -errno. */
+int vcpu_init_signals(void) __attribute__((warn_unused_result));
 
 #endif

@@ -1,15 +1,20 @@
 #include "core/vm.h"
 
 #include "arch/x86/layout.h"
+#include "core/seccomp.h"
 #include "core/vcpu.h"
 #include "util/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 /* Addresses KVM needs for its own use below 4 GiB (three pages for the real-mode TSS, one for
@@ -145,7 +150,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 	int ret;
 
 	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->sig_fd = -1;
 	vm->ev.epfd = vm->ev.stop_fd = -1;
 	vm->cfg = *cfg;
 	vm->power = (struct power_sink){ .request = power_cb, .ctx = vm };
@@ -229,7 +234,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 		return ret;
 	}
 	devmgr_init(&vm->dm, &vm->gm, &vm->ev, &hooks);
-	vcpu_init_signals();
+	ret = vcpu_init_signals();
+	if (ret) {
+		*why = "cannot install the vCPU kick signal handler";
+		return ret;
+	}
 	return 0;
 }
 
@@ -262,11 +271,102 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 			vcpu_kick(vm->vcpus[i]);
 }
 
+/* The signals that stop the VM gracefully (the first one) or at once (the next). */
+static const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP };
+static void (*force_hook)(void);
+
+static void force_exit(int sig)
+{
+	static const char msg[] = "ignition: second stop signal: exiting without cleanup\n";
+	ssize_t r;
+
+	if (force_hook)
+		force_hook();
+	r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)r;
+	/* SA_RESETHAND put the default action back: the process ends by this signal once the
+	 * handler returns. */
+	raise(sig);
+}
+
+static void stop_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
+		sigaddset(set, stop_signals[i]);
+}
+
+int vm_catch_stop_signals(struct vm *vm, void (*on_force)(void))
+{
+	struct sigaction sa;
+	sigset_t set;
+	int ret;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = force_exit;
+	sa.sa_flags = SA_RESETHAND;
+	sigemptyset(&sa.sa_mask);
+	force_hook = on_force;
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
+		if (sigaction(stop_signals[i], &sa, NULL) < 0)
+			return -errno;
+	stop_signal_set(&set);
+	ret = pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (ret)
+		return -ret;
+	vm->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return vm->sig_fd < 0 ? -errno : 0;
+}
+
+/* Wait for a stop request; a stop signal is one (VM_STOP_SIGNAL). */
+static void wait_for_stop(struct vm *vm)
+{
+	struct pollfd pfd[2] = { { .fd = vm->stop_fd, .events = POLLIN },
+				 { .fd = vm->sig_fd, .events = POLLIN } };
+	struct signalfd_siginfo si;
+	sigset_t set;
+	int ret;
+
+	for (;;) {
+		if (poll(pfd, vm->sig_fd >= 0 ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("waiting for the VM to stop: %s", strerror(errno));
+			vm_request_stop(vm, VM_STOP_ERROR);
+			break;
+		}
+		if ((pfd[1].revents & POLLIN) && read(vm->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+			vm->stop_signal = (int)si.ssi_signo;
+			log_info("stop signal %d from pid %u", vm->stop_signal, si.ssi_pid);
+			vm_request_stop(vm, VM_STOP_SIGNAL);
+		}
+		if (pfd[0].revents & POLLIN)
+			break;
+	}
+	if (vm->sig_fd < 0)
+		return;
+	/* The stop is under way: from here a second signal ends the process at once (only this
+	 * thread unblocks them, so it is the one that takes them). */
+	stop_signal_set(&set);
+	ret = pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	if (ret)
+		log_warn("cannot unblock the stop signals: %s", strerror(ret));
+}
+
 static void *evloop_main(void *arg)
 {
 	struct vm *vm = arg;
-	int ret = evloop_run(&vm->ev);
+	sem_t *ready = vm->evloop_sem;
+	int ret;
 
+	log_set_thread("evloop");
+	pthread_setname_np(pthread_self(), "evloop"); /* for ps/top; failure is harmless */
+	ret = seccomp_thread_install(SECCOMP_THREAD_EVLOOP, "evloop");
+	vm->evloop_ready = ret;
+	sem_post(ready);
+	if (ret)
+		return NULL;
+	ret = evloop_run(&vm->ev);
 	if (ret) {
 		log_error("event loop failed: %s", strerror(-ret));
 		vm_request_stop(vm, VM_STOP_ERROR);
@@ -276,16 +376,30 @@ static void *evloop_main(void *arg)
 
 enum vm_stop_reason vm_run(struct vm *vm)
 {
-	uint64_t v;
+	sem_t ready;
 	int ret;
 
+	if (sem_init(&ready, 0, 0) < 0) {
+		log_error("cannot create a semaphore: %s", strerror(errno));
+		return VM_STOP_ERROR;
+	}
+	vm->evloop_sem = &ready;
 	ret = pthread_create(&vm->evloop_thread, NULL, evloop_main, vm);
 	if (ret) {
 		log_error("cannot start the event loop thread: %s", strerror(ret));
+		sem_destroy(&ready);
 		return VM_STOP_ERROR;
 	}
 	vm->evloop_running = true;
-	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
+	/* No vCPU runs before the event loop (which does the guest's queue work) is filtered. */
+	while (sem_wait(&ready) < 0 && errno == EINTR)
+		;
+	if (vm->evloop_ready) {
+		log_error("event loop: cannot install its seccomp filter: %s",
+			  strerror(-vm->evloop_ready));
+		vm_request_stop(vm, VM_STOP_ERROR);
+	}
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus && !vm->evloop_ready; i++) {
 		ret = vcpu_start(vm->vcpus[i]);
 		if (ret) {
 			log_error("cannot start vCPU %u: %s", i, strerror(-ret));
@@ -293,8 +407,13 @@ enum vm_stop_reason vm_run(struct vm *vm)
 			break;
 		}
 	}
-	while (read(vm->stop_fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
+	/* Every thread is started: the main thread only waits and tears down from here. */
+	ret = seccomp_thread_install(SECCOMP_THREAD_MAIN, "main");
+	if (ret) {
+		log_error("main thread: cannot install its seccomp filter: %s", strerror(-ret));
+		vm_request_stop(vm, VM_STOP_ERROR);
+	}
+	wait_for_stop(vm);
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 		if (!vm->vcpus[i])
 			continue;
@@ -304,6 +423,8 @@ enum vm_stop_reason vm_run(struct vm *vm)
 	evloop_stop(&vm->ev);
 	pthread_join(vm->evloop_thread, NULL);
 	vm->evloop_running = false;
+	sem_destroy(&ready);
+	vm->evloop_sem = NULL;
 	return __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE);
 }
 
@@ -322,9 +443,11 @@ void vm_destroy(struct vm *vm)
 	vm->cpuid = NULL;
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
+	if (vm->sig_fd >= 0)
+		close(vm->sig_fd);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
-	vm->stop_fd = vm->vm_fd = vm->kvm_fd = -1;
+	vm->stop_fd = vm->sig_fd = vm->vm_fd = vm->kvm_fd = -1;
 }

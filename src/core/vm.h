@@ -38,6 +38,10 @@ struct vm {
 	bool evloop_running;
 	int stop_fd;			 /* eventfd: written once when the VM must stop */
 	enum vm_stop_reason stop_reason; /* first reason wins */
+	int sig_fd;			 /* signalfd for SIGTERM/SIGINT/SIGHUP, or -1 */
+	int stop_signal;		 /* the signal that stopped the VM (VM_STOP_SIGNAL) */
+	int evloop_ready;		 /* evloop thread: 0 or -errno of its filter install */
+	void *evloop_sem;		 /* sem_t the evloop thread posts once filtered */
 };
 
 /* Open /dev/kvm, create the VM, its memory, irqchip, event loop and device manager.
@@ -46,8 +50,17 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 	__attribute__((warn_unused_result));
 /* Create and configure the vCPUs; vCPU 0 enters the kernel at `entry` (64-bit). */
 int vm_setup_vcpus(struct vm *vm, uint64_t entry) __attribute__((warn_unused_result));
-/* Start the event loop and vCPU threads, wait for a stop request, stop everything.
- * Returns the stop reason. */
+/* Turn SIGTERM, SIGINT and SIGHUP into a graceful stop (VM_STOP_SIGNAL): they are blocked in
+ * the calling (main) thread, and so in every thread vm_run() starts, and read by vm_run()
+ * through a signalfd.  Once the stop is under way a second one runs on_force (async-signal-
+ * safe, e.g. console_restore) and ends the process by that signal.  Call on the main thread
+ * after vm_create() and before any other thread exists.  0 or -errno. */
+int vm_catch_stop_signals(struct vm *vm, void (*on_force)(void))
+	__attribute__((warn_unused_result));
+/* Start the event loop and vCPU threads, wait for a stop request, stop everything.  With
+ * seccomp filters built (core/seccomp.h) each thread installs its own before the guest runs:
+ * the event loop before any vCPU starts, each vCPU before its first KVM_RUN, the main thread
+ * once all are started.  Returns the stop reason. */
 enum vm_stop_reason vm_run(struct vm *vm);
 /* Ask the VM to stop (any thread; first reason wins). */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);

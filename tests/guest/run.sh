@@ -9,6 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$here/../lib.sh"
 "$here/cli_errors.sh"
+"$here/hardening.sh"
 
 if [ -e /dev/kvm ]; then
 	python3 "$here/guest_test.py"

@@ -116,11 +116,98 @@ static void test_too_many_disks(void **state)
 	assert_non_null(strstr(err, "too many"));
 }
 
+/* argv for `run --kernel /k` plus `disks` disks, `nets` user nets and `extra` (NULL-ended). */
+static int device_argv(char **argv, int disks, int nets, char *const *extra)
+{
+	int n = 0;
+
+	argv[n++] = "run";
+	argv[n++] = "--kernel";
+	argv[n++] = "/k";
+	for (int i = 0; i < disks; i++) {
+		argv[n++] = "--disk";
+		argv[n++] = "/x.img";
+	}
+	for (int i = 0; i < nets; i++) {
+		argv[n++] = "--net";
+		argv[n++] = "user";
+	}
+	while (extra && *extra)
+		argv[n++] = *extra++;
+	argv[n] = NULL;
+	return n;
+}
+
+static void test_interrupt_lines(void **state)
+{
+	struct cli_opts o;
+	char err[256];
+	char *argv[64];
+	int n;
+
+	/* GSIs 5..23 without the RTC's 8. */
+	assert_int_equal(cli_irq_lines(), 18);
+	/* 16 disks + 2 nets + rng = 19 lines: one usage error naming the count, before any
+	 * device is built. */
+	n = device_argv(argv, 16, 2, NULL);
+	assert_int_equal(cli_parse(n, argv, &o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "too many devices: 19 need an interrupt line"));
+	assert_non_null(strstr(err, "there are 18"));
+	/* Exactly 18 fits. */
+	n = device_argv(argv, 16, 2, (char *[]){ "--no-rng", NULL });
+	assert_int_equal(cli_parse(n, argv, &o, err, sizeof(err)), 0);
+	assert_int_equal(cli_irq_devices(&o, false), 18);
+	/* vsock and balloon take a line each. */
+	n = device_argv(argv, 15, 1, (char *[]){ "--vsock", "3,/tmp/v", "--balloon", NULL });
+	assert_int_equal(cli_parse(n, argv, &o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "19 need"));
+	/* Without --kernel or --disk the default guest's root disk counts too. */
+	n = device_argv(argv, 0, 4, (char *[]){ "--vsock", "3,/tmp/v", "--balloon", NULL });
+	assert_int_equal(cli_parse(n - 2, argv + 2, &o, err, sizeof(err)), 0);
+	assert_int_equal(cli_irq_devices(&o, true), 8);
+	assert_int_equal(cli_irq_devices(&o, false), 7);
+}
+
+static void test_jail_options(void **state)
+{
+	struct cli_opts o;
+	char err[256];
+
+	assert_int_equal(PARSE(&o, err, "--chroot", "/srv/jail", "--uid", "1000", "--gid", "0",
+			       "--new-ns", "net,mount,pid", "--no-seccomp"),
+			 0);
+	assert_string_equal(o.chroot_dir, "/srv/jail");
+	assert_true(o.has_uid && o.has_gid);
+	assert_int_equal(o.uid, 1000);
+	assert_int_equal(o.gid, 0);
+	assert_int_equal(o.new_ns, CLI_NS_MOUNT | CLI_NS_PID | CLI_NS_NET);
+	assert_true(o.no_seccomp);
+	assert_int_equal(PARSE(&o, err, "--new-ns", "pid"), 0);
+	assert_int_equal(o.new_ns, CLI_NS_PID);
+	assert_false(o.has_uid || o.has_gid || o.no_seccomp);
+	assert_null(o.chroot_dir);
+
+	assert_int_equal(PARSE(&o, err, "--uid", "-1"), -EINVAL);
+	assert_non_null(strstr(err, "--uid"));
+	assert_int_equal(PARSE(&o, err, "--gid", "4294967295"), -EINVAL);
+	assert_non_null(strstr(err, "--gid"));
+	assert_int_equal(PARSE(&o, err, "--chroot", ""), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--new-ns", "user"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--new-ns", "pid,pid"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--new-ns", ","), -EINVAL);
+	/* user-mode NAT needs the host's network. */
+	assert_int_equal(PARSE(&o, err, "--new-ns", "net", "--net", "user"), -EINVAL);
+	assert_non_null(strstr(err, "--net user"));
+	assert_int_equal(PARSE(&o, err, "--new-ns", "net", "--net", "tap=tap0"), 0);
+}
+
 static void test_usage_mentions_every_flag(void **state)
 {
-	static const char *const flags[] = { "--kernel",  "--initrd",	    "--disk", "--cmdline",
-					     "--append",  "--guest",	    "--smp",  "--mem",
-					     "--no-acpi", "--cpu-template", "--help" };
+	static const char *const flags[] = {
+		"--kernel", "--initrd", "--disk",    "--cmdline",      "--append",     "--guest",
+		"--smp",    "--mem",	"--no-acpi", "--cpu-template", "--no-seccomp", "--chroot",
+		"--uid",    "--gid",	"--new-ns",  "--help"
+	};
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		assert_non_null(strstr(cli_usage, flags[i]));
@@ -134,6 +221,8 @@ int main(void)
 		cmocka_unit_test(test_bad_numbers),
 		cmocka_unit_test(test_bad_usage),
 		cmocka_unit_test(test_too_many_disks),
+		cmocka_unit_test(test_interrupt_lines),
+		cmocka_unit_test(test_jail_options),
 		cmocka_unit_test(test_usage_mentions_every_flag),
 	};
 

@@ -1058,6 +1058,10 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	}
 	if (b->efd >= 0)
 		close(b->efd);
+	/* Whatever the guest wrote and did not flush reaches stable storage on every orderly
+	 * stop (poweroff, Ctrl-A x, SIGTERM), as a host power-down would not guarantee. */
+	if (!b->read_only && fsync(b->fd) < 0)
+		log_warn("virtio-blk: flushing the disk image at exit: %s", strerror(errno));
 	close(b->fd); /* and with it the image lock */
 	free(b->reqs);
 	free(b);

@@ -599,6 +599,7 @@ int virtio_mmio_create(struct gmem *gm, struct irq_line *irq, const struct virti
 {
 	pthread_mutexattr_t attr;
 	struct virtio_mmio *t;
+	int ret;
 
 	if (!ops || !ops->queue_notify || !ops->features || ops->num_queues == 0 ||
 	    ops->num_queues > VIRTIO_MAX_QUEUES ||
@@ -607,10 +608,21 @@ int virtio_mmio_create(struct gmem *gm, struct irq_line *irq, const struct virti
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	pthread_mutexattr_init(&attr);
-	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&t->lock, &attr);
+	/* The transport lock is recursive: a device handler may call back into the transport
+	 * (interrupts, yield) while holding it. */
+	ret = pthread_mutexattr_init(&attr);
+	if (ret) {
+		free(t);
+		return -ret;
+	}
+	ret = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+	if (!ret)
+		ret = pthread_mutex_init(&t->lock, &attr);
 	pthread_mutexattr_destroy(&attr);
+	if (ret) {
+		free(t);
+		return -ret;
+	}
 	t->ops = ops;
 	t->dev = dev;
 	t->gm = gm;
