@@ -157,7 +157,7 @@ static void test_dhcp_and_hostfwd(void **state)
 	fwd.host_port = c.port;
 	fwd.guest_port = 8080;
 	assert_int_equal(evloop_init(&c.ev), 0);
-	assert_int_equal(net_slirp_create(&fwd, 1, &c.be, err, sizeof(err)), 0);
+	assert_int_equal(net_slirp_create(&fwd, 1, 0, &c.be, err, sizeof(err)), 0);
 	c.be->receive = on_receive;
 	c.be->receive_opaque = &c;
 	assert_int_equal(c.be->ops->start(c.be, &c.ev), 0);
@@ -198,7 +198,7 @@ static void test_hostfwd_port_taken(void **state)
 	fwd.host_addr = htonl(INADDR_LOOPBACK);
 	fwd.host_port = ntohs(a.sin_port);
 	fwd.guest_port = 22;
-	assert_int_equal(net_slirp_create(&fwd, 1, &be, err, sizeof(err)), -EADDRINUSE);
+	assert_int_equal(net_slirp_create(&fwd, 1, 0, &be, err, sizeof(err)), -EADDRINUSE);
 	assert_non_null(strstr(err, "hostfwd tcp:127.0.0.1:"));
 	close(s);
 }
