@@ -61,7 +61,9 @@ struct virtio_net {
 	uint32_t lens[VIRTIO_NET_QUEUE_SIZE];
 	struct iovec txiov[VIRTQ_ELEM_MAX_SEGS + 1];
 	uint8_t linear[NET_MAX_FRAME];
-	uint8_t discard[NET_VNET_HDR_BYTES + NET_MAX_FRAME]; /* frames nobody can take */
+	/* Pull back ends: the tail of a frame that did not fit the held chains, or a whole
+	 * frame nobody can take. */
+	uint8_t overflow[NET_VNET_HDR_BYTES + NET_MAX_FRAME];
 };
 
 static void lock(struct virtio_net *n)
@@ -355,9 +357,9 @@ static size_t rx_want(const struct virtio_net *n)
 	return VIRTIO_NET_HDR_BYTES + max;
 }
 
-/* Hold receive chains until they can take any frame (without MRG_RXBUF: one chain), or the
- * whole ring is held.  0: ready; -EAGAIN: the guest has too few buffers now (a notification
- * was asked for); -EINVAL: garbage (the device needs a reset). */
+/* Hold receive chains until they can take any frame (without MRG_RXBUF: one chain), the
+ * whole ring is held or the driver has no more.  0: at least one chain held; -EAGAIN: none
+ * (a notification was asked for); -EINVAL: garbage (the device needs a reset). */
 static int rx_gather(struct virtio_net *n)
 {
 	struct virtq *vq = n->rxq;
@@ -369,7 +371,8 @@ static int rx_gather(struct virtio_net *n)
 		struct held_chain *h;
 		int r;
 
-		if (n->nheld == vq->size || n->rxiov_n == RX_IOV_MAX)
+		/* One iovec stays free for the overflow buffer (rx_pull). */
+		if (n->nheld == vq->size || n->rxiov_n >= RX_IOV_MAX - 1)
 			break; /* the best this ring can do */
 		r = virtq_pop(vq, e);
 		if (r == 0) {
@@ -377,7 +380,7 @@ static int rx_gather(struct virtio_net *n)
 				virtq_disable_notify(vq);
 				continue;
 			}
-			return -EAGAIN;
+			return n->nheld ? 0 : -EAGAIN;
 		}
 		if (r < 0)
 			return -EINVAL;
@@ -388,7 +391,7 @@ static int rx_gather(struct virtio_net *n)
 			unpop(vq, 1);
 			return -EINVAL;
 		}
-		if (n->rxiov_n + e->nr_in > RX_IOV_MAX) {
+		if (n->rxiov_n + e->nr_in > RX_IOV_MAX - 1) {
 			unpop(vq, 1);
 			break;
 		}
@@ -439,10 +442,29 @@ static int rx_complete(struct virtio_net *n, size_t len)
 	return 0;
 }
 
+/* A frame of `len` bytes (header included) filled the held chains and went on into the
+ * overflow buffer: the guest has too few buffers for it now.  It waits with the frames of
+ * push back ends (one copy, a rare case) until the driver adds buffers. */
+static void rx_park(struct virtio_net *n, size_t len)
+{
+	size_t in_guest = n->held_len;
+	uint8_t *buf = malloc(len);
+
+	if (!buf) {
+		n->stats.rx_dropped++;
+		return;
+	}
+	iov_copy(n->rxiov, n->rxiov_n, 0, buf, in_guest, false);
+	memcpy(buf + in_guest, n->overflow, len - in_guest);
+	release_held(n); /* deliver() pops these chains again for it */
+	enqueue(n, buf, buf + VIRTIO_NET_HDR_BYTES, len - VIRTIO_NET_HDR_BYTES);
+	free(buf);
+}
+
 /* Read and drop one frame nobody can take.  False when none waits. */
 static bool rx_discard(struct virtio_net *n)
 {
-	struct iovec v = { n->discard, sizeof(n->discard) };
+	struct iovec v = { n->overflow, sizeof(n->overflow) };
 	ssize_t r = n->be->ops->recv(n->be, &v, 1);
 
 	if (r < 0)
@@ -453,8 +475,10 @@ static bool rx_discard(struct virtio_net *n)
 
 /* A pull back end has frames: read them straight into the guest's receive buffers (the
  * kernel writes the virtio-net header into the first bytes), at most a budget per call; the
- * back end calls again while frames wait.  With too few buffers the back end is paused until
- * the driver adds some (net_queue_notify). */
+ * back end calls again while frames wait.  With MRG_RXBUF the chains held are those the
+ * largest frame needs, when the driver has that many, and an overflow buffer follows them,
+ * so no frame is lost for want of buffers.  With none, the back end is paused until the
+ * driver adds some (net_queue_notify). */
 static void rx_pull(struct virtio_net *n)
 {
 	bool mrg;
@@ -465,12 +489,22 @@ static void rx_pull(struct virtio_net *n)
 	for (unsigned i = 0; i < VIRTIO_QUEUE_BUDGET; i++) {
 		ssize_t r;
 		size_t cap;
-		int ret;
+		int ret, cnt;
 
 		if (!rx_usable(n) || !n->link_up) {
 			if (!rx_discard(n))
 				break;
 			continue;
+		}
+		/* A parked frame goes first: nothing may overtake it. */
+		if (n->pend_count) {
+			release_held(n);
+			if (flush_pending(n))
+				n->rx_unsignalled++;
+			if (n->pend_count) {
+				set_paused(n, true);
+				break;
+			}
 		}
 		ret = rx_gather(n);
 		if (ret == -EAGAIN) {
@@ -483,21 +517,29 @@ static void rx_pull(struct virtio_net *n)
 			break;
 		}
 		cap = mrg ? n->held_len : n->held[0].len;
-		r = n->be->ops->recv(n->be, n->rxiov, (int)(mrg ? n->rxiov_n : n->held[0].nr));
+		cnt = mrg ? (int)n->rxiov_n : n->held[0].nr;
+		if (mrg && cap < sizeof(n->overflow))
+			n->rxiov[cnt++] = (struct iovec){ n->overflow, sizeof(n->overflow) - cap };
+		r = n->be->ops->recv(n->be, n->rxiov, cnt);
 		if (r == -EAGAIN)
 			break;
 		if (r < 0) {
 			n->stats.rx_dropped++;
 			break;
 		}
-		/* Short, or cut off by the end of the buffers (the rest is lost): dropped, and the
-		 * buffers stay for the next frame. */
-		if ((size_t)r < VIRTIO_NET_HDR_BYTES + NET_MIN_FRAME || (size_t)r > cap) {
-			if ((size_t)r > cap)
+		/* Short, or cut off (only past the overflow buffer, or without MRG_RXBUF past the
+		 * one chain): dropped, and the buffers stay for the next frame. */
+		if ((size_t)r < VIRTIO_NET_HDR_BYTES + NET_MIN_FRAME ||
+		    (size_t)r > (mrg ? sizeof(n->overflow) : cap)) {
+			if ((size_t)r >= VIRTIO_NET_HDR_BYTES + NET_MIN_FRAME)
 				log_guest("virtio-net: %zd-byte frame, %zu bytes of receive buffers",
 					  r - VIRTIO_NET_HDR_BYTES, cap);
 			n->stats.rx_dropped++;
 			continue;
+		}
+		if ((size_t)r > cap) {
+			rx_park(n, (size_t)r);
+			continue; /* delivered first thing next time round */
 		}
 		if (rx_complete(n, (size_t)r)) {
 			n->stats.rx_dropped++;
