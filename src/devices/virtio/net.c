@@ -315,7 +315,7 @@ static void rx_signal(struct virtio_net *n)
 		virtio_mmio_notify_used(n->t, n->rxq);
 }
 
-/* Copy bytes [off, off+len) of iov[0..cnt) out (dir false) or in (dir true). */
+/* Copy bytes [off, off+len) of iov[0..cnt) into buf, or from buf with to_iov. */
 static void iov_copy(const struct iovec *iov, unsigned cnt, size_t off, uint8_t *buf, size_t len,
 		     bool to_iov)
 {
