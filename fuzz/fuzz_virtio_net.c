@@ -20,7 +20,7 @@
 struct fake_be {
 	struct net_backend be;
 	uint64_t sent, checksum;
-	unsigned waiting;  /* pull: copies of frame[0..waiting_len) still to be read */
+	unsigned waiting;   /* pull: copies of frame[0..waiting_len) still to be read */
 	size_t waiting_len; /* header included */
 };
 
@@ -61,7 +61,7 @@ static ssize_t fb_recv(struct net_backend *be, const struct iovec *iov, int n)
 	fb.waiting--;
 	for (int i = 0; i < n && off < fb.waiting_len; i++) {
 		size_t take = fb.waiting_len - off < iov[i].iov_len ? fb.waiting_len - off
-								     : iov[i].iov_len;
+								    : iov[i].iov_len;
 
 		memcpy(iov[i].iov_base, frame + off, take);
 		off += take;

@@ -192,7 +192,7 @@ static int parse_net(const char *arg, struct cli_net *n, char *err, size_t err_s
 			}
 			n->has_mac = true;
 		} else if (n->kind == CLI_NET_USER && (!strncmp(kv, "host-loopback=", 14) ||
-							  !strncmp(kv, "restricted=", 11))) {
+						       !strncmp(kv, "restricted=", 11))) {
 			bool lb = kv[0] == 'h';
 			const char *v = kv + (lb ? 14 : 11);
 			unsigned bit = lb ? NET_SLIRP_HOST_LOOPBACK : NET_SLIRP_RESTRICTED;

@@ -213,7 +213,6 @@ static void test_hostfwd_port_taken(void **state)
 	close(s);
 }
 
-
 /* --- what the guest may reach: host loopback, restricted --- */
 
 struct reach {
@@ -329,9 +328,9 @@ static bool guest_reaches_host_loopback(unsigned flags, struct reach *r)
 	assert_int_equal(be->ops->send(be, &v, 1), 0);
 	/* Loopback connections complete inside connect(); the wait only covers a slow host. */
 	p = (struct pollfd){ .fd = lsn, .events = POLLIN };
-	if (poll(&p, 1, flags & NET_SLIRP_HOST_LOOPBACK && !(flags & NET_SLIRP_RESTRICTED)
-				? 5000
-				: 200) == 1 &&
+	if (poll(&p, 1,
+		 flags & NET_SLIRP_HOST_LOOPBACK && !(flags & NET_SLIRP_RESTRICTED) ? 5000 : 200) ==
+		    1 &&
 	    (conn = accept(lsn, NULL, NULL)) >= 0) {
 		close(conn);
 		be->ops->destroy(be);
@@ -369,7 +368,8 @@ static void test_restricted(void **state)
 {
 	struct reach r;
 
-	assert_false(guest_reaches_host_loopback(NET_SLIRP_HOST_LOOPBACK | NET_SLIRP_RESTRICTED, &r));
+	assert_false(
+		guest_reaches_host_loopback(NET_SLIRP_HOST_LOOPBACK | NET_SLIRP_RESTRICTED, &r));
 	assert_true(r.rst);
 	assert_false(r.synack);
 }

@@ -833,7 +833,6 @@ static void test_rx_before_driver_ok(void **state)
 	assert_int_equal(stats(x).rx_dropped, 2);
 }
 
-
 /* --- batching, budget, notification suppression --- */
 
 static uint16_t used_flags(struct fixture *x, struct fake_vq *f)
@@ -1252,10 +1251,10 @@ static void test_create_errors(void **state)
 	assert_int_equal(virtio_net_create(&be, test_mac, &n), -EINVAL);
 }
 
-#define PLAIN(fn) cmocka_unit_test_setup_teardown(fn, setup_plain, teardown)
-#define VNET(fn)  cmocka_unit_test_setup_teardown(fn, setup_vnet, teardown)
-#define NOMRG(fn) cmocka_unit_test_setup_teardown(fn, setup_no_mrg, teardown)
-#define PULL(fn)  cmocka_unit_test_setup_teardown(fn, setup_pull, teardown)
+#define PLAIN(fn)     cmocka_unit_test_setup_teardown(fn, setup_plain, teardown)
+#define VNET(fn)      cmocka_unit_test_setup_teardown(fn, setup_vnet, teardown)
+#define NOMRG(fn)     cmocka_unit_test_setup_teardown(fn, setup_no_mrg, teardown)
+#define PULL(fn)      cmocka_unit_test_setup_teardown(fn, setup_pull, teardown)
 #define PULLNOMRG(fn) cmocka_unit_test_setup_teardown(fn, setup_pull_no_mrg, teardown)
 
 int main(void)

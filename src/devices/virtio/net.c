@@ -352,7 +352,8 @@ static size_t rx_want(const struct virtio_net *n)
 {
 	size_t max = n->be->rx_frame_max ? n->be->rx_frame_max : NET_MAX_FRAME;
 
-	if (has(n, VIRTIO_NET_F_GUEST_TSO4) || has(n, VIRTIO_NET_F_GUEST_TSO6) || max > NET_MAX_FRAME)
+	if (has(n, VIRTIO_NET_F_GUEST_TSO4) || has(n, VIRTIO_NET_F_GUEST_TSO6) ||
+	    max > NET_MAX_FRAME)
 		max = NET_MAX_FRAME;
 	return VIRTIO_NET_HDR_BYTES + max;
 }
@@ -532,8 +533,9 @@ static void rx_pull(struct virtio_net *n)
 		if ((size_t)r < VIRTIO_NET_HDR_BYTES + NET_MIN_FRAME ||
 		    (size_t)r > (mrg ? sizeof(n->overflow) : cap)) {
 			if ((size_t)r >= VIRTIO_NET_HDR_BYTES + NET_MIN_FRAME)
-				log_guest("virtio-net: %zd-byte frame, %zu bytes of receive buffers",
-					  r - VIRTIO_NET_HDR_BYTES, cap);
+				log_guest(
+					"virtio-net: %zd-byte frame, %zu bytes of receive buffers",
+					r - VIRTIO_NET_HDR_BYTES, cap);
 			n->stats.rx_dropped++;
 			continue;
 		}
