@@ -3,7 +3,8 @@
  * headers (checksum offsets, GSO), receive buffers (mergeable or not), back-pressure.
  * Input: [cfg] then harness operations; cfg bit 0 makes the back end a vnet-header one (TAP:
  * headers pass through, TSO offered); bit 1 makes it a pull back end like TAP (vnet header,
- * ops->recv: frames are read straight into the guest's buffers).  The device operation is u8
+ * ops->recv: frames are read straight into the guest's buffers; bit 2: an MTU of 1500; bit 3:
+ * recv returns a cut-off frame's full length).  The device operation is u8
  * what, then
  *   0: u16 len, [12-byte header for vnet back ends], len frame bytes (zero-padded): a frame
  *      from the network (pull: u8 copies first; that many wait and the device is told);
@@ -22,6 +23,7 @@ struct fake_be {
 	uint64_t sent, checksum;
 	unsigned waiting;   /* pull: copies of frame[0..waiting_len) still to be read */
 	size_t waiting_len; /* header included */
+	bool full_len;	    /* recv returns the frame's length even when cut off */
 };
 
 static struct fake_be fb;
@@ -46,8 +48,9 @@ static int fb_send(struct net_backend *be, const struct iovec *iov, int n)
 	return 0;
 }
 
-/* Like the TUN driver: write what fits, return the whole length.  Every byte goes through
- * the device's iovecs, so ASan sees any that is not guest RAM or the device's own buffer. */
+/* Like the TUN driver: write what fits, return what was written (cfg bit 3: the frame's
+ * whole length, as a kernel might).  Every byte goes through the device's iovecs, so ASan
+ * sees any that is not guest RAM or the device's own buffer. */
 static ssize_t fb_recv(struct net_backend *be, const struct iovec *iov, int n)
 {
 	size_t off = 0, total = 0;
@@ -66,7 +69,7 @@ static ssize_t fb_recv(struct net_backend *be, const struct iovec *iov, int n)
 		memcpy(iov[i].iov_base, frame + off, take);
 		off += take;
 	}
-	return (ssize_t)fb.waiting_len;
+	return (ssize_t)(fb.full_len ? fb.waiting_len : off);
 }
 
 static void fb_set_rx(struct net_backend *be, bool on)
@@ -106,6 +109,7 @@ static int net_create(struct vh *h, uint8_t cfg, void **dev)
 	fb.be.ops = cfg & 2 ? &fb_pull_ops : &fb_ops;
 	fb.be.vnet_hdr = cfg & 3;
 	fb.be.rx_frame_max = cfg & 4 ? 1518 : 0;
+	fb.full_len = cfg & 8;
 	if (fb.be.vnet_hdr)
 		fb.be.host_features =
 			VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) |

@@ -34,9 +34,10 @@ struct net_backend_ops {
 	/* Start watching the back end's fds on `ev` (rx begins enabled). */
 	int (*start)(struct net_backend *be, struct evloop *ev) __attribute__((warn_unused_result));
 	/* Read one waiting frame straight into iov[0..n) (with be->vnet_hdr, the header first).
-	 * Returns its length, which is larger than the iovec list when the frame did not fit
-	 * (the rest is lost), -EAGAIN when no frame waits, or another -errno.  NULL for back
-	 * ends that push frames with net_backend_deliver(). */
+	 * Returns its length, -EAGAIN when no frame waits, or another -errno.  A frame that did
+	 * not fit is cut off (the rest is lost) and the result is then at least the iovec
+	 * list's size (the TUN driver returns what it wrote), so the device offers more than
+	 * the largest frame.  NULL for back ends that push frames with net_backend_deliver(). */
 	ssize_t (*recv)(struct net_backend *be, const struct iovec *iov, int n);
 	/* Send one frame to the network.  With be->vnet_hdr, iov[0..n) begins with the
 	 * NET_VNET_HDR_BYTES header; otherwise it is the bare frame with complete checksums.

@@ -75,8 +75,10 @@ static void tap_readable(void *opaque, uint32_t events)
 	sync_watch(t); /* the device may have paused us */
 }
 
-/* One frame into iov: the kernel writes the 12-byte virtio-net header, then the frame, and
- * returns the full length even when the frame did not fit (the rest is lost). */
+/* One frame into iov: the kernel writes the 12-byte virtio-net header, then the frame.  A
+ * frame that does not fit is cut off, and the result is then the iovec list's size (seen on
+ * Linux 6.18; were it the frame's full length, it would be larger still): the device treats
+ * a result that fills its offer as a cut-off frame. */
 static ssize_t tap_recv(struct net_backend *be, const struct iovec *iov, int n)
 {
 	struct net_tap *t = (struct net_tap *)be;

@@ -61,7 +61,7 @@ struct fake_be {
 	bool destroyed;
 	/* Pull mode (ops->recv, like TAP): `pull_n` frames of `pull_len` bytes wait, each
 	 * behind `pull_hdr`; the frame number is at byte 100.  Like the TUN driver, recv
-	 * returns the full length even when the iovec list was too short. */
+	 * cuts a frame off at the end of the iovec list and returns the bytes written. */
 	unsigned pull_n, pulled, recv_calls;
 	size_t pull_len;
 	uint8_t pull_hdr[HDR];
@@ -100,7 +100,7 @@ static int fb_send(struct net_backend *be, const struct iovec *iov, int n)
 static ssize_t fb_recv(struct net_backend *be, const struct iovec *iov, int n)
 {
 	struct fake_be *f = (struct fake_be *)be;
-	static uint8_t frame[HDR + NET_MAX_FRAME];
+	static uint8_t frame[HDR + NET_MAX_FRAME + 64];
 	size_t total = HDR + f->pull_len, off = 0;
 
 	if (f->recv_calls < 256)
@@ -129,7 +129,7 @@ static ssize_t fb_recv(struct net_backend *be, const struct iovec *iov, int n)
 		memcpy(iov[i].iov_base, frame + off, take);
 		off += take;
 	}
-	return (ssize_t)total;
+	return (ssize_t)off;
 }
 
 static void fb_set_rx(struct net_backend *be, bool on)
@@ -992,9 +992,28 @@ static void test_pull_zero_copy(void **state)
 	assert_int_equal(id, 1);
 	assert_false(fake_vq_get_used(&x->rx, &id, &len));
 	/* Without segmentation offload, buffers for one MTU-sized frame are offered, and an
-	 * overflow buffer after them, so the offer always covers the largest frame. */
+	 * overflow buffer after them: the offer always exceeds the largest frame by a byte. */
 	assert_int_equal(x->fb.last_guest_bytes, 2048);
-	assert_int_equal(x->fb.last_iov_bytes, HDR + NET_MAX_FRAME);
+	assert_int_equal(x->fb.last_iov_bytes, HDR + NET_MAX_FRAME + 1);
+}
+
+/* A frame longer than any frame may be fills the whole offer, is cut off by the back end and
+ * dropped (not parked); the guest's buffers stay for the next one. */
+static void test_pull_cut_off(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t id, len;
+
+	post_rx(x, 2, 2048);
+	pull(x, 1, NET_MAX_FRAME + 5);
+	assert_int_equal(x->fb.pulled, 1);
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(stats(x).rx_dropped, 1);
+	assert_true(x->fb.rx_on);
+	pull(x, 1, 200);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(id, 0);
+	assert_int_equal(rx_buf(x, id)[HDR + 100], 1);
 }
 
 /* MRG_RXBUF: one frame over several chains, num_buffers in the first; with GUEST_TSO the
@@ -1291,6 +1310,7 @@ int main(void)
 		PLAIN(test_rx_push_asks_for_buffers),
 		PULL(test_pull_zero_copy),
 		PULL(test_pull_mergeable),
+		PULL(test_pull_cut_off),
 		PULL(test_pull_no_buffers),
 		PULLNOMRG(test_pull_truncated),
 		PULL(test_pull_refused_offload),

@@ -14,6 +14,10 @@
 
 /* Most iovec entries one pull reads into: readv's limit (UIO_MAXIOV). */
 #define RX_IOV_MAX 1024
+/* What a pull offers for one frame, at least: one byte more than the largest frame with its
+ * header, so a frame that fills the offer was cut off (the TUN driver returns the bytes it
+ * wrote, not the frame's length). */
+#define OFFER_BYTES (NET_VNET_HDR_BYTES + NET_MAX_FRAME + 1)
 
 /* One frame the guest had no room for yet: header (vnet back ends) + frame. */
 struct pending {
@@ -63,7 +67,7 @@ struct virtio_net {
 	uint8_t linear[NET_MAX_FRAME];
 	/* Pull back ends: the tail of a frame that did not fit the held chains, or a whole
 	 * frame nobody can take. */
-	uint8_t overflow[NET_VNET_HDR_BYTES + NET_MAX_FRAME];
+	uint8_t overflow[OFFER_BYTES];
 };
 
 static void lock(struct virtio_net *n)
@@ -477,9 +481,10 @@ static bool rx_discard(struct virtio_net *n)
 /* A pull back end has frames: read them straight into the guest's receive buffers (the
  * kernel writes the virtio-net header into the first bytes), at most a budget per call; the
  * back end calls again while frames wait.  With MRG_RXBUF the chains held are those the
- * largest frame needs, when the driver has that many, and an overflow buffer follows them,
- * so no frame is lost for want of buffers.  With none, the back end is paused until the
- * driver adds some (net_queue_notify). */
+ * largest frame needs, when the driver has that many; an overflow buffer follows them (up to
+ * OFFER_BYTES in all), so no frame is lost for want of buffers and a cut-off frame is
+ * recognised.  With no buffers at all, the back end is paused until the driver adds some
+ * (net_queue_notify). */
 static void rx_pull(struct virtio_net *n)
 {
 	bool mrg;
@@ -519,8 +524,9 @@ static void rx_pull(struct virtio_net *n)
 		}
 		cap = mrg ? n->held_len : n->held[0].len;
 		cnt = mrg ? (int)n->rxiov_n : n->held[0].nr;
-		if (mrg && cap < sizeof(n->overflow))
-			n->rxiov[cnt++] = (struct iovec){ n->overflow, sizeof(n->overflow) - cap };
+		/* rxiov[cnt] is free: rx_gather keeps one entry for this. */
+		if (cap < OFFER_BYTES)
+			n->rxiov[cnt++] = (struct iovec){ n->overflow, OFFER_BYTES - cap };
 		r = n->be->ops->recv(n->be, n->rxiov, cnt);
 		if (r == -EAGAIN)
 			break;
@@ -528,10 +534,10 @@ static void rx_pull(struct virtio_net *n)
 			n->stats.rx_dropped++;
 			break;
 		}
-		/* Short, or cut off (only past the overflow buffer, or without MRG_RXBUF past the
-		 * one chain): dropped, and the buffers stay for the next frame. */
-		if ((size_t)r < VIRTIO_NET_HDR_BYTES + NET_MIN_FRAME ||
-		    (size_t)r > (mrg ? sizeof(n->overflow) : cap)) {
+		/* Short, cut off (it filled the whole offer) or, without MRG_RXBUF, larger than
+		 * the one chain: dropped, and the buffers stay for the next frame. */
+		if ((size_t)r < VIRTIO_NET_HDR_BYTES + NET_MIN_FRAME || (size_t)r >= OFFER_BYTES ||
+		    (!mrg && (size_t)r > cap)) {
 			if ((size_t)r >= VIRTIO_NET_HDR_BYTES + NET_MIN_FRAME)
 				log_guest(
 					"virtio-net: %zd-byte frame, %zu bytes of receive buffers",
