@@ -2,24 +2,32 @@
  * that checks every frame it is handed and injects received frames of fuzzer bytes: transmit
  * headers (checksum offsets, GSO), receive buffers (mergeable or not), back-pressure.
  * Input: [cfg] then harness operations; cfg bit 0 makes the back end a vnet-header one (TAP:
- * headers pass through, TSO offered).  The device operation is u8 what, then
+ * headers pass through, TSO offered); bit 1 makes it a pull back end like TAP (vnet header,
+ * ops->recv: frames are read straight into the guest's buffers; bit 2: an MTU of 1500; bit 3:
+ * recv returns a cut-off frame's full length).  The device operation is u8
+ * what, then
  *   0: u16 len, [12-byte header for vnet back ends], len frame bytes (zero-padded): a frame
- *      from the network;  1: u8 up: link up or down;  2: read the counters. */
+ *      from the network (pull: u8 copies first; that many wait and the device is told);
+ *   1: u8 up: link up or down;  2: read the counters;  3: pull: "frames wait" again. */
 #include "devices/virtio/net.h"
 #include "devices/virtio/virtq.h"
 #include "harness.h"
 #include "net/backend.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct fake_be {
 	struct net_backend be;
 	uint64_t sent, checksum;
+	unsigned waiting;   /* pull: copies of frame[0..waiting_len) still to be read */
+	size_t waiting_len; /* header included */
+	bool full_len;	    /* recv returns the frame's length even when cut off */
 };
 
 static struct fake_be fb;
-static uint8_t frame[NET_MAX_FRAME + 16];
+static uint8_t frame[NET_VNET_HDR_BYTES + NET_MAX_FRAME + 16];
 
 /* Read every byte the device hands over, so ASan sees any iovec outside guest RAM. */
 static int fb_send(struct net_backend *be, const struct iovec *iov, int n)
@@ -38,6 +46,30 @@ static int fb_send(struct net_backend *be, const struct iovec *iov, int n)
 	FUZZ_CHECK(total <= NET_MAX_FRAME + (be->vnet_hdr ? NET_VNET_HDR_BYTES : 0));
 	fb.sent++;
 	return 0;
+}
+
+/* Like the TUN driver: write what fits, return what was written (cfg bit 3: the frame's
+ * whole length, as a kernel might).  Every byte goes through the device's iovecs, so ASan
+ * sees any that is not guest RAM or the device's own buffer. */
+static ssize_t fb_recv(struct net_backend *be, const struct iovec *iov, int n)
+{
+	size_t off = 0, total = 0;
+
+	FUZZ_CHECK(n >= 1 && n <= 1024);
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	FUZZ_CHECK(total >= NET_VNET_HDR_BYTES);
+	if (!fb.waiting)
+		return -EAGAIN;
+	fb.waiting--;
+	for (int i = 0; i < n && off < fb.waiting_len; i++) {
+		size_t take = fb.waiting_len - off < iov[i].iov_len ? fb.waiting_len - off
+								    : iov[i].iov_len;
+
+		memcpy(iov[i].iov_base, frame + off, take);
+		off += take;
+	}
+	return (ssize_t)(fb.full_len ? fb.waiting_len : off);
 }
 
 static void fb_set_rx(struct net_backend *be, bool on)
@@ -60,13 +92,24 @@ static const struct net_backend_ops fb_ops = {
 	.destroy = fb_destroy,
 };
 
+static const struct net_backend_ops fb_pull_ops = {
+	.name = "fuzz-pull",
+	.recv = fb_recv,
+	.send = fb_send,
+	.set_rx_enabled = fb_set_rx,
+	.set_offload = fb_offload,
+	.destroy = fb_destroy,
+};
+
 static int net_create(struct vh *h, uint8_t cfg, void **dev)
 {
 	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
 	memset(&fb, 0, sizeof(fb));
-	fb.be.ops = &fb_ops;
-	fb.be.vnet_hdr = cfg & 1;
+	fb.be.ops = cfg & 2 ? &fb_pull_ops : &fb_ops;
+	fb.be.vnet_hdr = cfg & 3;
+	fb.be.rx_frame_max = cfg & 4 ? 1518 : 0;
+	fb.full_len = cfg & 8;
 	if (fb.be.vnet_hdr)
 		fb.be.host_features =
 			VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) |
@@ -83,12 +126,24 @@ static void net_op(struct vh *h, void *dev, struct fuzz_in *in)
 {
 	struct virtio_net_stats st;
 
-	switch (fuzz_u8(in) % 3) {
+	switch (fuzz_u8(in) % 4) {
 	case 0: {
-		size_t len = fuzz_u16(in);
+		size_t len, n;
 		const uint8_t *hdr = NULL, *p;
-		size_t n;
 
+		if (fb.be.ops->recv) {
+			unsigned copies = 1 + fuzz_u8(in) % 4;
+
+			len = fuzz_u16(in);
+			n = fuzz_bytes(in, NET_VNET_HDR_BYTES + len, &p);
+			memcpy(frame, p, n);
+			memset(frame + n, 0, NET_VNET_HDR_BYTES + len - n);
+			fb.waiting = copies;
+			fb.waiting_len = NET_VNET_HDR_BYTES + len;
+			net_backend_readable(&fb.be);
+			return;
+		}
+		len = fuzz_u16(in);
 		if (fb.be.vnet_hdr && fuzz_bytes(in, NET_VNET_HDR_BYTES, &hdr) < NET_VNET_HDR_BYTES)
 			return;
 		/* Up to 64 KiB - 1: the length checks at NET_MAX_FRAME are below that. */
@@ -101,9 +156,13 @@ static void net_op(struct vh *h, void *dev, struct fuzz_in *in)
 	case 1:
 		virtio_net_set_link(dev, fuzz_u8(in) & 1);
 		break;
-	default:
+	case 2:
 		virtio_net_get_stats(dev, &st);
 		FUZZ_CHECK(st.tx_frames == fb.sent);
+		break;
+	default:
+		net_backend_readable(&fb.be);
+		net_backend_flush(&fb.be);
 		break;
 	}
 }
@@ -207,6 +266,29 @@ static void write_seeds(void)
 	vh_seed_notify(&s, 0);
 	seed_frame(&s, hdr, 60);
 	fuzz_seed_save(&s, "vnet");
+
+	/* Pull back end (TAP): mergeable buffers, three frames waiting, the third past the
+	 * buffers posted (parked), then more buffers. */
+	seed_u8(&s, 2 | 4);
+	vh_seed_bring_up(&s, 0, 4);
+	for (unsigned i = 0; i < 3; i++) {
+		struct fake_buf b = { 0x3000 + 0x100 * i, 64, true };
+
+		vh_seed_chain(&s, 0, &b, 1);
+	}
+	vh_seed_notify(&s, 0);
+	vh_seed_device(&s);
+	seed_u8(&s, 0);
+	seed_u8(&s, 2);
+	seed_u16(&s, 60);
+	memset(hdr, 0, sizeof(hdr));
+	seed_bytes(&s, hdr, sizeof(hdr));
+	seed_bytes(&s, eth, sizeof(eth));
+	vh_seed_chain(&s, 0, &rx, 1);
+	vh_seed_notify(&s, 0);
+	vh_seed_device(&s);
+	seed_u8(&s, 3);
+	fuzz_seed_save(&s, "pull");
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

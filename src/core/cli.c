@@ -35,11 +35,15 @@ const char cli_usage[] =
 	"  --vsock CID,PATH     a virtio-vsock device with guest CID (3 to 4294967294): a guest\n"
 	"                       connect to port P reaches the Unix socket PATH_P; host programs\n"
 	"                       connect to PATH, write 'CONNECT <port>\\n', read 'OK <n>\\n'\n"
-	"  --net user[,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]...[,mac=MAC]\n"
+	"  --net user[,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]...[,host-loopback=on]\n"
+	"           [,restricted=on][,mac=MAC]\n"
 	"                       a virtio-net device on user-mode NAT (libslirp, no privileges):\n"
-	"                       DHCP gives the guest 10.0.2.15, the host is 10.0.2.2, DNS\n"
-	"                       10.0.2.3; hostfwd (tcp or udp, repeatable) forwards a host port\n"
-	"                       to the guest, e.g. hostfwd=tcp:127.0.0.1:2222-:22\n"
+	"                       DHCP gives the guest 10.0.2.15, DNS 10.0.2.3; hostfwd (tcp or\n"
+	"                       udp, repeatable) forwards a host port to the guest, e.g.\n"
+	"                       hostfwd=tcp:127.0.0.1:2222-:22; host-loopback=on lets the guest\n"
+	"                       reach the host's 127.0.0.1 as 10.0.2.2 (default off);\n"
+	"                       restricted=on: no outbound connections at all (DHCP and\n"
+	"                       hostfwd still work)\n"
 	"  --net tap=NAME[,mac=MAC]\n"
 	"                       a virtio-net device on TAP device NAME, created if missing\n"
 	"                       (needs CAP_NET_ADMIN); --net is repeatable: eth0, eth1...\n"
@@ -166,7 +170,8 @@ static int parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
-/* --net user[,hostfwd=...]...[,mac=...] | tap=NAME[,mac=...]; err gets the reason. */
+/* --net user[,hostfwd=...]...[,host-loopback=on|off][,restricted=on|off][,mac=...]
+ * | tap=NAME[,mac=...]; err gets the reason. */
 static int parse_net(const char *arg, struct cli_net *n, char *err, size_t err_size)
 {
 	char buf[1024], *save = NULL, *kv;
@@ -205,6 +210,21 @@ static int parse_net(const char *arg, struct cli_net *n, char *err, size_t err_s
 				return -EINVAL;
 			}
 			n->has_mac = true;
+		} else if (n->kind == CLI_NET_USER && (!strncmp(kv, "host-loopback=", 14) ||
+						       !strncmp(kv, "restricted=", 11))) {
+			bool lb = kv[0] == 'h';
+			const char *v = kv + (lb ? 14 : 11);
+			unsigned bit = lb ? NET_SLIRP_HOST_LOOPBACK : NET_SLIRP_RESTRICTED;
+
+			if (!strcmp(v, "on")) {
+				n->slirp_flags |= bit;
+			} else if (!strcmp(v, "off")) {
+				n->slirp_flags &= ~bit;
+			} else {
+				snprintf(err, err_size, "--net: bad value in '%s' (want on or off)",
+					 kv);
+				return -EINVAL;
+			}
 		} else if (!strncmp(kv, "hostfwd=", 8) && n->kind == CLI_NET_USER) {
 			if (n->nr_fwd >= NET_SLIRP_MAX_FWD) {
 				snprintf(err, err_size, "--net: at most %d hostfwd",

@@ -20,7 +20,8 @@ struct cli_disk {
 
 #define CLI_MAX_NETS 4
 
-/* --net user[,hostfwd=...][,mac=...] | tap=NAME[,mac=...] */
+/* --net user[,hostfwd=...][,host-loopback=on|off][,restricted=on|off][,mac=...]
+ *     | tap=NAME[,mac=...] */
 enum cli_net_kind { CLI_NET_USER, CLI_NET_TAP };
 
 struct cli_net {
@@ -30,6 +31,7 @@ struct cli_net {
 	uint8_t mac[6];
 	struct net_slirp_fwd fwd[NET_SLIRP_MAX_FWD];
 	int nr_fwd;
+	unsigned slirp_flags; /* NET_SLIRP_HOST_LOOPBACK, NET_SLIRP_RESTRICTED (user only) */
 };
 
 struct cli_opts {

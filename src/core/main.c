@@ -191,8 +191,8 @@ static void open_net_backends(const struct cli_opts *o)
 		const struct cli_net *n = &o->nets[i];
 		int ret = n->kind == CLI_NET_TAP
 				  ? net_tap_create(n->tap, &net_backends[i], err, sizeof(err))
-				  : net_slirp_create(n->fwd, n->nr_fwd, &net_backends[i], err,
-						     sizeof(err));
+				  : net_slirp_create(n->fwd, n->nr_fwd, n->slirp_flags,
+						     &net_backends[i], err, sizeof(err));
 
 		if (ret)
 			die(1, "%s", err);

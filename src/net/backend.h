@@ -1,12 +1,20 @@
 /* The interface between virtio-net and a network back end (slirp, TAP, a test fake).
  * Everything here runs on the event-loop thread, except set_rx_enabled, which any thread may
- * call. */
+ * call.
+ *
+ * Frames reach the guest one of two ways.  A back end that owns its buffer (slirp) pushes each
+ * frame with net_backend_deliver() and the device copies it into receive buffers; at the end of
+ * a batch it calls net_backend_flush(), so the guest gets one interrupt per batch.  A back end
+ * that can read into any memory (TAP) has ops->recv and calls net_backend_readable() when
+ * frames wait: the device then pulls them with recv straight into the guest's buffers (no
+ * copy), at most a budget of them per call, and the back end calls again while more wait. */
 #ifndef IGNITION_NET_BACKEND_H
 #define IGNITION_NET_BACKEND_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 struct evloop;
@@ -25,6 +33,12 @@ struct net_backend_ops {
 	const char *name;
 	/* Start watching the back end's fds on `ev` (rx begins enabled). */
 	int (*start)(struct net_backend *be, struct evloop *ev) __attribute__((warn_unused_result));
+	/* Read one waiting frame straight into iov[0..n) (with be->vnet_hdr, the header first).
+	 * Returns its length, -EAGAIN when no frame waits, or another -errno.  A frame that did
+	 * not fit is cut off (the rest is lost) and the result is then at least the iovec
+	 * list's size (the TUN driver returns what it wrote), so the device offers more than
+	 * the largest frame.  NULL for back ends that push frames with net_backend_deliver(). */
+	ssize_t (*recv)(struct net_backend *be, const struct iovec *iov, int n);
 	/* Send one frame to the network.  With be->vnet_hdr, iov[0..n) begins with the
 	 * NET_VNET_HDR_BYTES header; otherwise it is the bare frame with complete checksums.
 	 * 0, or -errno when the frame was dropped. */
@@ -47,9 +61,17 @@ struct net_backend {
 	bool vnet_hdr;
 	/* Offloads the back end can take from the guest (VIRTIO_NET_F_* bits). */
 	uint64_t host_features;
+	/* Largest frame (without the header) ops->recv hands over while the guest takes no
+	 * receive segmentation offload: the link MTU plus Ethernet and VLAN headers.  0 means
+	 * NET_MAX_FRAME.  The device offers that many bytes of receive buffers per frame. */
+	size_t rx_frame_max;
 	/* Set by the device: deliver one received frame to the guest.  `hdr` is the
 	 * NET_VNET_HDR_BYTES header (vnet_hdr back ends) or NULL. */
 	void (*receive)(void *opaque, const uint8_t *hdr, const uint8_t *frame, size_t len);
+	/* Set by the device: a batch of receive() calls ended (signal the guest once). */
+	void (*receive_flush)(void *opaque);
+	/* Set by the device: frames wait behind ops->recv; pull some now. */
+	void (*readable)(void *opaque);
 	void *receive_opaque;
 };
 
@@ -59,6 +81,22 @@ static inline void net_backend_deliver(struct net_backend *be, const uint8_t *hd
 {
 	if (be->receive)
 		be->receive(be->receive_opaque, hdr, frame, len);
+}
+
+/* A batch of net_backend_deliver() calls ended. */
+static inline void net_backend_flush(struct net_backend *be)
+{
+	if (be->receive_flush)
+		be->receive_flush(be->receive_opaque);
+}
+
+/* Frames wait behind ops->recv.  False when nobody pulls them (the caller then drops them). */
+static inline bool net_backend_readable(struct net_backend *be)
+{
+	if (!be->readable)
+		return false;
+	be->readable(be->receive_opaque);
+	return true;
 }
 
 #endif

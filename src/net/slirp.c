@@ -312,6 +312,8 @@ static void round_run(struct net_slirp *s, bool poll_fds)
 		if (t->expire_ms >= 0 && t->expire_ms * 1000000 < deadline)
 			deadline = t->expire_ms * 1000000;
 	arm_timer(s, deadline, now);
+	/* Whatever this round sent the guest: one interrupt for all of it. */
+	net_backend_flush(&s->be);
 }
 
 static void on_sockets(void *opaque, uint32_t events)
@@ -493,8 +495,8 @@ int net_slirp_parse_fwd(const char *s, struct net_slirp_fwd *out)
 	return 0;
 }
 
-int net_slirp_create(const struct net_slirp_fwd *fwd, int nr_fwd, struct net_backend **out,
-		     char *err, size_t err_size)
+int net_slirp_create(const struct net_slirp_fwd *fwd, int nr_fwd, unsigned flags,
+		     struct net_backend **out, char *err, size_t err_size)
 {
 	SlirpConfig cfg = { 0 };
 	struct net_slirp *s;
@@ -522,7 +524,9 @@ int net_slirp_create(const struct net_slirp_fwd *fwd, int nr_fwd, struct net_bac
 	inet_pton(AF_INET, NET_SLIRP_GUEST_ADDR, &guest);
 	/* The network QEMU's user networking uses, so guides and habits carry over. */
 	cfg.version = 4;
-	cfg.restricted = 0;
+	/* restricted: slirp drops every connection and datagram the guest starts towards
+	 * anything but its own services (DHCP), while host forwards keep working. */
+	cfg.restricted = (flags & NET_SLIRP_RESTRICTED) ? 1 : 0;
 	cfg.in_enabled = true;
 	inet_pton(AF_INET, "10.0.2.0", &cfg.vnetwork);
 	inet_pton(AF_INET, "255.255.255.0", &cfg.vnetmask);
@@ -532,7 +536,10 @@ int net_slirp_create(const struct net_slirp_fwd *fwd, int nr_fwd, struct net_bac
 	cfg.vhostname = "ignition";
 	cfg.if_mtu = 1500;
 	cfg.if_mru = 1500;
-	cfg.disable_host_loopback = false; /* 10.0.2.2 reaches the host's 127.0.0.1 */
+	/* Without HOST_LOOPBACK, 10.0.2.2 (and the rest of 10.0.2.0/24 that is not DNS) leads
+	 * nowhere: a guest must not reach services the host only offers to itself on 127.0.0.1.
+	 * With it, those addresses are the host's loopback. */
+	cfg.disable_host_loopback = !(flags & NET_SLIRP_HOST_LOOPBACK);
 	s->slirp = slirp_new(&cfg, &slirp_callbacks, s);
 	if (!s->slirp) {
 		ret = -ENOMEM;

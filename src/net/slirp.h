@@ -1,6 +1,7 @@
 /* User-mode networking back end (`--net user`): libslirp's NAT with its built-in DHCP and DNS
- * on 10.0.2.0/24 (guest 10.0.2.15, host 10.0.2.2, DNS 10.0.2.3), host-to-guest port
- * forwards, no privileges.  slirp's sockets and timers run on the event loop. */
+ * on 10.0.2.0/24 (guest 10.0.2.15, host 10.0.2.2 when host loopback is allowed, DNS
+ * 10.0.2.3), host-to-guest port forwards, no privileges.  slirp's sockets and timers run on
+ * the event loop. */
 #ifndef IGNITION_NET_SLIRP_H
 #define IGNITION_NET_SLIRP_H
 
@@ -9,6 +10,13 @@
 #include <stdint.h>
 
 struct net_backend;
+
+/* net_slirp_create() flags.  HOST_LOOPBACK: connections the guest makes to 10.0.2.2 (the
+ * "host") reach the host's 127.0.0.1; off by default, so the guest gets NAT to the outside
+ * but not the host's loopback-only services.  RESTRICTED: the guest cannot start any outbound
+ * connection (DHCP still answers, host forwards still work), for sandboxes. */
+#define NET_SLIRP_HOST_LOOPBACK 1u
+#define NET_SLIRP_RESTRICTED	2u
 
 /* Guest address slirp's DHCP hands out first, and the default forward target. */
 #define NET_SLIRP_GUEST_ADDR "10.0.2.15"
@@ -28,9 +36,11 @@ struct net_slirp_fwd {
 int net_slirp_parse_fwd(const char *s, struct net_slirp_fwd *out)
 	__attribute__((warn_unused_result));
 
-/* Create the slirp stack and listen on every forward's host port.  0, or -errno with one line
- * for the user in `err` (-EADDRINUSE: a forward's host port is taken). */
-int net_slirp_create(const struct net_slirp_fwd *fwd, int nr_fwd, struct net_backend **out,
-		     char *err, size_t err_size) __attribute__((warn_unused_result));
+/* Create the slirp stack with NET_SLIRP_* `flags` and listen on every forward's host port.
+ * 0, or -errno with one line for the user in `err` (-EADDRINUSE: a forward's host port is
+ * taken). */
+int net_slirp_create(const struct net_slirp_fwd *fwd, int nr_fwd, unsigned flags,
+		     struct net_backend **out, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -24,7 +24,7 @@
 	"tap %s: permission denied: creating or attaching a TAP device needs CAP_NET_ADMIN " \
 	"(run as root, or use --net user)"
 
-/* Frames read per wake-up before other event-loop work gets a turn. */
+/* Frames read and dropped per wake-up while no device pulls them. */
 #define TAP_RX_BUDGET 64
 
 struct net_tap {
@@ -36,7 +36,7 @@ struct net_tap {
 	bool want_rx;	 /* atomic */
 	bool wake_added; /* wake_fd is in the event loop */
 	char name[IFNAMSIZ];
-	uint8_t buf[NET_VNET_HDR_BYTES + NET_MAX_FRAME];
+	uint8_t buf[NET_VNET_HDR_BYTES + NET_MAX_FRAME]; /* frames nobody takes */
 };
 
 static void tap_readable(void *opaque, uint32_t events);
@@ -59,29 +59,58 @@ static void sync_watch(struct net_tap *t)
 	}
 }
 
+/* The fd is readable (level-triggered): the device pulls frames straight into the guest's
+ * buffers through tap_recv, at most its budget; if more wait, epoll reports the fd again
+ * after the loop's other sources. */
 static void tap_readable(void *opaque, uint32_t events)
 {
 	struct net_tap *t = opaque;
 
-	for (int i = 0; i < TAP_RX_BUDGET; i++) {
-		ssize_t r;
-
-		if (!__atomic_load_n(&t->want_rx, __ATOMIC_ACQUIRE))
-			break;
-		r = read(t->fd, t->buf, sizeof(t->buf));
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				log_warn("tap %s: read: %s", t->name, strerror(errno));
-			break;
-		}
-		if ((size_t)r < NET_VNET_HDR_BYTES + NET_MIN_FRAME)
-			continue;
-		net_backend_deliver(&t->be, t->buf, t->buf + NET_VNET_HDR_BYTES,
-				    (size_t)r - NET_VNET_HDR_BYTES);
+	if (__atomic_load_n(&t->want_rx, __ATOMIC_ACQUIRE) && !net_backend_readable(&t->be)) {
+		/* Nobody pulls: drain and drop, so the fd does not stay ready forever. */
+		for (int i = 0; i < TAP_RX_BUDGET; i++)
+			if (read(t->fd, t->buf, sizeof(t->buf)) < 0 && errno != EINTR)
+				break;
 	}
 	sync_watch(t); /* the device may have paused us */
+}
+
+/* One frame into iov: the kernel writes the 12-byte virtio-net header, then the frame.  A
+ * frame that does not fit is cut off, and the result is then the iovec list's size (seen on
+ * Linux 6.18; were it the frame's full length, it would be larger still): the device treats
+ * a result that fills its offer as a cut-off frame. */
+static ssize_t tap_recv(struct net_backend *be, const struct iovec *iov, int n)
+{
+	struct net_tap *t = (struct net_tap *)be;
+
+	for (;;) {
+		ssize_t r = readv(t->fd, iov, n);
+
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			log_warn("tap %s: read: %s", t->name, strerror(errno));
+		return -errno;
+	}
+}
+
+/* Largest frame the kernel hands us without segmentation offload: the MTU plus Ethernet and
+ * VLAN headers (the device sizes receive buffer sets by it). */
+static void update_frame_max(struct net_tap *t)
+{
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	t->be.rx_frame_max = 0; /* unknown: NET_MAX_FRAME */
+	if (s < 0)
+		return;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", t->name);
+	if (ioctl(s, SIOCGIFMTU, &ifr) == 0 && ifr.ifr_mtu > 0)
+		t->be.rx_frame_max = (size_t)ifr.ifr_mtu + 18;
+	close(s);
 }
 
 static void tap_wake(void *opaque, uint32_t events)
@@ -154,6 +183,7 @@ static void tap_set_offload(struct net_backend *be, uint64_t f)
 	}
 	if (ioctl(t->fd, TUNSETOFFLOAD, off) < 0)
 		log_warn("tap %s: TUNSETOFFLOAD %#lx: %s", t->name, off, strerror(errno));
+	update_frame_max(t); /* the driver is starting: take the MTU as it is now */
 }
 
 static void tap_destroy(struct net_backend *be)
@@ -174,6 +204,7 @@ static void tap_destroy(struct net_backend *be)
 static const struct net_backend_ops tap_ops = {
 	.name = "tap",
 	.start = tap_start,
+	.recv = tap_recv,
 	.send = tap_send,
 	.set_rx_enabled = tap_set_rx_enabled,
 	.set_offload = tap_set_offload,
@@ -265,6 +296,7 @@ int net_tap_create(const char *name, struct net_backend **out, char *err, size_t
 		goto close_fd;
 	}
 	bring_up(t->name);
+	update_frame_max(t);
 	t->be.ops = &tap_ops;
 	t->be.vnet_hdr = true;
 	/* The kernel segments and checksums what we hand it with a header. */

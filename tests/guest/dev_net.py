@@ -1,10 +1,13 @@
 """virtio-net (--net user / --net tap=NAME) in the shared device boot.
 
 user (libslirp): eth0 gets 10.0.2.15 by DHCP at boot with no manual step (route, resolv.conf);
-the guest fetches a file over HTTP from a server this test runs on host loopback (the guest
-sees the host as 10.0.2.2) and checks its SHA-256; the host reaches an HTTP server in the guest
-through hostfwd=tcp:127.0.0.1:PORT-:8080; Ctrl-A n takes the link down and up again, and the
-guest notices the carrier and takes a new lease.
+eth0 opts in with host-loopback=on, so the guest fetches a file over HTTP from a server this
+test runs on host loopback (the guest sees the host as 10.0.2.2) and checks its SHA-256; the
+host reaches an HTTP server in the guest through hostfwd=tcp:127.0.0.1:PORT-:8080; Ctrl-A n
+takes the link down and up again, and the guest notices the carrier and takes a new lease.
+A second user device with the defaults (no host loopback) is configured by hand at the end
+(10.0.2.16/32, a host route to 10.0.2.2 through it): slirp still answers a ping to 10.0.2.2
+there, but the same HTTP fetch fails and the server sees no request.
 
 tap: ignition creates TAP device ign<pid>; once the guest runs the test moves it into a network
 namespace it created (the TAP's file descriptor keeps working there), gives it 10.0.3.1/24, and
@@ -27,6 +30,7 @@ import urllib.request
 from guest_test import check, result, IGNITION, GUEST_DIR
 
 USER_MAC = "52:54:00:12:34:56"
+USER2_MAC = "52:54:00:12:34:57"
 TAP_MAC = "52:54:00:ab:cd:ef"
 BLOB_BYTES = 1 << 20
 
@@ -64,13 +68,24 @@ def args(ctx):
     with open(os.path.join(www, "blob"), "wb") as f:
         f.write(blob)
     ctx["net_sha"] = hashlib.sha256(blob).hexdigest()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=www)
-    handler.log_message = lambda *a: None
+    ctx["net_http_gets"] = 0
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            ctx["net_http_gets"] += 1
+            super().do_GET()
+
+    handler = functools.partial(Handler, directory=www)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     ctx["net_http"] = srv
     ctx["net_fwd"] = free_port()
-    a = ["--net", f"user,hostfwd=tcp:127.0.0.1:{ctx['net_fwd']}-:8080", "--mac", USER_MAC]
+    a = ["--net", f"user,host-loopback=on,hostfwd=tcp:127.0.0.1:{ctx['net_fwd']}-:8080",
+         "--mac", USER_MAC,
+         "--net", f"user,mac={USER2_MAC}"]
     why = tap_possible()
     ctx["net_tap_skip"] = why
     if why is None:
@@ -153,6 +168,34 @@ def check_user(g, ctx):
           f"leases {before} -> {after}; {log[-300:]}")
     st, out = g.run(f"wget -q -O - http://10.0.2.2:{port}/blob | sha256sum", timeout=300)
     check("net-user-works-after-bounce", ctx["net_sha"] in out, out[-200:])
+    check_user_default_no_host_loopback(g, ctx)
+
+
+def check_user_default_no_host_loopback(g, ctx):
+    """The second user device has the defaults: 10.0.2.2 is slirp's, not the host's."""
+    port = ctx["net_http"].server_address[1]
+    eth = iface_by_mac(g, USER2_MAC)
+    if not check("net-user2-interface", eth is not None, f"no interface with {USER2_MAC}"):
+        return
+    # A /32 address and a host route: only traffic to 10.0.2.2 leaves through it, and it is
+    # taken away again, so eth0 is undisturbed.
+    st, out = g.run(f"ip link set {eth} up && ip addr add 10.0.2.16/32 dev {eth} && "
+                    f"ip route add 10.0.2.2/32 dev {eth} src 10.0.2.16")
+    try:
+        if not check("net-user2-configured", st == 0, out[-300:]):
+            return
+        # The path works: slirp itself answers a ping to its host address.
+        st, out = wait_guest(g, "ping -c 1 -W 2 10.0.2.2", lambda s, o: s == 0, 30)
+        check("net-user2-path-works", st == 0, out[-300:])
+        gets = ctx["net_http_gets"]
+        st, out = g.run(f"wget -T 10 -q -O /dev/null http://10.0.2.2:{port}/blob; "
+                        "echo rc=$?", timeout=60)
+        check("net-user-default-no-host-loopback",
+              "rc=0" not in out and ctx["net_http_gets"] == gets,
+              f"{out[-300:]}; server requests {gets} -> {ctx['net_http_gets']}")
+    finally:
+        g.run(f"ip route del 10.0.2.2/32 dev {eth}; ip addr flush dev {eth}; "
+              f"ip link set {eth} down")
 
 
 def check_tap(g, ctx):
@@ -185,7 +228,12 @@ def check_tap(g, ctx):
                             "10.0.3.1:8082", "-h", www],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ctx["net_tap_srv"] = srv
-    time.sleep(1)
+    # Ready when it answers inside the namespace.
+    deadline = time.monotonic() + 30
+    while (sh(f"ip netns exec {ns} busybox wget -q -O /dev/null http://10.0.3.1:8082/blob",
+              timeout=30).returncode != 0 and srv.poll() is None and
+           time.monotonic() < deadline):
+        time.sleep(0.2)
     st, out = g.run("wget -q -O - http://10.0.3.1:8082/blob | sha256sum", timeout=300)
     check("net-tap-guest-fetches-from-netns", ctx["net_sha"] in out, out[-200:])
 

@@ -213,6 +213,34 @@ static void test_usage_mentions_every_flag(void **state)
 		assert_non_null(strstr(cli_usage, flags[i]));
 }
 
+/* --net user sub-options: host loopback and restricted mode are off unless asked for. */
+static void test_net_user_exposure(void **state)
+{
+	static struct cli_opts o;
+	char err[256];
+
+	assert_int_equal(PARSE(&o, err, "--net", "user"), 0);
+	assert_int_equal(o.nets[0].slirp_flags, 0);
+	assert_int_equal(PARSE(&o, err, "--net", "user,host-loopback=on", "--net",
+			       "user,restricted=on,hostfwd=tcp::2222-:22", "--net",
+			       "user,host-loopback=on,restricted=on,host-loopback=off"),
+			 0);
+	assert_int_equal(o.nr_nets, 3);
+	assert_int_equal(o.nets[0].slirp_flags, NET_SLIRP_HOST_LOOPBACK);
+	assert_int_equal(o.nets[1].slirp_flags, NET_SLIRP_RESTRICTED);
+	assert_int_equal(o.nets[1].nr_fwd, 1);
+	assert_int_equal(o.nets[2].slirp_flags, NET_SLIRP_RESTRICTED); /* the last one wins */
+	assert_int_equal(PARSE(&o, err, "--net", "user,host-loopback=yes"), -EINVAL);
+	assert_non_null(strstr(err, "host-loopback=yes"));
+	assert_int_equal(PARSE(&o, err, "--net", "user,restricted="), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--net", "user,host-loopback"), -EINVAL);
+	/* slirp options make no sense on a TAP device. */
+	assert_int_equal(PARSE(&o, err, "--net", "tap=ign0,host-loopback=on"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--net", "tap=ign0,restricted=on"), -EINVAL);
+	assert_non_null(strstr(cli_usage, "host-loopback=on"));
+	assert_non_null(strstr(cli_usage, "restricted=on"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -224,6 +252,7 @@ int main(void)
 		cmocka_unit_test(test_interrupt_lines),
 		cmocka_unit_test(test_jail_options),
 		cmocka_unit_test(test_usage_mentions_every_flag),
+		cmocka_unit_test(test_net_user_exposure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +34,7 @@ struct ctx {
 	uint32_t offered;
 	bool fwd_traffic; /* slirp sent the guest something for the forwarded connection */
 	bool timed_out;
+	unsigned flushes; /* batches ended (one interrupt each for a device) */
 };
 
 static uint16_t ip_csum(const uint8_t *p, size_t len)
@@ -101,6 +103,11 @@ static void on_receive(void *opaque, const uint8_t *hdr, const uint8_t *f, size_
 	}
 }
 
+static void on_flush(void *opaque)
+{
+	((struct ctx *)opaque)->flushes++;
+}
+
 static void on_kick(void *opaque, uint32_t events)
 {
 	struct ctx *c = opaque;
@@ -157,8 +164,9 @@ static void test_dhcp_and_hostfwd(void **state)
 	fwd.host_port = c.port;
 	fwd.guest_port = 8080;
 	assert_int_equal(evloop_init(&c.ev), 0);
-	assert_int_equal(net_slirp_create(&fwd, 1, &c.be, err, sizeof(err)), 0);
+	assert_int_equal(net_slirp_create(&fwd, 1, 0, &c.be, err, sizeof(err)), 0);
 	c.be->receive = on_receive;
+	c.be->receive_flush = on_flush;
 	c.be->receive_opaque = &c;
 	assert_int_equal(c.be->ops->start(c.be, &c.ev), 0);
 	c.kick_fd = eventfd(0, EFD_NONBLOCK);
@@ -172,6 +180,8 @@ static void test_dhcp_and_hostfwd(void **state)
 	assert_true(c.got_offer);
 	assert_int_equal(c.offered, htonl(0x0a00020f)); /* 10.0.2.15 */
 	assert_true(c.fwd_traffic);
+	/* The traffic to the guest came in a round, which ended with a flush. */
+	assert_true(c.flushes > 0);
 	evloop_del(&c.ev, c.kick_fd);
 	evloop_del(&c.ev, c.timeout_fd);
 	c.be->ops->destroy(c.be);
@@ -198,9 +208,170 @@ static void test_hostfwd_port_taken(void **state)
 	fwd.host_addr = htonl(INADDR_LOOPBACK);
 	fwd.host_port = ntohs(a.sin_port);
 	fwd.guest_port = 22;
-	assert_int_equal(net_slirp_create(&fwd, 1, &be, err, sizeof(err)), -EADDRINUSE);
+	assert_int_equal(net_slirp_create(&fwd, 1, 0, &be, err, sizeof(err)), -EADDRINUSE);
 	assert_non_null(strstr(err, "hostfwd tcp:127.0.0.1:"));
 	close(s);
+}
+
+/* --- what the guest may reach: host loopback, restricted --- */
+
+struct reach {
+	unsigned frames;
+	bool arp_reply, rst, icmp_unreach, synack;
+};
+
+static void on_reach_receive(void *opaque, const uint8_t *hdr, const uint8_t *f, size_t len)
+{
+	struct reach *r = opaque;
+	const uint8_t *ip = f + 14;
+
+	r->frames++;
+	if (len >= 14 + 28 && f[12] == 0x08 && f[13] == 0x06 && f[14 + 7] == 2)
+		r->arp_reply = true;
+	if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0)
+		return;
+	if (ip[9] == 6 && len >= 14 + 20 + 20) {
+		uint8_t fl = ip[20 + 13];
+
+		r->rst |= (fl & 0x04) != 0;
+		r->synack |= (fl & 0x12) == 0x12;
+	}
+	if (ip[9] == 1 && ip[20] == 3) /* ICMP destination unreachable */
+		r->icmp_unreach = true;
+}
+
+/* The guest asks who has 10.0.2.2, as a guest does before its first packet there. */
+static size_t arp_request(uint8_t *f)
+{
+	uint8_t *a = f + 14;
+
+	memset(f, 0, 42);
+	memset(f, 0xff, 6);
+	memcpy(f + 6, guest_mac, 6);
+	f[12] = 0x08;
+	f[13] = 0x06;
+	a[1] = 1;    /* Ethernet */
+	a[2] = 0x08; /* IPv4 */
+	a[4] = 6;
+	a[5] = 4;
+	a[7] = 1; /* request */
+	memcpy(a + 8, guest_mac, 6);
+	memcpy(a + 14, "\x0a\x00\x02\x0f", 4);
+	memcpy(a + 24, "\x0a\x00\x02\x02", 4);
+	return 42;
+}
+
+/* A TCP SYN from the guest (10.0.2.15:40000) to 10.0.2.2:port, checksums complete. */
+static size_t tcp_syn(uint8_t *f, uint16_t port)
+{
+	uint8_t *ip = f + 14, *tcp = ip + 20, pseudo[12 + 20];
+	uint16_t c;
+
+	memset(f, 0, 14 + 40);
+	memset(f, 0x52, 6); /* slirp's own MAC is not checked */
+	memcpy(f + 6, guest_mac, 6);
+	f[12] = 0x08;
+	ip[0] = 0x45;
+	ip[3] = 40;
+	ip[8] = 64;
+	ip[9] = 6;
+	memcpy(ip + 12, "\x0a\x00\x02\x0f", 4);
+	memcpy(ip + 16, "\x0a\x00\x02\x02", 4);
+	c = ip_csum(ip, 20);
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	tcp[0] = 40000 >> 8;
+	tcp[1] = 40000 & 0xff;
+	tcp[2] = (uint8_t)(port >> 8);
+	tcp[3] = (uint8_t)port;
+	tcp[7] = 1;	/* sequence number */
+	tcp[12] = 0x50; /* 20-byte header */
+	tcp[13] = 0x02; /* SYN */
+	tcp[14] = 0xff; /* window */
+	memcpy(pseudo, ip + 12, 8);
+	pseudo[8] = 0;
+	pseudo[9] = 6;
+	pseudo[10] = 0;
+	pseudo[11] = 20;
+	memcpy(pseudo + 12, tcp, 20);
+	c = ip_csum(pseudo, sizeof(pseudo));
+	tcp[16] = (uint8_t)(c >> 8);
+	tcp[17] = (uint8_t)c;
+	return 14 + 40;
+}
+
+/* A listener on the host's 127.0.0.1; the guest sends a SYN to 10.0.2.2 at its port.  slirp
+ * connects (or not) inside slirp_input(), so the listener's queue tells at once. */
+static bool guest_reaches_host_loopback(unsigned flags, struct reach *r)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t l = sizeof(a);
+	struct net_backend *be;
+	uint8_t frame[128];
+	struct iovec v = { frame, 0 };
+	struct pollfd p;
+	char err[256];
+	int lsn = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), conn;
+
+	memset(r, 0, sizeof(*r));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lsn, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lsn, 4), 0);
+	assert_int_equal(getsockname(lsn, (struct sockaddr *)&a, &l), 0);
+	assert_int_equal(net_slirp_create(NULL, 0, flags, &be, err, sizeof(err)), 0);
+	be->receive = on_reach_receive;
+	be->receive_opaque = r;
+	v.iov_len = arp_request(frame);
+	assert_int_equal(be->ops->send(be, &v, 1), 0);
+	assert_true(r->arp_reply); /* 10.0.2.2 answers ARP either way */
+	v.iov_len = tcp_syn(frame, ntohs(a.sin_port));
+	assert_int_equal(be->ops->send(be, &v, 1), 0);
+	/* Loopback connections complete inside connect(); the wait only covers a slow host. */
+	p = (struct pollfd){ .fd = lsn, .events = POLLIN };
+	if (poll(&p, 1,
+		 flags & NET_SLIRP_HOST_LOOPBACK && !(flags & NET_SLIRP_RESTRICTED) ? 5000 : 200) ==
+		    1 &&
+	    (conn = accept(lsn, NULL, NULL)) >= 0) {
+		close(conn);
+		be->ops->destroy(be);
+		close(lsn);
+		return true;
+	}
+	be->ops->destroy(be);
+	close(lsn);
+	return false;
+}
+
+/* Default: 10.0.2.2 is not the host's loopback; the guest's SYN is answered with a reset or
+ * an unreachable error, and nothing reaches the listener. */
+static void test_host_loopback_off_by_default(void **state)
+{
+	struct reach r;
+
+	assert_false(guest_reaches_host_loopback(0, &r));
+	assert_true(r.rst || r.icmp_unreach);
+	assert_false(r.synack);
+}
+
+/* host-loopback=on: 10.0.2.2:port is the host's 127.0.0.1:port. */
+static void test_host_loopback_on(void **state)
+{
+	struct reach r;
+
+	assert_true(guest_reaches_host_loopback(NET_SLIRP_HOST_LOOPBACK, &r));
+	assert_false(r.rst);
+}
+
+/* restricted=on: no outbound connection at all, even with host loopback allowed; the guest
+ * gets a reset. */
+static void test_restricted(void **state)
+{
+	struct reach r;
+
+	assert_false(
+		guest_reaches_host_loopback(NET_SLIRP_HOST_LOOPBACK | NET_SLIRP_RESTRICTED, &r));
+	assert_true(r.rst);
+	assert_false(r.synack);
 }
 
 int main(void)
@@ -208,6 +379,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dhcp_and_hostfwd),
 		cmocka_unit_test(test_hostfwd_port_taken),
+		cmocka_unit_test(test_host_loopback_off_by_default),
+		cmocka_unit_test(test_host_loopback_on),
+		cmocka_unit_test(test_restricted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,18 +40,35 @@
 #define ALL_FEATURES  (~0ull)
 #define NO_MRG	      (~VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF))
 #define NO_GUEST_CSUM (~VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM))
+#define NO_GUEST_TSO  (~(VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6)))
+#define NO_EVENT_IDX  (~VIRTIO_BIT(VIRTIO_F_EVENT_IDX))
 
 static const uint8_t test_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
+static void make_frame(uint8_t *p, size_t len);
+
 struct fake_be {
 	struct net_backend be;
+	const struct irq_line *irq; /* the device's line: interrupts counted at each call */
+	const struct fake_mem *mem; /* guest RAM, to tell its buffers from the device's */
 	unsigned sent;
+	uint64_t irqs_at_send[256]; /* interrupts raised when frame i was sent */
 	size_t last_len;
 	uint8_t last[HDR + NET_MAX_FRAME];
 	bool rx_on;
 	unsigned rx_toggles;
 	uint64_t offload;
 	bool destroyed;
+	/* Pull mode (ops->recv, like TAP): `pull_n` frames of `pull_len` bytes wait, each
+	 * behind `pull_hdr`; the frame number is at byte 100.  Like the TUN driver, recv
+	 * cuts a frame off at the end of the iovec list and returns the bytes written. */
+	unsigned pull_n, pulled, recv_calls;
+	size_t pull_len;
+	uint8_t pull_hdr[HDR];
+	const void *last_iov0;
+	int last_iovcnt;
+	size_t last_iov_bytes, last_guest_bytes;
+	uint64_t irqs_at_recv[256];
 };
 
 struct fixture {
@@ -74,8 +91,45 @@ static int fb_send(struct net_backend *be, const struct iovec *iov, int n)
 		off += iov[i].iov_len;
 	}
 	f->last_len = off;
+	if (f->sent < 256)
+		f->irqs_at_send[f->sent] = f->irq->count;
 	f->sent++;
 	return 0;
+}
+
+static ssize_t fb_recv(struct net_backend *be, const struct iovec *iov, int n)
+{
+	struct fake_be *f = (struct fake_be *)be;
+	static uint8_t frame[HDR + NET_MAX_FRAME + 64];
+	size_t total = HDR + f->pull_len, off = 0;
+
+	if (f->recv_calls < 256)
+		f->irqs_at_recv[f->recv_calls] = f->irq->count;
+	f->recv_calls++;
+	if (f->pulled == f->pull_n)
+		return -EAGAIN;
+	/* What the frame was offered. */
+	f->last_iov0 = n ? iov[0].iov_base : NULL;
+	f->last_iovcnt = n;
+	f->last_iov_bytes = f->last_guest_bytes = 0;
+	for (int i = 0; i < n; i++) {
+		const uint8_t *b = iov[i].iov_base;
+
+		f->last_iov_bytes += iov[i].iov_len;
+		if (b >= f->mem->buf && b < f->mem->buf + f->mem->size)
+			f->last_guest_bytes += iov[i].iov_len;
+	}
+	memcpy(frame, f->pull_hdr, HDR);
+	make_frame(frame + HDR, f->pull_len);
+	frame[HDR + 100] = (uint8_t)f->pulled;
+	f->pulled++;
+	for (int i = 0; i < n && off < total; i++) {
+		size_t take = total - off < iov[i].iov_len ? total - off : iov[i].iov_len;
+
+		memcpy(iov[i].iov_base, frame + off, take);
+		off += take;
+	}
+	return (ssize_t)off;
 }
 
 static void fb_set_rx(struct net_backend *be, bool on)
@@ -104,6 +158,15 @@ static const struct net_backend_ops fb_ops = {
 	.destroy = fb_destroy,
 };
 
+static const struct net_backend_ops fb_pull_ops = {
+	.name = "fake-pull",
+	.recv = fb_recv,
+	.send = fb_send,
+	.set_rx_enabled = fb_set_rx,
+	.set_offload = fb_offload,
+	.destroy = fb_destroy,
+};
+
 static uint32_t rd(struct fixture *x, uint64_t off)
 {
 	return (uint32_t)virtio_mmio_dev_ops.read(x->t, off, 4);
@@ -125,20 +188,20 @@ static uint64_t device_features(struct fixture *x)
 }
 
 static void setup_queue(struct fixture *x, unsigned q, struct fake_vq *f, uint64_t desc,
-			uint64_t avail, uint64_t used)
+			uint64_t avail, uint64_t used, uint16_t size)
 {
-	fake_vq_init(f, &x->mem, QSIZE, desc, avail, used);
+	fake_vq_init(f, &x->mem, size, desc, avail, used);
 	wr(x, VIRTIO_MMIO_QUEUE_SEL, q);
 	assert_int_equal(rd(x, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_NET_QUEUE_SIZE);
-	wr(x, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+	wr(x, VIRTIO_MMIO_QUEUE_NUM, size);
 	wr(x, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
 	wr(x, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)avail);
 	wr(x, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)used);
 	wr(x, VIRTIO_MMIO_QUEUE_READY, 1);
 }
 
-/* §3.1.1 with the offered features masked by `mask`. */
-static void bring_up(struct fixture *x, uint64_t mask)
+/* §3.1.1 with the offered features masked by `mask`, a transmit queue of `txsize`. */
+static void bring_up_tx(struct fixture *x, uint64_t mask, uint16_t txsize)
 {
 	uint64_t f;
 
@@ -151,19 +214,27 @@ static void bring_up(struct fixture *x, uint64_t mask)
 	wr(x, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> 32));
 	wr(x, VIRTIO_MMIO_STATUS, 0x0b);
 	assert_int_equal(rd(x, VIRTIO_MMIO_STATUS), 0x0b);
-	setup_queue(x, VIRTIO_NET_RXQ, &x->rx, RX_DESC, RX_AVAIL, RX_USED);
-	setup_queue(x, VIRTIO_NET_TXQ, &x->tx, TX_DESC, TX_AVAIL, TX_USED);
+	setup_queue(x, VIRTIO_NET_RXQ, &x->rx, RX_DESC, RX_AVAIL, RX_USED, QSIZE);
+	setup_queue(x, VIRTIO_NET_TXQ, &x->tx, TX_DESC, TX_AVAIL, TX_USED, txsize);
 	wr(x, VIRTIO_MMIO_STATUS, 0x0f);
 	assert_int_equal(rd(x, VIRTIO_MMIO_STATUS), 0x0f);
 }
 
-static int open_dev(void **state, bool vnet_hdr, uint64_t mask)
+static void bring_up(struct fixture *x, uint64_t mask)
+{
+	bring_up_tx(x, mask, QSIZE);
+}
+
+static int open_dev_ops(void **state, const struct net_backend_ops *ops, bool vnet_hdr,
+			uint64_t mask)
 {
 	struct fixture *x = calloc(1, sizeof(*x));
 
 	fake_mem_init(&x->mem, RAM_SIZE);
 	x->irq.fd = -1;
-	x->fb.be.ops = &fb_ops;
+	x->fb.irq = &x->irq;
+	x->fb.mem = &x->mem;
+	x->fb.be.ops = ops;
 	x->fb.be.vnet_hdr = vnet_hdr;
 	x->fb.rx_on = true;
 	if (vnet_hdr)
@@ -176,6 +247,30 @@ static int open_dev(void **state, bool vnet_hdr, uint64_t mask)
 	bring_up(x, mask);
 	*state = x;
 	return 0;
+}
+
+static int open_dev(void **state, bool vnet_hdr, uint64_t mask)
+{
+	return open_dev_ops(state, &fb_ops, vnet_hdr, mask);
+}
+
+/* A pull back end like TAP: vnet header, ops->recv, an MTU of 1500. */
+static int setup_pull(void **state)
+{
+	int ret = open_dev_ops(state, &fb_pull_ops, true, NO_GUEST_TSO);
+	struct fixture *x = *state;
+
+	x->fb.be.rx_frame_max = 1518;
+	return ret;
+}
+
+static int setup_pull_no_mrg(void **state)
+{
+	int ret = open_dev_ops(state, &fb_pull_ops, true, NO_MRG & NO_GUEST_TSO);
+	struct fixture *x = *state;
+
+	x->fb.be.rx_frame_max = 1518;
+	return ret;
 }
 
 static int setup_plain(void **state)
@@ -738,6 +833,329 @@ static void test_rx_before_driver_ok(void **state)
 	assert_int_equal(stats(x).rx_dropped, 2);
 }
 
+/* --- batching, budget, notification suppression --- */
+
+static uint16_t used_flags(struct fixture *x, struct fake_vq *f)
+{
+	return (uint16_t)virtio_get_le(fake_mem_ptr(&x->mem, f->used, 2), 2);
+}
+
+/* Publish `n` one-descriptor transmit chains (header + 60-byte frame) without kicking. */
+static void publish_tx(struct fixture *x, unsigned n)
+{
+	uint8_t *p = fake_mem_ptr(&x->mem, TX_BUF, HDR + 60);
+
+	memset(p, 0, HDR);
+	make_frame(p + HDR, 60);
+	for (unsigned i = 0; i < n; i++) {
+		struct fake_buf b = { TX_BUF, HDR + 60, false };
+
+		fake_vq_add_chain(&x->tx, &b, 1);
+	}
+}
+
+/* 100 chains and one kick: the device handles at most VIRTIO_QUEUE_BUDGET per pass (then
+ * yields; without an event loop the transport runs the next pass at once), and interrupts
+ * once per pass, never per frame. */
+static void test_tx_budget_one_interrupt_per_pass(void **state)
+{
+	struct fixture *x = *state;
+	uint64_t before;
+	uint32_t id, len;
+	unsigned got = 0;
+
+	bring_up_tx(x, NO_EVENT_IDX, 128);
+	publish_tx(x, 100);
+	before = x->irq.count;
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	assert_int_equal(x->fb.sent, 100);
+	for (unsigned i = 0; i < VIRTIO_QUEUE_BUDGET; i++)
+		assert_int_equal(x->fb.irqs_at_send[i], before);
+	/* The first pass ended after the budget with one interrupt. */
+	assert_int_equal(x->fb.irqs_at_send[VIRTIO_QUEUE_BUDGET], before + 1);
+	assert_int_equal(x->fb.irqs_at_send[99], before + 1);
+	assert_int_equal(x->irq.count, before + 2);
+	while (fake_vq_get_used(&x->tx, &id, &len))
+		got++;
+	assert_int_equal(got, 100);
+}
+
+/* While the device drains, the driver is told not to notify (NO_NOTIFY without EVENT_IDX);
+ * once the ring is empty notifications are on again. */
+static void test_tx_suppression_flags(void **state)
+{
+	struct fixture *x = *state;
+
+	bring_up(x, NO_EVENT_IDX);
+	assert_int_equal(used_flags(x, &x->tx), 0);
+	publish_tx(x, 3);
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	assert_int_equal(x->fb.sent, 3);
+	assert_int_equal(used_flags(x, &x->tx), 0);
+	/* Receive notifications stay off until the device waits for buffers. */
+	assert_int_equal(used_flags(x, &x->rx), VIRTQ_USED_F_NO_NOTIFY);
+}
+
+/* With EVENT_IDX, avail_event is set only when the device goes to sleep: to the slot after
+ * the last chain it took. */
+static void test_tx_suppression_event_idx(void **state)
+{
+	struct fixture *x = *state;
+
+	publish_tx(x, 5);
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	assert_int_equal(x->fb.sent, 5);
+	assert_int_equal(fake_vq_avail_event(&x->tx), 5);
+	publish_tx(x, 2);
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	assert_int_equal(fake_vq_avail_event(&x->tx), 7);
+}
+
+/* Frames a push back end delivers in one batch: one interrupt, at the flush. */
+static void test_rx_push_one_interrupt_per_batch(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t frame[200];
+	uint64_t before;
+	uint32_t id, len;
+	unsigned got = 0;
+
+	make_frame(frame, sizeof(frame));
+	post_rx(x, 8, 2048);
+	before = x->irq.count;
+	for (int i = 0; i < 5; i++)
+		inject(x, NULL, frame, sizeof(frame));
+	assert_int_equal(x->irq.count, before);
+	while (fake_vq_get_used(&x->rx, &id, &len))
+		got++;
+	assert_int_equal(got, 5); /* in the ring already, the interrupt is what waits */
+	net_backend_flush(&x->fb.be);
+	assert_int_equal(x->irq.count, before + 1);
+	net_backend_flush(&x->fb.be); /* nothing new: no interrupt */
+	assert_int_equal(x->irq.count, before + 1);
+}
+
+/* The receive queue asks for notifications only while frames wait for buffers. */
+static void test_rx_push_asks_for_buffers(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t frame[200];
+	uint32_t id, len;
+
+	bring_up(x, NO_EVENT_IDX);
+	make_frame(frame, sizeof(frame));
+	assert_int_equal(used_flags(x, &x->rx), VIRTQ_USED_F_NO_NOTIFY);
+	inject(x, NULL, frame, sizeof(frame)); /* no buffers: waits */
+	assert_int_equal(used_flags(x, &x->rx), 0);
+	post_rx(x, 2, 2048);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(used_flags(x, &x->rx), VIRTQ_USED_F_NO_NOTIFY);
+}
+
+/* --- pull back end (TAP): frames read straight into guest buffers --- */
+
+static void pull(struct fixture *x, unsigned n, size_t len)
+{
+	x->fb.pull_n += n;
+	x->fb.pull_len = len;
+	assert_true(net_backend_readable(&x->fb.be));
+}
+
+static void test_pull_zero_copy(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t hdr[HDR] = { 0 };
+	uint8_t frame[1514];
+	uint32_t id, len;
+	const uint8_t *b;
+	uint64_t before;
+
+	post_rx(x, 4, 2048);
+	before = x->irq.count;
+	pull(x, 1, 1514);
+	/* The back end read into the guest's first buffer itself. */
+	assert_ptr_equal(x->fb.last_iov0, fake_mem_ptr(&x->mem, RX_BUF, 2048));
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(id, 0);
+	assert_int_equal(len, HDR + 1514);
+	b = rx_buf(x, id);
+	assert_memory_equal(b, hdr, VIRTIO_NET_HDR_NUM_BUFFERS);
+	assert_int_equal(virtio_get_le(b + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 1);
+	make_frame(frame, sizeof(frame));
+	frame[100] = 0;
+	assert_memory_equal(b + HDR, frame, sizeof(frame));
+	assert_int_equal(stats(x).rx_frames, 1);
+	assert_int_equal(x->irq.count, before + 1);
+	/* The buffers it did not need are still the guest's: the next frame takes the second. */
+	pull(x, 1, 100);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(id, 1);
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+	/* Without segmentation offload, buffers for one MTU-sized frame are offered, and an
+	 * overflow buffer after them: the offer always exceeds the largest frame by a byte. */
+	assert_int_equal(x->fb.last_guest_bytes, 2048);
+	assert_int_equal(x->fb.last_iov_bytes, HDR + NET_MAX_FRAME + 1);
+}
+
+/* A frame longer than any frame may be fills the whole offer, is cut off by the back end and
+ * dropped (not parked); the guest's buffers stay for the next one. */
+static void test_pull_cut_off(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t id, len;
+
+	post_rx(x, 2, 2048);
+	pull(x, 1, NET_MAX_FRAME + 5);
+	assert_int_equal(x->fb.pulled, 1);
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(stats(x).rx_dropped, 1);
+	assert_true(x->fb.rx_on);
+	pull(x, 1, 200);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(id, 0);
+	assert_int_equal(rx_buf(x, id)[HDR + 100], 1);
+}
+
+/* MRG_RXBUF: one frame over several chains, num_buffers in the first; with GUEST_TSO the
+ * device offers up to a 64 KiB frame's worth of buffers.  A frame that runs past the guest's
+ * buffers into the overflow buffer waits (parked) until the driver adds more. */
+static void test_pull_mergeable(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t ids[4], lens[4];
+	uint64_t before;
+
+	bring_up(x, ALL_FEATURES);
+	post_rx(x, 8, 2048);
+	before = x->irq.count;
+	pull(x, 3, 5000);
+	/* Frame 3 was offered what was left: 2 chains, then the overflow buffer. */
+	assert_int_equal(x->fb.last_guest_bytes, 2 * 2048);
+	for (int i = 0; i < 3; i++)
+		assert_true(fake_vq_get_used(&x->rx, &ids[i], &lens[i]));
+	assert_int_equal(virtio_get_le(rx_buf(x, ids[0]) + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 3);
+	assert_int_equal(lens[0] + lens[1] + lens[2], HDR + 5000);
+	assert_int_equal(rx_buf(x, ids[0])[HDR + 100], 0);
+	/* The second frame started in the fourth buffer. */
+	assert_true(fake_vq_get_used(&x->rx, &ids[3], &lens[3]));
+	assert_int_equal(ids[3], 3);
+	assert_int_equal(rx_buf(x, ids[3])[HDR + 100], 1);
+	assert_int_equal(virtio_get_le(rx_buf(x, ids[3]) + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 3);
+	assert_true(fake_vq_get_used(&x->rx, &ids[3], &lens[3]));
+	assert_true(fake_vq_get_used(&x->rx, &ids[3], &lens[3]));
+	assert_false(fake_vq_get_used(&x->rx, &ids[3], &lens[3]));
+	assert_int_equal(stats(x).rx_frames, 2);
+	/* Frame 3 was read and parked; the back end is paused; one interrupt. */
+	assert_int_equal(x->fb.pulled, 3);
+	assert_false(x->fb.rx_on);
+	assert_int_equal(x->irq.count, before + 1);
+	/* The driver was asked for a notification at its next buffer (EVENT_IDX). */
+	assert_int_equal(fake_vq_avail_event(&x->rx), 8);
+	/* New buffers: frame 3 lands in the two it was offered and one more, the back end
+	 * resumes. */
+	post_rx(x, 8, 2048);
+	assert_true(fake_vq_get_used(&x->rx, &ids[0], &lens[0]));
+	assert_int_equal(ids[0], 6);
+	assert_int_equal(rx_buf(x, ids[0])[HDR + 100], 2);
+	assert_int_equal(virtio_get_le(rx_buf(x, ids[0]) + VIRTIO_NET_HDR_NUM_BUFFERS, 2), 3);
+	assert_int_equal(stats(x).rx_frames, 3);
+	assert_true(x->fb.rx_on);
+	assert_false(needs_reset(x));
+}
+
+/* No buffers at all: nothing is read, the back end pauses until buffers come. */
+static void test_pull_no_buffers(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t id, len;
+
+	bring_up(x, NO_EVENT_IDX & NO_GUEST_TSO);
+	pull(x, 2, 300);
+	assert_int_equal(x->fb.pulled, 0);
+	assert_false(x->fb.rx_on);
+	assert_int_equal(used_flags(x, &x->rx), 0); /* notify us */
+	post_rx(x, 4, 2048);
+	assert_true(x->fb.rx_on);
+	assert_int_equal(used_flags(x, &x->rx), VIRTQ_USED_F_NO_NOTIFY);
+	pull(x, 0, 300);
+	assert_int_equal(x->fb.pulled, 2);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+}
+
+/* Without MRG_RXBUF a frame larger than the buffer is cut off by the back end: dropped, and
+ * the buffer kept for the next frame. */
+static void test_pull_truncated(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t id, len;
+
+	post_rx(x, 1, 1000);
+	pull(x, 1, 1514);
+	assert_int_equal(x->fb.pulled, 1);
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(stats(x).rx_dropped, 1);
+	pull(x, 1, 500);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(len, HDR + 500);
+	assert_int_equal(rx_buf(x, id)[HDR + 100], 1);
+	assert_false(needs_reset(x));
+}
+
+/* Offloads the guest refused in the header the back end wrote: dropped, buffer kept. */
+static void test_pull_refused_offload(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t id, len;
+
+	post_rx(x, 2, 2048);
+	x->fb.pull_hdr[VIRTIO_NET_HDR_GSO_TYPE] = VIRTIO_NET_HDR_GSO_TCPV4; /* no GUEST_TSO4 */
+	pull(x, 1, 1000);
+	assert_false(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(stats(x).rx_dropped, 1);
+	x->fb.pull_hdr[VIRTIO_NET_HDR_GSO_TYPE] = 0;
+	pull(x, 1, 1000);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(id, 0);
+}
+
+/* At most a budget of frames per wake-up, also when they are dropped (link down); the back
+ * end calls again while frames wait. */
+static void test_pull_budget(void **state)
+{
+	struct fixture *x = *state;
+
+	virtio_net_set_link(x->net, false);
+	pull(x, VIRTIO_QUEUE_BUDGET + 6, 100);
+	assert_int_equal(x->fb.pulled, VIRTIO_QUEUE_BUDGET);
+	assert_int_equal(stats(x).rx_dropped, VIRTIO_QUEUE_BUDGET);
+	pull(x, 0, 100);
+	assert_int_equal(x->fb.pulled, VIRTIO_QUEUE_BUDGET + 6);
+}
+
+/* Garbage in the receive ring: DEVICE_NEEDS_RESET, nothing read into it. */
+static void test_pull_garbage_chain(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { RX_BUF, 2048, false }; /* readable */
+
+	fake_vq_add_chain(&x->rx, &b, 1);
+	pull(x, 1, 100);
+	assert_true(needs_reset(x));
+	assert_int_equal(stats(x).rx_frames, 0);
+}
+
+/* A pull back end must carry the vnet header (it writes it into the guest's buffers). */
+static void test_pull_needs_vnet_hdr(void **state)
+{
+	struct fake_be fb = { .be = { .ops = &fb_pull_ops, .vnet_hdr = false } };
+	struct virtio_net *n;
+
+	assert_int_equal(virtio_net_create(&fb.be, test_mac, &n), -EINVAL);
+	assert_true(fb.destroyed);
+}
+
 /* --- link status --- */
 
 static void test_link_bounce(void **state)
@@ -852,9 +1270,11 @@ static void test_create_errors(void **state)
 	assert_int_equal(virtio_net_create(&be, test_mac, &n), -EINVAL);
 }
 
-#define PLAIN(fn) cmocka_unit_test_setup_teardown(fn, setup_plain, teardown)
-#define VNET(fn)  cmocka_unit_test_setup_teardown(fn, setup_vnet, teardown)
-#define NOMRG(fn) cmocka_unit_test_setup_teardown(fn, setup_no_mrg, teardown)
+#define PLAIN(fn)     cmocka_unit_test_setup_teardown(fn, setup_plain, teardown)
+#define VNET(fn)      cmocka_unit_test_setup_teardown(fn, setup_vnet, teardown)
+#define NOMRG(fn)     cmocka_unit_test_setup_teardown(fn, setup_no_mrg, teardown)
+#define PULL(fn)      cmocka_unit_test_setup_teardown(fn, setup_pull, teardown)
+#define PULLNOMRG(fn) cmocka_unit_test_setup_teardown(fn, setup_pull_no_mrg, teardown)
 
 int main(void)
 {
@@ -883,6 +1303,20 @@ int main(void)
 		PLAIN(test_rx_before_driver_ok),
 		PLAIN(test_link_bounce),
 		PLAIN(test_reset_drops_backlog),
+		PLAIN(test_tx_budget_one_interrupt_per_pass),
+		PLAIN(test_tx_suppression_flags),
+		PLAIN(test_tx_suppression_event_idx),
+		PLAIN(test_rx_push_one_interrupt_per_batch),
+		PLAIN(test_rx_push_asks_for_buffers),
+		PULL(test_pull_zero_copy),
+		PULL(test_pull_mergeable),
+		PULL(test_pull_cut_off),
+		PULL(test_pull_no_buffers),
+		PULLNOMRG(test_pull_truncated),
+		PULL(test_pull_refused_offload),
+		PULL(test_pull_budget),
+		PULL(test_pull_garbage_chain),
+		cmocka_unit_test(test_pull_needs_vnet_hdr),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

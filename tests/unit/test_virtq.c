@@ -566,6 +566,83 @@ static void test_event_idx_wrap(void **state)
 	assert_true(virtq_should_notify(&x->vq));
 }
 
+static uint16_t used_flags(struct fixture *x)
+{
+	return *(uint16_t *)fake_mem_ptr(&x->mem, USED_GPA, 2);
+}
+
+/* Draining with notifications off and EVENT_IDX (§2.7.10): avail_event stays where it was
+ * while chains are popped, so the driver does not notify for each new buffer; enabling them
+ * again asks for the next slot and reports buffers that arrived meanwhile. */
+static void test_notify_suppression_event_idx(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { DATA_GPA, 16, false };
+
+	virtq_set_features(&x->vq, VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
+	fake_vq_add_chain(&x->f, &b, 1);
+	fake_vq_add_chain(&x->f, &b, 1);
+	virtq_disable_notify(&x->vq);
+	assert_int_equal(virtq_pop(&x->vq, &elem), 1);
+	assert_int_equal(virtq_pop(&x->vq, &elem), 1);
+	assert_int_equal(fake_vq_avail_event(&x->f), 0); /* not advanced while draining */
+	assert_int_equal(virtq_pop(&x->vq, &elem), 0);
+	assert_int_equal(fake_vq_avail_event(&x->f), 0); /* an empty pop does not re-arm */
+	/* Flags are not the mechanism with EVENT_IDX. */
+	assert_int_equal(used_flags(x), 0);
+	/* Nothing new: enabling asks for slot 2 and says "sleep". */
+	assert_false(virtq_enable_notify(&x->vq));
+	assert_int_equal(fake_vq_avail_event(&x->f), 2);
+	/* The race: the driver adds a buffer, the device enables and must see it. */
+	virtq_disable_notify(&x->vq);
+	fake_vq_add_chain(&x->f, &b, 1);
+	assert_true(virtq_enable_notify(&x->vq));
+	assert_int_equal(fake_vq_avail_event(&x->f), 2);
+	assert_int_equal(virtq_pop(&x->vq, &elem), 1);
+	/* Notifications on again: pop behaves as before (asks for the next slot). */
+	assert_int_equal(fake_vq_avail_event(&x->f), 3);
+	assert_int_equal(virtq_pop(&x->vq, &elem), 0);
+	assert_false(virtq_enable_notify(&x->vq));
+}
+
+/* Without EVENT_IDX: VIRTQ_USED_F_NO_NOTIFY in the used ring's flags (§2.7.7.2). */
+static void test_notify_suppression_flags(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { DATA_GPA, 16, false };
+
+	assert_int_equal(used_flags(x), 0);
+	virtq_disable_notify(&x->vq);
+	assert_int_equal(used_flags(x), VIRTQ_USED_F_NO_NOTIFY);
+	fake_vq_add_chain(&x->f, &b, 1);
+	assert_int_equal(virtq_pop(&x->vq, &elem), 1);
+	assert_int_equal(used_flags(x), VIRTQ_USED_F_NO_NOTIFY);
+	assert_false(virtq_enable_notify(&x->vq));
+	assert_int_equal(used_flags(x), 0);
+	virtq_disable_notify(&x->vq);
+	fake_vq_add_chain(&x->f, &b, 1);
+	assert_true(virtq_enable_notify(&x->vq));
+	assert_int_equal(used_flags(x), 0);
+	/* A reset forgets the suppression. */
+	virtq_disable_notify(&x->vq);
+	virtq_reset(&x->vq);
+	assert_false(x->vq.notify_off);
+}
+
+/* A broken or unready queue: nothing to drain, nothing written. */
+static void test_notify_suppression_broken(void **state)
+{
+	struct fixture *x = *state;
+
+	fake_vq_publish(&x->f, QSIZE); /* head out of range */
+	expect_broken(x, -EINVAL);
+	virtq_disable_notify(&x->vq);
+	assert_int_equal(used_flags(x), 0);
+	assert_false(virtq_enable_notify(&x->vq));
+	virtq_reset(&x->vq);
+	assert_false(virtq_enable_notify(&x->vq));
+}
+
 static void test_elem_copy_helpers(void **state)
 {
 	struct fixture *x = *state;
@@ -645,6 +722,9 @@ int main(void)
 		T(test_no_interrupt_flag),
 		T(test_event_idx),
 		T(test_event_idx_wrap),
+		T(test_notify_suppression_event_idx),
+		T(test_notify_suppression_flags),
+		T(test_notify_suppression_broken),
 		T(test_elem_copy_helpers),
 	};
 

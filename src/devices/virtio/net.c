@@ -12,11 +12,26 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+/* Most iovec entries one pull reads into: readv's limit (UIO_MAXIOV). */
+#define RX_IOV_MAX 1024
+/* What a pull offers for one frame, at least: one byte more than the largest frame with its
+ * header, so a frame that fills the offer was cut off (the TUN driver returns the bytes it
+ * wrote, not the frame's length). */
+#define OFFER_BYTES (NET_VNET_HDR_BYTES + NET_MAX_FRAME + 1)
+
 /* One frame the guest had no room for yet: header (vnet back ends) + frame. */
 struct pending {
 	uint8_t *buf;
 	size_t len; /* frame bytes, after the header if has_hdr */
 	bool has_hdr;
+};
+
+/* A receive chain popped for pulling and not used yet: its writable buffers are
+ * rxiov[iov..iov+nr). */
+struct held_chain {
+	uint16_t head;
+	uint16_t nr;
+	uint32_t len;
 };
 
 struct virtio_net {
@@ -34,6 +49,13 @@ struct virtio_net {
 	struct pending pend[VIRTIO_NET_PENDING_MAX];
 	unsigned pend_head, pend_count;
 	bool rx_paused;
+	unsigned rx_unsignalled; /* frames pushed on the receive queue, no interrupt yet */
+	/* Pull back ends (ops->recv): receive chains popped ahead of the next frame, in pop
+	 * order, their buffers laid out in rxiov[0..rxiov_n) for one readv. */
+	struct held_chain held[VIRTIO_NET_QUEUE_SIZE];
+	unsigned nheld, rxiov_n;
+	size_t held_len;
+	struct iovec rxiov[RX_IOV_MAX];
 	struct virtio_net_stats stats;
 	/* Scratch, used under the transport lock. */
 	struct virtq_elem first;  /* the receive chain that gets the header */
@@ -43,6 +65,9 @@ struct virtio_net {
 	uint32_t lens[VIRTIO_NET_QUEUE_SIZE];
 	struct iovec txiov[VIRTQ_ELEM_MAX_SEGS + 1];
 	uint8_t linear[NET_MAX_FRAME];
+	/* Pull back ends: the tail of a frame that did not fit the held chains, or a whole
+	 * frame nobody can take. */
+	uint8_t overflow[OFFER_BYTES];
 };
 
 static void lock(struct virtio_net *n)
@@ -161,6 +186,12 @@ static int deliver(struct virtio_net *n, const uint8_t *hdr_in, const uint8_t *f
 		}
 		r = virtq_pop(vq, e);
 		if (r == 0) {
+			/* Out of buffers: ask for a notification when the driver adds some, and
+			 * look once more (§2.7.10), before giving up on this frame for now. */
+			if (virtq_enable_notify(vq)) {
+				virtq_disable_notify(vq);
+				continue;
+			}
 			unpop(vq, popped);
 			return -EAGAIN;
 		}
@@ -278,6 +309,268 @@ static void enqueue(struct virtio_net *n, const uint8_t *hdr, const uint8_t *fra
 		set_paused(n, true);
 }
 
+/* One interrupt decision for everything pushed on the receive queue since the last one. */
+static void rx_signal(struct virtio_net *n)
+{
+	if (!n->rx_unsignalled)
+		return;
+	n->rx_unsignalled = 0;
+	if (n->t && n->rxq)
+		virtio_mmio_notify_used(n->t, n->rxq);
+}
+
+/* Copy bytes [off, off+len) of iov[0..cnt) into buf, or from buf with to_iov. */
+static void iov_copy(const struct iovec *iov, unsigned cnt, size_t off, uint8_t *buf, size_t len,
+		     bool to_iov)
+{
+	for (unsigned i = 0; i < cnt && len; i++) {
+		size_t take;
+
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		take = iov[i].iov_len - off < len ? iov[i].iov_len - off : len;
+		if (to_iov)
+			memcpy((uint8_t *)iov[i].iov_base + off, buf, take);
+		else
+			memcpy(buf, (const uint8_t *)iov[i].iov_base + off, take);
+		buf += take;
+		len -= take;
+		off = 0;
+	}
+}
+
+/* Forget the held chains: they go back to the available ring (they are the last popped). */
+static void release_held(struct virtio_net *n)
+{
+	if (n->nheld && n->rxq)
+		unpop(n->rxq, n->nheld);
+	n->nheld = n->rxiov_n = 0;
+	n->held_len = 0;
+}
+
+/* Bytes of receive buffers one frame may need: the header and the largest frame the back end
+ * can hand over with the offloads the guest accepted. */
+static size_t rx_want(const struct virtio_net *n)
+{
+	size_t max = n->be->rx_frame_max ? n->be->rx_frame_max : NET_MAX_FRAME;
+
+	if (has(n, VIRTIO_NET_F_GUEST_TSO4) || has(n, VIRTIO_NET_F_GUEST_TSO6) ||
+	    max > NET_MAX_FRAME)
+		max = NET_MAX_FRAME;
+	return VIRTIO_NET_HDR_BYTES + max;
+}
+
+/* Hold receive chains until they can take any frame (without MRG_RXBUF: one chain), the
+ * whole ring is held or the driver has no more.  0: at least one chain held; -EAGAIN: none
+ * (a notification was asked for); -EINVAL: garbage (the device needs a reset). */
+static int rx_gather(struct virtio_net *n)
+{
+	struct virtq *vq = n->rxq;
+	bool mrg = has(n, VIRTIO_NET_F_MRG_RXBUF);
+	size_t want = rx_want(n);
+
+	while (mrg ? n->held_len < want : n->nheld == 0) {
+		struct virtq_elem *e = &n->elem;
+		struct held_chain *h;
+		int r;
+
+		/* One iovec stays free for the overflow buffer (rx_pull). */
+		if (n->nheld == vq->size || n->rxiov_n >= RX_IOV_MAX - 1)
+			break; /* the best this ring can do */
+		r = virtq_pop(vq, e);
+		if (r == 0) {
+			if (virtq_enable_notify(vq)) {
+				virtq_disable_notify(vq);
+				continue;
+			}
+			return n->nheld ? 0 : -EAGAIN;
+		}
+		if (r < 0)
+			return -EINVAL;
+		/* §5.1.6.3.1: receive buffers are device-writable and hold at least a header. */
+		if (e->nr_out || e->in_len < VIRTIO_NET_HDR_BYTES) {
+			log_guest("virtio-net: receive chain of %u readable, %u writable bytes",
+				  e->out_len, e->in_len);
+			unpop(vq, 1);
+			return -EINVAL;
+		}
+		if (n->rxiov_n + e->nr_in > RX_IOV_MAX - 1) {
+			unpop(vq, 1);
+			break;
+		}
+		h = &n->held[n->nheld++];
+		h->head = e->head;
+		h->nr = (uint16_t)e->nr_in;
+		h->len = e->in_len;
+		memcpy(&n->rxiov[n->rxiov_n], &e->iov[e->nr_out], e->nr_in * sizeof(e->iov[0]));
+		n->rxiov_n += e->nr_in;
+		n->held_len += e->in_len;
+	}
+	return 0;
+}
+
+/* The frame of `len` bytes (header included) read into the held chains fits: fix up the
+ * header, return the chains it filled (§5.1.6.4), keep the rest for the next frame. */
+static int rx_complete(struct virtio_net *n, size_t len)
+{
+	uint8_t in[VIRTIO_NET_HDR_BYTES], hdr[VIRTIO_NET_HDR_BYTES];
+	unsigned used = 0, iovs = 0;
+	size_t off = 0;
+
+	iov_copy(n->rxiov, n->rxiov_n, 0, in, sizeof(in), false);
+	if (rx_header(n, in, hdr)) {
+		log_guest("virtio-net: dropping a received frame with offloads the guest refused");
+		return -EINVAL;
+	}
+	while (off < len) {
+		const struct held_chain *h = &n->held[used++];
+		size_t take = len - off < h->len ? len - off : h->len;
+
+		n->lens[used - 1] = (uint32_t)take;
+		iovs += h->nr;
+		off += take;
+	}
+	virtio_put_le(hdr + VIRTIO_NET_HDR_NUM_BUFFERS, used, 2);
+	iov_copy(n->rxiov, n->rxiov_n, 0, hdr, sizeof(hdr), true);
+	/* Chains leave held[] in pop order, so what stays is still the tail of what was
+	 * popped (release_held unpops it). */
+	for (unsigned i = 0; i < used; i++) {
+		n->held_len -= n->held[i].len;
+		virtq_push(n->rxq, n->held[i].head, n->lens[i]);
+	}
+	n->nheld -= used;
+	memmove(n->held, n->held + used, n->nheld * sizeof(n->held[0]));
+	n->rxiov_n -= iovs;
+	memmove(n->rxiov, n->rxiov + iovs, n->rxiov_n * sizeof(n->rxiov[0]));
+	return 0;
+}
+
+/* A frame of `len` bytes (header included) filled the held chains and went on into the
+ * overflow buffer: the guest has too few buffers for it now.  It waits with the frames of
+ * push back ends (one copy, a rare case) until the driver adds buffers. */
+static void rx_park(struct virtio_net *n, size_t len)
+{
+	size_t in_guest = n->held_len;
+	uint8_t *buf = malloc(len);
+
+	if (!buf) {
+		n->stats.rx_dropped++;
+		return;
+	}
+	iov_copy(n->rxiov, n->rxiov_n, 0, buf, in_guest, false);
+	memcpy(buf + in_guest, n->overflow, len - in_guest);
+	release_held(n); /* deliver() pops these chains again for it */
+	enqueue(n, buf, buf + VIRTIO_NET_HDR_BYTES, len - VIRTIO_NET_HDR_BYTES);
+	free(buf);
+}
+
+/* Read and drop one frame nobody can take.  False when none waits. */
+static bool rx_discard(struct virtio_net *n)
+{
+	struct iovec v = { n->overflow, sizeof(n->overflow) };
+	ssize_t r = n->be->ops->recv(n->be, &v, 1);
+
+	if (r < 0)
+		return false;
+	n->stats.rx_dropped++;
+	return true;
+}
+
+/* A pull back end has frames: read them straight into the guest's receive buffers (the
+ * kernel writes the virtio-net header into the first bytes), at most a budget per call; the
+ * back end calls again while frames wait.  With MRG_RXBUF the chains held are those the
+ * largest frame needs, when the driver has that many; an overflow buffer follows them (up to
+ * OFFER_BYTES in all), so no frame is lost for want of buffers and a cut-off frame is
+ * recognised.  With no buffers at all, the back end is paused until the driver adds some
+ * (net_queue_notify). */
+static void rx_pull(struct virtio_net *n)
+{
+	bool mrg;
+
+	if (!n->be->ops->recv)
+		return;
+	mrg = has(n, VIRTIO_NET_F_MRG_RXBUF);
+	for (unsigned i = 0; i < VIRTIO_QUEUE_BUDGET; i++) {
+		ssize_t r;
+		size_t cap;
+		int ret, cnt;
+
+		if (!rx_usable(n) || !n->link_up) {
+			if (!rx_discard(n))
+				break;
+			continue;
+		}
+		/* A parked frame goes first: nothing may overtake it. */
+		if (n->pend_count) {
+			release_held(n);
+			if (flush_pending(n))
+				n->rx_unsignalled++;
+			if (n->pend_count) {
+				set_paused(n, true);
+				break;
+			}
+		}
+		ret = rx_gather(n);
+		if (ret == -EAGAIN) {
+			set_paused(n, true);
+			break;
+		}
+		if (ret) {
+			release_held(n);
+			needs_reset(n);
+			break;
+		}
+		cap = mrg ? n->held_len : n->held[0].len;
+		cnt = mrg ? (int)n->rxiov_n : n->held[0].nr;
+		/* rxiov[cnt] is free: rx_gather keeps one entry for this. */
+		if (cap < OFFER_BYTES)
+			n->rxiov[cnt++] = (struct iovec){ n->overflow, OFFER_BYTES - cap };
+		r = n->be->ops->recv(n->be, n->rxiov, cnt);
+		if (r == -EAGAIN)
+			break;
+		if (r < 0) {
+			n->stats.rx_dropped++;
+			break;
+		}
+		/* Short, cut off (it filled the whole offer) or, without MRG_RXBUF, larger than
+		 * the one chain: dropped, and the buffers stay for the next frame. */
+		if ((size_t)r < VIRTIO_NET_HDR_BYTES + NET_MIN_FRAME || (size_t)r >= OFFER_BYTES ||
+		    (!mrg && (size_t)r > cap)) {
+			if ((size_t)r >= VIRTIO_NET_HDR_BYTES + NET_MIN_FRAME)
+				log_guest(
+					"virtio-net: %zd-byte frame, %zu bytes of receive buffers",
+					r - VIRTIO_NET_HDR_BYTES, cap);
+			n->stats.rx_dropped++;
+			continue;
+		}
+		if ((size_t)r > cap) {
+			rx_park(n, (size_t)r);
+			continue; /* delivered first thing next time round */
+		}
+		if (rx_complete(n, (size_t)r)) {
+			n->stats.rx_dropped++;
+			continue;
+		}
+		n->stats.rx_frames++;
+		n->stats.rx_bytes += (size_t)r - VIRTIO_NET_HDR_BYTES;
+		n->rx_unsignalled++;
+	}
+	release_held(n);
+	rx_signal(n);
+}
+
+/* Back end: frames wait behind ops->recv. */
+static void net_readable(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	lock(n);
+	rx_pull(n);
+	unlock(n);
+}
+
 /* Back end → guest (event-loop thread). */
 static void net_receive(void *opaque, const uint8_t *hdr, const uint8_t *frame, size_t len)
 {
@@ -293,9 +586,19 @@ static void net_receive(void *opaque, const uint8_t *hdr, const uint8_t *frame, 
 		r = deliver(n, hdr, frame, len);
 	if (r == -EAGAIN)
 		enqueue(n, hdr, frame, len);
-	else if (r > 0)
-		virtio_mmio_notify_used(n->t, n->rxq);
+	else if (r > 0 && ++n->rx_unsignalled >= VIRTIO_QUEUE_BUDGET)
+		rx_signal(n); /* a long batch still interrupts every budget's worth */
 out:
+	unlock(n);
+}
+
+/* Back end: the batch of net_receive() calls ended. */
+static void net_receive_flush(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	lock(n);
+	rx_signal(n);
 	unlock(n);
 }
 
@@ -400,25 +703,42 @@ drop:
 	n->stats.tx_dropped++;
 }
 
+/* Drain the transmit queue, at most a budget of chains per call.  The driver is asked not to
+ * notify while we drain (§2.7.10); notifications are re-enabled only when the ring is empty,
+ * and the ring looked at once more, so a buffer added meanwhile is not left behind. */
 static void process_tx(struct virtio_net *n)
 {
-	bool pushed = false;
+	unsigned done = 0;
 
+	virtq_disable_notify(n->txq);
 	for (;;) {
-		int ret = virtq_pop(n->txq, &n->txelem);
+		int ret;
 
-		if (ret == 0)
+		if (done == VIRTIO_QUEUE_BUDGET) {
+			/* Still suppressed: we come back after the loop's other sources. */
+			virtio_mmio_queue_yield(n->t, VIRTIO_NET_TXQ);
 			break;
+		}
+		ret = virtq_pop(n->txq, &n->txelem);
+		if (ret == 0) {
+			if (virtq_enable_notify(n->txq)) {
+				virtq_disable_notify(n->txq);
+				continue;
+			}
+			break;
+		}
 		if (ret < 0) {
 			needs_reset(n);
 			break;
 		}
 		tx_one(n, &n->txelem);
 		virtq_push(n->txq, n->txelem.head, 0);
-		pushed = true;
+		done++;
 	}
-	if (pushed)
+	if (done)
 		virtio_mmio_notify_used(n->t, n->txq);
+	/* Replies a back end produced while we sent (slirp answers ARP, DHCP at once). */
+	rx_signal(n);
 }
 
 static void net_queue_notify(void *dev, unsigned q)
@@ -428,7 +748,10 @@ static void net_queue_notify(void *dev, unsigned q)
 	if (!n->active || n->broken)
 		return;
 	if (q == VIRTIO_NET_RXQ) {
-		/* New receive buffers: deliver what waited for them. */
+		/* New receive buffers: we asked for this notification because frames wait (it
+		 * was enabled when the ring ran dry).  Stop further ones, deliver what waited and
+		 * resume a paused back end; running dry again re-enables them. */
+		virtq_disable_notify(n->rxq);
 		if (flush_pending(n))
 			virtio_mmio_notify_used(n->t, n->rxq);
 	} else if (q == VIRTIO_NET_TXQ) {
@@ -451,6 +774,12 @@ static int net_activate(void *dev, struct virtio_mmio *t, uint64_t features, str
 	n->txq = &vqs[VIRTIO_NET_TXQ];
 	n->broken = false;
 	n->active = true;
+	n->rx_unsignalled = 0;
+	n->nheld = n->rxiov_n = 0;
+	n->held_len = 0;
+	/* The driver need not notify as it adds receive buffers: only when the device waits
+	 * for some (the ring ran dry with frames to deliver) does it ask again. */
+	virtq_disable_notify(n->rxq);
 	if (n->be->ops->set_offload)
 		n->be->ops->set_offload(n->be, features);
 	set_paused(n, false);
@@ -465,6 +794,9 @@ static void net_reset(void *dev)
 	n->broken = false;
 	n->features = 0;
 	n->rxq = n->txq = NULL;
+	n->rx_unsignalled = 0;
+	n->nheld = n->rxiov_n = 0;
+	n->held_len = 0;
 	pend_drop_all(n);
 	/* Keep draining the back end while nobody listens (frames are dropped). */
 	set_paused(n, false);
@@ -498,7 +830,9 @@ int virtio_net_create(struct net_backend *be, const uint8_t mac[6], struct virti
 {
 	struct virtio_net *n;
 
-	if (!be || !be->ops || !be->ops->send || !be->ops->set_rx_enabled) {
+	/* A pull back end reads the header into the guest's buffers itself: vnet_hdr only. */
+	if (!be || !be->ops || !be->ops->send || !be->ops->set_rx_enabled ||
+	    (be->ops->recv && !be->vnet_hdr)) {
 		if (be && be->ops && be->ops->destroy)
 			be->ops->destroy(be);
 		return -EINVAL;
@@ -513,6 +847,8 @@ int virtio_net_create(struct net_backend *be, const uint8_t mac[6], struct virti
 	n->link_up = true;
 	update_status(n);
 	be->receive = net_receive;
+	be->receive_flush = net_receive_flush;
+	be->readable = net_readable;
 	be->receive_opaque = n;
 	*out = n;
 	return 0;

@@ -55,6 +55,11 @@ static uint16_t *used_event_p(const struct virtq *vq)
 	return (uint16_t *)(vq->avail + RING_START + 2u * vq->size);
 }
 
+static uint16_t *used_flags_p(const struct virtq *vq)
+{
+	return (uint16_t *)(vq->used + RING_FLAGS);
+}
+
 static uint16_t *used_idx_p(const struct virtq *vq)
 {
 	return (uint16_t *)(vq->used + RING_IDX);
@@ -219,7 +224,9 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
 	 * visible once we see the new idx (§2.7.13.3). */
 	avail_idx = __atomic_load_n(avail_idx_p(vq), __ATOMIC_ACQUIRE);
 	if (avail_idx == vq->last_avail) {
-		if (!vq->event_idx)
+		/* Draining with notifications off: the caller re-enables them (and looks again)
+		 * with virtq_enable_notify() before it sleeps. */
+		if (!vq->event_idx || vq->notify_off)
 			return 0;
 		/* Ask for a notification on the next buffer, then look again: the driver may
 		 * have added one before it saw avail_event (§2.7.10). */
@@ -238,9 +245,44 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
 	if (ret)
 		return ret;
 	vq->last_avail++;
-	if (vq->event_idx)
+	/* Without virtq_disable_notify(), keep asking for a notification at our next slot (the
+	 * behaviour of devices that do not manage suppression themselves). */
+	if (vq->event_idx && !vq->notify_off)
 		__atomic_store_n(avail_event_p(vq), vq->last_avail, __ATOMIC_RELEASE);
 	return 1;
+}
+
+void virtq_disable_notify(struct virtq *vq)
+{
+	if (!vq->ready || vq->broken || vq->notify_off)
+		return;
+	vq->notify_off = true;
+	/* §2.7.10: with EVENT_IDX the driver ignores the flags field and notifies only when its
+	 * index moves past avail_event.  We leave avail_event where it is: the driver has passed
+	 * it already (that notification is what woke us) or passes it with its next buffer, and
+	 * after that nothing crosses it again until the 16-bit index wraps (one spurious
+	 * notification at worst). */
+	if (!vq->event_idx)
+		__atomic_store_n(used_flags_p(vq), VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+}
+
+bool virtq_enable_notify(struct virtq *vq)
+{
+	uint16_t avail_idx;
+
+	if (!vq->ready || vq->broken)
+		return false;
+	vq->notify_off = false;
+	if (vq->event_idx)
+		__atomic_store_n(avail_event_p(vq), vq->last_avail, __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(used_flags_p(vq), 0, __ATOMIC_RELAXED);
+	/* The request must be visible before we read the driver's index: a driver that added a
+	 * buffer before it saw the request does not notify, so we must see that buffer here
+	 * (§2.7.10; the same store-load order as the driver's side in §2.7.13.4). */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	avail_idx = __atomic_load_n(avail_idx_p(vq), __ATOMIC_ACQUIRE);
+	return avail_idx != vq->last_avail;
 }
 
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)

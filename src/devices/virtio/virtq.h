@@ -66,6 +66,7 @@ struct virtq {
 	uint16_t used_idx;	 /* our copy of used->idx */
 	uint16_t signalled_used; /* used_idx when we last decided whether to notify */
 	bool signalled_valid;	 /* signalled_used is meaningful */
+	bool notify_off;	 /* virtq_disable_notify() in force: the device is draining */
 };
 
 /* Bytes of each ring for a queue of `size` entries (§2.7, with the event fields). */
@@ -88,10 +89,22 @@ void virtq_set_features(struct virtq *vq, uint64_t features);
 void virtq_reset(struct virtq *vq);
 
 /* Take the next available chain into `elem`.  1: got one; 0: the ring is empty (with EVENT_IDX
- * the driver has been asked to notify on the next one); -EINVAL/-EFAULT: the chain or ring is
- * malformed, the queue is now broken and nothing more is popped until virtq_reset(); -EIO: the
- * queue was already broken or is not ready. */
+ * and notifications enabled, the driver has been asked to notify on the next one);
+ * -EINVAL/-EFAULT: the chain or ring is malformed, the queue is now broken and nothing more is
+ * popped until virtq_reset(); -EIO: the queue was already broken or is not ready. */
 int virtq_pop(struct virtq *vq, struct virtq_elem *elem) __attribute__((warn_unused_result));
+
+/* The device is about to drain the queue: ask the driver not to notify for the buffers it adds
+ * meanwhile (§2.7.7.2: VIRTQ_USED_F_NO_NOTIFY; with EVENT_IDX, §2.7.10, avail_event is simply
+ * no longer advanced, so it stays behind the driver's index).  Until virtq_enable_notify(),
+ * virtq_pop() leaves the suppression state alone. */
+void virtq_disable_notify(struct virtq *vq);
+
+/* The device is about to sleep: ask the driver to notify for the next buffer (clear
+ * NO_NOTIFY, or set avail_event to the next slot), then look at the ring again.  True if
+ * buffers are available, so the device must keep draining instead of sleeping: the driver may
+ * have added them before it could see the request and will not notify for them. */
+bool virtq_enable_notify(struct virtq *vq) __attribute__((warn_unused_result));
 
 /* Return chain `head` to the driver with `len` bytes written into its writable buffers (also on
  * a broken queue: requests popped before it broke still complete). */
