@@ -8,6 +8,7 @@
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/virtq.h"
+#include "fake_driver.h"
 #include "fake_virtq.h"
 
 #include <errno.h>
@@ -45,16 +46,6 @@ struct fixture {
 	struct virtio_mmio *t;
 };
 
-static uint32_t rd(struct virtio_mmio *t, uint64_t off)
-{
-	return (uint32_t)virtio_mmio_dev_ops.read(t, off, 4);
-}
-
-static void wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
-{
-	virtio_mmio_dev_ops.write(t, off, 4, v);
-}
-
 static uint64_t cfg_rd(struct fixture *x, uint32_t off, unsigned size)
 {
 	return virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + off, size);
@@ -76,29 +67,16 @@ static void put_first_stats(struct fixture *x);
  * stats buffer is offered and kicked before DRIVER_OK, as Linux does. */
 static void bring_up_ex(struct fixture *x, uint64_t features, unsigned nq, bool prime)
 {
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
-	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0b);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0b);
+	assert_int_equal(fdrv_negotiate(x->t, features), features);
 	for (unsigned q = 0; q < nq; q++) {
 		uint64_t base = RING_GPA(q);
 
-		fake_vq_init(&x->f[q], &x->mem, QSIZE, base, base + 0x1000, base + 0x2000);
-		wr(x->t, VIRTIO_MMIO_QUEUE_SEL, q);
-		assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_BALLOON_QUEUE_SIZE);
-		wr(x->t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-		wr(x->t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)base);
-		wr(x->t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)base + 0x1000);
-		wr(x->t, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)base + 0x2000);
-		wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
+		fdrv_queue(x->t, q, &x->f[q], &x->mem, QSIZE, base, base + 0x1000, base + 0x2000,
+			   VIRTIO_BALLOON_QUEUE_SIZE);
 	}
 	if (prime)
 		put_first_stats(x);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
 }
 
 static void bring_up(struct fixture *x, uint64_t features, unsigned nq)
@@ -126,7 +104,7 @@ static int setup(void **state)
 			 0);
 	virtio_balloon_attach(x->b, x->t);
 	bring_up(x, ALL_FEATURES, 3);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
 	*state = x;
 	return 0;
 }
@@ -157,7 +135,7 @@ static uint32_t run(struct fixture *x, unsigned q, const struct fake_buf *bufs, 
 	uint16_t head;
 
 	head = fake_vq_add_chain(&x->f[q], bufs, n);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, q);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, q);
 	assert_true(fake_vq_get_used(&x->f[q], &id, &len));
 	assert_int_equal(id, head);
 	return len;
@@ -197,19 +175,19 @@ static void test_identity(void **state)
 	struct fixture *x = *state;
 	uint32_t lo;
 
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_BALLOON);
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	lo = rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_BALLOON);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	lo = fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES);
 	assert_true(lo & (1u << VIRTIO_BALLOON_F_STATS_VQ));
 	assert_true(lo & (1u << VIRTIO_BALLOON_F_DEFLATE_ON_OOM));
 	assert_false(lo & (1u << VIRTIO_BALLOON_F_MUST_TELL_HOST));
 	assert_false(lo & (1u << VIRTIO_BALLOON_F_FREE_PAGE_HINT));
 	assert_false(lo & (1u << VIRTIO_BALLOON_F_PAGE_REPORTING));
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 */
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 */
 	/* §5.5.2: inflateq, deflateq, statsq; nothing more. */
-	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 3);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 3);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
 	assert_int_equal(cfg_rd(x, VIRTIO_BALLOON_CFG_NUM_PAGES, 4), 0);
 	assert_int_equal(cfg_rd(x, VIRTIO_BALLOON_CFG_ACTUAL, 4), 0);
 	assert_int_equal(cfg_rd(x, VIRTIO_BALLOON_CFG_SIZE, 4), 0);
@@ -219,7 +197,7 @@ static void test_identity(void **state)
 static void test_target_and_config_interrupt(void **state)
 {
 	struct fixture *x = *state;
-	uint32_t gen = rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION);
+	uint32_t gen = fdrv_rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION);
 	uint64_t irqs = x->irq.count;
 	uint32_t v = 0;
 
@@ -230,10 +208,10 @@ static void test_target_and_config_interrupt(void **state)
 		v |= (uint32_t)cfg_rd(x, VIRTIO_BALLOON_CFG_NUM_PAGES + i, 1) << (8 * i);
 	assert_int_equal(v, 0x1234);
 	assert_int_equal(x->irq.count, irqs + 1);
-	assert_true(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
-	assert_int_not_equal(rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION), gen);
+	assert_true(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+	assert_int_not_equal(fdrv_rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION), gen);
 	/* The same target again: no interrupt. */
-	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_CONFIG);
+	fdrv_wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_CONFIG);
 	virtio_balloon_set_target(x->b, 0x1234);
 	assert_int_equal(x->irq.count, irqs + 1);
 	/* Clamped to guest RAM. */
@@ -433,7 +411,7 @@ static void test_chain_lies_about_length(void **state)
 
 	touch(x, (RAM_SIZE >> 12) - 1, 1, 1);
 	fake_vq_add_chain(&x->f[0], &b, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_false(fake_vq_get_used(&x->f[0], &id, &len));
 	assert_true(needs_reset(x));
 	assert_int_equal(counters(x).inflated, 0);
@@ -469,7 +447,7 @@ static uint16_t offer_stats_ex(struct fixture *x, uint32_t len, bool writable, b
 	uint16_t head = fake_vq_add_chain(&x->f[2], &b, 1);
 	uint32_t id, ulen;
 
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_BALLOON_Q_STATS);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_BALLOON_Q_STATS);
 	if (expect_kept)
 		assert_false(fake_vq_get_used(&x->f[2], &id, &ulen));
 	return head;
@@ -489,7 +467,7 @@ static void put_first_stats(struct fixture *x)
 
 	put_stats(x, LIST_GPA, s, 1);
 	fake_vq_add_chain(&x->f[2], &b, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_BALLOON_Q_STATS);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_BALLOON_Q_STATS);
 }
 
 static struct virtio_balloon_stats stats(struct fixture *x)
@@ -604,7 +582,7 @@ static void test_no_stats_feature(void **state)
 	assert_false(needs_reset(x));
 	put_stats(x, LIST_GPA, s, 1);
 	fake_vq_add_chain(&x->f[2], &b, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_BALLOON_Q_STATS);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_BALLOON_Q_STATS);
 	assert_false(fake_vq_get_used(&x->f[2], &id, &len));
 	assert_false(stats(x).valid);
 	assert_int_equal(virtio_balloon_request_stats(x->b), -EAGAIN);
@@ -627,8 +605,8 @@ static void test_missing_queues(void **state)
 	assert_true(needs_reset(x));
 	bring_up(x, ALL_FEATURES, 0);
 	assert_true(needs_reset(x));
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 9);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 9);
 	bring_up(x, ALL_FEATURES, 3);
 	assert_false(needs_reset(x));
 }

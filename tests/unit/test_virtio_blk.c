@@ -10,6 +10,7 @@
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/virtq.h"
+#include "fake_driver.h"
 #include "fake_virtq.h"
 
 #include <errno.h>
@@ -75,43 +76,13 @@ static void make_image(struct fixture *x)
 	assert_int_equal(pwrite(x->fd, buf, sizeof(buf), 0), sizeof(buf));
 }
 
-static uint32_t rd(struct virtio_mmio *t, uint64_t off)
-{
-	return (uint32_t)virtio_mmio_dev_ops.read(t, off, 4);
-}
-
-static void wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
-{
-	virtio_mmio_dev_ops.write(t, off, 4, v);
-}
-
 /* §3.1.1 initialisation with every offered feature accepted, one queue. */
 static void bring_up(struct fixture *x)
 {
-	uint64_t f;
-
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
-	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	f = rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	f |= (uint64_t)rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)f);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> 32));
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0b);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0b);
-	fake_vq_init(&x->f, &x->mem, x->qsize, DESC_GPA, AVAIL_GPA, USED_GPA);
-	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_BLK_QUEUE_SIZE);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NUM, x->qsize);
-	wr(x->t, VIRTIO_MMIO_QUEUE_DESC_LOW, DESC_GPA);
-	wr(x->t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL_GPA);
-	wr(x->t, VIRTIO_MMIO_QUEUE_USED_LOW, USED_GPA);
-	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	fdrv_negotiate(x->t, ~0ull);
+	fdrv_queue(x->t, 0, &x->f, &x->mem, x->qsize, DESC_GPA, AVAIL_GPA, USED_GPA,
+		   VIRTIO_BLK_QUEUE_SIZE);
+	fdrv_driver_ok(x->t);
 }
 
 static int open_dev(void **state, bool ro, enum mode mode, uint16_t qsize)
@@ -217,7 +188,7 @@ static void kick(struct fixture *x, uint16_t n)
 {
 	uint16_t want = (uint16_t)(fake_vq_used_idx(&x->f) + n);
 
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	if (x->efd >= 0)
 		settle(x, want);
 }
@@ -308,9 +279,9 @@ static void test_features_and_config(void **state)
 	const struct dev_ops *o = &virtio_mmio_dev_ops;
 	uint64_t cap = 0;
 
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_BLOCK);
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	uint32_t lo = rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_BLOCK);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	uint32_t lo = fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES);
 	assert_true(lo & (1u << VIRTIO_BLK_F_FLUSH));
 	assert_true(lo & (1u << VIRTIO_BLK_F_DISCARD));
 	assert_true(lo & (1u << VIRTIO_BLK_F_WRITE_ZEROES));
@@ -319,8 +290,8 @@ static void test_features_and_config(void **state)
 	assert_true(lo & (1u << VIRTIO_F_INDIRECT_DESC));
 	assert_true(lo & (1u << VIRTIO_F_EVENT_IDX));
 	assert_false(lo & (1u << VIRTIO_BLK_F_RO));
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 */
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 */
 	/* Capacity read byte by byte, as Linux does. */
 	for (unsigned i = 0; i < 8; i++)
 		cap |= o->read(x->t, VIRTIO_MMIO_CONFIG + i, 1) << (8 * i);
@@ -357,7 +328,7 @@ static void test_read(void **state)
 	expect_pattern(fake_mem_ptr(&x->mem, DATA_GPA, 512), 1024, 512);
 	expect_pattern(fake_mem_ptr(&x->mem, DATA_GPA + 0x1000, 512), 1536, 512);
 	assert_int_equal(x->irq.count, irqs + 1);
-	assert_true(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_USED);
+	assert_true(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_USED);
 }
 
 static void test_read_last_sector(void **state)
@@ -576,8 +547,8 @@ static void test_read_only(void **state)
 	uint8_t back[512];
 	uint32_t lo;
 
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	lo = rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	lo = fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES);
 	assert_true(lo & (1u << VIRTIO_BLK_F_RO));
 	assert_false(lo & (1u << VIRTIO_BLK_F_DISCARD));
 	assert_false(lo & (1u << VIRTIO_BLK_F_WRITE_ZEROES));
@@ -681,15 +652,15 @@ static void expect_needs_reset_then_recover(struct fixture *x)
 {
 	uint32_t id, len;
 
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_false(fake_vq_get_used(&x->f, &id, &len));
 	assert_true(virtio_mmio_status(x->t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	assert_true(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+	assert_true(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
 	/* Further requests wait for the reset. */
 	put_hdr(x, VIRTIO_BLK_T_FLUSH, 0);
 	fake_vq_add_chain(
 		&x->f, (struct fake_buf[]){ { HDR_GPA, 16, false }, { STATUS_GPA, 1, true } }, 2);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_false(fake_vq_get_used(&x->f, &id, &len));
 	/* After a reset the device works again. */
 	bring_up(x);
@@ -748,13 +719,13 @@ static void test_completion_before_garbage_signalled(void **state)
 	fake_vq_set_desc(&x->f, 3, STATUS_GPA, 1, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
 	fake_vq_publish(&x->f, 2);
 	x->f.next_desc = 4;
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_true(fake_vq_get_used(&x->f, &id, &len));
 	assert_int_equal(id, head);
 	assert_int_equal(*status_byte(x), VIRTIO_BLK_S_OK);
 	assert_false(fake_vq_get_used(&x->f, &id, &len));
 	assert_true(virtio_mmio_status(x->t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS),
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS),
 			 VIRTIO_INT_USED | VIRTIO_INT_CONFIG);
 }
 
@@ -782,7 +753,7 @@ static void test_reset_while_idle(void **state)
 
 	/* devmgr reset path: device forgets the queue and comes back. */
 	virtio_mmio_dev_ops.reset(x->t);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	bring_up(x);
 	assert_int_equal(request(x, VIRTIO_BLK_T_FLUSH, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
 }
@@ -821,7 +792,7 @@ static void test_async_in_flight(void **state)
 	uint64_t irqs = x->irq.count;
 
 	publish_reads(x, 8, 3);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(virtio_blk_in_flight(x->blk), 8);
 	assert_int_equal(fake_vq_used_idx(&x->f), 0);
 	assert_int_equal(x->irq.count, irqs);
@@ -856,7 +827,7 @@ static void test_async_round_trip(void **state)
 			  (struct fake_buf[]){ { HDR_GPA + 16u * 8, 16, false },
 					       { STATUS_GPA + 8, 1, true } },
 			  2);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(virtio_blk_in_flight(x->blk), 9);
 	settle(x, 9);
 	for (unsigned i = 0; i < 9; i++)
@@ -868,7 +839,7 @@ static void test_async_round_trip(void **state)
 	}
 	memset(fake_mem_ptr(&x->mem, DATA_GPA, 8 * 1024), 0, 8 * 1024);
 	publish_reads(x, 8, 20);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	settle(x, 17);
 	for (unsigned i = 0; i < 8; i++) {
 		uint8_t *d = fake_mem_ptr(&x->mem, DATA_GPA + 1024u * i, 513);
@@ -898,7 +869,7 @@ static void test_budget_async(void **state)
 	struct pollfd p = { .fd = x->efd, .events = POLLIN };
 
 	publish_reads(x, MANY, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(virtio_blk_in_flight(x->blk), MANY);
 	assert_int_equal(poll(&p, 1, 5000), 1);
 	usleep(100 * 1000); /* let all of them finish */
@@ -920,12 +891,12 @@ static void test_slots_bounded(void **state)
 
 	put_hdr(x, VIRTIO_BLK_T_IN, 1);
 	head = fake_vq_add_chain(&x->f, bufs, 2);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	/* 1 + 16 * 16 chains: one more than the device has slots. */
 	for (unsigned round = 0; round < 16; round++) {
 		for (unsigned i = 0; i < QSIZE; i++)
 			fake_vq_publish(&x->f, head);
-		wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 		assert_true(virtio_blk_in_flight(x->blk) <= VIRTIO_BLK_QUEUE_SIZE);
 	}
 	assert_int_equal(virtio_blk_in_flight(x->blk), VIRTIO_BLK_QUEUE_SIZE);
@@ -936,7 +907,7 @@ static void test_slots_bounded(void **state)
 
 		if (poll(&p, 1, 10) > 0)
 			virtio_blk_complete(x->blk);
-		wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	}
 	assert_int_equal(fake_vq_used_idx(&x->f), (uint16_t)(1 + 16 * QSIZE));
 	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
@@ -951,9 +922,9 @@ static void test_reset_in_flight(void **state)
 	uint8_t *d = fake_mem_ptr(&x->mem, DATA_GPA, 8 * 1024);
 
 	publish_reads(x, 8, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(virtio_blk_in_flight(x->blk), 8);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0);
 	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
 	assert_int_equal(fake_vq_used_idx(&x->f), 0);
 	memset(d, 0x77, 8 * 1024);
@@ -976,7 +947,7 @@ static void test_quiesce(void **state)
 	uint64_t irqs = x->irq.count;
 
 	publish_reads(x, 8, 5);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(virtio_blk_in_flight(x->blk), 8);
 	virtio_mmio_quiesce(x->t);
 	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
@@ -1139,7 +1110,7 @@ static void test_event_loop(void **state)
 	bring_up(x);
 
 	publish_reads(x, 6, 9);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	wait_used(x, 6);
 	expect_reads(x, 6, 9);
 
@@ -1151,7 +1122,7 @@ static void test_event_loop(void **state)
 					       { DATA_GPA, 512, false },
 					       { STATUS_GPA, 1, true } },
 			  3);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	wait_used(x, 7);
 	assert_int_equal(*status_byte(x), VIRTIO_BLK_S_OK);
 	file_read(x, 50 * 512, back, 512);
@@ -1165,7 +1136,7 @@ static void test_event_loop(void **state)
 	x->qsize = BIG_QSIZE;
 	bring_up(x);
 	publish_reads(x, MANY, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	wait_used(x, MANY);
 	expect_reads(x, MANY, 0);
 

@@ -6,6 +6,7 @@
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/virtq.h"
+#include "fake_driver.h"
 #include "fake_virtq.h"
 #include "platform/acpi/aml.h"
 
@@ -136,16 +137,6 @@ struct fixture {
 	struct virtio_mmio *t;
 };
 
-static uint32_t rd(struct virtio_mmio *t, uint64_t off)
-{
-	return (uint32_t)virtio_mmio_dev_ops.read(t, off, 4);
-}
-
-static void wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
-{
-	virtio_mmio_dev_ops.write(t, off, 4, v);
-}
-
 static int setup(void **state)
 {
 	struct fixture *x = calloc(1, sizeof(*x));
@@ -173,28 +164,28 @@ static int teardown(void **state)
 /* Program queue q with rings at base + the standard offsets; returns QueueReady. */
 static uint32_t setup_queue(struct virtio_mmio *t, uint32_t q, uint32_t num, uint64_t base)
 {
-	wr(t, VIRTIO_MMIO_QUEUE_SEL, q);
-	wr(t, VIRTIO_MMIO_QUEUE_NUM, num);
-	wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)(base + DESC_GPA));
-	wr(t, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)((base + DESC_GPA) >> 32));
-	wr(t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)(base + AVAIL_GPA));
-	wr(t, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, (uint32_t)((base + AVAIL_GPA) >> 32));
-	wr(t, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)(base + USED_GPA));
-	wr(t, VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)((base + USED_GPA) >> 32));
-	wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
-	return rd(t, VIRTIO_MMIO_QUEUE_READY);
+	fdrv_wr(t, VIRTIO_MMIO_QUEUE_SEL, q);
+	fdrv_wr(t, VIRTIO_MMIO_QUEUE_NUM, num);
+	fdrv_wr(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)(base + DESC_GPA));
+	fdrv_wr(t, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)((base + DESC_GPA) >> 32));
+	fdrv_wr(t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)(base + AVAIL_GPA));
+	fdrv_wr(t, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, (uint32_t)((base + AVAIL_GPA) >> 32));
+	fdrv_wr(t, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)(base + USED_GPA));
+	fdrv_wr(t, VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)((base + USED_GPA) >> 32));
+	fdrv_wr(t, VIRTIO_MMIO_QUEUE_READY, 1);
+	return fdrv_rd(t, VIRTIO_MMIO_QUEUE_READY);
 }
 
 static void negotiate(struct virtio_mmio *t, uint64_t features)
 {
-	wr(t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(t, VIRTIO_MMIO_STATUS,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	fdrv_wr(t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	fdrv_wr(t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	fdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	fdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
+	fdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	fdrv_wr(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
+	fdrv_wr(t, VIRTIO_MMIO_STATUS,
+		VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
 }
 
 /* The whole §3.1.1 initialisation: features, both queues, DRIVER_OK. */
@@ -203,32 +194,32 @@ static void bring_up(struct virtio_mmio *t, uint64_t features)
 	negotiate(t, features);
 	assert_int_equal(setup_queue(t, 0, QMAX, 0), 1);
 	assert_int_equal(setup_queue(t, 1, 8, 0x10000), 1);
-	wr(t, VIRTIO_MMIO_STATUS,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-		   VIRTIO_STATUS_DRIVER_OK);
+	fdrv_wr(t, VIRTIO_MMIO_STATUS,
+		VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+			VIRTIO_STATUS_DRIVER_OK);
 }
 
 static void test_identity(void **state)
 {
 	struct fixture *x = *state;
 
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_VERSION), 2);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_ID), 42);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_VENDOR_ID), VIRTIO_MMIO_VENDOR);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_VERSION), 2);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_ID), 42);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_VENDOR_ID), VIRTIO_MMIO_VENDOR);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION), 0);
 	/* Write-only and reserved registers read 0. */
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM), 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NOTIFY), 0);
-	assert_int_equal(rd(x->t, 0x0f0), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_NUM), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_NOTIFY), 0);
+	assert_int_equal(fdrv_rd(x->t, 0x0f0), 0);
 	/* Writes to read-only registers change nothing. */
-	wr(x->t, VIRTIO_MMIO_MAGIC_VALUE, 0);
-	wr(x->t, VIRTIO_MMIO_DEVICE_ID, 7);
-	wr(x->t, VIRTIO_MMIO_INTERRUPT_STATUS, 3);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_ID), 42);
+	fdrv_wr(x->t, VIRTIO_MMIO_MAGIC_VALUE, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_ID, 7);
+	fdrv_wr(x->t, VIRTIO_MMIO_INTERRUPT_STATUS, 3);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_ID), 42);
 }
 
 static void test_register_widths(void **state)
@@ -247,26 +238,26 @@ static void test_register_widths(void **state)
 	o->write(x->t, VIRTIO_MMIO_STATUS, 2, VIRTIO_STATUS_ACKNOWLEDGE);
 	o->write(x->t, VIRTIO_MMIO_STATUS, 8, VIRTIO_STATUS_ACKNOWLEDGE);
 	o->write(x->t, VIRTIO_MMIO_STATUS + 2, 4, VIRTIO_STATUS_ACKNOWLEDGE);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0);
-	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), VIRTIO_STATUS_ACKNOWLEDGE);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), VIRTIO_STATUS_ACKNOWLEDGE);
 }
 
 static void test_device_features_select(void **state)
 {
 	struct fixture *x = *state;
 
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)FEATURES);
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)(FEATURES >> 32));
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)FEATURES);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)(FEATURES >> 32));
 	/* Out-of-range selectors read 0 and never index anything. */
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 0);
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0xffffffffu);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 0);
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0x80000000u);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0xffffffffu);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0x80000000u);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 0);
 }
 
 static void test_driver_features_select(void **state)
@@ -274,10 +265,10 @@ static void test_driver_features_select(void **state)
 	struct fixture *x = *state;
 
 	/* Selector 2+ writes are dropped: the garbage in the high word never lands. */
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 7);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffffu);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0xffffffffu);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffffu);
+	fdrv_wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 7);
+	fdrv_wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffffu);
+	fdrv_wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0xffffffffu);
+	fdrv_wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffffu);
 	bring_up(x->t, FEATURES);
 	assert_int_equal(x->dev.activations, 1);
 	assert_int_equal(x->dev.act_features, FEATURES);
@@ -290,24 +281,24 @@ static void test_features_ok_rules(void **state)
 
 	/* Without VERSION_1: refused (modern-only transport). */
 	negotiate(x->t, VIRTIO_BIT(FEAT_X));
-	s = rd(x->t, VIRTIO_MMIO_STATUS);
+	s = fdrv_rd(x->t, VIRTIO_MMIO_STATUS);
 	assert_int_equal(s, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0);
 	/* A feature the device never offered: refused. */
 	negotiate(x->t, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(5));
-	assert_false(rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	assert_false(fdrv_rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0);
 	negotiate(x->t, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(40));
-	assert_false(rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	assert_false(fdrv_rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0);
 	/* A subset with VERSION_1: kept. */
 	negotiate(x->t, VIRTIO_BIT(VIRTIO_F_VERSION_1));
-	assert_true(rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	assert_true(fdrv_rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
 	/* Features are frozen after FEATURES_OK. */
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, VIRTIO_BIT(FEAT_X));
+	fdrv_wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, VIRTIO_BIT(FEAT_X));
 	assert_int_equal(setup_queue(x->t, 0, QMAX, 0), 1);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
 	assert_int_equal(x->dev.act_features, VIRTIO_BIT(VIRTIO_F_VERSION_1));
 }
 
@@ -315,9 +306,9 @@ static void test_driver_ok_needs_features_ok(void **state)
 {
 	struct fixture *x = *state;
 
-	wr(x->t, VIRTIO_MMIO_STATUS,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS),
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS,
+		VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS),
 			 VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	assert_int_equal(x->dev.activations, 0);
 }
@@ -326,13 +317,13 @@ static void test_status_bits_only_added(void **state)
 {
 	struct fixture *x = *state;
 
-	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS),
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS),
 			 VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
 	/* The driver cannot set DEVICE_NEEDS_RESET. */
-	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS),
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS),
 			 VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FAILED);
 }
 
@@ -340,19 +331,19 @@ static void test_queue_sel_out_of_range(void **state)
 {
 	struct fixture *x = *state;
 
-	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), QMAX);
-	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 1);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), QMAX);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), QMAX);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 1);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), QMAX);
 	for (uint32_t sel = 2; sel != 0; sel = sel < 64 ? sel + 1 : (sel << 1)) {
 		assert_int_equal(setup_queue(x->t, sel, 8, 0), 0);
-		assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
-		assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+		assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+		assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
 	}
-	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0xffffffffu);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0xffffffffu);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
 }
 
 static void test_queue_ready_rules(void **state)
@@ -371,8 +362,8 @@ static void test_queue_ready_rules(void **state)
 	assert_int_equal(setup_queue(x->t, 0, 8, 1), 0); /* avail not 2-aligned */
 	assert_int_equal(setup_queue(x->t, 0, 8, 2), 0); /* used not 4-aligned */
 	assert_int_equal(setup_queue(x->t, 0, 1, 0), 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_READY, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
 	assert_int_equal(setup_queue(x->t, 0, QMAX, 0), 1);
 }
 
@@ -382,12 +373,12 @@ static void test_queue_regs_frozen_while_ready(void **state)
 
 	assert_int_equal(setup_queue(x->t, 0, 8, 0), 1);
 	/* §4.2.3.2: while ready, size and addresses cannot change under the device. */
-	wr(x->t, VIRTIO_MMIO_QUEUE_NUM, 3);
-	wr(x->t, VIRTIO_MMIO_QUEUE_DESC_LOW, RAM_SIZE);
-	wr(x->t, VIRTIO_MMIO_QUEUE_USED_HIGH, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 1);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NUM, 3);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_DESC_LOW, RAM_SIZE);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_USED_HIGH, 1);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_READY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_READY), 1);
 }
 
 static void test_config_space(void **state)
@@ -428,34 +419,34 @@ static void test_activate_and_reset(void **state)
 	assert_int_equal(x->dev.vqs[0].size, QMAX);
 	assert_int_equal(x->dev.vqs[1].size, 8);
 	assert_int_equal(x->dev.vqs[1].desc_gpa, 0x10000 + DESC_GPA);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
 	/* A second DRIVER_OK write does not activate again. */
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
 	assert_int_equal(x->dev.activations, 1);
 
 	/* §2.4: writing 0 resets everything. */
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0);
 	assert_int_equal(x->dev.resets, 1);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)FEATURES);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)FEATURES);
 	for (uint32_t q = 0; q < 2; q++) {
-		wr(x->t, VIRTIO_MMIO_QUEUE_SEL, q);
-		assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+		fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, q);
+		assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
 		assert_false(x->dev.vqs[q].ready);
 	}
 	/* The queue size was forgotten too. */
-	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
 	/* And it comes up again. */
 	bring_up(x->t, FEATURES);
 	assert_int_equal(x->dev.activations, 2);
 	/* The device manager's reset does the same. */
 	virtio_mmio_dev_ops.reset(x->t);
 	assert_int_equal(x->dev.resets, 2);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0);
 	virtio_mmio_quiesce(x->t);
 	assert_int_equal(x->dev.quiesced, 1);
 }
@@ -465,24 +456,24 @@ static void test_notify_direct(void **state)
 	struct fixture *x = *state;
 
 	/* Before DRIVER_OK nothing reaches the device. */
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(x->dev.notifies[0], 0);
 	/* Activation runs each ready queue once (see test_kick_before_driver_ok). */
 	bring_up(x->t, FEATURES);
 	assert_int_equal(x->dev.notifies[0], 1);
 	assert_int_equal(x->dev.notifies[1], 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	assert_int_equal(x->dev.notifies[1], 2);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(x->dev.notifies[0], 2);
 	/* Nonexistent queues are ignored. */
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 2);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0xffffffffu);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 2);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0xffffffffu);
 	assert_int_equal(x->dev.notifies[0] + x->dev.notifies[1], 4);
 	/* A queue the driver disabled is not handed to the device. */
-	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 1);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_READY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	assert_int_equal(x->dev.notifies[1], 2);
 }
 
@@ -495,11 +486,11 @@ static void test_yield_direct(void **state)
 	bring_up(x->t, FEATURES);
 	assert_int_equal(x->dev.notifies[0], 1);
 	x->dev.yields = 3;
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(x->dev.notifies[0], 5);
 	/* A device that always yields does not hang the caller. */
 	x->dev.yields = UINT32_MAX;
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_true(x->dev.notifies[0] > 5 && x->dev.notifies[0] < 5 + 1024);
 	/* Yielding a queue the device does not have is ignored. */
 	virtio_mmio_queue_yield(x->t, 7);
@@ -514,34 +505,34 @@ static void test_kick_before_driver_ok(void **state)
 	x->dev.push_on_notify = true;
 	negotiate(x->t, FEATURES);
 	assert_int_equal(setup_queue(x->t, 0, QMAX, 0), 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1); /* not ready yet */
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1); /* not ready yet */
 	/* §3.1.1: the device uses no buffer and sends no notification before DRIVER_OK. */
 	assert_int_equal(x->dev.notifies[0], 0);
 	assert_int_equal(x->dev.notifies[1], 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	assert_int_equal(x->irq.count, 0);
-	wr(x->t, VIRTIO_MMIO_STATUS,
-	   VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-		   VIRTIO_STATUS_DRIVER_OK);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS,
+		VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+			VIRTIO_STATUS_DRIVER_OK);
 	/* Activated first (the device sees its queues), then queue 0 ran: its used buffer is
 	 * signalled.  Queue 1 was never made ready, so it is not run. */
 	assert_int_equal(x->dev.activations, 1);
 	assert_int_equal(x->dev.notifies[0], 1);
 	assert_int_equal(x->dev.notifies[1], 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
 	assert_int_equal(x->irq.count, 1);
 
 	/* A failed activation runs nothing. */
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0);
 	x->dev.activate_ret = -EINVAL;
 	negotiate(x->t, FEATURES);
 	assert_int_equal(setup_queue(x->t, 0, QMAX, 0), 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
 	assert_int_equal(x->dev.activations, 2);
 	assert_int_equal(x->dev.notifies[0], 1);
-	assert_true(rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	assert_true(fdrv_rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
 /* The line is level-triggered: it is asserted whenever a status bit is set and, at each EOI
@@ -558,8 +549,8 @@ static void test_level_follows_interrupt_status(void **state)
 	x->irq.fd = efd;
 	bring_up(x->t, VIRTIO_BIT(VIRTIO_F_VERSION_1));
 	x->dev.push_on_notify = true;
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
 	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v)); /* asserted through the irqfd */
 	assert_int_equal(v, 1);
 	/* EOI without an ACK (a handler that ran before the status was set): asserted again. */
@@ -570,19 +561,19 @@ static void test_level_follows_interrupt_status(void **state)
 	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v));
 	assert_int_equal(x->irq.count, 3);
 	/* Some bits acknowledged: the EOI re-asserts. */
-	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
+	fdrv_wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
 	irq_resample(&x->irq);
 	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v));
 	assert_int_equal(x->irq.count, 4);
 	/* All acknowledged: the line stays low. */
-	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_CONFIG);
+	fdrv_wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_CONFIG);
 	irq_resample(&x->irq);
 	assert_int_equal(read(efd, &v, sizeof(v)), -1);
 	assert_int_equal(x->irq.count, 4);
 	/* A reset clears the status, and with it the level. */
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(read(efd, &v, sizeof(v)), sizeof(v));
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0);
 	irq_resample(&x->irq);
 	assert_int_equal(read(efd, &v, sizeof(v)), -1);
 	x->irq.fd = -1;
@@ -602,13 +593,13 @@ static void test_used_signalled_when_queue_breaks(void **state)
 	x->dev.vqs[0].broken = true; /* as virtq_pop leaves it after a malformed chain */
 	virtio_mmio_set_needs_reset(x->t);
 	virtio_mmio_notify_used(x->t, &x->dev.vqs[0]);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS),
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS),
 			 VIRTIO_INT_USED | VIRTIO_INT_CONFIG);
 	assert_int_equal(x->irq.count, 2);
 	/* Nothing new: no second one. */
-	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
+	fdrv_wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
 	virtio_mmio_notify_used(x->t, &x->dev.vqs[0]);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
 	assert_int_equal(x->irq.count, 2);
 }
 
@@ -618,23 +609,23 @@ static void test_interrupts(void **state)
 
 	bring_up(x->t, VIRTIO_BIT(VIRTIO_F_VERSION_1));
 	x->dev.push_on_notify = true;
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
 	assert_int_equal(x->irq.count, 1);
 	virtio_mmio_config_changed(x->t);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS),
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS),
 			 VIRTIO_INT_USED | VIRTIO_INT_CONFIG);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION), 1);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION), 1);
 	assert_int_equal(x->irq.count, 2);
-	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
-	wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, 0xffffffffu);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_USED);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
+	fdrv_wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, 0xffffffffu);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	/* Driver suppressed interrupts (§2.7.7): used buffer, but no edge. */
 	*(uint16_t *)fake_mem_ptr(&x->mem, AVAIL_GPA, 2) = VIRTQ_AVAIL_F_NO_INTERRUPT;
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(x->dev.notifies[0], 3); /* activation, two kicks */
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	assert_int_equal(x->irq.count, 2);
 }
 
@@ -644,25 +635,26 @@ static void test_needs_reset(void **state)
 
 	bring_up(x->t, FEATURES);
 	x->dev.garbage_on_notify = true;
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(x->dev.notifies[0], 2); /* activation, the kick */
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS),
+			 0x0f | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
 	assert_int_equal(x->irq.count, 1);
 	/* Stopped: no more queue work, no second interrupt for the same condition. */
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	assert_int_equal(x->dev.notifies[0] + x->dev.notifies[1], 3);
 	virtio_mmio_set_needs_reset(x->t);
 	assert_int_equal(x->irq.count, 1);
 	/* Only a reset clears it. */
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
 	assert_true(virtio_mmio_status(x->t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0);
 	assert_int_equal(virtio_mmio_status(x->t), 0);
 	x->dev.garbage_on_notify = false;
 	bring_up(x->t, FEATURES);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(x->dev.notifies[0], 4);
 }
 
@@ -672,9 +664,9 @@ static void test_activate_failure(void **state)
 
 	x->dev.activate_ret = -EINVAL;
 	bring_up(x->t, FEATURES);
-	assert_true(rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_true(fdrv_rd(x->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_CONFIG);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(x->dev.notifies[0], 0);
 }
 
@@ -828,7 +820,7 @@ static void test_event_loop_path(void **state)
 	assert_true(bus_write(&dm.mmio, dm.devs[0]->base + VIRTIO_MMIO_QUEUE_NOTIFY, &q1, 4));
 	assert_true(wait_for(&dev.notifies[1], 5));
 	/* Reset tears the ioeventfds down. */
-	wr(t, VIRTIO_MMIO_STATUS, 0);
+	fdrv_wr(t, VIRTIO_MMIO_STATUS, 0);
 	assert_int_equal(rec.assigned, 0);
 	evloop_stop(&ev);
 	pthread_join(th, NULL);

@@ -8,6 +8,7 @@
 #include "devices/virtio/net.h"
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/virtq.h"
+#include "fake_driver.h"
 #include "fake_virtq.h"
 #include "net/backend.h"
 #include "net/slirp.h"
@@ -169,55 +170,32 @@ static const struct net_backend_ops fb_pull_ops = {
 
 static uint32_t rd(struct fixture *x, uint64_t off)
 {
-	return (uint32_t)virtio_mmio_dev_ops.read(x->t, off, 4);
+	return fdrv_rd(x->t, off);
 }
 
 static void wr(struct fixture *x, uint64_t off, uint32_t v)
 {
-	virtio_mmio_dev_ops.write(x->t, off, 4, v);
+	fdrv_wr(x->t, off, v);
 }
 
 static uint64_t device_features(struct fixture *x)
 {
-	uint64_t f;
-
-	wr(x, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	f = rd(x, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(x, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	return f | (uint64_t)rd(x, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
+	return fdrv_device_features(x->t);
 }
 
 static void setup_queue(struct fixture *x, unsigned q, struct fake_vq *f, uint64_t desc,
 			uint64_t avail, uint64_t used, uint16_t size)
 {
-	fake_vq_init(f, &x->mem, size, desc, avail, used);
-	wr(x, VIRTIO_MMIO_QUEUE_SEL, q);
-	assert_int_equal(rd(x, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_NET_QUEUE_SIZE);
-	wr(x, VIRTIO_MMIO_QUEUE_NUM, size);
-	wr(x, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
-	wr(x, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)avail);
-	wr(x, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)used);
-	wr(x, VIRTIO_MMIO_QUEUE_READY, 1);
+	fdrv_queue(x->t, q, f, &x->mem, size, desc, avail, used, VIRTIO_NET_QUEUE_SIZE);
 }
 
 /* §3.1.1 with the offered features masked by `mask`, a transmit queue of `txsize`. */
 static void bring_up_tx(struct fixture *x, uint64_t mask, uint16_t txsize)
 {
-	uint64_t f;
-
-	wr(x, VIRTIO_MMIO_STATUS, 0);
-	wr(x, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	f = device_features(x) & mask;
-	wr(x, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(x, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)f);
-	wr(x, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(x, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> 32));
-	wr(x, VIRTIO_MMIO_STATUS, 0x0b);
-	assert_int_equal(rd(x, VIRTIO_MMIO_STATUS), 0x0b);
+	fdrv_negotiate(x->t, mask);
 	setup_queue(x, VIRTIO_NET_RXQ, &x->rx, RX_DESC, RX_AVAIL, RX_USED, QSIZE);
 	setup_queue(x, VIRTIO_NET_TXQ, &x->tx, TX_DESC, TX_AVAIL, TX_USED, txsize);
-	wr(x, VIRTIO_MMIO_STATUS, 0x0f);
-	assert_int_equal(rd(x, VIRTIO_MMIO_STATUS), 0x0f);
+	fdrv_driver_ok(x->t);
 }
 
 static void bring_up(struct fixture *x, uint64_t mask)

@@ -5,6 +5,7 @@
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/virtq.h"
+#include "fake_driver.h"
 #include "fake_virtq.h"
 
 #include <errno.h>
@@ -34,44 +35,19 @@ struct fixture {
 	struct virtio_mmio *t;
 };
 
-static uint32_t rd(struct virtio_mmio *t, uint64_t off)
-{
-	return (uint32_t)virtio_mmio_dev_ops.read(t, off, 4);
-}
-
-static void wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
-{
-	virtio_mmio_dev_ops.write(t, off, 4, v);
-}
-
 /* §3.1.1 initialisation, every offered feature accepted; the queue made ready if `queue`. */
 static void bring_up(struct fixture *x, bool queue)
 {
-	uint64_t f;
-
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
-	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	f = rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES);
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	f |= (uint64_t)rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)f);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(f >> 32));
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0b);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0b);
-	fake_vq_init(&x->f, &x->mem, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
-	if (queue) {
-		wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
-		assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_RNG_QUEUE_SIZE);
-		wr(x->t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-		wr(x->t, VIRTIO_MMIO_QUEUE_DESC_LOW, DESC_GPA);
-		wr(x->t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL_GPA);
-		wr(x->t, VIRTIO_MMIO_QUEUE_USED_LOW, USED_GPA);
-		wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
+	fdrv_negotiate(x->t, ~0ull);
+	if (!queue) {
+		/* DRIVER_OK without a queue: the device refuses to activate. */
+		fake_vq_init(&x->f, &x->mem, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA);
+		fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+		return;
 	}
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
+	fdrv_queue(x->t, 0, &x->f, &x->mem, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA,
+		   VIRTIO_RNG_QUEUE_SIZE);
+	fdrv_driver_ok(x->t);
 }
 
 static int setup(void **state)
@@ -84,7 +60,7 @@ static int setup(void **state)
 	assert_int_equal(virtio_mmio_create(&x->mem.gm, &x->irq, &virtio_rng_ops, x->rng, &x->t),
 			 0);
 	bring_up(x, true);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
 	*state = x;
 	return 0;
 }
@@ -154,7 +130,7 @@ static uint32_t run(struct fixture *x, const struct fake_buf *bufs, unsigned n)
 	uint16_t head;
 
 	head = fake_vq_add_chain(&x->f, bufs, n);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_true(fake_vq_get_used(&x->f, &id, &len));
 	assert_int_equal(id, head);
 	return len;
@@ -183,20 +159,20 @@ static void test_identity(void **state)
 {
 	struct fixture *x = *state;
 
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_RNG);
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 */
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_RNG);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 */
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
 	/* §5.4.3: no device feature bits (0..23). */
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES) & 0xffffff, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES) & 0xffffff, 0);
 	/* §5.4.4: no config space; reads give 0 at any width, writes are harmless. */
 	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG, 8), 0);
 	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + 3, 1), 0);
 	virtio_mmio_dev_ops.write(x->t, VIRTIO_MMIO_CONFIG, 4, 0xffffffff);
 	assert_false(needs_reset(x));
 	/* One queue only. */
-	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 1);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 1);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
 }
 
 static void test_getrandom(void **state)
@@ -214,7 +190,7 @@ static void test_getrandom(void **state)
 	assert_true(zeros < 64); /* ~16 expected from random bytes */
 	assert_int_equal(virtio_rng_bytes(x->rng), 4096);
 	assert_int_equal(x->irq.count, irqs + 1);
-	assert_true(rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_USED);
+	assert_true(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_USED);
 }
 
 static void test_segments(void **state)
@@ -341,13 +317,43 @@ static void test_batch(void **state)
 
 		heads[i] = fake_vq_add_chain(&x->f, &b, 1);
 	}
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	for (unsigned i = 0; i < QSIZE; i++) {
 		assert_true(fake_vq_get_used(&x->f, &id, &len));
 		assert_int_equal(id, heads[i]);
 		assert_int_equal(len, 16 + i);
 	}
 	assert_false(fake_vq_get_used(&x->f, &id, &len));
+}
+
+/* With EVENT_IDX (offered, and accepted by bring_up) the device interrupts exactly when the
+ * used index passes the driver's used_event (§2.7.10), whatever the batch size. */
+static void test_interrupts_follow_used_event(void **state)
+{
+	struct fixture *x = *state;
+	static const uint16_t events[] = { 0, 1, 2, 3, 5, 7, 8, 20, 0xffff };
+	uint32_t id, len;
+
+	use_pattern(x, 0, 0);
+	for (unsigned i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+		uint16_t old = fake_vq_used_idx(&x->f), now;
+		uint64_t before = x->irq.count;
+		unsigned batch = 1 + i % 3;
+
+		fake_vq_set_used_event(&x->f, (uint16_t)(old + events[i]));
+		for (unsigned k = 0; k < batch; k++) {
+			struct fake_buf b = { DATA_GPA + 0x40 * k, 8, true };
+
+			fake_vq_add_chain(&x->f, &b, 1);
+		}
+		fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		now = fake_vq_used_idx(&x->f);
+		assert_int_equal((uint16_t)(now - old), batch);
+		while (fake_vq_get_used(&x->f, &id, &len))
+			;
+		assert_int_equal(x->irq.count > before,
+				 fdrv_event_due((uint16_t)(old + events[i]), now, old));
+	}
 }
 
 static void test_indirect(void **state)
@@ -361,7 +367,7 @@ static void test_indirect(void **state)
 	fake_desc_write(&x->mem, TABLE_GPA, 1, DATA_GPA + 0x1000, 32, VIRTQ_DESC_F_WRITE, 0);
 	fake_vq_set_desc(&x->f, 0, TABLE_GPA, 32, VIRTQ_DESC_F_INDIRECT, 0);
 	fake_vq_publish(&x->f, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_true(fake_vq_get_used(&x->f, &id, &len));
 	assert_int_equal(id, 0);
 	assert_int_equal(len, 64);
@@ -379,13 +385,13 @@ static void test_chain_lies_about_length(void **state)
 
 	use_pattern(x, 0, 0);
 	fake_vq_add_chain(&x->f, &b, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_false(fake_vq_get_used(&x->f, &id, &len));
 	assert_true(needs_reset(x));
 	assert_int_equal(calls, 0);
 	/* Nothing more is processed until the reset. */
 	fake_vq_add_chain(&x->f, &ok, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_false(fake_vq_get_used(&x->f, &id, &len));
 	bring_up(x, true);
 	assert_false(needs_reset(x));
@@ -401,7 +407,7 @@ static void test_descriptor_loop(void **state)
 	fake_vq_set_desc(&x->f, 0, DATA_GPA, 16, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
 	fake_vq_set_desc(&x->f, 1, DATA_GPA, 16, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 0);
 	fake_vq_publish(&x->f, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_false(fake_vq_get_used(&x->f, &id, &len));
 	assert_true(needs_reset(x));
 }
@@ -413,8 +419,8 @@ static void test_no_queue_at_driver_ok(void **state)
 	bring_up(x, false);
 	assert_true(needs_reset(x));
 	/* Notifications for missing queues are ignored. */
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 5);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 5);
 	bring_up(x, true);
 	assert_false(needs_reset(x));
 }
@@ -424,13 +430,21 @@ static void test_no_queue_at_driver_ok(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_identity),	    T(test_getrandom),
-		T(test_segments),	    T(test_oversized_buffer_capped),
-		T(test_short_reads),	    T(test_eintr_retried),
-		T(test_source_errors),	    T(test_readable_buffer),
-		T(test_zero_length_buffer), T(test_batch),
-		T(test_indirect),	    T(test_chain_lies_about_length),
-		T(test_descriptor_loop),    T(test_no_queue_at_driver_ok),
+		T(test_identity),
+		T(test_getrandom),
+		T(test_segments),
+		T(test_oversized_buffer_capped),
+		T(test_short_reads),
+		T(test_eintr_retried),
+		T(test_source_errors),
+		T(test_readable_buffer),
+		T(test_zero_length_buffer),
+		T(test_batch),
+		T(test_interrupts_follow_used_event),
+		T(test_indirect),
+		T(test_chain_lies_about_length),
+		T(test_descriptor_loop),
+		T(test_no_queue_at_driver_ok),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

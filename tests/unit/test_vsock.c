@@ -8,6 +8,7 @@
 #include "devices/virtio/vsock/conn.h"
 #include "devices/virtio/vsock/proto.h"
 #include "devices/virtio/vsock/vsock.h"
+#include "fake_driver.h"
 #include "fake_virtq.h"
 
 #include <errno.h>
@@ -52,41 +53,20 @@ struct fixture {
 	struct virtio_mmio *t;
 };
 
-static uint32_t rd(struct virtio_mmio *t, uint64_t off)
-{
-	return (uint32_t)virtio_mmio_dev_ops.read(t, off, 4);
-}
-
-static void wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
-{
-	virtio_mmio_dev_ops.write(t, off, 4, v);
-}
-
 static void setup_queue(struct fixture *x, struct fake_vq *f, unsigned q, uint64_t gpa)
 {
-	fake_vq_init(f, &x->mem, QSIZE, gpa, gpa + 0x400, gpa + 0x800);
-	wr(x->t, VIRTIO_MMIO_QUEUE_SEL, q);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_QUEUE_NUM_MAX), VIRTIO_VSOCK_QUEUE_SIZE);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
-	wr(x->t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)gpa);
-	wr(x->t, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)gpa + 0x400);
-	wr(x->t, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)gpa + 0x800);
-	wr(x->t, VIRTIO_MMIO_QUEUE_READY, 1);
+	fdrv_queue(x->t, q, f, &x->mem, QSIZE, gpa, gpa + 0x400, gpa + 0x800,
+		   VIRTIO_VSOCK_QUEUE_SIZE);
 }
 
 /* §3.1.1 with VERSION_1 only (no EVENT_IDX, so every push is visible at once). */
 static void bring_up(struct fixture *x)
 {
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
-	wr(x->t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(x->t, VIRTIO_MMIO_DRIVER_FEATURES, 1); /* VERSION_1 */
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0b);
+	fdrv_negotiate(x->t, VIRTIO_BIT(VIRTIO_F_VERSION_1));
 	setup_queue(x, &x->rx, VSOCK_QUEUE_RX, RXQ_GPA);
 	setup_queue(x, &x->tx, VSOCK_QUEUE_TX, TXQ_GPA);
 	setup_queue(x, &x->ev, VSOCK_QUEUE_EVENT, EVQ_GPA);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0x0f);
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	fdrv_driver_ok(x->t);
 }
 
 static int setup(void **state)
@@ -122,7 +102,7 @@ static int teardown(void **state)
 
 static uint32_t status(struct fixture *x)
 {
-	return rd(x->t, VIRTIO_MMIO_STATUS);
+	return fdrv_rd(x->t, VIRTIO_MMIO_STATUS);
 }
 
 /* ---- the driver's side ---- */
@@ -137,7 +117,7 @@ static void post_rx(struct fixture *x, unsigned n)
 
 		fake_vq_add_chain(&x->rx, &b, 1);
 	}
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
 }
 
 /* Take the next packet the device put in the receive queue; false if none. */
@@ -198,7 +178,7 @@ static void tx_raw(struct fixture *x, const struct vsock_hdr *h, const void *pay
 	if (payload_len)
 		memcpy(p + VSOCK_HDR_BYTES, payload, payload_len);
 	fake_vq_add_chain(&x->tx, &b, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_TX);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_TX);
 	assert_true(fake_vq_get_used(&x->tx, &id, &len));
 	assert_int_equal(len, 0);
 }
@@ -338,15 +318,15 @@ static void test_config_and_features(void **state)
 {
 	struct fixture *x = *state;
 
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_VSOCK);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_VSOCK);
 	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG, 8), CID);
 	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + 4, 4), 0);
 	/* Byte-wise, as Linux reads it; past the end reads 0. */
 	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG, 1), CID);
 	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + 8, 4), 0);
-	wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
 	/* Streams only: no SEQPACKET (bit 1). */
-	assert_int_equal(rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES) & 3u, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES) & 3u, 0);
 }
 
 static void test_create_errors(void **state)
@@ -834,14 +814,14 @@ static void test_transport_reset(void **state)
 	assert_false(fake_vq_get_used(&x->ev, &id, &len));
 	memset(fake_mem_ptr(&x->mem, EV_BUF_GPA, 8), 0xff, 8);
 	fake_vq_add_chain(&x->ev, &eb, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_EVENT);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_EVENT);
 	assert_true(fake_vq_get_used(&x->ev, &id, &len));
 	assert_int_equal(len, VSOCK_EVENT_BYTES);
 	assert_int_equal(virtio_get_le(fake_mem_ptr(&x->mem, EV_BUF_GPA, 4), 4),
 			 VSOCK_EVENT_TRANSPORT_RESET);
 	/* With a buffer already posted it goes out at once. */
 	fake_vq_add_chain(&x->ev, &eb, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_EVENT);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_EVENT);
 	virtio_vsock_transport_reset(x->v);
 	assert_true(fake_vq_get_used(&x->ev, &id, &len));
 	/* Nothing else went to the guest; old ports are unknown now. */
@@ -861,7 +841,7 @@ static void test_device_reset_drops_connections(void **state)
 
 	post_rx(x, 4);
 	fd = guest_connects(x, lfd, GPORT, 7002);
-	wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0);
 	assert_int_equal(virtio_vsock_nr_conns(x->v), 0);
 	host_expect_eof(fd);
 	close(fd);
@@ -998,21 +978,21 @@ static void test_lying_chains(void **state)
 
 	/* A transmit chain running past the end of guest RAM: the device needs a reset. */
 	fake_vq_add_chain(&x->tx, &b, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_TX);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_TX);
 	assert_true(status(x) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	/* Reset and bring up again; the device works. */
 	bring_up(x);
 	/* A receive buffer smaller than a header. */
 	b = (struct fake_buf){ RX_BUF_GPA, VSOCK_HDR_BYTES - 4, true };
 	fake_vq_add_chain(&x->rx, &b, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
 	tx(x, VSOCK_OP_REQUEST, GPORT, 1, 0, NULL, 0); /* owes an RST: uses the buffer */
 	assert_true(status(x) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	bring_up(x);
 	/* A read-only "receive" buffer: the chain is malformed for this queue. */
 	b = (struct fake_buf){ RX_BUF_GPA, 4096, false };
 	fake_vq_add_chain(&x->rx, &b, 1);
-	wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, VSOCK_QUEUE_RX);
 	tx(x, VSOCK_OP_REQUEST, GPORT, 1, 0, NULL, 0);
 	assert_true(status(x) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	bring_up(x);
