@@ -284,6 +284,9 @@ static void force_exit(int sig)
 		force_hook();
 	r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
 	(void)r;
+	/* PID 1 of a PID namespace (--new-ns pid) ignores its own default-action signals. */
+	if (getpid() == 1)
+		_exit(128 + sig);
 	/* SA_RESETHAND put the default action back: the process ends by this signal once the
 	 * handler returns. */
 	raise(sig);
