@@ -36,6 +36,10 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "guest"))
 import guest_test  # noqa: E402  (the pty driver the guest tests use)
 
 GUEST_DIR = guest_test.GUEST_DIR
+# Boots on a loaded kvm_pvm host (several guests on 2 cores) take minutes: wait longer for the
+# login prompt than the guest tests' default, unless IGN_LOGIN_TIMEOUT says otherwise.
+if "IGN_LOGIN_TIMEOUT" not in os.environ:
+    guest_test.LOGIN_TIMEOUT = 1200.0
 MEM_MIB = int(os.environ.get("MEM_MIB", "256"))
 KERNELS = {"elf": "vmlinux-min", "bzimage": "bzImage-min"}
 KERNEL = os.environ.get("KERNEL", "elf").lower()
