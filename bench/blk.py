@@ -8,7 +8,7 @@ guest's ign-blkbench (guest/rootfs/ign-blkbench.c: O_DIRECT, queue depth 1, CLOC
 runs on /dev/vdb:
   seq-write   SEQ_MIB MiB (default 32) in 1-MiB writes from offset 0, then fdatasync
   seq-read    the same range in 1-MiB reads
-  rand-write  RAND_OPS (default 2000) 4-KiB writes at random 4-KiB-aligned offsets within the
+  rand-write  RAND_OPS (default 500) 4-KiB writes at random 4-KiB-aligned offsets within the
               first SEQ_MIB MiB, then fdatasync
   rand-read   RAND_OPS 4-KiB reads, likewise
 and the script prints the median MB/s (10^6 bytes/s) or IOPS per test and the ratio
@@ -34,7 +34,7 @@ from launcher import ROOT, guest_test  # noqa: E402
 
 RUNS = int(os.environ.get("RUNS", "1"))
 SEQ_MIB = int(os.environ.get("SEQ_MIB", "32"))
-RAND_OPS = int(os.environ.get("RAND_OPS", "2000"))
+RAND_OPS = int(os.environ.get("RAND_OPS", "500"))
 DISK_MIB = max(int(os.environ.get("DISK_MIB", "256")), SEQ_MIB)
 MEM_MIB = launcher.MEM_MIB
 # (name, ign-blkbench mode, unit); the order matters: the reads follow the writes.
