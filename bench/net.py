@@ -23,16 +23,13 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "guest"))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import guest_test  # noqa: E402
-from boot import QemuGuest, cmdline  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import launcher  # noqa: E402
+from launcher import ROOT, guest_test  # noqa: E402
 
 RUNS = int(os.environ.get("RUNS", "3"))
 SIZE_MIB = int(os.environ.get("SIZE_MIB", "16"))
-MEM_MIB = int(os.environ.get("MEM_MIB", "256"))
-GUEST_DIR = guest_test.GUEST_DIR
+MEM_MIB = launcher.MEM_MIB
 MAC = "52:54:00:12:34:56"
 
 
@@ -67,12 +64,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
-
-
-class Qemu(QemuGuest):
-    def __init__(self, name, cmd):
-        super().__init__(name, cmd)
-        self.wfd = self.master  # bench/boot.py never types into QEMU; we do
 
 
 def measure(g, port):
@@ -111,9 +102,12 @@ def wait_lease(g):
     return False
 
 
-def run(name, make, port):
+def run(name, disk, port):
     print(f"{name}:", flush=True)
-    g = make()
+    g = launcher.start(name, f"bench-net-{name}", [disk],
+                       ignition_extra=["--net", "user", "--mac", MAC],
+                       qemu_extra=["-netdev", "user,id=n0",
+                                   "-device", f"virtio-net-device,netdev=n0,mac={MAC}"])
     try:
         g.login()
         if not wait_lease(g):
@@ -124,15 +118,11 @@ def run(name, make, port):
         print(f"{name}: {e}", file=sys.stderr)
         return None, None
     finally:
-        g.send("poweroff\n")
-        g.wait_exit(60)
-        g.close()
+        launcher.poweroff(g)
 
 
 def main():
-    if not os.path.exists("/dev/kvm"):
-        print("bench/net: needs /dev/kvm (on hosts without it, run it inside the nested "
-              "harness: tests/nested/run.sh bench/net.sh)", file=sys.stderr)
+    if not launcher.need_kvm("net"):
         return 2
     # The nested harness's L1 starts with loopback down.
     if os.geteuid() == 0:
@@ -143,22 +133,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ign-bench-net-", dir=os.path.join(ROOT, "build"))
     res = {}
     try:
-        disk = os.path.join(tmp, "ignition.ext4")
-        shutil.copyfile(os.path.join(GUEST_DIR, "rootfs.ext4"), disk)
-        res["ignition"] = run("ignition", lambda: guest_test.Guest(
-            "bench-net-ignition", ["--mem", str(MEM_MIB), "--disk", disk, "--cmdline",
-                                   cmdline(), "--net", "user", "--mac", MAC]), port)
-        if shutil.which("qemu-system-x86_64"):
-            disk = os.path.join(tmp, "qemu.ext4")
-            shutil.copyfile(os.path.join(GUEST_DIR, "rootfs.ext4"), disk)
-            cmd = ["qemu-system-x86_64", "-M", "microvm,acpi=on,rtc=on", "-accel", "kvm",
-                   "-cpu", "host", "-m", str(MEM_MIB), "-smp", "1", "-nographic",
-                   "-nodefaults", "-no-reboot", "-serial", "stdio",
-                   "-kernel", os.path.join(GUEST_DIR, "bzImage-min"), "-append", cmdline(),
-                   "-drive", f"id=root,file={disk},format=raw,if=none",
-                   "-device", "virtio-blk-device,drive=root",
-                   "-netdev", "user,id=n0", "-device", f"virtio-net-device,netdev=n0,mac={MAC}"]
-            res["qemu"] = run("qemu", lambda: Qemu("bench-net-qemu", cmd), port)
+        for vmm in launcher.VMMS:
+            if vmm == "qemu" and not launcher.have_qemu():
+                continue
+            res[vmm] = run(vmm, launcher.copy_rootfs(tmp, vmm), port)
     finally:
         srv.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -172,7 +150,7 @@ def main():
             print(f"{name:10s} {fmt(res[name][0]):>14s} {fmt(res[name][1]):>14s}")
     if "qemu" in res:
         a, b = res["ignition"], res["qemu"]
-        ratio = lambda x, y: "n/a" if x is None or not y else f"{x / y:.2f}"
+        ratio = launcher.ratio
         print(f"{'ratio':10s} {ratio(a[0], b[0]):>14s} {ratio(a[1], b[1]):>14s}"
               "   (ignition / qemu; higher is better)")
     return 0

@@ -23,23 +23,14 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "guest"))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import guest_test  # noqa: E402
-from boot import QemuGuest, cmdline  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import launcher  # noqa: E402
+from launcher import ROOT, guest_test  # noqa: E402
 
 RUNS = int(os.environ.get("RUNS", "3"))
 SIZE_MIB = int(os.environ.get("SIZE_MIB", "64"))
-MEM_MIB = int(os.environ.get("MEM_MIB", "256"))
-GUEST_DIR = guest_test.GUEST_DIR
+MEM_MIB = launcher.MEM_MIB
 CHUNK = b"\0" * (1 << 20)
-
-
-class Qemu(QemuGuest):
-    def __init__(self, name, cmd):
-        super().__init__(name, cmd)
-        self.wfd = self.master  # bench/boot.py never types into QEMU; we do
 
 
 class Ignition:
@@ -154,8 +145,9 @@ def host_to_guest(g, host):
     return (SIZE_MIB << 20) / secs / 1e6
 
 
-def run(name, make, host):
-    g = make()
+def run(name, disk, host, ignition_extra=(), qemu_extra=()):
+    g = launcher.start(name, f"bench-vsock-{name}", [disk], ignition_extra=ignition_extra,
+                       qemu_extra=qemu_extra)
     up, down = [], []
     try:
         g.login()
@@ -167,9 +159,7 @@ def run(name, make, host):
     except guest_test.Timeout as e:
         print(f"{name}: {e}", file=sys.stderr)
     finally:
-        g.send("poweroff\n")
-        g.wait_exit(60)
-        g.close()
+        launcher.poweroff(g)
     med = lambda xs: statistics.median(xs) if xs else None
     return med(up), med(down), up, down
 
@@ -208,9 +198,7 @@ def load_vhost_vsock():
 
 
 def main():
-    if not os.path.exists("/dev/kvm"):
-        print("bench/vsock: needs /dev/kvm (on hosts without it, run it inside the nested "
-              "harness: tests/nested/run.sh bench/vsock.sh)", file=sys.stderr)
+    if not launcher.need_kvm("vsock"):
         return 2
     load_vhost_vsock()
     vhost = os.path.exists("/dev/vhost-vsock")
@@ -218,24 +206,13 @@ def main():
     sockdir = tempfile.mkdtemp(prefix="ign-bench-vsock-")  # sockets on a local file system
     res = {}
     try:
-        disk = os.path.join(tmp, "ignition.ext4")
-        shutil.copyfile(os.path.join(GUEST_DIR, "rootfs.ext4"), disk)
         path = os.path.join(sockdir, "v.sock")
-        res["ignition"] = run("ignition", lambda: guest_test.Guest(
-            "bench-vsock-ignition", ["--mem", str(MEM_MIB), "--disk", disk, "--cmdline",
-                                     cmdline(), "--vsock", f"3,{path}"]), Ignition(path))
-        if vhost and shutil.which("qemu-system-x86_64"):
+        res["ignition"] = run("ignition", launcher.copy_rootfs(tmp, "ignition"), Ignition(path),
+                              ignition_extra=["--vsock", f"3,{path}"])
+        if vhost and launcher.have_qemu():
             cid = 1000 + os.getpid() % 100000
-            disk = os.path.join(tmp, "qemu.ext4")
-            shutil.copyfile(os.path.join(GUEST_DIR, "rootfs.ext4"), disk)
-            cmd = ["qemu-system-x86_64", "-M", "microvm,acpi=on,rtc=on", "-accel", "kvm",
-                   "-cpu", "host", "-m", str(MEM_MIB), "-smp", "1", "-nographic",
-                   "-nodefaults", "-no-reboot", "-serial", "stdio",
-                   "-kernel", os.path.join(GUEST_DIR, "bzImage-min"), "-append", cmdline(),
-                   "-drive", f"id=root,file={disk},format=raw,if=none",
-                   "-device", "virtio-blk-device,drive=root",
-                   "-device", f"vhost-vsock-device,guest-cid={cid}"]
-            res["qemu"] = run("qemu", lambda: Qemu("bench-vsock-qemu", cmd), Vhost(cid))
+            res["qemu"] = run("qemu", launcher.copy_rootfs(tmp, "qemu"), Vhost(cid),
+                              qemu_extra=["-device", f"vhost-vsock-device,guest-cid={cid}"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(sockdir, ignore_errors=True)
@@ -252,7 +229,7 @@ def main():
                   f"{' '.join(f'{x:.1f}' for x in r[3])}")
     if "qemu" in res:
         a, b = res["ignition"], res["qemu"]
-        ratio = lambda x, y: "n/a" if x is None or not y else f"{x / y:.2f}"
+        ratio = launcher.ratio
         print(f"{'ratio':10s} {ratio(a[0], b[0]):>14s} {ratio(a[1], b[1]):>14s}"
               "   (ignition / qemu vhost-vsock; higher is better)")
     else:

@@ -45,6 +45,11 @@ add_dynamic() {
 }
 add_dynamic /usr/bin/socat socat
 
+# Guest-side helper of bench/blk.sh (O_DIRECT sequential and random block I/O), static so it
+# needs no libraries here: Debian's fio would bring some 80 MB of them (see the source).
+gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o usr/bin/ign-blkbench \
+	"$guest/rootfs/ign-blkbench.c"
+
 cp -R "$files"/. .
 chmod 644 etc/passwd etc/group etc/hostname etc/hosts etc/issue etc/motd etc/profile etc/fstab
 chmod 600 etc/shadow
