@@ -15,9 +15,10 @@ like ignition's virtio-blk it goes through the host page cache (no O_DIRECT) and
 becomes fdatasync() on the image.
 
 CPU: on a software-assisted nested KVM (/sys/module/kvm_pvm) QEMU's `-cpu host` has been seen
-to abort ("failed to set MSR 0x10a": IA32_ARCH_CAPABILITIES), and guest hypercalls fault; so there QEMU gets `host` without arch-capabilities and without the KVM paravirtual
-features ignition's `--cpu-template auto` hides on that host (PV unhalt, TLB flush, send IPI,
-sched yield: README, "CPU templates").  Elsewhere both get the host CPU.
+to abort ("failed to set MSR 0x10a": IA32_ARCH_CAPABILITIES), and guest hypercalls fault; so
+there QEMU gets `host` without arch-capabilities and without the KVM paravirtual features
+ignition's `--cpu-template auto` hides on that host (PV unhalt, TLB flush, send IPI, sched
+yield: README, "CPU templates").  Elsewhere both get the host CPU.
 
 Guests are driven through tests/guest/guest_test.py's pseudo-terminal Guest class.
 """
