@@ -2,7 +2,7 @@
 
 Both VMMs get the same kernel (KERNEL=elf: guest/out/vmlinux-min, the default; KERNEL=bzimage:
 bzImage-min), the default guest's command line (guest/out/cmdline-min), the same disks in the
-same order, memory and vCPU count:
+same order, memory and vCPU count (BENCH_APPEND="..." is appended to C for both):
 
   ignition   build/ignition run --kernel K --cmdline C --mem M --smp N --disk D...
   QEMU       qemu-system-x86_64 -M microvm,acpi=on,rtc=on -accel kvm -cpu CPU -m M -smp N
@@ -14,11 +14,11 @@ its 64-bit ELF entry; neither decompresses.  cache=writeback is QEMU's default, 
 like ignition's virtio-blk it goes through the host page cache (no O_DIRECT) and a guest flush
 becomes fdatasync() on the image.
 
-CPU: on a software-assisted nested KVM (/sys/module/kvm_pvm) QEMU's `-cpu host` aborts
-("failed to set MSR 0x10a": that KVM has no IA32_ARCH_CAPABILITIES), and guest hypercalls
-fault; so there QEMU gets `host` without arch-capabilities and without the KVM paravirtual
-features ignition's `--cpu-template auto` hides on that host (PV unhalt, TLB flush, send IPI,
-sched yield: README, "CPU templates").  Elsewhere both get the host CPU.
+CPU: on a software-assisted nested KVM (/sys/module/kvm_pvm) QEMU's `-cpu host` has been seen
+to abort ("failed to set MSR 0x10a": IA32_ARCH_CAPABILITIES), and guest hypercalls fault; so
+there QEMU gets `host` without arch-capabilities and without the KVM paravirtual features
+ignition's `--cpu-template auto` hides on that host (PV unhalt, TLB flush, send IPI, sched
+yield: README, "CPU templates").  Elsewhere both get the host CPU.
 
 Guests are driven through tests/guest/guest_test.py's pseudo-terminal Guest class.
 """
@@ -71,12 +71,15 @@ def kernel_path(kind=None):
 
 
 def cmdline():
-    """The default guest's complete command line (what ignition uses by default too)."""
+    """The default guest's complete command line (what ignition uses by default too), plus
+    $BENCH_APPEND for both VMMs."""
     try:
         with open(os.path.join(GUEST_DIR, "cmdline-min")) as f:
-            return " ".join(f.read().split())
+            cl = " ".join(f.read().split())
     except OSError:
-        return "console=ttyS0 reboot=k root=/dev/vda rw"
+        cl = "console=ttyS0 reboot=k root=/dev/vda rw"
+    extra = os.environ.get("BENCH_APPEND", "").strip()
+    return f"{cl} {extra}" if extra else cl
 
 
 def copy_rootfs(tmp, name):
