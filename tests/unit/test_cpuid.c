@@ -28,6 +28,7 @@ static struct kvm_cpuid2 *make_cpuid(void)
 		{ .function = 0xa, .eax = 0x07300805 },
 		{ .function = 0x40000000, .eax = 0x40000001, .ebx = 0x4b4d564b },
 		{ .function = 0x40000001, .eax = 0x01007afb },
+		{ .function = 0x80000007, .edx = 0x00000100 | 0x00000040 },
 	};
 	size_t n = sizeof(base) / sizeof(base[0]);
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(base[0]));
@@ -58,6 +59,8 @@ static void test_topology(void **state)
 	assert_int_equal((e->ecx >> 8) & 0xff, 0); /* invalid level ends the enumeration */
 	e = cpuid_find(c, 0xa, 0);
 	assert_int_equal(e->eax, 0); /* no PMU */
+	e = cpuid_find(c, 0x80000007, 0);
+	assert_int_equal(e->edx, 0x40); /* invariant TSC hidden, the rest kept */
 	free(c);
 
 	c = make_cpuid();

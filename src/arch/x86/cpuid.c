@@ -124,6 +124,12 @@ void cpuid_fixup(struct kvm_cpuid2 *c, unsigned index, unsigned nr_vcpus, enum c
 			if (t == CPU_TEMPLATE_NO_PV_HC)
 				e->eax &= ~KVM_CPUID_PV_HYPERCALLS;
 			break;
+		case 0x80000007:
+			/* EDX bit 8, invariant TSC: not promised (QEMU's -cpu host does not promise
+			 * it either).  With it, Linux ranks the raw TSC above kvm-clock and switches
+			 * to it, which a VM cannot keep true across hosts, snapshots and restores. */
+			e->edx &= ~(1u << 8);
+			break;
 		case 0x80000001:
 			/* CmpLegacy/extended APIC topology on AMD: keep; nothing to fix. */
 			break;
