@@ -377,6 +377,10 @@ int rtc_create(struct rtc **out)
 	}
 	r->now_ns = host_now_ns;
 	r->last_c_ns = host_now_ns(NULL);
+	/* glibc's gmtime_r() and timegm() load the time-zone rules on their first call (they
+	 * open /etc/localtime).  Do it now, at start-up: the first guest read of the clock runs
+	 * on a vCPU thread whose seccomp filter allows no open. */
+	tzset();
 	/* Power-on values as a PC BIOS leaves them: 32.768 kHz divider, 1024 Hz rate, BCD,
 	 * 24-hour (Linux's rtc-cmos and hwclock handle either form). */
 	r->cmos[RTC_REG_A] = 0x26;
