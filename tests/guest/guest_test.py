@@ -241,7 +241,7 @@ def check_avx_mask(g):
         "[ \"$(echo abc | md5sum)\" = '0bee89b07a248e27c83fc3d5951213c1  -' ] || bad=$((bad+1)); "
         "[ \"$(ls /bin | wc -l)\" = \"$nbin\" ] || bad=$((bad+1)); "
         "cat /proc/loadavg > /dev/null || bad=$((bad+1)); "
-        "[ \"$(echo ignition | socat - - | sha1sum | cut -c1-8)\" = 2ab23d0b ] || bad=$((bad+1)); "
+        "[ \"$(echo ignition | socat - - | sha1sum | cut -c1-8)\" = f55dba53 ] || bad=$((bad+1)); "
         "done; echo rounds=$i bad=$bad" % rounds, timeout=sized(kvm=120, pvm=600))
     m = re.search(r"rounds=(\d+) bad=(\d+)", out)
     crashed = re.search(r"Segmentation fault|Illegal instruction|core dumped|Bus error", out)
