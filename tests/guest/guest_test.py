@@ -234,7 +234,9 @@ def check_avx_mask(g):
     m = re.search(r"procs=(\d+) unmasked=(.*)", out)
     check("avx-mask-in-every-process", st == 0 and m is not None and int(m.group(1)) >= 3
           and not m.group(2).strip(), out[-400:])
-    rounds = sized(kvm=60, pvm=24)
+    # Every process start is dozens of emulated page faults on kvm_pvm hosts (socat maps a
+    # dozen shared libraries): a round of these pipelines takes ~25 s there.
+    rounds = sized(kvm=60, pvm=6)
     st, out = g.run(
         "set -o pipefail; nbin=$(ls /bin | wc -l); i=0; bad=0; while [ $i -lt %d ]; do "
         "i=$((i+1)); "
@@ -242,7 +244,7 @@ def check_avx_mask(g):
         "[ \"$(ls /bin | wc -l)\" = \"$nbin\" ] || bad=$((bad+1)); "
         "cat /proc/loadavg > /dev/null || bad=$((bad+1)); "
         "[ \"$(echo ignition | socat - - | sha1sum | cut -c1-8)\" = f55dba53 ] || bad=$((bad+1)); "
-        "done; echo rounds=$i bad=$bad" % rounds, timeout=sized(kvm=120, pvm=600))
+        "done; echo rounds=$i bad=$bad" % rounds, timeout=sized(kvm=120, pvm=900))
     m = re.search(r"rounds=(\d+) bad=(\d+)", out)
     crashed = re.search(r"Segmentation fault|Illegal instruction|core dumped|Bus error", out)
     check("pipelines-stable", st == 0 and m is not None and int(m.group(1)) == rounds and
