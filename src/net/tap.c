@@ -183,7 +183,9 @@ static void tap_set_offload(struct net_backend *be, uint64_t f)
 	}
 	if (ioctl(t->fd, TUNSETOFFLOAD, off) < 0)
 		log_warn("tap %s: TUNSETOFFLOAD %#lx: %s", t->name, off, strerror(errno));
-	update_frame_max(t); /* the driver is starting: take the MTU as it is now */
+	/* The MTU stays as read when the TAP was opened: this runs on the vCPU thread that wrote
+	 * DRIVER_OK, whose seccomp filter allows neither the socket nor SIOCGIFMTU a re-read
+	 * needs.  Raise the TAP's MTU before starting ignition. */
 }
 
 static void tap_destroy(struct net_backend *be)
