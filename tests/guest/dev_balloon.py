@@ -1,5 +1,6 @@
 """virtio-balloon (--balloon): the guest negotiates the stats queue and deflate-on-OOM;
-Ctrl-A b inflates the balloon by STEP_MIB and the VMM's RSS falls by at least 3/4 of that;
+Ctrl-A b inflates the balloon by STEP_MIB and the VMM's RSS falls by at least 3/4 of the part of
+that the guest's fill had touched;
 Ctrl-A b again deflates it and the guest can use that memory again.
 
 Sized by host kind: filling guest memory is kernel work, emulated on kvm_pvm hosts (a 190 MiB
@@ -102,8 +103,14 @@ def checks(g, ctx):
     print(f"  info  balloon {STEP_MIB} MiB in {secs:.1f} s: VMM RSS {rss_before:.0f} -> "
           f"{rss_after:.0f} MiB; guest MemFree {free_before:.0f} -> {free_after:.0f} MiB",
           flush=True)
-    check("balloon-rss-fell", rss_before - rss_after >= STEP_MIB * 3 // 4,
-          f"RSS {rss_before:.0f} -> {rss_after:.0f} MiB")
+    # The guest picks the pages it balloons from its free memory; only those the fill touched
+    # were resident on the host.  The fill covered asked / (asked + headroom) of it (86% with
+    # 512 MiB, ~60% in the 128 MiB guest on kvm_pvm hosts): RSS must fall by at least 3/4 of
+    # the step's share of touched pages.
+    touched = asked / (asked + HEADROOM_MIB) if asked > 0 else 0
+    want = STEP_MIB * touched * 3 / 4
+    check("balloon-rss-fell", rss_before - rss_after >= want,
+          f"RSS {rss_before:.0f} -> {rss_after:.0f} MiB, want a fall of {want:.0f} MiB")
     check("balloon-guest-memfree-fell", free_before - free_after >= STEP_MIB - 16,
           f"MemFree {free_before:.0f} -> {free_after:.0f} MiB")
 
