@@ -10,8 +10,10 @@ export IGN_RESULTS
 : >"$IGN_RESULTS"
 . tests/lib.sh
 jobs=$(nproc 2>/dev/null || echo 2)
+# Each section header says when it started (seconds into the run): CI logs show where time goes.
+section() { echo "== $1 (at ${SECONDS} s)"; }
 
-echo "== build"
+section "build"
 if make -s -j"$jobs" all >/tmp/ignition-build.log 2>&1; then
 	result PASS build
 else
@@ -19,11 +21,11 @@ else
 	result FAIL build "make all failed"
 fi
 
-echo "== unit tests"
+section "unit tests"
 make -s -j"$jobs" unit-bins >/tmp/ignition-unit-build.log 2>&1 || { tail -n 30 /tmp/ignition-unit-build.log; result FAIL unit-build; }
 tests/run-unit.sh --label unit build/tests/test_* || true
 
-echo "== unit tests under ASan + UBSan"
+section "unit tests under ASan + UBSan"
 if make -s -j"$jobs" SAN=1 unit-bins >/tmp/ignition-asan-build.log 2>&1; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		tests/run-unit.sh --label asan build/asan/tests/test_* || true
@@ -32,7 +34,7 @@ else
 	result FAIL asan-build
 fi
 
-echo "== format"
+section "format"
 if command -v clang-format >/dev/null; then
 	if make -s format-check >/tmp/ignition-format.log 2>&1; then
 		result PASS format-check
@@ -44,7 +46,7 @@ else
 	result SKIP format-check "clang-format not installed"
 fi
 
-echo "== fuzz smoke (libFuzzer, ${FUZZ_SECONDS:-20} s per target)"
+section "fuzz smoke (libFuzzer, ${FUZZ_SECONDS:-20} s per target)"
 # Every fuzz/fuzz_*.c target runs from its own seeds (make fuzz-smoke); one result per target.
 fuzz_cc=${FUZZ_CC:-clang}
 fuzz_probe=$(mktemp -d)
@@ -77,9 +79,10 @@ else
 fi
 rm -rf "$fuzz_probe"
 
-echo "== guest tests"
+section "guest tests"
 tests/guest/run.sh || true
 
+echo "   (test run took ${SECONDS} s)"
 echo
 summary "$IGN_RESULTS"
 # A run that recorded nothing is a broken run, not a green one.

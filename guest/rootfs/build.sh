@@ -49,6 +49,8 @@ add_dynamic /usr/bin/socat socat
 # needs no libraries here: Debian's fio would bring some 80 MB of them (see the source).
 gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o usr/bin/ign-blkbench \
 	"$guest/rootfs/ign-blkbench.c"
+# Guest-side helper of the balloon test: touch N MiB from user space (see the source).
+gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o usr/bin/ign-touch "$guest/rootfs/ign-touch.c"
 
 cp -R "$files"/. .
 chmod 644 etc/passwd etc/group etc/hostname etc/hosts etc/issue etc/motd etc/profile etc/fstab
