@@ -35,6 +35,10 @@ TEST_LDLIBS += $(URING_LIBS)
 SECCOMP_LIBS := $(shell pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
 LDLIBS += $(SECCOMP_LIBS)
 TEST_LDLIBS += $(SECCOMP_LIBS)
+# zlib (Debian zlib1g-dev): the CRC-32 of snapshot state files, src/snapshot/snap.c.
+ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
+LDLIBS += $(ZLIB_LIBS)
+TEST_LDLIBS += $(ZLIB_LIBS)
 
 SRCS := $(sort $(shell find src -name '*.c'))
 MAIN_SRC := src/core/main.c

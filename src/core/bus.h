@@ -9,7 +9,7 @@
 struct dm_dev;
 struct dm_describe;
 struct snap_writer;
-struct snap_reader;
+struct snap_file;
 
 /* Access-size bits for dev_ops.sizes: an access of N bytes is allowed if (sizes & N). */
 #define BUS_SZ1	   1u
@@ -28,11 +28,17 @@ struct dev_ops {
 	void (*write)(void *dev, uint64_t off, unsigned size, uint64_t val);
 	/* Return to power-on state. */
 	void (*reset)(void *dev);
+	/* Finish or park in-flight work so that guest memory and device state are stable and
+	 * nothing taken from the guest is lost (pause, snapshot).  Event-loop thread, vCPUs
+	 * paused. */
+	void (*quiesce)(void *dev);
 	/* Describe the device into the platform tables / command line (ACPI DSDT node etc.). */
 	int (*describe)(void *dev, const struct dm_dev *slot, struct dm_describe *ctx);
-	/* Append / load this device's own state record (snapshots). */
-	int (*save)(void *dev, struct snap_writer *w);
-	int (*restore)(void *dev, struct snap_reader *r);
+	/* Snapshots (src/snapshot/snap.h): append this device's state as records keyed by `id`
+	 * (its slot's stable id), plain data only; load them back from `f` into a device just
+	 * created from the same machine description, validating every value.  0 or -errno. */
+	int (*save)(void *dev, struct snap_writer *w, const char *id);
+	int (*restore)(void *dev, const struct snap_file *f, const char *id);
 	/* Free everything the device owns. */
 	void (*destroy)(void *dev);
 };

@@ -2,6 +2,7 @@
 
 #include "arch/x86/layout.h"
 #include "core/evloop.h"
+#include "snapshot/snap.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -267,6 +268,102 @@ struct dm_dev *devmgr_find(struct devmgr *dm, const char *id)
 		if (!strcmp(dm->devs[i]->id, id))
 			return dm->devs[i];
 	return NULL;
+}
+
+void devmgr_quiesce(struct devmgr *dm)
+{
+	for (int i = 0; i < dm->nr_devs; i++)
+		if (dm->devs[i]->ops && dm->devs[i]->ops->quiesce)
+			dm->devs[i]->ops->quiesce(dm->devs[i]->dev);
+}
+
+#define SLOT_VERSION 1
+
+int devmgr_save(struct devmgr *dm, struct snap_writer *w)
+{
+	for (int i = 0; i < dm->nr_devs; i++) {
+		struct dm_dev *d = dm->devs[i];
+		int ret;
+
+		snap_rec_begin(w, SNAP_REC_SLOT, SLOT_VERSION, d->id);
+		snap_put_u8(w, (uint8_t)d->kind);
+		snap_put_u64(w, d->base);
+		snap_put_u64(w, d->len);
+		snap_put_bool(w, d->has_irq);
+		snap_put_u32(w, d->has_irq ? d->irq.gsi : 0);
+		snap_put_bool(w, d->has_irq && d->irq.level);
+		if (d->ops && d->ops->save && (ret = d->ops->save(d->dev, w, d->id)))
+			return ret;
+	}
+	return w->err;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(char *why, size_t size, const char *fmt,
+						       ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, size, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int devmgr_restore(struct devmgr *dm, const struct snap_file *f, char *why, size_t why_size)
+{
+	struct snap_reader r;
+	unsigned slots = 0;
+
+	/* Every slot in the snapshot must exist here, with the same resources. */
+	for (uint32_t i = 0; snap_file_record(f, i, &r) == 0; i++) {
+		struct dm_dev *d;
+		uint64_t base, len;
+		uint32_t gsi;
+		uint8_t kind;
+		bool has_irq, level;
+
+		if (r.type != SNAP_REC_SLOT)
+			continue;
+		slots++;
+		d = devmgr_find(dm, r.id);
+		if (!d)
+			return fail(why, why_size, "device '%s' is in the snapshot but not in this VM",
+				    r.id);
+		if (r.version != SLOT_VERSION)
+			return fail(why, why_size, "device '%s': slot record version %u (want %u)",
+				    r.id, r.version, SLOT_VERSION);
+		kind = snap_get_u8(&r);
+		base = snap_get_u64(&r);
+		len = snap_get_u64(&r);
+		has_irq = snap_get_bool(&r);
+		gsi = snap_get_u32(&r);
+		level = snap_get_bool(&r);
+		if (snap_reader_done(&r))
+			return fail(why, why_size, "device '%s': malformed slot record", r.id);
+		if (kind != d->kind || base != d->base || len != d->len || has_irq != d->has_irq ||
+		    (has_irq && (gsi != d->irq.gsi || level != d->irq.level)))
+			return fail(why, why_size,
+				    "device '%s': the snapshot has it at %#llx+%#llx (GSI %u), this VM"
+				    " at %#llx+%#llx (GSI %u)",
+				    r.id, (unsigned long long)base, (unsigned long long)len,
+				    has_irq ? gsi : 0, (unsigned long long)d->base,
+				    (unsigned long long)d->len, d->has_irq ? d->irq.gsi : 0);
+	}
+	if (slots != (unsigned)dm->nr_devs)
+		return fail(why, why_size, "the snapshot has %u devices, this VM %d", slots,
+			    dm->nr_devs);
+	for (int i = 0; i < dm->nr_devs; i++) {
+		struct dm_dev *d = dm->devs[i];
+		int ret;
+
+		if (!d->ops || !d->ops->restore)
+			continue;
+		ret = d->ops->restore(d->dev, f, d->id);
+		if (ret)
+			return fail(why, why_size, "device '%s' (%s): its state does not load: %s",
+				    d->id, d->ops->name, strerror(-ret));
+	}
+	return 0;
 }
 
 void devmgr_reset(struct devmgr *dm)

@@ -15,6 +15,8 @@
 struct gmem;
 struct evloop;
 struct aml;
+struct snap_writer;
+struct snap_file;
 
 #define DM_MAX_DEVS 48
 #define DM_ID_MAX   32
@@ -89,6 +91,16 @@ int devmgr_ioeventfd(struct devmgr *dm, uint64_t addr, unsigned len, uint64_t da
 uint32_t devmgr_level_gsis(const struct devmgr *dm);
 /* Find a device by its stable id. */
 struct dm_dev *devmgr_find(struct devmgr *dm, const char *id);
+/* Quiesce every device (dev_ops.quiesce), in registration order. */
+void devmgr_quiesce(struct devmgr *dm);
+/* Append a SNAP_REC_SLOT record per device (kind, window, interrupt line) followed by the
+ * device's own records (dev_ops.save).  0 or -errno. */
+int devmgr_save(struct devmgr *dm, struct snap_writer *w) __attribute__((warn_unused_result));
+/* After the same devices were created again from the snapshot's machine description: check
+ * that every slot got the recorded window and line and that the snapshot has no device this
+ * machine lacks, then load each device's records.  On failure writes one reason into why. */
+int devmgr_restore(struct devmgr *dm, const struct snap_file *f, char *why, size_t why_size)
+	__attribute__((warn_unused_result));
 /* Reset every device (guest reboot in place, snapshot reset). */
 void devmgr_reset(struct devmgr *dm);
 /* Destroy every device in reverse registration order and free the slots. */

@@ -584,12 +584,18 @@ static void mmio_destroy(void *opaque)
 	virtio_mmio_destroy(opaque);
 }
 
+static void mmio_quiesce(void *opaque)
+{
+	virtio_mmio_quiesce(opaque);
+}
+
 const struct dev_ops virtio_mmio_dev_ops = {
 	.name = "virtio-mmio",
 	.sizes = BUS_SZ_ANY,
 	.read = mmio_read,
 	.write = mmio_write,
 	.reset = mmio_reset,
+	.quiesce = mmio_quiesce,
 	.describe = mmio_describe,
 	.destroy = mmio_destroy,
 };

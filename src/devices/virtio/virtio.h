@@ -10,7 +10,7 @@
 struct virtio_mmio;
 struct virtq;
 struct snap_writer;
-struct snap_reader;
+struct snap_file;
 
 /* Device ids (virtio 1.2 §5). */
 #define VIRTIO_ID_NET	  1
@@ -82,9 +82,12 @@ struct virtio_device_ops {
 	/* Finish or park in-flight work so guest memory and queues are stable (pause, snapshot).
 	 * May be NULL. */
 	void (*quiesce)(void *dev);
-	/* The device's own snapshot record (the transport saves the common state).  May be NULL. */
-	int (*save)(void *dev, struct snap_writer *w);
-	int (*restore)(void *dev, struct snap_reader *r);
+	/* The device's own snapshot record(s) keyed by `id` (the transport saves the common
+	 * state: status, features, queues, interrupt bits).  restore runs after the transport
+	 * has loaded its own record and before the device is re-activated.  May be NULL for a
+	 * device with no state of its own. */
+	int (*save)(void *dev, struct snap_writer *w, const char *id);
+	int (*restore)(void *dev, const struct snap_file *f, const char *id);
 	/* Free the device. */
 	void (*destroy)(void *dev);
 };
