@@ -18,29 +18,29 @@ static void check_opts(const struct cli_opts *o, int argc, char **argv)
 {
 	if (o->help)
 		return;
-	FUZZ_CHECK(o->nr_disks >= 0 && o->nr_disks <= CLI_MAX_DISKS);
-	for (int i = 0; i < o->nr_disks; i++) {
-		size_t n = strnlen(o->disks[i].path, sizeof(o->disks[i].path));
+	FUZZ_CHECK(o->m.nr_disks >= 0 && o->m.nr_disks <= CLI_MAX_DISKS);
+	for (int i = 0; i < o->m.nr_disks; i++) {
+		size_t n = strnlen(o->m.disks[i].path, sizeof(o->m.disks[i].path));
 
-		FUZZ_CHECK(n > 0 && n < sizeof(o->disks[i].path));
+		FUZZ_CHECK(n > 0 && n < sizeof(o->m.disks[i].path));
 	}
-	FUZZ_CHECK(o->nr_nets >= 0 && o->nr_nets <= CLI_MAX_NETS);
-	for (int i = 0; i < o->nr_nets; i++) {
-		const struct cli_net *n = &o->nets[i];
+	FUZZ_CHECK(o->m.nr_nets >= 0 && o->m.nr_nets <= CLI_MAX_NETS);
+	for (int i = 0; i < o->m.nr_nets; i++) {
+		const struct machine_net *n = &o->m.nets[i];
 
 		FUZZ_CHECK(n->nr_fwd >= 0 && n->nr_fwd <= NET_SLIRP_MAX_FWD);
 		FUZZ_CHECK(strnlen(n->tap, sizeof(n->tap)) < sizeof(n->tap));
-		FUZZ_CHECK(n->kind == CLI_NET_USER || n->tap[0]);
+		FUZZ_CHECK(n->kind == MACHINE_NET_USER || n->tap[0]);
 		FUZZ_CHECK(!n->has_mac || !(n->mac[0] & 1));
 		for (int k = 0; k < n->nr_fwd; k++)
 			FUZZ_CHECK(n->fwd[k].host_port && n->fwd[k].guest_port);
 	}
-	FUZZ_CHECK(o->smp >= 1 && o->smp <= 32);
-	FUZZ_CHECK(o->mem_mib >= 16 && o->mem_mib <= 1048576);
-	FUZZ_CHECK(!o->vsock_path || (o->vsock_cid >= 3 && o->vsock_cid != 0xffffffffu &&
-				      *o->vsock_path && strlen(o->vsock_path) <= 96));
-	FUZZ_CHECK(!o->balloon || o->balloon_stats_s <= 3600);
-	FUZZ_CHECK(o->balloon_step_mib <= 1048576);
+	FUZZ_CHECK(o->m.smp >= 1 && o->m.smp <= 32);
+	FUZZ_CHECK(o->m.mem_mib >= 16 && o->m.mem_mib <= 1048576);
+	FUZZ_CHECK(!o->m.vsock_path[0] || (o->m.vsock_cid >= 3 && o->m.vsock_cid != 0xffffffffu &&
+					   *o->m.vsock_path && strlen(o->m.vsock_path) <= 96));
+	FUZZ_CHECK(!o->m.balloon || o->m.balloon_stats_s <= 3600);
+	FUZZ_CHECK(o->m.balloon_step_mib <= 1048576);
 	FUZZ_CHECK(!o->initrd || o->kernel);
 	FUZZ_CHECK(!strcmp(o->guest, "min") || !strcmp(o->guest, "stock"));
 	(void)argc;

@@ -122,9 +122,9 @@ static int parse_balloon(const char *arg, struct cli_opts *o)
 	strcpy(buf, arg);
 	for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
 		if (!strncmp(kv, "step=", 5) && !parse_uint(kv + 5, 1, 1048576, &v))
-			o->balloon_step_mib = (uint32_t)v;
+			o->m.balloon_step_mib = (uint32_t)v;
 		else if (!strncmp(kv, "stats=", 6) && !parse_uint(kv + 6, 0, 3600, &v))
-			o->balloon_stats_s = (uint32_t)v;
+			o->m.balloon_stats_s = (uint32_t)v;
 		else
 			return -EINVAL;
 	}
@@ -146,8 +146,8 @@ static int parse_vsock(const char *arg, struct cli_opts *o)
 	cid[n] = '\0';
 	if (parse_uint(cid, 3, 0xfffffffeull, &v) || !comma[1] || strlen(comma + 1) > 96)
 		return -EINVAL;
-	o->vsock_cid = (uint32_t)v;
-	o->vsock_path = comma + 1;
+	o->m.vsock_cid = (uint32_t)v;
+	snprintf(o->m.vsock_path, sizeof(o->m.vsock_path), "%s", comma + 1);
 	return 0;
 }
 
@@ -172,7 +172,7 @@ static int parse_mac(const char *s, uint8_t mac[6])
 
 /* --net user[,hostfwd=...]...[,host-loopback=on|off][,restricted=on|off][,mac=...]
  * | tap=NAME[,mac=...]; err gets the reason. */
-static int parse_net(const char *arg, struct cli_net *n, char *err, size_t err_size)
+static int parse_net(const char *arg, struct machine_net *n, char *err, size_t err_size)
 {
 	char buf[1024], *save = NULL, *kv;
 
@@ -184,9 +184,9 @@ static int parse_net(const char *arg, struct cli_net *n, char *err, size_t err_s
 	strcpy(buf, arg);
 	kv = strtok_r(buf, ",", &save);
 	if (kv && !strcmp(kv, "user")) {
-		n->kind = CLI_NET_USER;
+		n->kind = MACHINE_NET_USER;
 	} else if (kv && !strncmp(kv, "tap=", 4)) {
-		n->kind = CLI_NET_TAP;
+		n->kind = MACHINE_NET_TAP;
 		if (!kv[4] || strlen(kv + 4) >= sizeof(n->tap) || strchr(kv + 4, '/')) {
 			snprintf(err, err_size,
 				 "--net: '%s' is not an interface name (1 to 15 "
@@ -210,8 +210,8 @@ static int parse_net(const char *arg, struct cli_net *n, char *err, size_t err_s
 				return -EINVAL;
 			}
 			n->has_mac = true;
-		} else if (n->kind == CLI_NET_USER && (!strncmp(kv, "host-loopback=", 14) ||
-						       !strncmp(kv, "restricted=", 11))) {
+		} else if (n->kind == MACHINE_NET_USER && (!strncmp(kv, "host-loopback=", 14) ||
+							   !strncmp(kv, "restricted=", 11))) {
 			bool lb = kv[0] == 'h';
 			const char *v = kv + (lb ? 14 : 11);
 			unsigned bit = lb ? NET_SLIRP_HOST_LOOPBACK : NET_SLIRP_RESTRICTED;
@@ -225,7 +225,7 @@ static int parse_net(const char *arg, struct cli_net *n, char *err, size_t err_s
 					 kv);
 				return -EINVAL;
 			}
-		} else if (!strncmp(kv, "hostfwd=", 8) && n->kind == CLI_NET_USER) {
+		} else if (!strncmp(kv, "hostfwd=", 8) && n->kind == MACHINE_NET_USER) {
 			if (n->nr_fwd >= NET_SLIRP_MAX_FWD) {
 				snprintf(err, err_size, "--net: at most %d hostfwd",
 					 NET_SLIRP_MAX_FWD);
@@ -283,12 +283,12 @@ unsigned cli_irq_lines(void)
 
 unsigned cli_irq_devices(const struct cli_opts *o, bool default_disk)
 {
-	unsigned disks = o->nr_disks ? (unsigned)o->nr_disks : default_disk ? 1 : 0;
+	unsigned disks = o->m.nr_disks ? (unsigned)o->m.nr_disks : default_disk ? 1 : 0;
 
-	return disks + (unsigned)o->nr_nets + !o->no_rng + !!o->vsock_path + o->balloon;
+	return disks + (unsigned)o->m.nr_nets + !o->m.no_rng + !!o->m.vsock_path[0] + o->m.balloon;
 }
 
-static int parse_disk(const char *arg, struct cli_disk *d)
+static int parse_disk(const char *arg, struct machine_disk *d)
 {
 	const char *comma = strrchr(arg, ',');
 	size_t len = strlen(arg);
@@ -337,10 +337,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 	int c;
 
 	memset(o, 0, sizeof(*o));
-	o->smp = 1;
-	o->mem_mib = 256;
+	o->m.smp = 1;
+	o->m.mem_mib = 256;
 	o->guest = "min";
-	o->cpu_template = CPU_TEMPLATE_AUTO;
+	o->m.cpu_template = CPU_TEMPLATE_AUTO;
 	optind = 0; /* reset getopt (GNU: 0 also re-initialises) so tests can call this twice */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -352,17 +352,17 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			o->initrd = optarg;
 			break;
 		case OPT_DISK:
-			if (o->nr_disks >= CLI_MAX_DISKS) {
+			if (o->m.nr_disks >= CLI_MAX_DISKS) {
 				snprintf(err, err_size, "too many --disk options (at most %d)",
 					 CLI_MAX_DISKS);
 				return -EINVAL;
 			}
-			if (parse_disk(optarg, &o->disks[o->nr_disks])) {
+			if (parse_disk(optarg, &o->m.disks[o->m.nr_disks])) {
 				snprintf(err, err_size, "--disk: bad value '%s' (want PATH[,ro])",
 					 optarg);
 				return -EINVAL;
 			}
-			o->nr_disks++;
+			o->m.nr_disks++;
 			break;
 		case OPT_CMDLINE:
 			o->cmdline = optarg;
@@ -384,7 +384,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 					 optarg);
 				return -EINVAL;
 			}
-			o->smp = (unsigned)v;
+			o->m.smp = (unsigned)v;
 			break;
 		case OPT_MEM:
 			if (parse_uint(optarg, 16, 1048576, &v)) {
@@ -393,13 +393,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 					 optarg);
 				return -EINVAL;
 			}
-			o->mem_mib = v;
+			o->m.mem_mib = v;
 			break;
 		case OPT_NO_ACPI:
-			o->no_acpi = true;
+			o->m.no_acpi = true;
 			break;
 		case OPT_CPU_TEMPLATE:
-			if (cpuid_parse_template(optarg, &o->cpu_template)) {
+			if (cpuid_parse_template(optarg, &o->m.cpu_template)) {
 				snprintf(err, err_size,
 					 "--cpu-template: '%s' is not auto, host or "
 					 "no-pv-hypercalls",
@@ -408,7 +408,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			}
 			break;
 		case OPT_NO_RNG:
-			o->no_rng = true;
+			o->m.no_rng = true;
 			break;
 		case OPT_BALLOON: {
 			const char *a = optarg;
@@ -418,8 +418,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			    (!strncmp(argv[optind], "step=", 5) ||
 			     !strncmp(argv[optind], "stats=", 6)))
 				a = argv[optind++];
-			o->balloon = true;
-			o->balloon_stats_s = 5;
+			o->m.balloon = true;
+			o->m.balloon_stats_s = 5;
 			if (a && parse_balloon(a, o)) {
 				snprintf(err, err_size,
 					 "--balloon: bad value '%s' (want step=MiB,stats=SEC with "
@@ -430,7 +430,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			break;
 		}
 		case OPT_VSOCK:
-			if (o->vsock_path) {
+			if (o->m.vsock_path[0]) {
 				snprintf(err, err_size, "--vsock given twice (one device at most)");
 				return -EINVAL;
 			}
@@ -443,14 +443,14 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			}
 			break;
 		case OPT_NET:
-			if (o->nr_nets >= CLI_MAX_NETS) {
+			if (o->m.nr_nets >= CLI_MAX_NETS) {
 				snprintf(err, err_size, "too many --net options (at most %d)",
 					 CLI_MAX_NETS);
 				return -EINVAL;
 			}
-			if (parse_net(optarg, &o->nets[o->nr_nets], err, err_size))
+			if (parse_net(optarg, &o->m.nets[o->m.nr_nets], err, err_size))
 				return -EINVAL;
-			o->nr_nets++;
+			o->m.nr_nets++;
 			break;
 		case OPT_MAC:
 			if (parse_mac(optarg, mac)) {
@@ -515,13 +515,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		return -EINVAL;
 	}
 	if (has_mac) {
-		if (!o->nr_nets) {
+		if (!o->m.nr_nets) {
 			snprintf(err, err_size, "--mac needs --net");
 			return -EINVAL;
 		}
-		if (!o->nets[0].has_mac) {
-			memcpy(o->nets[0].mac, mac, sizeof(mac));
-			o->nets[0].has_mac = true;
+		if (!o->m.nets[0].has_mac) {
+			memcpy(o->m.nets[0].mac, mac, sizeof(mac));
+			o->m.nets[0].has_mac = true;
 		}
 	}
 	if (o->initrd && !o->kernel) {
@@ -529,8 +529,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		return -EINVAL;
 	}
 	if (o->new_ns & CLI_NS_NET) {
-		for (int i = 0; i < o->nr_nets; i++) {
-			if (o->nets[i].kind != CLI_NET_USER)
+		for (int i = 0; i < o->m.nr_nets; i++) {
+			if (o->m.nets[i].kind != MACHINE_NET_USER)
 				continue;
 			/* slirp makes host sockets for the guest's connections as they come; in an
 			 * empty network namespace they would reach nothing. */
@@ -547,10 +547,11 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			 "too many devices: %u need an interrupt line (disks %d, nets %d, rng %d, "
 			 "vsock %d, balloon %d) and there are %u",
 			 cli_irq_devices(o, !o->kernel),
-			 o->nr_disks ? o->nr_disks
-			 : o->kernel ? 0
-				     : 1,
-			 o->nr_nets, !o->no_rng, !!o->vsock_path, o->balloon, cli_irq_lines());
+			 o->m.nr_disks ? o->m.nr_disks
+			 : o->kernel   ? 0
+				       : 1,
+			 o->m.nr_nets, !o->m.no_rng, !!o->m.vsock_path[0], o->m.balloon,
+			 cli_irq_lines());
 		return -EINVAL;
 	}
 	return 0;

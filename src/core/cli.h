@@ -3,36 +3,16 @@
 #define IGNITION_CORE_CLI_H
 
 #include "arch/x86/cpuid.h"
+#include "core/machine.h"
 #include "net/slirp.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define CLI_MAX_DISKS 16
-
-#define CLI_PATH_MAX 4096
-
-struct cli_disk {
-	char path[CLI_PATH_MAX];
-	bool read_only;
-};
-
-#define CLI_MAX_NETS 4
-
-/* --net user[,hostfwd=...][,host-loopback=on|off][,restricted=on|off][,mac=...]
- *     | tap=NAME[,mac=...] */
-enum cli_net_kind { CLI_NET_USER, CLI_NET_TAP };
-
-struct cli_net {
-	enum cli_net_kind kind;
-	char tap[16]; /* interface name (IFNAMSIZ) */
-	bool has_mac; /* mac= given (or --mac for the first --net) */
-	uint8_t mac[6];
-	struct net_slirp_fwd fwd[NET_SLIRP_MAX_FWD];
-	int nr_fwd;
-	unsigned slirp_flags; /* NET_SLIRP_HOST_LOOPBACK, NET_SLIRP_RESTRICTED (user only) */
-};
+#define CLI_MAX_DISKS MACHINE_MAX_DISKS
+#define CLI_MAX_NETS  MACHINE_MAX_NETS
+#define CLI_PATH_MAX  MACHINE_PATH_MAX
 
 struct cli_opts {
 	const char *kernel; /* NULL: the default guest from guest/out/ */
@@ -40,20 +20,10 @@ struct cli_opts {
 	const char *cmdline; /* replaces the default command line */
 	const char *append;  /* appended to the command line */
 	const char *guest;   /* default guest flavour: "min" or "stock" */
-	struct cli_disk disks[CLI_MAX_DISKS];
-	int nr_disks;
-	unsigned smp;
-	uint64_t mem_mib;
-	bool no_acpi;
-	bool no_rng;		   /* --no-rng: leave out the virtio-rng device */
-	bool balloon;		   /* --balloon[=step=MiB,stats=SEC] */
-	uint32_t balloon_step_mib; /* Ctrl-A b step; 0: the default (128) */
-	uint32_t balloon_stats_s;  /* seconds between statistics requests, 0: on demand only */
-	uint32_t vsock_cid;	   /* --vsock CID,PATH: guest CID (>= 3) */
-	const char *vsock_path;	   /* host Unix socket path; NULL: no vsock device */
-	struct cli_net nets[CLI_MAX_NETS]; /* --net, in order: eth0, eth1... */
-	int nr_nets;
-	enum cpu_template cpu_template;
+	/* The machine: --disk, --net (eth0, eth1...), --smp, --mem, --no-acpi, --no-rng,
+	 * --balloon, --vsock, --cpu-template.  Its kernel/initrd/cmdline are filled by main
+	 * from the fields above. */
+	struct machine_config m;
 	bool no_seccomp;	/* --no-seccomp: run without the per-thread filters */
 	const char *chroot_dir; /* --chroot DIR, or NULL */
 	bool has_uid, has_gid;	/* --uid N, --gid N given */

@@ -4,10 +4,12 @@
 #include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
 #include "core/seccomp.h"
+#include "core/vcpu_state.h"
 #include "core/vm.h"
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,9 +366,70 @@ static void handle_io(struct vcpu *v)
 	}
 }
 
+/* The VM is pausing (vm_pause): finish the exit in progress, park, run save tasks while
+ * parked, and return when resumed or stopping. */
+static void park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	unsigned gen;
+
+	/* A KVM_RUN with immediate_exit completes a pending I/O or MMIO read into the registers
+	 * (and, on kvm_pvm hosts, nothing more) and returns EINTR at once: the state saved
+	 * next is then the one the guest would see on its next instruction. */
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	if (ioctl(v->fd, KVM_RUN, 0) == 0)
+		log_debug("vCPU %u: exit %u while completing I/O for a pause", v->index,
+			  v->run->exit_reason);
+	v->run->immediate_exit = 0;
+	/* Tell the guest kernel it was stopped by the host (no soft-lockup report for the
+	 * pause); EINVAL when the guest does not use kvmclock. */
+	if (ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
+		log_debug("vCPU %u: KVM_KVMCLOCK_CTRL: %s", v->index, strerror(errno));
+	pthread_mutex_lock(&vm->pause_lock);
+	gen = vm->task_gen;
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (vm->pause_req && !stop_requested(v)) {
+		if (vm->task_gen != gen) {
+			int ret;
+
+			gen = vm->task_gen;
+			pthread_mutex_unlock(&vm->pause_lock);
+			ret = vcpu_state_get(v, &vm->task_states[v->index]);
+			pthread_mutex_lock(&vm->pause_lock);
+			if (ret && !vm->task_err)
+				vm->task_err = ret;
+			vm->task_done++;
+			pthread_cond_broadcast(&vm->pause_cond);
+			continue;
+		}
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	}
+	vm->parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+static void thread_exits(struct vcpu *v)
+{
+	pthread_mutex_lock(&v->vm->pause_lock);
+	v->vm->started--;
+	pthread_cond_broadcast(&v->vm->pause_cond);
+	pthread_mutex_unlock(&v->vm->pause_lock);
+}
+
+static void *vcpu_loop(struct vcpu *v);
+
 static void *vcpu_main(void *arg)
 {
 	struct vcpu *v = arg;
+
+	vcpu_loop(v);
+	thread_exits(v);
+	return NULL;
+}
+
+static void *vcpu_loop(struct vcpu *v)
+{
 	struct kvm_run *run = v->run;
 	char name[16];
 	int ret;
@@ -383,6 +446,10 @@ static void *vcpu_main(void *arg)
 		return NULL;
 	}
 	while (!stop_requested(v)) {
+		if (__atomic_load_n(&v->vm->pause_req, __ATOMIC_ACQUIRE)) {
+			park(v);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				run->immediate_exit = 0;
@@ -451,10 +518,18 @@ static void *vcpu_main(void *arg)
 
 int vcpu_start(struct vcpu *v)
 {
-	int ret = pthread_create(&v->thread, NULL, vcpu_main, v);
+	int ret;
 
-	if (ret)
+	/* Counted before the thread exists, so a pause never waits for a thread that has not
+	 * started: it parks as soon as it runs. */
+	pthread_mutex_lock(&v->vm->pause_lock);
+	v->vm->started++;
+	pthread_mutex_unlock(&v->vm->pause_lock);
+	ret = pthread_create(&v->thread, NULL, vcpu_main, v);
+	if (ret) {
+		thread_exits(v);
 		return -ret;
+	}
 	v->started = true;
 	return 0;
 }

@@ -3,9 +3,12 @@
 #include "arch/x86/layout.h"
 #include "core/seccomp.h"
 #include "core/vcpu.h"
+#include "snapshot/snap.h"
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <semaphore.h>
@@ -213,6 +216,21 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 		*why = "KVM_GET_SUPPORTED_CPUID failed";
 		return ret;
 	}
+	ret = vcpu_state_msr_list(vm->kvm_fd, vm->msr_index, VCPU_STATE_MAX_MSRS);
+	if (ret < 0) {
+		*why = "KVM_GET_MSR_INDEX_LIST failed";
+		return ret;
+	}
+	vm->nr_msr_index = (unsigned)ret;
+	vm->xsave_size = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	if (vm->xsave_size < (int)sizeof(struct kvm_xsave))
+		vm->xsave_size = (int)sizeof(struct kvm_xsave);
+	vm->has_sregs2 = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SREGS2) > 0;
+	if (pthread_mutex_init(&vm->pause_lock, NULL) || pthread_cond_init(&vm->pause_cond, NULL)) {
+		*why = "cannot create the pause lock";
+		return -ENOMEM;
+	}
+	vm->pause_sync_init = true;
 	ret = gmem_alloc(&vm->gm, cfg->mem_bytes);
 	if (ret) {
 		*why = "cannot allocate guest memory";
@@ -417,6 +435,10 @@ enum vm_stop_reason vm_run(struct vm *vm)
 		vm_request_stop(vm, VM_STOP_ERROR);
 	}
 	wait_for_stop(vm);
+	/* Parked vCPUs wait on the pause condition: wake them to see the stop. */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 		if (!vm->vcpus[i])
 			continue;
@@ -453,4 +475,281 @@ void vm_destroy(struct vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->stop_fd = vm->sig_fd = vm->vm_fd = vm->kvm_fd = -1;
+	if (vm->pause_sync_init) {
+		pthread_mutex_destroy(&vm->pause_lock);
+		pthread_cond_destroy(&vm->pause_cond);
+		vm->pause_sync_init = false;
+	}
+}
+
+static bool stopping(const struct vm *vm)
+{
+	return __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != VM_STOP_NONE;
+}
+
+int vm_pause(struct vm *vm)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	if (vm->pause_req) {
+		ret = -EALREADY;
+		goto out;
+	}
+	__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+		if (vm->vcpus[i])
+			vcpu_kick(vm->vcpus[i]);
+	while (vm->parked < vm->started && !stopping(vm))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	if (stopping(vm)) {
+		__atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&vm->pause_cond);
+		ret = -ESHUTDOWN;
+	}
+out:
+	pthread_mutex_unlock(&vm->pause_lock);
+	return ret;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	__atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+bool vm_paused(struct vm *vm)
+{
+	return __atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE);
+}
+
+int vm_save_vcpus(struct vm *vm, struct vcpu_state *out)
+{
+	int ret;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	if (!vm->pause_req || vm->parked < vm->started) {
+		pthread_mutex_unlock(&vm->pause_lock);
+		return -EBUSY;
+	}
+	if (vm->started < vm->cfg.nr_vcpus) {
+		/* Not running yet (or some threads gone): read from here instead. */
+		pthread_mutex_unlock(&vm->pause_lock);
+		return -ESRCH;
+	}
+	vm->task_states = out;
+	vm->task_err = 0;
+	vm->task_done = 0;
+	vm->task_gen++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (vm->task_done < vm->started && !stopping(vm))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	ret = vm->task_done < vm->started ? -ESHUTDOWN : vm->task_err;
+	vm->task_states = NULL;
+	pthread_mutex_unlock(&vm->pause_lock);
+	return ret;
+}
+
+int vm_load_vcpus(struct vm *vm, const struct vcpu_state *in)
+{
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
+		int ret = vcpu_state_set(vm->vcpus[i], &in[i]);
+
+		if (ret) {
+			log_error("vCPU %u: cannot load its state: %s", i, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+#define IRQCHIP_STATE_VERSION 1
+#define PIT_STATE_VERSION     1
+#define CLOCK_STATE_VERSION   1
+
+static void put_pic(struct snap_writer *w, const struct kvm_pic_state *p)
+{
+	const uint8_t f[] = { p->last_irr,
+			      p->irr,
+			      p->imr,
+			      p->isr,
+			      p->priority_add,
+			      p->irq_base,
+			      p->read_reg_select,
+			      p->poll,
+			      p->special_mask,
+			      p->init_state,
+			      p->auto_eoi,
+			      p->rotate_on_auto_eoi,
+			      p->special_fully_nested_mode,
+			      p->init4,
+			      p->elcr,
+			      p->elcr_mask };
+
+	snap_put_bytes(w, f, sizeof(f));
+}
+
+static void get_pic(struct snap_reader *r, struct kvm_pic_state *p)
+{
+	uint8_t f[16];
+
+	snap_get_bytes(r, f, sizeof(f));
+	*p = (struct kvm_pic_state){
+		.last_irr = f[0],
+		.irr = f[1],
+		.imr = f[2],
+		.isr = f[3],
+		.priority_add = f[4],
+		.irq_base = f[5],
+		.read_reg_select = f[6],
+		.poll = f[7],
+		.special_mask = f[8],
+		.init_state = f[9],
+		.auto_eoi = f[10],
+		.rotate_on_auto_eoi = f[11],
+		.special_fully_nested_mode = f[12],
+		.init4 = f[13],
+		.elcr = f[14],
+		.elcr_mask = f[15],
+	};
+	if (p->priority_add > 7 || p->init_state > 3)
+		snap_fail(r);
+}
+
+int vm_save_state(struct vm *vm, struct snap_writer *w)
+{
+	struct kvm_irqchip chip[3];
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clk;
+
+	for (uint32_t i = 0; i < 3; i++) {
+		memset(&chip[i], 0, sizeof(chip[i]));
+		chip[i].chip_id = i;
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip[i]) < 0)
+			return -errno;
+	}
+	memset(&pit, 0, sizeof(pit));
+	memset(&clk, 0, sizeof(clk));
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0 || ioctl(vm->vm_fd, KVM_GET_CLOCK, &clk) < 0)
+		return -errno;
+	snap_rec_begin(w, SNAP_REC_IRQCHIP, IRQCHIP_STATE_VERSION, "irqchip");
+	put_pic(w, &chip[0].chip.pic);
+	put_pic(w, &chip[1].chip.pic);
+	snap_put_u64(w, chip[2].chip.ioapic.base_address);
+	snap_put_u32(w, chip[2].chip.ioapic.ioregsel);
+	snap_put_u32(w, chip[2].chip.ioapic.id);
+	snap_put_u32(w, chip[2].chip.ioapic.irr);
+	for (int i = 0; i < KVM_IOAPIC_NUM_PINS; i++)
+		snap_put_u64(w, chip[2].chip.ioapic.redirtbl[i].bits);
+	snap_rec_begin(w, SNAP_REC_PIT, PIT_STATE_VERSION, "pit");
+	for (int i = 0; i < 3; i++) {
+		const struct kvm_pit_channel_state *c = &pit.channels[i];
+
+		snap_put_u32(w, c->count);
+		snap_put_u16(w, c->latched_count);
+		snap_put_u8(w, c->count_latched);
+		snap_put_u8(w, c->status_latched);
+		snap_put_u8(w, c->status);
+		snap_put_u8(w, c->read_state);
+		snap_put_u8(w, c->write_state);
+		snap_put_u8(w, c->write_latch);
+		snap_put_u8(w, c->rw_mode);
+		snap_put_u8(w, c->mode);
+		snap_put_u8(w, c->bcd);
+		snap_put_u8(w, c->gate);
+		snap_put_u64(w, (uint64_t)c->count_load_time);
+	}
+	snap_put_u32(w, pit.flags);
+	snap_rec_begin(w, SNAP_REC_CLOCK, CLOCK_STATE_VERSION, "kvmclock");
+	snap_put_u64(w, clk.clock);
+	snap_put_u32(w, clk.flags);
+	snap_put_u64(w, clk.realtime);
+	return w->err;
+}
+
+__attribute__((format(printf, 3, 4))) static int why_fail(char *why, size_t size, const char *fmt,
+							  ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, size, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t why_size)
+{
+	struct kvm_irqchip chip[3];
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clk;
+	struct snap_reader r;
+
+	memset(chip, 0, sizeof(chip));
+	if (snap_file_find(f, SNAP_REC_IRQCHIP, "irqchip", &r) ||
+	    r.version != IRQCHIP_STATE_VERSION)
+		return why_fail(why, why_size,
+				"the irqchip record is missing or of another version");
+	for (uint32_t i = 0; i < 2; i++) {
+		chip[i].chip_id = i;
+		get_pic(&r, &chip[i].chip.pic);
+	}
+	chip[2].chip_id = KVM_IRQCHIP_IOAPIC;
+	chip[2].chip.ioapic.base_address = snap_get_u64(&r);
+	chip[2].chip.ioapic.ioregsel = snap_get_u32(&r);
+	chip[2].chip.ioapic.id = snap_get_u32(&r);
+	chip[2].chip.ioapic.irr = snap_get_u32(&r);
+	for (int i = 0; i < KVM_IOAPIC_NUM_PINS; i++)
+		chip[2].chip.ioapic.redirtbl[i].bits = snap_get_u64(&r);
+	if (snap_reader_done(&r) || chip[2].chip.ioapic.base_address != LAYOUT_IOAPIC_ADDR)
+		return why_fail(why, why_size, "the irqchip record is malformed");
+	memset(&pit, 0, sizeof(pit));
+	if (snap_file_find(f, SNAP_REC_PIT, "pit", &r) || r.version != PIT_STATE_VERSION)
+		return why_fail(why, why_size, "the PIT record is missing or of another version");
+	for (int i = 0; i < 3; i++) {
+		struct kvm_pit_channel_state *c = &pit.channels[i];
+
+		c->count = snap_get_u32(&r);
+		c->latched_count = snap_get_u16(&r);
+		c->count_latched = snap_get_u8(&r);
+		c->status_latched = snap_get_u8(&r);
+		c->status = snap_get_u8(&r);
+		c->read_state = snap_get_u8(&r);
+		c->write_state = snap_get_u8(&r);
+		c->write_latch = snap_get_u8(&r);
+		c->rw_mode = snap_get_u8(&r);
+		c->mode = snap_get_u8(&r);
+		c->bcd = snap_get_u8(&r);
+		c->gate = snap_get_u8(&r);
+		c->count_load_time = (int64_t)snap_get_u64(&r);
+		if (c->count > 0x10000 || c->mode > 5 || c->rw_mode > 3 || c->bcd > 1 ||
+		    c->gate > 1)
+			snap_fail(&r);
+	}
+	pit.flags = snap_get_u32(&r);
+	if (snap_reader_done(&r))
+		return why_fail(why, why_size, "the PIT record is malformed");
+	memset(&clk, 0, sizeof(clk));
+	if (snap_file_find(f, SNAP_REC_CLOCK, "kvmclock", &r) || r.version != CLOCK_STATE_VERSION)
+		return why_fail(why, why_size, "the clock record is missing or of another version");
+	clk.clock = snap_get_u64(&r);
+	clk.flags = snap_get_u32(&r);
+	clk.realtime = snap_get_u64(&r);
+	if (snap_reader_done(&r))
+		return why_fail(why, why_size, "the clock record is malformed");
+	for (int i = 0; i < 3; i++)
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip[i]) < 0)
+			return why_fail(why, why_size, "KVM_SET_IRQCHIP: %s", strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
+		return why_fail(why, why_size, "KVM_SET_PIT2: %s", strerror(errno));
+	/* With KVM_CLOCK_REALTIME KVM adds the wall-clock time elapsed since `realtime` (like
+	 * Firecracker's clock_realtime): the restored guest's clock reads now, and its
+	 * monotonic time moves forward, never back.  Without the flag (a host that did not
+	 * report it) the clock resumes where it stopped. */
+	clk.flags &= KVM_CLOCK_REALTIME;
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clk) < 0)
+		return why_fail(why, why_size, "KVM_SET_CLOCK: %s", strerror(errno));
+	return 0;
 }

@@ -8,6 +8,7 @@
 #include "core/evloop.h"
 #include "core/gmem.h"
 #include "core/power.h"
+#include "core/vcpu_state.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -16,6 +17,8 @@
 #define VM_MAX_VCPUS 32
 
 struct vcpu;
+struct snap_writer;
+struct snap_file;
 
 struct vm_config {
 	uint64_t mem_bytes;
@@ -42,6 +45,23 @@ struct vm {
 	int stop_signal;		 /* the signal that stopped the VM (VM_STOP_SIGNAL) */
 	int evloop_ready;		 /* evloop thread: 0 or -errno of its filter install */
 	void *evloop_sem;		 /* sem_t the evloop thread posts once filtered */
+	/* What a vCPU snapshot needs from this host, read once at creation. */
+	uint32_t msr_index[VCPU_STATE_MAX_MSRS];
+	unsigned nr_msr_index;
+	int xsave_size; /* KVM_CAP_XSAVE2 (>= 4096), or 4096 */
+	bool has_sregs2;
+	/* Pause rendezvous (vm_pause): vCPUs park on pause_cond while pause_req is set; a
+	 * parked vCPU runs a task (save its state into task_states[index]) when task_gen moves. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	bool pause_sync_init;
+	bool pause_req;
+	unsigned parked;    /* vCPU threads parked */
+	unsigned started;   /* vCPU threads started and not yet exited */
+	unsigned task_gen;  /* bumped per task */
+	unsigned task_done; /* vCPUs that finished the current task */
+	int task_err;	    /* first error of the current task */
+	struct vcpu_state *task_states;
 };
 
 /* Open /dev/kvm, create the VM, its memory, irqchip, event loop and device manager.
@@ -64,6 +84,26 @@ int vm_catch_stop_signals(struct vm *vm, void (*on_force)(void))
 enum vm_stop_reason vm_run(struct vm *vm);
 /* Ask the VM to stop (any thread; first reason wins). */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
+/* Stop every vCPU at a consistent point: each completes its pending I/O exit (a KVM_RUN with
+ * immediate_exit), tells the guest kernel it was paused (KVM_KVMCLOCK_CTRL) and parks.  Returns
+ * once all are parked: 0, -EALREADY if already paused, -ESHUTDOWN if the VM is stopping.  Not
+ * from a vCPU thread. */
+int vm_pause(struct vm *vm) __attribute__((warn_unused_result));
+/* Let parked vCPUs run again (no-op unless paused). */
+void vm_resume(struct vm *vm);
+bool vm_paused(struct vm *vm);
+/* With the VM paused: every vCPU reads its own state on its own thread into out[index]
+ * (cfg.nr_vcpus entries).  0 or the first vCPU's -errno. */
+int vm_save_vcpus(struct vm *vm, struct vcpu_state *out) __attribute__((warn_unused_result));
+/* Load vCPU states before vm_run (restore): out[index] for each vCPU. */
+int vm_load_vcpus(struct vm *vm, const struct vcpu_state *in) __attribute__((warn_unused_result));
+/* Append the VM-wide KVM state: both PICs and the IOAPIC, the PIT, kvmclock. */
+int vm_save_state(struct vm *vm, struct snap_writer *w) __attribute__((warn_unused_result));
+/* Load them (before vm_run).  kvmclock is brought forward by the wall-clock time elapsed since
+ * the snapshot (KVM_CLOCK_REALTIME) so guest time is right and never goes backwards.  On
+ * failure writes one reason into why. */
+int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t why_size)
+	__attribute__((warn_unused_result));
 /* Tear everything down (safe on a partially created VM). */
 void vm_destroy(struct vm *vm);
 

@@ -29,11 +29,11 @@ static void test_defaults(void **state)
 
 	assert_int_equal(cli_parse(1, argv, &o, err, sizeof(err)), 0);
 	assert_null(o.kernel);
-	assert_int_equal(o.smp, 1);
-	assert_int_equal(o.mem_mib, 256);
-	assert_false(o.no_acpi);
-	assert_int_equal(o.nr_disks, 0);
-	assert_int_equal(o.cpu_template, CPU_TEMPLATE_AUTO);
+	assert_int_equal(o.m.smp, 1);
+	assert_int_equal(o.m.mem_mib, 256);
+	assert_false(o.m.no_acpi);
+	assert_int_equal(o.m.nr_disks, 0);
+	assert_int_equal(o.m.cpu_template, CPU_TEMPLATE_AUTO);
 	assert_string_equal(o.guest, "min");
 }
 
@@ -49,17 +49,17 @@ static void test_all_flags(void **state)
 			 0);
 	assert_string_equal(o.kernel, "/k");
 	assert_string_equal(o.initrd, "/i");
-	assert_int_equal(o.nr_disks, 2);
-	assert_string_equal(o.disks[0].path, "/a.img");
-	assert_false(o.disks[0].read_only);
-	assert_string_equal(o.disks[1].path, "/b.img");
-	assert_true(o.disks[1].read_only);
+	assert_int_equal(o.m.nr_disks, 2);
+	assert_string_equal(o.m.disks[0].path, "/a.img");
+	assert_false(o.m.disks[0].read_only);
+	assert_string_equal(o.m.disks[1].path, "/b.img");
+	assert_true(o.m.disks[1].read_only);
 	assert_string_equal(o.cmdline, "console=ttyS0");
 	assert_string_equal(o.append, "quiet");
-	assert_int_equal(o.smp, 4);
-	assert_int_equal(o.mem_mib, 512);
-	assert_true(o.no_acpi);
-	assert_int_equal(o.cpu_template, CPU_TEMPLATE_NO_PV_HC);
+	assert_int_equal(o.m.smp, 4);
+	assert_int_equal(o.m.mem_mib, 512);
+	assert_true(o.m.no_acpi);
+	assert_int_equal(o.m.cpu_template, CPU_TEMPLATE_NO_PV_HC);
 	assert_string_equal(o.guest, "stock");
 }
 
@@ -220,16 +220,16 @@ static void test_net_user_exposure(void **state)
 	char err[256];
 
 	assert_int_equal(PARSE(&o, err, "--net", "user"), 0);
-	assert_int_equal(o.nets[0].slirp_flags, 0);
+	assert_int_equal(o.m.nets[0].slirp_flags, 0);
 	assert_int_equal(PARSE(&o, err, "--net", "user,host-loopback=on", "--net",
 			       "user,restricted=on,hostfwd=tcp::2222-:22", "--net",
 			       "user,host-loopback=on,restricted=on,host-loopback=off"),
 			 0);
-	assert_int_equal(o.nr_nets, 3);
-	assert_int_equal(o.nets[0].slirp_flags, NET_SLIRP_HOST_LOOPBACK);
-	assert_int_equal(o.nets[1].slirp_flags, NET_SLIRP_RESTRICTED);
-	assert_int_equal(o.nets[1].nr_fwd, 1);
-	assert_int_equal(o.nets[2].slirp_flags, NET_SLIRP_RESTRICTED); /* the last one wins */
+	assert_int_equal(o.m.nr_nets, 3);
+	assert_int_equal(o.m.nets[0].slirp_flags, NET_SLIRP_HOST_LOOPBACK);
+	assert_int_equal(o.m.nets[1].slirp_flags, NET_SLIRP_RESTRICTED);
+	assert_int_equal(o.m.nets[1].nr_fwd, 1);
+	assert_int_equal(o.m.nets[2].slirp_flags, NET_SLIRP_RESTRICTED); /* the last one wins */
 	assert_int_equal(PARSE(&o, err, "--net", "user,host-loopback=yes"), -EINVAL);
 	assert_non_null(strstr(err, "host-loopback=yes"));
 	assert_int_equal(PARSE(&o, err, "--net", "user,restricted="), -EINVAL);

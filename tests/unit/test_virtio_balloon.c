@@ -662,20 +662,20 @@ static void test_cli(void **state)
 
 	(void)state;
 	assert_int_equal(parse(&o, err, 1, a0), 0);
-	assert_false(o.balloon);
-	assert_false(o.no_rng);
+	assert_false(o.m.balloon);
+	assert_false(o.m.no_rng);
 	assert_int_equal(parse(&o, err, 2, a1), 0);
-	assert_true(o.balloon);
-	assert_int_equal(o.balloon_step_mib, 0);
-	assert_int_equal(o.balloon_stats_s, 5);
+	assert_true(o.m.balloon);
+	assert_int_equal(o.m.balloon_step_mib, 0);
+	assert_int_equal(o.m.balloon_stats_s, 5);
 	assert_int_equal(parse(&o, err, 2, a2), 0);
-	assert_int_equal(o.balloon_step_mib, 64);
-	assert_int_equal(o.balloon_stats_s, 0);
+	assert_int_equal(o.m.balloon_step_mib, 64);
+	assert_int_equal(o.m.balloon_stats_s, 0);
 	assert_int_equal(parse(&o, err, 5, a3), 0);
-	assert_int_equal(o.balloon_step_mib, 32);
-	assert_int_equal(o.smp, 2);
+	assert_int_equal(o.m.balloon_step_mib, 32);
+	assert_int_equal(o.m.smp, 2);
 	assert_int_equal(parse(&o, err, 2, a4), 0);
-	assert_int_equal(o.balloon_stats_s, 10);
+	assert_int_equal(o.m.balloon_stats_s, 10);
 	assert_int_equal(parse(&o, err, 2, bad1), -EINVAL);
 	assert_non_null(strstr(err, "--balloon"));
 	assert_int_equal(parse(&o, err, 2, bad2), -EINVAL);
@@ -685,7 +685,7 @@ static void test_cli(void **state)
 	assert_int_equal(parse(&o, err, 3, bad5), -EINVAL);
 	assert_non_null(strstr(err, "64"));
 	assert_int_equal(parse(&o, err, 2, rng), 0);
-	assert_true(o.no_rng);
+	assert_true(o.m.no_rng);
 }
 #pragma GCC diagnostic pop
 

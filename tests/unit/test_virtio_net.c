@@ -1212,18 +1212,18 @@ static void test_cli_net(void **state)
 			       "--net", "tap=ign0,mac=02:00:00:00:00:01", "--mac",
 			       "52:54:00:12:34:56", NULL),
 			 0);
-	assert_int_equal(o.nr_nets, 2);
-	assert_int_equal(o.nets[0].kind, CLI_NET_USER);
-	assert_int_equal(o.nets[0].nr_fwd, 2);
-	assert_int_equal(o.nets[0].fwd[0].host_port, 2222);
-	assert_true(o.nets[0].fwd[1].udp);
-	assert_true(o.nets[0].has_mac);
-	assert_memory_equal(o.nets[0].mac, test_mac, 6);
-	assert_int_equal(o.nets[1].kind, CLI_NET_TAP);
-	assert_string_equal(o.nets[1].tap, "ign0");
-	assert_int_equal(o.nets[1].mac[5], 1);
+	assert_int_equal(o.m.nr_nets, 2);
+	assert_int_equal(o.m.nets[0].kind, MACHINE_NET_USER);
+	assert_int_equal(o.m.nets[0].nr_fwd, 2);
+	assert_int_equal(o.m.nets[0].fwd[0].host_port, 2222);
+	assert_true(o.m.nets[0].fwd[1].udp);
+	assert_true(o.m.nets[0].has_mac);
+	assert_memory_equal(o.m.nets[0].mac, test_mac, 6);
+	assert_int_equal(o.m.nets[1].kind, MACHINE_NET_TAP);
+	assert_string_equal(o.m.nets[1].tap, "ign0");
+	assert_int_equal(o.m.nets[1].mac[5], 1);
 	assert_int_equal(parse(&o, err, "--net", "user", NULL), 0);
-	assert_false(o.nets[0].has_mac);
+	assert_false(o.m.nets[0].has_mac);
 	assert_int_equal(parse(&o, err, "--mac", "52:54:00:12:34:56", NULL), -EINVAL);
 	assert_int_equal(parse(&o, err, "--net", "user", "--mac", "01:54:00:12:34:56", NULL),
 			 -EINVAL); /* multicast */

@@ -1,0 +1,407 @@
+/* A machine from its description: back ends, VM, devices in one fixed order, then either the
+ * boot path (kernel, tables, vCPUs at the entry) or a restore (src/snapshot/). */
+#include "core/machine.h"
+
+#include "arch/x86/boot.h"
+#include "arch/x86/layout.h"
+#include "arch/x86/mptable.h"
+#include "devices/boot_timer.h"
+#include "devices/power.h"
+#include "devices/rtc.h"
+#include "devices/serial.h"
+#include "devices/virtio/balloon.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
+#include "devices/virtio/rng.h"
+#include "devices/virtio/vsock/vsock.h"
+#include "net/slirp.h"
+#include "net/backend.h"
+#include "net/tap.h"
+#include "platform/acpi/acpi.h"
+#include "snapshot/snap.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+__attribute__((format(printf, 4, 5))) static int fail(int ret, char *err, size_t size,
+						      const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, size, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+static int open_backends(struct machine *m, char *err, size_t err_size)
+{
+	for (int i = 0; i < m->cfg.nr_nets; i++) {
+		const struct machine_net *n = &m->cfg.nets[i];
+		int ret = n->kind == MACHINE_NET_TAP
+				  ? net_tap_create(n->tap, &m->backends[i], err, err_size)
+				  : net_slirp_create(n->fwd, n->nr_fwd, n->slirp_flags,
+						     &m->backends[i], err, err_size);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* The vsock device.  With a chroot, the path names a path inside the new root: the socket is
+ * bound there (relative to the root, from inside it) and keeps a path relative to the working
+ * directory, which is the new root once the jail is entered, for PATH_port connects and the
+ * removal at exit. */
+static int add_vsock(struct machine *m, const struct machine_env *env, char *err, size_t n)
+{
+	const char *path = m->cfg.vsock_path, *root = env ? env->chroot_dir : NULL;
+	int cwd = -1, ret;
+
+	if (root) {
+		while (*path == '/')
+			path++;
+		if (!*path)
+			return fail(-EINVAL, err, n, "--vsock: '%s' names the new root itself",
+				    m->cfg.vsock_path);
+		cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (cwd < 0 || chdir(root) < 0) {
+			ret = -errno;
+			if (cwd >= 0)
+				close(cwd);
+			return fail(ret, err, n, "--chroot '%s': %s", root, strerror(-ret));
+		}
+	}
+	ret = virtio_vsock_add(&m->vm.dm, m->cfg.vsock_cid, path, NULL);
+	if (cwd >= 0) {
+		if (fchdir(cwd) < 0 && !ret)
+			ret = fail(-errno, err, n, "cannot return to the working directory: %s",
+				   strerror(errno));
+		close(cwd);
+		if (ret && err[0])
+			return ret;
+	}
+	if (ret)
+		return fail(ret, err, n, "--vsock '%s'%s: %s", m->cfg.vsock_path,
+			    root ? " (inside --chroot)" : "", strerror(-ret));
+	return 0;
+}
+
+/* Every device, in one place; the order fixes MMIO slots and GSIs (boot-timer first), so a
+ * restore that runs this again gets the windows and lines the snapshot recorded (and
+ * devmgr_restore checks that it did). */
+static int add_devices(struct machine *m, const struct machine_env *env, char *err, size_t n)
+{
+	struct devmgr *dm = &m->vm.dm;
+	int ret;
+
+	ret = boot_timer_add(dm, NULL);
+	if (ret)
+		return fail(ret, err, n, "boot-timer: %s", strerror(-ret));
+	ret = serial_add(dm, "serial0", LAYOUT_PORT_COM1, LAYOUT_GSI_COM1,
+			 env ? env->console_fd : STDOUT_FILENO, &m->uart);
+	if (ret)
+		return fail(ret, err, n, "serial port: %s", strerror(-ret));
+	ret = rtc_add(dm, NULL);
+	if (ret)
+		return fail(ret, err, n, "RTC: %s", strerror(-ret));
+	ret = power_add(dm, &m->vm.power);
+	if (ret)
+		return fail(ret, err, n, "power device: %s", strerror(-ret));
+	for (int i = 0; i < m->cfg.nr_disks; i++) {
+		const struct machine_disk *d = &m->cfg.disks[i];
+		char id[32];
+
+		snprintf(id, sizeof(id), "virtio-blk%d", i);
+		ret = virtio_blk_add(dm, id, d->path, d->read_only, NULL);
+		if (ret == -EBUSY)
+			return fail(ret, err, n,
+				    "disk '%s' is in use by another process (locked %s)", d->path,
+				    virtio_blk_locked_rw(d->path) ? "read-write" : "read-only");
+		if (ret)
+			return fail(ret, err, n, "disk '%s': %s", d->path, strerror(-ret));
+	}
+	for (int i = 0; i < m->cfg.nr_nets; i++) {
+		uint8_t mac[6];
+		char id[32];
+
+		snprintf(id, sizeof(id), "virtio-net%d", i);
+		if (m->cfg.nets[i].has_mac)
+			memcpy(mac, m->cfg.nets[i].mac, sizeof(mac));
+		else
+			virtio_net_random_mac(mac);
+		ret = virtio_net_add(dm, id, m->backends[i], mac, i ? NULL : &m->net0);
+		m->backends[i] = NULL; /* the device owns it now, even on failure */
+		if (ret)
+			return fail(ret, err, n, "--net: cannot add the device: %s",
+				    strerror(-ret));
+	}
+	if (!m->cfg.no_rng && (ret = virtio_rng_add(dm, NULL)))
+		return fail(ret, err, n, "virtio-rng: %s", strerror(-ret));
+	if (m->cfg.vsock_path[0] && (ret = add_vsock(m, env, err, n)))
+		return ret;
+	if (m->cfg.balloon) {
+		struct virtio_balloon_opts bo = { .step_mib = m->cfg.balloon_step_mib,
+						  .stats_s = m->cfg.balloon_stats_s };
+
+		ret = virtio_balloon_add(dm, &bo, &m->balloon);
+		if (ret)
+			return fail(ret, err, n, "virtio-balloon: %s", strerror(-ret));
+	}
+	return 0;
+}
+
+int machine_create(struct machine *m, const struct machine_config *cfg,
+		   const struct machine_env *env, char *err, size_t err_size)
+{
+	struct vm_config vc;
+	const char *why = NULL;
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	m->vm.kvm_fd = m->vm.vm_fd = m->vm.stop_fd = m->vm.sig_fd = -1;
+	m->vm.ev.epfd = m->vm.ev.stop_fd = -1;
+	m->cfg = *cfg;
+	err[0] = '\0';
+	ret = open_backends(m, err, err_size);
+	if (ret)
+		goto err;
+	vc = (struct vm_config){ .mem_bytes = m->cfg.mem_mib << 20,
+				 .nr_vcpus = m->cfg.smp,
+				 .cpu_template = m->cfg.cpu_template };
+	if (vc.cpu_template == CPU_TEMPLATE_AUTO)
+		vc.cpu_template = cpuid_detect_template("/sys");
+	m->cfg.cpu_template = vc.cpu_template;
+	log_info("CPU template: %s", cpuid_template_name(vc.cpu_template));
+	ret = vm_create(&m->vm, &vc, &why);
+	if (ret) {
+		if (ret == -ENOENT || ret == -EACCES || ret == -EPERM)
+			fail(ret, err, err_size,
+			     "%s: %s (is KVM available, and may this user open /dev/kvm?)", why,
+			     strerror(-ret));
+		else
+			fail(ret, err, err_size, "%s: %s", why, strerror(-ret));
+		goto err;
+	}
+	ret = add_devices(m, env, err, err_size);
+	if (ret)
+		goto err;
+	return 0;
+err:
+	machine_destroy(m);
+	return ret;
+}
+
+int machine_boot(struct machine *m, char *err, size_t n)
+{
+	struct vm *vm = &m->vm;
+	struct boot_info bi;
+	uint64_t rsdp = 0;
+	const char *why = NULL;
+	uint8_t *mp;
+	size_t used;
+	int ret;
+
+	memset(&bi, 0, sizeof(bi));
+	ret = boot_load_kernel(&vm->gm, m->cfg.kernel, &bi, &why);
+	if (ret)
+		return fail(ret, err, n, "kernel '%s': %s", m->cfg.kernel,
+			    why ? why : strerror(-ret));
+	if (m->cfg.initrd[0]) {
+		ret = boot_load_initrd(&vm->gm, m->cfg.initrd, &bi);
+		if (ret == -ENOMEM)
+			return fail(ret, err, n,
+				    "initrd '%s' does not fit in guest RAM (raise --mem)",
+				    m->cfg.initrd);
+		if (ret)
+			return fail(ret, err, n, "initrd '%s': %s", m->cfg.initrd,
+				    ret == -ENODATA ? "file is empty" : strerror(-ret));
+	}
+	/* MP tables are written either way: they are how a kernel without ACPI (or booted with
+	 * acpi=off) finds the vCPUs and the IOAPIC; a kernel that reads the MADT ignores them. */
+	mp = gmem_ptr(&vm->gm, LAYOUT_MPTABLE_ADDR, LAYOUT_MPTABLE_SIZE);
+	ret = mp ? mptable_build(mp, LAYOUT_MPTABLE_SIZE, LAYOUT_MPTABLE_ADDR, vm->cfg.nr_vcpus,
+				 devmgr_level_gsis(&vm->dm), &used)
+		 : -EFAULT;
+	if (ret)
+		return fail(ret, err, n, "cannot build the MP tables: %s", strerror(-ret));
+	if (m->cfg.no_acpi) {
+		struct dm_describe ctx = { .cmdline = m->cfg.cmdline,
+					   .cmdline_size = sizeof(m->cfg.cmdline) };
+
+		if ((ret = devmgr_describe(&vm->dm, &ctx)))
+			return fail(ret, err, n,
+				    "kernel command line is too long for the device list");
+	} else {
+		struct acpi_config cfg = {
+			.nr_cpus = vm->cfg.nr_vcpus,
+			.buf = gmem_ptr(&vm->gm, LAYOUT_ACPI_START,
+					LAYOUT_ACPI_END - LAYOUT_ACPI_START),
+			.buf_size = LAYOUT_ACPI_END - LAYOUT_ACPI_START,
+			.buf_gpa = LAYOUT_ACPI_START,
+		};
+		ret = acpi_build(&cfg, &vm->dm, &rsdp, &used);
+		if (ret)
+			return fail(ret, err, n, "cannot build the ACPI tables: %s",
+				    strerror(-ret));
+		log_info("ACPI tables: %zu bytes, RSDP at %#llx", used, (unsigned long long)rsdp);
+	}
+	ret = boot_setup_zero_page(&vm->gm, &bi, m->cfg.cmdline, rsdp);
+	if (ret == -E2BIG)
+		return fail(ret, err, n, "kernel command line is longer than this kernel accepts");
+	if (ret)
+		return fail(ret, err, n, "cannot write the zero page: %s", strerror(-ret));
+	ret = boot_setup_page_tables(&vm->gm);
+	if (ret)
+		return fail(ret, err, n, "cannot write the boot page tables: %s", strerror(-ret));
+	log_info("kernel %s (%s), entry %#llx, cmdline: %s", m->cfg.kernel,
+		 bi.is_elf ? "ELF" : "bzImage", (unsigned long long)bi.entry, m->cfg.cmdline);
+	ret = vm_setup_vcpus(vm, bi.entry);
+	if (ret)
+		return fail(ret, err, n, "cannot set up the vCPUs: %s", strerror(-ret));
+	return 0;
+}
+
+void machine_destroy(struct machine *m)
+{
+	for (int i = 0; i < MACHINE_MAX_NETS; i++) {
+		if (m->backends[i])
+			m->backends[i]->ops->destroy(m->backends[i]);
+		m->backends[i] = NULL;
+	}
+	vm_destroy(&m->vm);
+	m->uart = NULL;
+	m->net0 = NULL;
+	m->balloon = NULL;
+}
+
+#define MACHINE_STATE_VERSION 1
+
+void machine_config_save(const struct machine_config *c, struct snap_writer *w)
+{
+	snap_rec_begin(w, SNAP_REC_MACHINE, MACHINE_STATE_VERSION, "machine");
+	snap_put_u64(w, c->mem_mib);
+	snap_put_u32(w, c->smp);
+	snap_put_u32(w, (uint32_t)c->cpu_template);
+	snap_put_bool(w, c->no_acpi);
+	snap_put_u32(w, (uint32_t)c->nr_disks);
+	for (int i = 0; i < c->nr_disks && i < MACHINE_MAX_DISKS; i++) {
+		snap_put_str(w, c->disks[i].path, MACHINE_PATH_MAX - 1);
+		snap_put_bool(w, c->disks[i].read_only);
+	}
+	snap_put_u32(w, (uint32_t)c->nr_nets);
+	for (int i = 0; i < c->nr_nets && i < MACHINE_MAX_NETS; i++) {
+		const struct machine_net *n = &c->nets[i];
+
+		snap_put_u32(w, (uint32_t)n->kind);
+		snap_put_str(w, n->tap, sizeof(n->tap) - 1);
+		snap_put_bool(w, n->has_mac);
+		snap_put_bytes(w, n->mac, sizeof(n->mac));
+		snap_put_u32(w, n->slirp_flags);
+		snap_put_u32(w, (uint32_t)n->nr_fwd);
+		for (int j = 0; j < n->nr_fwd && j < NET_SLIRP_MAX_FWD; j++) {
+			const struct net_slirp_fwd *f = &n->fwd[j];
+
+			snap_put_bool(w, f->udp);
+			snap_put_u32(w, f->host_addr);
+			snap_put_u16(w, f->host_port);
+			snap_put_u32(w, f->guest_addr);
+			snap_put_u16(w, f->guest_port);
+		}
+	}
+	snap_put_bool(w, c->no_rng);
+	snap_put_bool(w, c->balloon);
+	snap_put_u32(w, c->balloon_step_mib);
+	snap_put_u32(w, c->balloon_stats_s);
+	snap_put_u32(w, c->vsock_cid);
+	snap_put_str(w, c->vsock_path, MACHINE_PATH_MAX - 1);
+	snap_put_str(w, c->kernel, MACHINE_PATH_MAX - 1);
+	snap_put_str(w, c->initrd, MACHINE_PATH_MAX - 1);
+	snap_put_str(w, c->cmdline, MACHINE_CMDLINE_MAX - 1);
+}
+
+int machine_config_load(struct machine_config *c, const struct snap_file *f, char *err, size_t n)
+{
+	struct snap_reader r;
+	uint32_t v;
+
+	memset(c, 0, sizeof(*c));
+	if (snap_file_find(f, SNAP_REC_MACHINE, "machine", &r))
+		return fail(-EINVAL, err, n, "the snapshot has no machine record");
+	if (r.version != MACHINE_STATE_VERSION)
+		return fail(-EINVAL, err, n, "machine record version %u (this ignition reads %u)",
+			    r.version, MACHINE_STATE_VERSION);
+	c->mem_mib = snap_get_u64(&r);
+	c->smp = snap_get_u32(&r);
+	v = snap_get_u32(&r);
+	c->cpu_template = (enum cpu_template)v;
+	c->no_acpi = snap_get_bool(&r);
+	v = snap_get_u32(&r);
+	if (v > MACHINE_MAX_DISKS)
+		return fail(-EINVAL, err, n, "the snapshot lists %u disks (at most %d)", v,
+			    MACHINE_MAX_DISKS);
+	c->nr_disks = (int)v;
+	for (int i = 0; i < c->nr_disks; i++) {
+		snap_get_str(&r, c->disks[i].path, sizeof(c->disks[i].path));
+		c->disks[i].read_only = snap_get_bool(&r);
+	}
+	v = snap_get_u32(&r);
+	if (v > MACHINE_MAX_NETS)
+		return fail(-EINVAL, err, n, "the snapshot lists %u network devices (at most %d)",
+			    v, MACHINE_MAX_NETS);
+	c->nr_nets = (int)v;
+	for (int i = 0; i < c->nr_nets; i++) {
+		struct machine_net *m = &c->nets[i];
+
+		v = snap_get_u32(&r);
+		if (v > MACHINE_NET_TAP)
+			snap_fail(&r);
+		m->kind = (enum machine_net_kind)v;
+		snap_get_str(&r, m->tap, sizeof(m->tap));
+		m->has_mac = snap_get_bool(&r);
+		snap_get_bytes(&r, m->mac, sizeof(m->mac));
+		m->slirp_flags = snap_get_u32(&r);
+		v = snap_get_u32(&r);
+		if (v > NET_SLIRP_MAX_FWD) {
+			snap_fail(&r);
+			break;
+		}
+		m->nr_fwd = (int)v;
+		for (int j = 0; j < m->nr_fwd; j++) {
+			struct net_slirp_fwd *fw = &m->fwd[j];
+
+			fw->udp = snap_get_bool(&r);
+			fw->host_addr = snap_get_u32(&r);
+			fw->host_port = snap_get_u16(&r);
+			fw->guest_addr = snap_get_u32(&r);
+			fw->guest_port = snap_get_u16(&r);
+		}
+		if (m->kind == MACHINE_NET_TAP && !m->tap[0])
+			snap_fail(&r);
+	}
+	c->no_rng = snap_get_bool(&r);
+	c->balloon = snap_get_bool(&r);
+	c->balloon_step_mib = snap_get_u32(&r);
+	c->balloon_stats_s = snap_get_u32(&r);
+	c->vsock_cid = snap_get_u32(&r);
+	snap_get_str(&r, c->vsock_path, sizeof(c->vsock_path));
+	snap_get_str(&r, c->kernel, sizeof(c->kernel));
+	snap_get_str(&r, c->initrd, sizeof(c->initrd));
+	snap_get_str(&r, c->cmdline, sizeof(c->cmdline));
+	if (snap_reader_done(&r))
+		return fail(-EINVAL, err, n, "the machine record is malformed");
+	if (c->mem_mib < 16 || c->mem_mib > (LAYOUT_MAX_RAM >> 20) || c->smp < 1 ||
+	    c->smp > VM_MAX_VCPUS || c->cpu_template == CPU_TEMPLATE_AUTO ||
+	    (unsigned)c->cpu_template > CPU_TEMPLATE_NO_PV_HC ||
+	    (c->vsock_path[0] && (c->vsock_cid < 3 || c->vsock_cid == 0xffffffffu)))
+		return fail(
+			-EINVAL, err, n,
+			"the machine record has values out of range (memory %llu MiB, %u vCPUs)",
+			(unsigned long long)c->mem_mib, c->smp);
+	return 0;
+}

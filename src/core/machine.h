@@ -1,0 +1,101 @@
+/* A machine: the VM plus its devices, built from a plain description (struct machine_config)
+ * that the command line, a snapshot (and later the REST API and config file) fill in.  Boot
+ * and restore share machine_create(): one way to add each device, errors returned (never an
+ * exit) so a bad restore fails cleanly. */
+#ifndef IGNITION_CORE_MACHINE_H
+#define IGNITION_CORE_MACHINE_H
+
+#include "arch/x86/cpuid.h"
+#include "core/vm.h"
+#include "net/slirp.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MACHINE_MAX_DISKS   16
+#define MACHINE_MAX_NETS    4
+#define MACHINE_PATH_MAX    4096
+#define MACHINE_CMDLINE_MAX 4096
+
+struct machine_disk {
+	char path[MACHINE_PATH_MAX];
+	bool read_only;
+};
+
+enum machine_net_kind { MACHINE_NET_USER, MACHINE_NET_TAP };
+
+struct machine_net {
+	enum machine_net_kind kind;
+	char tap[16]; /* interface name (IFNAMSIZ) */
+	bool has_mac; /* mac= given (or --mac for the first --net) */
+	uint8_t mac[6];
+	struct net_slirp_fwd fwd[NET_SLIRP_MAX_FWD];
+	int nr_fwd;
+	unsigned slirp_flags; /* NET_SLIRP_HOST_LOOPBACK, NET_SLIRP_RESTRICTED (user only) */
+};
+
+/* Everything that decides what the guest sees.  Plain data: copied, saved in snapshots. */
+struct machine_config {
+	uint64_t mem_mib;
+	unsigned smp;
+	enum cpu_template cpu_template; /* AUTO is resolved by machine_create */
+	bool no_acpi;
+	struct machine_disk disks[MACHINE_MAX_DISKS];
+	int nr_disks;
+	struct machine_net nets[MACHINE_MAX_NETS]; /* eth0, eth1... */
+	int nr_nets;
+	bool no_rng;		   /* leave out the virtio-rng device */
+	bool balloon;		   /* a virtio-balloon device */
+	uint32_t balloon_step_mib; /* Ctrl-A b step; 0: the default (128) */
+	uint32_t balloon_stats_s;  /* seconds between statistics requests, 0: on demand only */
+	uint32_t vsock_cid;	   /* guest CID (>= 3) when vsock_path[0] */
+	char vsock_path[MACHINE_PATH_MAX]; /* host Unix socket path; "": no vsock device */
+	/* What was booted (informational once running; a restore does not reload it). */
+	char kernel[MACHINE_PATH_MAX];
+	char initrd[MACHINE_PATH_MAX];
+	char cmdline[MACHINE_CMDLINE_MAX];
+};
+
+struct serial;
+struct virtio_net;
+struct virtio_balloon;
+struct net_backend;
+
+/* Run-time settings that are not part of the machine (never saved). */
+struct machine_env {
+	int console_fd;		/* the serial port's output (stdout) */
+	const char *chroot_dir; /* --chroot: vsock_path is inside it; NULL if none */
+};
+
+struct machine {
+	struct vm vm;
+	struct machine_config cfg;
+	struct serial *uart;
+	struct virtio_net *net0; /* Ctrl-A n toggles its link */
+	struct virtio_balloon *balloon;
+	struct net_backend *backends[MACHINE_MAX_NETS]; /* until their device owns them */
+};
+
+/* Open the network back ends (first: a missing privilege or a taken port is reported before
+ * any VM exists), create the VM and add every device in the one fixed order that decides MMIO
+ * windows and GSIs.  On failure *m is torn down and err holds one line; returns -errno, with
+ * -EBUSY for a disk locked by another process and -EINVAL for a bad configuration. */
+int machine_create(struct machine *m, const struct machine_config *cfg,
+		   const struct machine_env *env, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+/* Load the kernel (and initrd), build the MP and ACPI tables or the device command line,
+ * the zero page and page tables, and create the vCPUs at the kernel's entry. */
+int machine_boot(struct machine *m, char *err, size_t err_size) __attribute__((warn_unused_result));
+/* Free everything (safe on a partly created machine). */
+void machine_destroy(struct machine *m);
+
+/* The SNAP_REC_MACHINE record: the configuration a restore rebuilds the devices from. */
+struct snap_writer;
+struct snap_file;
+void machine_config_save(const struct machine_config *cfg, struct snap_writer *w);
+/* Read and validate it (every string terminated, counts and values in range). */
+int machine_config_load(struct machine_config *cfg, const struct snap_file *f, char *err,
+			size_t err_size) __attribute__((warn_unused_result));
+
+#endif
