@@ -35,6 +35,12 @@ TEST_LDLIBS += $(URING_LIBS)
 SECCOMP_LIBS := $(shell pkg-config --libs libseccomp 2>/dev/null || echo -lseccomp)
 LDLIBS += $(SECCOMP_LIBS)
 TEST_LDLIBS += $(SECCOMP_LIBS)
+# jansson (Debian libjansson-dev): JSON for snapshot manifests and the control socket.
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+ALL_CFLAGS += $(JANSSON_CFLAGS)
+LDLIBS += $(JANSSON_LIBS)
+TEST_LDLIBS += $(JANSSON_LIBS)
 # zlib (Debian zlib1g-dev): the CRC-32 of snapshot state files, src/snapshot/snap.c.
 ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
 LDLIBS += $(ZLIB_LIBS)
@@ -124,7 +130,7 @@ $(FUZZ_BUILD)/libignition-fuzz.a: $(FUZZ_LIB_OBJS)
 	ar rcs $@ $^
 
 $(FUZZ_BINS): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/fuzz/%.o $(FUZZ_BUILD)/libignition-fuzz.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) -pthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) -pthread
 
 # Each target runs FUZZ_SECONDS (niced) from a fresh corpus that it seeds itself
 # (IGN_FUZZ_SEED_DIR), with its temporary files in the same throw-away directory, and prints one

@@ -64,9 +64,18 @@ const char cli_usage[] =
 	"  --new-ns LIST        enter new namespaces, a comma-separated subset of mount,pid,net\n"
 	"                       (pid: ignition runs as PID 1 of the new namespace, its parent\n"
 	"                       waits; net cannot be combined with --net user)\n"
+	"  --snapshot-dir DIR   where Ctrl-A s writes snapshots: DIR itself if it does not\n"
+	"                       exist yet, else a new timestamped directory inside it (default:\n"
+	"                       a new timestamped directory under ./snapshots/)\n"
+	"  --restore DIR        resume the snapshot in DIR instead of booting: memory, vCPUs,\n"
+	"                       devices and the command line come from it; --disk PATH (in\n"
+	"                       order) uses PATH instead of a private copy of that disk, --net\n"
+	"                       replaces the network back ends (same count), --vsock CID,PATH\n"
+	"                       moves the vsock socket (same CID)\n"
 	"  -h, --help           show this help\n"
 	"\n"
-	"Console keys: Ctrl-A x quits, Ctrl-A h lists keys, Ctrl-A Ctrl-A sends Ctrl-A.\n"
+	"Console keys: Ctrl-A x quits, Ctrl-A s snapshots, Ctrl-A p pauses or resumes, Ctrl-A h\n"
+	"lists keys, Ctrl-A Ctrl-A sends Ctrl-A.\n"
 	"Exit status: 0 when the guest powers off or reboots or you quit, 1 on a VM error,\n"
 	"2 on bad usage, 159 when seccomp refused a system call.  SIGTERM, SIGINT and SIGHUP stop\n"
 	"the VM cleanly (exit 0); a second one ends it at once.  Set IGNITION_LOG=info or debug\n"
@@ -93,6 +102,8 @@ enum {
 	OPT_UID,
 	OPT_GID,
 	OPT_NEW_NS,
+	OPT_RESTORE,
+	OPT_SNAPSHOT_DIR,
 };
 
 static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
@@ -328,12 +339,15 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		{ "uid", required_argument, NULL, OPT_UID },
 		{ "gid", required_argument, NULL, OPT_GID },
 		{ "new-ns", required_argument, NULL, OPT_NEW_NS },
+		{ "restore", required_argument, NULL, OPT_RESTORE },
+		{ "snapshot-dir", required_argument, NULL, OPT_SNAPSHOT_DIR },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long v;
 	uint8_t mac[6];
 	bool has_mac = false;
+	const char *shaping = NULL; /* first option that a snapshot fixes (--restore refuses it) */
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -345,6 +359,37 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
+		case OPT_KERNEL:
+		case OPT_INITRD:
+		case OPT_CMDLINE:
+		case OPT_APPEND:
+		case OPT_GUEST:
+		case OPT_SMP:
+		case OPT_MEM:
+		case OPT_NO_ACPI:
+		case OPT_CPU_TEMPLATE:
+		case OPT_NO_RNG:
+		case OPT_BALLOON:
+		case OPT_MAC:
+			if (!shaping)
+				shaping = argv[optind - 1];
+			break;
+		default:
+			break;
+		}
+		switch (c) {
+		case OPT_RESTORE:
+		case OPT_SNAPSHOT_DIR:
+			if (!*optarg || strlen(optarg) >= CLI_PATH_MAX - 64) {
+				snprintf(err, err_size, "--%s: bad directory '%s'",
+					 c == OPT_RESTORE ? "restore" : "snapshot-dir", optarg);
+				return -EINVAL;
+			}
+			if (c == OPT_RESTORE)
+				o->restore_dir = optarg;
+			else
+				o->snapshot_dir = optarg;
+			break;
 		case OPT_KERNEL:
 			o->kernel = optarg;
 			break;
@@ -523,6 +568,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			memcpy(o->m.nets[0].mac, mac, sizeof(mac));
 			o->m.nets[0].has_mac = true;
 		}
+	}
+	if (o->restore_dir && shaping) {
+		snprintf(err, err_size,
+			 "%s cannot be used with --restore: the snapshot fixes the machine (only "
+			 "--disk, --net and --vsock may replace its back ends)",
+			 shaping);
+		return -EINVAL;
 	}
 	if (o->initrd && !o->kernel) {
 		snprintf(err, err_size, "--initrd needs --kernel");

@@ -28,7 +28,9 @@ struct cli_opts {
 	const char *chroot_dir; /* --chroot DIR, or NULL */
 	bool has_uid, has_gid;	/* --uid N, --gid N given */
 	uint32_t uid, gid;
-	unsigned new_ns; /* --new-ns: CLI_NS_* bits */
+	unsigned new_ns;	  /* --new-ns: CLI_NS_* bits */
+	const char *restore_dir;  /* --restore DIR: resume a snapshot instead of booting */
+	const char *snapshot_dir; /* --snapshot-dir DIR: where Ctrl-A s writes */
 	bool help;
 };
 

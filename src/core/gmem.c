@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-int gmem_alloc(struct gmem *gm, uint64_t size)
+static int map_ram(struct gmem *gm, uint64_t size, int fd)
 {
 	uint64_t low = size < LAYOUT_MMIO_HOLE_START ? size : LAYOUT_MMIO_HOLE_START;
 	void *map;
@@ -14,14 +14,17 @@ int gmem_alloc(struct gmem *gm, uint64_t size)
 	memset(gm, 0, sizeof(*gm));
 	if (size == 0 || size > LAYOUT_MAX_RAM)
 		return -EINVAL;
-	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		   -1, 0);
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_NORESERVE | (fd < 0 ? MAP_ANONYMOUS : 0), fd, 0);
 	if (map == MAP_FAILED)
 		return -errno;
 	/* Guest RAM is mostly page cache and anonymous memory; huge pages cut TLB misses and
-	 * the cost of touching it.  Advisory only. */
-	madvise(map, size, MADV_HUGEPAGE);
+	 * the cost of touching it.  Advisory only (and not for a file mapping, whose pages are
+	 * the file's page cache, shared by every clone of the snapshot). */
+	if (fd < 0)
+		madvise(map, size, MADV_HUGEPAGE);
 	madvise(map, size, MADV_DONTDUMP);
+	gm->file_backed = fd >= 0;
 	gm->map = map;
 	gm->map_size = size;
 	gm->owned = true;
@@ -35,6 +38,16 @@ int gmem_alloc(struct gmem *gm, uint64_t size)
 		gm->nr_regions = 2;
 	}
 	return 0;
+}
+
+int gmem_alloc(struct gmem *gm, uint64_t size)
+{
+	return map_ram(gm, size, -1);
+}
+
+int gmem_map_file(struct gmem *gm, uint64_t size, int fd)
+{
+	return fd < 0 ? -EBADF : map_ram(gm, size, fd);
 }
 
 void gmem_init_flat(struct gmem *gm, void *host, uint64_t size)

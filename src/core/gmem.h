@@ -21,11 +21,15 @@ struct gmem {
 	uint64_t ram_size; /* total RAM bytes */
 	void *map;	   /* one host mapping backing all regions */
 	size_t map_size;
-	bool owned; /* map was allocated by gmem_alloc */
+	bool owned;	  /* map was allocated by gmem_alloc or gmem_map_file */
+	bool file_backed; /* a private mapping of a snapshot's memory file */
 };
 
 /* Allocate `size` bytes of anonymous guest RAM laid out around the MMIO hole. */
 int gmem_alloc(struct gmem *gm, uint64_t size) __attribute__((warn_unused_result));
+/* Map `size` bytes of the file `fd` (a snapshot's memory file, exactly `size` long) as guest
+ * RAM, MAP_PRIVATE: pages load from the file on first touch, writes stay in this process. */
+int gmem_map_file(struct gmem *gm, uint64_t size, int fd) __attribute__((warn_unused_result));
 /* Describe caller-owned host memory as guest RAM starting at GPA 0 (unit tests). */
 void gmem_init_flat(struct gmem *gm, void *host, uint64_t size);
 /* Release memory allocated by gmem_alloc. */

@@ -166,6 +166,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg,
 	memset(m, 0, sizeof(*m));
 	m->vm.kvm_fd = m->vm.vm_fd = m->vm.stop_fd = m->vm.sig_fd = -1;
 	m->vm.ev.epfd = m->vm.ev.stop_fd = -1;
+	for (int i = 0; i < MACHINE_MAX_DISKS; i++)
+		m->private_fds[i] = -1;
 	m->cfg = *cfg;
 	err[0] = '\0';
 	ret = open_backends(m, err, err_size);
@@ -173,7 +175,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg,
 		goto err;
 	vc = (struct vm_config){ .mem_bytes = m->cfg.mem_mib << 20,
 				 .nr_vcpus = m->cfg.smp,
-				 .cpu_template = m->cfg.cpu_template };
+				 .cpu_template = m->cfg.cpu_template,
+				 .mem_fd = env ? env->mem_fd : -1 };
 	if (vc.cpu_template == CPU_TEMPLATE_AUTO)
 		vc.cpu_template = cpuid_detect_template("/sys");
 	m->cfg.cpu_template = vc.cpu_template;
@@ -275,6 +278,11 @@ void machine_destroy(struct machine *m)
 		m->backends[i] = NULL;
 	}
 	vm_destroy(&m->vm);
+	for (int i = 0; i < MACHINE_MAX_DISKS; i++) {
+		if (m->private_fds[i] >= 0)
+			close(m->private_fds[i]);
+		m->private_fds[i] = -1;
+	}
 	m->uart = NULL;
 	m->net0 = NULL;
 	m->balloon = NULL;

@@ -66,6 +66,7 @@ struct net_backend;
 struct machine_env {
 	int console_fd;		/* the serial port's output (stdout) */
 	const char *chroot_dir; /* --chroot: vsock_path is inside it; NULL if none */
+	int mem_fd;		/* >= 0: guest RAM is a private mapping of this file (restore) */
 };
 
 struct machine {
@@ -75,6 +76,9 @@ struct machine {
 	struct virtio_net *net0; /* Ctrl-A n toggles its link */
 	struct virtio_balloon *balloon;
 	struct net_backend *backends[MACHINE_MAX_NETS]; /* until their device owns them */
+	/* A restore's private disk copies (unlinked files; cfg.disks[i].path names them as
+	 * /proc/self/fd/N), open while the machine lives; -1 where none. */
+	int private_fds[MACHINE_MAX_DISKS];
 };
 
 /* Open the network back ends (first: a missing privilege or a taken port is reported before

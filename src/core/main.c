@@ -6,6 +6,7 @@
 #include "core/jail.h"
 #include "core/machine.h"
 #include "core/seccomp.h"
+#include "snapshot/snapshot.h"
 #include "core/vm.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/net.h"
@@ -158,6 +159,61 @@ static void toggle_link(void *opaque)
 	fprintf(stderr, "\r\nignition: eth0 link %s\r\n", up ? "up" : "down");
 }
 
+/* Console keys that act on the whole machine (event-loop thread). */
+static struct machine *key_machine;
+static const char *key_snapshot_dir;
+
+/* Ctrl-A s: a Full snapshot; the guest carries on. */
+static void snapshot_key(void *opaque)
+{
+	struct snapshot_stats st;
+	char dir[PATH_MAX], err[512];
+	struct stat sb;
+	(void)opaque;
+
+	if (!key_snapshot_dir) {
+		if (mkdir("snapshots", 0700) < 0 && errno != EEXIST) {
+			fprintf(stderr, "\r\nignition: cannot create ./snapshots: %s\r\n",
+				strerror(errno));
+			return;
+		}
+		snapshot_default_dir("snapshots", dir, sizeof(dir));
+	} else if (stat(key_snapshot_dir, &sb) < 0 && errno == ENOENT) {
+		snprintf(dir, sizeof(dir), "%s", key_snapshot_dir);
+	} else {
+		snapshot_default_dir(key_snapshot_dir, dir, sizeof(dir));
+	}
+	if (snapshot_create(key_machine, dir, &st, err, sizeof(err))) {
+		fprintf(stderr, "\r\nignition: snapshot failed: %s\r\n", err);
+		return;
+	}
+	fprintf(stderr,
+		"\r\nignition: snapshot %s written in %llu ms (paused %llu us, state %llu us, "
+		"memory %llu of %llu MiB in %llu ms, disks %llu ms)\r\n",
+		dir, (unsigned long long)st.total_us / 1000, (unsigned long long)st.pause_us,
+		(unsigned long long)st.state_us, (unsigned long long)st.memory_written >> 20,
+		(unsigned long long)st.memory_bytes >> 20, (unsigned long long)st.memory_us / 1000,
+		(unsigned long long)st.disks_us / 1000);
+}
+
+/* Ctrl-A p: pause or resume every vCPU. */
+static void pause_key(void *opaque)
+{
+	int ret;
+	(void)opaque;
+
+	if (vm_paused(&key_machine->vm)) {
+		vm_resume(&key_machine->vm);
+		fputs("\r\nignition: resumed\r\n", stderr);
+		return;
+	}
+	ret = vm_pause(&key_machine->vm);
+	if (ret)
+		fprintf(stderr, "\r\nignition: cannot pause: %s\r\n", strerror(-ret));
+	else
+		fputs("\r\nignition: paused (Ctrl-A p resumes)\r\n", stderr);
+}
+
 /* --chroot, --uid/--gid and the mount/net namespaces, once everything is open. */
 static void enter_jail(const struct cli_opts *o)
 {
@@ -180,7 +236,7 @@ static int cmd_run(int argc, char **argv)
 {
 	static struct cli_opts o;
 	static struct machine m;
-	struct machine_env env = { .console_fd = STDOUT_FILENO };
+	struct machine_env env = { .console_fd = STDOUT_FILENO, .mem_fd = -1 };
 	struct vm *vmp = &m.vm;
 	enum vm_stop_reason reason;
 	char err[512];
@@ -206,24 +262,41 @@ static int cmd_run(int argc, char **argv)
 		if (child)
 			return jail_wait_child(child);
 	}
-	plan_boot(&o);
-	check_readable("kernel", o.m.kernel, false);
-	ret = boot_probe_kernel(o.m.kernel, &why);
-	if (ret)
-		die(1, "kernel '%s': %s", o.m.kernel, why ? why : strerror(-ret));
-	if (o.m.initrd[0])
-		check_readable("initrd", o.m.initrd, false);
-	for (int i = 0; i < o.m.nr_disks; i++)
-		check_readable("disk", o.m.disks[i].path, !o.m.disks[i].read_only);
-
 	env.chroot_dir = o.chroot_dir;
-	if (machine_create(&m, &o.m, &env, err, sizeof(err)))
-		die(1, "%s", err);
+	if (o.restore_dir) {
+		struct snapshot_overrides ov = { .nr_nets = o.m.nr_nets, .nets = o.m.nets };
+		uint64_t t0 = log_uptime_ms();
+
+		for (int i = 0; i < o.m.nr_disks; i++) {
+			check_readable("disk", o.m.disks[i].path, true);
+			ov.disks[i] = o.m.disks[i].path;
+		}
+		if (o.m.vsock_path[0]) {
+			ov.vsock_path = o.m.vsock_path;
+			ov.vsock_cid = o.m.vsock_cid;
+		}
+		if (snapshot_restore(&m, o.restore_dir, &ov, &env, err, sizeof(err)))
+			die(1, "%s", err);
+		log_info("restored %s in %llu ms", o.restore_dir,
+			 (unsigned long long)(log_uptime_ms() - t0));
+	} else {
+		plan_boot(&o);
+		check_readable("kernel", o.m.kernel, false);
+		ret = boot_probe_kernel(o.m.kernel, &why);
+		if (ret)
+			die(1, "kernel '%s': %s", o.m.kernel, why ? why : strerror(-ret));
+		if (o.m.initrd[0])
+			check_readable("initrd", o.m.initrd, false);
+		for (int i = 0; i < o.m.nr_disks; i++)
+			check_readable("disk", o.m.disks[i].path, !o.m.disks[i].read_only);
+		if (machine_create(&m, &o.m, &env, err, sizeof(err)))
+			die(1, "%s", err);
+	}
 	/* Before the console: it then leaves these signals to the VM. */
 	ret = vm_catch_stop_signals(vmp, console_restore);
 	if (ret)
 		die(1, "cannot set up the stop signals: %s", strerror(-ret));
-	if (machine_boot(&m, err, sizeof(err)))
+	if (!o.restore_dir && machine_boot(&m, err, sizeof(err)))
 		die(1, "%s", err);
 	ret = console_init(&vmp->ev, m.uart, &vmp->power);
 	if (ret)
@@ -234,6 +307,13 @@ static int cmd_run(int argc, char **argv)
 		die(1, "cannot register the network console key: %s", strerror(-ret));
 	if (m.balloon && (ret = virtio_balloon_register_key(m.balloon, console_stdin())))
 		die(1, "cannot register the balloon's console key: %s", strerror(-ret));
+	key_machine = &m;
+	key_snapshot_dir = o.snapshot_dir;
+	if ((ret = console_register_key(console_stdin(), 's', "snapshot the VM (it carries on)",
+					snapshot_key, NULL)) ||
+	    (ret = console_register_key(console_stdin(), 'p', "pause or resume the vCPUs",
+					pause_key, NULL)))
+		die(1, "cannot register the snapshot console keys: %s", strerror(-ret));
 
 	enter_jail(&o);
 	if (!o.no_seccomp) {

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -115,6 +116,28 @@ static const struct {
 	{ SCMP_SYS(setsockopt), EVLOOP },
 	{ SCMP_SYS(getsockname), EVLOOP },
 	{ SCMP_SYS(getpeername), EVLOOP },
+	/* Snapshots (Ctrl-A s, the control socket) are written from the event loop: a temporary
+	 * directory, the state, memory and manifest files, disk copies (reflink or
+	 * copy_file_range over the data extents, lseek SEEK_DATA/SEEK_HOLE), fsync, rename;
+	 * mincore finds the guest pages never touched.  Also the stat that slirp's DNS
+	 * forwarder needs for /etc/resolv.conf.  openat: see add_rules (read-only, or a new
+	 * file created exclusively). */
+	{ SCMP_SYS(newfstatat), EVLOOP },
+	{ SCMP_SYS(fstat), EVLOOP },
+	{ SCMP_SYS(access), EVLOOP },
+	{ SCMP_SYS(faccessat), EVLOOP },
+	{ SCMP_SYS(faccessat2), EVLOOP },
+	{ SCMP_SYS(mkdir), EVLOOP },
+	{ SCMP_SYS(mkdirat), EVLOOP },
+	{ SCMP_SYS(rename), EVLOOP },
+	{ SCMP_SYS(renameat), EVLOOP },
+	{ SCMP_SYS(renameat2), EVLOOP },
+	{ SCMP_SYS(unlinkat), EVLOOP },
+	{ SCMP_SYS(rmdir), EVLOOP },
+	{ SCMP_SYS(ftruncate), EVLOOP },
+	{ SCMP_SYS(lseek), EVLOOP },
+	{ SCMP_SYS(copy_file_range), EVLOOP },
+	{ SCMP_SYS(mincore), EVLOOP },
 	/* The main thread, after the stop: joins, flushes every writable disk (fsync above),
 	 * removes the vsock socket, frees everything. */
 	{ SCMP_SYS(unlink), MAIN },
@@ -145,6 +168,22 @@ static const struct {
 	/* virtio-net FEATURES_OK (a register write) tells the TAP device the offloads the guest
 	 * accepted. */
 	{ TUNSETOFFLOAD, VCPU },
+	/* Pause and snapshot: each vCPU reads its own state on its own thread (vcpu_state.c)
+	 * and tells the guest it was paused; the event loop reads the VM-wide state and
+	 * reflinks disk copies. */
+	{ KVM_GET_MP_STATE, VCPU },
+	{ KVM_GET_SREGS2, VCPU },
+	{ KVM_GET_XSAVE, VCPU },
+	{ KVM_GET_XSAVE2, VCPU },
+	{ KVM_GET_XCRS, VCPU },
+	{ KVM_GET_DEBUGREGS, VCPU },
+	{ KVM_GET_LAPIC, VCPU },
+	{ KVM_GET_MSRS, VCPU },
+	{ KVM_KVMCLOCK_CTRL, VCPU },
+	{ KVM_GET_IRQCHIP, EVLOOP },
+	{ KVM_GET_PIT2, EVLOOP },
+	{ KVM_GET_CLOCK, EVLOOP },
+	{ FICLONE, EVLOOP },
 };
 
 static const char *const kind_names[SECCOMP_THREAD_KINDS] = { "vcpu", "evloop", "main" };
@@ -240,23 +279,16 @@ static int add_slirp_rules(scmp_filter_ctx ctx, size_t *count)
 {
 	int ret;
 
-	/* The DNS forwarder re-reads /etc/resolv.conf (stat, then fopen "r"): read-only opens
-	 * only. */
-	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-			       arg_masked(2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY));
-	if (!ret)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 0);
-	if (!ret)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fstat), 0);
-	/* sorecvfrom() sizes a UDP datagram with FIONREAD before reading it. */
-	if (!ret)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				       arg_masked(1, 0xffffffffu, FIONREAD));
+	/* The DNS forwarder re-reads /etc/resolv.conf (stat, then fopen "r"): openat
+	 * (read-only) and fstat are in the event loop's rules already (snapshots need them).
+	 * sorecvfrom() sizes a UDP datagram with FIONREAD before reading it. */
+	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+			       arg_masked(1, 0xffffffffu, FIONREAD));
 	/* hostfwd: a host connection to a forwarded TCP port is taken with accept(2). */
 	if (!ret)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(accept), 0);
 	if (!ret)
-		*count += 5;
+		*count += 2;
 	return ret;
 }
 
@@ -292,6 +324,17 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 		return ret;
 	(*count)++;
 	if (kind == SECCOMP_THREAD_EVLOOP) {
+		/* Files: read-only opens, or a new file created exclusively for writing (a
+		 * snapshot's files); never an existing file opened for writing. */
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+				       arg_masked(2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY));
+		if (!ret)
+			ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+					       arg_masked(2, O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC,
+							  O_WRONLY | O_CREAT | O_EXCL));
+		if (ret)
+			return ret;
+		*count += 2;
 		/* New sockets: vsock's guest-to-host connects (AF_UNIX), slirp's outbound NAT
 		 * (AF_INET/AF_INET6); nothing else (no netlink, no packet sockets). */
 		static const int domains[] = { AF_UNIX, AF_INET, AF_INET6 };

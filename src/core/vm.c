@@ -231,7 +231,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 		return -ENOMEM;
 	}
 	vm->pause_sync_init = true;
-	ret = gmem_alloc(&vm->gm, cfg->mem_bytes);
+	ret = cfg->mem_fd >= 0 ? gmem_map_file(&vm->gm, cfg->mem_bytes, cfg->mem_fd)
+			       : gmem_alloc(&vm->gm, cfg->mem_bytes);
 	if (ret) {
 		*why = "cannot allocate guest memory";
 		return ret;

@@ -24,6 +24,7 @@ struct vm_config {
 	uint64_t mem_bytes;
 	unsigned nr_vcpus;
 	enum cpu_template cpu_template; /* resolved (never AUTO) */
+	int mem_fd;			/* >= 0: guest RAM maps this file (gmem_map_file) */
 };
 
 struct vm {

@@ -240,6 +240,39 @@ static void test_evloop_open_read_only(void **state)
 	assert_non_null(strstr(c.err, "refused system call openat (257) in thread evloop"));
 }
 
+/* What a snapshot does: create a new file exclusively and write it; also refused: the same
+ * path opened again for writing without O_EXCL (an existing file is never written). */
+static char excl_path[64];
+
+static void create_exclusive(void)
+{
+	int fd = open(excl_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0 || write(fd, "x", 1) != 1)
+		_exit(3);
+	close(fd);
+	_exit(0);
+}
+
+static void reopen_for_writing(void)
+{
+	open(excl_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+}
+
+static void test_evloop_creates_new_files_only(void **state)
+{
+	struct child c;
+
+	snprintf(excl_path, sizeof(excl_path), "/tmp/ign-seccomp-%d", (int)getpid());
+	unlink(excl_path);
+	run_child(SECCOMP_THREAD_EVLOOP, "evloop", create_exclusive, &c);
+	assert_int_equal(exit_code(&c), 0);
+	run_child(SECCOMP_THREAD_EVLOOP, "evloop", reopen_for_writing, &c);
+	assert_int_equal(exit_code(&c), SECCOMP_EXIT_STATUS);
+	assert_non_null(strstr(c.err, "refused system call openat (257) in thread evloop"));
+	unlink(excl_path);
+}
+
 /* ---- the main thread ---- */
 
 static void main_socket(void)
@@ -314,6 +347,7 @@ int main(void)
 		cmocka_unit_test(test_madvise_only_dontneed),
 		cmocka_unit_test(test_evloop_socket_domains),
 		cmocka_unit_test(test_evloop_open_read_only),
+		cmocka_unit_test(test_evloop_creates_new_files_only),
 		cmocka_unit_test(test_main_refuses_sockets),
 		cmocka_unit_test(test_selftest_hook),
 		cmocka_unit_test(test_not_built_installs_nothing),

@@ -1,0 +1,684 @@
+/* Snapshot create and restore (layout in snapshot.h, format in docs/snapshots.md). */
+#include "snapshot/snapshot.h"
+
+#include "core/machine.h"
+#include "snapshot/snap.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE		 4096u
+#define STATE_MAX	 (256u << 20) /* a state file is a few hundred KiB; refuse absurd ones */
+#define IGNITION_VERSION "0.1"
+
+__attribute__((format(printf, 4, 5))) static int fail(int ret, char *err, size_t size,
+						      const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, size, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void snapshot_default_dir(const char *parent, char *out, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(out, size, "%s/%04d%02d%02d-%02d%02d%02d-%03ld", parent, tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+static int write_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static int create_file(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	return fd < 0 ? -errno : fd;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)p;
+
+	for (unsigned i = 0; i < PAGE / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* Guest RAM as one file laid out like the host mapping (low RAM, then the part above 4 GiB),
+ * with holes for zero pages.  Pages an anonymous mapping never touched are zero without
+ * looking (mincore); a file-backed one (a restored VM) is read in full. */
+static int write_memory(int dirfd, const struct gmem *gm, uint64_t *written)
+{
+	const uint8_t *base = gm->map;
+	size_t pages = gm->map_size / PAGE;
+	unsigned char *resident = NULL;
+	int fd, ret = 0;
+
+	*written = 0;
+	fd = create_file(dirfd, "memory");
+	if (fd < 0)
+		return fd;
+	if (ftruncate(fd, (off_t)gm->map_size) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (!gm->file_backed) {
+		resident = malloc(pages);
+		if (!resident) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		if (mincore(gm->map, gm->map_size, resident) < 0) {
+			free(resident);
+			resident = NULL; /* then look at every page */
+		}
+	}
+	for (size_t i = 0; i < pages;) {
+		size_t run = 0;
+
+		while (i + run < pages && (!resident || (resident[i + run] & 1)) &&
+		       !page_is_zero(base + (i + run) * PAGE))
+			run++;
+		if (run) {
+			ret = write_all(fd, base + i * PAGE, run * PAGE, (off_t)(i * PAGE));
+			if (ret)
+				goto out;
+			*written += run * PAGE;
+			i += run;
+		} else {
+			i++;
+		}
+	}
+	if (fsync(fd) < 0)
+		ret = -errno;
+out:
+	free(resident);
+	close(fd);
+	return ret;
+}
+
+/* Copy src into dirfd/name: a reflink where the file system shares blocks, else the data
+ * extents (holes stay holes), then fsync. */
+static int copy_file(const char *src, int dirfd, const char *name)
+{
+	int in, out, ret = 0;
+	struct stat st;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	if (fstat(in, &st) < 0) {
+		ret = -errno;
+		close(in);
+		return ret;
+	}
+	out = create_file(dirfd, name);
+	if (out < 0) {
+		close(in);
+		return out;
+	}
+	if (ioctl(out, FICLONE, in) < 0) {
+		off_t pos = 0;
+
+		if (ftruncate(out, st.st_size) < 0)
+			ret = -errno;
+		while (!ret && pos < st.st_size) {
+			off_t data = lseek(in, pos, SEEK_DATA), hole;
+
+			if (data < 0) {
+				if (errno != ENXIO) /* ENXIO: only a hole is left */
+					ret = -errno;
+				break;
+			}
+			hole = lseek(in, data, SEEK_HOLE);
+			if (hole < 0) {
+				ret = -errno;
+				break;
+			}
+			while (data < hole) {
+				loff_t a = data, b = data;
+				ssize_t n =
+					copy_file_range(in, &a, out, &b, (size_t)(hole - data), 0);
+
+				if (n <= 0) {
+					ret = n < 0 ? -errno : -EIO;
+					break;
+				}
+				data += n;
+			}
+			pos = hole;
+		}
+	}
+	if (!ret && fsync(out) < 0)
+		ret = -errno;
+	close(out);
+	close(in);
+	return ret;
+}
+
+static json_t *config_json(const struct machine_config *c)
+{
+	json_t *disks = json_array(), *nets = json_array();
+	json_t *o;
+
+	for (int i = 0; i < c->nr_disks; i++)
+		json_array_append_new(disks, json_pack("{s:s, s:b, s:s?}", "path", c->disks[i].path,
+						       "read_only", c->disks[i].read_only, "file",
+						       c->disks[i].read_only ? NULL : "disk"));
+	for (int i = 0; i < c->nr_nets; i++) {
+		const struct machine_net *n = &c->nets[i];
+		char mac[18];
+
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1],
+			 n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+		json_array_append_new(nets,
+				      json_pack("{s:s, s:s?, s:s?}", "kind",
+						n->kind == MACHINE_NET_TAP ? "tap" : "user", "tap",
+						n->kind == MACHINE_NET_TAP ? n->tap : NULL, "mac",
+						n->has_mac ? mac : NULL));
+	}
+	o = json_pack("{s:I, s:i, s:b, s:o, s:o, s:b, s:b, s:s, s:s, s:s}", "mem_mib",
+		      (json_int_t)c->mem_mib, "vcpus", (int)c->smp, "acpi", !c->no_acpi, "disks",
+		      disks, "nets", nets, "rng", !c->no_rng, "balloon", c->balloon, "kernel",
+		      c->kernel, "initrd", c->initrd, "cmdline", c->cmdline);
+	if (o && c->vsock_path[0])
+		json_object_set_new(
+			o, "vsock",
+			json_pack("{s:i, s:s}", "cid", (int)c->vsock_cid, "path", c->vsock_path));
+	return o;
+}
+
+static int write_manifest(int dirfd, const struct machine_config *c,
+			  const struct snapshot_stats *st, size_t state_len)
+{
+	char created[32];
+	struct timespec ts;
+	struct tm tm;
+	json_t *m;
+	char *text;
+	int fd, ret;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	m = json_pack("{s:s, s:n, s:s, s:s, s:i, s:o, s:{s:I, s:I, s:I}}", "type", "Full", "parent",
+		      "created", created, "ignition_version", IGNITION_VERSION, "format_version",
+		      SNAP_FORMAT_VERSION, "config", config_json(c), "sizes", "memory_bytes",
+		      (json_int_t)st->memory_bytes, "memory_written",
+		      (json_int_t)st->memory_written, "state_bytes", (json_int_t)state_len);
+	if (!m)
+		return -ENOMEM;
+	text = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(m);
+	if (!text)
+		return -ENOMEM;
+	fd = create_file(dirfd, "manifest.json");
+	if (fd < 0) {
+		free(text);
+		return fd;
+	}
+	ret = write_all(fd, text, strlen(text), 0);
+	if (!ret)
+		ret = write_all(fd, "\n", 1, (off_t)strlen(text));
+	if (!ret && fsync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	free(text);
+	return ret;
+}
+
+/* Remove what a failed snapshot left in its temporary directory. */
+static void remove_tmp(const char *tmp, int dirfd)
+{
+	static const char *const names[] = { "state", "memory", "manifest.json" };
+	char name[16];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		unlinkat(dirfd, names[i], 0);
+	for (int i = 0; i < MACHINE_MAX_DISKS; i++) {
+		snprintf(name, sizeof(name), "disk%d", i);
+		unlinkat(dirfd, name, 0);
+	}
+	rmdir(tmp);
+}
+
+static int sync_parent(const char *path)
+{
+	char parent[PATH_MAX];
+	char *slash;
+	int fd, ret = 0;
+
+	snprintf(parent, sizeof(parent), "%s", path);
+	slash = strrchr(parent, '/');
+	if (slash == parent)
+		parent[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		snprintf(parent, sizeof(parent), ".");
+	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static int capture_state(struct machine *m, struct snap_writer *w)
+{
+	unsigned n = m->vm.cfg.nr_vcpus;
+	struct vcpu_state *vs = calloc(n, sizeof(*vs));
+	int ret;
+
+	if (!vs)
+		return -ENOMEM;
+	ret = vm_save_vcpus(&m->vm, vs);
+	if (!ret) {
+		machine_config_save(&m->cfg, w);
+		ret = vm_save_state(&m->vm, w);
+	}
+	for (unsigned i = 0; !ret && i < n; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "vcpu%u", i);
+		vcpu_state_save(&vs[i], w, id);
+	}
+	if (!ret)
+		ret = devmgr_save(&m->vm.dm, w);
+	if (!ret)
+		ret = snap_writer_finish(w);
+	free(vs);
+	return ret;
+}
+
+int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *stats, char *err,
+		    size_t n)
+{
+	struct snapshot_stats st = { .memory_bytes = m->vm.gm.map_size };
+	uint64_t t0 = now_us(), t;
+	char tmp[PATH_MAX];
+	struct snap_writer w;
+	bool paused_here = false;
+	int dirfd = -1, fd, ret;
+
+	if (strlen(dir) + 16 >= sizeof(tmp))
+		return fail(-ENAMETOOLONG, err, n, "snapshot directory name too long");
+	if (access(dir, F_OK) == 0)
+		return fail(-EEXIST, err, n, "'%s' already exists", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%d", dir, (int)getpid());
+	if (mkdir(tmp, 0700) < 0)
+		return fail(-errno, err, n, "cannot create '%s': %s", tmp, strerror(errno));
+	dirfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		ret = fail(-errno, err, n, "cannot open '%s': %s", tmp, strerror(errno));
+		rmdir(tmp);
+		return ret;
+	}
+	ret = vm_pause(&m->vm);
+	if (ret && ret != -EALREADY) {
+		fail(ret, err, n, "cannot pause the VM: %s", strerror(-ret));
+		goto out;
+	}
+	paused_here = ret == 0;
+	devmgr_quiesce(&m->vm.dm);
+	t = now_us();
+	st.pause_us = t - t0;
+
+	snap_writer_init(&w);
+	ret = capture_state(m, &w);
+	if (ret) {
+		fail(ret, err, n, "cannot capture the VM's state: %s", strerror(-ret));
+		snap_writer_free(&w);
+		goto out;
+	}
+	fd = create_file(dirfd, "state");
+	ret = fd < 0 ? fd : write_all(fd, w.buf, w.len, 0);
+	if (!ret && fsync(fd) < 0)
+		ret = -errno;
+	if (fd >= 0)
+		close(fd);
+	st.state_us = now_us() - t;
+	t = now_us();
+	if (ret) {
+		fail(ret, err, n, "cannot write the state file: %s", strerror(-ret));
+		snap_writer_free(&w);
+		goto out;
+	}
+	ret = write_memory(dirfd, &m->vm.gm, &st.memory_written);
+	st.memory_us = now_us() - t;
+	t = now_us();
+	if (ret) {
+		fail(ret, err, n, "cannot write the memory file: %s", strerror(-ret));
+		snap_writer_free(&w);
+		goto out;
+	}
+	for (int i = 0; i < m->cfg.nr_disks; i++) {
+		char name[16];
+
+		if (m->cfg.disks[i].read_only)
+			continue;
+		snprintf(name, sizeof(name), "disk%d", i);
+		ret = copy_file(m->cfg.disks[i].path, dirfd, name);
+		if (ret) {
+			fail(ret, err, n, "cannot copy disk '%s': %s", m->cfg.disks[i].path,
+			     strerror(-ret));
+			snap_writer_free(&w);
+			goto out;
+		}
+	}
+	st.disks_us = now_us() - t;
+	t = now_us();
+	ret = write_manifest(dirfd, &m->cfg, &st, w.len);
+	snap_writer_free(&w);
+	if (ret) {
+		fail(ret, err, n, "cannot write the manifest: %s", strerror(-ret));
+		goto out;
+	}
+	/* Everything durable, then the one step that makes it a snapshot. */
+	if (fsync(dirfd) < 0) {
+		ret = fail(-errno, err, n, "fsync '%s': %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (rename(tmp, dir) < 0) {
+		ret = fail(-errno, err, n, "cannot rename '%s' to '%s': %s", tmp, dir,
+			   strerror(errno));
+		goto out;
+	}
+	ret = sync_parent(dir);
+	if (ret) /* the snapshot is complete; only its durability across a crash is in doubt */
+		log_warn("fsync of the directory holding '%s': %s", dir, strerror(-ret));
+	ret = 0;
+	st.sync_us = now_us() - t;
+out:
+	if (ret)
+		remove_tmp(tmp, dirfd);
+	close(dirfd);
+	if (paused_here)
+		vm_resume(&m->vm);
+	st.total_us = now_us() - t0;
+	if (stats)
+		*stats = st;
+	return ret;
+}
+
+/* A private, unlinked copy of a snapshot's disk in the snapshot directory (reflinked where
+ * the file system can): the restored guest writes there, never into the snapshot.  Returns
+ * the open fd (its /proc/self/fd path names it) or -errno. */
+static int private_disk(int dirfd, const char *name)
+{
+	int in = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	int out, ret = 0;
+	struct stat st;
+
+	if (in < 0)
+		return -errno;
+	out = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (out < 0 || fstat(in, &st) < 0) {
+		ret = -errno;
+		goto err;
+	}
+	if (ioctl(out, FICLONE, in) < 0) {
+		loff_t a = 0, b = 0;
+
+		if (ftruncate(out, st.st_size) < 0) {
+			ret = -errno;
+			goto err;
+		}
+		while (a < st.st_size) {
+			off_t data = lseek(in, a, SEEK_DATA), hole;
+
+			if (data < 0)
+				break; /* ENXIO: the rest is a hole */
+			hole = lseek(in, data, SEEK_HOLE);
+			if (hole < 0) {
+				ret = -errno;
+				goto err;
+			}
+			a = b = data;
+			while (a < hole) {
+				ssize_t c = copy_file_range(in, &a, out, &b, (size_t)(hole - a), 0);
+
+				if (c <= 0) {
+					ret = c < 0 ? -errno : -EIO;
+					goto err;
+				}
+			}
+		}
+	}
+	close(in);
+	return out;
+err:
+	if (out >= 0)
+		close(out);
+	close(in);
+	return ret;
+}
+
+static int read_state(int dirfd, uint8_t **buf, size_t *len)
+{
+	int fd = openat(dirfd, "state", O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	size_t got = 0;
+	int ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (st.st_size <= 0 || (uint64_t)st.st_size > STATE_MAX) {
+		ret = -EFBIG;
+		goto out;
+	}
+	*buf = malloc((size_t)st.st_size);
+	if (!*buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, *buf + got, (size_t)st.st_size - got);
+
+		if (r <= 0) {
+			ret = r < 0 ? -errno : -EIO;
+			break;
+		}
+		got += (size_t)r;
+	}
+	*len = got;
+out:
+	close(fd);
+	return ret;
+}
+
+int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_overrides *ov,
+		     const struct machine_env *env, char *err, size_t n)
+{
+	struct machine_env e = *env;
+	struct machine_config cfg;
+	int disk_fds[MACHINE_MAX_DISKS];
+	struct vcpu_state *vs = NULL;
+	uint8_t *state = NULL;
+	struct snap_file f;
+	size_t len = 0;
+	int dirfd, memfd = -1, ret;
+	char why[256];
+	struct stat st;
+
+	for (int i = 0; i < MACHINE_MAX_DISKS; i++)
+		disk_fds[i] = -1;
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return fail(-errno, err, n, "snapshot '%s': %s", dir, strerror(errno));
+	ret = read_state(dirfd, &state, &len);
+	if (ret) {
+		fail(ret, err, n, "snapshot '%s': cannot read its state file: %s", dir,
+		     ret == -EFBIG ? "empty or too large" : strerror(-ret));
+		goto out;
+	}
+	ret = snap_file_parse(&f, state, len, why, sizeof(why));
+	if (ret) {
+		fail(ret, err, n, "snapshot '%s': state file refused: %s", dir, why);
+		goto out;
+	}
+	ret = machine_config_load(&cfg, &f, why, sizeof(why));
+	if (ret) {
+		fail(ret, err, n, "snapshot '%s': %s", dir, why);
+		goto out;
+	}
+	if (ov && ov->vsock_path) {
+		if (!cfg.vsock_path[0]) {
+			ret = fail(-EINVAL, err, n, "--vsock: the snapshot has no vsock device");
+			goto out;
+		}
+		if (ov->vsock_cid != cfg.vsock_cid) {
+			ret = fail(-EINVAL, err, n,
+				   "--vsock: the snapshot's guest CID is %u, not %u", cfg.vsock_cid,
+				   ov->vsock_cid);
+			goto out;
+		}
+		snprintf(cfg.vsock_path, sizeof(cfg.vsock_path), "%s", ov->vsock_path);
+	}
+	if (ov && ov->nr_nets) {
+		if (ov->nr_nets != cfg.nr_nets) {
+			ret = fail(-EINVAL, err, n,
+				   "--net given %d times; the snapshot has %d "
+				   "network devices",
+				   ov->nr_nets, cfg.nr_nets);
+			goto out;
+		}
+		memcpy(cfg.nets, ov->nets, sizeof(cfg.nets[0]) * (size_t)cfg.nr_nets);
+	}
+	for (int i = 0; i < cfg.nr_disks; i++) {
+		char name[16];
+
+		if (ov && i < 16 && ov->disks[i]) {
+			snprintf(cfg.disks[i].path, sizeof(cfg.disks[i].path), "%s", ov->disks[i]);
+			continue;
+		}
+		if (cfg.disks[i].read_only)
+			continue; /* shared as it is: nothing writes it */
+		snprintf(name, sizeof(name), "disk%d", i);
+		disk_fds[i] = private_disk(dirfd, name);
+		if (disk_fds[i] < 0) {
+			ret = fail(disk_fds[i], err, n, "snapshot '%s': disk %d (%s): %s", dir, i,
+				   name, strerror(-disk_fds[i]));
+			goto out;
+		}
+		snprintf(cfg.disks[i].path, sizeof(cfg.disks[i].path), "/proc/self/fd/%d",
+			 disk_fds[i]);
+	}
+	memfd = openat(dirfd, "memory", O_RDONLY | O_CLOEXEC);
+	if (memfd < 0 || fstat(memfd, &st) < 0) {
+		ret = fail(-errno, err, n, "snapshot '%s': memory file: %s", dir, strerror(errno));
+		goto out;
+	}
+	if ((uint64_t)st.st_size != cfg.mem_mib << 20) {
+		ret = fail(-EINVAL, err, n,
+			   "snapshot '%s': the memory file has %lld bytes, the machine %llu MiB",
+			   dir, (long long)st.st_size, (unsigned long long)cfg.mem_mib);
+		goto out;
+	}
+	e.mem_fd = memfd;
+	ret = machine_create(m, &cfg, &e, err, n);
+	if (ret)
+		goto out;
+	/* The machine keeps the private disks open (a later snapshot copies them by path). */
+	memcpy(m->private_fds, disk_fds, sizeof(disk_fds));
+	for (int i = 0; i < MACHINE_MAX_DISKS; i++)
+		disk_fds[i] = -1;
+	ret = devmgr_restore(&m->vm.dm, &f, why, sizeof(why));
+	if (!ret)
+		ret = vm_restore_state(&m->vm, &f, why, sizeof(why));
+	if (ret) {
+		fail(ret, err, n, "snapshot '%s': %s", dir, why);
+		goto out_machine;
+	}
+	ret = vm_setup_vcpus(&m->vm, 0);
+	if (ret) {
+		fail(ret, err, n, "cannot create the vCPUs: %s", strerror(-ret));
+		goto out_machine;
+	}
+	vs = calloc(cfg.smp, sizeof(*vs));
+	if (!vs) {
+		ret = fail(-ENOMEM, err, n, "out of memory");
+		goto out_machine;
+	}
+	for (unsigned i = 0; i < cfg.smp; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "vcpu%u", i);
+		ret = vcpu_state_load(&vs[i], &f, id);
+		if (ret) {
+			fail(ret, err, n, "snapshot '%s': the %s record is %s", dir, id,
+			     ret == -ENOENT ? "missing" : "malformed");
+			goto out_machine;
+		}
+	}
+	ret = vm_load_vcpus(&m->vm, vs);
+	if (ret) {
+		fail(ret, err, n, "snapshot '%s': the vCPU state does not load here: %s", dir,
+		     strerror(-ret));
+		goto out_machine;
+	}
+	goto out;
+out_machine:
+	machine_destroy(m);
+out:
+	free(vs);
+	free(state);
+	if (memfd >= 0)
+		close(memfd); /* the mapping keeps the file */
+	for (int i = 0; i < MACHINE_MAX_DISKS; i++)
+		if (disk_fds[i] >= 0)
+			close(disk_fds[i]);
+	close(dirfd);
+	return ret;
+}

@@ -1,0 +1,57 @@
+/* Snapshots of a running machine and restores from them (docs/snapshots.md).
+ *
+ * A snapshot is a directory:
+ *   state          the state file (snap.h): machine description, vCPUs, irqchip, PIT, clock,
+ *                  every device slot and device record
+ *   memory         guest RAM as one raw file, sparse where the guest's pages are zero
+ *   disk0, disk1…  copies of the writable disks at the moment of the snapshot (reflinks where
+ *                  the file system has them)
+ *   manifest.json  what a person or a tool reads: type, parent, time, version, config, sizes
+ * It is written into a temporary sibling directory, every file and the directory fsynced, then
+ * renamed into place: a crash leaves the old state or the new snapshot, never a half one. */
+#ifndef IGNITION_SNAPSHOT_SNAPSHOT_H
+#define IGNITION_SNAPSHOT_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct machine;
+struct machine_config;
+struct machine_env;
+
+/* Timings of the last snapshot_create, in microseconds (for the report line and benches). */
+struct snapshot_stats {
+	uint64_t pause_us, state_us, memory_us, disks_us, sync_us, total_us;
+	uint64_t memory_bytes;	 /* guest RAM size */
+	uint64_t memory_written; /* bytes of non-zero pages written */
+};
+
+/* Snapshot machine `m` into `dir` (must not exist; its parent must).  Pauses the VM if it is
+ * running (and resumes it after), quiesces every device, saves every vCPU on its own thread.
+ * On the event-loop thread.  0, or -errno with one line in err; on failure nothing is left at
+ * `dir` and the VM carries on. */
+int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *stats, char *err,
+		    size_t err_size) __attribute__((warn_unused_result));
+
+/* A new directory name under `parent` for a snapshot taken now: PARENT/YYYYmmdd-HHMMSS-mmm. */
+void snapshot_default_dir(const char *parent, char *out, size_t size);
+
+/* What a restore may change (Firecracker's network_overrides / vsock_override and disks). */
+struct snapshot_overrides {
+	const char *disks[16]; /* per disk index: use this file instead of a private copy */
+	const char *vsock_path;
+	uint32_t vsock_cid; /* with vsock_path: must be the snapshot's CID */
+	int nr_nets;	    /* >0: replace the snapshot's network back ends with these */
+	const void *nets;   /* struct machine_net[nr_nets] */
+};
+
+/* Rebuild the machine recorded in `dir` and load its state, so that vm_run() continues the
+ * guest where it was.  Guest RAM is a private mapping of `memory` (nothing copied); each
+ * writable disk is a private copy (an unlinked file, gone at exit) unless overridden.  On the
+ * main thread before anything runs.  0, or -errno with one line in err (m is then torn
+ * down). */
+int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_overrides *ov,
+		     const struct machine_env *env, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
+#endif
