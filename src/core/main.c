@@ -7,6 +7,7 @@
 #include "core/machine.h"
 #include "core/seccomp.h"
 #include "snapshot/snapshot.h"
+#include "snapshot/store.h"
 #include "core/vm.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/net.h"
@@ -25,13 +26,17 @@
 
 #define CMDLINE_MAX 4096
 
-static const char top_usage[] = "Usage: ignition COMMAND [OPTIONS]\n"
-				"A microVM monitor for Linux/KVM.\n"
-				"\n"
-				"Commands:\n"
-				"  run        boot a guest (see 'ignition run --help')\n"
-				"  help       show this help\n"
-				"  version    print the version\n";
+static const char top_usage[] =
+	"Usage: ignition COMMAND [OPTIONS]\n"
+	"A microVM monitor for Linux/KVM.\n"
+	"\n"
+	"Commands:\n"
+	"  run        boot a guest, or resume a snapshot with --restore (see\n"
+	"             'ignition run --help')\n"
+	"  snapshot   list, inspect and delete snapshots (see 'ignition snapshot\n"
+	"             --help')\n"
+	"  help       show this help\n"
+	"  version    print the version\n";
 
 /* One clear line on stderr, then exit: the only way start-up errors end the program. */
 __attribute__((noreturn, format(printf, 2, 3))) static void die(int status, const char *fmt, ...)
@@ -365,6 +370,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "snapshot"))
+		return snapshot_store_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(top_usage, stdout);
 		return 0;

@@ -1,0 +1,207 @@
+/* The machine description record: every field round-trips; counts, ranges and strings from a
+ * hostile file are refused with a reason. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/machine.h"
+#include "snapshot/snap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct machine_config sample;
+
+static void fill_sample(void)
+{
+	memset(&sample, 0, sizeof(sample));
+	sample.mem_mib = 512;
+	sample.smp = 4;
+	sample.cpu_template = CPU_TEMPLATE_NO_PV_HC;
+	sample.no_acpi = true;
+	sample.nr_disks = 2;
+	strcpy(sample.disks[0].path, "/var/lib/vm/root.ext4");
+	strcpy(sample.disks[1].path, "/srv/data.img");
+	sample.disks[1].read_only = true;
+	sample.nr_nets = 2;
+	sample.nets[0].kind = MACHINE_NET_USER;
+	sample.nets[0].has_mac = true;
+	memcpy(sample.nets[0].mac, "\x02\x11\x22\x33\x44\x55", 6);
+	sample.nets[0].slirp_flags = NET_SLIRP_RESTRICTED;
+	sample.nets[0].nr_fwd = 1;
+	sample.nets[0].fwd[0] = (struct net_slirp_fwd){ .udp = false,
+							.host_addr = 0x7f000001,
+							.host_port = 2222,
+							.guest_addr = 0,
+							.guest_port = 22 };
+	sample.nets[1].kind = MACHINE_NET_TAP;
+	strcpy(sample.nets[1].tap, "ign0");
+	sample.balloon = true;
+	sample.balloon_step_mib = 64;
+	sample.balloon_stats_s = 5;
+	sample.vsock_cid = 3;
+	strcpy(sample.vsock_path, "/tmp/v.sock");
+	strcpy(sample.kernel, "/boot/vmlinux");
+	strcpy(sample.cmdline, "console=ttyS0 root=/dev/vda rw");
+}
+
+static void encode(const struct machine_config *c, struct snap_writer *w, struct snap_file *f)
+{
+	snap_writer_init(w);
+	machine_config_save(c, w);
+	assert_int_equal(snap_writer_finish(w), 0);
+	assert_int_equal(snap_file_parse(f, w->buf, w->len, NULL, 0), 0);
+}
+
+static void test_round_trip(void **state)
+{
+	static struct machine_config back;
+	struct snap_writer w;
+	struct snap_file f;
+	char err[256];
+
+	fill_sample();
+	encode(&sample, &w, &f);
+	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), 0);
+	assert_memory_equal(&back, &sample, sizeof(back));
+	snap_writer_free(&w);
+}
+
+/* Re-encode with one field changed; the loader must refuse it. */
+static void expect_refused(void (*mutate)(struct machine_config *), const char *what)
+{
+	static struct machine_config c, back;
+	struct snap_writer w;
+	struct snap_file f;
+	char err[256] = "";
+
+	fill_sample();
+	c = sample;
+	mutate(&c);
+	encode(&c, &w, &f);
+	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
+	assert_true(err[0] != '\0');
+	(void)what;
+	snap_writer_free(&w);
+}
+
+static void tiny_mem(struct machine_config *c)
+{
+	c->mem_mib = 1;
+}
+
+static void no_vcpus(struct machine_config *c)
+{
+	c->smp = 0;
+}
+
+static void many_vcpus(struct machine_config *c)
+{
+	c->smp = VM_MAX_VCPUS + 1;
+}
+
+static void auto_template(struct machine_config *c)
+{
+	c->cpu_template = CPU_TEMPLATE_AUTO;
+}
+
+static void bad_template(struct machine_config *c)
+{
+	c->cpu_template = (enum cpu_template)7;
+}
+
+static void bad_cid(struct machine_config *c)
+{
+	c->vsock_cid = 2;
+}
+
+static void tap_without_name(struct machine_config *c)
+{
+	c->nets[1].tap[0] = '\0';
+}
+
+static void test_refuses_values(void **state)
+{
+	expect_refused(tiny_mem, "memory");
+	expect_refused(no_vcpus, "vcpus");
+	expect_refused(many_vcpus, "vcpus");
+	expect_refused(auto_template, "template");
+	expect_refused(bad_template, "template");
+	expect_refused(bad_cid, "cid");
+	expect_refused(tap_without_name, "tap");
+}
+
+/* Counts past the arrays are refused before anything is read into them. */
+static void test_refuses_counts(void **state)
+{
+	static struct machine_config back;
+	struct snap_writer w;
+	struct snap_file f;
+	char err[256];
+
+	snap_writer_init(&w);
+	snap_rec_begin(&w, SNAP_REC_MACHINE, 1, "machine");
+	snap_put_u64(&w, 256);
+	snap_put_u32(&w, 1);
+	snap_put_u32(&w, CPU_TEMPLATE_HOST);
+	snap_put_bool(&w, false);
+	snap_put_u32(&w, MACHINE_MAX_DISKS + 1);
+	assert_int_equal(snap_writer_finish(&w), 0);
+	assert_int_equal(snap_file_parse(&f, w.buf, w.len, NULL, 0), 0);
+	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "disks"));
+	snap_writer_free(&w);
+}
+
+static void test_refuses_truncation_and_version(void **state)
+{
+	static struct machine_config back;
+	struct snap_writer w, t;
+	struct snap_file f;
+	struct snap_reader r;
+	char err[256];
+
+	fill_sample();
+	encode(&sample, &w, &f);
+	assert_int_equal(snap_file_find(&f, SNAP_REC_MACHINE, "machine", &r), 0);
+	/* Every shorter payload, re-framed as a valid file. */
+	for (size_t cut = 0; cut < r.len; cut += 7) {
+		snap_writer_init(&t);
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 1, "machine");
+		snap_put_bytes(&t, r.p, cut);
+		assert_int_equal(snap_writer_finish(&t), 0);
+		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
+		assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
+		snap_writer_free(&t);
+	}
+	/* Another version. */
+	snap_writer_init(&t);
+	snap_rec_begin(&t, SNAP_REC_MACHINE, 2, "machine");
+	snap_put_bytes(&t, r.p, r.len);
+	assert_int_equal(snap_writer_finish(&t), 0);
+	assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
+	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "version 2"));
+	snap_writer_free(&t);
+	/* No record at all. */
+	snap_writer_init(&t);
+	assert_int_equal(snap_writer_finish(&t), 0);
+	assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
+	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
+	snap_writer_free(&t);
+	snap_writer_free(&w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_refuses_values),
+		cmocka_unit_test(test_refuses_counts),
+		cmocka_unit_test(test_refuses_truncation_and_version),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
