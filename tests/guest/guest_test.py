@@ -7,8 +7,9 @@ per boot.  Every check appends "PASS|FAIL|SKIP name (reason)" to $IGN_RESULTS.
 Boot 1  default guest (ELF vmlinux-min), --smp 1, ACPI: login as root, nproc = 1, date
         matches the host (CMOS RTC), root found through the DSDT (no virtio_mmio.device= on
         the command line), every process runs with the guest's AVX mask and pipelines give
-        the right digests many times over, boot-timer line, write + sync a file, poweroff
-        -> exit 0, file found on the image.
+        the right digests many times over, Ctrl-A s snapshot at the shell, boot-timer line,
+        write + sync a file, poweroff -> exit 0, file found on the image; then the snapshot
+        resumed in new processes and damaged copies of it refused (tests/guest/snapshot.py).
 Boot 2  bzImage, --smp 2 --no-acpi: virtio_mmio.device= on the command line, the vCPUs
         found through the MP table (nproc = 2), reboot -> exit 0.
 Boot 3  Debian's stock cloud kernel + initramfs, stdin/stdout are pipes: login, ACPI
@@ -256,9 +257,13 @@ def check_avx_mask(g):
           m.group(2) == "0" and not crashed, out[-400:])
 
 
-def boot1(rootfs):
-    """Default guest, 2 vCPUs, ACPI discovery, login, RTC, disk write, boot-timer, poweroff."""
-    g = Guest("boot1-smp1", ["--smp", "1", "--disk", rootfs])
+def boot1(rootfs, tmp):
+    """Default guest, 1 vCPU, ACPI discovery, login, RTC, disk write, boot-timer, poweroff;
+    a snapshot at the shell, resumed after the poweroff (tests/guest/snapshot.py)."""
+    import snapshot
+    snap = None
+    g = Guest("boot1-smp1", ["--smp", "1", "--disk", rootfs,
+                             "--snapshot-dir", os.path.join(tmp, "snap1")])
     try:
         g.login()
         result("PASS", "login-root")
@@ -286,6 +291,7 @@ def boot1(rootfs):
             ok = f"{(d >> 8) & 0xfff}:{(d & 0xff) | ((d >> 12) & 0xfff00)}" == f[1]
         check("root-on-virtio-blk", ok, out)
         check_avx_mask(g)
+        snap = snapshot.take(g, tmp)
         st, _ = g.run("echo ignition-was-here > /root/persist.txt && sync")
         check("write-file-and-sync", st == 0)
         g.send("poweroff\n")
@@ -302,6 +308,8 @@ def boot1(rootfs):
         result("FAIL", "boot1", g.why(e))
     finally:
         g.close()
+    if snap:
+        snapshot.after(snap, tmp)
 
 
 # More vCPUs than the host's 2 cores on kvm_pvm hosts livelocks the emulated guest kernel at
@@ -447,7 +455,7 @@ def main():
             t0 = time.monotonic()
             try:
                 shutil.copyfile(rootfs_src, rootfs)
-                if fn is boot4:
+                if fn in (boot1, boot4):
                     fn(rootfs, tmp)
                 else:
                     fn(rootfs)
