@@ -44,5 +44,10 @@ int gmem_write(const struct gmem *gm, uint64_t gpa, const void *src, size_t len)
 	__attribute__((warn_unused_result));
 /* True if gpa..gpa+len is wholly guest RAM. */
 bool gmem_valid(const struct gmem *gm, uint64_t gpa, uint64_t len);
+/* Return [gpa, gpa+len) (page-aligned, inside one RAM region) to the host: the memory is
+ * freed and reads as zeros afterwards (the balloon's inflated pages).  0, -EFAULT if the range
+ * is not wholly RAM, or -errno from madvise. */
+int gmem_discard(const struct gmem *gm, uint64_t gpa, uint64_t len)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -2,6 +2,7 @@
 
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
+#include "devices/virtio/virtq.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -76,4 +77,12 @@ void fdrv_driver_ok(struct virtio_mmio *t)
 bool fdrv_event_due(uint16_t event, uint16_t now, uint16_t old)
 {
 	return (uint16_t)(now - event - 1) < (uint16_t)(now - old);
+}
+
+void fdrv_vq_resume(struct virtq *vq, struct fake_vq *f, uint64_t features, uint16_t last_avail)
+{
+	assert_int_equal(virtq_setup(vq, &f->mem->gm, f->size, f->desc, f->avail, f->used), 0);
+	virtq_set_features(vq, features);
+	vq->last_avail = last_avail;
+	vq->used_idx = fake_vq_used_idx(f);
 }

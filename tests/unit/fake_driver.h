@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct virtio_mmio;
+struct virtq;
 
 /* 32-bit register read / write at `off` in the transport's window. */
 uint32_t fdrv_rd(struct virtio_mmio *t, uint64_t off);
@@ -35,5 +36,11 @@ void fdrv_driver_ok(struct virtio_mmio *t);
  * `old` to `now`, given the driver's used_event `event`?  (The driver's side of the rule that
  * virtq_should_notify() implements: idx - event - 1 < idx - old, in 16-bit arithmetic.) */
 bool fdrv_event_due(uint16_t event, uint16_t now, uint16_t old);
+
+/* The device side of queue `f` as a snapshot restore brings it back (rings where `f` has them,
+ * `features` applied, the used index the device left in guest memory, `last_avail` chains
+ * consumed), for device tests that restore a device and activate it with these queues
+ * directly (the transport's own snapshot is not theirs to test). */
+void fdrv_vq_resume(struct virtq *vq, struct fake_vq *f, uint64_t features, uint16_t last_avail);
 
 #endif

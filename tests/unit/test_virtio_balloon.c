@@ -10,6 +10,7 @@
 #include "devices/virtio/virtq.h"
 #include "fake_driver.h"
 #include "fake_virtq.h"
+#include "snapshot/snap.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -611,6 +612,285 @@ static void test_missing_queues(void **state)
 	assert_false(needs_reset(x));
 }
 
+/* gmem_discard: the range reads as zeros and leaves the host; outside RAM is refused. */
+static void test_gmem_discard(void **state)
+{
+	struct fixture *x = *state;
+
+	touch(x, POOL_PFN, 4, 0x77);
+	assert_int_equal(gmem_discard(&x->mem.gm, POOL_GPA + 4096, 2 * 4096), 0);
+	assert_true(resident(x, POOL_PFN));
+	assert_false(resident(x, POOL_PFN + 1));
+	assert_false(resident(x, POOL_PFN + 2));
+	assert_int_equal(x->mem.buf[POOL_GPA + 4096], 0);
+	assert_int_equal(x->mem.buf[POOL_GPA + 3 * 4096 - 1], 0);
+	assert_int_equal(x->mem.buf[POOL_GPA + 3 * 4096], 0x77);
+	assert_int_equal(gmem_discard(&x->mem.gm, RAM_SIZE - 4096, 2 * 4096), -EFAULT);
+	assert_int_equal(gmem_discard(&x->mem.gm, UINT64_MAX - 4095, 4096), -EFAULT);
+	assert_int_equal(gmem_discard(&x->mem.gm, POOL_GPA, 0), 0);
+}
+
+/* ---- snapshots ----
+ *
+ * The device's own record, round-tripped: the fixture's balloon is saved, a fresh one restores
+ * the record and is activated with the queues as the transport would bring them back
+ * (fdrv_vq_resume); the driver then carries on through the restored device's ops.  The old
+ * device is left alone from the save on. */
+
+#define SNAP_ID "virtio-balloon"
+
+struct snap_buf {
+	struct snap_writer w;
+	struct snap_file f;
+};
+
+static void snap_parse(struct snap_buf *s)
+{
+	char why[128];
+
+	assert_int_equal(snap_writer_finish(&s->w), 0);
+	assert_int_equal(snap_file_parse(&s->f, s->w.buf, s->w.len, why, sizeof(why)), 0);
+}
+
+/* Quiesce through the transport (as the device manager does), then save the device. */
+static void snap_take(struct fixture *x, struct snap_buf *s)
+{
+	virtio_mmio_quiesce(x->t);
+	snap_writer_init(&s->w);
+	assert_int_equal(virtio_balloon_ops.save(x->b, &s->w, SNAP_ID), 0);
+	snap_parse(s);
+}
+
+struct restored {
+	struct irq_line irq;
+	struct virtio_balloon *b;
+	struct virtio_mmio *t;
+	struct virtq vqs[3];
+};
+
+static struct restored *restored_create(struct fixture *x)
+{
+	struct virtio_balloon_opts o = { .step_mib = STEP_MIB, .stats_s = 0 };
+	struct restored *r = calloc(1, sizeof(*r));
+
+	r->irq.fd = -1;
+	assert_int_equal(virtio_balloon_create(&x->mem.gm, NULL, &o, &r->b), 0);
+	assert_int_equal(virtio_mmio_create(&x->mem.gm, &r->irq, &virtio_balloon_ops, r->b, &r->t),
+			 0);
+	virtio_balloon_attach(r->b, r->t);
+	return r;
+}
+
+/* DRIVER_OK was set when the snapshot was taken: the transport re-activates the device with
+ * its queues where they were; `stats_held` chains of the stats queue were consumed and not
+ * used yet. */
+static void restored_activate(struct fixture *x, struct restored *r, unsigned stats_held)
+{
+	for (unsigned q = 0; q < 3; q++)
+		fdrv_vq_resume(&r->vqs[q], &x->f[q], ALL_FEATURES,
+			       (uint16_t)(fake_vq_used_idx(&x->f[q]) +
+					  (q == VIRTIO_BALLOON_Q_STATS ? stats_held : 0)));
+	assert_int_equal(virtio_balloon_ops.activate(r->b, r->t, ALL_FEATURES, r->vqs, 3), 0);
+}
+
+static void restored_destroy(struct restored *r)
+{
+	virtio_mmio_destroy(r->t);
+	free(r);
+}
+
+static struct virtio_balloon_stats restored_stats(struct restored *r)
+{
+	struct virtio_balloon_stats s;
+
+	virtio_balloon_get_stats(r->b, &s, NULL);
+	return s;
+}
+
+/* Target, actual and the statistics come back; the held stats buffer is still held by the
+ * restored device and given back exactly once; the queues carry on. */
+static void test_snapshot_round_trip(void **state)
+{
+	struct fixture *x = *state;
+	struct stat_ent s1[] = { { VIRTIO_BALLOON_S_MEMFREE, 100 << 20 },
+				 { VIRTIO_BALLOON_S_MEMTOT, 500 << 20 } };
+	struct stat_ent s2[] = { { VIRTIO_BALLOON_S_AVAIL, 7 } };
+	uint32_t pfns[] = { POOL_PFN, POOL_PFN + 1 };
+	struct fake_buf b = { LIST_GPA, 8, false };
+	struct restored *r;
+	struct snap_buf s;
+	uint32_t id, len;
+	uint16_t head, head2;
+
+	virtio_balloon_set_target(x->b, 1000);
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 600);
+	touch(x, POOL_PFN, 2, 1);
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_INFLATE, pfns, 2), 0);
+	put_stats(x, LIST_GPA, s1, 2);
+	head = offer_stats(x, 20, false);
+	snap_take(x, &s);
+
+	r = restored_create(x);
+	assert_int_equal(virtio_balloon_target(r->b), 0);
+	assert_int_equal(virtio_balloon_ops.restore(r->b, &s.f, SNAP_ID), 0);
+	assert_int_equal(virtio_balloon_target(r->b), 1000);
+	assert_int_equal(virtio_balloon_actual(r->b), 600);
+	assert_int_equal(virtio_mmio_dev_ops.read(r->t, VIRTIO_MMIO_CONFIG, 4), 1000);
+	assert_int_equal(virtio_mmio_dev_ops.read(r->t, VIRTIO_MMIO_CONFIG + 4, 4), 600);
+	assert_true(restored_stats(r).valid);
+	assert_int_equal(restored_stats(r).present,
+			 (1u << VIRTIO_BALLOON_S_MEMFREE) | (1u << VIRTIO_BALLOON_S_MEMTOT));
+	assert_int_equal(restored_stats(r).val[VIRTIO_BALLOON_S_MEMTOT], 500 << 20);
+	assert_true(restored_stats(r).age_ms < 5000);
+	restored_activate(x, r, 1);
+	/* The stats buffer the old device held comes back once, as a request. */
+	assert_false(fake_vq_get_used(&x->f[2], &id, &len));
+	assert_int_equal(virtio_balloon_request_stats(r->b), 0);
+	assert_true(fake_vq_get_used(&x->f[2], &id, &len));
+	assert_int_equal(id, head);
+	assert_int_equal(len, 0);
+	assert_true(r->irq.count > 0);
+	assert_int_equal(virtio_balloon_request_stats(r->b), -EAGAIN);
+	assert_false(fake_vq_get_used(&x->f[2], &id, &len));
+	/* The driver answers with fresh statistics; the round trip goes on. */
+	put_stats(x, LIST_GPA, s2, 1);
+	b.len = 10;
+	head2 = fake_vq_add_chain(&x->f[2], &b, 1);
+	virtio_balloon_ops.queue_notify(r->b, VIRTIO_BALLOON_Q_STATS);
+	assert_false(fake_vq_get_used(&x->f[2], &id, &len));
+	assert_int_equal(restored_stats(r).present, 1u << VIRTIO_BALLOON_S_AVAIL);
+	assert_int_equal(virtio_balloon_request_stats(r->b), 0);
+	assert_true(fake_vq_get_used(&x->f[2], &id, &len));
+	assert_int_equal(id, head2);
+	/* Inflation through the restored device. */
+	touch(x, POOL_PFN + 5, 1, 1);
+	pfns[0] = POOL_PFN + 5;
+	put_pfns(x, LIST_GPA, pfns, 1);
+	b.len = 4;
+	head = fake_vq_add_chain(&x->f[0], &b, 1);
+	virtio_balloon_ops.queue_notify(r->b, VIRTIO_BALLOON_Q_INFLATE);
+	assert_true(fake_vq_get_used(&x->f[0], &id, &len));
+	assert_int_equal(id, head);
+	assert_false(resident(x, POOL_PFN + 5));
+	/* The target moves on from the restored one. */
+	assert_int_equal(virtio_balloon_toggle(r->b), 0);
+	snap_writer_free(&s.w);
+	restored_destroy(r);
+}
+
+/* A hand-made record: what a valid one holds, and the knobs the refusals turn. */
+struct balloon_rec {
+	uint16_t version;
+	const char *id;
+	uint32_t num_pages, actual;
+	uint8_t held;
+	uint16_t head;
+	uint8_t valid;
+	uint32_t present;
+	uint64_t val[VIRTIO_BALLOON_S_MAX];
+	bool truncated, trailing;
+};
+
+static struct balloon_rec good_rec(void)
+{
+	struct balloon_rec g = { .version = 1,
+				 .id = SNAP_ID,
+				 .num_pages = RAM_SIZE >> 12,
+				 .actual = 0xfffffff0u,
+				 .held = 1,
+				 .head = 3,
+				 .valid = 1,
+				 .present = 1u << VIRTIO_BALLOON_S_MEMTOT };
+
+	g.val[VIRTIO_BALLOON_S_MEMTOT] = 42;
+	return g;
+}
+
+static void build_rec(struct snap_buf *s, const struct balloon_rec *g)
+{
+	snap_writer_init(&s->w);
+	snap_rec_begin(&s->w, SNAP_REC_VIRTIO_BALLOON, g->version, g->id);
+	snap_put_u32(&s->w, g->num_pages);
+	snap_put_u32(&s->w, g->actual);
+	snap_put_u8(&s->w, g->held);
+	snap_put_u16(&s->w, g->head);
+	snap_put_u8(&s->w, g->valid);
+	snap_put_u32(&s->w, g->present);
+	for (unsigned i = 0; i < VIRTIO_BALLOON_S_MAX - (g->truncated ? 1 : 0); i++)
+		snap_put_u64(&s->w, g->val[i]);
+	if (g->trailing)
+		snap_put_u8(&s->w, 0);
+	snap_parse(s);
+}
+
+/* Malformed records are refused with -EINVAL and leave the device exactly as created. */
+static void test_snapshot_refusals(void **state)
+{
+	struct fixture *x = *state;
+	struct restored *r = restored_create(x);
+	struct balloon_rec cases[16];
+	unsigned n = 0;
+	struct snap_buf s;
+	uint32_t id, len;
+
+	for (unsigned i = 0; i < 16; i++)
+		cases[i] = good_rec();
+	cases[n++].version = 2;
+	cases[n++].version = 0;
+	cases[n++].id = "virtio-balloon1"; /* no record for this device */
+	cases[n++].truncated = true;
+	cases[n++].trailing = true;
+	cases[n++].num_pages = (RAM_SIZE >> 12) + 1; /* more than guest RAM */
+	cases[n++].held = 2;
+	cases[n++].head = VIRTIO_BALLOON_QUEUE_SIZE;
+	cases[n].held = 0; /* nothing held, yet a head */
+	n++;
+	cases[n++].valid = 2;
+	cases[n++].valid = 0; /* statistics present though none arrived */
+	cases[n++].present = 1u << VIRTIO_BALLOON_S_MAX;
+	cases[n++].val[VIRTIO_BALLOON_S_MEMFREE] = 1; /* a value for an absent tag */
+	for (unsigned i = 0; i < n; i++) {
+		build_rec(&s, &cases[i]);
+		if (virtio_balloon_ops.restore(r->b, &s.f, SNAP_ID) != -EINVAL)
+			fail_msg("case %u accepted", i);
+		snap_writer_free(&s.w);
+		assert_int_equal(virtio_balloon_target(r->b), 0);
+		assert_int_equal(virtio_balloon_actual(r->b), 0);
+		assert_false(restored_stats(r).valid);
+	}
+	/* No stats buffer is believed held. */
+	restored_activate(x, r, 0);
+	assert_int_equal(virtio_balloon_request_stats(r->b), -EAGAIN);
+	assert_false(fake_vq_get_used(&x->f[2], &id, &len));
+	restored_destroy(r);
+
+	/* The builder's good record is accepted: any `actual`, the target at its largest. */
+	r = restored_create(x);
+	cases[0] = good_rec();
+	build_rec(&s, &cases[0]);
+	assert_int_equal(virtio_balloon_ops.restore(r->b, &s.f, SNAP_ID), 0);
+	snap_writer_free(&s.w);
+	assert_int_equal(virtio_balloon_target(r->b), RAM_SIZE >> 12);
+	assert_int_equal(virtio_balloon_actual(r->b), 0xfffffff0u);
+	assert_int_equal(restored_stats(r).val[VIRTIO_BALLOON_S_MEMTOT], 42);
+	/* Head 3 fits the driver's 16-entry stats queue: it is given back on request. */
+	restored_activate(x, r, 0);
+	assert_int_equal(virtio_balloon_request_stats(r->b), 0);
+	assert_true(fake_vq_get_used(&x->f[2], &id, &len));
+	assert_int_equal(id, 3);
+	restored_destroy(r);
+
+	/* A head beyond the queue the driver set up (16 entries) is dropped at activation. */
+	r = restored_create(x);
+	cases[0].head = QSIZE;
+	build_rec(&s, &cases[0]);
+	assert_int_equal(virtio_balloon_ops.restore(r->b, &s.f, SNAP_ID), 0);
+	snap_writer_free(&s.w);
+	restored_activate(x, r, 0);
+	assert_int_equal(virtio_balloon_request_stats(r->b), -EAGAIN);
+	restored_destroy(r);
+}
+
 /* A statistics timer on an event loop is created and torn down cleanly; bad options fail. */
 static void test_create_with_timer(void **state)
 {
@@ -711,6 +991,9 @@ int main(void)
 		T(test_stats_odd_lengths),
 		T(test_no_stats_feature),
 		T(test_missing_queues),
+		T(test_gmem_discard),
+		T(test_snapshot_round_trip),
+		T(test_snapshot_refusals),
 		cmocka_unit_test(test_create_with_timer),
 		cmocka_unit_test(test_cli),
 	};

@@ -10,6 +10,7 @@
 #include "devices/virtio/vsock/vsock.h"
 #include "fake_driver.h"
 #include "fake_virtq.h"
+#include "snapshot/snap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1011,6 +1012,309 @@ static void test_lying_chains(void **state)
 	close(fd);
 }
 
+/* ---- snapshots ----
+ *
+ * The device's own record, round-tripped: the fixture's device is quiesced and saved, a fresh
+ * device (its own listening socket, as a new process would have) restores the record and is
+ * activated with the queues as the transport would bring them back (fdrv_vq_resume); the
+ * driver then carries on through the restored device's ops.  The old device is left alone
+ * from the save on. */
+
+#define SNAP_ID "virtio-vsock0"
+
+struct snap_buf {
+	struct snap_writer w;
+	struct snap_file f;
+};
+
+static void snap_parse(struct snap_buf *s)
+{
+	char why[128];
+
+	assert_int_equal(snap_writer_finish(&s->w), 0);
+	assert_int_equal(snap_file_parse(&s->f, s->w.buf, s->w.len, why, sizeof(why)), 0);
+}
+
+/* Quiesce through the transport (as the device manager does), then save the device. */
+static void snap_take(struct fixture *x, struct snap_buf *s)
+{
+	virtio_mmio_quiesce(x->t);
+	snap_writer_init(&s->w);
+	assert_int_equal(virtio_vsock_ops.save(x->v, &s->w, SNAP_ID), 0);
+	snap_parse(s);
+}
+
+struct restored {
+	char path[96];
+	struct irq_line irq;
+	struct virtio_vsock *v;
+	struct virtio_mmio *t;
+	struct virtq vqs[VSOCK_NUM_QUEUES];
+};
+
+static struct restored *restored_create(struct fixture *x, uint32_t cid)
+{
+	struct restored *r = calloc(1, sizeof(*r));
+
+	snprintf(r->path, sizeof(r->path), "%s/r.sock", x->dir);
+	r->irq.fd = -1;
+	assert_int_equal(virtio_vsock_create(cid, r->path, &r->v), 0);
+	assert_int_equal(virtio_mmio_create(&x->mem.gm, &r->irq, &virtio_vsock_ops, r->v, &r->t),
+			 0);
+	virtio_vsock_bind(r->v, r->t);
+	return r;
+}
+
+/* DRIVER_OK was set when the snapshot was taken: the transport re-activates the device with
+ * its queues where they were (after quiesce, every chain popped was also used). */
+static void restored_activate(struct fixture *x, struct restored *r)
+{
+	uint64_t f = VIRTIO_BIT(VIRTIO_F_VERSION_1);
+
+	fdrv_vq_resume(&r->vqs[VSOCK_QUEUE_RX], &x->rx, f, fake_vq_used_idx(&x->rx));
+	fdrv_vq_resume(&r->vqs[VSOCK_QUEUE_TX], &x->tx, f, fake_vq_used_idx(&x->tx));
+	fdrv_vq_resume(&r->vqs[VSOCK_QUEUE_EVENT], &x->ev, f, fake_vq_used_idx(&x->ev));
+	assert_int_equal(virtio_vsock_ops.activate(r->v, r->t, f, r->vqs, VSOCK_NUM_QUEUES), 0);
+}
+
+static void restored_destroy(struct restored *r)
+{
+	struct stat st;
+
+	virtio_mmio_destroy(r->t);
+	assert_int_equal(stat(r->path, &st), -1);
+	free(r);
+}
+
+/* A guest packet to the restored device (its transmit queue run by hand). */
+static void restored_tx(struct fixture *x, struct restored *r, uint16_t op, uint32_t src_port,
+			uint32_t dst_port, const void *payload, size_t n)
+{
+	struct vsock_hdr h = ghdr(op, src_port, dst_port);
+	uint8_t *p = fake_mem_ptr(&x->mem, TX_BUF_GPA, VSOCK_HDR_BYTES + n);
+	struct fake_buf b = { TX_BUF_GPA, (uint32_t)(VSOCK_HDR_BYTES + n), false };
+	uint32_t id, len;
+	uint16_t head;
+
+	h.len = (uint32_t)n;
+	vsock_hdr_encode(&h, p);
+	memcpy(p + VSOCK_HDR_BYTES, payload, n);
+	head = fake_vq_add_chain(&x->tx, &b, 1);
+	virtio_vsock_ops.queue_notify(r->v, VSOCK_QUEUE_TX);
+	assert_true(fake_vq_get_used(&x->tx, &id, &len));
+	assert_int_equal(id, head);
+}
+
+/* The next event the device used, or -1. */
+static int64_t next_event(struct fixture *x)
+{
+	uint32_t id, len;
+
+	if (!fake_vq_get_used(&x->ev, &id, &len))
+		return -1;
+	assert_int_equal(len, VSOCK_EVENT_BYTES);
+	return (int64_t)virtio_get_le(fake_mem_ptr(&x->mem, EV_BUF_GPA + 8u * id, 4), 4);
+}
+
+/* Make an event buffer available (at a slot of its own per descriptor), without notifying. */
+static void add_event_buf(struct fixture *x)
+{
+	struct fake_buf b = { EV_BUF_GPA + 8u * (x->ev.next_desc % QSIZE), 8, true };
+
+	memset(fake_mem_ptr(&x->mem, b.gpa, 8), 0xff, 8);
+	fake_vq_add_chain(&x->ev, &b, 1);
+}
+
+/* Connections do not survive; the guest is told with TRANSPORT_RESET once the restored device
+ * is activated; the receive buffer the old device held goes back and is used by the new one;
+ * the restored device serves new connections. */
+static void test_snapshot_round_trip(void **state)
+{
+	struct fixture *x = *state;
+	int lfd = host_listen(x, 8000), fd, cfd;
+	struct restored *r;
+	struct snap_buf s;
+	struct vsock_hdr h;
+	uint32_t id, len;
+	char buf[64];
+	uint8_t *held;
+
+	post_rx(x, 8);
+	fd = guest_connects(x, lfd, GPORT, 8000); /* the RESPONSE used buffer 0 */
+	host_write(fd, "data", 4);
+	virtio_vsock_poll(x->v);
+	assert_true(rx_pkt(x, &h, buf, sizeof(buf))); /* buffer 1 */
+	assert_int_equal(h.op, VSOCK_OP_RW);
+	assert_memory_equal(buf, "data", 4);
+	/* Nothing more to read: the device kept buffer 2 in hand for the next data. */
+	expect_nothing(x);
+	add_event_buf(x); /* as Linux's driver posts them at probe */
+	held = fake_mem_ptr(&x->mem, RX_BUF_GPA + 2 * RX_BUF_SLOT, VSOCK_HDR_BYTES);
+	memset(held, 0xee, VSOCK_HDR_BYTES);
+	snap_take(x, &s);
+
+	r = restored_create(x, CID);
+	assert_int_equal(virtio_vsock_ops.restore(r->v, &s.f, SNAP_ID), 0);
+	assert_int_equal(virtio_mmio_dev_ops.read(r->t, VIRTIO_MMIO_CONFIG, 8), CID);
+	assert_int_equal(next_event(x), -1); /* not before activation */
+	restored_activate(x, r);
+	assert_int_equal(next_event(x), VSOCK_EVENT_TRANSPORT_RESET);
+	assert_int_equal(next_event(x), -1);
+	assert_true(r->irq.count > 0);
+	assert_int_equal(virtio_vsock_nr_conns(r->v), 0);
+	/* The old connection is unknown: the guest's data on it is answered with RST, in the
+	 * buffer the old device held (returned at quiesce, not lost). */
+	restored_tx(x, r, VSOCK_OP_RW, GPORT, 8000, "x", 1);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(id, 2);
+	vsock_hdr_decode(fake_mem_ptr(&x->mem, RX_BUF_GPA + 2 * RX_BUF_SLOT, VSOCK_HDR_BYTES), &h);
+	assert_int_equal(h.op, VSOCK_OP_RST);
+	assert_int_equal(h.src_port, 8000);
+	assert_int_equal(h.dst_port, GPORT);
+	expect_nothing(x);
+	/* A host client of the restored device reaches the guest. */
+	{
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+
+		cfd = socket(AF_UNIX, SOCK_STREAM, 0);
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s", r->path);
+		assert_int_equal(connect(cfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	}
+	host_write(cfd, "CONNECT 99\n", 11);
+	virtio_vsock_poll(r->v);
+	expect_op(x, VSOCK_OP_REQUEST, VSOCK_EPHEMERAL_MIN, 99, NULL);
+	assert_int_equal(virtio_vsock_nr_conns(r->v), 1);
+	/* A later transport reset (in-place reset) goes out the same way. */
+	add_event_buf(x);
+	virtio_vsock_transport_reset(r->v);
+	assert_int_equal(next_event(x), VSOCK_EVENT_TRANSPORT_RESET);
+	assert_int_equal(virtio_vsock_nr_conns(r->v), 0);
+	host_expect_eof(cfd);
+	close(cfd);
+	snap_writer_free(&s.w);
+	restored_destroy(r);
+	close(fd);
+	host_unlisten(x, lfd, 8000);
+}
+
+/* Quiesce gives the receive buffer kept in hand back to the ring: after a pause the next
+ * packet lands in that same buffer, none is skipped (the transport's saved queue state counts
+ * it as available). */
+static void test_quiesce_returns_rx_buffer(void **state)
+{
+	struct fixture *x = *state;
+	int lfd = host_listen(x, 8002), fd;
+	struct vsock_hdr h;
+	uint32_t id, len;
+	char buf[64];
+
+	post_rx(x, 8);
+	fd = guest_connects(x, lfd, GPORT, 8002); /* buffer 0 */
+	host_write(fd, "one", 3);
+	virtio_vsock_poll(x->v);
+	assert_true(rx_pkt(x, &h, buf, sizeof(buf))); /* buffer 1; buffer 2 kept in hand */
+	virtio_mmio_quiesce(x->t);
+	host_write(fd, "two", 3);
+	virtio_vsock_poll(x->v);
+	assert_true(fake_vq_get_used(&x->rx, &id, &len));
+	assert_int_equal(id, 2);
+	assert_int_equal(len, VSOCK_HDR_BYTES + 3);
+	assert_memory_equal(
+		fake_mem_ptr(&x->mem, RX_BUF_GPA + 2 * RX_BUF_SLOT + VSOCK_HDR_BYTES, 3), "two", 3);
+	close(fd);
+	host_unlisten(x, lfd, 8002);
+}
+
+/* No event buffer at activation: the reset event waits for the driver to post one. */
+static void test_snapshot_event_waits_for_buffer(void **state)
+{
+	struct fixture *x = *state;
+	struct restored *r;
+	struct snap_buf s;
+
+	snap_take(x, &s);
+	r = restored_create(x, CID);
+	assert_int_equal(virtio_vsock_ops.restore(r->v, &s.f, SNAP_ID), 0);
+	restored_activate(x, r);
+	assert_int_equal(next_event(x), -1);
+	add_event_buf(x);
+	virtio_vsock_ops.queue_notify(r->v, VSOCK_QUEUE_EVENT);
+	assert_int_equal(next_event(x), VSOCK_EVENT_TRANSPORT_RESET);
+	add_event_buf(x);
+	virtio_vsock_ops.queue_notify(r->v, VSOCK_QUEUE_EVENT);
+	assert_int_equal(next_event(x), -1); /* once */
+	snap_writer_free(&s.w);
+	restored_destroy(r);
+}
+
+static void build_rec(struct snap_buf *s, uint16_t version, const char *id, uint64_t cid,
+		      uint8_t pending, int extra)
+{
+	snap_writer_init(&s->w);
+	snap_rec_begin(&s->w, SNAP_REC_VIRTIO_VSOCK, version, id);
+	if (extra >= 0) {
+		snap_put_u64(&s->w, cid);
+		snap_put_u8(&s->w, pending);
+	} else {
+		snap_put_u32(&s->w, (uint32_t)cid); /* truncated */
+	}
+	if (extra > 0)
+		snap_put_u8(&s->w, 0);
+	snap_parse(s);
+}
+
+/* Malformed records and another guest CID are refused with -EINVAL, leaving the device as
+ * created (no reset event owed); a CID change passes when the configuration says so. */
+static void test_snapshot_refusals(void **state)
+{
+	struct fixture *x = *state;
+	const struct {
+		uint16_t version;
+		const char *id;
+		uint64_t cid;
+		uint8_t pending;
+		int extra;
+	} bad[] = {
+		{ 2, SNAP_ID, CID, 0, 0 },
+		{ 0, SNAP_ID, CID, 0, 0 },
+		{ 1, "virtio-vsock1", CID, 0, 0 },
+		{ 1, SNAP_ID, CID, 0, -1 },
+		{ 1, SNAP_ID, CID, 0, 1 },
+		{ 1, SNAP_ID, CID, 2, 0 },
+		{ 1, SNAP_ID, VSOCK_CID_HOST, 0, 0 },
+		{ 1, SNAP_ID, 0, 0, 0 },
+		{ 1, SNAP_ID, VSOCK_CID_ANY, 0, 0 },
+		{ 1, SNAP_ID, (1ull << 32) | CID, 0, 0 },
+		{ 1, SNAP_ID, CID + 1, 0, 0 }, /* another VM's CID */
+	};
+	struct restored *r = restored_create(x, CID);
+	struct snap_buf s;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		build_rec(&s, bad[i].version, bad[i].id, bad[i].cid, bad[i].pending, bad[i].extra);
+		if (virtio_vsock_ops.restore(r->v, &s.f, SNAP_ID) != -EINVAL)
+			fail_msg("case %zu accepted", i);
+		snap_writer_free(&s.w);
+		assert_int_equal(virtio_mmio_dev_ops.read(r->t, VIRTIO_MMIO_CONFIG, 8), CID);
+	}
+	add_event_buf(x);
+	restored_activate(x, r);
+	assert_int_equal(next_event(x), -1);
+	restored_destroy(r);
+
+	/* A clone configured with its own CID keeps it; the guest re-reads it on the event. */
+	r = restored_create(x, CID + 7);
+	build_rec(&s, 1, SNAP_ID, CID, 0, 0);
+	assert_int_equal(virtio_vsock_ops.restore(r->v, &s.f, SNAP_ID), -EINVAL);
+	virtio_vsock_keep_cid_on_restore(r->v, true);
+	assert_int_equal(virtio_vsock_ops.restore(r->v, &s.f, SNAP_ID), 0);
+	snap_writer_free(&s.w);
+	assert_int_equal(virtio_mmio_dev_ops.read(r->t, VIRTIO_MMIO_CONFIG, 8), CID + 7);
+	restored_activate(x, r);
+	assert_int_equal(next_event(x), VSOCK_EVENT_TRANSPORT_RESET);
+	restored_destroy(r);
+}
+
 /* ---- connection bookkeeping ---- */
 
 static void test_ring(void **state)
@@ -1124,6 +1428,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_headers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rst_flood_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lying_chains, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quiesce_returns_rx_buffer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_event_waits_for_buffer, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_refusals, setup, teardown),
 		cmocka_unit_test(test_ring),
 		cmocka_unit_test(test_credit_math),
 		cmocka_unit_test(test_table),

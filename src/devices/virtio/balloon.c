@@ -6,6 +6,7 @@
 #include "core/gmem.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
+#include "snapshot/snap.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -13,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,7 +29,7 @@ struct virtio_balloon {
 	int timer_fd;		  /* statistics timer, or -1 */
 	uint32_t step_pages;
 	uint32_t ram_pages; /* the largest target: all of guest RAM */
-	bool can_discard;   /* host pages are 4 KiB: madvise works per balloon page */
+	bool can_discard;   /* host pages are 4 KiB: discarding works per balloon page */
 	uint8_t config[VIRTIO_BALLOON_CFG_SIZE]; /* num_pages, actual (§5.5.4) */
 	bool announce;				 /* print a line when actual reaches the target */
 	/* Set while the driver has the device activated. */
@@ -122,19 +122,25 @@ static void balloon_config_write(void *dev, uint32_t off, unsigned size, uint64_
 	}
 }
 
-/* Give [p, p+len) of guest RAM back to the host: private anonymous memory, so the pages are
- * freed and the guest's next touch maps a zero page. */
-static void discard(struct virtio_balloon *b, uint8_t *p, size_t len)
+/* Give guest RAM [gpa, gpa+len) back to the host; the guest reads zeros there afterwards.
+ * gmem_discard() knows how guest RAM is backed (private anonymous memory, or a private
+ * mapping of a snapshot's memory file, where MADV_DONTNEED alone would bring the file's bytes
+ * back). */
+static void discard(struct virtio_balloon *b, uint64_t gpa, size_t len)
 {
+	int ret;
+
 	if (!len)
 		return;
 	if (!b->can_discard) {
 		b->counters.inflated += len / VIRTIO_BALLOON_PAGE_SIZE;
 		return;
 	}
-	if (madvise(p, len, MADV_DONTNEED)) {
+	ret = gmem_discard(b->gm, gpa, len);
+	if (ret) {
 		b->counters.madvise_err++;
-		log_guest("virtio-balloon: madvise(%zu bytes): %s", len, strerror(errno));
+		log_guest("virtio-balloon: discarding %zu bytes at %#llx: %s", len,
+			  (unsigned long long)gpa, strerror(-ret));
 		return;
 	}
 	b->counters.inflated += len / VIRTIO_BALLOON_PAGE_SIZE;
@@ -147,6 +153,7 @@ static void do_pfns(struct virtio_balloon *b, bool inflate)
 	const struct virtq_elem *e = &b->elem;
 	uint32_t n = e->out_len / 4;
 	uint8_t *run = NULL;
+	uint64_t run_gpa = 0;
 	size_t run_len = 0;
 
 	if (e->nr_in)
@@ -177,16 +184,18 @@ static void do_pfns(struct virtio_balloon *b, bool inflate)
 				b->counters.deflated++;
 				continue;
 			}
-			if (run && p == run + run_len) {
+			/* A run is contiguous in guest and host addresses: one region. */
+			if (run && p == run + run_len && gpa == run_gpa + run_len) {
 				run_len += VIRTIO_BALLOON_PAGE_SIZE;
 				continue;
 			}
-			discard(b, run, run_len);
+			discard(b, run_gpa, run_len);
 			run = p;
+			run_gpa = gpa;
 			run_len = VIRTIO_BALLOON_PAGE_SIZE;
 		}
 	}
-	discard(b, run, run_len);
+	discard(b, run_gpa, run_len);
 }
 
 /* A stats buffer (§5.5.6.3): packed {le16 tag, le64 val} entries.  The whole set replaces the
@@ -287,7 +296,13 @@ static int balloon_activate(void *dev, struct virtio_mmio *t, uint64_t features,
 	if ((features & VIRTIO_BIT(VIRTIO_BALLOON_F_STATS_VQ)) && nr > VIRTIO_BALLOON_Q_STATS &&
 	    vqs[VIRTIO_BALLOON_Q_STATS].ready)
 		b->stats_vq = &vqs[VIRTIO_BALLOON_Q_STATS];
-	b->stats_held = false;
+	/* Only a restore leaves a stats buffer held here (reset forgets it): keep it if it still
+	 * names a descriptor of the stats queue as the driver set it up. */
+	if (b->stats_held && (!b->stats_vq || b->stats_head >= b->stats_vq->size)) {
+		log_warn("virtio-balloon: the restored stats buffer %u is not in the stats queue",
+			 b->stats_head);
+		b->stats_held = false;
+	}
 	b->active = true;
 	/* Linux primes the stats queue and kicks it before DRIVER_OK (§5.5.6.3): the transport
 	 * runs every ready queue once after this returns, so that buffer is taken then. */
@@ -310,6 +325,92 @@ static void balloon_destroy(void *dev)
 	virtio_balloon_destroy(dev);
 }
 
+/* ---- snapshots ----
+ *
+ * SNAP_REC_VIRTIO_BALLOON, version 1 (the transport saves status, features and queues):
+ *   u32 num_pages (the target, <= guest RAM), u32 actual (as the driver last wrote it),
+ *   bool stats_held, u16 stats_head (< VIRTIO_BALLOON_QUEUE_SIZE when held, else 0),
+ *   bool stats_valid, u32 stats_present (bits < VIRTIO_BALLOON_S_MAX; 0 unless valid),
+ *   u64 stats_val[VIRTIO_BALLOON_S_MAX] (0 where the bit is clear).
+ * The held stats buffer is recorded rather than completed at quiesce: giving it back is a
+ * request for fresh statistics, so completing it would make every pause and snapshot poke the
+ * guest (an interrupt, a stats round trip) and change what it sees; recorded, the restored
+ * device holds the same chain (the transport's queue state has it consumed and not used) and
+ * gives it back at the next request, exactly once.  Inflated pages need nothing: the memory
+ * file holds them as the guest left them (zeros once discarded, or whatever the guest wrote
+ * after deflating).  Not saved: the counters (diagnostics), the age of the statistics (host
+ * time: after a restore they count as received at the restore), the console announcement.
+ * No quiesce: inflate, deflate and stats chains are completed (or held, as above) within the
+ * call that pops them. */
+#define VIRTIO_BALLOON_STATE_VERSION 1
+
+static int balloon_save(void *dev, struct snap_writer *w, const char *id)
+{
+	struct virtio_balloon *b = dev;
+
+	snap_rec_begin(w, SNAP_REC_VIRTIO_BALLOON, VIRTIO_BALLOON_STATE_VERSION, id);
+	snap_put_u32(w, cfg_get(b, VIRTIO_BALLOON_CFG_NUM_PAGES));
+	snap_put_u32(w, cfg_get(b, VIRTIO_BALLOON_CFG_ACTUAL));
+	snap_put_bool(w, b->stats_held);
+	snap_put_u16(w, b->stats_held ? b->stats_head : 0);
+	snap_put_bool(w, b->stats.valid);
+	snap_put_u32(w, b->stats.present);
+	for (unsigned i = 0; i < VIRTIO_BALLOON_S_MAX; i++)
+		snap_put_u64(w, b->stats.val[i]);
+	return w->err;
+}
+
+static int balloon_restore(void *dev, const struct snap_file *f, const char *id)
+{
+	struct virtio_balloon *b = dev;
+	struct virtio_balloon_stats s = { 0 };
+	struct snap_reader r;
+	uint32_t num_pages, actual;
+	uint16_t head;
+	bool held;
+
+	if (snap_file_find(f, SNAP_REC_VIRTIO_BALLOON, id, &r))
+		return -EINVAL;
+	if (r.version != VIRTIO_BALLOON_STATE_VERSION) {
+		log_warn("virtio-balloon: %s: state version %u, this build reads %u", id, r.version,
+			 VIRTIO_BALLOON_STATE_VERSION);
+		return -EINVAL;
+	}
+	num_pages = snap_get_u32(&r);
+	/* `actual` is whatever the driver wrote (any le32, §5.5.4); the device only reports it. */
+	actual = snap_get_u32(&r);
+	held = snap_get_bool(&r);
+	head = snap_get_u16(&r);
+	s.valid = snap_get_bool(&r);
+	s.present = snap_get_u32(&r);
+	for (unsigned i = 0; i < VIRTIO_BALLOON_S_MAX; i++) {
+		s.val[i] = snap_get_u64(&r);
+		if (s.val[i] && !(s.present & (1u << i)))
+			snap_fail(&r);
+	}
+	if (num_pages > b->ram_pages)
+		snap_fail(&r);
+	/* The queue's real size is checked at activation; it is at most this. */
+	if (held ? head >= VIRTIO_BALLOON_QUEUE_SIZE : head != 0)
+		snap_fail(&r);
+	if (s.present >> VIRTIO_BALLOON_S_MAX || (!s.valid && s.present))
+		snap_fail(&r);
+	if (snap_reader_done(&r)) {
+		log_warn("virtio-balloon: %s: invalid state record", id);
+		return -EINVAL;
+	}
+	lock(b);
+	virtio_put_le(b->config + VIRTIO_BALLOON_CFG_NUM_PAGES, num_pages, 4);
+	virtio_put_le(b->config + VIRTIO_BALLOON_CFG_ACTUAL, actual, 4);
+	b->stats_held = held;
+	b->stats_head = head;
+	b->stats = s;
+	b->stats_at_ms = now_ms();
+	b->announce = false;
+	unlock(b);
+	return 0;
+}
+
 const struct virtio_device_ops virtio_balloon_ops = {
 	.name = "virtio-balloon",
 	.device_id = VIRTIO_ID_BALLOON,
@@ -321,6 +422,8 @@ const struct virtio_device_ops virtio_balloon_ops = {
 	.activate = balloon_activate,
 	.queue_notify = balloon_queue_notify,
 	.reset = balloon_reset,
+	.save = balloon_save,
+	.restore = balloon_restore,
 	.destroy = balloon_destroy,
 };
 

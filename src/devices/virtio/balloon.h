@@ -3,8 +3,9 @@
  * The host sets a target (config num_pages, in 4 KiB pages); the guest driver inflates the
  * balloon towards it, handing the device the frame numbers of pages it gave up, and reports its
  * progress in config `actual`.  Inflated pages are returned to the host at once with
- * madvise(MADV_DONTNEED) on their host mapping (guest RAM is private anonymous memory, so the
- * VMM's RSS falls); a deflated page needs nothing, the guest's next touch faults in a zero page.
+ * gmem_discard() (madvise(MADV_DONTNEED) on their host mapping: guest RAM is private anonymous
+ * memory, so the VMM's RSS falls); a deflated page needs nothing, the guest's next touch faults
+ * in a zero page.
  * The statistics queue (VIRTIO_BALLOON_F_STATS_VQ) keeps the guest's latest memory statistics,
  * refreshed every `stats` seconds and whenever the console asks; VIRTIO_BALLOON_F_DEFLATE_ON_OOM
  * lets the guest take pages back under memory pressure.  Console key Ctrl-A b toggles the
@@ -90,7 +91,7 @@ struct virtio_balloon_counters {
 	uint64_t inflated;    /* pages returned to the host (madvise'd) */
 	uint64_t deflated;    /* pages the guest took back */
 	uint64_t bad_pfns;    /* frame numbers outside guest RAM, ignored */
-	uint64_t madvise_err; /* madvise failures */
+	uint64_t madvise_err; /* gmem_discard (madvise) failures */
 };
 
 /* The virtio ops of the balloon (register it with virtio_mmio_add, then virtio_balloon_attach). */

@@ -4,6 +4,7 @@
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "net/backend.h"
+#include "snapshot/snap.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -114,6 +115,11 @@ static uint64_t net_config_read(void *dev, uint32_t off, unsigned size)
 static void net_config_write(void *dev, uint32_t off, unsigned size, uint64_t val)
 {
 	log_guest("virtio-net: config write at %u ignored", off);
+}
+
+static void update_status(struct virtio_net *n)
+{
+	virtio_put_le(n->config + VIRTIO_NET_CFG_STATUS, n->link_up ? VIRTIO_NET_S_LINK_UP : 0, 2);
 }
 
 static void needs_reset(struct virtio_net *n)
@@ -772,7 +778,8 @@ static int net_activate(void *dev, struct virtio_mmio *t, uint64_t features, str
 	n->features = features;
 	n->rxq = &vqs[VIRTIO_NET_RXQ];
 	n->txq = &vqs[VIRTIO_NET_TXQ];
-	n->broken = false;
+	/* `broken` stays as it is: reset clears it (a driver must reset a device that asked
+	 * for it), and a restored device that had asked keeps asking. */
 	n->active = true;
 	n->rx_unsignalled = 0;
 	n->nheld = n->rxiov_n = 0;
@@ -782,7 +789,11 @@ static int net_activate(void *dev, struct virtio_mmio *t, uint64_t features, str
 	virtq_disable_notify(n->rxq);
 	if (n->be->ops->set_offload)
 		n->be->ops->set_offload(n->be, features);
-	set_paused(n, false);
+	/* Frames wait only on a restored device (reset drops them): deliver what fits now, and
+	 * the rest asks for a notification when the ring runs dry (deliver()). */
+	set_paused(n, n->pend_count >= VIRTIO_NET_PENDING_MAX);
+	if (n->pend_count && flush_pending(n))
+		virtio_mmio_notify_used(t, n->rxq);
 	return 0;
 }
 
@@ -807,6 +818,125 @@ static void net_destroy(void *dev)
 	virtio_net_destroy(dev);
 }
 
+/* ---- snapshots ----
+ *
+ * SNAP_REC_VIRTIO_NET, version 1 (the transport saves status, features and queues):
+ *   u8[6] mac, bool link_up, bool broken (the device asked for a reset),
+ *   u32 count of frames waiting for receive buffers (<= VIRTIO_NET_PENDING_MAX), then per
+ *   frame, oldest first: bool has_hdr, u32 len (NET_MIN_FRAME..NET_MAX_FRAME), and
+ *   (has_hdr ? VIRTIO_NET_HDR_BYTES : 0) + len bytes (the back end's header, then the frame).
+ * The status field is derived from link_up.  Not saved: the counters (diagnostics), the
+ * back end (re-created from the configuration), rx_unsignalled (quiesce signals it) and held
+ * receive chains (never held across a call). */
+#define VIRTIO_NET_STATE_VERSION 1
+
+/* Frames already taken from the network wait in pend[]: they are saved and delivered after a
+ * restore, so none is lost or sent twice.  Every chain is popped and pushed (or unpopped)
+ * within one call of deliver(), rx_pull() or process_tx(); a pull leaves no chain held when it
+ * returns.  What may remain is an interrupt owed for frames pushed in an unfinished batch:
+ * signal it now, so that it is part of the transport's saved interrupt state. */
+static void net_quiesce(void *dev)
+{
+	struct virtio_net *n = dev;
+
+	release_held(n);
+	rx_signal(n);
+}
+
+static int net_save(void *dev, struct snap_writer *w, const char *id)
+{
+	struct virtio_net *n = dev;
+
+	if (n->nheld)
+		return -EBUSY; /* not quiesced */
+	snap_rec_begin(w, SNAP_REC_VIRTIO_NET, VIRTIO_NET_STATE_VERSION, id);
+	snap_put_bytes(w, n->config + VIRTIO_NET_CFG_MAC, 6);
+	snap_put_bool(w, n->link_up);
+	snap_put_bool(w, n->broken);
+	snap_put_u32(w, n->pend_count);
+	for (unsigned i = 0; i < n->pend_count; i++) {
+		const struct pending *p = &n->pend[(n->pend_head + i) % VIRTIO_NET_PENDING_MAX];
+
+		snap_put_bool(w, p->has_hdr);
+		snap_put_u32(w, (uint32_t)p->len);
+		snap_put_bytes(w, p->buf, (p->has_hdr ? VIRTIO_NET_HDR_BYTES : 0) + p->len);
+	}
+	return w->err;
+}
+
+/* A MAC the device may present: unicast (IEEE 802 §8.2: bit 0 of the first octet clear) and
+ * not all zeros. */
+static bool mac_ok(const uint8_t mac[6])
+{
+	static const uint8_t zero[6];
+
+	return !(mac[0] & 1) && memcmp(mac, zero, 6) != 0;
+}
+
+static int net_restore(void *dev, const struct snap_file *f, const char *id)
+{
+	struct virtio_net *n = dev;
+	struct pending pend[VIRTIO_NET_PENDING_MAX];
+	struct snap_reader r;
+	uint8_t mac[6];
+	bool link_up, broken;
+	uint32_t count, got = 0;
+	int ret;
+
+	if (snap_file_find(f, SNAP_REC_VIRTIO_NET, id, &r))
+		return -EINVAL;
+	if (r.version != VIRTIO_NET_STATE_VERSION) {
+		log_warn("virtio-net: %s: state version %u, this build reads %u", id, r.version,
+			 VIRTIO_NET_STATE_VERSION);
+		return -EINVAL;
+	}
+	snap_get_bytes(&r, mac, sizeof(mac));
+	link_up = snap_get_bool(&r);
+	broken = snap_get_bool(&r);
+	count = snap_get_u32(&r);
+	if (!mac_ok(mac) || count > VIRTIO_NET_PENDING_MAX)
+		snap_fail(&r);
+	for (; got < count && !r.err; got++) {
+		bool has_hdr = snap_get_bool(&r);
+		uint32_t len = snap_get_u32(&r);
+		size_t bytes = (has_hdr ? VIRTIO_NET_HDR_BYTES : 0) + (size_t)len;
+
+		/* Bounded before anything is allocated: a hostile file costs nothing. */
+		if (r.err || len < NET_MIN_FRAME || len > NET_MAX_FRAME || bytes > r.len - r.off) {
+			snap_fail(&r);
+			break;
+		}
+		pend[got] =
+			(struct pending){ .buf = malloc(bytes), .len = len, .has_hdr = has_hdr };
+		if (!pend[got].buf) {
+			ret = -ENOMEM;
+			goto free_frames;
+		}
+		snap_get_bytes(&r, pend[got].buf, bytes);
+	}
+	ret = snap_reader_done(&r);
+	if (ret) {
+		log_warn("virtio-net: %s: invalid state record", id);
+		goto free_frames;
+	}
+	lock(n);
+	pend_drop_all(n);
+	memcpy(n->config + VIRTIO_NET_CFG_MAC, mac, sizeof(mac));
+	n->link_up = link_up;
+	update_status(n);
+	n->broken = broken;
+	memcpy(n->pend, pend, count * sizeof(pend[0]));
+	n->pend_head = 0;
+	n->pend_count = count;
+	unlock(n);
+	return 0;
+
+free_frames:
+	while (got)
+		free(pend[--got].buf);
+	return ret;
+}
+
 const struct virtio_device_ops virtio_net_ops = {
 	.name = "virtio-net",
 	.device_id = VIRTIO_ID_NET,
@@ -818,13 +948,11 @@ const struct virtio_device_ops virtio_net_ops = {
 	.activate = net_activate,
 	.queue_notify = net_queue_notify,
 	.reset = net_reset,
+	.quiesce = net_quiesce,
+	.save = net_save,
+	.restore = net_restore,
 	.destroy = net_destroy,
 };
-
-static void update_status(struct virtio_net *n)
-{
-	virtio_put_le(n->config + VIRTIO_NET_CFG_STATUS, n->link_up ? VIRTIO_NET_S_LINK_UP : 0, 2);
-}
 
 int virtio_net_create(struct net_backend *be, const uint8_t mac[6], struct virtio_net **out)
 {
@@ -902,6 +1030,20 @@ void virtio_net_set_link(struct virtio_net *n, bool up)
 	unlock(n);
 	if (changed)
 		log_info("virtio-net: link %s", up ? "up" : "down");
+}
+
+int virtio_net_set_mac_after_restore(struct virtio_net *n, const uint8_t mac[6])
+{
+	if (!mac_ok(mac))
+		return -EINVAL;
+	lock(n);
+	memcpy(n->config + VIRTIO_NET_CFG_MAC, mac, 6);
+	/* §2.5.1: a config change is signalled (a driver that is already up ignores it for the
+	 * MAC, see net.h). */
+	if (n->t && n->active)
+		virtio_mmio_config_changed(n->t);
+	unlock(n);
+	return 0;
 }
 
 bool virtio_net_link_up(struct virtio_net *n)

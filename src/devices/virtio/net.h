@@ -91,6 +91,17 @@ void virtio_net_set_link(struct virtio_net *n, bool up);
 /* Current link state. */
 bool virtio_net_link_up(struct virtio_net *n);
 
+/* Give a restored device another MAC address (a clone's own identity, DESIGN.md §5).  A
+ * restore brings back the MAC the guest was using, whatever the device was created with; main
+ * calls this after devmgr's restore when the MAC was chosen for this run (--mac, or a fresh
+ * one for a clone), then bounces the link (virtio_net_set_link down, up) so that the guest
+ * renews its lease.  Only config space changes: without CTRL_MAC_ADDR (not offered) Linux's
+ * driver reads the MAC once, at probe, so a running guest keeps sending from the old one
+ * until it re-probes or is told by other means.  -EINVAL for a multicast or all-zero MAC.
+ * Any thread. */
+int virtio_net_set_mac_after_restore(struct virtio_net *n, const uint8_t mac[6])
+	__attribute__((warn_unused_result));
+
 /* Copy of the counters. */
 void virtio_net_get_stats(struct virtio_net *n, struct virtio_net_stats *out);
 

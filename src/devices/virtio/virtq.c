@@ -404,3 +404,10 @@ int virtq_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
 	}
 	return len ? -EINVAL : (int)nr;
 }
+
+void virtq_unpop(struct virtq *vq, uint16_t n)
+{
+	if (!vq->ready)
+		return;
+	vq->last_avail = (uint16_t)(vq->last_avail - n);
+}

@@ -126,4 +126,11 @@ size_t virtq_elem_write(const struct virtq_elem *elem, size_t off, const void *s
 int virtq_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len, struct iovec *out,
 		    unsigned max) __attribute__((warn_unused_result));
 
+/* Give back the last `n` chains virtq_pop() returned that were neither pushed nor written:
+ * they are still in the driver's available ring (§2.7.13), so moving our consumption index
+ * back makes the next pops return them again, in order.  Nothing else may have been popped
+ * since (pushes do not matter).  For a device that parked chains it will not complete (a
+ * receive buffer kept in hand, before a snapshot).  No-op on a queue that is not set up. */
+void virtq_unpop(struct virtq *vq, uint16_t n);
+
 #endif

@@ -41,7 +41,7 @@
 #define VSOCK_SHUTDOWN_SEND 2u
 #define VSOCK_SHUTDOWN_BOTH (VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND)
 
-/* Event ids (§5.10.6.6): the only event, after which the driver drops every connection. */
+/* Event ids (§5.10.6.7): the only event, after which the driver drops every connection. */
 #define VSOCK_EVENT_TRANSPORT_RESET 0
 #define VSOCK_EVENT_BYTES	    4 /* struct virtio_vsock_event: le32 id */
 

@@ -5,6 +5,7 @@
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "devices/virtio/vsock/conn.h"
+#include "snapshot/snap.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -55,6 +56,9 @@ struct virtio_vsock {
 	struct orphan_rst rst_q[ORPHAN_RST_MAX];
 	unsigned rst_head, rst_len;
 	bool event_pending;
+	/* A restore keeps the configured CID instead of refusing a snapshot with another one
+	 * (virtio_vsock_keep_cid_on_restore). */
+	bool keep_cid;
 	/* One receive buffer popped but not used yet (kept rather than returned unused). */
 	bool rx_held;
 	struct virtq_elem rx_elem;
@@ -989,6 +993,9 @@ static int vsock_activate(void *dev, struct virtio_mmio *t, uint64_t features, s
 	v->evq = &vqs[VSOCK_QUEUE_EVENT];
 	v->rx_held = false;
 	v->active = true;
+	/* A TRANSPORT_RESET owed since a restore goes out as soon as there is an event buffer
+	 * (Linux posts them at probe, so usually at once). */
+	event_pass(v);
 	return 0;
 }
 
@@ -1030,6 +1037,94 @@ static void vsock_destroy_op(void *dev)
 	virtio_vsock_destroy(dev);
 }
 
+/* Close every connection's host socket, with no RST per connection, and owe the guest one
+ * TRANSPORT_RESET event (§5.10.6.7) instead: the driver then drops all its connections at once
+ * and re-reads guest_cid.  Under the transport lock. */
+static void transport_reset_locked(struct virtio_vsock *v)
+{
+	drop_all(v);
+	v->event_pending = true;
+	event_pass(v);
+}
+
+/* ---- snapshots ----
+ *
+ * SNAP_REC_VIRTIO_VSOCK, version 1 (the transport saves status, features and queues):
+ *   u64 guest_cid, bool event_pending (a TRANSPORT_RESET waiting for an event buffer).
+ * Connections are not saved: their host sockets belong to the process that took the
+ * snapshot.  A restore drops whatever connection state the device has and always owes the
+ * guest a TRANSPORT_RESET, so the guest resets the connections it still believes in (and its
+ * listeners keep listening); the event is posted once the device is activated.  (A driver that
+ * had not set DRIVER_OK yet resets the device before it does, which forgets the event: it has
+ * no connections to drop.) */
+#define VIRTIO_VSOCK_STATE_VERSION 1
+
+/* Transmit and event chains are popped and pushed within one call; the receive buffer kept in
+ * hand between passes (rx_held: a socket had nothing to read after all) goes back to the
+ * driver's ring, unused, so that the snapshot's queue state has it available again. */
+static void vsock_quiesce(void *dev)
+{
+	struct virtio_vsock *v = dev;
+
+	if (v->rx_held && v->rxq)
+		virtq_unpop(v->rxq, 1); /* rx_get pops nothing while one is held: it is the last */
+	v->rx_held = false;
+}
+
+static int vsock_save(void *dev, struct snap_writer *w, const char *id)
+{
+	struct virtio_vsock *v = dev;
+
+	if (v->rx_held)
+		return -EBUSY; /* not quiesced */
+	snap_rec_begin(w, SNAP_REC_VIRTIO_VSOCK, VIRTIO_VSOCK_STATE_VERSION, id);
+	snap_put_u64(w, v->cid);
+	snap_put_bool(w, v->event_pending);
+	return w->err;
+}
+
+/* The guest CID must be the configured one: a guest that silently changed address would break
+ * whoever reaches it by CID, and two restored copies of one VM would claim the same CID.  A
+ * clone given its own CID says so with virtio_vsock_keep_cid_on_restore(): the configured CID
+ * then stands, and the guest learns it from the TRANSPORT_RESET event (Linux's driver re-reads
+ * guest_cid when it gets one). */
+static int vsock_restore(void *dev, const struct snap_file *f, const char *id)
+{
+	struct virtio_vsock *v = dev;
+	struct snap_reader r;
+	uint64_t cid;
+
+	if (snap_file_find(f, SNAP_REC_VIRTIO_VSOCK, id, &r))
+		return -EINVAL;
+	if (r.version != VIRTIO_VSOCK_STATE_VERSION) {
+		log_warn("virtio-vsock: %s: state version %u, this build reads %u", id, r.version,
+			 VIRTIO_VSOCK_STATE_VERSION);
+		return -EINVAL;
+	}
+	cid = snap_get_u64(&r);
+	/* event_pending is in the record to describe the snapshot; a restore owes the guest the
+	 * reset event either way. */
+	(void)snap_get_bool(&r);
+	if (cid < VSOCK_CID_MIN || cid >= VSOCK_CID_ANY)
+		snap_fail(&r);
+	if (snap_reader_done(&r)) {
+		log_warn("virtio-vsock: %s: invalid state record", id);
+		return -EINVAL;
+	}
+	if (cid != v->cid && !v->keep_cid) {
+		log_warn("virtio-vsock: %s: the snapshot's guest CID is %llu, this VM's %u", id,
+			 (unsigned long long)cid, v->cid);
+		return -EINVAL;
+	}
+	if (v->t)
+		virtio_mmio_lock(v->t);
+	v->rx_held = false;
+	transport_reset_locked(v);
+	if (v->t)
+		virtio_mmio_unlock(v->t);
+	return 0;
+}
+
 const struct virtio_device_ops virtio_vsock_ops = {
 	.name = "virtio-vsock",
 	.device_id = VIRTIO_ID_VSOCK,
@@ -1041,6 +1136,9 @@ const struct virtio_device_ops virtio_vsock_ops = {
 	.activate = vsock_activate,
 	.queue_notify = vsock_queue_notify,
 	.reset = vsock_reset,
+	.quiesce = vsock_quiesce,
+	.save = vsock_save,
+	.restore = vsock_restore,
 	.destroy = vsock_destroy_op,
 };
 
@@ -1185,11 +1283,14 @@ void virtio_vsock_transport_reset(struct virtio_vsock *v)
 {
 	if (v->t)
 		virtio_mmio_lock(v->t);
-	drop_all(v);
-	v->event_pending = true;
-	event_pass(v);
+	transport_reset_locked(v);
 	if (v->t)
 		virtio_mmio_unlock(v->t);
+}
+
+void virtio_vsock_keep_cid_on_restore(struct virtio_vsock *v, bool keep)
+{
+	v->keep_cid = keep;
 }
 
 unsigned virtio_vsock_nr_conns(const struct virtio_vsock *v)

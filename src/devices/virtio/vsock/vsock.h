@@ -14,6 +14,7 @@
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/vsock/proto.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct devmgr;
@@ -58,9 +59,15 @@ void virtio_vsock_poll(struct virtio_vsock *v);
 void virtio_vsock_tick(struct virtio_vsock *v, uint64_t now_ms);
 
 /* Drop every connection (host sockets closed, nothing sent to the guest) and post
- * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET on the event queue (§5.10.6.6), as after a snapshot
+ * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET on the event queue (§5.10.6.7), as after a snapshot
  * restore; the event waits for an event buffer if the queue has none. */
 void virtio_vsock_transport_reset(struct virtio_vsock *v);
+
+/* How a snapshot restore treats a guest CID other than the configured one: refused with
+ * -EINVAL (the default), or with `keep` the configured CID stands (a clone with its own
+ * identity, DESIGN.md §5; the guest re-reads its CID on the TRANSPORT_RESET event every
+ * restore posts).  Call before the restore. */
+void virtio_vsock_keep_cid_on_restore(struct virtio_vsock *v, bool keep);
 
 /* Live connections (tests, diagnostics). */
 unsigned virtio_vsock_nr_conns(const struct virtio_vsock *v);
