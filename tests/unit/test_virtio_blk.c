@@ -8,10 +8,12 @@
 #include "core/irq.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
+#include "devices/virtio/rng.h"
 #include "devices/virtio/virtio.h"
 #include "devices/virtio/virtq.h"
 #include "fake_driver.h"
 #include "fake_virtq.h"
+#include "snapshot/snap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +59,7 @@ struct fixture {
 	struct virtio_mmio *t;
 	uint16_t qsize;
 	int efd; /* M_ASYNC: completion eventfd */
+	enum mode mode;
 };
 
 static uint8_t pattern(uint64_t off)
@@ -94,6 +97,7 @@ static int open_dev(void **state, bool ro, enum mode mode, uint16_t qsize)
 	x->irq.fd = -1;
 	x->qsize = qsize;
 	x->efd = -1;
+	x->mode = mode;
 	if (mode == M_SYNC)
 		setenv("IGNITION_BLK_SYNC", "1", 1);
 	assert_int_equal(virtio_blk_create(x->path, ro, SERIAL, &x->blk), 0);
@@ -995,6 +999,297 @@ static void test_sync_fallback(void **state)
 		assert_int_equal(d[i], 0x42);
 }
 
+/* Snapshots.  Quiesce and save the transport (the disk's record follows its own) as SERIAL
+ * into `w`, parsed into `f`. */
+static void snap_save(struct fixture *x, struct snap_writer *w, struct snap_file *f)
+{
+	char why[128];
+
+	snap_writer_init(w);
+	virtio_mmio_dev_ops.quiesce(x->t);
+	assert_int_equal(virtio_mmio_dev_ops.save(x->t, w, SERIAL), 0);
+	assert_int_equal(snap_writer_finish(w), 0);
+	assert_int_equal(snap_file_parse(f, w->buf, w->len, why, sizeof(why)), 0);
+}
+
+/* A copy of `f` in `w`/`out` with its virtio-blk record replaced by `payload` of `len` bytes
+ * and `version` (left out when payload is NULL). */
+static void replace_blk_record(const struct snap_file *f, uint16_t version, const void *payload,
+			       size_t len, struct snap_writer *w, struct snap_file *out)
+{
+	struct snap_reader r;
+
+	snap_writer_init(w);
+	for (uint32_t i = 0; snap_file_record(f, i, &r) == 0; i++) {
+		if (r.type == SNAP_REC_VIRTIO_BLK) {
+			if (!payload)
+				continue;
+			snap_rec_begin(w, r.type, version, r.id);
+			snap_put_bytes(w, payload, len);
+			continue;
+		}
+		snap_rec_begin(w, r.type, r.version, r.id);
+		snap_put_bytes(w, r.p, r.len);
+	}
+	assert_int_equal(snap_writer_finish(w), 0);
+	assert_int_equal(snap_file_parse(out, w->buf, w->len, NULL, 0), 0);
+}
+
+/* The disk of a restored VM: a new device on the same image, a new transport over the same
+ * guest memory, nothing set up yet.  Returns virtio_blk_create()'s result. */
+static int new_disk(struct fixture *x, bool ro)
+{
+	int ret;
+
+	virtio_mmio_destroy(x->t); /* and the old device, dropping the image lock */
+	x->t = NULL;
+	x->irq = (struct irq_line){ .fd = -1 };
+	if (x->mode == M_SYNC)
+		setenv("IGNITION_BLK_SYNC", "1", 1);
+	ret = virtio_blk_create(x->path, ro, SERIAL, &x->blk);
+	unsetenv("IGNITION_BLK_SYNC");
+	if (ret)
+		return ret;
+	if (x->mode == M_ASYNC) {
+		x->efd = virtio_blk_async_fd(x->blk);
+		assert_true(x->efd >= 0);
+	}
+	assert_int_equal(virtio_mmio_create(&x->mem.gm, &x->irq, &virtio_blk_ops, x->blk, &x->t),
+			 0);
+	return 0;
+}
+
+/* The transport as virtio_mmio_create() left it. */
+static void expect_untouched(struct fixture *x)
+{
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(x->irq.count, 0);
+}
+
+/* A write completed before the snapshot reads back after it; chains the driver made available
+ * and never kicked are taken once the disk is restored, each exactly once, at the right used
+ * index; the registers read as before. */
+static void test_snapshot_round_trip(void **state)
+{
+	struct fixture *x = *state;
+	struct snap_writer w;
+	struct snap_file f;
+	struct snap_reader r;
+	uint8_t *d = fake_mem_ptr(&x->mem, DATA_GPA, 0x3000), want_id[20] = SERIAL, back[512];
+	uint64_t features = fdrv_device_features(x->t);
+	uint16_t h1, h2;
+	uint32_t id, len;
+
+	memset(d, 0x5a, 512);
+	assert_int_equal(request(x, VIRTIO_BLK_T_OUT, 10, 512, false, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(fake_vq_used_idx(&x->f), 1);
+	memset(d, 0x11, 512); /* the driver reuses the buffer: a replayed write would show */
+	/* Made available, not kicked: a read of what was written, and GET_ID. */
+	virtio_put_le(fake_mem_ptr(&x->mem, HDR_GPA + 0x100, 16), VIRTIO_BLK_T_IN, 4);
+	virtio_put_le(fake_mem_ptr(&x->mem, HDR_GPA + 0x108, 8), 10, 8);
+	virtio_put_le(fake_mem_ptr(&x->mem, HDR_GPA + 0x200, 16), VIRTIO_BLK_T_GET_ID, 4);
+	memset(d + 0x1000, 0, 0x2000);
+	memset(status_byte(x), 0xee, 3);
+	h1 = fake_vq_add_chain(&x->f,
+			       (struct fake_buf[]){ { HDR_GPA + 0x100, 16, false },
+						    { DATA_GPA + 0x1000, 512, true },
+						    { STATUS_GPA + 1, 1, true } },
+			       3);
+	h2 = fake_vq_add_chain(&x->f,
+			       (struct fake_buf[]){ { HDR_GPA + 0x200, 16, false },
+						    { DATA_GPA + 0x2000, 20, true },
+						    { STATUS_GPA + 2, 1, true } },
+			       3);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
+	snap_save(x, &w, &f);
+	assert_int_equal(snap_file_find(&f, SNAP_REC_VIRTIO_BLK, SERIAL, &r), 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 1);
+
+	assert_int_equal(new_disk(x, false), 0);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f, SERIAL), 0);
+	if (x->efd >= 0)
+		settle(x, 3);
+	/* The two waiting chains, once each (GET_ID finishes first with io_uring), after the
+	 * one used before. */
+	assert_int_equal(fake_vq_used_idx(&x->f), 3);
+	for (unsigned i = 0; i < 2; i++) {
+		assert_true(fake_vq_get_used(&x->f, &id, &len));
+		assert_true(id == h1 || id == h2);
+		assert_int_equal(len, id == h1 ? 513 : 21);
+		if (id == h1)
+			h1 = UINT16_MAX; /* seen */
+		else
+			h2 = UINT16_MAX;
+	}
+	assert_false(fake_vq_get_used(&x->f, &id, &len));
+	assert_int_equal(status_byte(x)[1], VIRTIO_BLK_S_OK);
+	assert_int_equal(status_byte(x)[2], VIRTIO_BLK_S_OK);
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(d[0x1000 + i], 0x5a);
+	assert_memory_equal(d + 0x2000, want_id, 20);
+	file_read(x, 10 * 512, back, sizeof(back));
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(back[i], 0x5a);
+	/* Registers, and the line asserted for the unacknowledged used notification. */
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
+	assert_true(x->irq.count >= 1);
+	assert_int_equal(fdrv_device_features(x->t), features);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_READY), 1);
+	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG, 8), SECTORS);
+	/* The next request, at the next used index. */
+	memset(d, 0, 512);
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, 10, 512, true, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(fake_vq_used_idx(&x->f), 4);
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(d[i], 0x5a);
+	kick(x, 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 4);
+	snap_writer_free(&w);
+}
+
+/* Requests in flight when the snapshot is asked for: save refuses until quiesce has completed
+ * them, and none of them is completed again after the restore. */
+static void test_snapshot_in_flight(void **state)
+{
+	struct fixture *x = *state;
+	struct snap_writer w;
+	struct snap_file f;
+	uint32_t id, len;
+
+	publish_reads(x, 8, 3);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 8);
+	snap_writer_init(&w);
+	assert_int_equal(virtio_mmio_dev_ops.save(x->t, &w, SERIAL), -EBUSY);
+	snap_writer_free(&w);
+	snap_save(x, &w, &f);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 8);
+	expect_reads(x, 8, 3);
+	assert_int_equal(new_disk(x, false), 0);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f, SERIAL), 0);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
+	usleep(20 * 1000);
+	virtio_blk_complete(x->blk);
+	assert_int_equal(fake_vq_used_idx(&x->f), 8);
+	for (unsigned i = 0; i < 8; i++)
+		assert_true(fake_vq_get_used(&x->f, &id, &len));
+	assert_int_equal(request(x, VIRTIO_BLK_T_FLUSH, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(fake_vq_used_idx(&x->f), 9);
+	snap_writer_free(&w);
+}
+
+/* A disk that is not the one the driver knew is refused, the transport left untouched: another
+ * size, read-only instead of writable, a record that does not fit. */
+static void test_snapshot_other_disk(void **state)
+{
+	struct fixture *x = *state;
+	struct snap_writer w, w2;
+	struct snap_file f, f2;
+	uint8_t ok[29], bad[30];
+
+	assert_int_equal(request(x, VIRTIO_BLK_T_FLUSH, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
+	snap_save(x, &w, &f);
+	/* Larger, smaller. */
+	assert_int_equal(new_disk(x, false), 0);
+	assert_int_equal(ftruncate(x->fd, (SECTORS + 1) * 512), 0);
+	assert_int_equal(new_disk(x, false), 0);
+	assert_int_equal(virtio_blk_capacity(x->blk), SECTORS + 1);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f, SERIAL), -EINVAL);
+	expect_untouched(x);
+	assert_int_equal(ftruncate(x->fd, (SECTORS - 1) * 512), 0);
+	assert_int_equal(new_disk(x, false), 0);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f, SERIAL), -EINVAL);
+	expect_untouched(x);
+	assert_int_equal(ftruncate(x->fd, SECTORS * 512), 0);
+	/* Read-only: other features offered, and the record says writable. */
+	assert_int_equal(new_disk(x, true), 0);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f, SERIAL), -EINVAL);
+	expect_untouched(x);
+	assert_int_equal(new_disk(x, false), 0);
+
+	/* The disk's own record: the right one first, then each thing wrong with it. */
+	virtio_put_le(ok, SECTORS, 8);
+	ok[8] = 0;
+	memset(ok + 9, 0, 20);
+	memcpy(ok + 9, SERIAL, strlen(SERIAL));
+	memcpy(bad, ok, sizeof(ok));
+	replace_blk_record(&f, 2, ok, sizeof(ok), &w2, &f2); /* version */
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, SERIAL), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	replace_blk_record(&f, 1, ok, sizeof(ok) - 1, &w2, &f2); /* truncated */
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, SERIAL), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	replace_blk_record(&f, 1, bad, sizeof(bad), &w2, &f2); /* a byte too many */
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, SERIAL), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	replace_blk_record(&f, 1, NULL, 0, &w2, &f2); /* missing */
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, SERIAL), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	bad[8] = 2; /* not a bool */
+	replace_blk_record(&f, 1, bad, sizeof(ok), &w2, &f2);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, SERIAL), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	bad[8] = 1; /* read-only, onto a writable disk */
+	replace_blk_record(&f, 1, bad, sizeof(ok), &w2, &f2);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, SERIAL), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	memcpy(bad, ok, sizeof(ok));
+	bad[9] = 'V'; /* another serial */
+	replace_blk_record(&f, 1, bad, sizeof(ok), &w2, &f2);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, SERIAL), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	replace_blk_record(&f, 1, ok, sizeof(ok), &w2,
+			   &f2); /* the encoding above is the real one */
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, SERIAL), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	assert_int_equal(request(x, VIRTIO_BLK_T_FLUSH, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
+	snap_writer_free(&w2);
+	snap_writer_free(&w);
+}
+
+/* An entropy device's snapshot is not a disk's: refused by the device id. */
+static void test_snapshot_rng_into_blk(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_mem m2;
+	struct fake_vq f2;
+	struct irq_line irq2 = { .fd = -1 };
+	struct virtio_rng *rng;
+	struct virtio_mmio *t2;
+	struct snap_writer w;
+	struct snap_file f;
+
+	fake_mem_init(&m2, RAM_SIZE);
+	assert_int_equal(virtio_rng_create(&rng), 0);
+	assert_int_equal(virtio_mmio_create(&m2.gm, &irq2, &virtio_rng_ops, rng, &t2), 0);
+	fdrv_negotiate(t2, ~0ull);
+	fdrv_queue(t2, 0, &f2, &m2, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA, VIRTIO_RNG_QUEUE_SIZE);
+	fdrv_driver_ok(t2);
+	snap_writer_init(&w);
+	assert_int_equal(virtio_mmio_dev_ops.save(t2, &w, SERIAL), 0);
+	assert_int_equal(snap_writer_finish(&w), 0);
+	assert_int_equal(snap_file_parse(&f, w.buf, w.len, NULL, 0), 0);
+	assert_int_equal(new_disk(x, false), 0);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f, SERIAL), -EINVAL);
+	expect_untouched(x);
+	virtio_mmio_destroy(t2);
+	fake_mem_free(&m2);
+	snap_writer_free(&w);
+}
+
 /* Image locks: one writer, or any number of readers. */
 static void test_lock_rw_rw(void **state)
 {
@@ -1220,6 +1515,12 @@ int main(void)
 		SYNC(test_out_of_range),
 		SYNC(test_image_shrank),
 		cmocka_unit_test_setup_teardown(test_read_only, setup_sync_ro, teardown),
+		RW(test_snapshot_round_trip),
+		ASYNC(test_snapshot_round_trip),
+		SYNC(test_snapshot_round_trip),
+		ASYNC(test_snapshot_in_flight),
+		RW(test_snapshot_other_disk),
+		RW(test_snapshot_rng_into_blk),
 		cmocka_unit_test(test_lock_rw_rw),
 		cmocka_unit_test(test_lock_ro_ro),
 		cmocka_unit_test(test_lock_posix_holder),

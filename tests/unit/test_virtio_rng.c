@@ -7,6 +7,7 @@
 #include "devices/virtio/virtq.h"
 #include "fake_driver.h"
 #include "fake_virtq.h"
+#include "snapshot/snap.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -425,6 +426,171 @@ static void test_no_queue_at_driver_ok(void **state)
 	assert_false(needs_reset(x));
 }
 
+/* Snapshots.  Quiesce and save the transport (the device's record follows its own) into `w`,
+ * parsed into `f`. */
+static void snap_save(struct fixture *x, struct snap_writer *w, struct snap_file *f)
+{
+	char why[128];
+
+	snap_writer_init(w);
+	virtio_mmio_dev_ops.quiesce(x->t);
+	assert_int_equal(virtio_mmio_dev_ops.save(x->t, w, "virtio-rng"), 0);
+	assert_int_equal(snap_writer_finish(w), 0);
+	assert_int_equal(snap_file_parse(f, w->buf, w->len, why, sizeof(why)), 0);
+}
+
+/* A copy of `f` in `w`/`out` with its record of `type` replaced by `payload` of `len` bytes and
+ * `version` (left out when payload is NULL). */
+static void replace_record(const struct snap_file *f, enum snap_rec_type type, uint16_t version,
+			   const void *payload, size_t len, struct snap_writer *w,
+			   struct snap_file *out)
+{
+	struct snap_reader r;
+
+	snap_writer_init(w);
+	for (uint32_t i = 0; snap_file_record(f, i, &r) == 0; i++) {
+		if (r.type == type) {
+			if (!payload)
+				continue;
+			snap_rec_begin(w, r.type, version, r.id);
+			snap_put_bytes(w, payload, len);
+			continue;
+		}
+		snap_rec_begin(w, r.type, r.version, r.id);
+		snap_put_bytes(w, r.p, r.len);
+	}
+	assert_int_equal(snap_writer_finish(w), 0);
+	assert_int_equal(snap_file_parse(out, w->buf, w->len, NULL, 0), 0);
+}
+
+/* The device of a restored VM: new, over the same guest memory, nothing set up. */
+static void new_device(struct fixture *x)
+{
+	virtio_mmio_destroy(x->t);
+	x->irq = (struct irq_line){ .fd = -1 };
+	assert_int_equal(virtio_rng_create(&x->rng), 0);
+	virtio_rng_set_source(x->rng, pattern_source);
+	assert_int_equal(virtio_mmio_create(&x->mem.gm, &x->irq, &virtio_rng_ops, x->rng, &x->t),
+			 0);
+}
+
+static void expect_untouched(struct fixture *x)
+{
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	assert_int_equal(x->irq.count, 0);
+	assert_int_equal(virtio_rng_bytes(x->rng), 0);
+}
+
+/* Requests answered before the snapshot stay answered, the ones the driver made available and
+ * never kicked are answered once after it, in order, at the right used index. */
+static void test_snapshot_round_trip(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b1 = { DATA_GPA, 16, true }, b2 = { DATA_GPA + 0x100, 16, true };
+	struct fake_buf b3 = { DATA_GPA + 0x200, 8, true }, b4 = { DATA_GPA + 0x300, 24, true };
+	uint8_t *d = fake_mem_ptr(&x->mem, DATA_GPA, 0x400);
+	struct snap_writer w;
+	struct snap_file f;
+	struct snap_reader r;
+	uint16_t h3, h4;
+	uint32_t id, len;
+
+	use_pattern(x, 0, 0);
+	assert_int_equal(run(x, &b1, 1), 16);
+	assert_int_equal(run(x, &b2, 1), 16);
+	h3 = fake_vq_add_chain(&x->f, &b3, 1);
+	h4 = fake_vq_add_chain(&x->f, &b4, 1);
+	assert_int_equal(virtio_rng_bytes(x->rng), 32);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
+	snap_save(x, &w, &f);
+	assert_int_equal(snap_file_find(&f, SNAP_REC_VIRTIO_RNG, "virtio-rng", &r), 0);
+	assert_int_equal(r.version, 1);
+
+	new_device(x);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f, "virtio-rng"), 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 4);
+	assert_true(fake_vq_get_used(&x->f, &id, &len));
+	assert_int_equal(id, h3);
+	assert_int_equal(len, 8);
+	assert_true(fake_vq_get_used(&x->f, &id, &len));
+	assert_int_equal(id, h4);
+	assert_int_equal(len, 24);
+	assert_false(fake_vq_get_used(&x->f, &id, &len));
+	expect_counter(d, 16, 0); /* untouched */
+	expect_counter(d + 0x100, 16, 16);
+	expect_counter(d + 0x200, 8, 32);
+	expect_counter(d + 0x300, 24, 40);
+	assert_int_equal(virtio_rng_bytes(x->rng), 64);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED);
+	assert_true(x->irq.count >= 1);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_SEL, 0);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_QUEUE_READY), 1);
+	/* Next request, next index. */
+	assert_int_equal(run(x, &b1, 1), 16);
+	assert_int_equal(fake_vq_used_idx(&x->f), 5);
+	expect_counter(d, 16, 64);
+	assert_int_equal(virtio_rng_bytes(x->rng), 80);
+	snap_writer_free(&w);
+}
+
+/* Records that do not fit are refused, the new device and its transport left as created. */
+static void test_snapshot_refusals(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { DATA_GPA, 16, true };
+	struct snap_writer w, w2;
+	struct snap_file f, f2;
+	struct snap_reader r;
+	uint8_t ok[8], bad[9], mmio[512];
+
+	use_pattern(x, 0, 0);
+	assert_int_equal(run(x, &b, 1), 16);
+	snap_save(x, &w, &f);
+	new_device(x);
+	virtio_put_le(ok, 16, 8);
+	memcpy(bad, ok, sizeof(ok));
+	bad[8] = 0;
+	replace_record(&f, SNAP_REC_VIRTIO_RNG, 2, ok, sizeof(ok), &w2, &f2); /* version */
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, "virtio-rng"), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	replace_record(&f, SNAP_REC_VIRTIO_RNG, 1, ok, 7, &w2, &f2); /* truncated */
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, "virtio-rng"), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	replace_record(&f, SNAP_REC_VIRTIO_RNG, 1, bad, sizeof(bad), &w2, &f2); /* overlong */
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, "virtio-rng"), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	replace_record(&f, SNAP_REC_VIRTIO_RNG, 1, NULL, 0, &w2, &f2); /* missing */
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, "virtio-rng"), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	/* The transport record of a disk: its device id is the first field. */
+	assert_int_equal(snap_file_find(&f, SNAP_REC_VIRTIO_MMIO, "virtio-rng", &r), 0);
+	assert_true(r.len <= sizeof(mmio));
+	memcpy(mmio, r.p, r.len);
+	assert_int_equal(virtio_get_le(mmio, 4), VIRTIO_ID_RNG);
+	virtio_put_le(mmio, VIRTIO_ID_BLOCK, 4);
+	replace_record(&f, SNAP_REC_VIRTIO_MMIO, 1, mmio, r.len, &w2, &f2);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f2, "virtio-rng"), -EINVAL);
+	expect_untouched(x);
+	snap_writer_free(&w2);
+	/* The encodings above are the real ones: put back, they load. */
+	virtio_put_le(mmio, VIRTIO_ID_RNG, 4);
+	replace_record(&f, SNAP_REC_VIRTIO_MMIO, 1, mmio, r.len, &w2, &f2);
+	snap_writer_free(&w);
+	replace_record(&f2, SNAP_REC_VIRTIO_RNG, 1, ok, sizeof(ok), &w, &f);
+	assert_int_equal(virtio_mmio_dev_ops.restore(x->t, &f, "virtio-rng"), 0);
+	assert_int_equal(virtio_rng_bytes(x->rng), 16);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
+	snap_writer_free(&w2);
+	snap_writer_free(&w);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -445,6 +611,8 @@ int main(void)
 		T(test_chain_lies_about_length),
 		T(test_descriptor_loop),
 		T(test_no_queue_at_driver_ok),
+		T(test_snapshot_round_trip),
+		T(test_snapshot_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

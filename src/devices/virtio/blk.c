@@ -32,6 +32,7 @@
 #include "core/evloop.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
+#include "snapshot/snap.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -795,6 +796,64 @@ static void blk_quiesce(void *dev)
 		virtio_mmio_notify_used(b->t, b->vq);
 }
 
+/* Snapshots (SNAP_REC_VIRTIO_BLK).  Everything the driver learnt about the disk comes from
+ * the configuration (the image, ro, the serial) and nothing in config space is writable, so
+ * the record holds no state to load, only what the driver saw, to refuse a restore onto a
+ * disk that would look different under it.  The image itself is the snapshot's business.
+ * Payload, version 1: u64 capacity (sectors), bool read-only, 20 bytes GET_ID serial. */
+#define VIRTIO_BLK_STATE_VERSION 1
+
+static int blk_save(void *dev, struct snap_writer *w, const char *id)
+{
+	struct virtio_blk *b = dev;
+
+	/* quiesce completes every request it can; one still in flight is a chain the driver
+	 * handed over that the snapshot would lose (its used entry never written). */
+	if (b->in_flight) {
+		log_warn("virtio-blk: %u requests still in flight; not saving", b->in_flight);
+		return -EBUSY;
+	}
+	snap_rec_begin(w, SNAP_REC_VIRTIO_BLK, VIRTIO_BLK_STATE_VERSION, id);
+	snap_put_u64(w, b->capacity);
+	snap_put_bool(w, b->read_only);
+	snap_put_bytes(w, b->serial, sizeof(b->serial));
+	return w->err;
+}
+
+static int blk_restore(void *dev, const struct snap_file *f, const char *id)
+{
+	struct virtio_blk *b = dev;
+	char serial[VIRTIO_BLK_ID_BYTES];
+	struct snap_reader r;
+	uint64_t capacity;
+	bool read_only;
+
+	if (snap_file_find(f, SNAP_REC_VIRTIO_BLK, id, &r) ||
+	    r.version != VIRTIO_BLK_STATE_VERSION) {
+		log_warn("virtio-blk: no record of version %u for '%s'", VIRTIO_BLK_STATE_VERSION,
+			 id);
+		return -EINVAL;
+	}
+	capacity = snap_get_u64(&r);
+	read_only = snap_get_bool(&r);
+	snap_get_bytes(&r, serial, sizeof(serial));
+	if (snap_reader_done(&r)) {
+		log_warn("virtio-blk: malformed record for '%s'", id);
+		return -EINVAL;
+	}
+	/* The capacity and the read-only feature were read by the driver (§5.2.4, §5.2.3), the
+	 * serial perhaps named the disk (/dev/disk/by-id). */
+	if (capacity != b->capacity || read_only != b->read_only ||
+	    memcmp(serial, b->serial, sizeof(serial))) {
+		log_warn("virtio-blk: snapshot of a %llu-sector%s disk, this one has %llu sectors%s"
+			 " (or another serial)",
+			 (unsigned long long)capacity, read_only ? " read-only" : "",
+			 (unsigned long long)b->capacity, b->read_only ? " read-only" : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static void blk_destroy(void *dev)
 {
 	virtio_blk_destroy(dev);
@@ -812,6 +871,8 @@ const struct virtio_device_ops virtio_blk_ops = {
 	.queue_notify = blk_queue_notify,
 	.reset = blk_reset,
 	.quiesce = blk_quiesce,
+	.save = blk_save,
+	.restore = blk_restore,
 	.destroy = blk_destroy,
 };
 

@@ -6,6 +6,7 @@
 #include "core/irq.h"
 #include "devices/virtio/virtq.h"
 #include "platform/acpi/aml.h"
+#include "snapshot/snap.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -214,7 +215,9 @@ static void set_needs_reset_locked(struct virtio_mmio *t)
 	raise_interrupt(t, VIRTIO_INT_CONFIG);
 }
 
-static void activate(struct virtio_mmio *t)
+/* Hand the ready queues to the device (DRIVER_OK, or a restored live device).  Queue indices
+ * are left alone.  0, or the device's -errno after which the device needs a reset. */
+static int activate(struct virtio_mmio *t)
 {
 	unsigned n = t->ops->num_queues;
 	int ret;
@@ -226,7 +229,7 @@ static void activate(struct virtio_mmio *t)
 	if (ret) {
 		log_warn("%s: activation failed: %s", t->ops->name, strerror(-ret));
 		set_needs_reset_locked(t);
-		return;
+		return ret;
 	}
 	t->active = true;
 	for (unsigned i = 0; i < n; i++)
@@ -240,6 +243,7 @@ static void activate(struct virtio_mmio *t)
 	for (unsigned i = 0; i < n; i++)
 		if (t->vqs[i].ready)
 			notify(t, i);
+	return 0;
 }
 
 /* §3.1.1, §2.2.2: FEATURES_OK only sticks for a subset of the offered features that includes
@@ -274,7 +278,7 @@ static void write_status(struct virtio_mmio *t, uint32_t val)
 	}
 	t->status = new;
 	if ((new &VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK))
-		activate(t);
+		(void)activate(t); /* a failure leaves DEVICE_NEEDS_RESET for the driver */
 }
 
 static void write_queue_ready(struct virtio_mmio *t, struct mmio_queue *q, uint32_t val)
@@ -589,6 +593,281 @@ static void mmio_quiesce(void *opaque)
 	virtio_mmio_quiesce(opaque);
 }
 
+/* Snapshots (SNAP_REC_VIRTIO_MMIO).  The transport saves the common virtio state, the device
+ * its own record(s) under the same id (virtio_device_ops.save).  Payload, version 1, every
+ * integer little-endian:
+ *
+ *   u32 device id          u64 device features offered   u64 driver features
+ *   u32 DeviceFeaturesSel  u32 DriverFeaturesSel  u32 QueueSel  u32 SHMSel
+ *   u32 status             u32 InterruptStatus    u32 ConfigGeneration
+ *   u32 queue count, then per queue:
+ *     u32 QueueNum  u64 QueueDesc  u64 QueueDriver  u64 QueueDevice  bool QueueReady
+ *     u16 last_avail  u16 used_idx  u16 signalled_used  bool signalled_valid  bool notify_off
+ *     bool broken                                        (struct virtq_progress; 0 if not ready)
+ *
+ * Queue registers are saved as the driver wrote them, also for a queue that is not ready (it
+ * may be half programmed).  Whether the device is active is not saved: it is exactly "DRIVER_OK
+ * accepted", and a restored device with DRIVER_OK (without FAILED or DEVICE_NEEDS_RESET) is
+ * activated again as the status write does it. */
+#define VIRTIO_MMIO_STATE_VERSION 1
+
+struct mmio_queue_state {
+	uint32_t num;
+	uint64_t desc, avail, used;
+	bool ready;
+	struct virtq_progress progress;
+};
+
+/* The transport's savable state, apart from its lock, fds and host pointers. */
+struct mmio_state {
+	uint32_t device_id;
+	uint64_t device_features, driver_features;
+	uint32_t device_features_sel, driver_features_sel, queue_sel, shm_sel;
+	uint32_t status, int_status, config_generation;
+	uint32_t nr_queues;
+	struct mmio_queue_state q[VIRTIO_MAX_QUEUES];
+};
+
+/* The status is a byte: write_status() keeps whatever the driver sets in the low eight bits
+ * (but DEVICE_NEEDS_RESET, which only the device sets). */
+#define STATUS_MASK 0xffu
+#define INT_MASK    (VIRTIO_INT_USED | VIRTIO_INT_CONFIG)
+
+static int mmio_save(void *opaque, struct snap_writer *w, const char *id)
+{
+	struct virtio_mmio *t = opaque;
+	int ret = 0;
+
+	virtio_mmio_lock(t);
+	snap_rec_begin(w, SNAP_REC_VIRTIO_MMIO, VIRTIO_MMIO_STATE_VERSION, id);
+	snap_put_u32(w, t->ops->device_id);
+	snap_put_u64(w, t->device_features);
+	snap_put_u64(w, t->driver_features);
+	snap_put_u32(w, t->device_features_sel);
+	snap_put_u32(w, t->driver_features_sel);
+	snap_put_u32(w, t->queue_sel);
+	snap_put_u32(w, t->shm_sel);
+	snap_put_u32(w, t->status);
+	snap_put_u32(w, __atomic_load_n(&t->int_status, __ATOMIC_SEQ_CST));
+	snap_put_u32(w, t->config_generation);
+	snap_put_u32(w, t->ops->num_queues);
+	for (unsigned i = 0; i < t->ops->num_queues; i++) {
+		const struct mmio_queue *q = &t->queues[i];
+		struct virtq_progress p;
+
+		virtq_get_progress(&t->vqs[i], &p);
+		snap_put_u32(w, q->num);
+		snap_put_u64(w, q->desc);
+		snap_put_u64(w, q->avail);
+		snap_put_u64(w, q->used);
+		snap_put_bool(w, t->vqs[i].ready);
+		snap_put_u16(w, p.last_avail);
+		snap_put_u16(w, p.used_idx);
+		snap_put_u16(w, p.signalled_used);
+		snap_put_bool(w, p.signalled_valid);
+		snap_put_bool(w, p.notify_off);
+		snap_put_bool(w, p.broken);
+	}
+	if (!w->err && t->ops->save)
+		ret = t->ops->save(t->dev, w, id);
+	virtio_mmio_unlock(t);
+	return ret ? ret : w->err;
+}
+
+static void read_state(struct snap_reader *r, struct mmio_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->device_id = snap_get_u32(r);
+	s->device_features = snap_get_u64(r);
+	s->driver_features = snap_get_u64(r);
+	s->device_features_sel = snap_get_u32(r);
+	s->driver_features_sel = snap_get_u32(r);
+	s->queue_sel = snap_get_u32(r);
+	s->shm_sel = snap_get_u32(r);
+	s->status = snap_get_u32(r);
+	s->int_status = snap_get_u32(r);
+	s->config_generation = snap_get_u32(r);
+	s->nr_queues = snap_get_u32(r);
+	if (s->nr_queues > VIRTIO_MAX_QUEUES) {
+		snap_fail(r);
+		return;
+	}
+	for (unsigned i = 0; i < s->nr_queues && !r->err; i++) {
+		struct mmio_queue_state *q = &s->q[i];
+
+		q->num = snap_get_u32(r);
+		q->desc = snap_get_u64(r);
+		q->avail = snap_get_u64(r);
+		q->used = snap_get_u64(r);
+		q->ready = snap_get_bool(r);
+		q->progress.last_avail = snap_get_u16(r);
+		q->progress.used_idx = snap_get_u16(r);
+		q->progress.signalled_used = snap_get_u16(r);
+		q->progress.signalled_valid = snap_get_bool(r);
+		q->progress.notify_off = snap_get_bool(r);
+		q->progress.broken = snap_get_bool(r);
+	}
+}
+
+/* Check `s` against this transport's device and guest memory, and build the queues it
+ * describes into vqs[0..num_queues).  false (with a reason logged) if anything is off. */
+static bool check_state(struct virtio_mmio *t, const struct mmio_state *s, struct virtq *vqs)
+{
+	const char *name = t->ops->name;
+	uint64_t negotiated = s->driver_features;
+
+	if (s->device_id != t->ops->device_id) {
+		log_warn("%s: snapshot of device id %u, this is %u", name, s->device_id,
+			 t->ops->device_id);
+		return false;
+	}
+	if (s->nr_queues > t->ops->num_queues) {
+		log_warn("%s: snapshot has %u queues, the device %u", name, s->nr_queues,
+			 t->ops->num_queues);
+		return false;
+	}
+	if (s->status & ~STATUS_MASK || s->int_status & ~INT_MASK) {
+		log_warn("%s: snapshot status %#x, interrupt status %#x", name, s->status,
+			 s->int_status);
+		return false;
+	}
+	/* The status write path's rules: DRIVER_OK only after FEATURES_OK, and FEATURES_OK only
+	 * for offered features with VERSION_1 (§3.1.1), offered then and offered now.  Before
+	 * FEATURES_OK the driver features are just what was written, checked when it is set. */
+	if ((s->status & VIRTIO_STATUS_DRIVER_OK) && !(s->status & VIRTIO_STATUS_FEATURES_OK)) {
+		log_warn("%s: snapshot status %#x: DRIVER_OK without FEATURES_OK", name, s->status);
+		return false;
+	}
+	if ((s->status & VIRTIO_STATUS_FEATURES_OK) &&
+	    ((negotiated & ~s->device_features) || (negotiated & ~t->device_features) ||
+	     !(negotiated & VIRTIO_BIT(VIRTIO_F_VERSION_1)))) {
+		log_warn("%s: snapshot negotiated features %#llx; offered %#llx then, %#llx now",
+			 name, (unsigned long long)negotiated,
+			 (unsigned long long)s->device_features,
+			 (unsigned long long)t->device_features);
+		return false;
+	}
+	for (unsigned i = 0; i < t->ops->num_queues; i++) {
+		const struct mmio_queue_state *q = &s->q[i]; /* zero past nr_queues */
+		const struct virtq_progress *p = &q->progress;
+
+		virtq_reset(&vqs[i]);
+		if (!q->ready) {
+			/* virtq_reset() state: nothing popped, nothing used. */
+			if (p->last_avail || p->used_idx || p->signalled_used ||
+			    p->signalled_valid || p->notify_off || p->broken) {
+				log_warn("%s: queue %u: not ready but has progress", name, i);
+				return false;
+			}
+			continue;
+		}
+		/* §4.2.3.2, as write_queue_ready() checks it; and where the device stands. */
+		if (!virtq_size_valid(q->num, t->ops->queue_max_size) ||
+		    virtq_setup(&vqs[i], t->gm, (uint16_t)q->num, q->desc, q->avail, q->used) ||
+		    virtq_set_progress(&vqs[i], p)) {
+			log_warn("%s: queue %u: size %u, rings %#llx/%#llx/%#llx, indices %u/%u: "
+				 "not for this device and guest memory",
+				 name, i, q->num, (unsigned long long)q->desc,
+				 (unsigned long long)q->avail, (unsigned long long)q->used,
+				 p->last_avail, p->used_idx);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Power-on state, as virtio_mmio_create() leaves it: what restore may overwrite. */
+static bool pristine(const struct virtio_mmio *t)
+{
+	if (t->status || t->active)
+		return false;
+	for (unsigned i = 0; i < t->ops->num_queues; i++)
+		if (t->vqs[i].ready || t->queues[i].ioeventfd)
+			return false;
+	return true;
+}
+
+static void commit_state(struct virtio_mmio *t, const struct mmio_state *s, const struct virtq *vqs)
+{
+	t->driver_features = s->driver_features;
+	t->device_features_sel = s->device_features_sel;
+	t->driver_features_sel = s->driver_features_sel;
+	t->queue_sel = s->queue_sel;
+	t->shm_sel = s->shm_sel;
+	t->status = s->status;
+	t->config_generation = s->config_generation;
+	for (unsigned i = 0; i < t->ops->num_queues; i++) {
+		struct mmio_queue *q = &t->queues[i];
+
+		q->num = s->q[i].num;
+		q->desc = s->q[i].desc;
+		q->avail = s->q[i].avail;
+		q->used = s->q[i].used;
+		t->vqs[i] = vqs[i]; /* devices keep &t->vqs[i]: copy in place */
+	}
+	__atomic_store_n(&t->int_status, s->int_status, __ATOMIC_SEQ_CST);
+}
+
+/* Load the transport's record, then the device's, then bring a live device back: activate it
+ * with its queues where they stood, register the queues' ioeventfds, and run every ready queue
+ * once (as DRIVER_OK does), so chains the driver made available before the snapshot, or that
+ * a yielding device had left, are not left waiting for a kick that will not come again.
+ *
+ * The device's restore runs once the transport's record is validated and before anything is
+ * committed (a device cannot see the transport before it is activated), so a record that
+ * either refuses leaves both as they were.  A device that then fails to activate is left
+ * needing a reset, as after a failed DRIVER_OK. */
+static int mmio_restore(void *opaque, const struct snap_file *f, const char *id)
+{
+	struct virtio_mmio *t = opaque;
+	struct virtq vqs[VIRTIO_MAX_QUEUES];
+	struct snap_reader r;
+	struct mmio_state s;
+	int ret;
+
+	if (snap_file_find(f, SNAP_REC_VIRTIO_MMIO, id, &r)) {
+		log_warn("%s: no transport record for '%s'", t->ops->name, id);
+		return -EINVAL;
+	}
+	if (r.version != VIRTIO_MMIO_STATE_VERSION) {
+		log_warn("%s: transport record version %u (want %u)", t->ops->name, r.version,
+			 VIRTIO_MMIO_STATE_VERSION);
+		return -EINVAL;
+	}
+	read_state(&r, &s);
+	if (snap_reader_done(&r)) {
+		log_warn("%s: malformed transport record", t->ops->name);
+		return -EINVAL;
+	}
+	virtio_mmio_lock(t);
+	if (!pristine(t)) {
+		log_warn("%s: restore onto a device in use (status %#x)", t->ops->name, t->status);
+		ret = -EBUSY;
+		goto unlock;
+	}
+	if (!check_state(t, &s, vqs)) {
+		ret = -EINVAL;
+		goto unlock;
+	}
+	if (t->ops->restore) {
+		ret = t->ops->restore(t->dev, f, id);
+		if (ret)
+			goto unlock;
+	}
+	commit_state(t, &s, vqs);
+	/* The line follows InterruptStatus (irq_level_high): assert it for bits the driver has
+	 * not acknowledged yet; the resample at each EOI keeps it asserted until it does. */
+	if (s.int_status && t->irq)
+		irq_trigger(t->irq);
+	ret = 0;
+	if ((s.status & VIRTIO_STATUS_DRIVER_OK) &&
+	    !(s.status & (VIRTIO_STATUS_FAILED | VIRTIO_STATUS_DEVICE_NEEDS_RESET)))
+		ret = activate(t);
+unlock:
+	virtio_mmio_unlock(t);
+	return ret;
+}
+
 const struct dev_ops virtio_mmio_dev_ops = {
 	.name = "virtio-mmio",
 	.sizes = BUS_SZ_ANY,
@@ -597,6 +876,8 @@ const struct dev_ops virtio_mmio_dev_ops = {
 	.reset = mmio_reset,
 	.quiesce = mmio_quiesce,
 	.describe = mmio_describe,
+	.save = mmio_save,
+	.restore = mmio_restore,
 	.destroy = mmio_destroy,
 };
 

@@ -51,7 +51,11 @@ struct virtq;
 #define VIRTIO_MMIO_VENDOR    0x49474e49u /* "INGI": ignition */
 #define VIRTIO_MMIO_WINDOW    0x1000u
 
-/* The bus ops of the transport (sizes = BUS_SZ_ANY: widths are checked per register). */
+/* The bus ops of the transport (sizes = BUS_SZ_ANY: widths are checked per register).  save
+ * writes the common virtio state as one SNAP_REC_VIRTIO_MMIO record (layout in mmio.c), then
+ * the device's own records under the same id; restore loads them into a transport in its
+ * power-on state (-EBUSY otherwise), -EINVAL and nothing changed if a record does not fit this
+ * device or guest memory, and re-activates a live device where its queues stood. */
 extern const struct dev_ops virtio_mmio_dev_ops;
 
 /* Create a transport for `dev` (driven by `ops`) over guest memory `gm`, raising `irq`.
@@ -72,7 +76,9 @@ void virtio_mmio_destroy(struct virtio_mmio *t);
 /* Return the transport and the device to the power-on state (as a status write of 0). */
 void virtio_mmio_reset(struct virtio_mmio *t);
 
-/* Ask the device to park its in-flight work (pause, snapshot). */
+/* Ask the device to finish or park its in-flight work (pause, snapshot), so that nothing it
+ * took from its queues is lost or completed twice if its state is saved now.  Chains still
+ * available stay in the rings; a restore runs every ready queue once. */
 void virtio_mmio_quiesce(struct virtio_mmio *t);
 
 /* The device pushed used buffers on `vq`: interrupt the driver unless it suppressed that

@@ -411,3 +411,35 @@ void virtq_unpop(struct virtq *vq, uint16_t n)
 		return;
 	vq->last_avail = (uint16_t)(vq->last_avail - n);
 }
+
+void virtq_get_progress(const struct virtq *vq, struct virtq_progress *p)
+{
+	*p = (struct virtq_progress){
+		.last_avail = vq->last_avail,
+		.used_idx = vq->used_idx,
+		.signalled_used = vq->signalled_used,
+		.signalled_valid = vq->signalled_valid,
+		.notify_off = vq->notify_off,
+		.broken = vq->broken,
+	};
+}
+
+int virtq_set_progress(struct virtq *vq, const struct virtq_progress *p)
+{
+	if (!vq->ready)
+		return -EINVAL;
+	/* A device cannot hold more chains than the ring has slots: each popped chain took one
+	 * slot, and the driver refills a slot only once its chain is used (§2.7.13). */
+	if ((uint16_t)(p->last_avail - p->used_idx) > vq->size)
+		return -EINVAL;
+	/* virtq_should_notify() sets both together; virtq_reset() clears both. */
+	if (!p->signalled_valid && p->signalled_used)
+		return -EINVAL;
+	vq->last_avail = p->last_avail;
+	vq->used_idx = p->used_idx;
+	vq->signalled_used = p->signalled_used;
+	vq->signalled_valid = p->signalled_valid;
+	vq->notify_off = p->notify_off;
+	vq->broken = p->broken;
+	return 0;
+}

@@ -133,4 +133,27 @@ int virtq_iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
  * receive buffer kept in hand, before a snapshot).  No-op on a queue that is not set up. */
 void virtq_unpop(struct virtq *vq, uint16_t n);
 
+/* Snapshots: the device's progress through a queue, the part of struct virtq that is neither
+ * the ring layout (the transport saves the addresses and size and rebuilds it with
+ * virtq_setup()), nor a host view, nor the negotiated ring features (virtq_set_features() at
+ * activation).  Plain data; the transport encodes it into its snapshot record. */
+struct virtq_progress {
+	uint16_t last_avail;	 /* next available-ring slot to consume */
+	uint16_t used_idx;	 /* used->idx as we last published it */
+	uint16_t signalled_used; /* used_idx at the last notification decision */
+	bool signalled_valid;	 /* signalled_used is meaningful */
+	bool notify_off;	 /* virtq_disable_notify() in force */
+	bool broken;		 /* the driver handed us garbage */
+};
+
+/* Copy the progress of `vq` into `p` (all zero for a queue that is not set up). */
+void virtq_get_progress(const struct virtq *vq, struct virtq_progress *p);
+
+/* Give `vq`, just set up with virtq_setup(), the progress `p`, without touching guest memory.
+ * -EINVAL (vq unchanged) if vq is not set up, if more than its size chains would be
+ * outstanding (popped and not yet used: last_avail - used_idx), or if signalled_used is set
+ * without signalled_valid. */
+int virtq_set_progress(struct virtq *vq, const struct virtq_progress *p)
+	__attribute__((warn_unused_result));
+
 #endif
