@@ -298,8 +298,7 @@ int devmgr_save(struct devmgr *dm, struct snap_writer *w)
 	return w->err;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(char *why, size_t size, const char *fmt,
-						       ...)
+__attribute__((format(printf, 3, 4))) static int fail(char *why, size_t size, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -327,8 +326,8 @@ int devmgr_restore(struct devmgr *dm, const struct snap_file *f, char *why, size
 		slots++;
 		d = devmgr_find(dm, r.id);
 		if (!d)
-			return fail(why, why_size, "device '%s' is in the snapshot but not in this VM",
-				    r.id);
+			return fail(why, why_size,
+				    "device '%s' is in the snapshot but not in this VM", r.id);
 		if (r.version != SLOT_VERSION)
 			return fail(why, why_size, "device '%s': slot record version %u (want %u)",
 				    r.id, r.version, SLOT_VERSION);
@@ -342,12 +341,13 @@ int devmgr_restore(struct devmgr *dm, const struct snap_file *f, char *why, size
 			return fail(why, why_size, "device '%s': malformed slot record", r.id);
 		if (kind != d->kind || base != d->base || len != d->len || has_irq != d->has_irq ||
 		    (has_irq && (gsi != d->irq.gsi || level != d->irq.level)))
-			return fail(why, why_size,
-				    "device '%s': the snapshot has it at %#llx+%#llx (GSI %u), this VM"
-				    " at %#llx+%#llx (GSI %u)",
-				    r.id, (unsigned long long)base, (unsigned long long)len,
-				    has_irq ? gsi : 0, (unsigned long long)d->base,
-				    (unsigned long long)d->len, d->has_irq ? d->irq.gsi : 0);
+			return fail(
+				why, why_size,
+				"device '%s': the snapshot has it at %#llx+%#llx (GSI %u), this VM"
+				" at %#llx+%#llx (GSI %u)",
+				r.id, (unsigned long long)base, (unsigned long long)len,
+				has_irq ? gsi : 0, (unsigned long long)d->base,
+				(unsigned long long)d->len, d->has_irq ? d->irq.gsi : 0);
 	}
 	if (slots != (unsigned)dm->nr_devs)
 		return fail(why, why_size, "the snapshot has %u devices, this VM %d", slots,

@@ -136,8 +136,7 @@ static void test_refuses_corruption(void **state)
 		for (int bit = 0; bit < 8; bit++) {
 			memcpy(copy, w.buf, w.len);
 			copy[i] ^= (uint8_t)(1u << bit);
-			assert_int_not_equal(snap_file_parse(&f, copy, w.len, why, sizeof(why)),
-					     0);
+			assert_int_not_equal(snap_file_parse(&f, copy, w.len, why, sizeof(why)), 0);
 		}
 	}
 	memcpy(copy, w.buf, w.len);
