@@ -124,7 +124,8 @@ $(FUZZ_BUILD)/libignition-fuzz.a: $(FUZZ_LIB_OBJS)
 	ar rcs $@ $^
 
 $(FUZZ_BINS): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/fuzz/%.o $(FUZZ_BUILD)/libignition-fuzz.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) -pthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) \
+		$(ZLIB_LIBS) -pthread
 
 # Each target runs FUZZ_SECONDS (niced) from a fresh corpus that it seeds itself
 # (IGN_FUZZ_SEED_DIR), with its temporary files in the same throw-away directory, and prints one
