@@ -1,8 +1,11 @@
-/* Hardware-reduced ACPI sleep/reset registers and the i8042 reset stub. */
+/* Hardware-reduced ACPI sleep/reset registers and the i8042 reset stub.  Snapshots: the ACPI
+ * device saves its status register; the i8042 stub has no state (its reads are constant, its
+ * only command acts at once), so it has no record.  The power sink is the VM's, not state. */
 #include "devices/power.h"
 
 #include "arch/x86/layout.h"
 #include "core/devmgr.h"
+#include "snapshot/snap.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -13,9 +16,15 @@
 #define OFF_RESET     (LAYOUT_ACPI_RESET - LAYOUT_PORT_ACPI_PM)
 #define ACPI_PM_PORTS (OFF_RESET + 1)
 
+/* What a snapshot keeps of the ACPI registers: SLEEP_CONTROL_REG and RESET_REG act on the
+ * write and hold nothing; only the status register has a value. */
+struct power_state {
+	uint8_t wak_sts; /* SLEEP_STATUS_REG value: 0 or POWER_WAK_STS */
+};
+
 struct power {
 	struct power_sink sink;
-	uint8_t wak_sts; /* SLEEP_STATUS_REG value */
+	struct power_state st;
 };
 
 struct power_i8042 {
@@ -29,7 +38,7 @@ static uint64_t acpi_read(void *dev, uint64_t off, unsigned size)
 	struct power *p = dev;
 
 	if (off == OFF_SLEEP_STS)
-		return __atomic_load_n(&p->wak_sts, __ATOMIC_RELAXED);
+		return __atomic_load_n(&p->st.wak_sts, __ATOMIC_RELAXED);
 	return 0; /* SLEEP_CONTROL_REG and RESET_REG are write-only */
 }
 
@@ -50,11 +59,11 @@ static void acpi_write(void *dev, uint64_t off, unsigned size, uint64_t val)
 		/* No sleep states are offered (the DSDT has only \_S5); if a guest asks anyway,
 		 * it "wakes" at once: WAK_STS ends its wait loop (ACPI 6.4 §7.4.2.x). */
 		log_guest("acpi: unsupported sleep type %u, waking immediately", typ);
-		__atomic_store_n(&p->wak_sts, POWER_WAK_STS, __ATOMIC_RELAXED);
+		__atomic_store_n(&p->st.wak_sts, POWER_WAK_STS, __ATOMIC_RELAXED);
 		break;
 	case OFF_SLEEP_STS:
 		if (val & POWER_WAK_STS) /* write 1 to clear */
-			__atomic_store_n(&p->wak_sts, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&p->st.wak_sts, 0, __ATOMIC_RELAXED);
 		break;
 	case OFF_RESET:
 		if (val == LAYOUT_ACPI_RESET_VAL)
@@ -67,7 +76,34 @@ static void acpi_reset(void *dev)
 {
 	struct power *p = dev;
 
-	__atomic_store_n(&p->wak_sts, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->st.wak_sts, 0, __ATOMIC_RELAXED);
+}
+
+/* SNAP_REC_POWER payload, version 1: u8 SLEEP_STATUS_REG (0 or POWER_WAK_STS). */
+#define POWER_STATE_VERSION 1
+
+static int acpi_save(void *dev, struct snap_writer *w, const char *id)
+{
+	struct power *p = dev;
+
+	snap_rec_begin(w, SNAP_REC_POWER, POWER_STATE_VERSION, id);
+	snap_put_u8(w, __atomic_load_n(&p->st.wak_sts, __ATOMIC_RELAXED));
+	return w->err;
+}
+
+static int acpi_restore(void *dev, const struct snap_file *f, const char *id)
+{
+	struct power *p = dev;
+	struct power_state st;
+	struct snap_reader r;
+
+	if (snap_file_find(f, SNAP_REC_POWER, id, &r) || r.version != POWER_STATE_VERSION)
+		return -EINVAL;
+	st.wak_sts = snap_get_u8(&r);
+	if (snap_reader_done(&r) || (st.wak_sts != 0 && st.wak_sts != POWER_WAK_STS))
+		return -EINVAL;
+	__atomic_store_n(&p->st.wak_sts, st.wak_sts, __ATOMIC_RELAXED);
+	return 0;
 }
 
 static void acpi_destroy(void *dev)
@@ -81,6 +117,8 @@ const struct dev_ops power_acpi_ops = {
 	.read = acpi_read,
 	.write = acpi_write,
 	.reset = acpi_reset,
+	.save = acpi_save,
+	.restore = acpi_restore,
 	.destroy = acpi_destroy,
 };
 

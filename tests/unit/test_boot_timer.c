@@ -1,4 +1,5 @@
-/* Boot timer: one line, once, only for a one-byte write of 123 at offset 0. */
+/* Boot timer: one line, once, only for a one-byte write of 123 at offset 0; snapshots keep
+ * whether it was printed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include "arch/x86/layout.h"
 #include "core/devmgr.h"
 #include "devices/boot_timer.h"
+#include "snap_edit.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -90,11 +92,133 @@ static void test_first_mmio_slot(void **state)
 	devmgr_destroy(&dm);
 }
 
+/* ---- snapshots ---- */
+
+struct piped {
+	struct boot_timer *bt;
+	int p[2];
+};
+
+static void piped_new(struct piped *t)
+{
+	assert_int_equal(pipe2(t->p, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_int_equal(boot_timer_create(t->p[1], &t->bt), 0);
+}
+
+static void piped_free(struct piped *t)
+{
+	boot_timer_destroy(t->bt);
+	close(t->p[0]);
+	close(t->p[1]);
+}
+
+/* Did the timer print its line since the last call? */
+static bool printed(struct piped *t)
+{
+	char buf[128];
+
+	return read(t->p[0], buf, sizeof(buf)) > 0;
+}
+
+static void test_snapshot_after_boot(void **state)
+{
+	struct piped src, dst;
+	struct snap_edit e, again;
+	uint64_t ms;
+
+	piped_new(&src);
+	boot_timer_ops.write(src.bt, 0, 1, BOOT_TIMER_MAGIC);
+	assert_true(printed(&src));
+	ms = boot_timer_ms(src.bt);
+	assert_true(ms > 0);
+	snap_edit_save(&e, &boot_timer_ops, src.bt, SNAP_REC_BOOT_TIMER, "boot-timer");
+	assert_int_equal(e.version, 1);
+	assert_int_equal(e.len, 1 + 8);
+
+	piped_new(&dst);
+	assert_int_equal(snap_edit_restore(&e, &boot_timer_ops, dst.bt), 0);
+	assert_int_equal(boot_timer_ms(dst.bt), ms);
+	snap_edit_save(&again, &boot_timer_ops, dst.bt, SNAP_REC_BOOT_TIMER, "boot-timer");
+	snap_edit_assert_same(&e, &again);
+	/* The restored guest already booted: its init poking again prints nothing. */
+	assert_false(printed(&dst));
+	boot_timer_ops.write(dst.bt, 0, 1, BOOT_TIMER_MAGIC);
+	assert_false(printed(&dst));
+	assert_int_equal(boot_timer_ms(dst.bt), ms);
+	piped_free(&src);
+	piped_free(&dst);
+}
+
+static void test_snapshot_before_boot(void **state)
+{
+	struct piped src, dst;
+	struct snap_edit e;
+
+	piped_new(&src);
+	snap_edit_save(&e, &boot_timer_ops, src.bt, SNAP_REC_BOOT_TIMER, "boot-timer");
+	piped_new(&dst);
+	assert_int_equal(snap_edit_restore(&e, &boot_timer_ops, dst.bt), 0);
+	assert_int_equal(boot_timer_ms(dst.bt), 0);
+	/* Not yet booted in the snapshot: the first poke after the restore prints, once. */
+	boot_timer_ops.write(dst.bt, 0, 1, BOOT_TIMER_MAGIC);
+	assert_true(printed(&dst));
+	assert_true(boot_timer_ms(dst.bt) > 0);
+	boot_timer_ops.write(dst.bt, 0, 1, BOOT_TIMER_MAGIC);
+	assert_false(printed(&dst));
+	piped_free(&src);
+	piped_free(&dst);
+}
+
+static void test_snapshot_refused(void **state)
+{
+	struct piped src, dst;
+	struct snap_edit good, e, before, after;
+	/* fired, then the ms as 8 little-endian bytes */
+	static const uint8_t bad[][9] = {
+		{ 1, 0, 0, 0, 0, 0, 0, 0, 0 }, /* fired at 0 ms: 0 means "not yet" */
+		{ 0, 5, 0, 0, 0, 0, 0, 0, 0 }, /* a time without having fired */
+		{ 2, 5, 0, 0, 0, 0, 0, 0, 0 }, /* not a bool */
+	};
+
+	piped_new(&src);
+	boot_timer_ops.write(src.bt, 0, 1, BOOT_TIMER_MAGIC);
+	snap_edit_save(&good, &boot_timer_ops, src.bt, SNAP_REC_BOOT_TIMER, "boot-timer");
+	piped_new(&dst);
+	snap_edit_save(&before, &boot_timer_ops, dst.bt, SNAP_REC_BOOT_TIMER, "boot-timer");
+
+	for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]) + good.len + 3; i++) {
+		e = good;
+		if (i < sizeof(bad) / sizeof(bad[0]))
+			memcpy(e.payload, bad[i], sizeof(bad[i]));
+		else if (i < sizeof(bad) / sizeof(bad[0]) + good.len)
+			e.len = i - sizeof(bad) / sizeof(bad[0]); /* every truncation */
+		else if (i == sizeof(bad) / sizeof(bad[0]) + good.len)
+			e.payload[e.len++] = 0; /* a trailing byte */
+		else if (i == sizeof(bad) / sizeof(bad[0]) + good.len + 1)
+			e.version = 2;
+		else if (i == sizeof(bad) / sizeof(bad[0]) + good.len + 2)
+			e.version = 0;
+		else
+			e.type = SNAP_REC_POWER;
+		assert_int_equal(snap_edit_restore(&e, &boot_timer_ops, dst.bt), -EINVAL);
+		snap_edit_save(&after, &boot_timer_ops, dst.bt, SNAP_REC_BOOT_TIMER, "boot-timer");
+		snap_edit_assert_same(&before, &after);
+	}
+	/* Still unfired: it prints when the guest pokes it. */
+	boot_timer_ops.write(dst.bt, 0, 1, BOOT_TIMER_MAGIC);
+	assert_true(printed(&dst));
+	piped_free(&src);
+	piped_free(&dst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_logs_once),
 		cmocka_unit_test(test_first_mmio_slot),
+		cmocka_unit_test(test_snapshot_after_boot),
+		cmocka_unit_test(test_snapshot_before_boot),
+		cmocka_unit_test(test_snapshot_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

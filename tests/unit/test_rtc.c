@@ -1,5 +1,5 @@
 /* MC146818 RTC: host time in BCD/binary and 12/24-hour form, the guest setting the clock,
- * UIP, registers A-D, CMOS RAM, and the bus registration. */
+ * UIP, registers A-D, CMOS RAM, the bus registration, and snapshot save/restore. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +8,7 @@
 
 #include "core/devmgr.h"
 #include "devices/rtc.h"
+#include "snap_edit.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -311,6 +312,250 @@ static void test_devmgr_add(void **state)
 	devmgr_destroy(&dm);
 }
 
+/* ---- snapshots ---- */
+
+#define NS 1000000000ll
+/* 2030-01-02 03:04:05 UTC */
+#define T_SET 1893553445ll
+
+/* Payload offsets of the version 1 layout. */
+enum {
+	P_INDEX = 0,
+	P_NMI = 1,
+	P_CMOS = 2,
+	P_OFFSET = P_CMOS + 128,
+	P_TM = P_OFFSET + 8, /* sec, min, hour, mday, mon, year, wday: 4 bytes each */
+	P_LEN = P_TM + 7 * 4,
+};
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static struct rtc *fresh_rtc(void)
+{
+	struct rtc *r;
+
+	assert_int_equal(rtc_create(&r), 0);
+	rtc_set_clock(r, fake_clock, NULL);
+	return r;
+}
+
+/* The guest sets its clock to T_SET (binary, 24-hour), enables the alarm interrupt, picks a
+ * periodic rate, fills the CMOS RAM, and leaves the index at 0x40 with NMIs masked. */
+static void busy_rtc(struct rtc *r)
+{
+	set(r, RTC_REG_B, RTC_B_SET | RTC_B_DM | RTC_B_24H);
+	set(r, RTC_CENTURY, 20);
+	set(r, RTC_YEAR, 30);
+	set(r, RTC_MONTH, 1);
+	set(r, RTC_DAY_OF_MONTH, 2);
+	set(r, RTC_HOURS, 3);
+	set(r, RTC_MINUTES, 4);
+	set(r, RTC_SECONDS, 5);
+	set(r, RTC_REG_B, RTC_B_DM | RTC_B_24H | RTC_B_AIE);
+	set(r, RTC_REG_A, 0x2a);
+	set(r, RTC_SECONDS_ALARM, 9);
+	set(r, RTC_MINUTES_ALARM, 0xc0);
+	set(r, RTC_HOURS_ALARM, 0xc0);
+	for (unsigned i = 0x0e; i < 0x80; i++)
+		if (i != RTC_CENTURY)
+			set(r, (uint8_t)i, (uint8_t)(i * 7));
+	rtc_write(r, 0, 0x80 | 0x40);
+}
+
+static void test_snapshot_running(void **state)
+{
+	struct rtc *src = *state, *dst;
+	struct snap_edit e, again;
+
+	fake_ns = T0 * NS + 250000000ll;
+	rtc_set_clock(src, fake_clock, NULL);
+	busy_rtc(src);
+	assert_int_equal(rtc_offset(src), T_SET - T0);
+	snap_edit_save(&e, &rtc_ops, src, SNAP_REC_RTC, "rtc");
+	assert_int_equal(e.version, 1);
+	assert_int_equal(e.len, P_LEN);
+	assert_int_equal(e.payload[P_INDEX], 0x40);
+	assert_int_equal(e.payload[P_NMI], 1);
+
+	/* The snapshot waits 1000 s on disk; the host clock moves on. */
+	fake_ns += 1000 * NS;
+	dst = fresh_rtc();
+	assert_int_equal(snap_edit_restore(&e, &rtc_ops, dst), 0);
+	snap_edit_save(&again, &rtc_ops, dst, SNAP_REC_RTC, "rtc");
+	snap_edit_assert_same(&e, &again);
+	/* The index came along: a data read without an index write reads CMOS byte 0x40. */
+	assert_int_equal(rtc_read(dst, 1), (uint8_t)(0x40 * 7));
+	/* The guest's clock kept its distance to the host's: it reads the present (the host's
+	 * time plus the guest's offset), not the moment of the snapshot. */
+	assert_int_equal(rtc_offset(dst), T_SET - T0);
+	assert_int_equal(read_time(dst), T_SET + 1000);
+	assert_int_equal(read_time(src), T_SET + 1000);
+	/* Register C: no flag at the restore instant (as if just read), then the update and
+	 * periodic flags, and the alarm (any hour and minute, second 9) fires at :09. */
+	assert_int_equal(get(dst, RTC_REG_C), 0);
+	fake_ns += NS;
+	assert_int_equal(get(dst, RTC_REG_C), RTC_C_UF | RTC_C_PF);
+	fake_ns = (T0 + 1000 + 4) * NS; /* guest time 03:20:49 */
+	assert_int_equal(get(dst, RTC_SECONDS), 49);
+	fake_ns += 20 * NS;
+	assert_int_equal(get(dst, RTC_REG_C) & (RTC_C_AF | RTC_C_IRQF), RTC_C_AF | RTC_C_IRQF);
+	/* Every other register reads the same on both. */
+	for (unsigned i = 0; i < 0x80; i++)
+		if (i != RTC_REG_C)
+			assert_int_equal(get(dst, (uint8_t)i), get(src, (uint8_t)i));
+	rtc_destroy(dst);
+}
+
+static void test_snapshot_frozen(void **state)
+{
+	struct rtc *src = *state, *dst;
+	struct snap_edit e;
+	struct tm tm = { .tm_year = 131,
+			 .tm_mon = 11,
+			 .tm_mday = 31,
+			 .tm_hour = 23,
+			 .tm_min = 59,
+			 .tm_sec = 58 };
+
+	/* Snapshot taken halfway through the guest setting its clock (BCD). */
+	fake_ns = T0 * NS;
+	rtc_set_clock(src, fake_clock, NULL);
+	set(src, RTC_REG_B, RTC_B_SET | RTC_B_24H);
+	set(src, RTC_YEAR, 0x31);
+	set(src, RTC_MONTH, 0x12);
+	set(src, RTC_DAY_OF_MONTH, 0x31);
+	set(src, RTC_HOURS, 0x23);
+	set(src, RTC_MINUTES, 0x59);
+	snap_edit_save(&e, &rtc_ops, src, SNAP_REC_RTC, "rtc");
+	fake_ns += 100 * NS;
+	dst = fresh_rtc();
+	assert_int_equal(snap_edit_restore(&e, &rtc_ops, dst), 0);
+	/* Still stopped at what the guest wrote, the weekday from when it stopped. */
+	assert_int_equal(get(dst, RTC_REG_B), RTC_B_SET | RTC_B_24H);
+	assert_int_equal(get(dst, RTC_YEAR), 0x31);
+	assert_int_equal(get(dst, RTC_MINUTES), 0x59);
+	assert_int_equal(get(dst, RTC_SECONDS), 0x05); /* T0's, not yet written */
+	assert_int_equal(get(dst, RTC_DAY_OF_WEEK), 3);
+	assert_int_equal(get(dst, RTC_REG_A), 0x26); /* no UIP while SET */
+	/* The guest finishes on both: the same clock. */
+	set(src, RTC_SECONDS, 0x58);
+	set(dst, RTC_SECONDS, 0x58);
+	set(src, RTC_REG_B, RTC_B_24H);
+	set(dst, RTC_REG_B, RTC_B_24H);
+	assert_int_equal(rtc_offset(dst), rtc_offset(src));
+	assert_int_equal(read_time(dst), timegm(&tm));
+	rtc_destroy(dst);
+}
+
+/* Restoring `bad` must fail with -EINVAL and leave `dst` as it was. */
+static void refused(struct rtc *dst, const struct snap_edit *bad)
+{
+	struct snap_edit before, after;
+
+	snap_edit_save(&before, &rtc_ops, dst, SNAP_REC_RTC, "rtc");
+	assert_int_equal(snap_edit_restore(bad, &rtc_ops, dst), -EINVAL);
+	snap_edit_save(&after, &rtc_ops, dst, SNAP_REC_RTC, "rtc");
+	snap_edit_assert_same(&before, &after);
+}
+
+static void test_snapshot_refused(void **state)
+{
+	struct rtc *src = *state, *dst;
+	struct snap_edit good, e;
+	static const struct {
+		unsigned off;
+		uint8_t val;
+	} bad_bytes[] = {
+		{ P_INDEX, 0x80 }, /* the NMI bit has its own field */
+		{ P_INDEX, 0xff },
+		{ P_NMI, 2 },
+		{ P_CMOS + RTC_REG_A, 0x26 | RTC_A_UIP },		   /* UIP is computed */
+		{ P_CMOS + RTC_REG_B, RTC_B_SET | RTC_B_UIE | RTC_B_24H }, /* SET clears UIE */
+		{ P_CMOS + RTC_SECONDS, 1 }, /* time bytes are computed, never stored */
+		{ P_CMOS + RTC_HOURS, 1 },
+		{ P_CMOS + RTC_YEAR, 1 },
+		{ P_CMOS + RTC_CENTURY, 0x20 },
+		{ P_CMOS + RTC_REG_C, RTC_C_IRQF },
+		{ P_CMOS + RTC_REG_D, RTC_D_VRT },
+	};
+	static const struct {
+		unsigned field; /* of the time being set */
+		int32_t val;
+	} bad_tm[] = {
+		{ 0, 256 }, { 0, -1 },	      { 1, 256 },	  { 2, 256 }, { 3, -1 }, { 4, -2 },
+		{ 4, 255 }, { 5, INT32_MAX }, { 5, -1200000001 }, { 6, 7 },   { 6, -1 },
+	};
+	static const int64_t bad_offsets[] = { (1ll << 55) + 1, -(1ll << 55) - 1, INT64_MIN,
+					       INT64_MAX };
+
+	fake_ns = T0 * NS;
+	rtc_set_clock(src, fake_clock, NULL);
+	busy_rtc(src);
+	snap_edit_save(&good, &rtc_ops, src, SNAP_REC_RTC, "rtc");
+	dst = fresh_rtc();
+	/* The target has a state of its own: another offset, RAM, index. */
+	set(dst, RTC_REG_B, RTC_B_24H);
+	set(dst, RTC_HOURS, 0x01);
+	set(dst, 0x20, 0x99);
+
+	for (size_t i = 0; i < sizeof(bad_bytes) / sizeof(bad_bytes[0]); i++) {
+		e = good;
+		e.payload[bad_bytes[i].off] = bad_bytes[i].val;
+		refused(dst, &e);
+	}
+	for (size_t i = 0; i < sizeof(bad_tm) / sizeof(bad_tm[0]); i++) {
+		e = good;
+		put32(e.payload + P_TM + 4 * bad_tm[i].field, (uint32_t)bad_tm[i].val);
+		refused(dst, &e);
+	}
+	for (size_t i = 0; i < sizeof(bad_offsets) / sizeof(bad_offsets[0]); i++) {
+		e = good;
+		put64(e.payload + P_OFFSET, (uint64_t)bad_offsets[i]);
+		refused(dst, &e);
+	}
+	for (size_t len = 0; len < good.len; len++) {
+		e = good;
+		e.len = len;
+		refused(dst, &e);
+	}
+	e = good;
+	e.payload[e.len++] = 0;
+	refused(dst, &e);
+	e = good;
+	e.version = 2;
+	refused(dst, &e);
+	e = good;
+	e.type = SNAP_REC_SERIAL;
+	refused(dst, &e);
+	assert_int_equal(get(dst, 0x20), 0x99);
+
+	/* The bounds themselves load, and the clock reads without trouble there. */
+	e = good;
+	put64(e.payload + P_OFFSET, (uint64_t)(1ll << 55));
+	assert_int_equal(snap_edit_restore(&e, &rtc_ops, dst), 0);
+	assert_int_equal(rtc_offset(dst), 1ll << 55);
+	(void)get(dst, RTC_CENTURY);
+	put64(e.payload + P_OFFSET, (uint64_t) - (1ll << 55));
+	put32(e.payload + P_TM + 4 * 4, (uint32_t)-1);
+	put32(e.payload + P_TM + 4 * 5, (uint32_t)-1200000000);
+	e.payload[P_CMOS + RTC_REG_B] = RTC_B_SET | RTC_B_24H;
+	assert_int_equal(snap_edit_restore(&e, &rtc_ops, dst), 0);
+	(void)get(dst, RTC_YEAR);
+	set(dst, RTC_REG_B, RTC_B_24H); /* unfreezes at that time */
+	(void)get(dst, RTC_CENTURY);
+	rtc_destroy(dst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,6 +568,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reg_c_d, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cmos_ram, setup, teardown),
 		cmocka_unit_test(test_devmgr_add),
+		cmocka_unit_test_setup_teardown(test_snapshot_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_frozen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_refused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

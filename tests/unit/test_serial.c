@@ -1,5 +1,5 @@
 /* 16550A UART: every register, the FIFO, interrupts (counted on the irq line), loopback as
- * Linux's 8250 probe uses it, and TX output through a pipe. */
+ * Linux's 8250 probe uses it, TX output through a pipe, and snapshot save/restore. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +8,7 @@
 
 #include "core/devmgr.h"
 #include "devices/serial.h"
+#include "snap_edit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -488,6 +489,269 @@ static void test_devmgr_add(void **state)
 	close(out[1]);
 }
 
+/* ---- snapshots ---- */
+
+static const char typed[] = "hello, snapshot";
+
+/* A UART in a state that touches every saved field: a divisor, 7e1 framing, FIFOs on with a
+ * trigger level, ERBFI|ETBEI with RX data and THR empty both pending, modem outputs on with
+ * latched modem-status deltas, a scratch value, and FIFO contents that wrap around the ring. */
+static void busy_uart(struct fixture *f)
+{
+	uint8_t junk[60];
+
+	wr(f, SERIAL_LCR, SERIAL_LCR_DLAB | 0x1a);
+	wr(f, SERIAL_DLL, 0x01);
+	wr(f, SERIAL_DLM, 0x02);
+	wr(f, SERIAL_LCR, 0x1a);
+	wr(f, SERIAL_FCR, SERIAL_FCR_ENABLE | 0x80);
+	wr(f, SERIAL_SCR, 0x5a);
+	wr(f, SERIAL_MCR, SERIAL_MCR_LOOP); /* DCD/DSR/CTS fall ... */
+	wr(f, SERIAL_MCR, SERIAL_MCR_DTR | SERIAL_MCR_RTS | SERIAL_MCR_OUT2); /* ... and rise */
+	memset(junk, 'j', sizeof(junk));
+	assert_int_equal(serial_input(f->s, junk, sizeof(junk)), sizeof(junk));
+	for (size_t i = 0; i < sizeof(junk); i++)
+		rd(f, SERIAL_RBR);
+	assert_int_equal(serial_input(f->s, (const uint8_t *)typed, strlen(typed)), strlen(typed));
+	wr(f, SERIAL_IER, SERIAL_IER_ERBFI | SERIAL_IER_ETBEI);
+}
+
+static void new_fixture(struct fixture *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->irq.fd = -1;
+	assert_int_equal(pipe2(f->out, O_CLOEXEC | O_NONBLOCK), 0);
+	assert_int_equal(serial_create(&f->irq, f->out[1], &f->s), 0);
+}
+
+static void free_fixture(struct fixture *f)
+{
+	serial_destroy(f->s);
+	close(f->out[0]);
+	close(f->out[1]);
+}
+
+static void test_snapshot_round_trip(void **state)
+{
+	struct fixture *src = *state, dst;
+	struct snap_edit e, again;
+	uint64_t edges;
+	char buf[8];
+
+	busy_uart(src);
+	edges = src->irq.count;
+	assert_true(edges >= 1);
+	snap_edit_save(&e, &serial_ops, src->s, SNAP_REC_SERIAL, "serial0");
+	assert_int_equal(e.version, 1);
+	/* Saving reads no register: the source is untouched and saves the same again. */
+	snap_edit_save(&again, &serial_ops, src->s, SNAP_REC_SERIAL, "serial0");
+	snap_edit_assert_same(&e, &again);
+
+	new_fixture(&dst);
+	assert_int_equal(snap_edit_restore(&e, &serial_ops, dst.s), 0);
+	/* The pending interrupt is driven again: one edge on the new line. */
+	assert_int_equal(dst.irq.count, 1);
+	assert_int_equal(serial_rx_pending(dst.s), strlen(typed));
+	/* The restored UART saves to the same bytes. */
+	snap_edit_save(&again, &serial_ops, dst.s, SNAP_REC_SERIAL, "serial0");
+	snap_edit_assert_same(&e, &again);
+
+	/* Register by register, both UARTs answer alike, reads with side effects included (the
+	 * second MSR read finds the deltas cleared). */
+	{
+		static const struct {
+			unsigned off;
+			uint8_t want;
+		} regs[] = {
+			{ SERIAL_LCR, 0x1a },
+			{ SERIAL_MCR, 0x0b },
+			{ SERIAL_SCR, 0x5a },
+			{ SERIAL_IER, SERIAL_IER_ERBFI | SERIAL_IER_ETBEI },
+			{ SERIAL_MSR, SERIAL_MSR_DCD | SERIAL_MSR_DSR | SERIAL_MSR_CTS |
+					      SERIAL_MSR_DCTS | SERIAL_MSR_DDSR | SERIAL_MSR_DDCD },
+			{ SERIAL_MSR, SERIAL_MSR_DCD | SERIAL_MSR_DSR | SERIAL_MSR_CTS },
+			{ SERIAL_LSR, SERIAL_LSR_DR | SERIAL_LSR_THRE | SERIAL_LSR_TEMT },
+		};
+
+		for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
+			assert_int_equal(rd(&dst, regs[i].off), regs[i].want);
+			assert_int_equal(rd(src, regs[i].off), regs[i].want);
+		}
+	}
+	/* The FIFO yields the typed bytes in order, RX data above THR empty in IIR. */
+	for (size_t i = 0; i < strlen(typed); i++) {
+		assert_int_equal(rd(&dst, SERIAL_IIR), SERIAL_IIR_FIFO | SERIAL_IIR_RDI);
+		assert_int_equal(rd(src, SERIAL_IIR), SERIAL_IIR_FIFO | SERIAL_IIR_RDI);
+		assert_int_equal(rd(&dst, SERIAL_RBR), (uint8_t)typed[i]);
+		assert_int_equal(rd(src, SERIAL_RBR), (uint8_t)typed[i]);
+	}
+	assert_int_equal(rd(&dst, SERIAL_LSR) & SERIAL_LSR_DR, 0);
+	assert_int_equal(rd(&dst, SERIAL_RBR), 't'); /* an empty FIFO keeps the last byte */
+	/* THR empty was pending too: reported once, then cleared by the IIR read. */
+	assert_int_equal(rd(&dst, SERIAL_IIR), SERIAL_IIR_FIFO | SERIAL_IIR_THRI);
+	assert_int_equal(rd(&dst, SERIAL_IIR), SERIAL_IIR_FIFO | SERIAL_IIR_NO_INT);
+	assert_int_equal(rd(src, SERIAL_IIR), SERIAL_IIR_FIFO | SERIAL_IIR_THRI);
+	assert_int_equal(rd(src, SERIAL_IIR), SERIAL_IIR_FIFO | SERIAL_IIR_NO_INT);
+	/* The divisor came along. */
+	wr(&dst, SERIAL_LCR, SERIAL_LCR_DLAB | 0x1a);
+	assert_int_equal(rd(&dst, SERIAL_DLL), 0x01);
+	assert_int_equal(rd(&dst, SERIAL_DLM), 0x02);
+	wr(&dst, SERIAL_LCR, 0x1a);
+	/* The console goes on: typing raises a new edge, a THR write goes out (to the new fd,
+	 * not the old one) and raises THR empty. */
+	assert_int_equal(serial_input(dst.s, (const uint8_t *)"k", 1), 1);
+	assert_int_equal(dst.irq.count, 2);
+	assert_int_equal(rd(&dst, SERIAL_RBR), 'k');
+	wr(&dst, SERIAL_THR, '!');
+	assert_int_equal(dst.irq.count, 3);
+	assert_int_equal(read(dst.out[0], buf, sizeof(buf)), 1);
+	assert_int_equal(buf[0], '!');
+	assert_int_equal(read(src->out[0], buf, sizeof(buf)), -1);
+	assert_int_equal(src->irq.count, edges);
+	free_fixture(&dst);
+}
+
+static void test_snapshot_idle(void **state)
+{
+	struct fixture *src = *state, dst;
+	struct snap_edit e;
+
+	/* A UART with nothing pending raises nothing on restore; the reset values load back. */
+	wr(src, SERIAL_IER, SERIAL_IER_ERBFI);
+	snap_edit_save(&e, &serial_ops, src->s, SNAP_REC_SERIAL, "serial0");
+	assert_int_equal(e.len, 12); /* 11 one-byte fields and an empty FIFO */
+	new_fixture(&dst);
+	wr(&dst, SERIAL_SCR, 0x77);
+	assert_int_equal(snap_edit_restore(&e, &serial_ops, dst.s), 0);
+	assert_int_equal(dst.irq.count, 0);
+	assert_int_equal(rd(&dst, SERIAL_SCR), 0);
+	assert_int_equal(rd(&dst, SERIAL_IER), SERIAL_IER_ERBFI);
+	assert_int_equal(rd(&dst, SERIAL_IIR), SERIAL_IIR_NO_INT);
+	assert_int_equal(serial_input(dst.s, (const uint8_t *)"a", 1), 1);
+	assert_int_equal(dst.irq.count, 1);
+	free_fixture(&dst);
+}
+
+/* Restoring `bad` into a UART that already holds another state must fail with -EINVAL and
+ * change nothing: same save afterwards, no interrupt. */
+static void refused(struct fixture *dst, const struct snap_edit *bad)
+{
+	struct snap_edit before, after;
+	uint64_t edges = dst->irq.count;
+
+	snap_edit_save(&before, &serial_ops, dst->s, SNAP_REC_SERIAL, "serial0");
+	assert_int_equal(snap_edit_restore(bad, &serial_ops, dst->s), -EINVAL);
+	snap_edit_save(&after, &serial_ops, dst->s, SNAP_REC_SERIAL, "serial0");
+	snap_edit_assert_same(&before, &after);
+	assert_int_equal(dst->irq.count, edges);
+}
+
+/* Payload offsets of the version 1 layout. */
+enum { P_IER, P_LCR, P_MCR, P_LSR, P_MSR, P_SCR, P_FCR, P_DLL, P_DLM, P_THRE, P_RBR, P_COUNT };
+
+static void test_snapshot_refused(void **state)
+{
+	struct fixture *src = *state, dst;
+	struct snap_edit good, e;
+	static const struct {
+		unsigned off;
+		uint8_t val;
+	} bad_fields[] = {
+		{ P_IER, 0x10 },			    /* IER bits 7:4 are always 0 */
+		{ P_MCR, 0x2b },			    /* MCR bits 7:5 too */
+		{ P_LSR, SERIAL_LSR_DR | SERIAL_LSR_TEMT }, /* THR always empty */
+		{ P_LSR, SERIAL_LSR_DR | SERIAL_LSR_THRE },
+		{ P_LSR, 0x61 | 0x04 }, /* a parity error: not modelled */
+		{ P_LSR, 0x61 | SERIAL_LSR_BI },
+		{ P_LSR, 0x61 | 0x80 },
+		{ P_LSR, 0x60 },			    /* DR clear with bytes in the FIFO */
+		{ P_MSR, SERIAL_MSR_DCD | SERIAL_MSR_CTS }, /* inputs that MCR does not give */
+		{ P_MSR, 0xf0 },
+		{ P_FCR, SERIAL_FCR_ENABLE | SERIAL_FCR_CLEAR_RX }, /* self-clearing bits */
+		{ P_FCR, SERIAL_FCR_ENABLE | SERIAL_FCR_CLEAR_TX },
+		{ P_THRE, 2 },				 /* not a bool */
+		{ P_COUNT, (uint8_t)sizeof(typed) },	 /* one byte more than there is */
+		{ P_COUNT, (uint8_t)sizeof(typed) - 2 }, /* one byte less: a byte left over */
+		{ P_COUNT, 0 },				 /* FIFO empty but LSR.DR set */
+	};
+
+	busy_uart(src);
+	snap_edit_save(&good, &serial_ops, src->s, SNAP_REC_SERIAL, "serial0");
+	new_fixture(&dst);
+	/* The target already has its own state, which must survive every refusal. */
+	wr(&dst, SERIAL_SCR, 0x33);
+	wr(&dst, SERIAL_IER, SERIAL_IER_ETBEI);
+	assert_int_equal(serial_input(dst.s, (const uint8_t *)"zz", 2), 2);
+
+	for (size_t i = 0; i < sizeof(bad_fields) / sizeof(bad_fields[0]); i++) {
+		e = good;
+		e.payload[bad_fields[i].off] = bad_fields[i].val;
+		refused(&dst, &e);
+	}
+	/* A FIFO deeper than the UART's, with every byte present. */
+	e = good;
+	e.payload[P_COUNT] = SERIAL_RX_FIFO + 1;
+	memset(e.payload + P_COUNT + 1, 'x', SERIAL_RX_FIFO + 1);
+	e.len = P_COUNT + 1 + SERIAL_RX_FIFO + 1;
+	refused(&dst, &e);
+	/* Every truncation, and a trailing byte. */
+	for (size_t len = 0; len < good.len; len++) {
+		e = good;
+		e.len = len;
+		refused(&dst, &e);
+	}
+	e = good;
+	e.payload[e.len++] = 0;
+	refused(&dst, &e);
+	/* Other versions; a record of another type under the id. */
+	e = good;
+	e.version = 2;
+	refused(&dst, &e);
+	e.version = 0;
+	refused(&dst, &e);
+	e = good;
+	e.type = SNAP_REC_RTC;
+	refused(&dst, &e);
+	/* The good record still loads. */
+	assert_int_equal(snap_edit_restore(&good, &serial_ops, dst.s), 0);
+	assert_int_equal(rd(&dst, SERIAL_SCR), 0x5a);
+	free_fixture(&dst);
+}
+
+/* Through the device manager, as a snapshot of the VM saves it: the slot's id keys the record. */
+static void test_snapshot_devmgr(void **state)
+{
+	struct devmgr a, b;
+	struct serial *sa, *sb;
+	struct snap_writer w;
+	struct snap_file f;
+	struct snap_reader r;
+	char why[256];
+	int out[2];
+
+	assert_int_equal(pipe2(out, O_CLOEXEC | O_NONBLOCK), 0);
+	devmgr_init(&a, NULL, NULL, NULL);
+	devmgr_init(&b, NULL, NULL, NULL);
+	assert_int_equal(serial_add(&a, "serial0", 0x3f8, 4, out[1], &sa), 0);
+	assert_int_equal(serial_add(&b, "serial0", 0x3f8, 4, out[1], &sb), 0);
+	serial_write(sa, SERIAL_SCR, 0xa5);
+	assert_int_equal(serial_input(sa, (const uint8_t *)"ok", 2), 2);
+	snap_writer_init(&w);
+	assert_int_equal(devmgr_save(&a, &w), 0);
+	assert_int_equal(snap_writer_finish(&w), 0);
+	assert_int_equal(snap_file_parse(&f, w.buf, w.len, why, sizeof(why)), 0);
+	assert_int_equal(snap_file_find(&f, SNAP_REC_SERIAL, "serial0", &r), 0);
+	assert_int_equal(devmgr_restore(&b, &f, why, sizeof(why)), 0);
+	assert_int_equal(serial_read(sb, SERIAL_SCR), 0xa5);
+	assert_int_equal(serial_read(sb, SERIAL_RBR), 'o');
+	assert_int_equal(serial_read(sb, SERIAL_RBR), 'k');
+	snap_writer_free(&w);
+	devmgr_destroy(&a);
+	devmgr_destroy(&b);
+	close(out[0]);
+	close(out[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -507,6 +771,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reset_op, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_rx, setup, teardown),
 		cmocka_unit_test(test_devmgr_add),
+		cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_refused, setup, teardown),
+		cmocka_unit_test(test_snapshot_devmgr),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
