@@ -634,9 +634,11 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	memcpy(m->private_fds, disk_fds, sizeof(disk_fds));
 	for (int i = 0; i < MACHINE_MAX_DISKS; i++)
 		disk_fds[i] = -1;
-	ret = devmgr_restore(&m->vm.dm, &f, why, sizeof(why));
+	/* The interrupt controllers first: device restores re-raise pending interrupt lines
+	 * (a UART edge, a virtio level), which must land in the restored IOAPIC and PICs. */
+	ret = vm_restore_state(&m->vm, &f, why, sizeof(why));
 	if (!ret)
-		ret = vm_restore_state(&m->vm, &f, why, sizeof(why));
+		ret = devmgr_restore(&m->vm.dm, &f, why, sizeof(why));
 	if (ret) {
 		fail(ret, err, n, "snapshot '%s': %s", dir, why);
 		goto out_machine;
