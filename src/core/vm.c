@@ -725,8 +725,9 @@ int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t
 		c->bcd = snap_get_u8(&r);
 		c->gate = snap_get_u8(&r);
 		c->count_load_time = (int64_t)snap_get_u64(&r);
-		if (c->count > 0x10000 || c->mode > 5 || c->rw_mode > 3 || c->bcd > 1 ||
-		    c->gate > 1)
+		/* KVM leaves an unprogrammed channel at mode 0xff. */
+		if (c->count > 0x10000 || (c->mode > 7 && c->mode != 0xff) || c->rw_mode > 3 ||
+		    c->bcd > 1 || c->gate > 1)
 			snap_fail(&r);
 	}
 	pit.flags = snap_get_u32(&r);

@@ -26,6 +26,7 @@ static struct kvm_cpuid2 *make_cpuid(void)
 		{ .function = 0xb, .index = 1, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX },
 		{ .function = 0xb, .index = 2, .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX },
 		{ .function = 0xa, .eax = 0x07300805 },
+		{ .function = 0x6, .eax = 0x00000077, .ecx = 0x9 },
 		{ .function = 0x40000000, .eax = 0x40000001, .ebx = 0x4b4d564b },
 		{ .function = 0x40000001, .eax = 0x01007afb },
 		{ .function = 0x80000007, .edx = 0x00000100 | 0x00000040 },
@@ -59,6 +60,9 @@ static void test_topology(void **state)
 	assert_int_equal((e->ecx >> 8) & 0xff, 0); /* invalid level ends the enumeration */
 	e = cpuid_find(c, 0xa, 0);
 	assert_int_equal(e->eax, 0); /* no PMU */
+	e = cpuid_find(c, 0x6, 0);
+	assert_int_equal(e->eax, 0x4); /* only ARAT: the guest may use one-shot LAPIC ticks */
+	assert_int_equal(e->ecx, 0);
 	e = cpuid_find(c, 0x80000007, 0);
 	assert_int_equal(e->edx, 0x40); /* invariant TSC hidden, the rest kept */
 	free(c);

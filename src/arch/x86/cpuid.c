@@ -95,8 +95,15 @@ void cpuid_fixup(struct kvm_cpuid2 *c, unsigned index, unsigned nr_vcpus, enum c
 				e->eax |= ((nr_vcpus - 1) & 0xfff) << 14;
 			break;
 		case 0x6:
-			/* No thermal/power management for a VM. */
-			e->eax = e->ebx = e->ecx = e->edx = 0;
+			/* No thermal/power management for a VM, but keep EAX bit 2, ARAT (the
+			 * LAPIC timer runs in every C-state), which KVM reports.  Without it
+			 * Linux marks the LAPIC timer C3STOP, finds no broadcast device to
+			 * stand in, never leaves the periodic tick for one-shot/NO_HZ mode, and
+			 * replays every missed tick one by one after any stall: a restored
+			 * snapshot spent ~0.1 s per second of downtime catching up, and busy
+			 * vCPUs on a loaded kvm_pvm host could fall behind the tick for good. */
+			e->eax &= 1u << 2;
+			e->ebx = e->ecx = e->edx = 0;
 			break;
 		case 0xa:
 			/* No architectural PMU: counters are not virtualised consistently. */
