@@ -39,6 +39,13 @@ TEST_LDLIBS += $(SECCOMP_LIBS)
 ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
 LDLIBS += $(ZLIB_LIBS)
 TEST_LDLIBS += $(ZLIB_LIBS)
+# jansson (Debian libjansson-dev): the control socket's JSON commands and answers,
+# src/core/control.c.
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+ALL_CFLAGS += $(JANSSON_CFLAGS)
+LDLIBS += $(JANSSON_LIBS)
+TEST_LDLIBS += $(JANSSON_LIBS)
 
 SRCS := $(sort $(shell find src -name '*.c'))
 MAIN_SRC := src/core/main.c
@@ -104,7 +111,7 @@ FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omi
 # checks the alignment of every access that is actually made.
 FUZZ_WARN := $(WARN) -Wno-cast-align -Wno-gnu-variable-sized-type-not-at-end
 FUZZ_CFLAGS := -std=gnu11 $(FUZZ_WARN) $(CFLAGS) $(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-link \
-	-D_GNU_SOURCE -Isrc -Itests/unit -MMD -MP -pthread $(SLIRP_CFLAGS)
+	-D_GNU_SOURCE -Isrc -Itests/unit -MMD -MP -pthread $(SLIRP_CFLAGS) $(JANSSON_CFLAGS)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_NAMES := $(FUZZ_SRCS:fuzz/%.c=%)
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
@@ -124,7 +131,8 @@ $(FUZZ_BUILD)/libignition-fuzz.a: $(FUZZ_LIB_OBJS)
 	ar rcs $@ $^
 
 $(FUZZ_BINS): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/fuzz/%.o $(FUZZ_BUILD)/libignition-fuzz.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) -pthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) \
+		$(SECCOMP_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) -pthread
 
 # Each target runs FUZZ_SECONDS (niced) from a fresh corpus that it seeds itself
 # (IGN_FUZZ_SEED_DIR), with its temporary files in the same throw-away directory, and prints one
