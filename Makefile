@@ -110,7 +110,7 @@ FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omi
 # checks the alignment of every access that is actually made.
 FUZZ_WARN := $(WARN) -Wno-cast-align -Wno-gnu-variable-sized-type-not-at-end
 FUZZ_CFLAGS := -std=gnu11 $(FUZZ_WARN) $(CFLAGS) $(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-link \
-	-D_GNU_SOURCE -Isrc -Itests/unit -MMD -MP -pthread $(SLIRP_CFLAGS)
+	-D_GNU_SOURCE -Isrc -Itests/unit -MMD -MP -pthread $(SLIRP_CFLAGS) $(JANSSON_CFLAGS)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_NAMES := $(FUZZ_SRCS:fuzz/%.c=%)
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)

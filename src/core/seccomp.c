@@ -16,6 +16,8 @@
 #include <linux/kvm.h>
 #include <linux/if_tun.h>
 #include <linux/seccomp.h>
+#include <limits.h>
+#include <malloc.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -411,6 +413,14 @@ int seccomp_filters_build(const struct seccomp_config *cfg)
 
 	if (built)
 		return -EALREADY;
+	/* glibc reads /proc/sys/vm/overcommit_memory the first time a thread's own malloc arena
+	 * gives memory back (malloc/arena.c, shrink_heap -> check_may_shrink_heap), which happens
+	 * when a thread frees 64 KiB or more at once (the control socket's client buffers, a
+	 * long line parsed by jansson): that open() is in no allowlist.  A trim threshold no
+	 * arena reaches keeps heaps from shrinking; freed memory stays for reuse, and blocks of
+	 * 128 KiB or more are mmap()ed and unmapped as before.  (A no-op under ASan, whose
+	 * allocator reads no file.) */
+	(void)mallopt(M_TRIM_THRESHOLD, INT_MAX);
 	for (int nr = 0; nr < NAMES_MAX; nr++) {
 		char *s = seccomp_syscall_resolve_num_arch(SCMP_ARCH_X86_64, nr);
 
