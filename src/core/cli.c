@@ -72,6 +72,11 @@ const char cli_usage[] =
 	"                       order) uses PATH instead of a private copy of that disk, --net\n"
 	"                       replaces the network back ends (same count), --vsock CID,PATH\n"
 	"                       moves the vsock socket (same CID)\n"
+	"  --control PATH       a Unix socket (mode 0600) taking one JSON command per line:\n"
+	"                       {\"cmd\":\"pause\"}, {\"cmd\":\"resume\"}, {\"cmd\":\"status\"},\n"
+	"                       {\"cmd\":\"snapshot\",\"dir\":\"DIR\"} (dir optional, as Ctrl-A s);\n"
+	"                       each answered by one line {\"ok\":true,...} or\n"
+	"                       {\"ok\":false,\"error\":\"...\"}\n"
 	"  -h, --help           show this help\n"
 	"\n"
 	"Console keys: Ctrl-A x quits, Ctrl-A s snapshots, Ctrl-A p pauses or resumes, Ctrl-A h\n"
@@ -104,6 +109,7 @@ enum {
 	OPT_NEW_NS,
 	OPT_RESTORE,
 	OPT_SNAPSHOT_DIR,
+	OPT_CONTROL,
 };
 
 static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
@@ -341,6 +347,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		{ "new-ns", required_argument, NULL, OPT_NEW_NS },
 		{ "restore", required_argument, NULL, OPT_RESTORE },
 		{ "snapshot-dir", required_argument, NULL, OPT_SNAPSHOT_DIR },
+		{ "control", required_argument, NULL, OPT_CONTROL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -378,6 +385,14 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			break;
 		}
 		switch (c) {
+		case OPT_CONTROL:
+			if (!*optarg || strlen(optarg) >= 108) {
+				snprintf(err, err_size,
+					 "--control: bad socket path '%s' (1 to 107 bytes)", optarg);
+				return -EINVAL;
+			}
+			o->control_path = optarg;
+			break;
 		case OPT_RESTORE:
 		case OPT_SNAPSHOT_DIR:
 			if (!*optarg || strlen(optarg) >= CLI_PATH_MAX - 64) {

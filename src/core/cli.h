@@ -31,6 +31,7 @@ struct cli_opts {
 	unsigned new_ns;	  /* --new-ns: CLI_NS_* bits */
 	const char *restore_dir;  /* --restore DIR: resume a snapshot instead of booting */
 	const char *snapshot_dir; /* --snapshot-dir DIR: where Ctrl-A s writes */
+	const char *control_path; /* --control PATH: the line-JSON control socket */
 	bool help;
 };
 

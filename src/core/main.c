@@ -3,6 +3,7 @@
 #include "arch/x86/boot.h"
 #include "core/cli.h"
 #include "core/console.h"
+#include "core/control.h"
 #include "core/jail.h"
 #include "core/machine.h"
 #include "core/seccomp.h"
@@ -168,30 +169,40 @@ static void toggle_link(void *opaque)
 static struct machine *key_machine;
 static const char *key_snapshot_dir;
 
-/* Ctrl-A s: a Full snapshot; the guest carries on. */
-static void snapshot_key(void *opaque)
+/* Where a snapshot without an explicit directory goes: --snapshot-dir itself the first time
+ * (if it does not exist yet), else a new timestamped directory inside it; without the option,
+ * a timestamped directory under ./snapshots/.  0 or -errno. */
+static int pick_snapshot_dir(char *dir, size_t size)
 {
-	struct snapshot_stats st;
-	char dir[PATH_MAX], err[512];
 	struct stat sb;
-	(void)opaque;
 
 	if (!key_snapshot_dir) {
-		if (mkdir("snapshots", 0700) < 0 && errno != EEXIST) {
-			fprintf(stderr, "\r\nignition: cannot create ./snapshots: %s\r\n",
-				strerror(errno));
-			return;
-		}
-		snapshot_default_dir("snapshots", dir, sizeof(dir));
+		if (mkdir("snapshots", 0700) < 0 && errno != EEXIST)
+			return -errno;
+		snapshot_default_dir("snapshots", dir, size);
 	} else if (stat(key_snapshot_dir, &sb) < 0 && errno == ENOENT) {
-		snprintf(dir, sizeof(dir), "%s", key_snapshot_dir);
+		snprintf(dir, size, "%s", key_snapshot_dir);
 	} else {
-		snapshot_default_dir(key_snapshot_dir, dir, sizeof(dir));
+		snapshot_default_dir(key_snapshot_dir, dir, size);
 	}
-	if (snapshot_create(key_machine, dir, &st, err, sizeof(err))) {
-		fprintf(stderr, "\r\nignition: snapshot failed: %s\r\n", err);
-		return;
+	return 0;
+}
+
+/* Take a snapshot into dir (NULL: pick_snapshot_dir) and report it on stderr. */
+static int take_snapshot(const char *want, char *dir, size_t dir_size, char *err, size_t n)
+{
+	struct snapshot_stats st;
+	int ret;
+
+	if (want) {
+		snprintf(dir, dir_size, "%s", want);
+	} else if ((ret = pick_snapshot_dir(dir, dir_size))) {
+		snprintf(err, n, "cannot create ./snapshots: %s", strerror(-ret));
+		return ret;
 	}
+	ret = snapshot_create(key_machine, dir, &st, err, n);
+	if (ret)
+		return ret;
 	fprintf(stderr,
 		"\r\nignition: snapshot %s written in %llu ms (paused %llu us, state %llu us, "
 		"memory %llu of %llu MiB in %llu ms, disks %llu ms)\r\n",
@@ -199,6 +210,59 @@ static void snapshot_key(void *opaque)
 		(unsigned long long)st.state_us, (unsigned long long)st.memory_written >> 20,
 		(unsigned long long)st.memory_bytes >> 20, (unsigned long long)st.memory_us / 1000,
 		(unsigned long long)st.disks_us / 1000);
+	return 0;
+}
+
+/* Ctrl-A s: a Full snapshot; the guest carries on. */
+static void snapshot_key(void *opaque)
+{
+	char dir[PATH_MAX], err[512];
+	(void)opaque;
+
+	if (take_snapshot(NULL, dir, sizeof(dir), err, sizeof(err)))
+		fprintf(stderr, "\r\nignition: snapshot failed: %s\r\n", err);
+}
+
+/* The control socket's operations (event-loop thread). */
+static uint64_t started_ms;
+
+static int ctl_pause(void *ctx, char *err, size_t n)
+{
+	int ret = vm_pause(&key_machine->vm);
+	(void)ctx;
+
+	if (ret == -EALREADY)
+		ret = 0;
+	if (ret)
+		snprintf(err, n, "cannot pause: %s", strerror(-ret));
+	return ret;
+}
+
+static int ctl_resume(void *ctx, char *err, size_t n)
+{
+	(void)ctx;
+	(void)err;
+	(void)n;
+	vm_resume(&key_machine->vm);
+	return 0;
+}
+
+static int ctl_snapshot(void *ctx, const char *want, char *dir, size_t dir_n, char *err, size_t n)
+{
+	(void)ctx;
+	return take_snapshot(want, dir, dir_n, err, n);
+}
+
+static int ctl_status(void *ctx, struct control_status *st, char *err, size_t n)
+{
+	(void)ctx;
+	(void)err;
+	(void)n;
+	st->state = vm_paused(&key_machine->vm) ? CONTROL_VM_PAUSED : CONTROL_VM_RUNNING;
+	st->vcpus = key_machine->cfg.smp;
+	st->mem_mib = key_machine->cfg.mem_mib;
+	st->uptime_ms = log_uptime_ms() - started_ms;
+	return 0;
 }
 
 /* Ctrl-A p: pause or resume every vCPU. */
@@ -241,6 +305,7 @@ static int cmd_run(int argc, char **argv)
 {
 	static struct cli_opts o;
 	static struct machine m;
+	struct control *control = NULL;
 	struct machine_env env = { .console_fd = STDOUT_FILENO, .mem_fd = -1 };
 	struct vm *vmp = &m.vm;
 	enum vm_stop_reason reason;
@@ -314,6 +379,18 @@ static int cmd_run(int argc, char **argv)
 		die(1, "cannot register the balloon's console key: %s", strerror(-ret));
 	key_machine = &m;
 	key_snapshot_dir = o.snapshot_dir;
+	started_ms = log_uptime_ms();
+	if (o.control_path) {
+		static const struct control_ops ops = { .pause = ctl_pause,
+							.resume = ctl_resume,
+							.snapshot = ctl_snapshot,
+							.status = ctl_status };
+
+		ret = control_create(&vmp->ev, o.control_path, &ops, &control);
+		if (ret)
+			die(1, "--control '%s': %s", o.control_path,
+			    ret == -EADDRINUSE ? "another process is listening there" : strerror(-ret));
+	}
 	if ((ret = console_register_key(console_stdin(), 's', "snapshot the VM (it carries on)",
 					snapshot_key, NULL)) ||
 	    (ret = console_register_key(console_stdin(), 'p', "pause or resume the vCPUs",
@@ -352,6 +429,8 @@ static int cmd_run(int argc, char **argv)
 	default:
 		break;
 	}
+	if (control)
+		control_destroy(control);
 	machine_destroy(&m);
 	seccomp_filters_free();
 	if (reason == VM_STOP_ERROR) {
