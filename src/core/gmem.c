@@ -116,14 +116,16 @@ int gmem_discard(const struct gmem *gm, uint64_t gpa, uint64_t len)
 	if (!len)
 		return 0;
 	/* Guest RAM from gmem_alloc is private anonymous memory: MADV_DONTNEED frees the pages
-	 * and the next touch maps a zero page.
-	 * TODO: guest RAM restored from a snapshot will be a MAP_PRIVATE mapping of the memory
-	 * file, where MADV_DONTNEED only drops our private copies and the next touch reads the
-	 * file's bytes again (old guest data, not zeros; the page cache keeps them too).  For
-	 * such memory, map fresh anonymous memory over the range instead:
-	 * mmap(p, len, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS |
-	 * MAP_NORESERVE, -1, 0) (KVM's MMU notifier drops the old pages from the guest's view),
-	 * once gmem records how each region is backed. */
+	 * and the next touch maps a zero page.  Restored RAM is a MAP_PRIVATE mapping of the
+	 * snapshot's memory file, where MADV_DONTNEED would only drop our private copies and the
+	 * next touch would read the file's old bytes: map fresh anonymous memory over the range
+	 * instead (KVM's MMU notifier drops the old pages from the guest's view). */
+	if (gm->file_backed) {
+		void *q = mmap(p, len, PROT_READ | PROT_WRITE,
+			       MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		return q == MAP_FAILED ? -errno : 0;
+	}
 	if (madvise(p, len, MADV_DONTNEED))
 		return -errno;
 	return 0;

@@ -46,7 +46,7 @@ int gmem_write(const struct gmem *gm, uint64_t gpa, const void *src, size_t len)
 bool gmem_valid(const struct gmem *gm, uint64_t gpa, uint64_t len);
 /* Return [gpa, gpa+len) (page-aligned, inside one RAM region) to the host: the memory is
  * freed and reads as zeros afterwards (the balloon's inflated pages).  0, -EFAULT if the range
- * is not wholly RAM, or -errno from madvise. */
+ * is not wholly RAM, or -errno.  Works for anonymous and file-backed (restored) RAM alike. */
 int gmem_discard(const struct gmem *gm, uint64_t gpa, uint64_t len)
 	__attribute__((warn_unused_result));
 
