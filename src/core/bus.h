@@ -29,8 +29,8 @@ struct dev_ops {
 	/* Return to power-on state. */
 	void (*reset)(void *dev);
 	/* Finish or park in-flight work so that guest memory and device state are stable and
-	 * nothing taken from the guest is lost (pause, snapshot).  Event-loop thread, vCPUs
-	 * paused. */
+	 * nothing taken from the guest is lost.  Called by a snapshot, right before the save,
+	 * on the event-loop thread with the vCPUs paused. */
 	void (*quiesce)(void *dev);
 	/* Describe the device into the platform tables / command line (ACPI DSDT node etc.). */
 	int (*describe)(void *dev, const struct dm_dev *slot, struct dm_describe *ctx);

@@ -100,7 +100,7 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 	struct devmgr *dm = &m->vm.dm;
 	int ret;
 
-	ret = boot_timer_add(dm, NULL);
+	ret = boot_timer_add(dm, &m->boot_timer);
 	if (ret)
 		return fail(ret, err, n, "boot-timer: %s", strerror(-ret));
 	ret = serial_add(dm, "serial0", LAYOUT_PORT_COM1, LAYOUT_GSI_COM1,
@@ -284,6 +284,7 @@ void machine_destroy(struct machine *m)
 		m->private_fds[i] = -1;
 	}
 	m->uart = NULL;
+	m->boot_timer = NULL;
 	m->net0 = NULL;
 	m->balloon = NULL;
 }

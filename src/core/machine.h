@@ -58,6 +58,7 @@ struct machine_config {
 };
 
 struct serial;
+struct boot_timer;
 struct virtio_net;
 struct virtio_balloon;
 struct net_backend;
@@ -73,6 +74,7 @@ struct machine {
 	struct vm vm;
 	struct machine_config cfg;
 	struct serial *uart;
+	struct boot_timer *boot_timer;
 	struct virtio_net *net0; /* Ctrl-A n toggles its link */
 	struct virtio_balloon *balloon;
 	struct net_backend *backends[MACHINE_MAX_NETS]; /* until their device owns them */

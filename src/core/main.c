@@ -6,6 +6,7 @@
 #include "core/control.h"
 #include "core/jail.h"
 #include "core/machine.h"
+#include "devices/boot_timer.h"
 #include "core/seccomp.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/store.h"
@@ -23,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #define CMDLINE_MAX 4096
@@ -223,6 +226,28 @@ static void snapshot_key(void *opaque)
 		fprintf(stderr, "\r\nignition: snapshot failed: %s\r\n", err);
 }
 
+/* A guest's request for a snapshot (the boot-timer register, guest/rootfs ign-snapshot):
+ * the vCPU thread only wakes the event loop, which takes it like Ctrl-A s. */
+static int snapshot_request_fd = -1;
+
+static void snapshot_requested(void *ctx)
+{
+	uint64_t one = 1;
+	(void)ctx;
+
+	if (write(snapshot_request_fd, &one, sizeof(one)) < 0)
+		log_warn("cannot pass on the guest's snapshot request: %s", strerror(errno));
+}
+
+static void snapshot_request_cb(void *opaque, uint32_t events)
+{
+	uint64_t n;
+	(void)events;
+
+	if (read(snapshot_request_fd, &n, sizeof(n)) == sizeof(n))
+		snapshot_key(opaque);
+}
+
 /* The control socket's operations (event-loop thread). */
 static uint64_t started_ms;
 
@@ -380,6 +405,11 @@ static int cmd_run(int argc, char **argv)
 	key_machine = &m;
 	key_snapshot_dir = o.snapshot_dir;
 	started_ms = log_uptime_ms();
+	snapshot_request_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (snapshot_request_fd < 0 ||
+	    (ret = evloop_add(&vmp->ev, snapshot_request_fd, EPOLLIN, snapshot_request_cb, NULL)))
+		die(1, "cannot set up guest snapshot requests: %s", strerror(errno));
+	boot_timer_on_snapshot_request(m.boot_timer, snapshot_requested, NULL);
 	if (o.control_path) {
 		static const struct control_ops ops = { .pause = ctl_pause,
 							.resume = ctl_resume,

@@ -16,17 +16,24 @@
 
 /* What a snapshot keeps. */
 struct boot_timer_state {
-	int fired;   /* set once, atomically: several vCPUs may race to write */
-	uint64_t ms; /* 0 until fired */
+	int fired;	    /* set once, atomically: several vCPUs may race to write */
+	uint64_t ms;	    /* 0 until fired */
+	uint32_t snapshots; /* snapshots taken of this guest so far (read at offset 8) */
 };
 
 struct boot_timer {
 	int log_fd;
 	struct boot_timer_state st;
+	void (*snapshot_request)(void *ctx); /* a guest asked for a snapshot (vCPU thread) */
+	void *snapshot_ctx;
 };
 
 static uint64_t ops_read(void *dev, uint64_t off, unsigned size)
 {
+	struct boot_timer *bt = dev;
+
+	if (off == BOOT_TIMER_SNAPSHOT_OFF && size == 4)
+		return __atomic_load_n(&bt->st.snapshots, __ATOMIC_ACQUIRE);
 	return 0;
 }
 
@@ -37,6 +44,13 @@ static void ops_write(void *dev, uint64_t off, unsigned size, uint64_t val)
 	char line[64];
 	int n;
 
+	if (off == BOOT_TIMER_SNAPSHOT_OFF && size == 1 && val == BOOT_TIMER_SNAPSHOT_MAGIC) {
+		/* The VMM snapshots from its event loop, after this write returns: the guest
+		 * waits for the count at offset 8 to move (guest/rootfs: ign-snapshot). */
+		if (bt->snapshot_request)
+			bt->snapshot_request(bt->snapshot_ctx);
+		return;
+	}
 	if (off != 0 || size != 1 || val != BOOT_TIMER_MAGIC)
 		return;
 	if (__atomic_exchange_n(&bt->st.fired, 1, __ATOMIC_ACQ_REL))
@@ -49,10 +63,9 @@ static void ops_write(void *dev, uint64_t off, unsigned size, uint64_t val)
 		log_warn("boot-timer: cannot print the boot time");
 }
 
-/* SNAP_REC_BOOT_TIMER payload, version 1: bool fired, u64 ms (0 exactly when not fired).
- * The layout grows by versions: a later one appends fields (say, a guest's snapshot request)
- * and restore then accepts version 1 with those at their power-on values. */
-#define BOOT_TIMER_STATE_VERSION 1
+/* SNAP_REC_BOOT_TIMER payload, version 2: bool fired, u64 ms (0 exactly when not fired),
+ * u32 snapshots.  Version 1 (without the count) still loads, with the count at 0. */
+#define BOOT_TIMER_STATE_VERSION 2
 
 static int ops_save(void *dev, struct snap_writer *w, const char *id)
 {
@@ -61,6 +74,7 @@ static int ops_save(void *dev, struct snap_writer *w, const char *id)
 	snap_rec_begin(w, SNAP_REC_BOOT_TIMER, BOOT_TIMER_STATE_VERSION, id);
 	snap_put_bool(w, __atomic_load_n(&bt->st.fired, __ATOMIC_ACQUIRE));
 	snap_put_u64(w, __atomic_load_n(&bt->st.ms, __ATOMIC_ACQUIRE));
+	snap_put_u32(w, __atomic_load_n(&bt->st.snapshots, __ATOMIC_ACQUIRE));
 	return w->err;
 }
 
@@ -70,15 +84,28 @@ static int ops_restore(void *dev, const struct snap_file *f, const char *id)
 	struct boot_timer_state st;
 	struct snap_reader r;
 
-	if (snap_file_find(f, SNAP_REC_BOOT_TIMER, id, &r) || r.version != BOOT_TIMER_STATE_VERSION)
+	if (snap_file_find(f, SNAP_REC_BOOT_TIMER, id, &r) || r.version < 1 ||
+	    r.version > BOOT_TIMER_STATE_VERSION)
 		return -EINVAL;
 	st.fired = snap_get_bool(&r);
 	st.ms = snap_get_u64(&r);
+	st.snapshots = r.version >= 2 ? snap_get_u32(&r) : 0;
 	if (snap_reader_done(&r) || !st.fired != !st.ms)
 		return -EINVAL;
+	__atomic_store_n(&bt->st.snapshots, st.snapshots, __ATOMIC_RELEASE);
 	__atomic_store_n(&bt->st.ms, st.ms, __ATOMIC_RELEASE);
 	__atomic_store_n(&bt->st.fired, st.fired, __ATOMIC_RELEASE);
 	return 0;
+}
+
+/* Only a snapshot quiesces the devices (src/snapshot/snapshot.c), right before it saves them:
+ * the count moves here, so the snapshot and the guest that carries on both read the new value
+ * and a guest waiting for it (ign-snapshot) finishes in both. */
+static void ops_quiesce(void *dev)
+{
+	struct boot_timer *bt = dev;
+
+	__atomic_add_fetch(&bt->st.snapshots, 1, __ATOMIC_ACQ_REL);
 }
 
 static void ops_destroy(void *dev)
@@ -93,6 +120,7 @@ const struct dev_ops boot_timer_ops = {
 	.write = ops_write,
 	.save = ops_save,
 	.restore = ops_restore,
+	.quiesce = ops_quiesce,
 	.destroy = ops_destroy,
 	/* no reset: the boot time is measured once per VMM process, across guest reboots */
 };
@@ -111,6 +139,12 @@ int boot_timer_create(int log_fd, struct boot_timer **out)
 void boot_timer_destroy(struct boot_timer *bt)
 {
 	free(bt);
+}
+
+void boot_timer_on_snapshot_request(struct boot_timer *bt, void (*fn)(void *ctx), void *ctx)
+{
+	bt->snapshot_ctx = ctx;
+	bt->snapshot_request = fn;
 }
 
 uint64_t boot_timer_ms(const struct boot_timer *bt)
