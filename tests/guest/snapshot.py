@@ -173,9 +173,27 @@ def killed_midway(snap, tmp):
         r.close()
 
 
+def second_generation(snap2):
+    """The clone's own snapshot resumes too: inside ign-snapshot, with the clone's disk."""
+    r = Guest("boot1-restored-twice", ["--restore", snap2])
+    try:
+        r.send("\n")
+        r.expect(rb"# ", sized(kvm=30, pvm=120))
+        st, out = r.run("echo mark=$IGN_MARK; cat /root/clone.txt")
+        check("restore-of-a-clone-snapshot", st == 0 and "mark=warm-" in out and
+              "from-the-clone" in out, out)
+        r.send(b"\x01x")
+        r.wait_exit(60)
+    except Exception as e:
+        result("FAIL", "snapshot-restore-twice", r.why(e))
+    finally:
+        r.close()
+
+
 def after(snap, tmp):
     """Resume the snapshot in a new process and check the guest continued."""
-    r = Guest("boot1-restored", ["--restore", snap])
+    snap2 = os.path.join(tmp, "snap2")
+    r = Guest("boot1-restored", ["--restore", snap, "--snapshot-dir", snap2])
     try:
         t0 = time.monotonic()
         r.send("\n")
@@ -201,6 +219,11 @@ def after(snap, tmp):
         check("restore-date-is-now", st == 0 and skew < 10, f"guest {out!r}, skew {skew:.0f} s")
         st, out = r.run("echo from-the-clone > /root/clone.txt && sync && cat /root/clone.txt")
         check("restore-disk-writes", st == 0 and out == "from-the-clone", out)
+        # The guest asks for a snapshot of itself (the boot-timer register): a snapshot of a
+        # restored VM (file-backed memory, a private disk), and the command ends in both.
+        st, out = r.run("ign-snapshot && echo snapped-$IGN_MARK", timeout=sized(kvm=60, pvm=180))
+        check("guest-requested-snapshot", st == 0 and out.startswith("snapped-warm-") and
+              os.path.exists(os.path.join(snap2, "state")), f"{out!r}")
         r.send(b"\x01x")
         rc = r.wait_exit(60)
         check("restore-ctrl-a-x-exit-0", rc == 0, f"exit status {rc}")
@@ -211,5 +234,7 @@ def after(snap, tmp):
         result("FAIL", "snapshot-restore", r.why(e))
     finally:
         r.close()
+    if os.path.exists(os.path.join(snap2, "state")):
+        second_generation(snap2)
     refusals(snap, tmp)
     killed_midway(snap, tmp)
