@@ -74,7 +74,8 @@ const char cli_usage[] =
 	"                       moves the vsock socket (same CID)\n"
 	"  --control PATH       a Unix socket (mode 0600) taking one JSON command per line:\n"
 	"                       {\"cmd\":\"pause\"}, {\"cmd\":\"resume\"}, {\"cmd\":\"status\"},\n"
-	"                       {\"cmd\":\"snapshot\",\"dir\":\"DIR\"} (dir optional, as Ctrl-A s);\n"
+	"                       {\"cmd\":\"snapshot\",\"dir\":\"DIR\"} (dir optional, as Ctrl-A "
+	"s);\n"
 	"                       each answered by one line {\"ok\":true,...} or\n"
 	"                       {\"ok\":false,\"error\":\"...\"}\n"
 	"  -h, --help           show this help\n"
@@ -388,7 +389,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		case OPT_CONTROL:
 			if (!*optarg || strlen(optarg) >= 108) {
 				snprintf(err, err_size,
-					 "--control: bad socket path '%s' (1 to 107 bytes)", optarg);
+					 "--control: bad socket path '%s' (1 to 107 bytes)",
+					 optarg);
 				return -EINVAL;
 			}
 			o->control_path = optarg;

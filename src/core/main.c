@@ -419,7 +419,8 @@ static int cmd_run(int argc, char **argv)
 		ret = control_create(&vmp->ev, o.control_path, &ops, &control);
 		if (ret)
 			die(1, "--control '%s': %s", o.control_path,
-			    ret == -EADDRINUSE ? "another process is listening there" : strerror(-ret));
+			    ret == -EADDRINUSE ? "another process is listening there"
+					       : strerror(-ret));
 	}
 	if ((ret = console_register_key(console_stdin(), 's', "snapshot the VM (it carries on)",
 					snapshot_key, NULL)) ||

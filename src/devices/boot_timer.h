@@ -19,7 +19,7 @@ struct boot_timer;
  * offset 8 asks the VMM for a snapshot; a 4-byte read there counts the snapshots taken. */
 #define BOOT_TIMER_SNAPSHOT_OFF	  8
 #define BOOT_TIMER_SNAPSHOT_MAGIC 0x5a
-#define BOOT_TIMER_SIZE	 0x1000
+#define BOOT_TIMER_SIZE		  0x1000
 
 /* The bus ops (exposed for tests). */
 extern const struct dev_ops boot_timer_ops;
