@@ -445,6 +445,9 @@ static void *vcpu_loop(struct vcpu *v)
 		vm_request_stop(v->vm, VM_STOP_ERROR);
 		return NULL;
 	}
+	if (v->index == 0)
+		log_info("vCPU 0: first KVM_RUN at %llu us since start",
+			 (unsigned long long)log_uptime_us());
 	while (!stop_requested(v)) {
 		if (__atomic_load_n(&v->vm->pause_req, __ATOMIC_ACQUIRE)) {
 			park(v);

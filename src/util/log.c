@@ -53,6 +53,11 @@ uint64_t log_uptime_ms(void)
 	return (now_ns() - start_ns) / 1000000ull;
 }
 
+uint64_t log_uptime_us(void)
+{
+	return (now_ns() - start_ns) / 1000ull;
+}
+
 int log_ratelimit(uint64_t *state, unsigned burst)
 {
 	/* state: high 32 bits = second, low 32 bits = lines in that second.  Racy by design:

@@ -18,6 +18,8 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 int log_ratelimit(uint64_t *state, unsigned burst);
 /* Milliseconds since the process started (CLOCK_MONOTONIC). */
 uint64_t log_uptime_ms(void);
+/* The same in microseconds (restore timelines, benchmarks). */
+uint64_t log_uptime_us(void);
 
 #define log_error(...) log_msg(LOG_ERROR, __FILE__, __LINE__, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
