@@ -379,8 +379,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		case OPT_NO_RNG:
 		case OPT_BALLOON:
 		case OPT_MAC:
-			if (!shaping)
-				shaping = argv[optind - 1];
+			/* By name: argv[optind - 1] is the value when it came separately. */
+			for (const struct option *p = opts; !shaping && p->name; p++)
+				if (p->val == c)
+					shaping = p->name;
 			break;
 		default:
 			break;
@@ -588,7 +590,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 	}
 	if (o->restore_dir && shaping) {
 		snprintf(err, err_size,
-			 "%s cannot be used with --restore: the snapshot fixes the machine (only "
+			 "--%s cannot be used with --restore: the snapshot fixes the machine (only "
 			 "--disk, --net and --vsock may replace its back ends)",
 			 shaping);
 		return -EINVAL;

@@ -220,15 +220,16 @@ int snap_file_parse(struct snap_file *f, const uint8_t *data, size_t len, char *
 			   len);
 	if (memcmp(data, SNAP_MAGIC, 8))
 		return bad(why, why_size, "not an ignition snapshot state file (bad magic)");
+	/* The CRC before the version: a damaged file says so, not "version 1651663207". */
+	crc = get_le32(data + len - 4);
+	if (crc != crc_of(data, len - 4))
+		return bad(why, why_size, "checksum mismatch: the file is corrupt or truncated");
 	version = get_le32(data + 8);
 	if (version != SNAP_FORMAT_VERSION) {
 		bad(why, why_size, "format version %u, this ignition reads version %u", version,
 		    SNAP_FORMAT_VERSION);
 		return -EPROTO;
 	}
-	crc = get_le32(data + len - 4);
-	if (crc != crc_of(data, len - 4))
-		return bad(why, why_size, "checksum mismatch: the file is corrupt or truncated");
 	count = get_le32(data + 12);
 	if (count > SNAP_MAX_RECORDS)
 		return bad(why, why_size, "%u records (at most %u)", count, SNAP_MAX_RECORDS);

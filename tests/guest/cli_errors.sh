@@ -98,8 +98,30 @@ else
 	result SKIP cli/disk-locked "no access to /dev/kvm"
 fi
 
+# Snapshots: refused restores and store commands (no KVM needed: they fail before a VM).
+expect_error restore-missing 1 "snapshot '.*nosuch': No such file or directory" \
+	-- run --restore "$tmp/nosuch"
+mkdir -p "$tmp/notasnap"
+expect_error restore-not-a-snapshot 1 "snapshot '.*notasnap': cannot read its state file" \
+	-- run --restore "$tmp/notasnap"
+printf 'IGNSNAP\0garbage-garbage' >"$tmp/notasnap/state"
+expect_error restore-bad-state 1 "state file refused: checksum mismatch" \
+	-- run --restore "$tmp/notasnap"
+expect_error restore-with-mem 2 "--mem cannot be used with --restore" \
+	-- run --restore "$tmp/notasnap" --mem 512
+expect_error snapshot-info-not-a-snapshot 1 "'.*notasnap' is not a snapshot" \
+	-- snapshot info "$tmp/notasnap"
+expect_error snapshot-rm-not-a-snapshot 1 "'.*notasnap' is not a snapshot" \
+	-- snapshot rm "$tmp/notasnap"
+[ -e "$tmp/notasnap/state" ] || result FAIL cli/snapshot-rm-kept "snapshot rm removed a non-snapshot"
+expect_error snapshot-unknown-command 2 "unknown snapshot command 'frobnicate'" \
+	-- snapshot frobnicate
+expect_error control-path-too-long 2 "--control: bad socket path" \
+	-- run --control "$tmp/$(printf 'x%.0s' {1..120})"
+
 # --help documents every flag and exits 0.
-if out=$("$ign" run --help) && for f in --kernel --initrd --disk --cmdline --smp --mem --no-acpi; do
+if out=$("$ign" run --help) && for f in --kernel --initrd --disk --cmdline --smp --mem --no-acpi \
+	--restore --snapshot-dir --control; do
 	printf '%s' "$out" | grep -q -- "$f" || exit 1
 done; then
 	result PASS cli/help-lists-flags

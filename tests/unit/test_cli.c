@@ -204,9 +204,10 @@ static void test_jail_options(void **state)
 static void test_usage_mentions_every_flag(void **state)
 {
 	static const char *const flags[] = {
-		"--kernel", "--initrd", "--disk",    "--cmdline",      "--append",     "--guest",
-		"--smp",    "--mem",	"--no-acpi", "--cpu-template", "--no-seccomp", "--chroot",
-		"--uid",    "--gid",	"--new-ns",  "--help"
+		"--kernel",	"--initrd",  "--disk",	       "--cmdline", "--append",
+		"--guest",	"--smp",     "--mem",	       "--no-acpi", "--cpu-template",
+		"--no-seccomp", "--chroot",  "--uid",	       "--gid",	    "--new-ns",
+		"--help",	"--restore", "--snapshot-dir", "--control"
 	};
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
@@ -241,6 +242,34 @@ static void test_net_user_exposure(void **state)
 	assert_non_null(strstr(cli_usage, "restricted=on"));
 }
 
+/* --restore takes back-end overrides (--disk, --net, --vsock) and the run-time options, and
+ * refuses what the snapshot fixes, naming the option even when its value came separately. */
+static void test_restore_options(void **state)
+{
+	static struct cli_opts o;
+	char err[256];
+
+	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--disk", "/d.img", "--net", "user",
+			       "--vsock", "3,/tmp/v", "--snapshot-dir", "/snaps", "--control",
+			       "/tmp/c.sock", "--no-seccomp"),
+			 0);
+	assert_string_equal(o.restore_dir, "/s");
+	assert_string_equal(o.snapshot_dir, "/snaps");
+	assert_string_equal(o.control_path, "/tmp/c.sock");
+	assert_int_equal(o.m.nr_disks, 1);
+	assert_string_equal(o.m.vsock_path, "/tmp/v");
+	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--smp", "2"), -EINVAL);
+	assert_non_null(strstr(err, "--smp cannot be used with --restore"));
+	assert_int_equal(PARSE(&o, err, "--mem=512", "--restore", "/s"), -EINVAL);
+	assert_non_null(strstr(err, "--mem cannot be used with --restore"));
+	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--kernel", "/k"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--balloon"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--restore", ""), -EINVAL);
+	/* Without --restore those are fine. */
+	assert_int_equal(PARSE(&o, err, "--smp", "2", "--snapshot-dir", "/snaps"), 0);
+	assert_null(o.restore_dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +282,7 @@ int main(void)
 		cmocka_unit_test(test_jail_options),
 		cmocka_unit_test(test_usage_mentions_every_flag),
 		cmocka_unit_test(test_net_user_exposure),
+		cmocka_unit_test(test_restore_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
