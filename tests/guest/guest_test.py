@@ -400,7 +400,10 @@ def boot4(rootfs, tmp):
 def boot4_once(mods, rootfs, tmp):
     ctx = {"tmp": os.path.join(tmp, "boot4"), "rootfs": rootfs}
     os.makedirs(ctx["tmp"], exist_ok=True)
-    args = ["--smp", str(SMP_WIDE), "--disk", rootfs]
+    import snapshot
+    snap = None
+    args = ["--smp", str(SMP_WIDE), "--disk", rootfs, "--snapshot-dir",
+            os.path.join(tmp, "snap4")]
     for m in mods:
         args += m.args(ctx)
     g = Guest(f"boot4-devices-smp{SMP_WIDE}", args)
@@ -415,6 +418,7 @@ def boot4_once(mods, rootfs, tmp):
                 result("FAIL", f"{m.__name__}", g.why(e))
             except Exception as e:  # a bug in a module fails that module, not the boot
                 result("FAIL", f"{m.__name__}", f"{type(e).__name__}: {e}")
+        snap = snapshot.devices_snapshot(g, tmp)
         # Boot 1 checks poweroff; this boot ends the way a person at the console would, with
         # every device still open.
         g.send(b"\x01x")
@@ -424,10 +428,12 @@ def boot4_once(mods, rootfs, tmp):
     except Timeout as e:
         result("FAIL", "boot4", g.why(e))
     finally:
+        g.close()
+        if snap:  # before the modules' clean-up: the vsock directory must still be there
+            snapshot.devices_restore(snap, SMP_WIDE)
         for m in mods:
             if hasattr(m, "cleanup"):
                 m.cleanup(ctx)
-        g.close()
 
 
 def main():

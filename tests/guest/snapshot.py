@@ -238,3 +238,44 @@ def after(snap, tmp):
         second_generation(snap2)
     refusals(snap, tmp)
     killed_midway(snap, tmp)
+
+
+def devices_snapshot(g, tmp):
+    """Ctrl-A s in the device boot (boot 4); returns the directory or None."""
+    snap = os.path.join(tmp, "snap4")
+    start = len(g.stderr_text())
+    g.send(b"\x01s")
+    deadline = time.monotonic() + sized(kvm=60, pvm=120)
+    m = None
+    while m is None and time.monotonic() < deadline:
+        g._read(0.5)
+        m = SNAP_LINE.search(g.stderr_text()[start:])
+    check("devices-snapshot", m is not None and os.path.isdir(snap),
+          f"stderr: {g.stderr_text()[start:][-300:]!r}")
+    return snap if m else None
+
+
+def devices_restore(snap, smp):
+    """The device boot's snapshot resumed: every vCPU runs a busy loop pinned to it, the first
+    network device renews its DHCP lease through the new user-mode NAT."""
+    r = Guest(f"boot4-restored-smp{smp}", ["--restore", snap])
+    try:
+        r.send("\n")
+        r.expect(rb"# ", sized(kvm=30, pvm=120))
+        st, out = r.run("nproc")
+        check(f"restore-nproc-{smp}", st == 0 and out == str(smp), out)
+        st, out = r.run("for c in $(seq 0 %d); do taskset -c $c sh -c 'i=0; while [ $i -lt "
+                        "3000 ]; do i=$((i+1)); done; echo cpu$c-ok' & done; wait" % (smp - 1),
+                        timeout=sized(kvm=60, pvm=300))
+        ok = [f"cpu{c}-ok" in out for c in range(smp)]
+        check(f"restore-busy-loop-on-every-cpu", st == 0 and all(ok), out[-300:])
+        st, out = r.run("udhcpc -i eth0 -n -q -t 5 2>&1 | tail -2; ip -4 addr show eth0 | "
+                        "grep -c 'inet 10.0.2.15'", timeout=sized(kvm=60, pvm=300))
+        check("restore-dhcp-renews", st == 0 and out.strip().endswith("1"), out[-300:])
+        r.send(b"\x01x")
+        rc = r.wait_exit(60)
+        check("restore-devices-ctrl-a-x-exit-0", rc == 0, f"exit status {rc}")
+    except Exception as e:
+        result("FAIL", "snapshot-devices-restore", r.why(e))
+    finally:
+        r.close()
