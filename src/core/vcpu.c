@@ -366,6 +366,66 @@ static void handle_io(struct vcpu *v)
 	}
 }
 
+/* Act on the exit KVM_RUN just returned with. */
+static void handle_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+
+	v->exits++;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(v);
+		break;
+	case KVM_EXIT_MMIO:
+		if (run->mmio.is_write)
+			bus_write(&v->vm->dm.mmio, run->mmio.phys_addr, run->mmio.data,
+				  run->mmio.len);
+		else
+			bus_read(&v->vm->dm.mmio, run->mmio.phys_addr, run->mmio.data,
+				 run->mmio.len);
+		break;
+	case KVM_EXIT_HLT:
+		/* Only reached without an in-kernel LAPIC; nothing can wake us. */
+		log_error("vCPU %u: halted with interrupts off", v->index);
+		vm_request_stop(v->vm, VM_STOP_ERROR);
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		log_triple_fault(v);
+		vm_request_stop(v->vm, VM_STOP_ERROR);
+		break;
+	case KVM_EXIT_SYSTEM_EVENT:
+		switch (run->system_event.type) {
+		case KVM_SYSTEM_EVENT_SHUTDOWN:
+			vm_request_stop(v->vm, VM_STOP_POWEROFF);
+			break;
+		case KVM_SYSTEM_EVENT_RESET:
+			vm_request_stop(v->vm, VM_STOP_REBOOT);
+			break;
+		default:
+			log_error("vCPU %u: guest system event %u (crash)", v->index,
+				  run->system_event.type);
+			vm_request_stop(v->vm, VM_STOP_ERROR);
+		}
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		if (!handle_internal_error(v))
+			vm_request_stop(v->vm, VM_STOP_ERROR);
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		log_error(
+			"vCPU %u: KVM entry failed, hardware reason %#llx", v->index,
+			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		vm_request_stop(v->vm, VM_STOP_ERROR);
+		break;
+	case KVM_EXIT_INTR:
+		break;
+	default:
+		log_error("vCPU %u: unexpected KVM exit reason %u", v->index,
+			  run->exit_reason);
+		vm_request_stop(v->vm, VM_STOP_ERROR);
+	}
+}
+
 /* The VM is pausing (vm_pause): finish the exit in progress, park, run save tasks while
  * parked, and return when resumed or stopping. */
 static void park(struct vcpu *v)
@@ -377,9 +437,10 @@ static void park(struct vcpu *v)
 	 * (and, on kvm_pvm hosts, nothing more) and returns EINTR at once: the state saved
 	 * next is then the one the guest would see on its next instruction. */
 	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
-	if (ioctl(v->fd, KVM_RUN, 0) == 0)
-		log_debug("vCPU %u: exit %u while completing I/O for a pause", v->index,
-			  v->run->exit_reason);
+	/* Completing may itself exit again (the next chunk of a string I/O): handle that exit as
+	 * usual and complete again, a bounded number of times. */
+	for (int i = 0; i < 64 && ioctl(v->fd, KVM_RUN, 0) == 0; i++)
+		handle_exit(v);
 	v->run->immediate_exit = 0;
 	/* Tell the guest kernel it was stopped by the host (no soft-lockup report for the
 	 * pause); EINVAL when the guest does not use kvmclock. */
@@ -462,59 +523,7 @@ static void *vcpu_loop(struct vcpu *v)
 			vm_request_stop(v->vm, VM_STOP_ERROR);
 			break;
 		}
-		v->exits++;
-		switch (run->exit_reason) {
-		case KVM_EXIT_IO:
-			handle_io(v);
-			break;
-		case KVM_EXIT_MMIO:
-			if (run->mmio.is_write)
-				bus_write(&v->vm->dm.mmio, run->mmio.phys_addr, run->mmio.data,
-					  run->mmio.len);
-			else
-				bus_read(&v->vm->dm.mmio, run->mmio.phys_addr, run->mmio.data,
-					 run->mmio.len);
-			break;
-		case KVM_EXIT_HLT:
-			/* Only reached without an in-kernel LAPIC; nothing can wake us. */
-			log_error("vCPU %u: halted with interrupts off", v->index);
-			vm_request_stop(v->vm, VM_STOP_ERROR);
-			break;
-		case KVM_EXIT_SHUTDOWN:
-			log_triple_fault(v);
-			vm_request_stop(v->vm, VM_STOP_ERROR);
-			break;
-		case KVM_EXIT_SYSTEM_EVENT:
-			switch (run->system_event.type) {
-			case KVM_SYSTEM_EVENT_SHUTDOWN:
-				vm_request_stop(v->vm, VM_STOP_POWEROFF);
-				break;
-			case KVM_SYSTEM_EVENT_RESET:
-				vm_request_stop(v->vm, VM_STOP_REBOOT);
-				break;
-			default:
-				log_error("vCPU %u: guest system event %u (crash)", v->index,
-					  run->system_event.type);
-				vm_request_stop(v->vm, VM_STOP_ERROR);
-			}
-			break;
-		case KVM_EXIT_INTERNAL_ERROR:
-			if (!handle_internal_error(v))
-				vm_request_stop(v->vm, VM_STOP_ERROR);
-			break;
-		case KVM_EXIT_FAIL_ENTRY:
-			log_error(
-				"vCPU %u: KVM entry failed, hardware reason %#llx", v->index,
-				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
-			vm_request_stop(v->vm, VM_STOP_ERROR);
-			break;
-		case KVM_EXIT_INTR:
-			break;
-		default:
-			log_error("vCPU %u: unexpected KVM exit reason %u", v->index,
-				  run->exit_reason);
-			vm_request_stop(v->vm, VM_STOP_ERROR);
-		}
+		handle_exit(v);
 	}
 	return NULL;
 }
