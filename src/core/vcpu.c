@@ -412,16 +412,14 @@ static void handle_exit(struct vcpu *v)
 			vm_request_stop(v->vm, VM_STOP_ERROR);
 		break;
 	case KVM_EXIT_FAIL_ENTRY:
-		log_error(
-			"vCPU %u: KVM entry failed, hardware reason %#llx", v->index,
-			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		log_error("vCPU %u: KVM entry failed, hardware reason %#llx", v->index,
+			  (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		vm_request_stop(v->vm, VM_STOP_ERROR);
 		break;
 	case KVM_EXIT_INTR:
 		break;
 	default:
-		log_error("vCPU %u: unexpected KVM exit reason %u", v->index,
-			  run->exit_reason);
+		log_error("vCPU %u: unexpected KVM exit reason %u", v->index, run->exit_reason);
 		vm_request_stop(v->vm, VM_STOP_ERROR);
 	}
 }
