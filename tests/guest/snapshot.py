@@ -31,7 +31,7 @@ def take(g, tmp):
     snapshot directory or None."""
     snap = os.path.join(tmp, "snap1")
     st, _ = g.run("export IGN_MARK=warm-$$; (i=0; while :; do i=$((i+1)); echo $i > "
-                  "/tmp/ign-counter; sleep 1; done) >/dev/null 2>&1 &")
+                  "/tmp/ign-counter; sleep 1; done) >/dev/null 2>&1 & true")
     start = len(g.stderr_text())
     g.send(b"\x01s")
     deadline = time.monotonic() + sized(kvm=60, pvm=120)
