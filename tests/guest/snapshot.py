@@ -265,7 +265,8 @@ def devices_restore(snap, smp):
         st, out = r.run("nproc")
         check(f"restore-nproc-{smp}", st == 0 and out == str(smp), out)
         st, out = r.run("for c in $(seq 0 %d); do taskset -c $c sh -c 'i=0; while [ $i -lt "
-                        "3000 ]; do i=$((i+1)); done; echo cpu$c-ok' & done; wait" % (smp - 1),
+                        "3000 ]; do i=$((i+1)); done; echo cpu$1-ok' sh $c & done; wait"
+                        % (smp - 1),
                         timeout=sized(kvm=60, pvm=300))
         ok = [f"cpu{c}-ok" in out for c in range(smp)]
         check(f"restore-busy-loop-on-every-cpu", st == 0 and all(ok), out[-300:])
