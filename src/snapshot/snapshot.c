@@ -501,6 +501,70 @@ err:
 	return ret;
 }
 
+/* Every record must be one this restore reads: a known type, an id that names something in
+ * the rebuilt machine, and no (type, id) twice.  A record that would be silently skipped means
+ * a snapshot from something else (a newer ignition, a hand-edited file). */
+static int check_records(const struct snap_file *f, struct machine *m, char *why, size_t n)
+{
+	struct snap_reader r, q;
+
+	for (uint32_t i = 0; snap_file_record(f, i, &r) == 0; i++) {
+		bool ok;
+		unsigned idx;
+		char tail;
+
+		switch (r.type) {
+		case SNAP_REC_MACHINE:
+			ok = !strcmp(r.id, "machine");
+			break;
+		case SNAP_REC_VCPU:
+			ok = sscanf(r.id, "vcpu%u%c", &idx, &tail) == 1 && idx < m->cfg.smp;
+			break;
+		case SNAP_REC_IRQCHIP:
+			ok = !strcmp(r.id, "irqchip");
+			break;
+		case SNAP_REC_PIT:
+			ok = !strcmp(r.id, "pit");
+			break;
+		case SNAP_REC_CLOCK:
+			ok = !strcmp(r.id, "kvmclock");
+			break;
+		case SNAP_REC_SLOT:
+		case SNAP_REC_VIRTIO_MMIO:
+		case SNAP_REC_VIRTIO_BLK:
+		case SNAP_REC_VIRTIO_NET:
+		case SNAP_REC_VIRTIO_RNG:
+		case SNAP_REC_VIRTIO_BALLOON:
+		case SNAP_REC_VIRTIO_VSOCK:
+		case SNAP_REC_SERIAL:
+		case SNAP_REC_RTC:
+		case SNAP_REC_BOOT_TIMER:
+		case SNAP_REC_POWER:
+			ok = devmgr_find(&m->vm.dm, r.id) != NULL;
+			break;
+		default:
+			snprintf(why, n,
+				 "unknown record type %u ('%s'): written by another program?",
+				 (unsigned)r.type, r.id);
+			return -EINVAL;
+		}
+		if (!ok) {
+			snprintf(why, n, "a %s record for '%s', which this machine does not have",
+				 snap_rec_name(r.type), r.id);
+			return -EINVAL;
+		}
+		for (uint32_t j = 0; j < i; j++) {
+			if (snap_file_record(f, j, &q) == 0 && q.type == r.type &&
+			    !strcmp(q.id, r.id)) {
+				snprintf(why, n, "two %s records for '%s'", snap_rec_name(r.type),
+					 r.id);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
 static int read_state(int dirfd, uint8_t **buf, size_t *len)
 {
 	int fd = openat(dirfd, "state", O_RDONLY | O_CLOEXEC);
@@ -641,7 +705,9 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	t_machine = log_uptime_us();
 	/* The interrupt controllers first: device restores re-raise pending interrupt lines
 	 * (a UART edge, a virtio level), which must land in the restored IOAPIC and PICs. */
-	ret = vm_restore_state(&m->vm, &f, why, sizeof(why));
+	ret = check_records(&f, m, why, sizeof(why));
+	if (!ret)
+		ret = vm_restore_state(&m->vm, &f, why, sizeof(why));
 	t_vm = log_uptime_us();
 	if (!ret)
 		ret = devmgr_restore(&m->vm.dm, &f, why, sizeof(why));
