@@ -298,16 +298,6 @@ int devmgr_save(struct devmgr *dm, struct snap_writer *w)
 	return w->err;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(char *why, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, size, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 int devmgr_restore(struct devmgr *dm, const struct snap_file *f, char *why, size_t why_size)
 {
 	struct snap_reader r;
@@ -326,11 +316,12 @@ int devmgr_restore(struct devmgr *dm, const struct snap_file *f, char *why, size
 		slots++;
 		d = devmgr_find(dm, r.id);
 		if (!d)
-			return fail(why, why_size,
-				    "device '%s' is in the snapshot but not in this VM", r.id);
+			return err_set(-EINVAL, why, why_size,
+				       "device '%s' is in the snapshot but not in this VM", r.id);
 		if (r.version != SLOT_VERSION)
-			return fail(why, why_size, "device '%s': slot record version %u (want %u)",
-				    r.id, r.version, SLOT_VERSION);
+			return err_set(-EINVAL, why, why_size,
+				       "device '%s': slot record version %u (want %u)", r.id,
+				       r.version, SLOT_VERSION);
 		kind = snap_get_u8(&r);
 		base = snap_get_u64(&r);
 		len = snap_get_u64(&r);
@@ -338,11 +329,12 @@ int devmgr_restore(struct devmgr *dm, const struct snap_file *f, char *why, size
 		gsi = snap_get_u32(&r);
 		level = snap_get_bool(&r);
 		if (snap_reader_done(&r))
-			return fail(why, why_size, "device '%s': malformed slot record", r.id);
+			return err_set(-EINVAL, why, why_size, "device '%s': malformed slot record",
+				       r.id);
 		if (kind != d->kind || base != d->base || len != d->len || has_irq != d->has_irq ||
 		    (has_irq && (gsi != d->irq.gsi || level != d->irq.level)))
-			return fail(
-				why, why_size,
+			return err_set(
+				-EINVAL, why, why_size,
 				"device '%s': the snapshot has it at %#llx+%#llx (GSI %u), this VM"
 				" at %#llx+%#llx (GSI %u)",
 				r.id, (unsigned long long)base, (unsigned long long)len,
@@ -350,8 +342,8 @@ int devmgr_restore(struct devmgr *dm, const struct snap_file *f, char *why, size
 				(unsigned long long)d->len, d->has_irq ? d->irq.gsi : 0);
 	}
 	if (slots != (unsigned)dm->nr_devs)
-		return fail(why, why_size, "the snapshot has %u devices, this VM %d", slots,
-			    dm->nr_devs);
+		return err_set(-EINVAL, why, why_size, "the snapshot has %u devices, this VM %d",
+			       slots, dm->nr_devs);
 	for (int i = 0; i < dm->nr_devs; i++) {
 		struct dm_dev *d = dm->devs[i];
 		int ret;
@@ -360,8 +352,9 @@ int devmgr_restore(struct devmgr *dm, const struct snap_file *f, char *why, size
 			continue;
 		ret = d->ops->restore(d->dev, f, d->id);
 		if (ret)
-			return fail(why, why_size, "device '%s' (%s): its state does not load: %s",
-				    d->id, d->ops->name, strerror(-ret));
+			return err_set(-EINVAL, why, why_size,
+				       "device '%s' (%s): its state does not load: %s", d->id,
+				       d->ops->name, strerror(-ret));
 	}
 	return 0;
 }

@@ -28,17 +28,6 @@
 #include <string.h>
 #include <unistd.h>
 
-__attribute__((format(printf, 4, 5))) static int fail(int ret, char *err, size_t size,
-						      const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, size, fmt, ap);
-	va_end(ap);
-	return ret;
-}
-
 static int open_backends(struct machine *m, char *err, size_t err_size)
 {
 	for (int i = 0; i < m->cfg.nr_nets; i++) {
@@ -67,28 +56,28 @@ static int add_vsock(struct machine *m, const struct machine_env *env, char *err
 		while (*path == '/')
 			path++;
 		if (!*path)
-			return fail(-EINVAL, err, n, "--vsock: '%s' names the new root itself",
-				    m->cfg.vsock_path);
+			return err_set(-EINVAL, err, n, "--vsock: '%s' names the new root itself",
+				       m->cfg.vsock_path);
 		cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (cwd < 0 || chdir(root) < 0) {
 			ret = -errno;
 			if (cwd >= 0)
 				close(cwd);
-			return fail(ret, err, n, "--chroot '%s': %s", root, strerror(-ret));
+			return err_set(ret, err, n, "--chroot '%s': %s", root, strerror(-ret));
 		}
 	}
 	ret = virtio_vsock_add(&m->vm.dm, m->cfg.vsock_cid, path, NULL);
 	if (cwd >= 0) {
 		if (fchdir(cwd) < 0 && !ret)
-			ret = fail(-errno, err, n, "cannot return to the working directory: %s",
-				   strerror(errno));
+			ret = err_set(-errno, err, n, "cannot return to the working directory: %s",
+				      strerror(errno));
 		close(cwd);
 		if (ret && err[0])
 			return ret;
 	}
 	if (ret)
-		return fail(ret, err, n, "--vsock '%s'%s: %s", m->cfg.vsock_path,
-			    root ? " (inside --chroot)" : "", strerror(-ret));
+		return err_set(ret, err, n, "--vsock '%s'%s: %s", m->cfg.vsock_path,
+			       root ? " (inside --chroot)" : "", strerror(-ret));
 	return 0;
 }
 
@@ -102,17 +91,17 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 
 	ret = boot_timer_add(dm, &m->boot_timer);
 	if (ret)
-		return fail(ret, err, n, "boot-timer: %s", strerror(-ret));
+		return err_set(ret, err, n, "boot-timer: %s", strerror(-ret));
 	ret = serial_add(dm, "serial0", LAYOUT_PORT_COM1, LAYOUT_GSI_COM1,
 			 env ? env->console_fd : STDOUT_FILENO, &m->uart);
 	if (ret)
-		return fail(ret, err, n, "serial port: %s", strerror(-ret));
+		return err_set(ret, err, n, "serial port: %s", strerror(-ret));
 	ret = rtc_add(dm, NULL);
 	if (ret)
-		return fail(ret, err, n, "RTC: %s", strerror(-ret));
+		return err_set(ret, err, n, "RTC: %s", strerror(-ret));
 	ret = power_add(dm, &m->vm.power);
 	if (ret)
-		return fail(ret, err, n, "power device: %s", strerror(-ret));
+		return err_set(ret, err, n, "power device: %s", strerror(-ret));
 	for (int i = 0; i < m->cfg.nr_disks; i++) {
 		const struct machine_disk *d = &m->cfg.disks[i];
 		char id[32];
@@ -120,11 +109,12 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 		snprintf(id, sizeof(id), "virtio-blk%d", i);
 		ret = virtio_blk_add(dm, id, d->path, d->read_only, NULL);
 		if (ret == -EBUSY)
-			return fail(ret, err, n,
-				    "disk '%s' is in use by another process (locked %s)", d->path,
-				    virtio_blk_locked_rw(d->path) ? "read-write" : "read-only");
+			return err_set(ret, err, n,
+				       "disk '%s' is in use by another process (locked %s)",
+				       d->path,
+				       virtio_blk_locked_rw(d->path) ? "read-write" : "read-only");
 		if (ret)
-			return fail(ret, err, n, "disk '%s': %s", d->path, strerror(-ret));
+			return err_set(ret, err, n, "disk '%s': %s", d->path, strerror(-ret));
 	}
 	for (int i = 0; i < m->cfg.nr_nets; i++) {
 		uint8_t mac[6];
@@ -138,11 +128,11 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 		ret = virtio_net_add(dm, id, m->backends[i], mac, i ? NULL : &m->net0);
 		m->backends[i] = NULL; /* the device owns it now, even on failure */
 		if (ret)
-			return fail(ret, err, n, "--net: cannot add the device: %s",
-				    strerror(-ret));
+			return err_set(ret, err, n, "--net: cannot add the device: %s",
+				       strerror(-ret));
 	}
 	if (!m->cfg.no_rng && (ret = virtio_rng_add(dm, NULL)))
-		return fail(ret, err, n, "virtio-rng: %s", strerror(-ret));
+		return err_set(ret, err, n, "virtio-rng: %s", strerror(-ret));
 	if (m->cfg.vsock_path[0] && (ret = add_vsock(m, env, err, n)))
 		return ret;
 	if (m->cfg.balloon) {
@@ -151,7 +141,7 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 
 		ret = virtio_balloon_add(dm, &bo, &m->balloon);
 		if (ret)
-			return fail(ret, err, n, "virtio-balloon: %s", strerror(-ret));
+			return err_set(ret, err, n, "virtio-balloon: %s", strerror(-ret));
 	}
 	return 0;
 }
@@ -184,11 +174,11 @@ int machine_create(struct machine *m, const struct machine_config *cfg,
 	ret = vm_create(&m->vm, &vc, &why);
 	if (ret) {
 		if (ret == -ENOENT || ret == -EACCES || ret == -EPERM)
-			fail(ret, err, err_size,
-			     "%s: %s (is KVM available, and may this user open /dev/kvm?)", why,
-			     strerror(-ret));
+			err_set(ret, err, err_size,
+				"%s: %s (is KVM available, and may this user open /dev/kvm?)", why,
+				strerror(-ret));
 		else
-			fail(ret, err, err_size, "%s: %s", why, strerror(-ret));
+			err_set(ret, err, err_size, "%s: %s", why, strerror(-ret));
 		goto err;
 	}
 	ret = add_devices(m, env, err, err_size);
@@ -213,17 +203,17 @@ int machine_boot(struct machine *m, char *err, size_t n)
 	memset(&bi, 0, sizeof(bi));
 	ret = boot_load_kernel(&vm->gm, m->cfg.kernel, &bi, &why);
 	if (ret)
-		return fail(ret, err, n, "kernel '%s': %s", m->cfg.kernel,
-			    why ? why : strerror(-ret));
+		return err_set(ret, err, n, "kernel '%s': %s", m->cfg.kernel,
+			       why ? why : strerror(-ret));
 	if (m->cfg.initrd[0]) {
 		ret = boot_load_initrd(&vm->gm, m->cfg.initrd, &bi);
 		if (ret == -ENOMEM)
-			return fail(ret, err, n,
-				    "initrd '%s' does not fit in guest RAM (raise --mem)",
-				    m->cfg.initrd);
+			return err_set(ret, err, n,
+				       "initrd '%s' does not fit in guest RAM (raise --mem)",
+				       m->cfg.initrd);
 		if (ret)
-			return fail(ret, err, n, "initrd '%s': %s", m->cfg.initrd,
-				    ret == -ENODATA ? "file is empty" : strerror(-ret));
+			return err_set(ret, err, n, "initrd '%s': %s", m->cfg.initrd,
+				       ret == -ENODATA ? "file is empty" : strerror(-ret));
 	}
 	/* MP tables are written either way: they are how a kernel without ACPI (or booted with
 	 * acpi=off) finds the vCPUs and the IOAPIC; a kernel that reads the MADT ignores them. */
@@ -232,14 +222,14 @@ int machine_boot(struct machine *m, char *err, size_t n)
 				 devmgr_level_gsis(&vm->dm), &used)
 		 : -EFAULT;
 	if (ret)
-		return fail(ret, err, n, "cannot build the MP tables: %s", strerror(-ret));
+		return err_set(ret, err, n, "cannot build the MP tables: %s", strerror(-ret));
 	if (m->cfg.no_acpi) {
 		struct dm_describe ctx = { .cmdline = m->cfg.cmdline,
 					   .cmdline_size = sizeof(m->cfg.cmdline) };
 
 		if ((ret = devmgr_describe(&vm->dm, &ctx)))
-			return fail(ret, err, n,
-				    "kernel command line is too long for the device list");
+			return err_set(ret, err, n,
+				       "kernel command line is too long for the device list");
 	} else {
 		struct acpi_config cfg = {
 			.nr_cpus = vm->cfg.nr_vcpus,
@@ -250,23 +240,25 @@ int machine_boot(struct machine *m, char *err, size_t n)
 		};
 		ret = acpi_build(&cfg, &vm->dm, &rsdp, &used);
 		if (ret)
-			return fail(ret, err, n, "cannot build the ACPI tables: %s",
-				    strerror(-ret));
+			return err_set(ret, err, n, "cannot build the ACPI tables: %s",
+				       strerror(-ret));
 		log_info("ACPI tables: %zu bytes, RSDP at %#llx", used, (unsigned long long)rsdp);
 	}
 	ret = boot_setup_zero_page(&vm->gm, &bi, m->cfg.cmdline, rsdp);
 	if (ret == -E2BIG)
-		return fail(ret, err, n, "kernel command line is longer than this kernel accepts");
+		return err_set(ret, err, n,
+			       "kernel command line is longer than this kernel accepts");
 	if (ret)
-		return fail(ret, err, n, "cannot write the zero page: %s", strerror(-ret));
+		return err_set(ret, err, n, "cannot write the zero page: %s", strerror(-ret));
 	ret = boot_setup_page_tables(&vm->gm);
 	if (ret)
-		return fail(ret, err, n, "cannot write the boot page tables: %s", strerror(-ret));
+		return err_set(ret, err, n, "cannot write the boot page tables: %s",
+			       strerror(-ret));
 	log_info("kernel %s (%s), entry %#llx, cmdline: %s", m->cfg.kernel,
 		 bi.is_elf ? "ELF" : "bzImage", (unsigned long long)bi.entry, m->cfg.cmdline);
 	ret = vm_setup_vcpus(vm, bi.entry);
 	if (ret)
-		return fail(ret, err, n, "cannot set up the vCPUs: %s", strerror(-ret));
+		return err_set(ret, err, n, "cannot set up the vCPUs: %s", strerror(-ret));
 	return 0;
 }
 
@@ -341,10 +333,11 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 
 	memset(c, 0, sizeof(*c));
 	if (snap_file_find(f, SNAP_REC_MACHINE, "machine", &r))
-		return fail(-EINVAL, err, n, "the snapshot has no machine record");
+		return err_set(-EINVAL, err, n, "the snapshot has no machine record");
 	if (r.version != MACHINE_STATE_VERSION)
-		return fail(-EINVAL, err, n, "machine record version %u (this ignition reads %u)",
-			    r.version, MACHINE_STATE_VERSION);
+		return err_set(-EINVAL, err, n,
+			       "machine record version %u (this ignition reads %u)", r.version,
+			       MACHINE_STATE_VERSION);
 	c->mem_mib = snap_get_u64(&r);
 	c->smp = snap_get_u32(&r);
 	v = snap_get_u32(&r);
@@ -352,8 +345,8 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 	c->no_acpi = snap_get_bool(&r);
 	v = snap_get_u32(&r);
 	if (v > MACHINE_MAX_DISKS)
-		return fail(-EINVAL, err, n, "the snapshot lists %u disks (at most %d)", v,
-			    MACHINE_MAX_DISKS);
+		return err_set(-EINVAL, err, n, "the snapshot lists %u disks (at most %d)", v,
+			       MACHINE_MAX_DISKS);
 	c->nr_disks = (int)v;
 	for (int i = 0; i < c->nr_disks; i++) {
 		snap_get_str(&r, c->disks[i].path, sizeof(c->disks[i].path));
@@ -361,8 +354,9 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 	}
 	v = snap_get_u32(&r);
 	if (v > MACHINE_MAX_NETS)
-		return fail(-EINVAL, err, n, "the snapshot lists %u network devices (at most %d)",
-			    v, MACHINE_MAX_NETS);
+		return err_set(-EINVAL, err, n,
+			       "the snapshot lists %u network devices (at most %d)", v,
+			       MACHINE_MAX_NETS);
 	c->nr_nets = (int)v;
 	for (int i = 0; i < c->nr_nets; i++) {
 		struct machine_net *m = &c->nets[i];
@@ -403,12 +397,12 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 	snap_get_str(&r, c->initrd, sizeof(c->initrd));
 	snap_get_str(&r, c->cmdline, sizeof(c->cmdline));
 	if (snap_reader_done(&r))
-		return fail(-EINVAL, err, n, "the machine record is malformed");
+		return err_set(-EINVAL, err, n, "the machine record is malformed");
 	if (c->mem_mib < 16 || c->mem_mib > (LAYOUT_MAX_RAM >> 20) || c->smp < 1 ||
 	    c->smp > VM_MAX_VCPUS || c->cpu_template == CPU_TEMPLATE_AUTO ||
 	    (unsigned)c->cpu_template > CPU_TEMPLATE_NO_PV_HC ||
 	    (c->vsock_path[0] && (c->vsock_cid < 3 || c->vsock_cid == 0xffffffffu)))
-		return fail(
+		return err_set(
 			-EINVAL, err, n,
 			"the machine record has values out of range (memory %llu MiB, %u vCPUs)",
 			(unsigned long long)c->mem_mib, c->smp);

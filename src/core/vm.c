@@ -670,17 +670,6 @@ int vm_save_state(struct vm *vm, struct snap_writer *w)
 	return w->err;
 }
 
-__attribute__((format(printf, 3, 4))) static int why_fail(char *why, size_t size, const char *fmt,
-							  ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, size, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t why_size)
 {
 	struct kvm_irqchip chip[3];
@@ -691,8 +680,8 @@ int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t
 	memset(chip, 0, sizeof(chip));
 	if (snap_file_find(f, SNAP_REC_IRQCHIP, "irqchip", &r) ||
 	    r.version != IRQCHIP_STATE_VERSION)
-		return why_fail(why, why_size,
-				"the irqchip record is missing or of another version");
+		return err_set(-EINVAL, why, why_size,
+			       "the irqchip record is missing or of another version");
 	for (uint32_t i = 0; i < 2; i++) {
 		chip[i].chip_id = i;
 		get_pic(&r, &chip[i].chip.pic);
@@ -705,10 +694,11 @@ int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t
 	for (int i = 0; i < KVM_IOAPIC_NUM_PINS; i++)
 		chip[2].chip.ioapic.redirtbl[i].bits = snap_get_u64(&r);
 	if (snap_reader_done(&r) || chip[2].chip.ioapic.base_address != LAYOUT_IOAPIC_ADDR)
-		return why_fail(why, why_size, "the irqchip record is malformed");
+		return err_set(-EINVAL, why, why_size, "the irqchip record is malformed");
 	memset(&pit, 0, sizeof(pit));
 	if (snap_file_find(f, SNAP_REC_PIT, "pit", &r) || r.version != PIT_STATE_VERSION)
-		return why_fail(why, why_size, "the PIT record is missing or of another version");
+		return err_set(-EINVAL, why, why_size,
+			       "the PIT record is missing or of another version");
 	for (int i = 0; i < 3; i++) {
 		struct kvm_pit_channel_state *c = &pit.channels[i];
 
@@ -732,26 +722,28 @@ int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t
 	}
 	pit.flags = snap_get_u32(&r);
 	if (snap_reader_done(&r))
-		return why_fail(why, why_size, "the PIT record is malformed");
+		return err_set(-EINVAL, why, why_size, "the PIT record is malformed");
 	memset(&clk, 0, sizeof(clk));
 	if (snap_file_find(f, SNAP_REC_CLOCK, "kvmclock", &r) || r.version != CLOCK_STATE_VERSION)
-		return why_fail(why, why_size, "the clock record is missing or of another version");
+		return err_set(-EINVAL, why, why_size,
+			       "the clock record is missing or of another version");
 	clk.clock = snap_get_u64(&r);
 	clk.flags = snap_get_u32(&r);
 	clk.realtime = snap_get_u64(&r);
 	if (snap_reader_done(&r))
-		return why_fail(why, why_size, "the clock record is malformed");
+		return err_set(-EINVAL, why, why_size, "the clock record is malformed");
 	for (int i = 0; i < 3; i++)
 		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip[i]) < 0)
-			return why_fail(why, why_size, "KVM_SET_IRQCHIP: %s", strerror(errno));
+			return err_set(-EINVAL, why, why_size, "KVM_SET_IRQCHIP: %s",
+				       strerror(errno));
 	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
-		return why_fail(why, why_size, "KVM_SET_PIT2: %s", strerror(errno));
+		return err_set(-EINVAL, why, why_size, "KVM_SET_PIT2: %s", strerror(errno));
 	/* With KVM_CLOCK_REALTIME KVM adds the wall-clock time elapsed since `realtime` (like
 	 * Firecracker's clock_realtime): the restored guest's clock reads now, and its
 	 * monotonic time moves forward, never back.  Without the flag (a host that did not
 	 * report it) the clock resumes where it stopped. */
 	clk.flags &= KVM_CLOCK_REALTIME;
 	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clk) < 0)
-		return why_fail(why, why_size, "KVM_SET_CLOCK: %s", strerror(errno));
+		return err_set(-EINVAL, why, why_size, "KVM_SET_CLOCK: %s", strerror(errno));
 	return 0;
 }

@@ -24,17 +24,6 @@
 #define STATE_MAX	 (256u << 20) /* a state file is a few hundred KiB; refuse absurd ones */
 #define IGNITION_VERSION "0.1"
 
-__attribute__((format(printf, 4, 5))) static int fail(int ret, char *err, size_t size,
-						      const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, size, fmt, ap);
-	va_end(ap);
-	return ret;
-}
-
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -349,21 +338,21 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 	int dirfd = -1, fd, ret;
 
 	if (strlen(dir) + 16 >= sizeof(tmp))
-		return fail(-ENAMETOOLONG, err, n, "snapshot directory name too long");
+		return err_set(-ENAMETOOLONG, err, n, "snapshot directory name too long");
 	if (access(dir, F_OK) == 0)
-		return fail(-EEXIST, err, n, "'%s' already exists", dir);
+		return err_set(-EEXIST, err, n, "'%s' already exists", dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp-%d", dir, (int)getpid());
 	if (mkdir(tmp, 0700) < 0)
-		return fail(-errno, err, n, "cannot create '%s': %s", tmp, strerror(errno));
+		return err_set(-errno, err, n, "cannot create '%s': %s", tmp, strerror(errno));
 	dirfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
-		ret = fail(-errno, err, n, "cannot open '%s': %s", tmp, strerror(errno));
+		ret = err_set(-errno, err, n, "cannot open '%s': %s", tmp, strerror(errno));
 		rmdir(tmp);
 		return ret;
 	}
 	ret = vm_pause(&m->vm);
 	if (ret && ret != -EALREADY) {
-		fail(ret, err, n, "cannot pause the VM: %s", strerror(-ret));
+		err_set(ret, err, n, "cannot pause the VM: %s", strerror(-ret));
 		goto out;
 	}
 	paused_here = ret == 0;
@@ -374,7 +363,7 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 	snap_writer_init(&w);
 	ret = capture_state(m, &w);
 	if (ret) {
-		fail(ret, err, n, "cannot capture the VM's state: %s", strerror(-ret));
+		err_set(ret, err, n, "cannot capture the VM's state: %s", strerror(-ret));
 		snap_writer_free(&w);
 		goto out;
 	}
@@ -387,7 +376,7 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 	st.state_us = now_us() - t;
 	t = now_us();
 	if (ret) {
-		fail(ret, err, n, "cannot write the state file: %s", strerror(-ret));
+		err_set(ret, err, n, "cannot write the state file: %s", strerror(-ret));
 		snap_writer_free(&w);
 		goto out;
 	}
@@ -395,7 +384,7 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 	st.memory_us = now_us() - t;
 	t = now_us();
 	if (ret) {
-		fail(ret, err, n, "cannot write the memory file: %s", strerror(-ret));
+		err_set(ret, err, n, "cannot write the memory file: %s", strerror(-ret));
 		snap_writer_free(&w);
 		goto out;
 	}
@@ -407,8 +396,8 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 		snprintf(name, sizeof(name), "disk%d", i);
 		ret = copy_file(m->cfg.disks[i].path, dirfd, name);
 		if (ret) {
-			fail(ret, err, n, "cannot copy disk '%s': %s", m->cfg.disks[i].path,
-			     strerror(-ret));
+			err_set(ret, err, n, "cannot copy disk '%s': %s", m->cfg.disks[i].path,
+				strerror(-ret));
 			snap_writer_free(&w);
 			goto out;
 		}
@@ -418,17 +407,17 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 	ret = write_manifest(dirfd, &m->cfg, &st, w.len);
 	snap_writer_free(&w);
 	if (ret) {
-		fail(ret, err, n, "cannot write the manifest: %s", strerror(-ret));
+		err_set(ret, err, n, "cannot write the manifest: %s", strerror(-ret));
 		goto out;
 	}
 	/* Everything durable, then the one step that makes it a snapshot. */
 	if (fsync(dirfd) < 0) {
-		ret = fail(-errno, err, n, "fsync '%s': %s", tmp, strerror(errno));
+		ret = err_set(-errno, err, n, "fsync '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (rename(tmp, dir) < 0) {
-		ret = fail(-errno, err, n, "cannot rename '%s' to '%s': %s", tmp, dir,
-			   strerror(errno));
+		ret = err_set(-errno, err, n, "cannot rename '%s' to '%s': %s", tmp, dir,
+			      strerror(errno));
 		goto out;
 	}
 	ret = sync_parent(dir);
@@ -622,43 +611,43 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		disk_fds[i] = -1;
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
-		return fail(-errno, err, n, "snapshot '%s': %s", dir, strerror(errno));
+		return err_set(-errno, err, n, "snapshot '%s': %s", dir, strerror(errno));
 	ret = read_state(dirfd, &state, &len);
 	if (ret) {
-		fail(ret, err, n, "snapshot '%s': cannot read its state file: %s", dir,
-		     ret == -EFBIG ? "empty or too large" : strerror(-ret));
+		err_set(ret, err, n, "snapshot '%s': cannot read its state file: %s", dir,
+			ret == -EFBIG ? "empty or too large" : strerror(-ret));
 		goto out;
 	}
 	ret = snap_file_parse(&f, state, len, why, sizeof(why));
 	if (ret) {
-		fail(ret, err, n, "snapshot '%s': state file refused: %s", dir, why);
+		err_set(ret, err, n, "snapshot '%s': state file refused: %s", dir, why);
 		goto out;
 	}
 	ret = machine_config_load(&cfg, &f, why, sizeof(why));
 	if (ret) {
-		fail(ret, err, n, "snapshot '%s': %s", dir, why);
+		err_set(ret, err, n, "snapshot '%s': %s", dir, why);
 		goto out;
 	}
 	t_state = log_uptime_us();
 	if (ov && ov->vsock_path) {
 		if (!cfg.vsock_path[0]) {
-			ret = fail(-EINVAL, err, n, "--vsock: the snapshot has no vsock device");
+			ret = err_set(-EINVAL, err, n, "--vsock: the snapshot has no vsock device");
 			goto out;
 		}
 		if (ov->vsock_cid != cfg.vsock_cid) {
-			ret = fail(-EINVAL, err, n,
-				   "--vsock: the snapshot's guest CID is %u, not %u", cfg.vsock_cid,
-				   ov->vsock_cid);
+			ret = err_set(-EINVAL, err, n,
+				      "--vsock: the snapshot's guest CID is %u, not %u",
+				      cfg.vsock_cid, ov->vsock_cid);
 			goto out;
 		}
 		snprintf(cfg.vsock_path, sizeof(cfg.vsock_path), "%s", ov->vsock_path);
 	}
 	if (ov && ov->nr_nets) {
 		if (ov->nr_nets != cfg.nr_nets) {
-			ret = fail(-EINVAL, err, n,
-				   "--net given %d times; the snapshot has %d "
-				   "network devices",
-				   ov->nr_nets, cfg.nr_nets);
+			ret = err_set(-EINVAL, err, n,
+				      "--net given %d times; the snapshot has %d "
+				      "network devices",
+				      ov->nr_nets, cfg.nr_nets);
 			goto out;
 		}
 		memcpy(cfg.nets, ov->nets, sizeof(cfg.nets[0]) * (size_t)cfg.nr_nets);
@@ -675,8 +664,8 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		snprintf(name, sizeof(name), "disk%d", i);
 		disk_fds[i] = private_disk(dirfd, name);
 		if (disk_fds[i] < 0) {
-			ret = fail(disk_fds[i], err, n, "snapshot '%s': disk %d (%s): %s", dir, i,
-				   name, strerror(-disk_fds[i]));
+			ret = err_set(disk_fds[i], err, n, "snapshot '%s': disk %d (%s): %s", dir,
+				      i, name, strerror(-disk_fds[i]));
 			goto out;
 		}
 		snprintf(cfg.disks[i].path, sizeof(cfg.disks[i].path), "/proc/self/fd/%d",
@@ -685,13 +674,14 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	t_disks = log_uptime_us();
 	memfd = openat(dirfd, "memory", O_RDONLY | O_CLOEXEC);
 	if (memfd < 0 || fstat(memfd, &st) < 0) {
-		ret = fail(-errno, err, n, "snapshot '%s': memory file: %s", dir, strerror(errno));
+		ret = err_set(-errno, err, n, "snapshot '%s': memory file: %s", dir,
+			      strerror(errno));
 		goto out;
 	}
 	if ((uint64_t)st.st_size != cfg.mem_mib << 20) {
-		ret = fail(-EINVAL, err, n,
-			   "snapshot '%s': the memory file has %lld bytes, the machine %llu MiB",
-			   dir, (long long)st.st_size, (unsigned long long)cfg.mem_mib);
+		ret = err_set(-EINVAL, err, n,
+			      "snapshot '%s': the memory file has %lld bytes, the machine %llu MiB",
+			      dir, (long long)st.st_size, (unsigned long long)cfg.mem_mib);
 		goto out;
 	}
 	e.mem_fd = memfd;
@@ -713,17 +703,17 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		ret = devmgr_restore(&m->vm.dm, &f, why, sizeof(why));
 	t_devs = log_uptime_us();
 	if (ret) {
-		fail(ret, err, n, "snapshot '%s': %s", dir, why);
+		err_set(ret, err, n, "snapshot '%s': %s", dir, why);
 		goto out_machine;
 	}
 	ret = vm_setup_vcpus(&m->vm, 0);
 	if (ret) {
-		fail(ret, err, n, "cannot create the vCPUs: %s", strerror(-ret));
+		err_set(ret, err, n, "cannot create the vCPUs: %s", strerror(-ret));
 		goto out_machine;
 	}
 	vs = calloc(cfg.smp, sizeof(*vs));
 	if (!vs) {
-		ret = fail(-ENOMEM, err, n, "out of memory");
+		ret = err_set(-ENOMEM, err, n, "out of memory");
 		goto out_machine;
 	}
 	for (unsigned i = 0; i < cfg.smp; i++) {
@@ -732,15 +722,15 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		snprintf(id, sizeof(id), "vcpu%u", i);
 		ret = vcpu_state_load(&vs[i], &f, id);
 		if (ret) {
-			fail(ret, err, n, "snapshot '%s': the %s record is %s", dir, id,
-			     ret == -ENOENT ? "missing" : "malformed");
+			err_set(ret, err, n, "snapshot '%s': the %s record is %s", dir, id,
+				ret == -ENOENT ? "missing" : "malformed");
 			goto out_machine;
 		}
 	}
 	ret = vm_load_vcpus(&m->vm, vs);
 	if (ret) {
-		fail(ret, err, n, "snapshot '%s': the vCPU state does not load here: %s", dir,
-		     strerror(-ret));
+		err_set(ret, err, n, "snapshot '%s': the vCPU state does not load here: %s", dir,
+			strerror(-ret));
 		goto out_machine;
 	}
 	/* For bench/snapshot.sh (IGNITION_LOG=info): where a restore's time goes. */

@@ -91,3 +91,15 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 		(unsigned long long)(t / 1000ull % 1000000ull), thread_name, names[level],
 		base ? base + 1 : file, line, msg);
 }
+
+int err_set(int ret, char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf && size) {
+		va_start(ap, fmt);
+		vsnprintf(buf, size, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}

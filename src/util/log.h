@@ -3,6 +3,7 @@
 #ifndef IGNITION_UTIL_LOG_H
 #define IGNITION_UTIL_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -18,6 +19,10 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 int log_ratelimit(uint64_t *state, unsigned burst);
 /* Milliseconds since the process started (CLOCK_MONOTONIC). */
 uint64_t log_uptime_ms(void);
+/* Write a one-line reason into buf[size] (printf-style) and return `ret`: how functions below
+ * main report an error that main prints ("ignition: error: ..."). */
+int err_set(int ret, char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* The same in microseconds (restore timelines, benchmarks). */
 uint64_t log_uptime_us(void);
 
