@@ -97,6 +97,14 @@ class Monitor:
         self.s.sendall(line.encode() + b"\n")
         return self._until(b"(qemu) ")
 
+    def quit(self):
+        """`quit` ends QEMU; the monitor closes without another prompt."""
+        try:
+            self.s.sendall(b"quit\n")
+        except OSError:
+            pass
+        self.s.close()
+
     def close(self):
         self.s.close()
 
@@ -135,8 +143,7 @@ def qemu_round(tmp, disk):
         while "completed" not in m.cmd("info migrate"):
             time.sleep(0.002)
         write_ms = (time.monotonic() - t0) * 1000
-        m.cmd("quit")
-        m.close()
+        m.quit()
         g.wait_exit(30)
         return boot_shell, out, write_ms
     finally:
@@ -187,8 +194,7 @@ def qemu_restore(state, disk, tmp, i):
             time.sleep(0.002)
         running = (time.monotonic() - g.start) * 1000
         shell = shell_answers(g, 120) * 1000
-        m.cmd("quit")
-        m.close()
+        m.quit()
         g.wait_exit(30)
         return shell, running
     finally:
