@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int open_backends(struct machine *m, char *err, size_t err_size)
@@ -104,8 +105,16 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 		return err_set(ret, err, n, "power device: %s", strerror(-ret));
 	for (int i = 0; i < m->cfg.nr_disks; i++) {
 		const struct machine_disk *d = &m->cfg.disks[i];
+		struct stat st, other;
 		char id[32];
 
+		/* The same file twice would meet its own lock ("in use by another process"). */
+		for (int j = 0; j < i && stat(d->path, &st) == 0; j++)
+			if (stat(m->cfg.disks[j].path, &other) == 0 && st.st_dev == other.st_dev &&
+			    st.st_ino == other.st_ino)
+				return err_set(-EINVAL, err, n,
+					       "disk '%s' is the same file as disk %d ('%s')",
+					       d->path, j, m->cfg.disks[j].path);
 		snprintf(id, sizeof(id), "virtio-blk%d", i);
 		ret = virtio_blk_add(dm, id, d->path, d->read_only, NULL);
 		if (ret == -EBUSY)

@@ -45,6 +45,7 @@ struct.pack_into("<I", img, 0x260, 0x100000)
 open(sys.argv[1], "wb").write(img)
 PY
 truncate -s 1M "$tmp/disk.img"
+truncate -s 1M "$tmp/disk2.img"
 
 expect_error missing-kernel 1 "kernel '/nonexistent/vmlinuz': No such file" -- run --kernel /nonexistent/vmlinuz
 expect_error kernel-is-directory 1 "is a directory" -- run --kernel "$tmp"
@@ -91,6 +92,8 @@ time.sleep(60)' "$tmp/disk.img" "$tmp/locked" &
 		-- run --kernel "$tmp/fake-bzimage" --disk "$tmp/disk.img"
 	expect_error disk-locked-ro 1 "disk '.*disk.img' is in use by another process \(locked read-write\)" \
 		-- run --kernel "$tmp/fake-bzimage" --disk "$tmp/disk.img,ro"
+	expect_error disk-given-twice 1 "disk '.*/./disk2.img' is the same file as disk 0" \
+		-- run --kernel "$tmp/fake-bzimage" --disk "$tmp/disk2.img" --disk "$tmp/./disk2.img"
 	runas=
 	kill "$holder" 2>/dev/null
 	wait "$holder" 2>/dev/null
