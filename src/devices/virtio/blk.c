@@ -24,7 +24,8 @@
  * Without an event loop (unit tests, fuzz harness: created without virtio_blk_add() or
  * virtio_blk_async_fd()) queue_notify waits for its own requests before returning.  Where
  * io_uring is unavailable (io_uring_setup fails with ENOSYS or EPERM: kernel.io_uring_disabled,
- * a container's seccomp profile) or IGNITION_BLK_SYNC is set, the same requests run with
+ * a container's seccomp profile; or ENOMEM: the memlock limit of older kernels) or
+ * IGNITION_BLK_SYNC is set, the same requests run with
  * preadv/pwritev/fdatasync/fallocate inside queue_notify, as before io_uring. */
 #include "devices/virtio/blk.h"
 
@@ -958,8 +959,12 @@ static int ring_init(struct virtio_blk *b)
 		why = "IGNITION_BLK_SYNC is set";
 	} else {
 		ret = io_uring_queue_init(RING_ENTRIES, &b->ring, 0);
-		if (ret == -ENOSYS || ret == -EPERM) {
-			why = strerror(-ret);
+		/* ENOMEM: kernels before 5.12 charge the rings to RLIMIT_MEMLOCK, which is
+		 * small for ordinary users; like ENOSYS/EPERM that is the host's setting, not a
+		 * reason to refuse the disk.  Other errors (out of file descriptors) fail. */
+		if (ret == -ENOSYS || ret == -EPERM || ret == -ENOMEM) {
+			why = ret == -ENOMEM ? "Cannot allocate memory: RLIMIT_MEMLOCK too low?"
+					     : strerror(-ret);
 		} else if (ret) {
 			return ret;
 		} else if (!ops_supported(&b->ring)) {
