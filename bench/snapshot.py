@@ -19,7 +19,6 @@ ignition clones of one snapshot running at once, per clone; and boot-to-shell ag
 restore-to-shell.  On kvm_pvm hosts guest kernel code is emulated: compare ratios, not absolute
 figures (README, "Host notes").
 """
-import json
 import os
 import re
 import shutil

@@ -406,9 +406,11 @@ static int cmd_run(int argc, char **argv)
 	key_snapshot_dir = o.snapshot_dir;
 	started_ms = log_uptime_ms();
 	snapshot_request_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (snapshot_request_fd < 0 ||
-	    (ret = evloop_add(&vmp->ev, snapshot_request_fd, EPOLLIN, snapshot_request_cb, NULL)))
-		die(1, "cannot set up guest snapshot requests: %s", strerror(errno));
+	ret = snapshot_request_fd < 0 ? -errno
+				      : evloop_add(&vmp->ev, snapshot_request_fd, EPOLLIN,
+						   snapshot_request_cb, NULL);
+	if (ret)
+		die(1, "cannot set up guest snapshot requests: %s", strerror(-ret));
 	boot_timer_on_snapshot_request(m.boot_timer, snapshot_requested, NULL);
 	if (o.control_path) {
 		static const struct control_ops ops = { .pause = ctl_pause,

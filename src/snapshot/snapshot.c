@@ -132,58 +132,50 @@ out:
 	return ret;
 }
 
-/* Copy src into dirfd/name: a reflink where the file system shares blocks, else the data
- * extents (holes stay holes), then fsync. */
+/* Make `out` (empty) a copy of `in`: a reflink where the file system shares blocks, else the
+ * data extents copied in the kernel (holes stay holes).  0 or -errno. */
+static int clone_into(int in, int out)
+{
+	struct stat st;
+	off_t pos = 0;
+
+	if (ioctl(out, FICLONE, in) == 0)
+		return 0;
+	if (fstat(in, &st) < 0 || ftruncate(out, st.st_size) < 0)
+		return -errno;
+	while (pos < st.st_size) {
+		off_t data = lseek(in, pos, SEEK_DATA), hole;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno; /* ENXIO: only a hole is left */
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		for (loff_t a = data, b = data; a < hole;) {
+			ssize_t n = copy_file_range(in, &a, out, &b, (size_t)(hole - a), 0);
+
+			if (n <= 0)
+				return n < 0 ? -errno : -EIO;
+		}
+		pos = hole;
+	}
+	return 0;
+}
+
+/* Copy src into the new file dirfd/name and fsync it. */
 static int copy_file(const char *src, int dirfd, const char *name)
 {
-	int in, out, ret = 0;
-	struct stat st;
+	int in, out, ret;
 
 	in = open(src, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return -errno;
-	if (fstat(in, &st) < 0) {
-		ret = -errno;
-		close(in);
-		return ret;
-	}
 	out = create_file(dirfd, name);
 	if (out < 0) {
 		close(in);
 		return out;
 	}
-	if (ioctl(out, FICLONE, in) < 0) {
-		off_t pos = 0;
-
-		if (ftruncate(out, st.st_size) < 0)
-			ret = -errno;
-		while (!ret && pos < st.st_size) {
-			off_t data = lseek(in, pos, SEEK_DATA), hole;
-
-			if (data < 0) {
-				if (errno != ENXIO) /* ENXIO: only a hole is left */
-					ret = -errno;
-				break;
-			}
-			hole = lseek(in, data, SEEK_HOLE);
-			if (hole < 0) {
-				ret = -errno;
-				break;
-			}
-			while (data < hole) {
-				loff_t a = data, b = data;
-				ssize_t n =
-					copy_file_range(in, &a, out, &b, (size_t)(hole - data), 0);
-
-				if (n <= 0) {
-					ret = n < 0 ? -errno : -EIO;
-					break;
-				}
-				data += n;
-			}
-			pos = hole;
-		}
-	}
+	ret = clone_into(in, out);
 	if (!ret && fsync(out) < 0)
 		ret = -errno;
 	close(out);
@@ -443,51 +435,16 @@ out:
 static int private_disk(int dirfd, const char *name)
 {
 	int in = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	int out, ret = 0;
-	struct stat st;
+	int out, ret;
 
 	if (in < 0)
 		return -errno;
 	out = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (out < 0 || fstat(in, &st) < 0) {
-		ret = -errno;
-		goto err;
-	}
-	if (ioctl(out, FICLONE, in) < 0) {
-		loff_t a = 0, b = 0;
-
-		if (ftruncate(out, st.st_size) < 0) {
-			ret = -errno;
-			goto err;
-		}
-		while (a < st.st_size) {
-			off_t data = lseek(in, a, SEEK_DATA), hole;
-
-			if (data < 0)
-				break; /* ENXIO: the rest is a hole */
-			hole = lseek(in, data, SEEK_HOLE);
-			if (hole < 0) {
-				ret = -errno;
-				goto err;
-			}
-			a = b = data;
-			while (a < hole) {
-				ssize_t c = copy_file_range(in, &a, out, &b, (size_t)(hole - a), 0);
-
-				if (c <= 0) {
-					ret = c < 0 ? -errno : -EIO;
-					goto err;
-				}
-			}
-		}
-	}
+	ret = out < 0 ? -errno : clone_into(in, out);
 	close(in);
-	return out;
-err:
-	if (out >= 0)
+	if (ret && out >= 0)
 		close(out);
-	close(in);
-	return ret;
+	return ret ? ret : out;
 }
 
 /* Every record must be one this restore reads: a known type, an id that names something in
@@ -655,7 +612,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	for (int i = 0; i < cfg.nr_disks; i++) {
 		char name[16];
 
-		if (ov && i < 16 && ov->disks[i]) {
+		if (ov && ov->disks[i]) {
 			snprintf(cfg.disks[i].path, sizeof(cfg.disks[i].path), "%s", ov->disks[i]);
 			continue;
 		}

@@ -15,9 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct machine;
-struct machine_config;
-struct machine_env;
+#include "core/machine.h"
 
 /* Timings of the last snapshot_create, in microseconds (for the report line and benches). */
 struct snapshot_stats {
@@ -38,11 +36,11 @@ void snapshot_default_dir(const char *parent, char *out, size_t size);
 
 /* What a restore may change (Firecracker's network_overrides / vsock_override and disks). */
 struct snapshot_overrides {
-	const char *disks[16]; /* per disk index: use this file instead of a private copy */
+	const char *disks[MACHINE_MAX_DISKS]; /* per disk index: this file, not a private copy */
 	const char *vsock_path;
 	uint32_t vsock_cid; /* with vsock_path: must be the snapshot's CID */
 	int nr_nets;	    /* >0: replace the snapshot's network back ends with these */
-	const void *nets;   /* struct machine_net[nr_nets] */
+	const struct machine_net *nets; /* [nr_nets] */
 };
 
 /* Rebuild the machine recorded in `dir` and load its state, so that vm_run() continues the

@@ -60,10 +60,10 @@ def sized(kvm, pvm, nested=None):
     return {"kvm": kvm, "pvm": pvm, "nested": kvm if nested is None else nested}[HOST_KIND]
 
 
-# Bounds on a wedged guest, not expected durations: kvm_pvm hosts differ by 2x in speed (a boot
-# to login took 111 s on one, a shell command over /proc more than 120 s on another).
-LOGIN_TIMEOUT = float(os.environ.get("IGN_LOGIN_TIMEOUT", sized(kvm=420, pvm=600)))
-CMD_TIMEOUT = float(os.environ.get("IGN_CMD_TIMEOUT", sized(kvm=120, pvm=300)))
+# Bounds on a wedged guest, not expected durations (the same on every host kind: the slow
+# kvm_pvm workloads are made smaller instead, see sized()).
+LOGIN_TIMEOUT = float(os.environ.get("IGN_LOGIN_TIMEOUT", "420"))
+CMD_TIMEOUT = float(os.environ.get("IGN_CMD_TIMEOUT", "120"))
 
 
 def result(status, name, reason=""):
