@@ -8,6 +8,7 @@
 
 #include "core/evloop.h"
 #include "util/log.h"
+#include "util/unix_listen.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -717,49 +718,6 @@ static void on_events(void *opaque, uint32_t events)
 	}
 }
 
-/* Bind and listen at `path`, replacing a stale socket file; the fd or -errno. */
-static int listen_on(const char *path)
-{
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, ret;
-
-	memcpy(a.sun_path, path, strlen(path) + 1);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return -EEXIST;
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		/* Non-blocking: a live server with a full backlog answers EAGAIN, not a wait. */
-		ret = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : errno;
-		close(fd);
-		if (ret == 0 || ret == EAGAIN)
-			return -EADDRINUSE;
-		if (unlink(path) < 0 && errno != ENOENT)
-			return -errno;
-	} else if (errno != ENOENT) {
-		return -errno;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	/* Owner only: a client can pause the VM and write snapshots wherever the VMM may.  Set
-	 * before listen(), so no connection is possible while the mode is still the umask's. */
-	if (chmod(path, 0600) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-		ret = -errno;
-		close(fd);
-		unlink(path);
-		return ret;
-	}
-	return fd;
-}
-
 int control_create(struct evloop *ev, const char *path, const struct control_ops *ops,
 		   struct control **out)
 {
@@ -789,7 +747,8 @@ int control_create(struct evloop *ev, const char *path, const struct control_ops
 		ret = -errno;
 		goto free_control;
 	}
-	ret = listen_on(path);
+	/* Owner only: a client can pause the VM and write snapshots wherever the VMM may. */
+	ret = unix_listen(path, LISTEN_BACKLOG, 0600);
 	if (ret < 0)
 		goto close_epoll;
 	c->listen_fd = ret;

@@ -7,6 +7,7 @@
 #include "devices/virtio/vsock/conn.h"
 #include "snapshot/snap.h"
 #include "util/log.h"
+#include "util/unix_listen.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -1144,39 +1145,6 @@ const struct virtio_device_ops virtio_vsock_ops = {
 
 /* ---- life cycle ---- */
 
-/* Bind a listening socket at `path`, replacing a stale socket left by a dead process. */
-static int listen_on(const char *path)
-{
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, ret;
-
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return -EEXIST;
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return -errno;
-		/* Non-blocking: a live server with a full backlog answers EAGAIN, not a wait. */
-		ret = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 ? 0 : errno;
-		close(fd);
-		if (ret == 0 || ret == EAGAIN)
-			return -EADDRINUSE; /* somebody is serving there */
-		if (unlink(path) < 0 && errno != ENOENT)
-			return -errno;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 128) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
 static int watch(int epfd, int fd, uint32_t events, uint64_t tag)
 {
 	struct epoll_event e = { .events = events, .data.u64 = tag };
@@ -1214,7 +1182,7 @@ int virtio_vsock_create(uint32_t cid, const char *path, struct virtio_vsock **ou
 		ret = -errno;
 		goto close_fds;
 	}
-	ret = listen_on(path);
+	ret = unix_listen(path, 128, -1);
 	if (ret < 0)
 		goto close_fds;
 	v->listen_fd = ret;
