@@ -134,7 +134,7 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 			memcpy(mac, m->cfg.nets[i].mac, sizeof(mac));
 		else
 			virtio_net_random_mac(mac);
-		ret = virtio_net_add(dm, id, m->backends[i], mac, i ? NULL : &m->net0);
+		ret = virtio_net_add(dm, id, m->backends[i], mac, &m->nets[i]);
 		m->backends[i] = NULL; /* the device owns it now, even on failure */
 		if (ret)
 			return err_set(ret, err, n, "--net: cannot add the device: %s",
@@ -286,7 +286,7 @@ void machine_destroy(struct machine *m)
 	}
 	m->uart = NULL;
 	m->boot_timer = NULL;
-	m->net0 = NULL;
+	memset(m->nets, 0, sizeof(m->nets));
 	m->balloon = NULL;
 }
 

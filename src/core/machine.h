@@ -75,7 +75,7 @@ struct machine {
 	struct machine_config cfg;
 	struct serial *uart;
 	struct boot_timer *boot_timer;
-	struct virtio_net *net0; /* Ctrl-A n toggles its link */
+	struct virtio_net *nets[MACHINE_MAX_NETS]; /* eth0...; Ctrl-A n toggles eth0's link */
 	struct virtio_balloon *balloon;
 	struct net_backend *backends[MACHINE_MAX_NETS]; /* until their device owns them */
 	/* A restore's private disk copies (unlinked files; cfg.disks[i].path names them as

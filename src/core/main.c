@@ -396,9 +396,9 @@ static int cmd_run(int argc, char **argv)
 	ret = console_init(&vmp->ev, m.uart, &vmp->power);
 	if (ret)
 		die(1, "cannot set up the console: %s", strerror(-ret));
-	if (m.net0 && (ret = console_register_key(console_stdin(), 'n',
-						  "toggle the first network device's link",
-						  toggle_link, m.net0)))
+	if (m.nets[0] && (ret = console_register_key(console_stdin(), 'n',
+						     "toggle the first network device's link",
+						     toggle_link, m.nets[0])))
 		die(1, "cannot register the network console key: %s", strerror(-ret));
 	if (m.balloon && (ret = virtio_balloon_register_key(m.balloon, console_stdin())))
 		die(1, "cannot register the balloon's console key: %s", strerror(-ret));

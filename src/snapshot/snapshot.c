@@ -2,6 +2,7 @@
 #include "snapshot/snapshot.h"
 
 #include "core/machine.h"
+#include "devices/virtio/net.h"
 #include "snapshot/snap.h"
 #include "util/log.h"
 
@@ -548,6 +549,32 @@ out:
 	return ret;
 }
 
+/* Each restore is a machine of its own (DESIGN.md §5): every NIC gets the MAC given for this
+ * run (mac= with --net) or a fresh one, and its link bounces so that the guest re-probes it and
+ * renews its lease.  After the vCPUs are loaded: an interrupt raised before would land in a
+ * LAPIC that the vCPU state then overwrites. */
+static void new_identity(struct machine *m, const struct snapshot_overrides *ov)
+{
+	for (int i = 0; i < m->cfg.nr_nets; i++) {
+		struct machine_net *c = &m->cfg.nets[i];
+		uint8_t mac[6];
+
+		if (!m->nets[i])
+			continue;
+		if (ov && ov->nr_nets && ov->nets[i].has_mac)
+			memcpy(mac, ov->nets[i].mac, sizeof(mac));
+		else
+			virtio_net_random_mac(mac);
+		if (virtio_net_set_mac_after_restore(m->nets[i], mac))
+			continue; /* not a usable MAC (the CLI refuses those): keep the old one */
+		memcpy(c->mac, mac, sizeof(mac));
+		c->has_mac = true;
+		log_info("virtio-net%d: MAC %02x:%02x:%02x:%02x:%02x:%02x", i, mac[0], mac[1],
+			 mac[2], mac[3], mac[4], mac[5]);
+		virtio_net_bounce_link(m->nets[i]);
+	}
+}
+
 int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_overrides *ov,
 		     const struct machine_env *env, char *err, size_t n)
 {
@@ -690,6 +717,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 			strerror(-ret));
 		goto out_machine;
 	}
+	new_identity(m, ov);
 	/* For bench/snapshot.sh (IGNITION_LOG=info): where a restore's time goes. */
 	log_info("restore timeline (us since start): begin %llu, state file read and checked "
 		 "+%llu, private disks +%llu, VM + memory mapping + devices +%llu, irqchip/PIT/"

@@ -9,7 +9,8 @@ Boot 1  default guest (ELF vmlinux-min), --smp 1, ACPI: login as root, nproc = 1
         the command line), every process runs with the guest's AVX mask and pipelines give
         the right digests many times over, Ctrl-A s snapshot at the shell, boot-timer line,
         write + sync a file, poweroff -> exit 0, file found on the image; then the snapshot
-        resumed in new processes and damaged copies of it refused (tests/guest/snapshot.py).
+        resumed in new processes, started as four clones at once (each its own MAC,
+        /dev/urandom, network and disk), damaged copies of it refused (tests/guest/snapshot.py).
 Boot 2  bzImage, --smp 2 --no-acpi: virtio_mmio.device= on the command line, the vCPUs
         found through the MP table (nproc = 2), reboot -> exit 0.
 Boot 3  Debian's stock cloud kernel + initramfs, stdin/stdout are pipes: login, ACPI
@@ -258,11 +259,12 @@ def check_avx_mask(g):
 
 
 def boot1(rootfs, tmp):
-    """Default guest, 1 vCPU, ACPI discovery, login, RTC, disk write, boot-timer, poweroff;
-    a snapshot at the shell, resumed after the poweroff (tests/guest/snapshot.py)."""
+    """Default guest (with a user-mode NIC for the clones), 1 vCPU, ACPI discovery, login,
+    RTC, disk write, boot-timer, poweroff; a snapshot at the shell, resumed after the poweroff
+    and started as four clones at once (tests/guest/snapshot.py)."""
     import snapshot
     snap = None
-    g = Guest("boot1-smp1", ["--smp", "1", "--disk", rootfs,
+    g = Guest("boot1-smp1", ["--smp", "1", "--disk", rootfs, "--net", "user",
                              "--snapshot-dir", os.path.join(tmp, "snap1")])
     try:
         g.login()

@@ -11,13 +11,20 @@ disk and not in the snapshot's copy, Ctrl-A x ends it.  Then damaged copies of t
 (one flipped byte in `state`, a truncated `state`, a truncated `memory`, another format version,
 an unknown record type, a device record of another kind) are each refused with one clear
 line and exit status 1, never a crash; so is a snapshot written by a process killed with
-SIGKILL while writing one (its target is absent or whole; the .tmp- directory is no snapshot)."""
+SIGKILL while writing one (its target is absent or whole; the .tmp- directory is no snapshot).
+
+clones(snap, tmp): four restores of the snapshot run at once, each its own machine (a new MAC,
+its own /dev/urandom, lease, NAT and hostfwd, a private disk); see clones() below."""
+import http.server
 import os
 import re
 import shutil
 import struct
+import socket
 import subprocess
+import threading
 import time
+import urllib.request
 import zlib
 
 from guest_test import Guest, IGNITION, check, debugfs_cat, result, sized
@@ -61,6 +68,9 @@ def take(g, tmp):
     if g.clock_skew is not None:
         with open(os.path.join(tmp, "clock-skew"), "w") as f:
             f.write(f"{g.clock_skew:.1f}\n")
+    st, out = g.run("cat /sys/class/net/eth0/address")
+    with open(os.path.join(tmp, "mac"), "w") as f:
+        f.write(out.strip() + "\n")
     return snap
 
 
@@ -201,6 +211,112 @@ def second_generation(snap2):
         r.close()
 
 
+def _host_http(body):
+    """A throwaway HTTP server on host loopback serving `body` as /blob; (server, port)."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, srv.server_address[1]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# In a clone: wait until ign-netwatch has re-probed eth0 after the restore's link bounce (the
+# snapshot was taken before any bounce, so any "reprobed" line is this clone's), then print
+# eth0's MAC and 32 bytes of /dev/urandom.
+CLONE_IDENTITY = ("n=0; while ! grep -q reprobed /run/dhcp.log 2>/dev/null && [ $n -lt 120 ]; "
+                  "do sleep 1; n=$((n+1)); done; cat /sys/class/net/eth0/address; "
+                  "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo")
+
+
+def clones(snap, tmp, n=4):
+    """n clones of one snapshot at once, each its own machine: a MAC of its own (not the
+    snapshot's), its own 32 bytes of /dev/urandom (VMGenID reseeds the guest's RNG), its own
+    user network (a lease, HTTP to the host, a hostfwd into the clone) and a private disk (a
+    file written in one clone is in no other clone and not in the snapshot's disk)."""
+    try:
+        with open(os.path.join(tmp, "mac")) as f:
+            orig_mac = f.read().strip()
+    except OSError:
+        orig_mac = ""
+    token = os.urandom(16).hex().encode()
+    srv, port = _host_http(token)
+    fwd = [_free_port() for _ in range(n)]
+    rs = [Guest(f"boot1-clone{i}", ["--restore", snap, "--net",
+                                    f"user,host-loopback=on,hostfwd=tcp:127.0.0.1:{fwd[i]}-:8080"])
+          for i in range(n)]
+    try:
+        t0 = time.monotonic()
+        for r in rs:
+            r.send("\n")
+        for r in rs:
+            r.expect(rb"# ", sized(kvm=30, pvm=180))
+        print(f"  info  {n} clones at their shell prompts {time.monotonic() - t0:.2f} s after "
+              "the first was started", flush=True)
+        ids = []
+        for i, r in enumerate(rs):
+            st, out = r.run(CLONE_IDENTITY, timeout=sized(kvm=150, pvm=300))
+            f = out.split()
+            ids.append((f[-2], f[-1]) if st == 0 and len(f) >= 2 else (f"?{i}", f"?{i}"))
+        macs = [m for m, _ in ids]
+        rnds = [x for _, x in ids]
+        check("clones-distinct-macs", len(set(macs)) == n and orig_mac not in macs
+              and all(re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", m) for m in macs),
+              f"snapshot {orig_mac}, clones {macs}")
+        check("clones-distinct-urandom", len(set(rnds)) == n and
+              all(re.fullmatch(r"[0-9a-f]{64}", x) for x in rnds), f"{rnds}")
+        for i, r in enumerate(rs):
+            r.run(f"echo clone-{i}-{token.decode()} > /root/clone-{i}.txt && sync")
+        for i, r in enumerate(rs):
+            st, out = r.run("ls /root | grep '^clone-' | tr '\\n' ' '")
+            check(f"clone{i}-private-disk", st == 0 and out.split() == [f"clone-{i}.txt"], out)
+        for i, r in enumerate(rs):
+            # Its own lease (ign-netwatch took it after the re-probe), HTTP to the host
+            # through its own NAT, and the host into the clone through its own hostfwd.
+            st, out = r.run(
+                "n=0; until ip -4 addr show eth0 | grep -q 'inet 10.0.2.15' || [ $n -ge 60 ]; "
+                f"do sleep 1; n=$((n+1)); done; wget -q -O - http://10.0.2.2:{port}/blob; echo; "
+                f"mkdir -p /tmp/www && echo clone-{i} > /tmp/www/who && httpd -p 8080 -h /tmp/www"
+                " && echo httpd-up", timeout=sized(kvm=120, pvm=300))
+            check(f"clone{i}-http-to-host", st == 0 and token.decode() in out, out[-200:])
+            body = b""
+            for _ in range(30):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{fwd[i]}/who",
+                                                timeout=10) as resp:
+                        body = resp.read()
+                    break
+                except OSError:
+                    time.sleep(1)
+            check(f"clone{i}-hostfwd", body.strip() == f"clone-{i}".encode(), repr(body[:100]))
+        for i, r in enumerate(rs):
+            r.send(b"\x01x")
+        for i, r in enumerate(rs):
+            rc = r.wait_exit(60)
+            check(f"clone{i}-ctrl-a-x-exit-0", rc == 0, f"exit status {rc}")
+        leaked = debugfs_cat(os.path.join(snap, "disk0"), "/root/clone-0.txt")
+        check("clones-snapshot-disk-untouched", token.decode() not in leaked, leaked[-100:])
+    except Exception as e:
+        result("FAIL", "snapshot-clones", "; ".join(r.why(e) for r in rs))
+    finally:
+        for r in rs:
+            r.close()
+        srv.shutdown()
+
+
 def after(snap, tmp):
     """Resume the snapshot in a new process and check the guest continued."""
     snap2 = os.path.join(tmp, "snap2")
@@ -258,6 +374,7 @@ def after(snap, tmp):
         r.close()
     if os.path.exists(os.path.join(snap2, "state")):
         second_generation(snap2)
+    clones(snap, tmp)
     refusals(snap, tmp)
     killed_midway(snap, tmp)
 
@@ -278,6 +395,7 @@ def devices_snapshot(g, tmp):
 
 
 def devices_restore(snap, smp):
+    import dev_net
     """The device boot's snapshot resumed: every vCPU runs a busy loop pinned to it, the first
     network device renews its DHCP lease through the new user-mode NAT."""
     r = Guest(f"boot4-restored-smp{smp}", ["--restore", snap])
@@ -292,9 +410,19 @@ def devices_restore(snap, smp):
                         timeout=sized(kvm=60, pvm=300))
         ok = [f"cpu{c}-ok" in out for c in range(smp)]
         check(f"restore-busy-loop-on-every-cpu", st == 0 and all(ok), out[-300:])
-        st, out = r.run("udhcpc -i eth0 -n -q -t 5 2>&1 | tail -2; ip -4 addr show eth0 | "
-                        "grep -c 'inet 10.0.2.15'", timeout=sized(kvm=60, pvm=300))
-        check("restore-dhcp-renews", st == 0 and out.strip().endswith("1"), out[-300:])
+        # The restore bounced every link with a new MAC: ign-netwatch re-probes eth0 (a new
+        # interface, no address) and takes a lease through the new user-mode NAT.
+        old = " ".join((dev_net.USER_MAC, dev_net.USER2_MAC, dev_net.TAP_MAC))
+        st, out = r.run("n=0; while case \" %s \" in *\" $(cat /sys/class/net/eth0/address) \"*) "
+                        "true;; *) false;; esac && [ $n -lt 120 ]; do sleep 1; n=$((n+1)); done; "
+                        "until ip -4 addr show eth0 | grep -q 'inet 10.0.2.15' || [ $n -ge 180 ]; "
+                        "do sleep 1; n=$((n+1)); done; cat /sys/class/net/eth0/address; "
+                        "ip -4 addr show eth0 | grep -c 'inet 10.0.2.15'" % old,
+                        timeout=sized(kvm=200, pvm=400))
+        f = out.split()
+        check("restore-new-mac", st == 0 and len(f) >= 2 and f[-2] not in old.split(),
+              out[-300:])
+        check("restore-dhcp-renews", st == 0 and f[-1:] == ["1"], out[-300:])
         r.send(b"\x01x")
         rc = r.wait_exit(60)
         check("restore-devices-ctrl-a-x-exit-0", rc == 0, f"exit status {rc}")

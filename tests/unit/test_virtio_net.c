@@ -1178,6 +1178,42 @@ static void test_link_bounce(void **state)
 	assert_false(rd(x, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
 }
 
+/* virtio_net_bounce_link: down until the driver has read the status field, then up by
+ * itself, each a config interrupt; MAC reads leave it down; no bounce of a link that is down. */
+static void test_bounce_until_seen(void **state)
+{
+	struct fixture *x = *state;
+
+	wr(x, VIRTIO_MMIO_INTERRUPT_ACK, rd(x, VIRTIO_MMIO_INTERRUPT_STATUS));
+	assert_true(virtio_net_bounce_link(x->net));
+	assert_false(virtio_net_link_up(x->net));
+	assert_true(rd(x, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+	wr(x, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_CONFIG);
+	/* Reading the MAC is not reading the status. */
+	for (uint32_t off = 0; off < 6; off++)
+		(void)virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + off, 1);
+	assert_false(virtio_net_link_up(x->net));
+	assert_false(rd(x, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+	/* The driver looks: it sees down, and the link comes back with a second interrupt. */
+	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + 6, 2), 0);
+	assert_true(virtio_net_link_up(x->net));
+	assert_true(rd(x, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+	assert_int_equal(virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + 6, 2),
+			 VIRTIO_NET_S_LINK_UP);
+	/* A link the user took down is not brought up by a bounce. */
+	virtio_net_set_link(x->net, false);
+	assert_false(virtio_net_bounce_link(x->net));
+	assert_false(virtio_net_link_up(x->net));
+	(void)virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + 6, 2);
+	assert_false(virtio_net_link_up(x->net));
+	/* An explicit setting ends a bounce in progress. */
+	virtio_net_set_link(x->net, true);
+	assert_true(virtio_net_bounce_link(x->net));
+	virtio_net_set_link(x->net, false);
+	(void)virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + 6, 2);
+	assert_false(virtio_net_link_up(x->net));
+}
+
 static void test_reset_drops_backlog(void **state)
 {
 	struct fixture *x = *state;
@@ -1503,6 +1539,23 @@ static void test_snapshot_link_and_mac(void **state)
 	restored_destroy(r);
 }
 
+/* A snapshot taken while a bounce waits for the driver saves the link it returns to. */
+static void test_snapshot_during_bounce(void **state)
+{
+	struct fixture *x = *state;
+	struct snap_buf s;
+	struct restored *r;
+
+	assert_true(virtio_net_bounce_link(x->net));
+	snap_take(x, &s);
+	r = restored_create(x, &fb_ops, false);
+	assert_int_equal(virtio_net_ops.restore(r->net, &s.f, SNAP_ID), 0);
+	assert_true(virtio_net_link_up(r->net));
+	assert_int_equal(restored_cfg(r, VIRTIO_NET_CFG_STATUS, 2), VIRTIO_NET_S_LINK_UP);
+	snap_writer_free(&s.w);
+	restored_destroy(r);
+}
+
 /* A hand-made record: what a valid one holds, and the knobs the refusals turn. */
 struct net_rec {
 	uint16_t version;
@@ -1656,6 +1709,7 @@ int main(void)
 		VNET(test_rx_vnet_header),
 		PLAIN(test_rx_before_driver_ok),
 		PLAIN(test_link_bounce),
+		PLAIN(test_bounce_until_seen),
 		PLAIN(test_reset_drops_backlog),
 		PLAIN(test_tx_budget_one_interrupt_per_pass),
 		PLAIN(test_tx_suppression_flags),
@@ -1674,6 +1728,7 @@ int main(void)
 		PLAIN(test_snapshot_round_trip),
 		PULL(test_snapshot_parked_frame),
 		PLAIN(test_snapshot_link_and_mac),
+		PLAIN(test_snapshot_during_bounce),
 		PLAIN(test_snapshot_refusals),
 	};
 

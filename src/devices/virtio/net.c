@@ -39,6 +39,9 @@ struct virtio_net {
 	struct net_backend *be;
 	uint8_t config[VIRTIO_NET_CFG_SIZE];
 	bool link_up;
+	/* A link bounce in progress (virtio_net_bounce_link): the link is down until the driver
+	 * has read the status field once, then comes back up by itself. */
+	bool bounce;
 	struct virtio_mmio *t;
 	/* Set while the driver has the device activated. */
 	bool active;
@@ -104,11 +107,26 @@ static uint64_t net_features(void *dev)
 	       n->be->host_features;
 }
 
+static void update_status(struct virtio_net *n);
+
+/* Under the transport lock. */
 static uint64_t net_config_read(void *dev, uint32_t off, unsigned size)
 {
 	struct virtio_net *n = dev;
+	uint64_t v = virtio_config_get(n->config, sizeof(n->config), off, size);
 
-	return virtio_config_get(n->config, sizeof(n->config), off, size);
+	/* The driver has now seen the link down (the read covers the status field): bring it
+	 * back up, a second configuration change (§2.5.1).  Linux reads this 16-bit field with
+	 * one access, outside any generation loop, so it sees the "down" it read. */
+	if (n->bounce && off < VIRTIO_NET_CFG_STATUS + 2 && off + size > VIRTIO_NET_CFG_STATUS) {
+		n->bounce = false;
+		n->link_up = true;
+		update_status(n);
+		if (n->t && n->active)
+			virtio_mmio_config_changed(n->t);
+		log_info("virtio-net: link up again (bounce seen by the driver)");
+	}
+	return v;
 }
 
 /* §5.1.4: the MAC is driver-writable only with legacy or CTRL_MAC_ADDR; we offer neither. */
@@ -851,7 +869,9 @@ static int net_save(void *dev, struct snap_writer *w, const char *id)
 		return -EBUSY; /* not quiesced */
 	snap_rec_begin(w, SNAP_REC_VIRTIO_NET, VIRTIO_NET_STATE_VERSION, id);
 	snap_put_bytes(w, n->config + VIRTIO_NET_CFG_MAC, 6);
-	snap_put_bool(w, n->link_up);
+	/* A bounce in progress is transient: the link it will return to is what is saved (a
+	 * restore bounces again anyway). */
+	snap_put_bool(w, n->link_up || n->bounce);
 	snap_put_bool(w, n->broken);
 	snap_put_u32(w, n->pend_count);
 	for (unsigned i = 0; i < n->pend_count; i++) {
@@ -923,6 +943,7 @@ static int net_restore(void *dev, const struct snap_file *f, const char *id)
 	pend_drop_all(n);
 	memcpy(n->config + VIRTIO_NET_CFG_MAC, mac, sizeof(mac));
 	n->link_up = link_up;
+	n->bounce = false;
 	update_status(n);
 	n->broken = broken;
 	memcpy(n->pend, pend, count * sizeof(pend[0]));
@@ -1021,6 +1042,7 @@ void virtio_net_set_link(struct virtio_net *n, bool up)
 	lock(n);
 	changed = n->link_up != up;
 	n->link_up = up;
+	n->bounce = false; /* an explicit setting ends a bounce */
 	update_status(n);
 	if (!up)
 		pend_drop_all(n);
@@ -1044,6 +1066,26 @@ int virtio_net_set_mac_after_restore(struct virtio_net *n, const uint8_t mac[6])
 		virtio_mmio_config_changed(n->t);
 	unlock(n);
 	return 0;
+}
+
+bool virtio_net_bounce_link(struct virtio_net *n)
+{
+	bool bounced = false;
+
+	lock(n);
+	/* Without VIRTIO_NET_F_STATUS the driver never reads the field, so a bounce would leave
+	 * the link down for good; a link that is down stays down (Ctrl-A n's choice). */
+	if (n->t && n->active && !n->broken && n->link_up && has(n, VIRTIO_NET_F_STATUS)) {
+		n->link_up = false;
+		n->bounce = true;
+		update_status(n);
+		virtio_mmio_config_changed(n->t);
+		bounced = true;
+	}
+	unlock(n);
+	if (bounced)
+		log_info("virtio-net: link bounced (down until the driver has seen it)");
+	return bounced;
 }
 
 bool virtio_net_link_up(struct virtio_net *n)

@@ -88,16 +88,23 @@ int virtio_net_add(struct devmgr *dm, const char *id, struct net_backend *be, co
  * While the link is down frames are dropped both ways.  Any thread. */
 void virtio_net_set_link(struct virtio_net *n, bool up);
 
+/* Take the link down and bring it back up as soon as the driver has read the status field
+ * (so the guest sees the carrier drop, however long it takes to look): after a restore, a
+ * guest renews its lease and re-probes the NIC (guest/README.md, "Networking").  Only when
+ * the driver is running with VIRTIO_NET_F_STATUS and the link is up; returns whether it
+ * bounced.  Any thread. */
+bool virtio_net_bounce_link(struct virtio_net *n);
+
 /* Current link state. */
 bool virtio_net_link_up(struct virtio_net *n);
 
 /* Give a restored device another MAC address (a clone's own identity, DESIGN.md §5).  A
  * restore brings back the MAC the guest was using, whatever the device was created with; main
- * calls this after devmgr's restore when the MAC was chosen for this run (--mac, or a fresh
- * one for a clone), then bounces the link (virtio_net_set_link down, up) so that the guest
- * renews its lease.  Only config space changes: without CTRL_MAC_ADDR (not offered) Linux's
- * driver reads the MAC once, at probe, so a running guest keeps sending from the old one
- * until it re-probes or is told by other means.  -EINVAL for a multicast or all-zero MAC.
+ * calls this after devmgr's restore when the MAC was chosen for this run (mac=, or a fresh
+ * one for a clone), then virtio_net_bounce_link().  Only config space changes: there is no
+ * virtio way for a device to change a running driver's MAC (CTRL_MAC_ADDR goes the other
+ * way) and Linux's driver reads it at probe, so the guest re-probes the NIC when the link
+ * bounces (ign-netwatch in the test rootfs unbinds and binds the driver).  -EINVAL for a multicast or all-zero MAC.
  * Any thread. */
 int virtio_net_set_mac_after_restore(struct virtio_net *n, const uint8_t mac[6])
 	__attribute__((warn_unused_result));
