@@ -432,7 +432,7 @@ def boot4_once(mods, rootfs, tmp):
     finally:
         g.close()
         if snap:  # before the modules' clean-up: the vsock directory must still be there
-            snapshot.devices_restore(snap, SMP_WIDE)
+            snapshot.devices_restore(snap, SMP_WIDE, ctx)
         for m in mods:
             if hasattr(m, "cleanup"):
                 m.cleanup(ctx)

@@ -394,10 +394,13 @@ def devices_snapshot(g, tmp):
     return snap if m else None
 
 
-def devices_restore(snap, smp):
+def devices_restore(snap, smp, ctx):
+    import dev_balloon
     import dev_net
-    """The device boot's snapshot resumed: every vCPU runs a busy loop pinned to it, the first
-    network device renews its DHCP lease through the new user-mode NAT."""
+    import dev_vsock
+    """The device boot's snapshot resumed: every vCPU runs a busy loop pinned to it; eth0
+    comes back with a new MAC and a lease from the new user-mode NAT; vsock works both ways
+    after the transport reset; the balloon inflates again."""
     r = Guest(f"boot4-restored-smp{smp}", ["--restore", snap])
     try:
         r.send("\n")
@@ -423,6 +426,46 @@ def devices_restore(snap, smp):
         check("restore-new-mac", st == 0 and len(f) >= 2 and f[-2] not in old.split(),
               out[-300:])
         check("restore-dhcp-renews", st == 0 and f[-1:] == ["1"], out[-300:])
+        # vsock after the transport reset: the guest's echo server (a listener, which the
+        # reset leaves alone) takes a new connection from the host, and the guest connects out.
+        path = ctx.get("vsock_path")
+        if path:
+            s_, line = dev_vsock.host_connect_retry(path, 6000)
+            ok = s_ is not None and re.fullmatch(rb"OK \d+\n", line) is not None
+            if ok:
+                s_.sendall(b"after restore\n")
+                ok = dev_vsock.recv_exact(s_, 14) == b"after restore\n"
+            if s_ is not None:
+                s_.close()
+            check("restore-vsock-host-to-guest", ok, f"line {line!r}")
+            lst = dev_vsock.unix_listener(f"{path}_5000")
+            got = {}
+
+            def serve_once():
+                try:
+                    c, _ = lst.accept()
+                    c.settimeout(120)
+                    got["data"] = c.recv(64)
+                    c.sendall(b"host here\n")
+                    c.close()
+                except OSError as e:
+                    got["error"] = str(e)
+
+            t = threading.Thread(target=serve_once, daemon=True)
+            t.start()
+            st, out = r.run("echo again | socat -t 60 - VSOCK-CONNECT:2:5000",
+                            timeout=sized(kvm=60, pvm=180))
+            t.join(60)
+            lst.close()
+            os.unlink(f"{path}_5000")
+            check("restore-vsock-guest-to-host", st == 0 and got.get("data") == b"again\n"
+                  and "host here" in out, f"status {st}: {out!r}, host got {got!r}")
+        # The balloon resumes where it was (deflated): it inflates to its step again.
+        if ctx.get("balloon") is not None:
+            line, reached = dev_balloon.toggle(r, dev_balloon.STEP_MIB)
+            check("restore-balloon-inflates", line is not None and reached is not None and
+                  int(line.group(1)) == dev_balloon.STEP_MIB and int(line.group(2)) == 0,
+                  f"{line.group(0) if line else None!r}")
         r.send(b"\x01x")
         rc = r.wait_exit(60)
         check("restore-devices-ctrl-a-x-exit-0", rc == 0, f"exit status {rc}")
