@@ -215,7 +215,7 @@ static void balloon_key(void *opaque)
 	put_stderr(line, n + 2, sizeof(line));
 }
 
-/* The balloon's event fd (event-loop thread): the guest reached the target a key set. */
+/* The balloon's event fd (event-loop thread): the guest reached a new target. */
 static void balloon_event(void *opaque, uint32_t events)
 {
 	uint32_t pages;
