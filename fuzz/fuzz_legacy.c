@@ -73,9 +73,16 @@ static void must(int ret, const char *what)
 		fuzz_fail("%s: %s", what, strerror(-ret));
 }
 
+/* The console's port into the UART, as machine_console_port() wires it. */
+static size_t uart_input(void *opaque, const uint8_t *buf, size_t len)
+{
+	return serial_input(opaque, buf, len);
+}
+
 static void create(struct devs *d)
 {
 	static const struct power_sink sink = { .request = stop };
+	struct console_port port;
 
 	memset(d, 0, sizeof(*d));
 	d->irq.fd = -1;
@@ -87,7 +94,10 @@ static void create(struct devs *d)
 	must(power_create(&sink, &d->pm), "power_create");
 	must(power_i8042_create(&sink, &d->kbd), "power_i8042_create");
 	must(boot_timer_create(null_fd, &d->bt), "boot_timer_create");
-	must(console_create(NULL, -1, d->uart, &sink, &d->con), "console_create");
+	port = (struct console_port){ .input = uart_input,
+				      .room_fd = serial_rx_room_fd(d->uart),
+				      .opaque = d->uart };
+	must(console_create(NULL, -1, &port, &sink, &d->con), "console_create");
 	must(bus_register(&d->pio, windows[0].base, windows[0].ports, &serial_ops, d->uart),
 	     "bus_register");
 	must(bus_register(&d->pio, windows[1].base, windows[1].ports, &rtc_ops, d->rtc),

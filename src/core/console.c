@@ -1,7 +1,7 @@
 /* Host console: terminal raw mode, stdin on the event loop, Ctrl-A escape keys.
  *
- * Flow control: guest-bound bytes go into the UART's RX FIFO; what does not fit waits in a
- * CONSOLE_PENDING buffer here and is retried when the UART signals room (serial_rx_room_fd).
+ * Flow control: guest-bound bytes go to the port (the UART's RX FIFO); what does not fit waits
+ * in a CONSOLE_PENDING buffer here and is retried when the port signals room (its room_fd).
  * stdin keeps being read meanwhile so the escape keys stay live.  When the buffer fills:
  *  - from a pipe or file, reading pauses (nothing is lost; the writer waits on the pipe);
  *  - from a terminal, guest-bound bytes are dropped, as a real UART overruns, so a guest that
@@ -9,7 +9,6 @@
 #include "core/console.h"
 
 #include "core/evloop.h"
-#include "devices/serial.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -25,7 +24,7 @@
 struct console {
 	struct console_esc esc;
 	struct evloop *ev;
-	struct serial *uart;
+	struct console_port port; /* input NULL: none */
 	struct power_sink power;
 	int in_fd;
 	bool is_tty;
@@ -174,9 +173,11 @@ static void flush_pending(struct console *c)
 {
 	size_t n;
 
-	if (!c->pend_len || !c->uart)
+	if (!c->pend_len || !c->port.input)
 		return;
-	n = serial_input(c->uart, c->pend, c->pend_len);
+	n = c->port.input(c->port.opaque, c->pend, c->pend_len);
+	if (n > c->pend_len)
+		n = c->pend_len; /* a port that claims more than it was given took it all */
 	memmove(c->pend, c->pend + n, c->pend_len - n);
 	c->pend_len -= n;
 }
@@ -274,7 +275,7 @@ static void on_room(void *opaque, uint32_t events)
 {
 	struct console *c = opaque;
 	uint64_t v;
-	ssize_t r = read(serial_rx_room_fd(c->uart), &v, sizeof(v));
+	ssize_t r = read(c->port.room_fd, &v, sizeof(v));
 
 	(void)r;
 	flush_pending(c);
@@ -326,7 +327,7 @@ void console_help(const struct console *c, int fd)
 
 /* ---- life cycle ---- */
 
-int console_create(struct evloop *ev, int in_fd, struct serial *uart,
+int console_create(struct evloop *ev, int in_fd, const struct console_port *port,
 		   const struct power_sink *power, struct console **out)
 {
 	struct console *c = calloc(1, sizeof(*c));
@@ -336,7 +337,9 @@ int console_create(struct evloop *ev, int in_fd, struct serial *uart,
 	if (!c)
 		return -ENOMEM;
 	c->ev = ev;
-	c->uart = uart;
+	c->port.room_fd = -1;
+	if (port && port->input)
+		c->port = *port;
 	c->in_fd = in_fd;
 	c->kick_fd = -1;
 	if (power)
@@ -372,8 +375,8 @@ int console_create(struct evloop *ev, int in_fd, struct serial *uart,
 			c->is_tty = true;
 		}
 	}
-	if (ev && uart) {
-		ret = evloop_add(ev, serial_rx_room_fd(uart), EPOLLIN, on_room, c);
+	if (ev && c->port.room_fd >= 0) {
+		ret = evloop_add(ev, c->port.room_fd, EPOLLIN, on_room, c);
 		if (ret)
 			goto err_restore;
 		c->room_watched = true;
@@ -402,7 +405,7 @@ err_kick:
 		close(c->kick_fd);
 err_room:
 	if (c->room_watched)
-		evloop_del(ev, serial_rx_room_fd(uart));
+		evloop_del(ev, c->port.room_fd);
 err_restore:
 	if (c->is_tty)
 		console_restore();
@@ -413,11 +416,11 @@ err_free:
 
 static struct console *stdin_console;
 
-int console_init(struct evloop *ev, struct serial *uart, const struct power_sink *power)
+int console_init(struct evloop *ev, const struct console_port *port, const struct power_sink *power)
 {
 	if (stdin_console)
 		return -EBUSY;
-	return console_create(ev, STDIN_FILENO, uart, power, &stdin_console);
+	return console_create(ev, STDIN_FILENO, port, power, &stdin_console);
 }
 
 struct console *console_stdin(void)
@@ -458,7 +461,7 @@ void console_destroy(struct console *c)
 		return;
 	input_pause(c);
 	if (c->room_watched)
-		evloop_del(c->ev, serial_rx_room_fd(c->uart));
+		evloop_del(c->ev, c->port.room_fd);
 	if (c->kick_fd >= 0)
 		close(c->kick_fd);
 	if (c->is_tty)

@@ -1,5 +1,7 @@
-/* The host side of the guest console: stdin (a raw-mode terminal, or a pipe/file) feeds the
- * UART through a Ctrl-A escape-key machine; the UART writes guest output to stdout itself.
+/* The host side of the guest console: stdin (a raw-mode terminal, or a pipe/file) feeds a
+ * console_port (the UART's receive side, as main wires it) through a Ctrl-A escape-key machine;
+ * the UART writes guest output to stdout itself.  The console knows no device: it only sees
+ * the port below.
  *
  * Escape keys (Ctrl-A = 0x01, then one key):
  *   Ctrl-A x        quit the VM (power_request(VM_STOP_QUIT))
@@ -23,12 +25,21 @@
 #include <stdint.h>
 
 struct evloop;
-struct serial;
 struct console;
 
 #define CONSOLE_ESC_CHAR 0x01 /* Ctrl-A */
 #define CONSOLE_MAX_KEYS 16
 #define CONSOLE_PENDING	 4096 /* guest-bound bytes buffered while the UART FIFO is full */
+
+/* Where guest-bound bytes go, filled by whoever wires the machine (the UART's receive side).
+ * input() takes up to len bytes and returns how many it took (the rest wait in the console);
+ * after a short take, room_fd (an eventfd; -1: none) becomes readable once more bytes fit, and
+ * the console drains it with read() and retries. */
+struct console_port {
+	size_t (*input)(void *opaque, const uint8_t *buf, size_t len);
+	int room_fd;
+	void *opaque;
+};
 
 /* One escape command: Ctrl-A then `key` runs cb(opaque) on the event-loop thread. */
 struct console_key {
@@ -58,14 +69,15 @@ const struct console_key *console_esc_feed(struct console_esc *e, uint8_t in, ui
 
 /* Start the console: raw mode if in_fd is a terminal (restored at exit and on fatal signals),
  * watch in_fd on `ev` (NULL: no watching, feed with console_input), send guest-bound bytes to
- * `uart`, stop requests to `power`.  in_fd may be -1 (no input).  Also ignores SIGPIPE if it
- * has its default action, so a closed stdout drops guest output instead of killing the VMM. */
-int console_create(struct evloop *ev, int in_fd, struct serial *uart,
+ * `port` (copied; NULL or a NULL input: they stay buffered), stop requests to `power`.  in_fd
+ * may be -1 (no input).  Also ignores SIGPIPE if it has its default action, so a closed stdout
+ * drops guest output instead of killing the VMM. */
+int console_create(struct evloop *ev, int in_fd, const struct console_port *port,
 		   const struct power_sink *power, struct console **out)
 	__attribute__((warn_unused_result));
-/* The VMM's console: console_create(ev, STDIN_FILENO, uart, power) into a process-wide
+/* The VMM's console: console_create(ev, STDIN_FILENO, port, power) into a process-wide
  * handle (there is one controlling terminal); -EBUSY if already done. */
-int console_init(struct evloop *ev, struct serial *uart, const struct power_sink *power)
+int console_init(struct evloop *ev, const struct console_port *port, const struct power_sink *power)
 	__attribute__((warn_unused_result));
 /* That handle (NULL before console_init), e.g. to register keys; free it with console_fini. */
 struct console *console_stdin(void);
@@ -74,11 +86,11 @@ void console_fini(void);
 /* Register an escape command (see console_esc_register). */
 int console_register_key(struct console *c, uint8_t key, const char *help, void (*cb)(void *opaque),
 			 void *opaque) __attribute__((warn_unused_result));
-/* Process bytes as if read from in_fd (escape machine, then the UART). */
+/* Process bytes as if read from in_fd (escape machine, then the port). */
 void console_input(struct console *c, const uint8_t *buf, size_t len);
 /* Print the escape-key list to fd (stderr for Ctrl-A h). */
 void console_help(const struct console *c, int fd);
-/* Guest-bound bytes waiting for room in the UART FIFO, and bytes dropped (terminal mode). */
+/* Guest-bound bytes waiting for room in the port, and bytes dropped (terminal mode). */
 size_t console_pending(const struct console *c);
 uint64_t console_dropped(const struct console *c);
 /* True once in_fd reached end of file (the VM keeps running). */

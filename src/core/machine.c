@@ -5,6 +5,7 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/mptable.h"
+#include "core/console.h"
 #include "devices/boot_timer.h"
 #include "devices/power.h"
 #include "devices/rtc.h"
@@ -288,6 +289,18 @@ void machine_destroy(struct machine *m)
 	m->boot_timer = NULL;
 	memset(m->nets, 0, sizeof(m->nets));
 	m->balloon = NULL;
+}
+
+static size_t uart_input(void *opaque, const uint8_t *buf, size_t len)
+{
+	return serial_input(opaque, buf, len);
+}
+
+void machine_console_port(struct machine *m, struct console_port *port)
+{
+	*port = (struct console_port){ .input = uart_input,
+				       .room_fd = serial_rx_room_fd(m->uart),
+				       .opaque = m->uart };
 }
 
 #define MACHINE_STATE_VERSION 1

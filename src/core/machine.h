@@ -96,6 +96,11 @@ int machine_boot(struct machine *m, char *err, size_t err_size) __attribute__((w
 /* Free everything (safe on a partly created machine). */
 void machine_destroy(struct machine *m);
 
+/* Fill the console's way into the guest: the UART's receive side (serial_input() and its RX
+ * room eventfd), so that the console itself needs no device. */
+struct console_port;
+void machine_console_port(struct machine *m, struct console_port *port);
+
 /* The SNAP_REC_MACHINE record: the configuration a restore rebuilds the devices from. */
 struct snap_writer;
 struct snap_file;

@@ -168,6 +168,79 @@ static void toggle_link(void *opaque)
 	fprintf(stderr, "\r\nignition: eth0 link %s\r\n", up ? "up" : "down");
 }
 
+/* The balloon's console key and lines; the device itself prints nothing. */
+static uint32_t pages_mib(uint32_t pages)
+{
+	return pages >> (20 - VIRTIO_BALLOON_PAGE_SHIFT);
+}
+
+static uint32_t bytes_mib(uint64_t bytes)
+{
+	return (uint32_t)(bytes >> 20);
+}
+
+/* One line on stderr in one write(), so it is never interleaved with other output. */
+static void put_stderr(const char *line, int n, size_t size)
+{
+	if (n > 0 && (size_t)n < size && write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;
+}
+
+/* Ctrl-A b (event-loop thread): toggle the target, ask for fresh statistics, print one line
+ * with the statistics we have. */
+static void balloon_key(void *opaque)
+{
+	struct virtio_balloon *b = opaque;
+	uint32_t target = virtio_balloon_toggle(b), actual = virtio_balloon_actual(b);
+	struct virtio_balloon_stats s;
+	char line[256];
+	int n, m = 0;
+
+	(void)virtio_balloon_request_stats(b);
+	virtio_balloon_get_stats(b, &s, NULL);
+	n = snprintf(line, sizeof(line), "\rignition: balloon target %u MiB, actual %u MiB",
+		     pages_mib(target), pages_mib(actual));
+	if (n > 0 && (size_t)n < sizeof(line) && s.valid &&
+	    (s.present & (1u << VIRTIO_BALLOON_S_MEMTOT)))
+		m = snprintf(line + n, sizeof(line) - (size_t)n,
+			     "; guest free %u MiB, available %u MiB of %u MiB (%llu s ago)",
+			     bytes_mib(s.val[VIRTIO_BALLOON_S_MEMFREE]),
+			     bytes_mib(s.val[VIRTIO_BALLOON_S_AVAIL]),
+			     bytes_mib(s.val[VIRTIO_BALLOON_S_MEMTOT]),
+			     (unsigned long long)(s.age_ms / 1000));
+	if (n < 0 || m < 0 || (size_t)n + (size_t)m + 3 > sizeof(line))
+		return;
+	n += m;
+	memcpy(line + n, "\r\n", 3);
+	put_stderr(line, n + 2, sizeof(line));
+}
+
+/* The balloon's event fd (event-loop thread): the guest reached a new target. */
+static void balloon_event(void *opaque, uint32_t events)
+{
+	uint32_t pages;
+	char line[128];
+
+	if (!(virtio_balloon_take_events(opaque, &pages) & VIRTIO_BALLOON_EV_REACHED))
+		return;
+	put_stderr(line,
+		   snprintf(line, sizeof(line),
+			    "\rignition: balloon reached its target: %u MiB\r\n", pages_mib(pages)),
+		   sizeof(line));
+}
+
+/* Ctrl-A b and the balloon's lines on the event loop. */
+static int balloon_ui_init(struct evloop *ev, struct virtio_balloon *b)
+{
+	static char help[64];
+	int ret;
+
+	snprintf(help, sizeof(help), "toggle the balloon between 0 and %u MiB",
+		 pages_mib(virtio_balloon_step(b)));
+	ret = console_register_key(console_stdin(), 'b', help, balloon_key, b);
+	return ret ? ret : evloop_add(ev, virtio_balloon_event_fd(b), EPOLLIN, balloon_event, b);
+}
+
 /* Console keys that act on the whole machine (event-loop thread). */
 static struct machine *key_machine;
 static const char *key_snapshot_dir;
@@ -332,6 +405,7 @@ static int cmd_run(int argc, char **argv)
 	static struct machine m;
 	struct control *control = NULL;
 	struct machine_env env = { .console_fd = STDOUT_FILENO, .mem_fd = -1 };
+	struct console_port port;
 	struct vm *vmp = &m.vm;
 	enum vm_stop_reason reason;
 	char err[512];
@@ -393,14 +467,15 @@ static int cmd_run(int argc, char **argv)
 		die(1, "cannot set up the stop signals: %s", strerror(-ret));
 	if (!o.restore_dir && machine_boot(&m, err, sizeof(err)))
 		die(1, "%s", err);
-	ret = console_init(&vmp->ev, m.uart, &vmp->power);
+	machine_console_port(&m, &port);
+	ret = console_init(&vmp->ev, &port, &vmp->power);
 	if (ret)
 		die(1, "cannot set up the console: %s", strerror(-ret));
 	if (m.nets[0] && (ret = console_register_key(console_stdin(), 'n',
 						     "toggle the first network device's link",
 						     toggle_link, m.nets[0])))
 		die(1, "cannot register the network console key: %s", strerror(-ret));
-	if (m.balloon && (ret = virtio_balloon_register_key(m.balloon, console_stdin())))
+	if (m.balloon && (ret = balloon_ui_init(&vmp->ev, m.balloon)))
 		die(1, "cannot register the balloon's console key: %s", strerror(-ret));
 	key_machine = &m;
 	key_snapshot_dir = o.snapshot_dir;
@@ -464,6 +539,8 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (control)
 		control_destroy(control);
+	if (m.balloon)
+		evloop_del(&vmp->ev, virtio_balloon_event_fd(m.balloon));
 	machine_destroy(&m);
 	seccomp_filters_free();
 	if (reason == VM_STOP_ERROR) {

@@ -1,5 +1,7 @@
 /* Console: the Ctrl-A escape machine as a pure function, input through a pipe, a file and a
- * pseudo-terminal on a real event loop, back-pressure against a full UART, raw mode restore. */
+ * pseudo-terminal on a real event loop, back-pressure against a full port, raw mode restore.
+ * The console sees no device: a fake port (a small FIFO with a room eventfd, as the UART's
+ * receive side behaves) stands for it; test_machine checks the real UART wiring. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +10,6 @@
 
 #include "core/console.h"
 #include "core/evloop.h"
-#include "devices/serial.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -126,13 +128,85 @@ static void sink_request(void *ctx, enum vm_stop_reason reason)
 		evloop_stop(s->ev);
 }
 
-/* Read what the guest would see from the UART's RX FIFO. */
-static size_t guest_read(struct serial *u, uint8_t *buf, size_t max)
+/* ---- the fake port: a FIFO the "guest" drains, with a room eventfd ---- */
+
+#define FAKE_FIFO 64
+
+struct fake_port {
+	pthread_mutex_t lock; /* input() on the loop thread, guest_read() on the test thread */
+	uint8_t fifo[FAKE_FIFO];
+	size_t head, count;
+	bool want_room; /* an input() came up short since the last room signal */
+	int room_fd;
+	unsigned calls;
+	struct console_port port;
+};
+
+static size_t fake_input(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct fake_port *f = opaque;
+	size_t n = 0;
+
+	pthread_mutex_lock(&f->lock);
+	f->calls++;
+	for (; n < len && f->count < FAKE_FIFO; n++, f->count++)
+		f->fifo[(f->head + f->count) % FAKE_FIFO] = buf[n];
+	if (n < len)
+		f->want_room = true;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+/* room_fd -1: a port that never signals room. */
+static struct fake_port *fake_new(bool room)
+{
+	struct fake_port *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	pthread_mutex_init(&f->lock, NULL);
+	f->room_fd = room ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+	assert_true(!room || f->room_fd >= 0);
+	f->port = (struct console_port){ .input = fake_input, .room_fd = f->room_fd, .opaque = f };
+	return f;
+}
+
+static void fake_free(struct fake_port *f)
+{
+	if (f->room_fd >= 0)
+		close(f->room_fd);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+static size_t fake_pending(struct fake_port *f)
+{
+	size_t n;
+
+	pthread_mutex_lock(&f->lock);
+	n = f->count;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+/* Read what the guest would see, as a driver draining the FIFO; room is signalled once a
+ * short input() is waiting. */
+static size_t guest_read(struct fake_port *f, uint8_t *buf, size_t max)
 {
 	size_t n = 0;
 
-	while (n < max && (serial_read(u, SERIAL_LSR) & SERIAL_LSR_DR))
-		buf[n++] = serial_read(u, SERIAL_RBR);
+	pthread_mutex_lock(&f->lock);
+	for (; n < max && f->count; n++, f->count--) {
+		buf[n] = f->fifo[f->head];
+		f->head = (f->head + 1) % FAKE_FIFO;
+	}
+	if (n && f->want_room && f->room_fd >= 0) {
+		uint64_t one = 1;
+
+		f->want_room = false;
+		if (write(f->room_fd, &one, sizeof(one)) != sizeof(one))
+			abort();
+	}
+	pthread_mutex_unlock(&f->lock);
 	return n;
 }
 
@@ -141,14 +215,14 @@ static void test_console_input_keys(void **state)
 	struct sink sk = { 0 };
 	struct power_sink ps = { .request = sink_request, .ctx = &sk };
 	struct console *c;
-	struct serial *u;
+	struct fake_port *u;
 	uint8_t buf[64];
 	int err[2], saved;
 	char help[1024];
 	ssize_t n;
 
-	assert_int_equal(serial_create(NULL, -1, &u), 0);
-	assert_int_equal(console_create(NULL, -1, u, &ps, &c), 0);
+	u = fake_new(true);
+	assert_int_equal(console_create(NULL, -1, &u->port, &ps, &c), 0);
 	calls = 0;
 	assert_int_equal(console_register_key(c, 'b', "inflate balloon", count_cb, NULL), 0);
 	assert_int_equal(console_register_key(c, 'x', "dup", count_cb, NULL), -EEXIST);
@@ -180,7 +254,7 @@ static void test_console_input_keys(void **state)
 	assert_int_equal(sk.n, 1);
 	assert_int_equal(sk.last, VM_STOP_QUIT);
 	console_destroy(c);
-	serial_destroy(u);
+	fake_free(u);
 }
 
 /* The process-wide stdin console main uses (stdin swapped for a pipe here). */
@@ -188,18 +262,18 @@ static void test_console_init_stdin(void **state)
 {
 	struct sink sk = { 0 };
 	struct power_sink ps = { .request = sink_request, .ctx = &sk };
-	struct serial *u;
+	struct fake_port *u;
 	uint8_t buf[8];
 	int p[2], saved = dup(STDIN_FILENO);
 
 	assert_true(saved >= 0);
 	assert_int_equal(pipe(p), 0);
 	dup2(p[0], STDIN_FILENO);
-	assert_int_equal(serial_create(NULL, -1, &u), 0);
+	u = fake_new(true);
 	assert_null(console_stdin());
-	assert_int_equal(console_init(NULL, u, &ps), 0);
+	assert_int_equal(console_init(NULL, &u->port, &ps), 0);
 	assert_non_null(console_stdin());
-	assert_int_equal(console_init(NULL, u, &ps), -EBUSY);
+	assert_int_equal(console_init(NULL, &u->port, &ps), -EBUSY);
 	console_input(console_stdin(), (const uint8_t *)"ok\x01x", 4);
 	assert_int_equal(sk.last, VM_STOP_QUIT);
 	assert_int_equal(guest_read(u, buf, sizeof(buf)), 2);
@@ -210,7 +284,7 @@ static void test_console_init_stdin(void **state)
 	close(saved);
 	close(p[0]);
 	close(p[1]);
-	serial_destroy(u);
+	fake_free(u);
 }
 
 static void on_timeout(void *opaque, uint32_t events)
@@ -237,16 +311,16 @@ static void test_pipe_escape_quits(void **state)
 	struct sink sk = { .ev = &ev };
 	struct power_sink ps = { .request = sink_request, .ctx = &sk };
 	struct console *c;
-	struct serial *u;
+	struct fake_port *u;
 	uint8_t buf[64];
 	int p[2], t;
 
 	assert_int_equal(evloop_init(&ev), 0);
-	assert_int_equal(serial_create(NULL, -1, &u), 0);
+	u = fake_new(true);
 	assert_int_equal(pipe(p), 0);
 	assert_int_equal(write(p[1], "hello\x01", 6), 6);
 	assert_int_equal(write(p[1], "x", 1), 1);
-	assert_int_equal(console_create(&ev, p[0], u, &ps, &c), 0);
+	assert_int_equal(console_create(&ev, p[0], &u->port, &ps, &c), 0);
 	t = add_timeout(&ev, 5000);
 	assert_int_equal(evloop_run(&ev), 0);
 	assert_int_equal(sk.n, 1);
@@ -258,7 +332,7 @@ static void test_pipe_escape_quits(void **state)
 	close(t);
 	close(p[0]);
 	close(p[1]);
-	serial_destroy(u);
+	fake_free(u);
 	evloop_destroy(&ev);
 }
 
@@ -268,16 +342,16 @@ static void test_pipe_eof_keeps_running(void **state)
 	struct sink sk = { .ev = &ev };
 	struct power_sink ps = { .request = sink_request, .ctx = &sk };
 	struct console *c;
-	struct serial *u;
+	struct fake_port *u;
 	uint8_t buf[64];
 	int p[2], t;
 
 	assert_int_equal(evloop_init(&ev), 0);
-	assert_int_equal(serial_create(NULL, -1, &u), 0);
+	u = fake_new(true);
 	assert_int_equal(pipe(p), 0);
 	assert_int_equal(write(p[1], "abc", 3), 3);
 	close(p[1]);
-	assert_int_equal(console_create(&ev, p[0], u, &ps, &c), 0);
+	assert_int_equal(console_create(&ev, p[0], &u->port, &ps, &c), 0);
 	t = add_timeout(&ev, 200); /* only the timer ends this loop */
 	assert_int_equal(evloop_run(&ev), 0);
 	assert_int_equal(sk.n, 0);
@@ -288,7 +362,7 @@ static void test_pipe_eof_keeps_running(void **state)
 	evloop_del(&ev, t);
 	close(t);
 	close(p[0]);
-	serial_destroy(u);
+	fake_free(u);
 	evloop_destroy(&ev);
 }
 
@@ -299,7 +373,7 @@ static void test_file_input(void **state)
 	struct sink sk = { .ev = &ev };
 	struct power_sink ps = { .request = sink_request, .ctx = &sk };
 	struct console *c;
-	struct serial *u;
+	struct fake_port *u;
 	uint8_t buf[64];
 	FILE *fp = tmpfile();
 	int t;
@@ -309,8 +383,8 @@ static void test_file_input(void **state)
 	fflush(fp);
 	rewind(fp);
 	assert_int_equal(evloop_init(&ev), 0);
-	assert_int_equal(serial_create(NULL, -1, &u), 0);
-	assert_int_equal(console_create(&ev, fileno(fp), u, &ps, &c), 0);
+	u = fake_new(true);
+	assert_int_equal(console_create(&ev, fileno(fp), &u->port, &ps, &c), 0);
 	t = add_timeout(&ev, 5000);
 	assert_int_equal(evloop_run(&ev), 0);
 	assert_int_equal(sk.n, 1);
@@ -320,7 +394,7 @@ static void test_file_input(void **state)
 	evloop_del(&ev, t);
 	close(t);
 	fclose(fp);
-	serial_destroy(u);
+	fake_free(u);
 	evloop_destroy(&ev);
 }
 
@@ -330,14 +404,14 @@ static void *loop_thread(void *arg)
 }
 
 /* 20000 bytes through a pipe into a 64-byte FIFO: the console pauses and resumes on the
- * UART's room signal; nothing is lost or reordered. */
+ * port's room signal; nothing is lost or reordered. */
 static void test_pipe_backpressure(void **state)
 {
 	enum { N = 20000 };
 	struct evloop ev;
 	struct power_sink ps = { 0 };
 	struct console *c;
-	struct serial *u;
+	struct fake_port *u;
 	static uint8_t data[N];
 	pthread_t th;
 	int p[2], got = 0, spins = 0;
@@ -349,17 +423,17 @@ static void test_pipe_backpressure(void **state)
 			data[i] = 'A';
 	}
 	assert_int_equal(evloop_init(&ev), 0);
-	assert_int_equal(serial_create(NULL, -1, &u), 0);
+	u = fake_new(true);
 	assert_int_equal(pipe(p), 0);
 	assert_int_equal(fcntl(p[1], F_SETPIPE_SZ, 65536) >= N, 1);
 	assert_int_equal(write(p[1], data, N), N);
-	assert_int_equal(console_create(&ev, p[0], u, &ps, &c), 0);
+	assert_int_equal(console_create(&ev, p[0], &u->port, &ps, &c), 0);
 	assert_int_equal(pthread_create(&th, NULL, loop_thread, &ev), 0);
-	/* The "vCPU": read the UART like a polling driver. */
+	/* The "vCPU": read the port like a polling driver. */
 	while (got < N && spins < 50000000) {
-		if (serial_read(u, SERIAL_LSR) & SERIAL_LSR_DR) {
-			uint8_t b = serial_read(u, SERIAL_RBR);
+		uint8_t b;
 
+		if (guest_read(u, &b, 1)) {
 			if (b != data[got])
 				fail_msg("byte %d: got %u, want %u", got, b, data[got]);
 			got++;
@@ -375,7 +449,39 @@ static void test_pipe_backpressure(void **state)
 	console_destroy(c);
 	close(p[0]);
 	close(p[1]);
-	serial_destroy(u);
+	fake_free(u);
+	evloop_destroy(&ev);
+}
+
+/* A port without a room signal is retried on the next input; without a port, bytes wait. */
+static void test_port_without_room_fd(void **state)
+{
+	struct evloop ev;
+	struct power_sink ps = { 0 };
+	struct fake_port *u = fake_new(false);
+	struct console *c, *none;
+	uint8_t in[100], buf[128];
+
+	memset(in, 'a', sizeof(in));
+	assert_int_equal(evloop_init(&ev), 0);
+	assert_int_equal(console_create(&ev, -1, &u->port, &ps, &c), 0);
+	console_input(c, in, sizeof(in));
+	assert_int_equal(fake_pending(u), FAKE_FIFO);
+	assert_int_equal(console_pending(c), sizeof(in) - FAKE_FIFO);
+	assert_int_equal(guest_read(u, buf, sizeof(buf)), FAKE_FIFO);
+	assert_int_equal(console_pending(c), sizeof(in) - FAKE_FIFO);
+	console_input(c, (const uint8_t *)"b", 1);
+	assert_int_equal(console_pending(c), 0);
+	assert_int_equal(guest_read(u, buf, sizeof(buf)), sizeof(in) - FAKE_FIFO + 1);
+	assert_int_equal(buf[sizeof(in) - FAKE_FIFO], 'b');
+	assert_int_equal(console_dropped(c), 0);
+	console_destroy(c);
+
+	assert_int_equal(console_create(&ev, -1, NULL, &ps, &none), 0);
+	console_input(none, (const uint8_t *)"abc", 3);
+	assert_int_equal(console_pending(none), 3);
+	console_destroy(none);
+	fake_free(u);
 	evloop_destroy(&ev);
 }
 
@@ -476,7 +582,7 @@ static void test_tty_overflow_escape(void **state)
 	struct sink sk = { .ev = &ev };
 	struct power_sink ps = { .request = sink_request, .ctx = &sk };
 	struct console *c;
-	struct serial *u;
+	struct fake_port *u;
 	static uint8_t junk[CONSOLE_PENDING + 1000];
 	int master, slave, t;
 	size_t off = 0;
@@ -484,8 +590,8 @@ static void test_tty_overflow_escape(void **state)
 	if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
 		skip();
 	assert_int_equal(evloop_init(&ev), 0);
-	assert_int_equal(serial_create(NULL, -1, &u), 0);
-	assert_int_equal(console_create(&ev, slave, u, &ps, &c), 0);
+	u = fake_new(true);
+	assert_int_equal(console_create(&ev, slave, &u->port, &ps, &c), 0);
 	memset(junk, 'z', sizeof(junk));
 	t = add_timeout(&ev, 5000);
 	/* Feed through the pty master in chunks the pty buffer takes, running the loop. */
@@ -522,13 +628,13 @@ static void test_tty_overflow_escape(void **state)
 	assert_int_equal(sk.last, VM_STOP_QUIT);
 	assert_int_equal(console_pending(c), CONSOLE_PENDING);
 	assert_true(console_dropped(c) > 0);
-	assert_int_equal(serial_rx_pending(u), SERIAL_RX_FIFO);
+	assert_int_equal(fake_pending(u), FAKE_FIFO);
 	console_destroy(c);
 	evloop_del(&ev, t);
 	close(t);
 	close(slave);
 	close(master);
-	serial_destroy(u);
+	fake_free(u);
 	evloop_destroy(&ev);
 }
 
@@ -543,6 +649,7 @@ int main(void)
 		cmocka_unit_test(test_pipe_eof_keeps_running),
 		cmocka_unit_test(test_file_input),
 		cmocka_unit_test(test_pipe_backpressure),
+		cmocka_unit_test(test_port_without_room_fd),
 		cmocka_unit_test(test_tty_raw_mode),
 		cmocka_unit_test(test_tty_signal_restore),
 		cmocka_unit_test(test_tty_exit_restore),

@@ -1,17 +1,23 @@
 /* The machine description record: every field round-trips; counts, ranges and strings from a
- * hostile file are refused with a reason. */
+ * hostile file are refused with a reason.  The console's port reaches the UART. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "core/console.h"
+#include "core/evloop.h"
 #include "core/machine.h"
+#include "devices/serial.h"
 #include "snapshot/snap.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 static struct machine_config sample;
 
@@ -195,9 +201,56 @@ static void test_refuses_truncation_and_version(void **state)
 	snap_writer_free(&w);
 }
 
+static void on_timer(void *opaque, uint32_t events)
+{
+	evloop_stop(opaque);
+}
+
+/* machine_console_port() wires the console to the UART's receive side: bytes reach the RX
+ * FIFO, what does not fit waits in the console, and the UART's room eventfd (the port's
+ * room_fd) fires once the guest drains a byte, after which the rest goes in. */
+static void test_console_port_reaches_uart(void **state)
+{
+	struct machine m = { 0 };
+	struct console_port port;
+	struct power_sink ps = { 0 };
+	struct console *c;
+	struct evloop ev;
+	struct itimerspec its = { .it_value = { .tv_nsec = 100000000 } };
+	uint8_t in[SERIAL_RX_FIFO + 10];
+	int t;
+
+	memset(in, 'q', sizeof(in));
+	in[0] = 'h';
+	assert_int_equal(serial_create(NULL, -1, &m.uart), 0);
+	machine_console_port(&m, &port);
+	assert_int_equal(port.room_fd, serial_rx_room_fd(m.uart));
+	assert_int_equal(evloop_init(&ev), 0);
+	assert_int_equal(console_create(&ev, -1, &port, &ps, &c), 0);
+	console_input(c, in, sizeof(in));
+	assert_int_equal(serial_rx_pending(m.uart), SERIAL_RX_FIFO);
+	assert_int_equal(console_pending(c), 10);
+	assert_int_equal(serial_read(m.uart, SERIAL_RBR), 'h');
+	/* The console watches the room eventfd on the loop: one run moves the next byte in (a
+	 * timer ends the run). */
+	t = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	assert_true(t >= 0);
+	assert_int_equal(timerfd_settime(t, 0, &its, NULL), 0);
+	assert_int_equal(evloop_add(&ev, t, EPOLLIN, on_timer, &ev), 0);
+	assert_int_equal(evloop_run(&ev), 0);
+	evloop_del(&ev, t);
+	close(t);
+	assert_int_equal(serial_rx_pending(m.uart), SERIAL_RX_FIFO);
+	assert_int_equal(console_pending(c), 9);
+	console_destroy(c);
+	evloop_destroy(&ev);
+	serial_destroy(m.uart);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_console_port_reaches_uart),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_refuses_values),
 		cmocka_unit_test(test_refuses_counts),

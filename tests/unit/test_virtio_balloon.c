@@ -13,6 +13,7 @@
 #include "snapshot/snap.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -229,6 +230,81 @@ static void test_toggle(void **state)
 	assert_int_equal(virtio_balloon_toggle(x->b), 0);
 	virtio_balloon_set_target(x->b, 7);
 	assert_int_equal(virtio_balloon_toggle(x->b), 0);
+}
+
+static bool readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* VIRTIO_BALLOON_EV_REACHED: a target change arms it, the driver's write of an `actual` equal
+ * to the target raises it once (signalled on the event fd, taken with its page count), and
+ * the device itself writes nothing to stderr (the CLI prints; DESIGN "Layering"). */
+static void test_reached_event(void **state)
+{
+	struct fixture *x = *state;
+	int fd = virtio_balloon_event_fd(x->b), err[2], saved;
+	uint32_t pages = 0;
+	char c;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pipe(err), 0);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(err[1], STDERR_FILENO), STDERR_FILENO);
+
+	assert_false(readable(fd));
+	assert_int_equal(virtio_balloon_take_events(x->b, NULL), 0);
+	/* No target change yet: matching writes raise nothing. */
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 0);
+	assert_false(readable(fd));
+	virtio_balloon_set_target(x->b, 1024);
+	/* On the way: not yet. */
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 300);
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 1023);
+	assert_false(readable(fd));
+	assert_int_equal(virtio_balloon_take_events(x->b, NULL), 0);
+	/* Reached: once. */
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 1024);
+	assert_true(readable(fd));
+	assert_int_equal(virtio_balloon_take_events(x->b, &pages), VIRTIO_BALLOON_EV_REACHED);
+	assert_int_equal(pages, 1024);
+	assert_false(readable(fd));
+	assert_int_equal(virtio_balloon_take_events(x->b, NULL), 0);
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 1000);
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 1024);
+	assert_false(readable(fd));
+	/* The same target again arms nothing. */
+	virtio_balloon_set_target(x->b, 1024);
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 1024);
+	assert_false(readable(fd));
+	/* A toggle (1024 -> 0) arms it; a byte write that completes the value raises it. */
+	assert_int_equal(virtio_balloon_toggle(x->b), 0);
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL + 1, 1, 0); /* 0x400 -> 0 */
+	assert_true(readable(fd));
+	assert_int_equal(virtio_balloon_take_events(x->b, &pages), VIRTIO_BALLOON_EV_REACHED);
+	assert_int_equal(pages, 0);
+	/* A target the guest already has arms nothing. */
+	assert_int_equal(virtio_balloon_toggle(x->b), STEP_MIB * 256);
+	virtio_balloon_set_target(x->b, 0);
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 0);
+	assert_false(readable(fd));
+	/* Events wait until taken: two raises, one take with the latest count. */
+	virtio_balloon_set_target(x->b, 10);
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 10);
+	virtio_balloon_set_target(x->b, 20);
+	cfg_wr(x, VIRTIO_BALLOON_CFG_ACTUAL, 4, 20);
+	assert_int_equal(virtio_balloon_take_events(x->b, &pages), VIRTIO_BALLOON_EV_REACHED);
+	assert_int_equal(pages, 20);
+	assert_false(readable(fd));
+
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	close(err[1]);
+	assert_int_equal(read(err[0], &c, 1), 0); /* end of file at once: nothing printed */
+	close(err[0]);
 }
 
 /* §5.5.4: the driver writes `actual`; num_pages is read-only to it. */
@@ -772,6 +848,9 @@ static void test_snapshot_round_trip(void **state)
 	assert_true(fake_vq_get_used(&x->f[0], &id, &len));
 	assert_int_equal(id, head);
 	assert_false(resident(x, POOL_PFN + 5));
+	/* The restored device raises no event for a target it did not set. */
+	virtio_mmio_dev_ops.write(r->t, VIRTIO_MMIO_CONFIG + 4, 4, 1000);
+	assert_int_equal(virtio_balloon_take_events(r->b, NULL), 0);
 	/* The target moves on from the restored one. */
 	assert_int_equal(virtio_balloon_toggle(r->b), 0);
 	snap_writer_free(&s.w);
@@ -978,6 +1057,7 @@ int main(void)
 		T(test_target_and_config_interrupt),
 		T(test_toggle),
 		T(test_actual_written_by_driver),
+		T(test_reached_event),
 		T(test_inflate_discards),
 		T(test_deflate),
 		T(test_pfns_outside_ram),

@@ -1,6 +1,5 @@
 #include "devices/virtio/balloon.h"
 
-#include "core/console.h"
 #include "core/devmgr.h"
 #include "core/evloop.h"
 #include "core/gmem.h"
@@ -10,10 +9,10 @@
 #include "util/log.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,7 +30,12 @@ struct virtio_balloon {
 	uint32_t ram_pages; /* the largest target: all of guest RAM */
 	bool can_discard;   /* host pages are 4 KiB: discarding works per balloon page */
 	uint8_t config[VIRTIO_BALLOON_CFG_SIZE]; /* num_pages, actual (§5.5.4) */
-	bool announce;				 /* print a line when actual reaches the target */
+	/* VIRTIO_BALLOON_EV_REACHED: armed by a target change, raised (once) by the driver's
+	 * write of an `actual` equal to it; pending events wait in `events` for the user. */
+	bool reach_armed;
+	uint32_t events;
+	uint32_t reached_pages;
+	int event_fd; /* eventfd: `events` became non-zero */
 	/* Set while the driver has the device activated. */
 	bool active;
 	struct virtq *inflate_vq, *deflate_vq, *stats_vq;
@@ -86,15 +90,17 @@ static uint64_t balloon_config_read(void *dev, uint32_t off, unsigned size)
 	return virtio_config_get(b->config, sizeof(b->config), off, size);
 }
 
-static void announce_line(struct virtio_balloon *b)
+/* Record an event for the user and wake its watcher.  Called on vCPU threads under the
+ * transport lock: nothing here blocks or prints (an eventfd write never blocks short of
+ * 2^64-2 unread signals; EAGAIN then only means it is signalled already). */
+static void raise_event(struct virtio_balloon *b, uint32_t ev)
 {
-	char line[128];
-	int n;
+	uint64_t one = 1;
+	ssize_t r;
 
-	n = snprintf(line, sizeof(line), "\rignition: balloon reached its target: %u MiB\r\n",
-		     cfg_get(b, VIRTIO_BALLOON_CFG_ACTUAL) >> (20 - VIRTIO_BALLOON_PAGE_SHIFT));
-	if (n > 0 && (size_t)n < sizeof(line) && write(STDERR_FILENO, line, (size_t)n) < 0)
-		return;
+	b->events |= ev;
+	r = write(b->event_fd, &one, sizeof(one));
+	(void)r;
 }
 
 /* §5.5.4: the driver writes `actual` (any width, as every config field); num_pages is the
@@ -115,10 +121,11 @@ static void balloon_config_write(void *dev, uint32_t off, unsigned size, uint64_
 	if (dropped)
 		log_guest("virtio-balloon: config write of %u bytes at %u outside 'actual'", size,
 			  off);
-	if (b->announce &&
+	if (b->reach_armed &&
 	    cfg_get(b, VIRTIO_BALLOON_CFG_ACTUAL) == cfg_get(b, VIRTIO_BALLOON_CFG_NUM_PAGES)) {
-		b->announce = false;
-		announce_line(b);
+		b->reach_armed = false;
+		b->reached_pages = cfg_get(b, VIRTIO_BALLOON_CFG_ACTUAL);
+		raise_event(b, VIRTIO_BALLOON_EV_REACHED);
 	}
 }
 
@@ -339,7 +346,8 @@ static void balloon_destroy(void *dev)
  * gives it back at the next request, exactly once.  Inflated pages need nothing: the memory
  * file holds them as the guest left them (zeros once discarded, or whatever the guest wrote
  * after deflating).  Not saved: the counters (diagnostics), the age of the statistics (host
- * time: after a restore they count as received at the restore), the console announcement.
+ * time: after a restore they count as received at the restore), the armed or pending
+ * VIRTIO_BALLOON_EV_REACHED (a user-interface matter of the run that set the target).
  * No quiesce: inflate, deflate and stats chains are completed (or held, as above) within the
  * call that pops them. */
 #define VIRTIO_BALLOON_STATE_VERSION 1
@@ -406,7 +414,8 @@ static int balloon_restore(void *dev, const struct snap_file *f, const char *id)
 	b->stats_head = head;
 	b->stats = s;
 	b->stats_at_ms = now_ms();
-	b->announce = false;
+	b->reach_armed = false;
+	b->events = 0;
 	unlock(b);
 	return 0;
 }
@@ -459,6 +468,7 @@ static void set_target_locked(struct virtio_balloon *b, uint32_t pages)
 	if (pages == cfg_get(b, VIRTIO_BALLOON_CFG_NUM_PAGES))
 		return;
 	virtio_put_le(b->config + VIRTIO_BALLOON_CFG_NUM_PAGES, pages, 4);
+	b->reach_armed = pages != cfg_get(b, VIRTIO_BALLOON_CFG_ACTUAL);
 	/* §5.5.6.1: the driver re-reads num_pages on a configuration change notification. */
 	if (b->mmio)
 		virtio_mmio_config_changed(b->mmio);
@@ -516,53 +526,32 @@ void virtio_balloon_get_stats(struct virtio_balloon *b, struct virtio_balloon_st
 	unlock(b);
 }
 
-static uint32_t mib(uint64_t bytes)
+uint32_t virtio_balloon_step(const struct virtio_balloon *b)
 {
-	return (uint32_t)(bytes >> 20);
+	return b->step_pages; /* set at creation, never changed */
 }
 
-/* Ctrl-A b (event-loop thread): toggle, ask for fresh statistics, print one line. */
-static void key_cb(void *opaque)
+int virtio_balloon_event_fd(const struct virtio_balloon *b)
 {
-	struct virtio_balloon *b = opaque;
-	struct virtio_balloon_stats s;
-	uint32_t target, actual;
-	char line[256];
-	int n, m = 0;
+	return b->event_fd;
+}
+
+uint32_t virtio_balloon_take_events(struct virtio_balloon *b, uint32_t *reached_pages)
+{
+	uint32_t ev;
+	uint64_t v;
+	ssize_t r;
 
 	lock(b);
-	target = virtio_balloon_toggle(b);
-	actual = virtio_balloon_actual(b);
-	b->announce = target != actual;
-	(void)virtio_balloon_request_stats(b);
-	virtio_balloon_get_stats(b, &s, NULL);
+	ev = b->events;
+	b->events = 0;
+	if (reached_pages)
+		*reached_pages = b->reached_pages;
+	/* Drained under the lock: a raise_event() after this signals again. */
+	r = read(b->event_fd, &v, sizeof(v));
+	(void)r;
 	unlock(b);
-
-	n = snprintf(line, sizeof(line), "\rignition: balloon target %u MiB, actual %u MiB",
-		     target >> (20 - VIRTIO_BALLOON_PAGE_SHIFT),
-		     actual >> (20 - VIRTIO_BALLOON_PAGE_SHIFT));
-	if (n > 0 && (size_t)n < sizeof(line) && s.valid &&
-	    (s.present & (1u << VIRTIO_BALLOON_S_MEMTOT)))
-		m = snprintf(
-			line + n, sizeof(line) - (size_t)n,
-			"; guest free %u MiB, available %u MiB of %u MiB (%llu s ago)",
-			mib(s.val[VIRTIO_BALLOON_S_MEMFREE]), mib(s.val[VIRTIO_BALLOON_S_AVAIL]),
-			mib(s.val[VIRTIO_BALLOON_S_MEMTOT]), (unsigned long long)(s.age_ms / 1000));
-	if (n < 0 || m < 0 || (size_t)n + (size_t)m + 3 > sizeof(line))
-		return;
-	n += m;
-	memcpy(line + n, "\r\n", 2);
-	if (write(STDERR_FILENO, line, (size_t)n + 2) < 0)
-		return;
-}
-
-int virtio_balloon_register_key(struct virtio_balloon *b, struct console *c)
-{
-	static char help[64];
-
-	snprintf(help, sizeof(help), "toggle the balloon between 0 and %u MiB",
-		 b->step_pages >> (20 - VIRTIO_BALLOON_PAGE_SHIFT));
-	return console_register_key(c, 'b', help, key_cb, b);
+	return ev;
 }
 
 int virtio_balloon_create(struct gmem *gm, struct evloop *ev, const struct virtio_balloon_opts *o,
@@ -582,6 +571,11 @@ int virtio_balloon_create(struct gmem *gm, struct evloop *ev, const struct virti
 		return -ENOMEM;
 	b->gm = gm;
 	b->timer_fd = -1;
+	b->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->event_fd < 0) {
+		ret = -errno;
+		goto free_dev;
+	}
 	b->ram_pages = ram_pages > UINT32_MAX ? UINT32_MAX : (uint32_t)ram_pages;
 	b->step_pages = step_mib << (20 - VIRTIO_BALLOON_PAGE_SHIFT);
 	b->can_discard = sysconf(_SC_PAGESIZE) == VIRTIO_BALLOON_PAGE_SIZE;
@@ -594,7 +588,7 @@ int virtio_balloon_create(struct gmem *gm, struct evloop *ev, const struct virti
 		b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 		if (b->timer_fd < 0) {
 			ret = -errno;
-			goto free_dev;
+			goto close_event;
 		}
 		if (timerfd_settime(b->timer_fd, 0, &its, NULL) < 0) {
 			ret = -errno;
@@ -610,6 +604,8 @@ int virtio_balloon_create(struct gmem *gm, struct evloop *ev, const struct virti
 
 close_timer:
 	close(b->timer_fd);
+close_event:
+	close(b->event_fd);
 free_dev:
 	free(b);
 	return ret;
@@ -650,5 +646,6 @@ void virtio_balloon_destroy(struct virtio_balloon *b)
 			evloop_del(b->ev, b->timer_fd);
 		close(b->timer_fd);
 	}
+	close(b->event_fd);
 	free(b);
 }

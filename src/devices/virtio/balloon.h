@@ -8,8 +8,10 @@
  * in a zero page.
  * The statistics queue (VIRTIO_BALLOON_F_STATS_VQ) keeps the guest's latest memory statistics,
  * refreshed every `stats` seconds and whenever the console asks; VIRTIO_BALLOON_F_DEFLATE_ON_OOM
- * lets the guest take pages back under memory pressure.  Console key Ctrl-A b toggles the
- * target between 0 and `step` MiB. */
+ * lets the guest take pages back under memory pressure.
+ * The device prints nothing and knows no console: the CLI binds Ctrl-A b to
+ * virtio_balloon_toggle() (between 0 and `step` MiB) and reports what the device signals on
+ * virtio_balloon_event_fd(). */
 #ifndef IGNITION_DEVICES_VIRTIO_BALLOON_H
 #define IGNITION_DEVICES_VIRTIO_BALLOON_H
 
@@ -18,7 +20,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct console;
 struct devmgr;
 struct evloop;
 struct gmem;
@@ -72,6 +73,9 @@ struct virtio_mmio;
 #define VIRTIO_BALLOON_DEFAULT_STEP_MIB 128u
 #define VIRTIO_BALLOON_DEFAULT_STATS_S	5u
 
+/* Events (bits of virtio_balloon_take_events()), signalled on virtio_balloon_event_fd(). */
+#define VIRTIO_BALLOON_EV_REACHED 0x1u /* the guest's `actual` reached a new target */
+
 /* What the command line chose. */
 struct virtio_balloon_opts {
 	uint32_t step_mib; /* Ctrl-A b toggles the target between 0 and this; 0: the default */
@@ -112,13 +116,9 @@ void virtio_balloon_attach(struct virtio_balloon *b, struct virtio_mmio *t);
 int virtio_balloon_add(struct devmgr *dm, const struct virtio_balloon_opts *o,
 		       struct virtio_balloon **out) __attribute__((warn_unused_result));
 
-/* Ctrl-A b on console `c` toggles the target (see virtio_balloon_toggle) and prints one line
- * on stderr.  -errno from console_register_key. */
-int virtio_balloon_register_key(struct virtio_balloon *b, struct console *c)
-	__attribute__((warn_unused_result));
-
 /* Set the target to `pages` 4 KiB pages (clamped to guest RAM) and, if it changed, raise a
- * config-change interrupt (§5.5.6.1).  Any thread. */
+ * config-change interrupt (§5.5.6.1) and, unless `actual` already equals it, arm
+ * VIRTIO_BALLOON_EV_REACHED for the driver's next write of `actual` that matches.  Any thread. */
 void virtio_balloon_set_target(struct virtio_balloon *b, uint32_t pages);
 
 /* Target 0 -> step, anything else -> 0; returns the new target in pages.  Any thread. */
@@ -127,6 +127,19 @@ uint32_t virtio_balloon_toggle(struct virtio_balloon *b);
 /* The target and the guest's last reported size, in pages. */
 uint32_t virtio_balloon_target(struct virtio_balloon *b);
 uint32_t virtio_balloon_actual(struct virtio_balloon *b);
+/* The toggle step, in pages (what --balloon=step= chose). */
+uint32_t virtio_balloon_step(const struct virtio_balloon *b);
+
+/* An eventfd (EFD_NONBLOCK, owned by the balloon) that becomes readable when events are
+ * pending.  The driver's config write that raises one runs on a vCPU thread under the
+ * transport lock, so the device only records the event and signals this fd: the user watches
+ * it on the event loop and takes the events there. */
+int virtio_balloon_event_fd(const struct virtio_balloon *b);
+
+/* Take and clear the pending events (VIRTIO_BALLOON_EV_* bits; 0: none) and drain the
+ * eventfd; *reached_pages (may be NULL) gets `actual` as it was when VIRTIO_BALLOON_EV_REACHED
+ * was raised.  Any thread. */
+uint32_t virtio_balloon_take_events(struct virtio_balloon *b, uint32_t *reached_pages);
 
 /* Ask the guest for fresh statistics: give back the stats buffer it left with us
  * (§5.5.6.3).  -EAGAIN if there is none to give back (no stats queue, or a request is already
