@@ -310,9 +310,9 @@ static void test_export(void **state)
 	int out;
 
 	assert_non_null(now);
-	write_both(x, 0, 100, 1);			   /* block 0 in part */
-	write_both(x, 3 * BLK, 2 * BLK, 2);		   /* blocks 3, 4 */
-	write_both(x, HOLE_START + BLK + 8, 16, 3);	   /* block 9, inside the hole */
+	write_both(x, 0, 100, 1);			      /* block 0 in part */
+	write_both(x, 3 * BLK, 2 * BLK, 2);		      /* blocks 3, 4 */
+	write_both(x, HOLE_START + BLK + 8, 16, 3);	      /* block 9, inside the hole */
 	write_both(x, 15 * BLK + 4000, BLK - 4000 + 1000, 4); /* 15 and the short last one */
 	out = open(x->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	assert_true(out >= 0);
@@ -469,8 +469,7 @@ static uint8_t *seg_ptr(struct dev_fx *x, unsigned i, uint32_t piece)
 	return fake_mem_ptr(&x->mem, DATA_GPA + (uint64_t)i * 0x10000, piece);
 }
 
-static void dev_write(struct dev_fx *x, uint64_t sector, uint32_t len, unsigned segs,
-		      uint8_t seed)
+static void dev_write(struct dev_fx *x, uint64_t sector, uint32_t len, unsigned segs, uint8_t seed)
 {
 	uint32_t piece = len / segs;
 

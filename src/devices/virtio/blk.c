@@ -122,7 +122,7 @@ struct blk_req {
 };
 
 struct virtio_blk {
-	int fd; /* the image; for a copy-on-write disk, the overlay */
+	int fd;		     /* the image; for a copy-on-write disk, the overlay */
 	struct blk_cow *cow; /* NULL: a plain image */
 	int base_fd;	     /* the copy-on-write base, or -1 */
 	struct iovec *rio;   /* COW: BLK_SLOTS * VIRTQ_ELEM_MAX_SEGS entries, one run view each */
@@ -437,9 +437,9 @@ static uint8_t prep_dwz(struct virtio_blk *b, struct blk_req *r, bool wz)
 	 * punches the overlay: where the base shows through it changes nothing the guest can
 	 * rely on (§5.2.6.2 promises nothing of discarded sectors' contents). */
 	for (size_t i = 0; wz && b->cow && i < nseg; i++) {
-		int ret = r->segs[i].len ? blk_cow_prepare_write(b->cow, r->segs[i].off,
-								 r->segs[i].len)
-					 : 0;
+		int ret = r->segs[i].len
+				  ? blk_cow_prepare_write(b->cow, r->segs[i].off, r->segs[i].len)
+				  : 0;
 
 		if (ret) {
 			log_guest("virtio-blk: copy-up for write-zeroes at byte %llu: %s",
@@ -529,6 +529,7 @@ static bool op_done(struct virtio_blk *b, struct blk_req *r, int res)
 			/* End of file: the image shrank under us; the rest reads as zeros. */
 			for (unsigned i = 0; i < r->niov; i++)
 				memset(r->iov[i].iov_base, 0, r->iov[i].iov_len);
+			r->off += r->len; /* a copy-on-write read goes on after it */
 			r->len = 0;
 		} else {
 			/* Short transfer: go on with the rest. */

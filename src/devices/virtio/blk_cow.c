@@ -268,8 +268,8 @@ static int copy_range(int in, int out, uint64_t a, uint64_t b)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EXDEV || errno == EOPNOTSUPP || errno == EINVAL ||
-			      errno == ENOSYS))
+		if (n < 0 &&
+		    (errno == EXDEV || errno == EOPNOTSUPP || errno == EINVAL || errno == ENOSYS))
 			return bounce_copy(in, out, a, b);
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO; /* 0: in ends early */
