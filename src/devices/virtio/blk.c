@@ -38,8 +38,8 @@
 #include "devices/virtio/blk.h"
 
 #include "core/devmgr.h"
-#include "devices/virtio/blk_cow.h"
 #include "core/evloop.h"
+#include "devices/virtio/blk_cow.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "snapshot/snap.h"
@@ -434,8 +434,8 @@ static uint8_t prep_dwz(struct virtio_blk *b, struct blk_req *r, bool wz)
 	}
 	/* Copy-on-write disk: write-zeroes copies up its segments' partial blocks and sets their
 	 * bits once done (the overlay then reads as zeros there, holes included).  A discard only
-	 * punches the overlay: where the base shows through it changes nothing the guest can
-	 * rely on (§5.2.6.2 promises nothing of discarded sectors' contents). */
+	 * punches the overlay: where the base shows through it changes nothing, which is
+	 * allowed (§5.2.6.2 requires zeros after write-zeroes, nothing of discarded sectors). */
 	for (size_t i = 0; wz && b->cow && i < nseg; i++) {
 		int ret = r->segs[i].len
 				  ? blk_cow_prepare_write(b->cow, r->segs[i].off, r->segs[i].len)

@@ -3,7 +3,8 @@
  * system has no reflinks: setting one up costs the same for a 64 MiB and a 4 GiB disk, and the
  * base (the snapshot's diskN) is never written.  The bitmap lives in memory only; a snapshot
  * of the VM writes the merged image (blk_cow_export).  Not thread-safe: virtio-blk uses it
- * from the event loop only. */
+ * under its transport lock (queue work and completions, on the event loop), and a snapshot
+ * exports it with the vCPUs paused and the device quiesced. */
 #ifndef IGNITION_DEVICES_VIRTIO_BLK_COW_H
 #define IGNITION_DEVICES_VIRTIO_BLK_COW_H
 
