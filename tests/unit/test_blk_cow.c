@@ -561,6 +561,64 @@ static void test_dev_bounds(void **state)
 	dev_expect(x, 0, 16 * BLK, 2);
 }
 
+/* After a write into block 2 (copied up: in the overlay), MIXED reads of 3 blocks from
+ * sector 1, each across base, overlay, base runs, in flight at once (asynchronous mode:
+ * queue_notify does not wait; 3 descriptors each, the queue has 16). */
+#define MIXED 4
+static void publish_mixed_reads(struct dev_fx *x)
+{
+	dev_write(x, 16, 2048, 1, 0x33);
+	for (unsigned i = 0; i < MIXED; i++) {
+		uint8_t *h = fake_mem_ptr(&x->mem, HDR_GPA + 32u * i, 16);
+		struct fake_buf bufs[3] = { { HDR_GPA + 32u * i, 16, false },
+					    { DATA_GPA + 0x10000u * i, 3 * BLK, true },
+					    { STATUS_GPA + i, 1, true } };
+
+		virtio_put_le(h, VIRTIO_BLK_T_IN, 4);
+		virtio_put_le(h + 4, 0, 4);
+		virtio_put_le(h + 8, 1, 8);
+		memset(seg_ptr(x, i, 3 * BLK), 0xcc, 3 * BLK);
+		fake_vq_add_chain(&x->f, bufs, 3);
+	}
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+}
+
+/* quiesce completes multi-run reads (each run a new operation of its slot) normally. */
+static void test_dev_quiesce_mixed(void **state)
+{
+	struct dev_fx *x = *state;
+
+	publish_mixed_reads(x);
+	assert_int_equal(virtio_blk_in_flight(x->blk), MIXED);
+	virtio_mmio_quiesce(x->t);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 1 + MIXED);
+	for (unsigned i = 0; i < MIXED; i++) {
+		assert_int_equal(*(uint8_t *)fake_mem_ptr(&x->mem, STATUS_GPA + i, 1),
+				 VIRTIO_BLK_S_OK);
+		assert_memory_equal(seg_ptr(x, i, 3 * BLK), x->cow.model + 512, 3 * BLK);
+	}
+}
+
+/* A reset cancels or waits for reads of both files: nothing in flight afterwards, and the
+ * device works again once brought up. */
+static void test_dev_reset_mixed(void **state)
+{
+	struct dev_fx *x = *state;
+
+	publish_mixed_reads(x);
+	assert_int_equal(virtio_blk_in_flight(x->blk), MIXED);
+	fdrv_wr(x->t, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
+	virtio_blk_complete(x->blk); /* nothing left for the callback */
+	fdrv_negotiate(x->t, ~0ull);
+	fdrv_queue(x->t, 0, &x->f, &x->mem, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA,
+		   VIRTIO_BLK_QUEUE_SIZE);
+	fdrv_driver_ok(x->t);
+	dev_expect(x, 0, 8 * BLK, 2);
+	expect_base_unchanged(&x->cow, DISK_SIZE);
+}
+
 static void test_dev_create_errors(void **state)
 {
 	struct cow_fx *x = *state;
@@ -600,6 +658,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dev_write_zeroes, setup_wait, teardown_dev),
 		cmocka_unit_test_setup_teardown(test_dev_write_zeroes, setup_async, teardown_dev),
 		cmocka_unit_test_setup_teardown(test_dev_write_zeroes, setup_sync, teardown_dev),
+		cmocka_unit_test_setup_teardown(test_dev_quiesce_mixed, setup_async, teardown_dev),
+		cmocka_unit_test_setup_teardown(test_dev_reset_mixed, setup_async, teardown_dev),
 		cmocka_unit_test_setup_teardown(test_dev_bounds, setup_wait, teardown_dev),
 		cmocka_unit_test_setup_teardown(test_dev_bounds, setup_async, teardown_dev),
 	};
