@@ -1,7 +1,8 @@
 /* virtio-blk (virtio 1.2 §5.2) driven by a hostile driver (fuzz/harness.h) over a 64 KiB image
  * file: request headers, data segments, discard/write-zeroes segment lists and status bytes
  * all come from guest memory.  Input: [cfg] then harness operations; cfg bit 0 opens the
- * disk read-only, bit 1 gives it a 20-byte serial. */
+ * disk read-only, bit 1 gives it a 20-byte serial, bit 2 makes it a copy-on-write disk (the
+ * image as its read-only base under an empty overlay; bit 0 then ignored). */
 #include "devices/virtio/blk.h"
 #include "devices/virtio/virtq.h"
 #include "harness.h"
@@ -19,8 +20,20 @@ static char image[256];
 
 static int blk_create(struct vh *h, uint8_t cfg, void **dev)
 {
-	return virtio_blk_create(image, cfg & 1, (cfg & 2) ? "0123456789abcdefghij" : NULL,
-				 (struct virtio_blk **)dev);
+	const char *serial = (cfg & 2) ? "0123456789abcdefghij" : NULL;
+	int base, ovl, ret;
+
+	if (!(cfg & 4))
+		return virtio_blk_create(image, cfg & 1, serial, (struct virtio_blk **)dev);
+	base = open(image, O_RDONLY | O_CLOEXEC);
+	ovl = open(fuzz_tmpdir(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (base < 0 || ovl < 0 || ftruncate(ovl, IMAGE_BYTES) < 0)
+		fuzz_fail("copy-on-write files in %s: %s", fuzz_tmpdir(), strerror(errno));
+	/* The device keeps its own fds on both. */
+	ret = virtio_blk_create_fd(ovl, base, false, serial, (struct virtio_blk **)dev);
+	close(ovl);
+	close(base);
+	return ret;
 }
 
 static const struct vh_device blk_dev = {
@@ -65,6 +78,17 @@ static void write_seeds(void)
 	vh_seed_chain(&s, 0, wr, 3);
 	vh_seed_notify(&s, 0);
 	fuzz_seed_save(&s, "rw");
+
+	/* The same on a copy-on-write disk, the write in part of a block (copy-up), read back. */
+	seed_u8(&s, 4);
+	vh_seed_bring_up(&s, 0, 4);
+	put_hdr(&s, 0x1000, VIRTIO_BLK_T_OUT, 5);
+	vh_seed_chain(&s, 0, wr, 3);
+	vh_seed_notify(&s, 0);
+	put_hdr(&s, 0x1000, VIRTIO_BLK_T_IN, 3);
+	vh_seed_chain(&s, 0, rd, 3);
+	vh_seed_notify(&s, 0);
+	fuzz_seed_save(&s, "cow-rw");
 
 	seed_u8(&s, 2);
 	vh_seed_bring_up(&s, 1, 4);

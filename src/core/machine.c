@@ -106,18 +106,29 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 		return err_set(ret, err, n, "power device: %s", strerror(-ret));
 	for (int i = 0; i < m->cfg.nr_disks; i++) {
 		const struct machine_disk *d = &m->cfg.disks[i];
+		const struct machine_disk_fds *f = env && env->disk_fds ? &env->disk_fds[i] : NULL;
 		struct stat st, other;
 		char id[32];
 
+		snprintf(id, sizeof(id), "virtio-blk%d", i);
+		if (f && f->fd >= 0) {
+			/* A restore's private disk: files nobody else has. */
+			ret = virtio_blk_add_fd(dm, id, f->fd, f->base_fd, d->read_only,
+						&m->disks[i]);
+			if (ret)
+				return err_set(ret, err, n, "disk %d (private copy of '%s'): %s", i,
+					       d->path, strerror(-ret));
+			continue;
+		}
 		/* The same file twice would meet its own lock ("in use by another process"). */
 		for (int j = 0; j < i && stat(d->path, &st) == 0; j++)
-			if (stat(m->cfg.disks[j].path, &other) == 0 && st.st_dev == other.st_dev &&
+			if ((!env || !env->disk_fds || env->disk_fds[j].fd < 0) &&
+			    stat(m->cfg.disks[j].path, &other) == 0 && st.st_dev == other.st_dev &&
 			    st.st_ino == other.st_ino)
 				return err_set(-EINVAL, err, n,
 					       "disk '%s' is the same file as disk %d ('%s')",
 					       d->path, j, m->cfg.disks[j].path);
-		snprintf(id, sizeof(id), "virtio-blk%d", i);
-		ret = virtio_blk_add(dm, id, d->path, d->read_only, NULL);
+		ret = virtio_blk_add(dm, id, d->path, d->read_only, &m->disks[i]);
 		if (ret == -EBUSY)
 			return err_set(ret, err, n,
 				       "disk '%s' is in use by another process (locked %s)",
@@ -289,6 +300,7 @@ void machine_destroy(struct machine *m)
 	m->boot_timer = NULL;
 	memset(m->nets, 0, sizeof(m->nets));
 	m->balloon = NULL;
+	memset(m->disks, 0, sizeof(m->disks));
 }
 
 static size_t uart_input(void *opaque, const uint8_t *buf, size_t len)

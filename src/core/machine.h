@@ -62,12 +62,22 @@ struct boot_timer;
 struct virtio_net;
 struct virtio_balloon;
 struct net_backend;
+struct virtio_blk;
+
+/* A disk given as open files instead of its path (a restore's private disk). */
+struct machine_disk_fds {
+	int fd;	     /* the image, or -1: open machine_disk.path */
+	int base_fd; /* >= 0: fd is a copy-on-write overlay over this read-only image */
+};
 
 /* Run-time settings that are not part of the machine (never saved). */
 struct machine_env {
 	int console_fd;		/* the serial port's output (stdout) */
 	const char *chroot_dir; /* --chroot: vsock_path is inside it; NULL if none */
 	int mem_fd;		/* >= 0: guest RAM is a private mapping of this file (restore) */
+	/* NULL, or MACHINE_MAX_DISKS entries: disks built from open files (the machine
+	 * duplicates them; cfg.disks[i].path then only says where the disk came from). */
+	const struct machine_disk_fds *disk_fds;
 };
 
 struct machine {
@@ -78,8 +88,9 @@ struct machine {
 	struct virtio_net *nets[MACHINE_MAX_NETS]; /* eth0...; Ctrl-A n toggles eth0's link */
 	struct virtio_balloon *balloon;
 	struct net_backend *backends[MACHINE_MAX_NETS]; /* until their device owns them */
-	/* A restore's private disk copies (unlinked files; cfg.disks[i].path names them as
-	 * /proc/self/fd/N), open while the machine lives; -1 where none. */
+	struct virtio_blk *disks[MACHINE_MAX_DISKS];	/* cfg.disks[i]'s device */
+	/* A restore's private disks (unlinked files: a copy, or a copy-on-write overlay whose
+	 * base the device holds), open while the machine lives; -1 where none. */
 	int private_fds[MACHINE_MAX_DISKS];
 };
 

@@ -2,6 +2,8 @@
 #include "snapshot/snapshot.h"
 
 #include "core/machine.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/blk_cow.h"
 #include "devices/virtio/net.h"
 #include "snapshot/snap.h"
 #include "util/log.h"
@@ -163,24 +165,34 @@ static int clone_into(int in, int out)
 	return 0;
 }
 
-/* Copy src into the new file dirfd/name and fsync it. */
-static int copy_file(const char *src, int dirfd, const char *name)
+/* Write disk i of m into the new file dirfd/name and fsync it: the merged image of a
+ * copy-on-write disk (base blocks where the guest wrote none, its blocks where it did), a
+ * copy of a restore's private copy, or a copy of the image at its path. */
+static int save_disk(struct machine *m, int i, int dirfd, const char *name)
 {
-	int in, out, ret;
+	const struct blk_cow *cow = m->disks[i] ? virtio_blk_cow(m->disks[i]) : NULL;
+	int in = -1, out, ret;
 
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return -errno;
+	if (!cow && m->private_fds[i] < 0) {
+		in = open(m->cfg.disks[i].path, O_RDONLY | O_CLOEXEC);
+		if (in < 0)
+			return -errno;
+	}
 	out = create_file(dirfd, name);
 	if (out < 0) {
-		close(in);
-		return out;
+		ret = out;
+		goto close_in;
 	}
-	ret = clone_into(in, out);
+	if (cow)
+		ret = blk_cow_export(cow, out);
+	else
+		ret = clone_into(in >= 0 ? in : m->private_fds[i], out);
 	if (!ret && fsync(out) < 0)
 		ret = -errno;
 	close(out);
-	close(in);
+close_in:
+	if (in >= 0)
+		close(in);
 	return ret;
 }
 
@@ -387,7 +399,7 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 		if (m->cfg.disks[i].read_only)
 			continue;
 		snprintf(name, sizeof(name), "disk%d", i);
-		ret = copy_file(m->cfg.disks[i].path, dirfd, name);
+		ret = save_disk(m, i, dirfd, name);
 		if (ret) {
 			err_set(ret, err, n, "cannot copy disk '%s': %s", m->cfg.disks[i].path,
 				strerror(-ret));
@@ -430,22 +442,46 @@ out:
 	return ret;
 }
 
-/* A private, unlinked copy of a snapshot's disk in the snapshot directory (reflinked where
- * the file system can): the restored guest writes there, never into the snapshot.  Returns
- * the open fd (its /proc/self/fd path names it) or -errno. */
-static int private_disk(int dirfd, const char *name)
+/* A private disk over the snapshot's disk `name`, which the restored guest never writes: an
+ * unlinked file in the snapshot directory that is a reflink of it where the file system has
+ * them (d->base_fd -1), else an empty sparse file of its size that virtio-blk uses as a
+ * copy-on-write overlay over the snapshot's file, opened read-only as d->base_fd.  Either
+ * way the cost does not grow with the disk's size.  0 or -errno. */
+static int private_disk(int dirfd, const char *name, struct machine_disk_fds *d)
 {
 	int in = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	struct stat st;
 	int out, ret;
 
 	if (in < 0)
 		return -errno;
 	out = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	ret = out < 0 ? -errno : clone_into(in, out);
+	if (out < 0) {
+		ret = -errno;
+		goto close_in;
+	}
+	if (ioctl(out, FICLONE, in) == 0) {
+		close(in);
+		d->fd = out;
+		return 0;
+	}
+	/* No reflink (ext4: EOPNOTSUPP; across file systems: EXDEV; EINVAL...).  Whatever the
+	 * reason, as clone_into() falls back to copying: the overlay needs no more of the file
+	 * system than a sparse file.  (A base the kernel cannot read, which a copy would
+	 * report here, shows as I/O errors of the guest's reads instead.) */
+	if (fstat(in, &st) < 0 || ftruncate(out, st.st_size) < 0) {
+		ret = -errno;
+		goto close_out;
+	}
+	d->fd = out;
+	d->base_fd = in;
+	return 0;
+
+close_out:
+	close(out);
+close_in:
 	close(in);
-	if (ret && out >= 0)
-		close(out);
-	return ret ? ret : out;
+	return ret;
 }
 
 /* Every record must be one this restore reads: a known type, an id that names something in
@@ -580,7 +616,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 {
 	struct machine_env e = *env;
 	struct machine_config cfg;
-	int disk_fds[MACHINE_MAX_DISKS];
+	struct machine_disk_fds disk_fds[MACHINE_MAX_DISKS];
 	struct vcpu_state *vs = NULL;
 	uint8_t *state = NULL;
 	struct snap_file f;
@@ -592,7 +628,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	uint64_t t_begin = log_uptime_us(), t_state, t_disks, t_machine, t_vm, t_devs;
 
 	for (int i = 0; i < MACHINE_MAX_DISKS; i++)
-		disk_fds[i] = -1;
+		disk_fds[i] = (struct machine_disk_fds){ .fd = -1, .base_fd = -1 };
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return err_set(-errno, err, n, "snapshot '%s': %s", dir, strerror(errno));
@@ -646,15 +682,16 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		if (cfg.disks[i].read_only)
 			continue; /* shared as it is: nothing writes it */
 		snprintf(name, sizeof(name), "disk%d", i);
-		disk_fds[i] = private_disk(dirfd, name);
-		if (disk_fds[i] < 0) {
-			ret = err_set(disk_fds[i], err, n, "snapshot '%s': disk %d (%s): %s", dir,
-				      i, name, strerror(-disk_fds[i]));
+		/* cfg.disks[i].path keeps the path the snapshot recorded (where the disk came
+		 * from); the device is built on the private disk's files. */
+		ret = private_disk(dirfd, name, &disk_fds[i]);
+		if (ret) {
+			err_set(ret, err, n, "snapshot '%s': disk %d (%s): %s", dir, i, name,
+				strerror(-ret));
 			goto out;
 		}
-		snprintf(cfg.disks[i].path, sizeof(cfg.disks[i].path), "/proc/self/fd/%d",
-			 disk_fds[i]);
 	}
+	e.disk_fds = disk_fds;
 	t_disks = log_uptime_us();
 	memfd = openat(dirfd, "memory", O_RDONLY | O_CLOEXEC);
 	if (memfd < 0 || fstat(memfd, &st) < 0) {
@@ -672,10 +709,12 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	ret = machine_create(m, &cfg, &e, err, n);
 	if (ret)
 		goto out;
-	/* The machine keeps the private disks open (a later snapshot copies them by path). */
-	memcpy(m->private_fds, disk_fds, sizeof(disk_fds));
-	for (int i = 0; i < MACHINE_MAX_DISKS; i++)
-		disk_fds[i] = -1;
+	/* The machine keeps the private disks open (a later snapshot copies a plain one from
+	 * there; a copy-on-write disk's device has its own fds on both files). */
+	for (int i = 0; i < MACHINE_MAX_DISKS; i++) {
+		m->private_fds[i] = disk_fds[i].fd;
+		disk_fds[i].fd = -1;
+	}
 	t_machine = log_uptime_us();
 	/* The interrupt controllers first: device restores re-raise pending interrupt lines
 	 * (a UART edge, a virtio level), which must land in the restored IOAPIC and PICs. */
@@ -734,9 +773,12 @@ out:
 	free(state);
 	if (memfd >= 0)
 		close(memfd); /* the mapping keeps the file */
-	for (int i = 0; i < MACHINE_MAX_DISKS; i++)
-		if (disk_fds[i] >= 0)
-			close(disk_fds[i]);
+	for (int i = 0; i < MACHINE_MAX_DISKS; i++) {
+		if (disk_fds[i].fd >= 0)
+			close(disk_fds[i].fd);
+		if (disk_fds[i].base_fd >= 0)
+			close(disk_fds[i].base_fd);
+	}
 	close(dirfd);
 	return ret;
 }

@@ -5,7 +5,7 @@
  *                  every device slot and device record
  *   memory         guest RAM as one raw file, sparse where the guest's pages are zero
  *   disk0, disk1…  copies of the writable disks at the moment of the snapshot (reflinks where
- *                  the file system has them)
+ *                  the file system has them; a copy-on-write disk's merged image)
  *   manifest.json  what a person or a tool reads: type, parent, time, version, config, sizes
  * It is written into a temporary sibling directory, every file and the directory fsynced, then
  * renamed into place: a crash leaves the old state or the new snapshot, never a half one. */
@@ -45,7 +45,8 @@ struct snapshot_overrides {
 
 /* Rebuild the machine recorded in `dir` and load its state, so that vm_run() continues the
  * guest where it was.  Guest RAM is a private mapping of `memory` (nothing copied); each
- * writable disk is a private copy (an unlinked file, gone at exit) unless overridden.  On the
+ * writable disk gets a private disk (an unlinked file, gone at exit) unless overridden: a
+ * reflink of `diskN`, else a copy-on-write overlay over it (nothing copied either).  On the
  * main thread before anything runs.  0, or -errno with one line in err (m is then torn
  * down). */
 int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_overrides *ov,

@@ -26,11 +26,20 @@
  * io_uring is unavailable (io_uring_setup fails with ENOSYS or EPERM: kernel.io_uring_disabled,
  * a container's seccomp profile; or ENOMEM: the memlock limit of older kernels) or
  * IGNITION_BLK_SYNC is set, the same requests run with
- * preadv/pwritev/fdatasync/fallocate inside queue_notify, as before io_uring. */
+ * preadv/pwritev/fdatasync/fallocate inside queue_notify, as before io_uring.
+ *
+ * Copy-on-write disks (virtio_blk_create_fd with a base; blk_cow.h).  b->fd is the overlay:
+ * writes, write-zeroes, discards and flushes go there exactly as to a plain image.  Before a
+ * write (or write-zeroes) is queued, the blocks it covers only in part are copied up from the
+ * base synchronously (cow_prep_rw); its blocks' bits are set when it completes successfully
+ * (finish).  A read is split into runs of blocks that come from one file and carried out one
+ * run after the other, each as one operation of the same slot, so a request still has at
+ * most one operation in the ring. */
 #include "devices/virtio/blk.h"
 
 #include "core/devmgr.h"
 #include "core/evloop.h"
+#include "devices/virtio/blk_cow.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "snapshot/snap.h"
@@ -79,6 +88,9 @@ struct dwz_seg {
 	bool unmap;
 };
 
+/* What a successful request tells a copy-on-write disk's bitmap (blk_cow_mark). */
+enum blk_mark { MARK_NONE, MARK_RANGE, MARK_SEGS };
+
 /* One request from pop to push. */
 struct blk_req {
 	bool busy;
@@ -86,8 +98,17 @@ struct blk_req {
 	uint32_t written;    /* bytes of data written into the chain (reads, GET_ID) */
 	uint8_t *status_ptr; /* the chain's last writable byte (§5.2.6) */
 	enum blk_op op;
+	int fd;		   /* the file of the current operation: the image, or a COW base */
 	struct iovec *iov; /* OP_READ/OP_WRITE/OP_ZERO_WRITE: what is left to transfer */
 	unsigned niov;
+	/* Copy-on-write disk.  A read goes run by run (blk_cow_run), each from the base or the
+	 * overlay through rio, this slot's view of the data buffers dio[0..dniov) from byte
+	 * rd_done on.  A write or write-zeroes sets bits once it succeeded (mark). */
+	struct iovec *rio, *dio;
+	unsigned dniov;
+	uint64_t rd_off, rd_done, rd_total;
+	enum blk_mark mark;
+	uint64_t mark_off, mark_len;
 	uint64_t off, len; /* file offset and bytes left of the current operation */
 	int mode;	   /* OP_FALLOC */
 	unsigned retries;
@@ -101,7 +122,10 @@ struct blk_req {
 };
 
 struct virtio_blk {
-	int fd;
+	int fd;		     /* the image; for a copy-on-write disk, the overlay */
+	struct blk_cow *cow; /* NULL: a plain image */
+	int base_fd;	     /* the copy-on-write base, or -1 */
+	struct iovec *rio;   /* COW: BLK_SLOTS * VIRTQ_ELEM_MAX_SEGS entries, one run view each */
 	bool read_only;
 	uint64_t capacity; /* 512-byte sectors */
 	char serial[VIRTIO_BLK_ID_BYTES];
@@ -227,6 +251,73 @@ static uint8_t *last_writable_byte(const struct virtq_elem *e)
 	return NULL;
 }
 
+/* dst[] = the bytes [skip, skip + len) of src[0..n) (which has them); returns the entries. */
+static unsigned iov_slice(const struct iovec *src, unsigned n, size_t skip, size_t len,
+			  struct iovec *dst)
+{
+	unsigned i = 0, k = 0;
+
+	while (i < n && skip >= src[i].iov_len) {
+		skip -= src[i].iov_len;
+		i++;
+	}
+	for (; i < n && len; i++, skip = 0) {
+		size_t m = src[i].iov_len - skip;
+
+		if (m > len)
+			m = len;
+		dst[k++] = (struct iovec){ .iov_base = (uint8_t *)src[i].iov_base + skip,
+					   .iov_len = m };
+		len -= m;
+	}
+	return k;
+}
+
+/* Point r's current operation at the next run of its copy-on-write read: the longest stretch
+ * from where it stands that comes from one file (the base or the overlay). */
+static void cow_read_run(struct virtio_blk *b, struct blk_req *r)
+{
+	uint64_t left = r->rd_total - r->rd_done;
+	bool ovl;
+
+	r->off = r->rd_off + r->rd_done;
+	r->len = blk_cow_run(b->cow, r->off, left, &ovl);
+	r->fd = ovl ? b->fd : b->base_fd;
+	r->niov = iov_slice(r->dio, r->dniov, (size_t)r->rd_done, (size_t)r->len, r->rio);
+	r->iov = r->rio;
+	r->retries = 0;
+}
+
+/* Copy-on-write disk, after prep_rw checked the request.  A write first copies up from the
+ * base the (at most two) blocks it covers in part, synchronously: 8 KiB at most, and doing it
+ * here, before anything is in the ring, is what keeps two writes to different sectors of one
+ * block from both copying it up.  Its bits are set when it succeeds (finish).  A read is
+ * carried out run by run, each run one operation on the file that has it. */
+static uint8_t cow_prep_rw(struct virtio_blk *b, struct blk_req *r, bool write)
+{
+	int ret;
+
+	if (write) {
+		ret = blk_cow_prepare_write(b->cow, r->off, r->len);
+		if (ret) {
+			log_guest("virtio-blk: copy-up for a write at byte %llu: %s",
+				  (unsigned long long)r->off, strerror(-ret));
+			return VIRTIO_BLK_S_IOERR;
+		}
+		r->mark = MARK_RANGE;
+		r->mark_off = r->off;
+		r->mark_len = r->len;
+		return VIRTIO_BLK_S_OK;
+	}
+	r->dio = r->iov;
+	r->dniov = r->niov;
+	r->rd_off = r->off;
+	r->rd_done = 0;
+	r->rd_total = r->len;
+	cow_read_run(b, r);
+	return VIRTIO_BLK_S_OK;
+}
+
 /* IN / OUT (§5.2.6.1): data is whole sectors, inside the disk, at most one request's worth. */
 static uint8_t prep_rw(struct virtio_blk *b, struct blk_req *r, uint64_t sector, bool write)
 {
@@ -254,7 +345,7 @@ static uint8_t prep_rw(struct virtio_blk *b, struct blk_req *r, uint64_t sector,
 	r->off = sector * VIRTIO_BLK_SECTOR_SIZE;
 	r->len = len;
 	r->written = write ? 0 : (uint32_t)len;
-	return VIRTIO_BLK_S_OK;
+	return b->cow ? cow_prep_rw(b, r, write) : VIRTIO_BLK_S_OK;
 }
 
 static uint8_t do_get_id(struct virtio_blk *b, struct blk_req *r)
@@ -341,6 +432,23 @@ static uint8_t prep_dwz(struct virtio_blk *b, struct blk_req *r, bool wz)
 					       .len = (uint64_t)num * VIRTIO_BLK_SECTOR_SIZE,
 					       .unmap = flags & VIRTIO_BLK_WZ_F_UNMAP };
 	}
+	/* Copy-on-write disk: write-zeroes copies up its segments' partial blocks and sets their
+	 * bits once done (the overlay then reads as zeros there, holes included).  A discard only
+	 * punches the overlay: where the base shows through it changes nothing, which is
+	 * allowed (§5.2.6.2 requires zeros after write-zeroes, nothing of discarded sectors). */
+	for (size_t i = 0; wz && b->cow && i < nseg; i++) {
+		int ret = r->segs[i].len
+				  ? blk_cow_prepare_write(b->cow, r->segs[i].off, r->segs[i].len)
+				  : 0;
+
+		if (ret) {
+			log_guest("virtio-blk: copy-up for write-zeroes at byte %llu: %s",
+				  (unsigned long long)r->segs[i].off, strerror(-ret));
+			return VIRTIO_BLK_S_IOERR;
+		}
+	}
+	if (wz && b->cow)
+		r->mark = MARK_SEGS;
 	r->wz = wz;
 	r->nseg = (unsigned)nseg;
 	r->seg = 0;
@@ -406,7 +514,7 @@ next:
 
 /* The current operation of r returned `res` (bytes or -errno): set up the next one and return
  * false, or finish the request (status set) and return true. */
-static bool op_done(struct blk_req *r, int res)
+static bool op_done(struct virtio_blk *b, struct blk_req *r, int res)
 {
 	if ((res == -EINTR || res == -EAGAIN) && ++r->retries <= MAX_RETRIES)
 		return false; /* the same operation again */
@@ -421,6 +529,7 @@ static bool op_done(struct blk_req *r, int res)
 			/* End of file: the image shrank under us; the rest reads as zeros. */
 			for (unsigned i = 0; i < r->niov; i++)
 				memset(r->iov[i].iov_base, 0, r->iov[i].iov_len);
+			r->off += r->len; /* a copy-on-write read goes on after it */
 			r->len = 0;
 		} else {
 			/* Short transfer: go on with the rest. */
@@ -429,6 +538,14 @@ static bool op_done(struct blk_req *r, int res)
 		}
 		if (r->len)
 			return false;
+		if (r->op == OP_READ && b->cow) {
+			/* The run is done: on with the next one, if any. */
+			r->rd_done = r->off - r->rd_off;
+			if (r->rd_done < r->rd_total) {
+				cow_read_run(b, r);
+				return false;
+			}
+		}
 		r->status = VIRTIO_BLK_S_OK;
 		return true;
 	case OP_FSYNC:
@@ -452,17 +569,17 @@ static int op_sync(struct virtio_blk *b, struct blk_req *r)
 
 	switch (r->op) {
 	case OP_READ:
-		n = preadv(b->fd, r->iov, (int)r->niov, (off_t)r->off);
+		n = preadv(r->fd, r->iov, (int)r->niov, (off_t)r->off);
 		break;
 	case OP_WRITE:
 	case OP_ZERO_WRITE:
-		n = pwritev(b->fd, r->iov, (int)r->niov, (off_t)r->off);
+		n = pwritev(r->fd, r->iov, (int)r->niov, (off_t)r->off);
 		break;
 	case OP_FSYNC:
-		n = fdatasync(b->fd);
+		n = fdatasync(r->fd);
 		break;
 	case OP_FALLOC:
-		n = fallocate(b->fd, r->mode, (off_t)r->off, (off_t)r->len);
+		n = fallocate(r->fd, r->mode, (off_t)r->off, (off_t)r->len);
 		break;
 	default:
 		return -EINVAL;
@@ -492,20 +609,20 @@ static int op_queue(struct virtio_blk *b, struct blk_req *r)
 		return -EBUSY;
 	switch (r->op) {
 	case OP_READ:
-		io_uring_prep_readv(sqe, b->fd, r->iov, r->niov, r->off);
+		io_uring_prep_readv(sqe, r->fd, r->iov, r->niov, r->off);
 		break;
 	case OP_WRITE:
 	case OP_ZERO_WRITE:
-		io_uring_prep_writev(sqe, b->fd, r->iov, r->niov, r->off);
+		io_uring_prep_writev(sqe, r->fd, r->iov, r->niov, r->off);
 		break;
 	case OP_FSYNC:
 		/* fdatasync semantics: the data and the metadata needed to read it back (size,
 		 * allocation) reach stable storage, which is all FLUSH promises; timestamps are
 		 * not worth a second journal commit. */
-		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+		io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
 		break;
 	case OP_FALLOC:
-		io_uring_prep_fallocate(sqe, b->fd, r->mode, r->off, r->len);
+		io_uring_prep_fallocate(sqe, r->fd, r->mode, r->off, r->len);
 		break;
 	default:
 		return -EINVAL;
@@ -518,6 +635,13 @@ static int op_queue(struct virtio_blk *b, struct blk_req *r)
  * free the slot. */
 static void finish(struct virtio_blk *b, struct blk_req *r, bool deliver)
 {
+	/* A copy-on-write disk's blocks read from the overlay once a write there succeeded. */
+	if (deliver && b->cow && r->status == VIRTIO_BLK_S_OK) {
+		if (r->mark == MARK_RANGE)
+			blk_cow_mark(b->cow, r->mark_off, r->mark_len);
+		for (unsigned i = 0; r->mark == MARK_SEGS && i < r->nseg; i++)
+			blk_cow_mark(b->cow, r->segs[i].off, r->segs[i].len);
+	}
 	if (deliver && b->vq) {
 		*r->status_ptr = r->status;
 		virtq_push(b->vq, r->elem.head, r->written + 1);
@@ -556,7 +680,7 @@ static unsigned reap(struct virtio_blk *b, unsigned max, bool deliver)
 		if (tag >= BLK_SLOTS || !b->reqs[tag].busy)
 			continue; /* the cancel request's own completion */
 		r = &b->reqs[tag];
-		if (deliver && !op_done(r, res)) {
+		if (deliver && !op_done(b, r, res)) {
 			if (op_queue(b, r) == 0)
 				continue;
 			fail(r, -EBUSY);
@@ -601,6 +725,12 @@ static void cancel_all(struct virtio_blk *b)
 		return;
 	io_uring_prep_cancel_fd(sqe, b->fd, IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, CANCEL_TAG);
+	/* A copy-on-write disk's reads of the base (the ring has room: one operation per slot
+	 * plus these two). */
+	if (b->base_fd >= 0 && (sqe = get_sqe(b))) {
+		io_uring_prep_cancel_fd(sqe, b->base_fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, CANCEL_TAG);
+	}
 }
 
 enum { REQ_DONE, REQ_QUEUED };
@@ -624,6 +754,8 @@ static int start_request(struct virtio_blk *b, struct blk_req *r)
 	r->written = 0;
 	r->retries = 0;
 	r->op = OP_NONE;
+	r->fd = b->fd;
+	r->mark = MARK_NONE;
 	if (virtq_elem_read(e, 0, hdr, sizeof(hdr)) < sizeof(hdr)) {
 		log_guest("virtio-blk: request header of %u bytes", e->out_len);
 		r->status = VIRTIO_BLK_S_IOERR;
@@ -657,7 +789,7 @@ static int start_request(struct virtio_blk *b, struct blk_req *r)
 	if (r->status != VIRTIO_BLK_S_OK || r->op == OP_NONE)
 		return REQ_DONE;
 	if (!b->uring) {
-		while (!op_done(r, op_sync(b, r)))
+		while (!op_done(b, r, op_sync(b, r)))
 			;
 		return REQ_DONE;
 	}
@@ -980,72 +1112,132 @@ static int ring_init(struct virtio_blk *b)
 	return 0;
 }
 
-int virtio_blk_create(const char *path, bool read_only, const char *serial, struct virtio_blk **out)
+/* Close what blk_open() opened and free the device (the ring is the caller's business). */
+static void blk_free(struct virtio_blk *b)
 {
-	struct virtio_blk *b;
+	blk_cow_destroy(b->cow);
+	free(b->rio);
+	free(b->reqs);
+	if (b->base_fd >= 0)
+		close(b->base_fd);
+	close(b->fd); /* drops the lock too (with the last fd of the open file) */
+	free(b);
+}
+
+/* The rest of creating a device once b->fd (and b->base_fd for a copy-on-write disk) is
+ * open; `name` names the image in messages.  On failure the caller calls blk_free(). */
+static int blk_open(struct virtio_blk *b, bool read_only, const char *serial, const char *name)
+{
 	struct stat st;
 	off_t size;
 	int ret;
 
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return -ENOMEM;
-	b->efd = -1;
-	b->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (b->fd < 0) {
-		ret = -errno;
-		goto free_dev;
-	}
-	if (fstat(b->fd, &st) < 0) {
-		ret = -errno;
-		goto close_fd;
-	}
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-		ret = -EINVAL;
-		goto close_fd;
-	}
+	if (fstat(b->fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return -EINVAL;
 	/* Block devices report st_size 0; seeking to the end works for both. */
 	size = lseek(b->fd, 0, SEEK_END);
-	if (size < 0) {
-		ret = -errno;
-		goto close_fd;
-	}
+	if (size < 0)
+		return -errno;
 	b->capacity = (uint64_t)size / VIRTIO_BLK_SECTOR_SIZE;
-	if (b->capacity == 0) {
-		ret = -EINVAL;
-		goto close_fd;
-	}
-	ret = lock_image(b->fd, read_only, path);
+	if (b->capacity == 0)
+		return -EINVAL;
+	ret = lock_image(b->fd, read_only, name);
 	if (ret)
-		goto close_fd;
+		return ret;
 	/* Large (VIRTQ_ELEM_MAX_SEGS iovecs per slot) but touched only as far as chains go. */
 	b->reqs = calloc(BLK_SLOTS, sizeof(*b->reqs));
-	if (!b->reqs) {
-		ret = -ENOMEM;
-		goto close_fd;
+	if (!b->reqs)
+		return -ENOMEM;
+	if (b->base_fd >= 0) {
+		/* Shared, as every clone of one snapshot reads the same base. */
+		ret = lock_image(b->base_fd, true, name);
+		if (!ret)
+			ret = blk_cow_create(b->base_fd, b->fd, &b->cow);
+		if (ret)
+			return ret;
+		b->rio = calloc((size_t)BLK_SLOTS * VIRTQ_ELEM_MAX_SEGS, sizeof(*b->rio));
+		if (!b->rio)
+			return -ENOMEM;
+		for (unsigned i = 0; i < BLK_SLOTS; i++)
+			b->reqs[i].rio = b->rio + (size_t)i * VIRTQ_ELEM_MAX_SEGS;
 	}
 	for (unsigned i = 0; i < BLK_SLOTS; i++)
 		b->free_slots[i] = (uint16_t)(BLK_SLOTS - 1 - i);
 	b->nfree = BLK_SLOTS;
 	ret = ring_init(b);
 	if (ret)
-		goto free_reqs;
+		return ret;
 	b->read_only = read_only;
 	/* GET_ID: up to 20 bytes, NUL-padded when shorter (§5.2.6). */
 	if (!serial)
 		serial = "ignition";
 	memcpy(b->serial, serial, strnlen(serial, sizeof(b->serial)));
 	build_config(b);
+	return 0;
+}
+
+int virtio_blk_create(const char *path, bool read_only, const char *serial, struct virtio_blk **out)
+{
+	struct virtio_blk *b;
+	int ret;
+
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->efd = -1;
+	b->base_fd = -1;
+	b->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (b->fd < 0) {
+		ret = -errno;
+		free(b);
+		return ret;
+	}
+	ret = blk_open(b, read_only, serial, path);
+	if (ret) {
+		blk_free(b);
+		return ret;
+	}
 	*out = b;
 	return 0;
+}
 
-free_reqs:
-	free(b->reqs);
-close_fd:
-	close(b->fd); /* drops the lock too */
-free_dev:
-	free(b);
-	return ret;
+int virtio_blk_create_fd(int fd, int base_fd, bool read_only, const char *serial,
+			 struct virtio_blk **out)
+{
+	struct virtio_blk *b;
+	int ret;
+
+	if (base_fd >= 0 && read_only)
+		return -EINVAL; /* nothing would ever be written to the overlay */
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->efd = -1;
+	b->base_fd = -1;
+	/* Our own fds on the caller's open files: the caller keeps (and closes) its own. */
+	b->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (b->fd < 0) {
+		ret = -errno;
+		free(b);
+		return ret;
+	}
+	if (base_fd >= 0) {
+		b->base_fd = fcntl(base_fd, F_DUPFD_CLOEXEC, 0);
+		if (b->base_fd < 0) {
+			ret = -errno;
+			blk_free(b);
+			return ret;
+		}
+	}
+	ret = blk_open(b, read_only, serial, base_fd >= 0 ? "copy-on-write overlay" : "disk");
+	if (ret) {
+		blk_free(b);
+		return ret;
+	}
+	*out = b;
+	return 0;
 }
 
 int virtio_blk_async_fd(struct virtio_blk *b)
@@ -1069,15 +1261,13 @@ int virtio_blk_async_fd(struct virtio_blk *b)
 	return b->efd;
 }
 
-int virtio_blk_add(struct devmgr *dm, const char *id, const char *path, bool read_only,
-		   struct virtio_blk **out)
+/* Watch b's completions on the manager's event loop and register it as virtio device `id`;
+ * destroys b on failure. */
+static int blk_attach(struct devmgr *dm, const char *id, struct virtio_blk *b,
+		      struct virtio_blk **out)
 {
-	struct virtio_blk *b;
 	int ret, fd;
 
-	ret = virtio_blk_create(path, read_only, id, &b);
-	if (ret)
-		return ret;
 	if (dm->ev && b->uring) {
 		fd = virtio_blk_async_fd(b);
 		ret = fd < 0 ? fd : evloop_add(dm->ev, fd, EPOLLIN, completion_cb, b);
@@ -1095,6 +1285,31 @@ int virtio_blk_add(struct devmgr *dm, const char *id, const char *path, bool rea
 destroy_dev:
 	virtio_blk_destroy(b);
 	return ret;
+}
+
+int virtio_blk_add(struct devmgr *dm, const char *id, const char *path, bool read_only,
+		   struct virtio_blk **out)
+{
+	struct virtio_blk *b;
+	int ret;
+
+	ret = virtio_blk_create(path, read_only, id, &b);
+	return ret ? ret : blk_attach(dm, id, b, out);
+}
+
+int virtio_blk_add_fd(struct devmgr *dm, const char *id, int fd, int base_fd, bool read_only,
+		      struct virtio_blk **out)
+{
+	struct virtio_blk *b;
+	int ret;
+
+	ret = virtio_blk_create_fd(fd, base_fd, read_only, id, &b);
+	return ret ? ret : blk_attach(dm, id, b, out);
+}
+
+const struct blk_cow *virtio_blk_cow(const struct virtio_blk *b)
+{
+	return b->cow;
 }
 
 uint64_t virtio_blk_capacity(const struct virtio_blk *b)
@@ -1128,7 +1343,5 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	 * stop (poweroff, Ctrl-A x, SIGTERM), as a host power-down would not guarantee. */
 	if (!b->read_only && fsync(b->fd) < 0)
 		log_warn("virtio-blk: flushing the disk image at exit: %s", strerror(errno));
-	close(b->fd); /* and with it the image lock */
-	free(b->reqs);
-	free(b);
+	blk_free(b); /* closes the image, and with it the image lock */
 }

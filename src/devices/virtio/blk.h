@@ -1,4 +1,5 @@
-/* virtio-blk (virtio 1.2 §5.2) over a raw image file or block device: `--disk PATH[,ro]`.
+/* virtio-blk (virtio 1.2 §5.2) over a raw image file or block device: `--disk PATH[,ro]`, or
+ * over a copy-on-write overlay on a read-only base (a restored snapshot's disk, blk_cow.h).
  * Requests go through io_uring and complete on the event loop (blk.c explains the model); the
  * image is locked against a second writer. */
 #ifndef IGNITION_DEVICES_VIRTIO_BLK_H
@@ -80,6 +81,22 @@ int virtio_blk_create(const char *path, bool read_only, const char *serial, stru
  * on the manager's event loop.  Errors as virtio_blk_create() and virtio_mmio_add(). */
 int virtio_blk_add(struct devmgr *dm, const char *id, const char *path, bool read_only,
 		   struct virtio_blk **out) __attribute__((warn_unused_result));
+
+/* The same on files already open (a restore's private disk): `fd` is the image, or, when
+ * base_fd >= 0, a copy-on-write overlay of the same size over the read-only image base_fd
+ * (blk_cow.h): reads come from the base until the guest writes a block, writes and flushes go
+ * to the overlay, the base is never written.  Both fds are duplicated (the caller still owns
+ * and closes its own); the base gets a shared lock, the overlay an exclusive one.  -EINVAL for
+ * a read-only copy-on-write disk or mismatched sizes, else as virtio_blk_create(). */
+int virtio_blk_create_fd(int fd, int base_fd, bool read_only, const char *serial,
+			 struct virtio_blk **out) __attribute__((warn_unused_result));
+int virtio_blk_add_fd(struct devmgr *dm, const char *id, int fd, int base_fd, bool read_only,
+		      struct virtio_blk **out) __attribute__((warn_unused_result));
+
+/* The copy-on-write state of a disk made with a base_fd (for a snapshot to export the merged
+ * image, with the device quiesced), or NULL for a plain image. */
+struct blk_cow;
+const struct blk_cow *virtio_blk_cow(const struct virtio_blk *b);
 
 /* After -EBUSY: true when the image is held read-write by someone else, false when read-only
  * users keep a writer out. */
