@@ -14,6 +14,7 @@
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/vsock/vsock.h"
+#include "devices/vmgenid.h"
 #include "net/slirp.h"
 #include "net/backend.h"
 #include "net/tap.h"
@@ -152,6 +153,11 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 		if (ret)
 			return err_set(ret, err, n, "virtio-balloon: %s", strerror(-ret));
 	}
+	/* Last, so that the slots before it (and the names and _UIDs they derive) stay as they
+	 * were; its GSI is a fixed one. */
+	ret = vmgenid_add(dm, &m->vmgenid);
+	if (ret)
+		return err_set(ret, err, n, "vmgenid: %s", strerror(-ret));
 	return 0;
 }
 
@@ -210,6 +216,10 @@ int machine_boot(struct machine *m, char *err, size_t n)
 	int ret;
 
 	memset(&bi, 0, sizeof(bi));
+	/* The first generation's ID (a restore instead starts a new one, snapshot.c). */
+	ret = vmgenid_generate(m->vmgenid);
+	if (ret)
+		return err_set(ret, err, n, "vmgenid: no random ID: %s", strerror(-ret));
 	ret = boot_load_kernel(&vm->gm, m->cfg.kernel, &bi, &why);
 	if (ret)
 		return err_set(ret, err, n, "kernel '%s': %s", m->cfg.kernel,
@@ -288,6 +298,7 @@ void machine_destroy(struct machine *m)
 	m->boot_timer = NULL;
 	m->net0 = NULL;
 	m->balloon = NULL;
+	m->vmgenid = NULL;
 }
 
 #define MACHINE_STATE_VERSION 1

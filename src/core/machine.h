@@ -62,6 +62,7 @@ struct boot_timer;
 struct virtio_net;
 struct virtio_balloon;
 struct net_backend;
+struct vmgenid;
 
 /* Run-time settings that are not part of the machine (never saved). */
 struct machine_env {
@@ -77,6 +78,7 @@ struct machine {
 	struct boot_timer *boot_timer;
 	struct virtio_net *net0; /* Ctrl-A n toggles its link */
 	struct virtio_balloon *balloon;
+	struct vmgenid *vmgenid;			/* a restore starts a new generation */
 	struct net_backend *backends[MACHINE_MAX_NETS]; /* until their device owns them */
 	/* A restore's private disk copies (unlinked files; cfg.disks[i].path names them as
 	 * /proc/self/fd/N), open while the machine lives; -1 where none. */

@@ -2,6 +2,7 @@
 #include "snapshot/snapshot.h"
 
 #include "core/machine.h"
+#include "devices/vmgenid.h"
 #include "snapshot/snap.h"
 #include "util/log.h"
 
@@ -688,6 +689,13 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	if (ret) {
 		err_set(ret, err, n, "snapshot '%s': the vCPU state does not load here: %s", dir,
 			strerror(-ret));
+		goto out_machine;
+	}
+	/* A clone is a new generation: a new VMGenID and its interrupt, raised only now that
+	 * the vCPUs' LAPIC state is loaded (loading it would drop an interrupt already in IRR). */
+	ret = vmgenid_new_generation(m->vmgenid);
+	if (ret) {
+		err_set(ret, err, n, "vmgenid: no new generation: %s", strerror(-ret));
 		goto out_machine;
 	}
 	/* For bench/snapshot.sh (IGNITION_LOG=info): where a restore's time goes. */
