@@ -294,11 +294,11 @@ void machine_destroy(struct machine *m)
 			close(m->private_fds[i]);
 		m->private_fds[i] = -1;
 	}
+	m->vmgenid = NULL;
 	m->uart = NULL;
 	m->boot_timer = NULL;
 	m->net0 = NULL;
 	m->balloon = NULL;
-	m->vmgenid = NULL;
 }
 
 #define MACHINE_STATE_VERSION 1

@@ -75,10 +75,10 @@ struct machine {
 	struct vm vm;
 	struct machine_config cfg;
 	struct serial *uart;
+	struct vmgenid *vmgenid; /* a restore starts a new generation */
 	struct boot_timer *boot_timer;
 	struct virtio_net *net0; /* Ctrl-A n toggles its link */
 	struct virtio_balloon *balloon;
-	struct vmgenid *vmgenid;			/* a restore starts a new generation */
 	struct net_backend *backends[MACHINE_MAX_NETS]; /* until their device owns them */
 	/* A restore's private disk copies (unlinked files; cfg.disks[i].path names them as
 	 * /proc/self/fd/N), open while the machine lives; -1 where none. */
