@@ -24,6 +24,9 @@ _Static_assert(LAYOUT_VMGENID_ADDR >= LAYOUT_ACPI_END ||
 _Static_assert(LAYOUT_VMGENID_ADDR >= LAYOUT_EBDA_START &&
 		       LAYOUT_VMGENID_ADDR + LAYOUT_VMGENID_SIZE <= LAYOUT_KERNEL_ADDR,
 	       "VMGenID must be in the e820-reserved low area");
+/* Its line is fixed and outside the range devmgr_reserve_mmio() allocates from. */
+_Static_assert(LAYOUT_GSI_VMGENID > LAYOUT_GSI_LAST && LAYOUT_GSI_VMGENID < LAYOUT_IOAPIC_PINS,
+	       "VMGenID GSI");
 
 /* Draws of a new ID that may come out equal to the old one before we give up (2^-128 each). */
 #define MAX_DRAWS 4

@@ -134,8 +134,39 @@ static void test_slot(void **state)
 	assert_int_equal(devmgr_reserve_line(&fx->dm, "x", LAYOUT_GSI_VMGENID, &other), -EBUSY);
 	assert_int_equal(devmgr_reserve_line(&fx->dm, "x", LAYOUT_IOAPIC_PINS, &other), -EINVAL);
 	assert_int_equal(fx->dm.nr_devs, 1);
-	/* Virtio lines are allocated below it: the allocator stops at LAYOUT_GSI_LAST. */
-	assert_true(LAYOUT_GSI_VMGENID > LAYOUT_GSI_LAST);
+}
+
+/* The allocator for virtio lines never hands out the VMGenID's: 17 lines (5..22 minus the
+ * RTC's 8), whichever was registered first. */
+static void test_allocator_leaves_the_line(void **state)
+{
+	struct fixture *fx = *state;
+
+	for (int first = 0; first < 2; first++) {
+		struct devmgr dm;
+		struct dm_dev *d;
+		int lines = 0, ret;
+		char id[32];
+
+		devmgr_init(&dm, &fx->gm, NULL, NULL);
+		if (first)
+			assert_int_equal(vmgenid_add(&dm, NULL), 0);
+		for (ret = 0; !ret && lines < 64;) {
+			snprintf(id, sizeof(id), "virtio-x%d", lines);
+			ret = devmgr_reserve_mmio(&dm, id, 0x200, true, &d);
+			if (ret)
+				continue;
+			assert_int_not_equal(d->irq.gsi, LAYOUT_GSI_VMGENID);
+			assert_int_not_equal(d->irq.gsi, LAYOUT_GSI_RTC);
+			lines++;
+		}
+		assert_int_equal(ret, -ENOSPC);
+		assert_int_equal(lines, 17);
+		if (!first)
+			assert_int_equal(vmgenid_add(&dm, NULL), 0);
+		assert_non_null(devmgr_find(&dm, "vmgenid"));
+		devmgr_destroy(&dm);
+	}
 }
 
 static void test_boot_generation(void **state)
@@ -485,6 +516,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_slot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_allocator_leaves_the_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_boot_generation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_generation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_refusals, setup, teardown),
