@@ -83,7 +83,8 @@ int devmgr_reserve_pio(struct devmgr *dm, const char *id, uint16_t base, uint16_
  * (one irq_trigger() is one pulse).  -EBUSY if another slot has that GSI. */
 int devmgr_reserve_line(struct devmgr *dm, const char *id, uint32_t gsi, struct dm_dev **out)
 	__attribute__((warn_unused_result));
-/* Put a reserved slot's device on its bus (a DM_LINE slot has none: only recorded).  On failure the slot is released. */
+/* Put a reserved slot's device on its bus (a DM_LINE slot has none: it is only recorded).
+ * On failure the slot is released. */
 int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
 	__attribute__((warn_unused_result));
 /* Release a slot that could not be attached (its device was never created). */
