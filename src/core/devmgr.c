@@ -186,6 +186,41 @@ int devmgr_reserve_pio(struct devmgr *dm, const char *id, uint16_t base, uint16_
 	return 0;
 }
 
+int devmgr_reserve_line(struct devmgr *dm, const char *id, uint32_t gsi, struct dm_dev **out)
+{
+	struct dm_dev *d;
+	int ret;
+
+	if (gsi >= LAYOUT_IOAPIC_PINS)
+		return -EINVAL;
+	if (gsi_taken(dm, gsi))
+		return -EBUSY;
+	ret = new_slot(dm, id, &d);
+	if (ret)
+		return ret;
+	d->kind = DM_LINE;
+	ret = setup_irq(dm, d, gsi, false);
+	if (ret) {
+		free(d);
+		return ret;
+	}
+	dm->devs[dm->nr_devs++] = d;
+	*out = d;
+	return 0;
+}
+
+static struct bus *slot_bus(struct devmgr *dm, const struct dm_dev *d)
+{
+	switch (d->kind) {
+	case DM_MMIO:
+		return &dm->mmio;
+	case DM_PIO:
+		return &dm->pio;
+	default:
+		return NULL;
+	}
+}
+
 static void free_slot(struct devmgr *dm, struct dm_dev *d)
 {
 	for (int i = 0; i < dm->nr_devs; i++) {
@@ -202,8 +237,8 @@ static void free_slot(struct devmgr *dm, struct dm_dev *d)
 
 int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
 {
-	struct bus *bus = d->kind == DM_MMIO ? &dm->mmio : &dm->pio;
-	int ret = bus_register(bus, d->base, d->len, ops, dev);
+	struct bus *bus = slot_bus(dm, d);
+	int ret = bus ? bus_register(bus, d->base, d->len, ops, dev) : 0;
 
 	if (ret) {
 		log_error("device %s: cannot register %#llx+%#llx on the %s bus: %s", d->id,
@@ -372,7 +407,8 @@ void devmgr_destroy(struct devmgr *dm)
 		struct dm_dev *d = dm->devs[dm->nr_devs - 1];
 
 		if (d->ops) {
-			bus_unregister(d->kind == DM_MMIO ? &dm->mmio : &dm->pio, d->base);
+			if (slot_bus(dm, d))
+				bus_unregister(slot_bus(dm, d), d->base);
 			if (d->ops->destroy)
 				d->ops->destroy(d->dev);
 		}

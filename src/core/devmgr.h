@@ -21,13 +21,15 @@ struct snap_file;
 #define DM_MAX_DEVS 48
 #define DM_ID_MAX   32
 
-enum dm_kind { DM_MMIO, DM_PIO };
+/* On disk in slot records: never renumber.  DM_LINE: an interrupt line and no window (a
+ * device the guest reaches through guest memory and ACPI only: VMGenID). */
+enum dm_kind { DM_MMIO, DM_PIO, DM_LINE };
 
 /* One device slot: its resources, and (after devmgr_attach) its ops and state. */
 struct dm_dev {
 	char id[DM_ID_MAX]; /* stable id, the key of its snapshot record: "virtio-blk0" */
 	enum dm_kind kind;
-	uint64_t base, len; /* MMIO window or port range */
+	uint64_t base, len; /* MMIO window or port range; 0, 0 for DM_LINE */
 	bool has_irq;
 	struct irq_line irq;
 	const struct dev_ops *ops; /* NULL until attached */
@@ -77,7 +79,12 @@ int devmgr_reserve_mmio(struct devmgr *dm, const char *id, uint64_t len, bool ir
  * line (legacy ISA devices). */
 int devmgr_reserve_pio(struct devmgr *dm, const char *id, uint16_t base, uint16_t len, int gsi,
 		       struct dm_dev **out) __attribute__((warn_unused_result));
-/* Put a reserved slot's device on its bus.  On failure the slot is released. */
+/* Reserve a slot without a window holding the fixed GSI `gsi` as an edge-triggered line
+ * (one irq_trigger() is one pulse).  -EBUSY if another slot has that GSI. */
+int devmgr_reserve_line(struct devmgr *dm, const char *id, uint32_t gsi, struct dm_dev **out)
+	__attribute__((warn_unused_result));
+/* Put a reserved slot's device on its bus (a DM_LINE slot has none: it is only recorded).
+ * On failure the slot is released. */
 int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
 	__attribute__((warn_unused_result));
 /* Release a slot that could not be attached (its device was never created). */

@@ -15,6 +15,7 @@
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/vsock/vsock.h"
+#include "devices/vmgenid.h"
 #include "net/slirp.h"
 #include "net/backend.h"
 #include "net/tap.h"
@@ -164,6 +165,11 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 		if (ret)
 			return err_set(ret, err, n, "virtio-balloon: %s", strerror(-ret));
 	}
+	/* Last, so that the slots before it (and the names and _UIDs they derive) stay as they
+	 * were; its GSI is a fixed one. */
+	ret = vmgenid_add(dm, &m->vmgenid);
+	if (ret)
+		return err_set(ret, err, n, "vmgenid: %s", strerror(-ret));
 	return 0;
 }
 
@@ -222,6 +228,10 @@ int machine_boot(struct machine *m, char *err, size_t n)
 	int ret;
 
 	memset(&bi, 0, sizeof(bi));
+	/* The first generation's ID (a restore instead starts a new one, snapshot.c). */
+	ret = vmgenid_generate(m->vmgenid);
+	if (ret)
+		return err_set(ret, err, n, "vmgenid: no random ID: %s", strerror(-ret));
 	ret = boot_load_kernel(&vm->gm, m->cfg.kernel, &bi, &why);
 	if (ret)
 		return err_set(ret, err, n, "kernel '%s': %s", m->cfg.kernel,
@@ -296,6 +306,7 @@ void machine_destroy(struct machine *m)
 			close(m->private_fds[i]);
 		m->private_fds[i] = -1;
 	}
+	m->vmgenid = NULL;
 	m->uart = NULL;
 	m->boot_timer = NULL;
 	memset(m->nets, 0, sizeof(m->nets));

@@ -69,6 +69,7 @@ struct machine_disk_fds {
 	int fd;	     /* the image, or -1: open machine_disk.path */
 	int base_fd; /* >= 0: fd is a copy-on-write overlay over this read-only image */
 };
+struct vmgenid;
 
 /* Run-time settings that are not part of the machine (never saved). */
 struct machine_env {
@@ -84,6 +85,7 @@ struct machine {
 	struct vm vm;
 	struct machine_config cfg;
 	struct serial *uart;
+	struct vmgenid *vmgenid; /* a restore starts a new generation */
 	struct boot_timer *boot_timer;
 	struct virtio_net *nets[MACHINE_MAX_NETS]; /* eth0...; Ctrl-A n toggles eth0's link */
 	struct virtio_balloon *balloon;

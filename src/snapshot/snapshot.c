@@ -5,6 +5,7 @@
 #include "devices/virtio/blk.h"
 #include "devices/virtio/blk_cow.h"
 #include "devices/virtio/net.h"
+#include "devices/vmgenid.h"
 #include "snapshot/snap.h"
 #include "util/log.h"
 
@@ -757,6 +758,13 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		goto out_machine;
 	}
 	new_identity(m, ov);
+	/* A clone is a new generation: a new VMGenID and its interrupt, raised only now that
+	 * the vCPUs' LAPIC state is loaded (loading it would drop an interrupt already in IRR). */
+	ret = vmgenid_new_generation(m->vmgenid);
+	if (ret) {
+		err_set(ret, err, n, "vmgenid: no new generation: %s", strerror(-ret));
+		goto out_machine;
+	}
 	/* For bench/snapshot.sh (IGNITION_LOG=info): where a restore's time goes. */
 	log_info("restore timeline (us since start): begin %llu, state file read and checked "
 		 "+%llu, private disks +%llu, VM + memory mapping + devices +%llu, irqchip/PIT/"

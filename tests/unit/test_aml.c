@@ -376,6 +376,73 @@ static void test_nested_devices(void **state)
 	aml_free(&a);
 }
 
+/* Method(_EVT, 1, NotSerialized) { Notify(\_SB.VGEN, 0x80) }: the GED event handler the
+ * VMGenID device uses, byte by byte (ACPI 6.4 §20.2.5.2 DefMethod, §20.2.5.3 DefNotify). */
+static void test_method_notify_bytes(void **state)
+{
+	struct aml a;
+	size_t mark;
+
+	aml_init(&a);
+	assert_int_equal(aml_method_begin(&a, "_EVT", 1, false, &mark), 0);
+	assert_int_equal(mark, 1);
+	assert_int_equal(aml_notify(&a, "\\_SB.VGEN", 0x80), 0);
+	assert_int_equal(aml_end(&a, mark), 0);
+	expect_bytes(&a, BYTES(0x14, 0x13,		 /* MethodOp, PkgLength 19 */
+			       '_', 'E', 'V', 'T', 0x01, /* name, flags: 1 arg, NotSerialized */
+			       0x86, '\\', 0x2e,	 /* NotifyOp, root, DualNamePrefix */
+			       '_', 'S', 'B', '_', 'V', 'G', 'E', 'N', /* \_SB.VGEN */
+			       0x0a, 0x80));			       /* BytePrefix 0x80 */
+	aml_free(&a);
+
+	/* Serialized, 7 args (the most ArgCount holds), a 2-char name padded, an empty body;
+	 * a Notify value of 0 is ZeroOp and a relative one-seg path is just the NameSeg. */
+	aml_init(&a);
+	assert_int_equal(aml_method_begin(&a, "M0", 7, true, &mark), 0);
+	assert_int_equal(aml_end(&a, mark), 0);
+	assert_int_equal(aml_notify(&a, "DEV", 0), 0);
+	expect_bytes(&a,
+		     BYTES(0x14, 0x06, 'M', '0', '_', '_', 0x0f, 0x86, 'D', 'E', 'V', '_', 0x00));
+	aml_free(&a);
+
+	/* Refused: 8 args, bad names, a path that is not a NameString. */
+	aml_init(&a);
+	assert_int_equal(aml_method_begin(&a, "_EVT", 8, false, &mark), -EINVAL);
+	assert_int_equal(aml_method_begin(&a, "_EVTX", 0, false, &mark), -EINVAL);
+	assert_int_equal(aml_method_begin(&a, "\\_EV", 0, false, &mark), -EINVAL);
+	assert_int_equal(aml_notify(&a, "\\_SB..VGEN", 0x80), -EINVAL);
+	assert_int_equal(aml_notify(&a, "1BAD", 0x80), -EINVAL);
+	aml_free(&a);
+}
+
+/* A Method inside a Device inside a Scope: every PkgLength counts its own object only. */
+static void test_method_in_device(void **state)
+{
+	struct aml a;
+	size_t scope, dev, meth, meth_at;
+	int n;
+
+	aml_init(&a);
+	assert_int_equal(aml_scope_begin(&a, "_SB", &scope), 0);
+	assert_int_equal(aml_device_begin(&a, "GED0", &dev), 0);
+	assert_int_equal(aml_name_id(&a, "_HID", "ACPI0013"), 0);
+	meth_at = a.len;
+	assert_int_equal(aml_method_begin(&a, "_EVT", 1, false, &meth), 0);
+	for (int i = 0; i < 10; i++) /* long enough for a two-byte PkgLength */
+		assert_int_equal(aml_notify(&a, "\\_SB.VGEN", 0x80), 0);
+	assert_int_equal(aml_end(&a, meth), 0);
+	assert_int_equal(aml_end(&a, dev), 0);
+	assert_int_equal(aml_end(&a, scope), 0);
+	/* The method is the device's last object: its PkgLength reaches the end. */
+	/* Closing the device and the scope inserted their (two-byte) PkgLengths before it. */
+	meth_at += 2 + 2;
+	assert_int_equal(a.buf[meth_at], 0x14);
+	assert_int_equal(pkglen_decode(a.buf + meth_at + 1, &n), a.len - meth_at - 1);
+	assert_int_equal(n, 2);
+	assert_memory_equal(a.buf + meth_at + 1 + n, "_EVT\x01\x86", 6);
+	aml_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +458,8 @@ int main(void)
 		cmocka_unit_test(test_mmio_device_pkglen_sizes),
 		cmocka_unit_test(test_scope_nesting_sizes),
 		cmocka_unit_test(test_nested_devices),
+		cmocka_unit_test(test_method_notify_bytes),
+		cmocka_unit_test(test_method_in_device),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,9 +15,16 @@
 #define LAYOUT_EBDA_START     0x9fc00ull	/* end of usable conventional memory */
 #define LAYOUT_MPTABLE_ADDR   LAYOUT_EBDA_START /* MP tables: the last KiB of base memory, */
 #define LAYOUT_MPTABLE_SIZE   0x400ull		/* which guests scan for "_MP_" */
-#define LAYOUT_ACPI_START     0xe0000ull	/* ACPI tables: 0xE0000..0xFFFFF */
-#define LAYOUT_ACPI_END	      0x100000ull
-#define LAYOUT_KERNEL_ADDR    0x100000ull /* bzImage protected-mode kernel */
+#define LAYOUT_ACPI_START     0xe0000ull	/* ACPI tables: 0xE0000..0xEEFFF */
+#define LAYOUT_ACPI_END	      0xef000ull
+/* The VMGenID generation ID (16 bytes; the page 0xEF000..0xEFFFF is its own): e820-reserved,
+ * so Linux never uses it as RAM, and outside the tables.  Below 0xF0000 on purpose: guests
+ * scan that segment for "_MP_", "_SM_" and "_DMI_" signatures, and a random ID there could
+ * one day look like one.  The E segment is only scanned for the RSDP, which boot_params
+ * hands over. */
+#define LAYOUT_VMGENID_ADDR 0xef000ull
+#define LAYOUT_VMGENID_SIZE 16ull
+#define LAYOUT_KERNEL_ADDR  0x100000ull /* bzImage protected-mode kernel */
 
 /* RAM: [0, min(size, hole)) and [4 GiB, ...) for the rest. */
 #define LAYOUT_MMIO_HOLE_START 0xc0000000ull /* 3 GiB */
@@ -31,11 +38,14 @@
 #define LAYOUT_IOAPIC_ADDR    0xfec00000ull
 #define LAYOUT_LAPIC_ADDR     0xfee00000ull
 
-/* Interrupt lines.  GSIs 0..15 are the ISA IRQs; devices get 5..23 minus the fixed ones. */
-#define LAYOUT_GSI_COM1	 4
-#define LAYOUT_GSI_RTC	 8
-#define LAYOUT_GSI_FIRST 5
-#define LAYOUT_GSI_LAST	 23
+/* Interrupt lines.  GSIs 0..15 are the ISA IRQs; virtio devices get 5..22 minus the fixed
+ * ones; 23 is the VMGenID's (its Generic Event Device, an edge-triggered line, the same on
+ * every machine). */
+#define LAYOUT_GSI_COM1	   4
+#define LAYOUT_GSI_RTC	   8
+#define LAYOUT_GSI_FIRST   5
+#define LAYOUT_GSI_LAST	   22
+#define LAYOUT_GSI_VMGENID 23
 
 /* How GSIs reach the interrupt controllers, as on PCs: GSIs 0..15 are also the 8259 pins;
  * ISA IRQ 0 (the PIT) arrives on IOAPIC pin 2, pin 0 stays unused, and IRQ 2 (the 8259

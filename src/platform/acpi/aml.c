@@ -19,10 +19,12 @@
 #define AML_SCOPE_OP	  0x10
 #define AML_BUFFER_OP	  0x11
 #define AML_PACKAGE_OP	  0x12
+#define AML_METHOD_OP	  0x14
 #define AML_DUAL_NAME	  0x2e
 #define AML_MULTI_NAME	  0x2f
 #define AML_EXT_OP	  0x5b
 #define AML_DEVICE_OP	  0x82 /* after AML_EXT_OP */
+#define AML_NOTIFY_OP	  0x86
 #define AML_ROOT_CHAR	  '\\'
 #define AML_PARENT_CHAR	  '^'
 
@@ -272,6 +274,27 @@ int aml_device_begin(struct aml *a, const char *name, size_t *mark)
 
 	*mark = a->len;
 	return ret ?: nameseg(a, name);
+}
+
+int aml_method_begin(struct aml *a, const char *name, unsigned nargs, bool serialized, size_t *mark)
+{
+	/* DefMethod := MethodOp PkgLength NameString MethodFlags TermList (ACPI 6.4 §20.2.5.2);
+	 * MethodFlags: bits 0-2 ArgCount, bit 3 SerializeFlag, bits 4-7 SyncLevel (0 here). */
+	uint8_t flags = (uint8_t)(nargs | (serialized ? 0x08 : 0));
+	int ret;
+
+	if (nargs > 7)
+		return -EINVAL;
+	ret = put8(a, AML_METHOD_OP);
+	*mark = a->len;
+	return ret ?: nameseg(a, name) ?: put8(a, flags);
+}
+
+int aml_notify(struct aml *a, const char *path, uint64_t value)
+{
+	/* DefNotify := NotifyOp NotifyObject NotifyValue; NotifyObject := SuperName, here a
+	 * NameString; NotifyValue := TermArg => Integer (ACPI 6.4 §20.2.5.3). */
+	return put8(a, AML_NOTIFY_OP) ?: aml_namestring(a, path) ?: aml_integer(a, value);
 }
 
 static int name_begin(struct aml *a, const char *name)

@@ -49,8 +49,12 @@ int aml_scope_begin(struct aml *a, const char *path, size_t *mark)
 /* Open Device(name) { ... }.  Close with aml_end. */
 int aml_device_begin(struct aml *a, const char *name, size_t *mark)
 	__attribute__((warn_unused_result));
-/* Close the innermost open Scope/Device: insert its PkgLength now that its size is known.
- * Opened objects must be closed innermost first. */
+/* Open Method(name, nargs, Serialized or NotSerialized) { ... } (ACPI 6.4 §20.2.5.2), sync
+ * level 0; nargs 0..7.  Close with aml_end. */
+int aml_method_begin(struct aml *a, const char *name, unsigned nargs, bool serialized, size_t *mark)
+	__attribute__((warn_unused_result));
+/* Close the innermost open Scope/Device/Method: insert its PkgLength now that its size is
+ * known.  Opened objects must be closed innermost first. */
 int aml_end(struct aml *a, size_t mark) __attribute__((warn_unused_result));
 
 /* Name(name, v) for an Integer. */
@@ -66,6 +70,10 @@ int aml_name_id(struct aml *a, const char *name, const char *id)
 /* Name(name, Package() { v[0], ..., v[n-1] }) of Integers, n <= 255. */
 int aml_name_int_package(struct aml *a, const char *name, const uint64_t *v, unsigned n)
 	__attribute__((warn_unused_result));
+
+/* Notify(path, value) (ACPI 6.4 §20.2.5.3): a notification `value` for the object at path
+ * (a NameString such as \_SB.VGEN). */
+int aml_notify(struct aml *a, const char *path, uint64_t value) __attribute__((warn_unused_result));
 
 /* Resource descriptors (ACPI 6.4 §6.4) are appended to a separate struct aml `r`, then wrapped
  * with aml_name_resources, which adds the End Tag and the Buffer around them. */
