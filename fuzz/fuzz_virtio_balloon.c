@@ -14,11 +14,6 @@ static int balloon_create(struct vh *h, uint8_t cfg, void **dev)
 	return virtio_balloon_create(&h->mem.gm, NULL, &o, (struct virtio_balloon **)dev);
 }
 
-static void balloon_bind(struct vh *h, void *dev, struct virtio_mmio *t)
-{
-	virtio_balloon_attach(dev, t);
-}
-
 static void balloon_op(struct vh *h, void *dev, struct fuzz_in *in)
 {
 	struct virtio_balloon *b = dev;
@@ -47,7 +42,6 @@ static void balloon_op(struct vh *h, void *dev, struct fuzz_in *in)
 static const struct vh_device balloon_dev = {
 	.ops = &virtio_balloon_ops,
 	.create = balloon_create,
-	.bind = balloon_bind,
 	.op = balloon_op,
 };
 

@@ -117,11 +117,6 @@ static int net_create(struct vh *h, uint8_t cfg, void **dev)
 	return virtio_net_create(&fb.be, mac, (struct virtio_net **)dev);
 }
 
-static void net_bind(struct vh *h, void *dev, struct virtio_mmio *t)
-{
-	virtio_net_set_transport(dev, t);
-}
-
 static void net_op(struct vh *h, void *dev, struct fuzz_in *in)
 {
 	struct virtio_net_stats st;
@@ -170,7 +165,6 @@ static void net_op(struct vh *h, void *dev, struct fuzz_in *in)
 static const struct vh_device net_dev = {
 	.ops = &virtio_net_ops,
 	.create = net_create,
-	.bind = net_bind,
 	.op = net_op,
 };
 

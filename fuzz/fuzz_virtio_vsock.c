@@ -70,11 +70,6 @@ static int vsock_create(struct vh *h, uint8_t cfg, void **dev)
 	return 0;
 }
 
-static void vsock_bind(struct vh *h, void *dev, struct virtio_mmio *t)
-{
-	virtio_vsock_bind(dev, t);
-}
-
 static void send_bytes(int fd, struct fuzz_in *in)
 {
 	const uint8_t *p;
@@ -200,7 +195,6 @@ static void vsock_cleanup(struct vh *h)
 static const struct vh_device vsock_dev = {
 	.ops = &virtio_vsock_ops,
 	.create = vsock_create,
-	.bind = vsock_bind,
 	.op = vsock_op,
 	.cleanup = vsock_cleanup,
 };

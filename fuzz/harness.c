@@ -376,8 +376,6 @@ int vh_run(const struct vh_device *d, const uint8_t *data, size_t size)
 	ret = bus_register(&h->bus, VH_MMIO_BASE, VIRTIO_MMIO_WINDOW, &virtio_mmio_dev_ops, h->t);
 	if (ret)
 		fuzz_fail("bus_register: %s", strerror(-ret));
-	if (d->bind)
-		d->bind(h, h->dev, h->t);
 
 	for (unsigned i = 0; i < VH_MAX_OPS && in.n; i++)
 		run_op(h, &in);

@@ -94,8 +94,6 @@ struct vh_device {
 	const struct virtio_device_ops *ops;
 	/* Create the device for one input; `cfg` is the input's first byte.  0 or -errno. */
 	int (*create)(struct vh *h, uint8_t cfg, void **dev);
-	/* Called once the transport exists (may be NULL). */
-	void (*bind)(struct vh *h, void *dev, struct virtio_mmio *t);
 	/* The device's own operation, reading its arguments from `in` (may be NULL). */
 	void (*op)(struct vh *h, void *dev, struct fuzz_in *in);
 	/* After the transport has destroyed the device: release whatever else create() set up

@@ -235,7 +235,8 @@ static void free_slot(struct devmgr *dm, struct dm_dev *d)
 	free(d);
 }
 
-int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
+/* devmgr_attach() without releasing the slot on failure. */
+static int attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
 {
 	struct bus *bus = slot_bus(dm, d);
 	int ret = bus ? bus_register(bus, d->base, d->len, ops, dev) : 0;
@@ -244,7 +245,6 @@ int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops
 		log_error("device %s: cannot register %#llx+%#llx on the %s bus: %s", d->id,
 			  (unsigned long long)d->base, (unsigned long long)d->len, bus->name,
 			  strerror(-ret));
-		free_slot(dm, d);
 		return ret;
 	}
 	d->ops = ops;
@@ -253,6 +253,66 @@ int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops
 		  (unsigned long long)d->base, (unsigned long long)d->len,
 		  d->has_irq ? (int)d->irq.gsi : -1);
 	return 0;
+}
+
+int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
+{
+	int ret = attach(dm, d, ops, dev);
+
+	if (ret)
+		free_slot(dm, d);
+	return ret;
+}
+
+static int reserve(struct devmgr *dm, const struct dm_slot_req *req, struct dm_dev **out)
+{
+	switch (req->kind) {
+	case DM_MMIO:
+		return devmgr_reserve_mmio(dm, req->id, req->len, req->irq, out);
+	case DM_PIO:
+		if (req->base > UINT16_MAX || req->len == 0 || req->len > UINT16_MAX ||
+		    (req->irq && req->gsi > INT32_MAX))
+			return -EINVAL;
+		return devmgr_reserve_pio(dm, req->id, (uint16_t)req->base, (uint16_t)req->len,
+					  req->irq ? (int)req->gsi : -1, out);
+	case DM_LINE:
+		if (!req->irq)
+			return -EINVAL;
+		return devmgr_reserve_line(dm, req->id, req->gsi, out);
+	}
+	return -EINVAL;
+}
+
+int devmgr_add(struct devmgr *dm, const struct dm_slot_req *req, const struct dev_ops *ops,
+	       int (*create)(struct devmgr *dm, struct dm_dev *slot, const void *arg,
+			     void **dev),
+	       void (*destroy)(void *dev),
+	       const void *arg, void **out)
+{
+	struct dm_dev *slot;
+	void *dev = NULL;
+	int ret;
+
+	ret = reserve(dm, req, &slot);
+	if (ret)
+		return ret;
+	ret = create(dm, slot, arg, &dev);
+	if (ret)
+		goto release_slot;
+	ret = attach(dm, slot, ops, dev);
+	if (ret)
+		goto destroy_dev;
+	if (out)
+		*out = dev;
+	return 0;
+
+destroy_dev:
+	/* Before the slot goes: the device may point at its line (level source, irqfd). */
+	if (destroy)
+		destroy(dev);
+release_slot:
+	free_slot(dm, slot);
+	return ret;
 }
 
 void devmgr_release(struct devmgr *dm, struct dm_dev *d)

@@ -152,33 +152,30 @@ uint64_t boot_timer_ms(const struct boot_timer *bt)
 	return __atomic_load_n(&bt->st.ms, __ATOMIC_ACQUIRE);
 }
 
-int boot_timer_add(struct devmgr *dm, struct boot_timer **out)
+static int add_create(struct devmgr *dm, struct dm_dev *slot, const void *arg, void **dev)
 {
-	struct dm_dev *slot;
 	struct boot_timer *bt;
 	int ret;
 
-	ret = devmgr_reserve_mmio(dm, "boot-timer", BOOT_TIMER_SIZE, false, &slot);
-	if (ret)
-		return ret;
 	if (slot->base != LAYOUT_MMIO_START) {
 		/* The guest helper pokes LAYOUT_MMIO_START: anywhere else nobody would write. */
 		log_error("boot-timer: must be the first MMIO device (got %#llx)",
 			  (unsigned long long)slot->base);
-		devmgr_release(dm, slot);
 		return -EBUSY;
 	}
 	ret = boot_timer_create(STDERR_FILENO, &bt);
-	if (ret) {
-		devmgr_release(dm, slot);
-		return ret;
-	}
-	ret = devmgr_attach(dm, slot, &boot_timer_ops, bt);
-	if (ret) {
-		boot_timer_destroy(bt); /* the manager released the slot */
-		return ret;
-	}
-	if (out)
-		*out = bt;
-	return 0;
+	if (!ret)
+		*dev = bt;
+	return ret;
+}
+
+int boot_timer_add(struct devmgr *dm, struct boot_timer **out)
+{
+	const struct dm_slot_req req = { .id = "boot-timer", .kind = DM_MMIO, .len = BOOT_TIMER_SIZE };
+	void *dev;
+	int ret = devmgr_add(dm, &req, &boot_timer_ops, add_create, ops_destroy, NULL, &dev);
+
+	if (!ret && out)
+		*out = dev;
+	return ret;
 }

@@ -139,28 +139,28 @@ void power_destroy(struct power *p)
 	free(p);
 }
 
+static int acpi_create(struct devmgr *dm, struct dm_dev *slot, const void *sink, void **dev)
+{
+	struct power *p;
+	int ret = power_create(sink, &p);
+
+	if (!ret)
+		*dev = p;
+	return ret;
+}
+
 int power_acpi_add(struct devmgr *dm, const struct power_sink *sink, struct power **out)
 {
-	struct dm_dev *slot;
-	struct power *p;
-	int ret;
+	const struct dm_slot_req req = {
+		.id = "acpi-pm", .kind = DM_PIO, .base = LAYOUT_PORT_ACPI_PM, .len = ACPI_PM_PORTS
+	};
+	void *dev;
+	int ret = devmgr_add(dm, &req, &power_acpi_ops, acpi_create, acpi_destroy, sink,
+			     &dev);
 
-	ret = devmgr_reserve_pio(dm, "acpi-pm", LAYOUT_PORT_ACPI_PM, ACPI_PM_PORTS, -1, &slot);
-	if (ret)
-		return ret;
-	ret = power_create(sink, &p);
-	if (ret) {
-		devmgr_release(dm, slot);
-		return ret;
-	}
-	ret = devmgr_attach(dm, slot, &power_acpi_ops, p);
-	if (ret) {
-		power_destroy(p); /* the manager released the slot */
-		return ret;
-	}
-	if (out)
-		*out = p;
-	return 0;
+	if (!ret && out)
+		*out = dev;
+	return ret;
 }
 
 /* ---- i8042 ---- */
@@ -194,16 +194,16 @@ static void i8042_destroy(void *dev)
 }
 
 const struct dev_ops power_i8042_data_ops = {
-	.name = "i8042-data", .sizes = BUS_SZ1, .read = i8042_read, .write = i8042_data_write,
-	/* no destroy: the command port's slot owns the state */
+	.name = "i8042-data",
+	.sizes = BUS_SZ1,
+	.read = i8042_read,
+	.write = i8042_data_write,
+	.destroy = i8042_destroy,
 };
 
 const struct dev_ops power_i8042_cmd_ops = {
-	.name = "i8042-cmd",
-	.sizes = BUS_SZ1,
-	.read = i8042_read,
-	.write = i8042_cmd_write,
-	.destroy = i8042_destroy,
+	.name = "i8042-cmd", .sizes = BUS_SZ1, .read = i8042_read, .write = i8042_cmd_write,
+	/* no destroy: the data port's slot owns the state */
 };
 
 int power_i8042_create(const struct power_sink *sink, struct power_i8042 **out)
@@ -223,38 +223,43 @@ void power_i8042_destroy(struct power_i8042 *k)
 	free(k);
 }
 
+static int i8042_create(struct devmgr *dm, struct dm_dev *slot, const void *sink, void **dev)
+{
+	struct power_i8042 *k;
+	int ret = power_i8042_create(sink, &k);
+
+	if (!ret)
+		*dev = k;
+	return ret;
+}
+
+/* The command port's slot shares the data port's state: nothing to create or destroy. */
+static int i8042_lend(struct devmgr *dm, struct dm_dev *slot, const void *k, void **dev)
+{
+	*dev = (void *)k;
+	return 0;
+}
+
 int power_i8042_add(struct devmgr *dm, const struct power_sink *sink, struct power_i8042 **out)
 {
-	struct dm_dev *data, *cmd;
-	struct power_i8042 *k;
+	const struct dm_slot_req data = {
+		.id = "i8042", .kind = DM_PIO, .base = POWER_I8042_DATA, .len = 1
+	};
+	const struct dm_slot_req cmd = {
+		.id = "i8042-cmd", .kind = DM_PIO, .base = POWER_I8042_CMD, .len = 1
+	};
+	void *k;
 	int ret;
 
-	ret = devmgr_reserve_pio(dm, "i8042", POWER_I8042_DATA, 1, -1, &data);
+	/* Two slots (ports 0x60 and 0x64 are not contiguous), one state: the data slot owns it.
+	 * If the command slot fails, the data slot stays attached and the manager frees the
+	 * state with it, as power_add() leaves its ACPI slot: a start-up failure is fatal. */
+	ret = devmgr_add(dm, &data, &power_i8042_data_ops, i8042_create, i8042_destroy, sink, &k);
 	if (ret)
 		return ret;
-	ret = devmgr_reserve_pio(dm, "i8042-cmd", POWER_I8042_CMD, 1, -1, &cmd);
-	if (ret)
-		goto err_data;
-	ret = power_i8042_create(sink, &k);
-	if (ret)
-		goto err_cmd;
-	/* The owner first: once it is attached the manager frees the stub on destroy. */
-	ret = devmgr_attach(dm, cmd, &power_i8042_cmd_ops, k);
-	if (ret) {
-		power_i8042_destroy(k);
-		goto err_data;
-	}
-	ret = devmgr_attach(dm, data, &power_i8042_data_ops, k);
-	if (ret)
-		return ret; /* data slot released by the manager; k stays with the cmd slot */
-	if (out)
+	ret = devmgr_add(dm, &cmd, &power_i8042_cmd_ops, i8042_lend, NULL, k, NULL);
+	if (!ret && out)
 		*out = k;
-	return 0;
-
-err_cmd:
-	devmgr_release(dm, cmd);
-err_data:
-	devmgr_release(dm, data);
 	return ret;
 }
 

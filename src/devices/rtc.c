@@ -524,26 +524,26 @@ void rtc_destroy(struct rtc *r)
 	free(r);
 }
 
+static int add_create(struct devmgr *dm, struct dm_dev *slot, const void *arg, void **dev)
+{
+	struct rtc *r;
+	int ret = rtc_create(&r);
+
+	if (!ret)
+		*dev = r;
+	return ret;
+}
+
 int rtc_add(struct devmgr *dm, struct rtc **out)
 {
-	struct dm_dev *slot;
-	struct rtc *r;
-	int ret;
+	/* No line: the guest's rtc-cmos driver runs without the alarm interrupt. */
+	const struct dm_slot_req req = {
+		.id = "rtc", .kind = DM_PIO, .base = LAYOUT_PORT_RTC, .len = RTC_NR_PORTS
+	};
+	void *dev;
+	int ret = devmgr_add(dm, &req, &rtc_ops, add_create, ops_destroy, NULL, &dev);
 
-	ret = devmgr_reserve_pio(dm, "rtc", LAYOUT_PORT_RTC, RTC_NR_PORTS, -1, &slot);
-	if (ret)
-		return ret;
-	ret = rtc_create(&r);
-	if (ret) {
-		devmgr_release(dm, slot);
-		return ret;
-	}
-	ret = devmgr_attach(dm, slot, &rtc_ops, r);
-	if (ret) {
-		rtc_destroy(r); /* the manager released the slot */
-		return ret;
-	}
-	if (out)
-		*out = r;
-	return 0;
+	if (!ret && out)
+		*out = dev;
+	return ret;
 }

@@ -562,30 +562,29 @@ void serial_destroy(struct serial *s)
 	free(s);
 }
 
+static int add_create(struct devmgr *dm, struct dm_dev *slot, const void *out_fd, void **dev)
+{
+	struct serial *s;
+	int ret = serial_create(slot->has_irq ? &slot->irq : NULL, *(const int *)out_fd, &s);
+
+	if (!ret)
+		*dev = s;
+	return ret;
+}
+
 int serial_add(struct devmgr *dm, const char *id, uint16_t port, int gsi, int out_fd,
 	       struct serial **out)
 {
-	struct dm_dev *slot;
-	struct serial *s;
-	int ret;
+	const struct dm_slot_req req = { .id = id,
+					 .kind = DM_PIO,
+					 .base = port,
+					 .len = SERIAL_NR_PORTS,
+					 .irq = gsi >= 0,
+					 .gsi = gsi >= 0 ? (uint32_t)gsi : 0 };
+	void *dev;
+	int ret = devmgr_add(dm, &req, &serial_ops, add_create, ops_destroy, &out_fd, &dev);
 
-	ret = devmgr_reserve_pio(dm, id, port, SERIAL_NR_PORTS, gsi, &slot);
-	if (ret)
-		return ret;
-	ret = serial_create(slot->has_irq ? &slot->irq : NULL, out_fd, &s);
-	if (ret)
-		goto err_release;
-	ret = devmgr_attach(dm, slot, &serial_ops, s);
-	if (ret)
-		goto err_destroy; /* the manager already released the slot */
-	if (out)
-		*out = s;
-	return 0;
-
-err_release:
-	devmgr_release(dm, slot);
-	return ret;
-err_destroy:
-	serial_destroy(s);
+	if (!ret && out)
+		*out = dev;
 	return ret;
 }

@@ -183,26 +183,25 @@ const struct dev_ops vmgenid_ops = {
 	.destroy = ops_destroy,
 };
 
+static int add_create(struct devmgr *dm, struct dm_dev *slot, const void *arg, void **dev)
+{
+	struct vmgenid *v;
+	int ret = vmgenid_create(dm->gm, LAYOUT_VMGENID_ADDR, &slot->irq, &v);
+
+	if (!ret)
+		*dev = v;
+	return ret;
+}
+
 int vmgenid_add(struct devmgr *dm, struct vmgenid **out)
 {
-	struct dm_dev *slot;
-	struct vmgenid *v;
-	int ret;
+	const struct dm_slot_req req = {
+		.id = "vmgenid", .kind = DM_LINE, .irq = true, .gsi = LAYOUT_GSI_VMGENID
+	};
+	void *dev;
+	int ret = devmgr_add(dm, &req, &vmgenid_ops, add_create, ops_destroy, NULL, &dev);
 
-	ret = devmgr_reserve_line(dm, "vmgenid", LAYOUT_GSI_VMGENID, &slot);
-	if (ret)
-		return ret;
-	ret = vmgenid_create(dm->gm, LAYOUT_VMGENID_ADDR, &slot->irq, &v);
-	if (ret) {
-		devmgr_release(dm, slot);
-		return ret;
-	}
-	ret = devmgr_attach(dm, slot, &vmgenid_ops, v);
-	if (ret) {
-		vmgenid_destroy(v); /* the manager released the slot */
-		return ret;
-	}
-	if (out)
-		*out = v;
-	return 0;
+	if (!ret && out)
+		*out = dev;
+	return ret;
 }

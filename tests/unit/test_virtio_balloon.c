@@ -104,7 +104,6 @@ static int setup(void **state)
 	assert_int_equal(virtio_balloon_create(&x->mem.gm, NULL, &o, &x->b), 0);
 	assert_int_equal(virtio_mmio_create(&x->mem.gm, &x->irq, &virtio_balloon_ops, x->b, &x->t),
 			 0);
-	virtio_balloon_attach(x->b, x->t);
 	bring_up(x, ALL_FEATURES, 3);
 	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_STATUS), 0x0f);
 	*state = x;
@@ -753,7 +752,6 @@ static struct restored *restored_create(struct fixture *x)
 	assert_int_equal(virtio_balloon_create(&x->mem.gm, NULL, &o, &r->b), 0);
 	assert_int_equal(virtio_mmio_create(&x->mem.gm, &r->irq, &virtio_balloon_ops, r->b, &r->t),
 			 0);
-	virtio_balloon_attach(r->b, r->t);
 	return r;
 }
 

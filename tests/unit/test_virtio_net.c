@@ -222,7 +222,6 @@ static int open_dev_ops(void **state, const struct net_backend_ops *ops, bool vn
 	assert_int_equal(virtio_net_create(&x->fb.be, test_mac, &x->net), 0);
 	assert_int_equal(virtio_mmio_create(&x->mem.gm, &x->irq, &virtio_net_ops, x->net, &x->t),
 			 0);
-	virtio_net_set_transport(x->net, x->t);
 	bring_up(x, mask);
 	*state = x;
 	return 0;
@@ -1342,7 +1341,6 @@ static struct restored *restored_create(struct fixture *x, const struct net_back
 	assert_int_equal(virtio_net_create(&r->fb.be, other_mac, &r->net), 0);
 	assert_int_equal(virtio_mmio_create(&x->mem.gm, &r->irq, &virtio_net_ops, r->net, &r->t),
 			 0);
-	virtio_net_set_transport(r->net, r->t);
 	return r;
 }
 

@@ -82,7 +82,6 @@ static int setup(void **state)
 	assert_int_equal(virtio_vsock_create(CID, x->path, &x->v), 0);
 	assert_int_equal(virtio_mmio_create(&x->mem.gm, &x->irq, &virtio_vsock_ops, x->v, &x->t),
 			 0);
-	virtio_vsock_bind(x->v, x->t);
 	bring_up(x);
 	*state = x;
 	return 0;
@@ -1061,7 +1060,6 @@ static struct restored *restored_create(struct fixture *x, uint32_t cid)
 	assert_int_equal(virtio_vsock_create(cid, r->path, &r->v), 0);
 	assert_int_equal(virtio_mmio_create(&x->mem.gm, &r->irq, &virtio_vsock_ops, r->v, &r->t),
 			 0);
-	virtio_vsock_bind(r->v, r->t);
 	return r;
 }
 

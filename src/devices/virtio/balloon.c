@@ -23,8 +23,8 @@
 struct virtio_balloon {
 	struct gmem *gm;
 	struct evloop *ev;
-	struct virtio_mmio *mmio; /* the transport (virtio_balloon_attach); its lock guards all
-				   * of the state below */
+	struct virtio_mmio *mmio; /* the transport (set_transport); its lock guards all of the
+				   * state below */
 	int timer_fd;		  /* statistics timer, or -1 */
 	uint32_t step_pages;
 	uint32_t ram_pages; /* the largest target: all of guest RAM */
@@ -294,8 +294,6 @@ static int balloon_activate(void *dev, struct virtio_mmio *t, uint64_t features,
 		log_guest("virtio-balloon: DRIVER_OK without the inflate and deflate queues");
 		return -EINVAL;
 	}
-	if (!b->mmio)
-		b->mmio = t;
 	b->inflate_vq = &vqs[VIRTIO_BALLOON_Q_INFLATE];
 	b->deflate_vq = &vqs[VIRTIO_BALLOON_Q_DEFLATE];
 	b->stats_vq = NULL;
@@ -420,12 +418,22 @@ static int balloon_restore(void *dev, const struct snap_file *f, const char *id)
 	return 0;
 }
 
+/* Target changes from outside queue work (console, API) and the statistics timer take the
+ * transport's lock and raise config interrupts through it. */
+static void balloon_set_transport(void *dev, struct virtio_mmio *t)
+{
+	struct virtio_balloon *b = dev;
+
+	b->mmio = t;
+}
+
 const struct virtio_device_ops virtio_balloon_ops = {
 	.name = "virtio-balloon",
 	.device_id = VIRTIO_ID_BALLOON,
 	.num_queues = 3, /* §5.5.2: inflateq, deflateq, statsq */
 	.queue_max_size = VIRTIO_BALLOON_QUEUE_SIZE,
 	.features = balloon_features,
+	.set_transport = balloon_set_transport,
 	.config_read = balloon_config_read,
 	.config_write = balloon_config_write,
 	.activate = balloon_activate,
@@ -611,27 +619,20 @@ free_dev:
 	return ret;
 }
 
-void virtio_balloon_attach(struct virtio_balloon *b, struct virtio_mmio *t)
-{
-	b->mmio = t;
-}
-
 int virtio_balloon_add(struct devmgr *dm, const struct virtio_balloon_opts *o,
 		       struct virtio_balloon **out)
 {
-	struct virtio_mmio *t;
 	struct virtio_balloon *b;
 	int ret;
 
 	ret = virtio_balloon_create(dm->gm, dm->ev, o, &b);
 	if (ret)
 		return ret;
-	ret = virtio_mmio_add(dm, "virtio-balloon", &virtio_balloon_ops, b, &t);
+	ret = virtio_mmio_add(dm, "virtio-balloon", &virtio_balloon_ops, b, NULL);
 	if (ret) {
 		virtio_balloon_destroy(b);
 		return ret;
 	}
-	virtio_balloon_attach(b, t);
 	if (out)
 		*out = b;
 	return 0;

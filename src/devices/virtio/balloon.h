@@ -98,7 +98,7 @@ struct virtio_balloon_counters {
 	uint64_t madvise_err; /* gmem_discard (madvise) failures */
 };
 
-/* The virtio ops of the balloon (register it with virtio_mmio_add, then virtio_balloon_attach). */
+/* The virtio ops of the balloon (register it with virtio_mmio_add). */
 extern const struct virtio_device_ops virtio_balloon_ops;
 
 /* A balloon over guest RAM `gm`.  `ev` (may be NULL: no periodic statistics requests) is the
@@ -107,12 +107,7 @@ extern const struct virtio_device_ops virtio_balloon_ops;
 int virtio_balloon_create(struct gmem *gm, struct evloop *ev, const struct virtio_balloon_opts *o,
 			  struct virtio_balloon **out) __attribute__((warn_unused_result));
 
-/* Tell the balloon which transport carries it, so that target changes from outside queue work
- * (console, API) can take its lock and raise config interrupts.  Call once, before the guest
- * runs. */
-void virtio_balloon_attach(struct virtio_balloon *b, struct virtio_mmio *t);
-
-/* Create the balloon, register it as "virtio-balloon" on `dm` and attach it. */
+/* Create the balloon, register it as "virtio-balloon" on `dm`. */
 int virtio_balloon_add(struct devmgr *dm, const struct virtio_balloon_opts *o,
 		       struct virtio_balloon **out) __attribute__((warn_unused_result));
 

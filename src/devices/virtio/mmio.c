@@ -573,6 +573,8 @@ static void transport_free(struct virtio_mmio *t, bool with_dev)
 		irq_set_level_source(t->irq, NULL, NULL);
 	if (with_dev && t->ops->destroy)
 		t->ops->destroy(t->dev);
+	else if (!with_dev && t->ops->set_transport)
+		t->ops->set_transport(t->dev, NULL); /* the device outlives its transport */
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -922,54 +924,68 @@ int virtio_mmio_create(struct gmem *gm, struct irq_line *irq, const struct virti
 		t->queues[i].index = i;
 		t->queues[i].kick_fd = -1;
 	}
+	if (ops->set_transport)
+		ops->set_transport(dev, t);
 	*out = t;
 	return 0;
+}
+
+struct add_arg {
+	const struct virtio_device_ops *ops;
+	void *dev;
+};
+
+/* devmgr_add() create: a transport for the device on the slot's line and window, with a
+ * kick eventfd per queue on the manager's event loop. */
+static int add_create(struct devmgr *dm, struct dm_dev *slot, const void *arg, void **out)
+{
+	const struct add_arg *a = arg;
+	struct virtio_mmio *t;
+	int ret;
+
+	ret = virtio_mmio_create(dm->gm, &slot->irq, a->ops, a->dev, &t);
+	if (ret)
+		return ret;
+	t->dm = dm;
+	t->base = slot->base;
+	for (unsigned i = 0; dm->ev && i < a->ops->num_queues; i++) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+		if (fd < 0) {
+			ret = -errno;
+			goto free_transport;
+		}
+		ret = evloop_add(dm->ev, fd, EPOLLIN, kick_cb, &t->queues[i]);
+		if (ret) {
+			close(fd);
+			goto free_transport;
+		}
+		t->queues[i].kick_fd = fd;
+	}
+	*out = t;
+	return 0;
+
+free_transport:
+	transport_free(t, false);
+	return ret;
+}
+
+/* devmgr_add() destroy: the transport only; a failed add leaves the device to its caller. */
+static void add_destroy(void *t)
+{
+	transport_free(t, false);
 }
 
 int virtio_mmio_add(struct devmgr *dm, const char *id, const struct virtio_device_ops *ops,
 		    void *dev, struct virtio_mmio **out)
 {
-	struct virtio_mmio *t;
-	struct dm_dev *slot;
-	int ret;
+	const struct dm_slot_req req = { .id = id, .kind = DM_MMIO, .len = VIRTIO_MMIO_WINDOW,
+					 .irq = true };
+	const struct add_arg a = { .ops = ops, .dev = dev };
+	void *t;
+	int ret = devmgr_add(dm, &req, &virtio_mmio_dev_ops, add_create, add_destroy, &a, &t);
 
-	ret = devmgr_reserve_mmio(dm, id, VIRTIO_MMIO_WINDOW, true, &slot);
-	if (ret)
-		return ret;
-	ret = virtio_mmio_create(dm->gm, &slot->irq, ops, dev, &t);
-	if (ret)
-		goto release_slot;
-	t->dm = dm;
-	t->base = slot->base;
-	if (dm->ev) {
-		for (unsigned i = 0; i < ops->num_queues; i++) {
-			int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-
-			if (fd < 0) {
-				ret = -errno;
-				goto free_transport;
-			}
-			ret = evloop_add(dm->ev, fd, EPOLLIN, kick_cb, &t->queues[i]);
-			if (ret) {
-				close(fd);
-				goto free_transport;
-			}
-			t->queues[i].kick_fd = fd;
-		}
-	}
-	ret = devmgr_attach(dm, slot, &virtio_mmio_dev_ops, t);
-	if (ret) {
-		t->irq = NULL; /* devmgr_attach already released the slot, and its line with it */
-		transport_free(t, false);
-		return ret;
-	}
-	if (out)
+	if (!ret && out)
 		*out = t;
-	return 0;
-
-free_transport:
-	transport_free(t, false);
-release_slot:
-	devmgr_release(dm, slot);
 	return ret;
 }

@@ -792,7 +792,6 @@ static int net_activate(void *dev, struct virtio_mmio *t, uint64_t features, str
 		log_guest("virtio-net: DRIVER_OK without both queues");
 		return -EINVAL;
 	}
-	n->t = t;
 	n->features = features;
 	n->rxq = &vqs[VIRTIO_NET_RXQ];
 	n->txq = &vqs[VIRTIO_NET_TXQ];
@@ -958,12 +957,21 @@ free_frames:
 	return ret;
 }
 
+/* The back end's callbacks signal link changes and received frames through the transport. */
+static void net_set_transport(void *dev, struct virtio_mmio *t)
+{
+	struct virtio_net *n = dev;
+
+	n->t = t;
+}
+
 const struct virtio_device_ops virtio_net_ops = {
 	.name = "virtio-net",
 	.device_id = VIRTIO_ID_NET,
 	.num_queues = 2,
 	.queue_max_size = VIRTIO_NET_QUEUE_SIZE,
 	.features = net_features,
+	.set_transport = net_set_transport,
 	.config_read = net_config_read,
 	.config_write = net_config_write,
 	.activate = net_activate,
@@ -1003,27 +1011,20 @@ int virtio_net_create(struct net_backend *be, const uint8_t mac[6], struct virti
 	return 0;
 }
 
-void virtio_net_set_transport(struct virtio_net *n, struct virtio_mmio *t)
-{
-	n->t = t;
-}
-
 int virtio_net_add(struct devmgr *dm, const char *id, struct net_backend *be, const uint8_t mac[6],
 		   struct virtio_net **out)
 {
-	struct virtio_mmio *t;
 	struct virtio_net *n;
 	int ret;
 
 	ret = virtio_net_create(be, mac, &n);
 	if (ret)
 		return ret;
-	ret = virtio_mmio_add(dm, id, &virtio_net_ops, n, &t);
+	ret = virtio_mmio_add(dm, id, &virtio_net_ops, n, NULL);
 	if (ret) {
 		virtio_net_destroy(n);
 		return ret;
 	}
-	virtio_net_set_transport(n, t);
 	/* From here the manager owns the device (and so the back end). */
 	if (dm->ev && be->ops->start) {
 		ret = be->ops->start(be, dm->ev);

@@ -74,10 +74,6 @@ extern const struct virtio_device_ops virtio_net_ops;
 int virtio_net_create(struct net_backend *be, const uint8_t mac[6], struct virtio_net **out)
 	__attribute__((warn_unused_result));
 
-/* Tell the device its transport (virtio_net_add does this): needed to signal link changes
- * and received frames from the back end's callbacks. */
-void virtio_net_set_transport(struct virtio_net *n, struct virtio_mmio *t);
-
 /* Create the device, register it as `id` and start the back end on the manager's event loop.
  * On failure the back end is destroyed. */
 int virtio_net_add(struct devmgr *dm, const char *id, struct net_backend *be, const uint8_t mac[6],

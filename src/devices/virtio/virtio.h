@@ -52,9 +52,10 @@ struct snap_file;
 #define VIRTIO_QUEUE_BUDGET 64
 
 /* The ops table of a virtio device.  `dev` is the device's own state.  Every callback except
- * `features` (called once, when the transport is created) runs with the transport's lock held:
- * register accesses come from vCPU threads, queue work from the event-loop thread, and the
- * (recursive) lock serialises them, so a device needs no lock of its own for them. */
+ * `features` and `set_transport` (called when the transport is created or freed) runs with the
+ * transport's lock held: register accesses come from vCPU threads, queue work from the
+ * event-loop thread, and the (recursive) lock serialises them, so a device needs no lock of
+ * its own for them. */
 struct virtio_device_ops {
 	const char *name;	 /* "virtio-blk" */
 	uint32_t device_id;	 /* VIRTIO_ID_* */
@@ -63,6 +64,11 @@ struct virtio_device_ops {
 	/* Feature bits the device offers (VIRTIO_F_VERSION_1 is required; the transport adds
 	 * nothing on its own). */
 	uint64_t (*features)(void *dev);
+	/* The transport gives itself to the device: `t` once it is created, NULL if it is freed
+	 * without the device (a failed add).  For a device that signals or takes the transport
+	 * lock outside the callbacks here (back-end and timer callbacks on the event loop).
+	 * Called without the lock, before any other use of `t`.  May be NULL. */
+	void (*set_transport)(void *dev, struct virtio_mmio *t);
 	/* Read/write `size` (1, 2, 4 or 8) bytes at `off` within the device config space
 	 * (virtio 1.2 §4.2.2: offset 0x100 of the window).  Out-of-range reads return 0. */
 	uint64_t (*config_read)(void *dev, uint32_t off, unsigned size);

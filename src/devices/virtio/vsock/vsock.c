@@ -988,7 +988,6 @@ static int vsock_activate(void *dev, struct virtio_mmio *t, uint64_t features, s
 		log_guest("virtio-vsock: DRIVER_OK without receive and transmit queues");
 		return -EINVAL;
 	}
-	v->t = t;
 	v->rxq = &vqs[VSOCK_QUEUE_RX];
 	v->txq = &vqs[VSOCK_QUEUE_TX];
 	v->evq = &vqs[VSOCK_QUEUE_EVENT];
@@ -1126,12 +1125,21 @@ static int vsock_restore(void *dev, const struct snap_file *f, const char *id)
 	return 0;
 }
 
+/* Socket events on the event loop signal and lock through the transport. */
+static void vsock_set_transport(void *dev, struct virtio_mmio *t)
+{
+	struct virtio_vsock *v = dev;
+
+	v->t = t;
+}
+
 const struct virtio_device_ops virtio_vsock_ops = {
 	.name = "virtio-vsock",
 	.device_id = VIRTIO_ID_VSOCK,
 	.num_queues = VSOCK_NUM_QUEUES,
 	.queue_max_size = VIRTIO_VSOCK_QUEUE_SIZE,
 	.features = vsock_features,
+	.set_transport = vsock_set_transport,
 	.config_read = vsock_config_read,
 	.config_write = vsock_config_write,
 	.activate = vsock_activate,
@@ -1210,26 +1218,19 @@ free_dev:
 	return ret;
 }
 
-void virtio_vsock_bind(struct virtio_vsock *v, struct virtio_mmio *t)
-{
-	v->t = t;
-}
-
 int virtio_vsock_add(struct devmgr *dm, uint32_t cid, const char *path, struct virtio_vsock **out)
 {
-	struct virtio_mmio *t;
 	struct virtio_vsock *v;
 	int ret;
 
 	ret = virtio_vsock_create(cid, path, &v);
 	if (ret)
 		return ret;
-	ret = virtio_mmio_add(dm, "virtio-vsock0", &virtio_vsock_ops, v, &t);
+	ret = virtio_mmio_add(dm, "virtio-vsock0", &virtio_vsock_ops, v, NULL);
 	if (ret) {
 		virtio_vsock_destroy(v);
 		return ret;
 	}
-	virtio_vsock_bind(v, t);
 	if (dm->ev) {
 		/* From here the transport owns v: destroying the manager frees it. */
 		ret = evloop_add(dm->ev, v->epfd, EPOLLIN, poll_cb, v);

@@ -40,9 +40,6 @@ extern const struct virtio_device_ops virtio_vsock_ops;
 int virtio_vsock_create(uint32_t cid, const char *path, struct virtio_vsock **out)
 	__attribute__((warn_unused_result));
 
-/* Tell the device which transport it signals and locks (before any socket event is handled). */
-void virtio_vsock_bind(struct virtio_vsock *v, struct virtio_mmio *t);
-
 /* Create the device, register it as "virtio-vsock0" with the device manager and its epoll set
  * with the manager's event loop.  On failure nothing is left behind. */
 int virtio_vsock_add(struct devmgr *dm, uint32_t cid, const char *path, struct virtio_vsock **out)
