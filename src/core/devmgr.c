@@ -284,10 +284,8 @@ static int reserve(struct devmgr *dm, const struct dm_slot_req *req, struct dm_d
 }
 
 int devmgr_add(struct devmgr *dm, const struct dm_slot_req *req, const struct dev_ops *ops,
-	       int (*create)(struct devmgr *dm, struct dm_dev *slot, const void *arg,
-			     void **dev),
-	       void (*destroy)(void *dev),
-	       const void *arg, void **out)
+	       int (*create)(struct devmgr *dm, struct dm_dev *slot, const void *arg, void **dev),
+	       void (*destroy)(void *dev), const void *arg, void **out)
 {
 	struct dm_dev *slot;
 	void *dev = NULL;
@@ -313,12 +311,6 @@ destroy_dev:
 release_slot:
 	free_slot(dm, slot);
 	return ret;
-}
-
-void devmgr_release(struct devmgr *dm, struct dm_dev *d)
-{
-	if (d && !d->ops)
-		free_slot(dm, d);
 }
 
 int devmgr_describe(struct devmgr *dm, struct dm_describe *ctx)

@@ -71,7 +71,35 @@ struct devmgr {
 /* Empty manager over guest memory `gm` and event loop `ev` (either may be NULL in tests). */
 void devmgr_init(struct devmgr *dm, struct gmem *gm, struct evloop *ev,
 		 const struct devmgr_hooks *hooks);
-/* Reserve the next MMIO slot (len rounded up to 4 KiB slots) and, if irq, the next free GSI
+/* What devmgr_add() reserves for one device: a slot of `kind` named `id` (its stable id).
+ *   DM_MMIO: the next free window of `len` bytes (rounded up to 4 KiB); with `irq`, the next
+ *            free GSI as a level-triggered line;
+ *   DM_PIO:  the fixed ports [base, base+len); with `irq`, the fixed GSI `gsi`, edge-triggered;
+ *   DM_LINE: no window; the fixed GSI `gsi`, edge-triggered (`irq` must be set).
+ * Fields a kind does not use stay 0; without `irq` the slot has no line. */
+struct dm_slot_req {
+	const char *id;
+	enum dm_kind kind;
+	uint64_t base, len;
+	bool irq;
+	uint32_t gsi;
+};
+/* The one way to add a device: reserve the slot `req` describes, call
+ * create(dm, slot, arg, &dev) (the slot already holds its window and line, which the device
+ * may keep pointers into), and put dev on the slot's bus with `ops`.  Ownership:
+ *   - create fails: it leaves nothing behind; the slot is released (its id, ports and fixed
+ *     GSI are free again; MMIO windows and allocated GSIs are never handed out twice);
+ *   - the attach fails: destroy(dev) undoes create, once, and then the slot is released, so
+ *     the device still has its line while it is torn down (NULL: create lent dev, nothing to
+ *     undo);
+ *   - success: the manager owns dev and frees it with ops->destroy (devmgr_destroy).
+ * On success *out (if not NULL) is dev.  0 or -errno; on failure nothing is left behind. */
+int devmgr_add(struct devmgr *dm, const struct dm_slot_req *req, const struct dev_ops *ops,
+	       int (*create)(struct devmgr *dm, struct dm_dev *slot, const void *arg, void **dev),
+	       void (*destroy)(void *dev), const void *arg, void **out)
+	__attribute__((warn_unused_result));
+/* The steps of devmgr_add() one by one, for tests: devices use devmgr_add().
+ * Reserve the next MMIO slot (len rounded up to 4 KiB slots) and, if irq, the next free GSI
  * as a level-triggered line (its owner sets the level source). */
 int devmgr_reserve_mmio(struct devmgr *dm, const char *id, uint64_t len, bool irq,
 			struct dm_dev **out) __attribute__((warn_unused_result));
@@ -83,42 +111,10 @@ int devmgr_reserve_pio(struct devmgr *dm, const char *id, uint16_t base, uint16_
  * (one irq_trigger() is one pulse).  -EBUSY if another slot has that GSI. */
 int devmgr_reserve_line(struct devmgr *dm, const char *id, uint32_t gsi, struct dm_dev **out)
 	__attribute__((warn_unused_result));
-/* What devmgr_add() reserves for one device: a slot of `kind` named `id` (its stable id).
- *   DM_MMIO: the next free window of `len` bytes (rounded up to 4 KiB); with `irq`, the next
- *            free GSI as a level-triggered line (`base` and `gsi` are not used);
- *   DM_PIO:  the fixed ports [base, base+len); with `irq`, the fixed GSI `gsi`, edge-triggered;
- *   DM_LINE: no window; the fixed GSI `gsi`, edge-triggered (`irq` must be set).
- * A zeroed field means "none": no window offset, no line. */
-struct dm_slot_req {
-	const char *id;
-	enum dm_kind kind;
-	uint64_t base, len;
-	bool irq;
-	uint32_t gsi;
-};
-
-/* The one way to add a device: reserve the slot `req` describes, call create(slot, arg, &dev)
- * (the slot already holds its window and line, which the device may keep pointers into), and
- * put dev on the slot's bus with `ops`.  Ownership:
- *   - create fails: it must leave nothing behind; the slot is released (its id, ports and
- *     fixed GSI are free again; MMIO windows and allocated GSIs are never handed out twice);
- *   - the attach fails: destroy(dev) is called once (if not NULL: NULL means create lent dev
- *     and allocated nothing), then the slot is released, so the device can still detach from
- *     its line while it is torn down;
- *   - success: the manager owns dev and frees it with ops->destroy (devmgr_destroy).
- * On success *out (if not NULL) is dev.  0 or -errno; on failure nothing is left behind. */
-int devmgr_add(struct devmgr *dm, const struct dm_slot_req *req, const struct dev_ops *ops,
-	       int (*create)(struct devmgr *dm, struct dm_dev *slot, const void *arg,
-			     void **dev),
-	       void (*destroy)(void *dev),
-	       const void *arg, void **out) __attribute__((warn_unused_result));
-/* The steps of devmgr_add() one by one (tests; devices use devmgr_add).
- * Put a reserved slot's device on its bus (a DM_LINE slot has none: it is only recorded).
+/* Put a reserved slot's device on its bus (a DM_LINE slot has none: it is only recorded).
  * On failure the slot is released. */
 int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
 	__attribute__((warn_unused_result));
-/* Release a slot that could not be attached (its device was never created). */
-void devmgr_release(struct devmgr *dm, struct dm_dev *d);
 /* Ask every attached device to describe itself, in registration order. */
 int devmgr_describe(struct devmgr *dm, struct dm_describe *ctx) __attribute__((warn_unused_result));
 /* Register an ioeventfd through the VM hook; -ENOSYS without one (caller falls back to exits). */

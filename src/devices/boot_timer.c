@@ -171,7 +171,9 @@ static int add_create(struct devmgr *dm, struct dm_dev *slot, const void *arg, v
 
 int boot_timer_add(struct devmgr *dm, struct boot_timer **out)
 {
-	const struct dm_slot_req req = { .id = "boot-timer", .kind = DM_MMIO, .len = BOOT_TIMER_SIZE };
+	const struct dm_slot_req req = { .id = "boot-timer",
+					 .kind = DM_MMIO,
+					 .len = BOOT_TIMER_SIZE };
 	void *dev;
 	int ret = devmgr_add(dm, &req, &boot_timer_ops, add_create, ops_destroy, NULL, &dev);
 

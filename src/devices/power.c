@@ -155,8 +155,7 @@ int power_acpi_add(struct devmgr *dm, const struct power_sink *sink, struct powe
 		.id = "acpi-pm", .kind = DM_PIO, .base = LAYOUT_PORT_ACPI_PM, .len = ACPI_PM_PORTS
 	};
 	void *dev;
-	int ret = devmgr_add(dm, &req, &power_acpi_ops, acpi_create, acpi_destroy, sink,
-			     &dev);
+	int ret = devmgr_add(dm, &req, &power_acpi_ops, acpi_create, acpi_destroy, sink, &dev);
 
 	if (!ret && out)
 		*out = dev;

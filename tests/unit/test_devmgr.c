@@ -350,6 +350,249 @@ static void test_devmgr_level_lines(void **state)
 	evloop_destroy(&ev);
 }
 
+/* ---- devmgr_add: the one way to add a device ---- */
+
+/* A device for devmgr_add(): records what create saw and when destroy ran. */
+struct probe {
+	struct fake f; /* first: the device pointer is the probe */
+	struct devmgr *dm;
+	const char *id;
+	int create_ret; /* what create returns */
+	int creates;
+	bool slot_at_destroy; /* the slot still existed when destroy ran */
+	uint64_t base, len;
+	bool has_irq;
+	uint32_t gsi;
+};
+
+static int probe_create(struct devmgr *dm, struct dm_dev *slot, const void *arg, void **dev)
+{
+	struct probe *p = (struct probe *)arg;
+
+	p->creates++;
+	assert_ptr_equal(dm, p->dm);
+	assert_string_equal(slot->id, p->id);
+	assert_null(slot->ops); /* not on the bus yet */
+	p->base = slot->base;
+	p->len = slot->len;
+	p->has_irq = slot->has_irq;
+	p->gsi = slot->irq.gsi;
+	if (p->create_ret)
+		return p->create_ret;
+	*dev = p;
+	return 0;
+}
+
+static void probe_destroy(void *dev)
+{
+	struct probe *p = dev;
+
+	p->f.destroyed++;
+	p->slot_at_destroy = devmgr_find(p->dm, p->id) != NULL;
+}
+
+static const struct dev_ops probe_ops = {
+	.name = "probe",
+	.sizes = BUS_SZ1 | BUS_SZ4,
+	.read = fake_read,
+	.write = fake_write,
+	.describe = fake_describe,
+	.destroy = probe_destroy,
+};
+
+static int add_probe(struct devmgr *dm, const struct dm_slot_req *req, struct probe *p, void **out)
+{
+	p->dm = dm;
+	p->id = req->id;
+	return devmgr_add(dm, req, &probe_ops, probe_create, probe_destroy, p, out);
+}
+
+/* Success: the slot holds what reserve_* would have given, create saw it, the device is on its
+ * bus and describes itself, and the manager destroys it exactly once. */
+static void test_devmgr_add_success(void **state)
+{
+	const struct dm_slot_req mmio = {
+		.id = "virtio-x0", .kind = DM_MMIO, .len = 0x200, .irq = true
+	};
+	const struct dm_slot_req timer = { .id = "timer", .kind = DM_MMIO, .len = 0x1000 };
+	const struct dm_slot_req com = {
+		.id = "com1", .kind = DM_PIO, .base = 0x3f8, .len = 8, .irq = true, .gsi = 4
+	};
+	const struct dm_slot_req line = { .id = "line", .kind = DM_LINE, .irq = true, .gsi = 22 };
+	struct probe p[4] = { 0 };
+	char cmdline[256] = "";
+	struct dm_describe ctx = { .cmdline = cmdline, .cmdline_size = sizeof(cmdline) };
+	struct devmgr dm;
+	void *out = NULL;
+	uint8_t b = 0x5a;
+	struct dm_dev *d;
+
+	devmgr_init(&dm, NULL, NULL, NULL);
+	assert_int_equal(add_probe(&dm, &timer, &p[0], NULL), 0);
+	assert_int_equal(add_probe(&dm, &mmio, &p[1], &out), 0);
+	assert_ptr_equal(out, &p[1]);
+	assert_int_equal(add_probe(&dm, &com, &p[2], NULL), 0);
+	assert_int_equal(add_probe(&dm, &line, &p[3], NULL), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(p[i].creates, 1);
+	/* What create saw is the slot the manager records (and a snapshot saves). */
+	assert_int_equal(p[0].base, LAYOUT_MMIO_START);
+	assert_false(p[0].has_irq);
+	assert_int_equal(p[1].base, LAYOUT_MMIO_START + 0x1000);
+	assert_int_equal(p[1].len, 0x1000); /* rounded up to a 4 KiB slot */
+	assert_true(p[1].has_irq);
+	assert_int_equal(p[1].gsi, LAYOUT_GSI_FIRST);
+	assert_int_equal(p[2].base, 0x3f8);
+	assert_int_equal(p[2].len, 8);
+	assert_int_equal(p[2].gsi, 4);
+	assert_int_equal(p[3].len, 0);
+	assert_int_equal(p[3].gsi, 22);
+	d = devmgr_find(&dm, "virtio-x0");
+	assert_non_null(d);
+	assert_int_equal(d->index, 1);
+	assert_ptr_equal(d->ops, &probe_ops);
+	assert_ptr_equal(d->dev, &p[1]);
+	assert_true(d->irq.level); /* MMIO lines are level-triggered, fixed ones edge */
+	assert_false(devmgr_find(&dm, "com1")->irq.level);
+	assert_int_equal(devmgr_find(&dm, "line")->kind, DM_LINE);
+	/* Reachable on its bus, at window offsets. */
+	assert_true(bus_write(&dm.mmio, LAYOUT_MMIO_START + 0x1000 + 0x10, &b, 1));
+	assert_int_equal(p[1].f.last_off, 0x10);
+	assert_true(bus_write(&dm.pio, 0x3f8 + 5, &b, 1));
+	assert_int_equal(p[2].f.last_off, 5);
+	/* Described, in registration order. */
+	assert_int_equal(devmgr_describe(&dm, &ctx), 0);
+	assert_string_equal(cmdline, " dev=timer@0xc0000000:0 dev=virtio-x0@0xc0001000:5"
+				     " dev=com1@0x3f8:4 dev=line@0:22");
+	devmgr_destroy(&dm);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(p[i].f.destroyed, 1);
+}
+
+/* create fails: its error comes back, destroy is not called, the slot is gone and its id,
+ * ports and fixed GSI can be taken again; an MMIO window is not handed out twice. */
+static void test_devmgr_add_create_fails(void **state)
+{
+	const struct dm_slot_req com = {
+		.id = "com1", .kind = DM_PIO, .base = 0x3f8, .len = 8, .irq = true, .gsi = 4
+	};
+	const struct dm_slot_req mmio = {
+		.id = "virtio-x0", .kind = DM_MMIO, .len = 0x1000, .irq = true
+	};
+	struct probe bad = { .create_ret = -EIO }, good = { 0 }, m1 = { .create_ret = -ENOMEM },
+		     m2 = { 0 };
+	struct devmgr dm;
+	void *out = &bad;
+
+	devmgr_init(&dm, NULL, NULL, NULL);
+	assert_int_equal(add_probe(&dm, &com, &bad, &out), -EIO);
+	assert_ptr_equal(out, &bad); /* untouched on failure */
+	assert_int_equal(bad.creates, 1);
+	assert_int_equal(bad.f.destroyed, 0);
+	assert_int_equal(dm.nr_devs, 0);
+	assert_null(devmgr_find(&dm, "com1"));
+	assert_int_equal(add_probe(&dm, &com, &good, NULL), 0);
+	assert_int_equal(good.gsi, 4);
+	assert_ptr_equal(bus_find(&dm.pio, 0x3f8)->dev, &good);
+
+	assert_int_equal(add_probe(&dm, &mmio, &m1, NULL), -ENOMEM);
+	assert_int_equal(dm.nr_devs, 1);
+	assert_int_equal(add_probe(&dm, &mmio, &m2, NULL), 0);
+	assert_int_equal(m2.base, m1.base + 0x1000);
+	assert_int_equal(m2.gsi, m1.gsi + 1);
+	assert_null(bus_find(&dm.mmio, m1.base));
+	devmgr_destroy(&dm);
+	assert_int_equal(bad.f.destroyed, 0);
+	assert_int_equal(m1.f.destroyed, 0);
+	assert_int_equal(good.f.destroyed, 1);
+	assert_int_equal(m2.f.destroyed, 1);
+}
+
+/* The attach fails (ports overlap): destroy runs once, while the slot still exists, then the
+ * slot is released; the manager never sees the device again. */
+static void test_devmgr_add_attach_fails(void **state)
+{
+	const struct dm_slot_req rtc = { .id = "rtc", .kind = DM_PIO, .base = 0x70, .len = 2 };
+	const struct dm_slot_req over = {
+		.id = "rtc2", .kind = DM_PIO, .base = 0x71, .len = 1, .irq = true, .gsi = 9
+	};
+	const struct dm_slot_req again = {
+		.id = "rtc2", .kind = DM_PIO, .base = 0x72, .len = 1, .irq = true, .gsi = 9
+	};
+	struct probe a = { 0 }, b = { 0 }, c = { 0 };
+	struct devmgr dm;
+
+	devmgr_init(&dm, NULL, NULL, NULL);
+	assert_int_equal(add_probe(&dm, &rtc, &a, NULL), 0);
+	assert_int_equal(add_probe(&dm, &over, &b, NULL), -EEXIST);
+	assert_int_equal(b.creates, 1);
+	assert_int_equal(b.f.destroyed, 1);
+	assert_true(b.slot_at_destroy);
+	assert_null(devmgr_find(&dm, "rtc2"));
+	assert_int_equal(dm.nr_devs, 1);
+	assert_ptr_equal(bus_find(&dm.pio, 0x71)->dev, &a);
+	/* Its id and GSI are free again. */
+	assert_int_equal(add_probe(&dm, &again, &c, NULL), 0);
+	assert_int_equal(devmgr_find(&dm, "rtc2")->index, 1);
+	devmgr_destroy(&dm);
+	assert_int_equal(a.f.destroyed, 1);
+	assert_int_equal(b.f.destroyed, 1); /* not a second time */
+	assert_int_equal(c.f.destroyed, 1);
+}
+
+/* Without a destroy (create lent a device it does not own) a failed attach frees nothing. */
+static void test_devmgr_add_lent(void **state)
+{
+	const struct dm_slot_req a = { .id = "a", .kind = DM_PIO, .base = 0x60, .len = 1 };
+	const struct dm_slot_req b = { .id = "b", .kind = DM_PIO, .base = 0x60, .len = 1 };
+	struct probe p = { 0 }, q = { 0 };
+	struct devmgr dm;
+
+	devmgr_init(&dm, NULL, NULL, NULL);
+	assert_int_equal(add_probe(&dm, &a, &p, NULL), 0);
+	q.dm = &dm;
+	q.id = "b";
+	assert_int_equal(devmgr_add(&dm, &b, &probe_ops, probe_create, NULL, &q, NULL), -EEXIST);
+	assert_int_equal(q.creates, 1);
+	assert_int_equal(q.f.destroyed, 0);
+	assert_int_equal(dm.nr_devs, 1);
+	devmgr_destroy(&dm);
+	assert_int_equal(p.f.destroyed, 1);
+	assert_int_equal(q.f.destroyed, 0);
+}
+
+/* Requests that cannot be reserved never reach create. */
+static void test_devmgr_add_bad_requests(void **state)
+{
+	const struct dm_slot_req bad[] = {
+		{ .id = "line", .kind = DM_LINE, .gsi = 22 }, /* a line slot without its line */
+		{ .id = "line", .kind = DM_LINE, .irq = true, .gsi = LAYOUT_IOAPIC_PINS },
+		{ .id = "pio", .kind = DM_PIO, .base = 0x10000, .len = 1 },
+		{ .id = "pio", .kind = DM_PIO, .base = 0x60, .len = 0 },
+		{ .id = "pio",
+		  .kind = DM_PIO,
+		  .base = 0x60,
+		  .len = 1,
+		  .irq = true,
+		  .gsi = 1u << 31 },
+		{ .id = "mmio", .kind = DM_MMIO, .len = 0 },
+		{ .id = "dup", .kind = DM_PIO, .base = 0x80, .len = 1 },
+		{ .id = "far", .kind = (enum dm_kind)7, .len = 1 },
+	};
+	const struct dm_slot_req dup = { .id = "dup", .kind = DM_PIO, .base = 0x90, .len = 1 };
+	struct probe p = { 0 }, first = { 0 };
+	struct devmgr dm;
+
+	devmgr_init(&dm, NULL, NULL, NULL);
+	assert_int_equal(add_probe(&dm, &dup, &first, NULL), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_not_equal(add_probe(&dm, &bad[i], &p, NULL), 0);
+		assert_int_equal(dm.nr_devs, 1);
+	}
+	assert_int_equal(p.creates, 0);
+	devmgr_destroy(&dm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -359,6 +602,11 @@ int main(void)
 		cmocka_unit_test(test_devmgr_gsi_exhaustion),
 		cmocka_unit_test(test_devmgr_describe_and_order),
 		cmocka_unit_test(test_devmgr_level_lines),
+		cmocka_unit_test(test_devmgr_add_success),
+		cmocka_unit_test(test_devmgr_add_create_fails),
+		cmocka_unit_test(test_devmgr_add_attach_fails),
+		cmocka_unit_test(test_devmgr_add_lent),
+		cmocka_unit_test(test_devmgr_add_bad_requests),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

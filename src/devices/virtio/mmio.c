@@ -979,8 +979,9 @@ static void add_destroy(void *t)
 int virtio_mmio_add(struct devmgr *dm, const char *id, const struct virtio_device_ops *ops,
 		    void *dev, struct virtio_mmio **out)
 {
-	const struct dm_slot_req req = { .id = id, .kind = DM_MMIO, .len = VIRTIO_MMIO_WINDOW,
-					 .irq = true };
+	const struct dm_slot_req req = {
+		.id = id, .kind = DM_MMIO, .len = VIRTIO_MMIO_WINDOW, .irq = true
+	};
 	const struct add_arg a = { .ops = ops, .dev = dev };
 	void *t;
 	int ret = devmgr_add(dm, &req, &virtio_mmio_dev_ops, add_create, add_destroy, &a, &t);
