@@ -46,9 +46,9 @@ int power_acpi_add(struct devmgr *dm, const struct power_sink *sink, struct powe
 int power_i8042_create(const struct power_sink *sink, struct power_i8042 **out)
 	__attribute__((warn_unused_result));
 void power_i8042_destroy(struct power_i8042 *k);
-/* Reserve ports 0x60 ("i8042") and 0x64 ("i8042-cmd") and attach the stub to both (the 0x64
+/* Reserve ports 0x60 ("i8042") and 0x64 ("i8042-cmd") and attach the stub to both (the 0x60
  * slot owns it).  Two one-port windows leave 0x61-0x63 (port B, in-kernel PIT speaker) free.
- * If attaching 0x60 fails after 0x64 succeeded, the stub stays owned by the manager. */
+ * If adding 0x64 fails after 0x60 succeeded, the stub stays owned by the manager. */
 int power_i8042_add(struct devmgr *dm, const struct power_sink *sink, struct power_i8042 **out)
 	__attribute__((warn_unused_result));
 
