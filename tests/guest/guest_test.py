@@ -12,7 +12,8 @@ Boot 1  default guest (ELF vmlinux-min), --smp 1, ACPI: login as root, nproc = 1
         resumed in new processes, started as four clones at once (each its own MAC,
         /dev/urandom, network and disk), damaged copies of it refused (tests/guest/snapshot.py).
 Boot 2  bzImage, --smp 2 --no-acpi: virtio_mmio.device= on the command line, the vCPUs
-        found through the MP table (nproc = 2), reboot -> exit 0.
+        found through the MP table (nproc = 2), Ctrl-A s, reboot -> exit 0; the snapshot
+        resumed with both vCPUs working (a busy loop pinned to each).
 Boot 3  Debian's stock cloud kernel + initramfs, stdin/stdout are pipes: login, ACPI
         discovery, poweroff -> exit 0.  SKIP on kvm_pvm hosts (a host fact: an unpatched
         kernel cannot run 64-bit user space there, see guest/README.md).
@@ -329,11 +330,15 @@ def guest_cmdline(flavour):
         return ""
 
 
-def boot2(rootfs):
+def boot2(rootfs, tmp):
     """bzImage, no ACPI: devices on the command line, CPUs and the IOAPIC from the MP table;
-    reboot ends ignition."""
+    a snapshot of the 2-vCPU guest, resumed after the reboot with both CPUs working; reboot
+    ends ignition."""
+    import snapshot
+    snap = os.path.join(tmp, "snap2-smp2")
+    snapped = False
     args = ["--kernel", os.path.join(GUEST_DIR, "bzImage-min"), "--smp", "2", "--no-acpi",
-            "--disk", rootfs]
+            "--disk", rootfs, "--snapshot-dir", snap]
     cl = guest_cmdline("min")
     if cl:
         args += ["--cmdline", cl]
@@ -346,6 +351,7 @@ def boot2(rootfs):
         check("no-acpi-mptable-ioapic", st == 0 and out == "2", f"dmesg matches: {out!r}")
         st, cl = g.run("cat /proc/cmdline")
         check("no-acpi-virtio-cmdline", "virtio_mmio.device=4K@0xc000" in cl, cl)
+        snapped = snapshot.snapshot_now(g, snap, "smp2-no-acpi")
         g.send("reboot\n")
         rc = g.wait_exit(CMD_TIMEOUT)
         check("reboot-exit-0", rc == 0, f"exit status {rc}")
@@ -353,6 +359,8 @@ def boot2(rootfs):
         result("FAIL", "boot2", g.why(e))
     finally:
         g.close()
+    if snapped:
+        snapshot.smp_restore(snap, 2, "smp2-no-acpi")
 
 
 def boot3(rootfs):
@@ -463,7 +471,7 @@ def main():
             t0 = time.monotonic()
             try:
                 shutil.copyfile(rootfs_src, rootfs)
-                if fn in (boot1, boot4):
+                if fn in (boot1, boot2, boot4):
                     fn(rootfs, tmp)
                 else:
                     fn(rootfs)

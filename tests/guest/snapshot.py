@@ -402,6 +402,47 @@ def devices_snapshot(g, tmp):
     return snap if m else None
 
 
+def check_cpus(r, smp, tag):
+    """nproc in the restored guest `r` is smp, and a busy loop pinned to each CPU ends."""
+    st, out = r.run("nproc")
+    check(f"{tag}-nproc-{smp}", st == 0 and out == str(smp), out)
+    st, out = r.run("for c in $(seq 0 %d); do taskset -c $c sh -c 'i=0; while [ $i -lt "
+                    "3000 ]; do i=$((i+1)); done; echo cpu$1-ok' sh $c & done; wait"
+                    % (smp - 1),
+                    timeout=sized(kvm=60, pvm=300))
+    ok = [f"cpu{c}-ok" in out for c in range(smp)]
+    check(f"{tag}-busy-loop-on-every-cpu", st == 0 and all(ok), out[-300:])
+
+
+def snapshot_now(g, snap, tag):
+    """Ctrl-A s in guest `g` (started with --snapshot-dir snap); True once it is written."""
+    start = len(g.stderr_text())
+    g.send(b"\x01s")
+    deadline = time.monotonic() + sized(kvm=60, pvm=120)
+    m = None
+    while m is None and time.monotonic() < deadline:
+        g._read(0.5)
+        m = SNAP_LINE.search(g.stderr_text()[start:])
+    return check(f"{tag}-snapshot", m is not None and os.path.isdir(snap),
+                 f"stderr: {g.stderr_text()[start:][-300:]!r}")
+
+
+def smp_restore(snap, smp, tag):
+    """A snapshot of an SMP guest resumed: every CPU works; Ctrl-A x ends it."""
+    r = Guest(f"{tag}-restored", ["--restore", snap])
+    try:
+        r.send("\n")
+        r.expect(rb"# ", sized(kvm=30, pvm=120))
+        check_cpus(r, smp, tag)
+        r.send(b"\x01x")
+        rc = r.wait_exit(60)
+        check(f"{tag}-restored-ctrl-a-x-exit-0", rc == 0, f"exit status {rc}")
+    except Exception as e:
+        result("FAIL", f"{tag}-restore", r.why(e))
+    finally:
+        r.close()
+
+
 def devices_restore(snap, smp, ctx):
     import dev_balloon
     import dev_net
@@ -413,14 +454,7 @@ def devices_restore(snap, smp, ctx):
     try:
         r.send("\n")
         r.expect(rb"# ", sized(kvm=30, pvm=120))
-        st, out = r.run("nproc")
-        check(f"restore-nproc-{smp}", st == 0 and out == str(smp), out)
-        st, out = r.run("for c in $(seq 0 %d); do taskset -c $c sh -c 'i=0; while [ $i -lt "
-                        "3000 ]; do i=$((i+1)); done; echo cpu$1-ok' sh $c & done; wait"
-                        % (smp - 1),
-                        timeout=sized(kvm=60, pvm=300))
-        ok = [f"cpu{c}-ok" in out for c in range(smp)]
-        check(f"restore-busy-loop-on-every-cpu", st == 0 and all(ok), out[-300:])
+        check_cpus(r, smp, "restore")
         # The restore bounced every link with a new MAC: ign-netwatch re-probes eth0 (a new
         # interface, no address) and takes a lease through the new user-mode NAT.
         old = " ".join((dev_net.USER_MAC, dev_net.USER2_MAC, dev_net.TAP_MAC))
