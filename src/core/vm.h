@@ -49,7 +49,8 @@ struct vm {
 	/* What a vCPU snapshot needs from this host, read once at creation. */
 	uint32_t msr_index[VCPU_STATE_MAX_MSRS];
 	unsigned nr_msr_index;
-	int xsave_size; /* KVM_CAP_XSAVE2 (>= 4096), or 4096 */
+	int xsave_size;	     /* KVM_CAP_XSAVE2 (>= 4096), or 4096 */
+	uint64_t memslot_us; /* how long KVM_SET_USER_MEMORY_REGION took (vm_create) */
 	bool has_sregs2;
 	/* Pause rendezvous (vm_pause): vCPUs park on pause_cond while pause_req is set; a
 	 * parked vCPU runs a task (save its state into task_states[index]) when task_gen moves. */

@@ -767,11 +767,12 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	}
 	/* For bench/snapshot.sh (IGNITION_LOG=info): where a restore's time goes. */
 	log_info("restore timeline (us since start): begin %llu, state file read and checked "
-		 "+%llu, private disks +%llu, VM + memory mapping + devices +%llu, irqchip/PIT/"
-		 "clock +%llu, device state +%llu, vCPUs +%llu",
+		 "+%llu, private disks +%llu, VM + memory mapping + devices +%llu (of which KVM "
+		 "memory slots %llu), irqchip/PIT/clock +%llu, device state +%llu, vCPUs +%llu",
 		 (unsigned long long)t_begin, (unsigned long long)(t_state - t_begin),
 		 (unsigned long long)(t_disks - t_state), (unsigned long long)(t_machine - t_disks),
-		 (unsigned long long)(t_vm - t_machine), (unsigned long long)(t_devs - t_vm),
+		 (unsigned long long)m->vm.memslot_us, (unsigned long long)(t_vm - t_machine),
+		 (unsigned long long)(t_devs - t_vm),
 		 (unsigned long long)(log_uptime_us() - t_devs));
 	goto out;
 out_machine:
