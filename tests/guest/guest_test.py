@@ -165,8 +165,16 @@ class Guest:
 
     def run(self, cmd, timeout=CMD_TIMEOUT):
         """Run a shell command in the guest; return (status, output)."""
+        self.start_cmd(cmd)
+        return self.finish_cmd(timeout)
+
+    def start_cmd(self, cmd):
+        """Type a command (finish_cmd collects it): several guests can work at once."""
         # The markers are quoted in the command so the echo of the typed line does not match.
         self.send(f"echo __B''EGIN__; {cmd}; echo __E''ND__$?\n")
+
+    def finish_cmd(self, timeout=CMD_TIMEOUT):
+        """(status, output) of the command start_cmd typed."""
         self.expect(rb"__BEGIN__\r*\n", timeout)
         m = self.expect(rb"([\s\S]*?)__END__(\d+)", timeout)
         out = m.group(1).decode(errors="replace").replace("\r", "")

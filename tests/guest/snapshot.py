@@ -27,7 +27,7 @@ import time
 import urllib.request
 import zlib
 
-from guest_test import Guest, IGNITION, check, debugfs_cat, result, sized
+from guest_test import CMD_TIMEOUT, Guest, IGNITION, check, debugfs_cat, result, sized
 
 SNAP_LINE = re.compile(r"snapshot (\S+) written in (\d+) ms \(paused (\d+) us, state (\d+) us, "
                        r"memory (\d+) of (\d+) MiB in (\d+) ms, disks (\d+) ms\)")
@@ -246,6 +246,14 @@ CLONE_IDENTITY = ("n=0; while ! grep -q reprobed /run/dhcp.log 2>/dev/null && [ 
                   "dmesg | grep -c 'reseeded due to virtual machine fork'")
 
 
+def _on_all(rs, cmds, timeout=CMD_TIMEOUT):
+    """Type cmds[i] into guest rs[i], all before waiting for any (the guests work at once);
+    their (status, output)s."""
+    for r, c in zip(rs, cmds):
+        r.start_cmd(c)
+    return [r.finish_cmd(timeout) for r in rs]
+
+
 def clones(snap, tmp, n=4):
     """n clones of one snapshot at once, each its own machine: a MAC of its own (not the
     snapshot's), its own 32 bytes of /dev/urandom (VMGenID reseeds the guest's RNG), its own
@@ -271,8 +279,8 @@ def clones(snap, tmp, n=4):
         print(f"  info  {n} clones at their shell prompts {time.monotonic() - t0:.2f} s after "
               "the first was started", flush=True)
         ids = []
-        for i, r in enumerate(rs):
-            st, out = r.run(CLONE_IDENTITY, timeout=sized(kvm=150, pvm=300))
+        for i, (st, out) in enumerate(_on_all(rs, [CLONE_IDENTITY] * n,
+                                              timeout=sized(kvm=150, pvm=300))):
             f = out.split()
             ids.append(tuple(f[-3:]) if len(f) >= 3 else (f"?{i}", f"?{i}", "0"))
         macs = [x[0] for x in ids]
@@ -286,19 +294,19 @@ def clones(snap, tmp, n=4):
               f"snapshot {orig_mac}, clones {macs}")
         check("clones-distinct-urandom", len(set(rnds)) == n and
               all(re.fullmatch(r"[0-9a-f]{64}", x) for x in rnds), f"{rnds}")
-        for i, r in enumerate(rs):
-            r.run(f"echo clone-{i}-{token.decode()} > /root/clone-{i}.txt && sync")
-        for i, r in enumerate(rs):
-            st, out = r.run("ls /root | grep '^clone-' | tr '\\n' ' '")
+        _on_all(rs, [f"echo clone-{i}-{token.decode()} > /root/clone-{i}.txt && sync"
+                     for i in range(n)])
+        listing = _on_all(rs, ["ls /root | grep '^clone-' | tr '\\n' ' '"] * n)
+        for i, (st, out) in enumerate(listing):
             check(f"clone{i}-private-disk", st == 0 and out.split() == [f"clone-{i}.txt"], out)
-        for i, r in enumerate(rs):
-            # Its own lease (ign-netwatch took it after the re-probe), HTTP to the host
-            # through its own NAT, and the host into the clone through its own hostfwd.
-            st, out = r.run(
-                "n=0; until ip -4 addr show eth0 | grep -q 'inet 10.0.2.15' || [ $n -ge 60 ]; "
-                f"do sleep 1; n=$((n+1)); done; wget -q -O - http://10.0.2.2:{port}/blob; echo; "
-                f"mkdir -p /tmp/www && echo clone-{i} > /tmp/www/who && httpd -p 8080 -h /tmp/www"
-                " && echo httpd-up", timeout=sized(kvm=120, pvm=300))
+        # Its own lease (ign-netwatch took it after the re-probe), HTTP to the host through
+        # its own NAT, and the host into the clone through its own hostfwd.
+        net = _on_all(rs, [
+            "n=0; until ip -4 addr show eth0 | grep -q 'inet 10.0.2.15' || [ $n -ge 60 ]; "
+            f"do sleep 1; n=$((n+1)); done; wget -q -O - http://10.0.2.2:{port}/blob; echo; "
+            f"mkdir -p /tmp/www && echo clone-{i} > /tmp/www/who && httpd -p 8080 -h /tmp/www"
+            " && echo httpd-up" for i in range(n)], timeout=sized(kvm=120, pvm=300))
+        for i, (st, out) in enumerate(net):
             check(f"clone{i}-http-to-host", st == 0 and token.decode() in out, out[-200:])
             body = b""
             for _ in range(30):
@@ -468,10 +476,11 @@ def devices_restore(snap, smp, ctx):
         check("restore-new-mac", st == 0 and len(f) >= 2 and f[-2] not in old.split(),
               out[-300:])
         check("restore-dhcp-renews", st == 0 and f[-1:] == ["1"], out[-300:])
-        # vsock after the transport reset: the guest's echo server (a listener, which the
-        # reset leaves alone) takes a new connection from the host, and the guest connects out.
+        # vsock after the transport reset: an echo server started in the restored guest
+        # takes a new connection from the host, and the guest connects out.
         path = ctx.get("vsock_path")
         if path:
+            r.run("socat VSOCK-LISTEN:6000,fork EXEC:cat </dev/null >/dev/null 2>&1 & true")
             s_, line = dev_vsock.host_connect_retry(path, 6000)
             ok = s_ is not None and re.fullmatch(rb"OK \d+\n", line) is not None
             if ok:
