@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "acpi_tools.h"
 #include "arch/x86/layout.h"
 #include "core/devmgr.h"
 #include "platform/acpi/acpi.h"
@@ -405,81 +406,6 @@ static void test_describe_error(void **state)
 
 /* ---- iasl ---- */
 
-static bool have_iasl(void)
-{
-	return system("command -v iasl >/dev/null 2>&1") == 0;
-}
-
-static void write_file(const char *dir, const char *name, const uint8_t *p, size_t n)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(p, 1, n, f), n);
-	assert_int_equal(fclose(f), 0);
-}
-
-static char *read_file(const char *dir, const char *name, size_t *size)
-{
-	char path[512];
-	char *text;
-	FILE *f;
-	long n;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	text = calloc(1, (size_t)n + 1);
-	assert_non_null(text);
-	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	if (size)
-		*size = (size_t)n;
-	return text;
-}
-
-static char *read_text(const char *dir, const char *name)
-{
-	return read_file(dir, name, NULL);
-}
-
-/* Run `tool args` in dir, capturing its output; fail on a non-zero exit or any line that
- * reports a problem (iasl: "Error  nnnn", "Warning  nnnn", "Remark  nnnn"; the ACPICA
- * interpreter in acpiexec: "ACPI Error", "ACPI Warning", "ACPI Exception"). */
-static char *run_tool(const char *dir, const char *tool, const char *args)
-{
-	static const char *const bad[] = { "Error ",	       "Warning ",     "Remark ",
-					   "ACPI Error",       "ACPI Warning", "ACPI Exception",
-					   "does not contain", "Could not" };
-	char cmd[1024];
-	char *out;
-	int st;
-
-	snprintf(cmd, sizeof(cmd), "cd '%s' && %s %s >tool.log 2>&1", dir, tool, args);
-	st = system(cmd);
-	out = read_text(dir, "tool.log");
-	if (st != 0)
-		fail_msg("%s %s: exit status %d:\n%s", tool, args, st, out);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (strstr(out, bad[i]))
-			fail_msg("%s %s reported \"%s\":\n%s", tool, args, bad[i], out);
-	return out;
-}
-
-static void expect_in(const char *text, const char *what, const char *file)
-{
-	if (!strstr(text, what))
-		fail_msg("%s: missing \"%s\" in:\n%s", file, what, text);
-}
-
 /* Disassemble a table with iasl, compile the result back, and require the recompiled table's
  * body to equal ours byte for byte (the header differs: iasl puts in its own compiler id). */
 static char *iasl_round_trip(const char *dir, const char *name, const uint8_t *t)
@@ -489,20 +415,20 @@ static char *iasl_round_trip(const char *dir, const char *name, const uint8_t *t
 	size_t back_len;
 
 	snprintf(file, sizeof(file), "%s.dat", name);
-	write_file(dir, file, t, len);
+	acpi_tool_write(dir, file, t, len);
 	snprintf(args, sizeof(args), "-d %s.dat", name);
-	free(run_tool(dir, "iasl", args));
+	free(acpi_tool_run(dir, "iasl", args, 0));
 	snprintf(args, sizeof(args), "-p %s2 %s.dsl", name, name);
-	out = run_tool(dir, "iasl", args);
-	expect_in(out, "Compilation successful. 0 Errors, 0 Warnings, 0 Remarks", args);
+	out = acpi_tool_run(dir, "iasl", args, 0);
+	acpi_tool_expect(out, "Compilation successful. 0 Errors, 0 Warnings, 0 Remarks", args);
 	free(out);
 	snprintf(file, sizeof(file), "%s2.aml", name);
-	back = read_file(dir, file, &back_len);
+	back = acpi_tool_read(dir, file, &back_len);
 	if (back_len != len || memcmp(back + 36, t + 36, len - 36))
 		fail_msg("%s: recompiled table differs from the original", name);
 	free(back);
 	snprintf(file, sizeof(file), "%s.dsl", name);
-	return read_text(dir, file);
+	return acpi_tool_read(dir, file, NULL);
 }
 
 static void test_iasl(void **state)
@@ -512,7 +438,7 @@ static void test_iasl(void **state)
 	struct tables t;
 	char *dsl;
 
-	if (!have_iasl()) {
+	if (!acpi_tool_have("iasl")) {
 		print_message("iasl not installed: skipping\n");
 		skip();
 	}
@@ -525,63 +451,65 @@ static void test_iasl(void **state)
 	free(iasl_round_trip(dir, "xsdt", t.xsdt));
 
 	dsl = iasl_round_trip(dir, "dsdt", t.dsdt);
-	expect_in(dsl, "Name (_S5, Package (0x04)", "dsdt.dsl");
-	expect_in(dsl, "Scope (_SB)", "dsdt.dsl");
-	expect_in(dsl, "Device (V000)", "dsdt.dsl");
-	expect_in(dsl, "Device (V001)", "dsdt.dsl");
-	expect_in(dsl, "Name (_HID, \"LNRO0005\")", "dsdt.dsl");
-	expect_in(dsl, "Memory32Fixed (ReadWrite,", "dsdt.dsl");
-	expect_in(dsl, "0xC0000000,         // Address Base", "dsdt.dsl");
-	expect_in(dsl, "0xC0001000,         // Address Base", "dsdt.dsl");
-	expect_in(dsl, "0x00001000,         // Address Length", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Name (_S5, Package (0x04)", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Scope (_SB)", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Device (V000)", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Device (V001)", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Name (_HID, \"LNRO0005\")", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Memory32Fixed (ReadWrite,", "dsdt.dsl");
+	acpi_tool_expect(dsl, "0xC0000000,         // Address Base", "dsdt.dsl");
+	acpi_tool_expect(dsl, "0xC0001000,         // Address Base", "dsdt.dsl");
+	acpi_tool_expect(dsl, "0x00001000,         // Address Length", "dsdt.dsl");
 	/* The virtio-mmio lines are level-triggered, active-high (the VM holds them asserted
 	 * while InterruptStatus is nonzero). */
-	expect_in(dsl, "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )",
-		  "dsdt.dsl");
+	acpi_tool_expect(dsl, "Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive, ,, )",
+			 "dsdt.dsl");
 	assert_null(strstr(dsl, "Interrupt (ResourceConsumer, Edge"));
-	expect_in(dsl, "0x00000005,", "dsdt.dsl");
-	expect_in(dsl, "0x00000006,", "dsdt.dsl");
-	expect_in(dsl, "Device (COM1)", "dsdt.dsl");
-	expect_in(dsl, "EisaId (\"PNP0501\")", "dsdt.dsl");
-	expect_in(dsl, "IO (Decode16,", "dsdt.dsl");
-	expect_in(dsl, "0x03F8,             // Range Minimum", "dsdt.dsl");
-	expect_in(dsl, "IRQNoFlags ()", "dsdt.dsl");
-	expect_in(dsl, "{4}", "dsdt.dsl");
+	acpi_tool_expect(dsl, "0x00000005,", "dsdt.dsl");
+	acpi_tool_expect(dsl, "0x00000006,", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Device (COM1)", "dsdt.dsl");
+	acpi_tool_expect(dsl, "EisaId (\"PNP0501\")", "dsdt.dsl");
+	acpi_tool_expect(dsl, "IO (Decode16,", "dsdt.dsl");
+	acpi_tool_expect(dsl, "0x03F8,             // Range Minimum", "dsdt.dsl");
+	acpi_tool_expect(dsl, "IRQNoFlags ()", "dsdt.dsl");
+	acpi_tool_expect(dsl, "{4}", "dsdt.dsl");
 	free(dsl);
 
 	dsl = iasl_round_trip(dir, "facp", t.fadt);
-	expect_in(dsl, "Hardware Reduced (V5) : 1", "facp.dsl");
-	expect_in(dsl, "Reset Register Supported (V2) : 1", "facp.dsl");
-	expect_in(dsl, "Value to cause reset : 01", "facp.dsl");
-	expect_in(dsl, "Address : 0000000000000600", "facp.dsl");
-	expect_in(dsl, "Address : 0000000000000601", "facp.dsl");
-	expect_in(dsl, "Address : 0000000000000602", "facp.dsl");
+	acpi_tool_expect(dsl, "Hardware Reduced (V5) : 1", "facp.dsl");
+	acpi_tool_expect(dsl, "Reset Register Supported (V2) : 1", "facp.dsl");
+	acpi_tool_expect(dsl, "Value to cause reset : 01", "facp.dsl");
+	acpi_tool_expect(dsl, "Address : 0000000000000600", "facp.dsl");
+	acpi_tool_expect(dsl, "Address : 0000000000000601", "facp.dsl");
+	acpi_tool_expect(dsl, "Address : 0000000000000602", "facp.dsl");
 	free(dsl);
 
 	dsl = iasl_round_trip(dir, "apic", t.madt);
-	expect_in(dsl, "Local Apic Address : FEE00000", "apic.dsl");
-	expect_in(dsl, "Local Apic ID : 03", "apic.dsl");
-	expect_in(dsl, "I/O Apic ID : 04", "apic.dsl");
-	expect_in(dsl, "Address : FEC00000", "apic.dsl");
-	expect_in(dsl, "Interrupt : 00000002", "apic.dsl");
+	acpi_tool_expect(dsl, "Local Apic Address : FEE00000", "apic.dsl");
+	acpi_tool_expect(dsl, "Local Apic ID : 03", "apic.dsl");
+	acpi_tool_expect(dsl, "I/O Apic ID : 04", "apic.dsl");
+	acpi_tool_expect(dsl, "Address : FEC00000", "apic.dsl");
+	acpi_tool_expect(dsl, "Interrupt : 00000002", "apic.dsl");
 	free(dsl);
 
 	/* Load our FADT, MADT and DSDT into the ACPICA interpreter (the code Linux runs):
 	 * evaluate the nodes, and enter S5, which must take the hardware-reduced path through
 	 * the FADT sleep registers. */
-	if (system("command -v acpiexec >/dev/null 2>&1") == 0) {
-		char *out =
-			run_tool(dir, "acpiexec",
-				 "-b 'evaluate \\_S5; evaluate \\_SB.V001._CRS; "
-				 "evaluate \\_SB.COM1._HID; sleep 5' facp.dat apic.dat dsdt.dat");
+	if (acpi_tool_have("acpiexec")) {
+		char *out = acpi_tool_run(
+			dir, "acpiexec",
+			"-b 'evaluate \\_S5; evaluate \\_SB.V001._CRS; "
+			"evaluate \\_SB.COM1._HID; sleep 5' facp.dat apic.dat dsdt.dat",
+			0);
 
-		expect_in(out, "3 Devices", "acpiexec");
-		expect_in(out, "[Integer] = 0000000000000005", "acpiexec");
+		acpi_tool_expect(out, "3 Devices", "acpiexec");
+		acpi_tool_expect(out, "[Integer] = 0000000000000005", "acpiexec");
 		/* ... 89 06 00 01: Interrupt(ResourceConsumer, Level, ActiveHigh, Exclusive). */
-		expect_in(out, "0000: 86 09 00 01 00 10 00 C0 00 10 00 00 89 06 00 01", "acpiexec");
-		expect_in(out, "[Integer] = 000000000105D041", "acpiexec");
-		expect_in(out, "Sleep-A: 05", "acpiexec");
-		expect_in(out, "HwExtendedSleep", "acpiexec");
+		acpi_tool_expect(out, "0000: 86 09 00 01 00 10 00 C0 00 10 00 00 89 06 00 01",
+				 "acpiexec");
+		acpi_tool_expect(out, "[Integer] = 000000000105D041", "acpiexec");
+		acpi_tool_expect(out, "Sleep-A: 05", "acpiexec");
+		acpi_tool_expect(out, "HwExtendedSleep", "acpiexec");
 		free(out);
 	} else {
 		print_message("acpiexec not installed: AML not executed\n");

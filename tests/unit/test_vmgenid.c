@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "acpi_tools.h"
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
 #include "core/devmgr.h"
@@ -336,80 +337,17 @@ static void test_no_acpi(void **state)
 
 /* ---- iasl and acpiexec ---- */
 
-static bool have(const char *tool)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
-	return system(cmd) == 0;
-}
-
-static char *slurp(const char *dir, const char *name, size_t *size)
-{
-	char path[512];
-	char *text;
-	FILE *f;
-	long n;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	text = calloc(1, (size_t)n + 1);
-	assert_non_null(text);
-	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	if (size)
-		*size = (size_t)n;
-	return text;
-}
-
-/* Run `tool args` in dir; fail on a non-zero exit or a reported problem.  The one remark
- * allowed is iasl's 2146 "Method Argument is never used" for _EVT's Arg0 (the GSI, which a
- * GED with a single event has no need to look at). */
-static char *run_tool(const char *dir, const char *tool, const char *args)
-{
-	static const char *const bad[] = { "Error ",	   "Warning ",	     "ACPI Error",
-					   "ACPI Warning", "ACPI Exception", "Could not" };
-	char cmd[1024], *out, *p;
-	int st;
-
-	snprintf(cmd, sizeof(cmd), "cd '%s' && %s %s >tool.log 2>&1", dir, tool, args);
-	st = system(cmd);
-	out = slurp(dir, "tool.log", NULL);
-	if (st != 0)
-		fail_msg("%s %s: exit status %d:\n%s", tool, args, st, out);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (strstr(out, bad[i]))
-			fail_msg("%s %s reported \"%s\":\n%s", tool, args, bad[i], out);
-	for (p = strstr(out, "Remark "); p; p = strstr(p + 1, "Remark "))
-		if (strncmp(p, "Remark   2146", 13))
-			fail_msg("%s %s made a remark:\n%s", tool, args, out);
-	return out;
-}
-
-static void expect_in(const char *text, const char *what, const char *file)
-{
-	if (!strstr(text, what))
-		fail_msg("%s: missing \"%s\" in:\n%s", file, what, text);
-}
-
 /* Disassemble the DSDT, compile it back (the body must come out byte for byte the same: the
  * AML is what iasl itself would emit), then run the nodes in ACPICA's interpreter (the code
  * Linux runs). */
 static void test_iasl(void **state)
 {
 	struct fixture *fx = *state;
-	char *dir = fx->tmpdir, path[512], *dsl, *back, *out;
+	char *dir = fx->tmpdir, *dsl, *back, *out;
 	uint8_t *dsdt;
 	size_t used, len, back_len;
-	FILE *f;
 
-	if (!have("iasl")) {
+	if (!acpi_tool_have("iasl")) {
 		print_message("iasl not installed: skipping\n");
 		skip();
 	}
@@ -417,53 +355,50 @@ static void test_iasl(void **state)
 	len = (size_t)(fx->ram + LAYOUT_ACPI_START + used - dsdt);
 	snprintf(dir, sizeof(fx->tmpdir), "/tmp/ignition-vgen-XXXXXX");
 	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/dsdt.dat", dir);
-	f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(dsdt, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
+	acpi_tool_write(dir, "dsdt.dat", dsdt, len);
 
-	free(run_tool(dir, "iasl", "-d dsdt.dat"));
+	free(acpi_tool_run(dir, "iasl", "-d dsdt.dat", 2146));
 	/* -on: keep \_SB.VGEN as written (iasl would shorten it to VGEN, found by the search
 	 * rules of ACPI 6.4 §5.3 just the same). */
-	out = run_tool(dir, "iasl", "-on -p dsdt2 dsdt.dsl");
-	expect_in(out, "Compilation successful. 0 Errors, 0 Warnings", "iasl");
+	out = acpi_tool_run(dir, "iasl", "-on -p dsdt2 dsdt.dsl", 2146);
+	acpi_tool_expect(out, "Compilation successful. 0 Errors, 0 Warnings", "iasl");
 	free(out);
-	back = slurp(dir, "dsdt2.aml", &back_len);
+	back = acpi_tool_read(dir, "dsdt2.aml", &back_len);
 	if (back_len != len || memcmp(back + 36, dsdt + 36, len - 36))
 		fail_msg("recompiled DSDT differs from the original");
 	free(back);
 
-	dsl = slurp(dir, "dsdt.dsl", NULL);
-	expect_in(dsl, "Device (VGEN)", "dsdt.dsl");
-	expect_in(dsl, "Name (_HID, \"IGNT0001\")", "dsdt.dsl");
-	expect_in(dsl, "Name (_CID, \"VM_GEN_COUNTER\")", "dsdt.dsl");
-	expect_in(dsl, "Name (_DDN, \"VM_GEN_COUNTER\")", "dsdt.dsl");
-	expect_in(dsl, "Name (ADDR, Package (0x02)", "dsdt.dsl");
-	expect_in(dsl, "0x000EF000,", "dsdt.dsl");
-	expect_in(dsl, "Device (GED0)", "dsdt.dsl");
-	expect_in(dsl, "Name (_HID, \"ACPI0013\" /* Generic Event Device */)", "dsdt.dsl");
-	expect_in(dsl, "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )",
-		  "dsdt.dsl");
-	expect_in(dsl, "0x00000017,", "dsdt.dsl");
-	expect_in(dsl, "Method (_EVT, 1, NotSerialized)", "dsdt.dsl");
-	expect_in(dsl, "Notify (\\_SB.VGEN, 0x80)", "dsdt.dsl");
+	dsl = acpi_tool_read(dir, "dsdt.dsl", NULL);
+	acpi_tool_expect(dsl, "Device (VGEN)", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Name (_HID, \"IGNT0001\")", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Name (_CID, \"VM_GEN_COUNTER\")", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Name (_DDN, \"VM_GEN_COUNTER\")", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Name (ADDR, Package (0x02)", "dsdt.dsl");
+	acpi_tool_expect(dsl, "0x000EF000,", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Device (GED0)", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Name (_HID, \"ACPI0013\" /* Generic Event Device */)", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )",
+			 "dsdt.dsl");
+	acpi_tool_expect(dsl, "0x00000017,", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Method (_EVT, 1, NotSerialized)", "dsdt.dsl");
+	acpi_tool_expect(dsl, "Notify (\\_SB.VGEN, 0x80)", "dsdt.dsl");
 	free(dsl);
 
-	if (!have("acpiexec")) {
+	if (!acpi_tool_have("acpiexec")) {
 		print_message("acpiexec not installed: AML not executed\n");
 		return;
 	}
 	/* ADDR evaluates to the two halves the driver ORs together; _EVT (called as Linux's GED
 	 * driver calls it, with the GSI) reaches VGEN with 0x80. */
-	out = run_tool(dir, "acpiexec",
-		       "-b 'evaluate \\_SB.VGEN.ADDR; evaluate \\_SB.VGEN._CID; "
-		       "evaluate \\_SB.GED0._EVT 0x17' dsdt.dat");
-	expect_in(out, "[Integer] = 00000000000EF000", "acpiexec");
-	expect_in(out, "[Integer] = 0000000000000000", "acpiexec");
-	expect_in(out, "VM_GEN_COUNTER", "acpiexec");
-	expect_in(out, "Received a Device Notify on [VGEN]", "acpiexec");
-	expect_in(out, "Value 0x80", "acpiexec");
+	out = acpi_tool_run(dir, "acpiexec",
+			    "-b 'evaluate \\_SB.VGEN.ADDR; evaluate \\_SB.VGEN._CID; "
+			    "evaluate \\_SB.GED0._EVT 0x17' dsdt.dat",
+			    2146);
+	acpi_tool_expect(out, "[Integer] = 00000000000EF000", "acpiexec");
+	acpi_tool_expect(out, "[Integer] = 0000000000000000", "acpiexec");
+	acpi_tool_expect(out, "VM_GEN_COUNTER", "acpiexec");
+	acpi_tool_expect(out, "Received a Device Notify on [VGEN]", "acpiexec");
+	acpi_tool_expect(out, "Value 0x80", "acpiexec");
 	free(out);
 }
 
@@ -499,7 +434,7 @@ static void test_slot_record(void **state)
 	/* Without the device: refused. */
 	devmgr_init(&dm, &fx->gm, NULL, NULL);
 	assert_int_equal(devmgr_restore(&dm, &f, why, sizeof(why)), -EINVAL);
-	expect_in(why, "'vmgenid' is in the snapshot but not in this VM", "why");
+	acpi_tool_expect(why, "'vmgenid' is in the snapshot but not in this VM", "why");
 	devmgr_destroy(&dm);
 	/* On another line: refused. */
 	devmgr_init(&dm, &fx->gm, NULL, NULL);
@@ -507,7 +442,7 @@ static void test_slot_record(void **state)
 	assert_int_equal(vmgenid_create(&fx->gm, LAYOUT_VMGENID_ADDR, &d->irq, &v), 0);
 	assert_int_equal(devmgr_attach(&dm, d, &vmgenid_ops, v), 0);
 	assert_int_equal(devmgr_restore(&dm, &f, why, sizeof(why)), -EINVAL);
-	expect_in(why, "(GSI 23), this VM at 0+0 (GSI 22)", "why");
+	acpi_tool_expect(why, "(GSI 23), this VM at 0+0 (GSI 22)", "why");
 	devmgr_destroy(&dm);
 	snap_writer_free(&w);
 }
