@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import struct
-import socket
 import subprocess
 import threading
 import time
@@ -31,6 +30,18 @@ from guest_test import CMD_TIMEOUT, Guest, IGNITION, check, debugfs_cat, result,
 
 SNAP_LINE = re.compile(r"snapshot (\S+) written in (\d+) ms \(paused (\d+) us, state (\d+) us, "
                        r"memory (\d+) of (\d+) MiB in (\d+) ms, disks (\d+) ms\)")
+
+
+def ctrl_a_s(g):
+    """Press Ctrl-A s in guest `g`; the match of its "snapshot ... written" line, or None."""
+    start = len(g.stderr_text())
+    g.send(b"\x01s")
+    deadline = time.monotonic() + sized(kvm=60, pvm=120)
+    m = None
+    while m is None and time.monotonic() < deadline:
+        g._read(0.5)
+        m = SNAP_LINE.search(g.stderr_text()[start:])
+    return m
 
 
 def take(g, tmp):
@@ -51,12 +62,7 @@ def take(g, tmp):
     except (ValueError, IndexError):
         g.clock_skew = None
     start = len(g.stderr_text())
-    g.send(b"\x01s")
-    deadline = time.monotonic() + sized(kvm=60, pvm=120)
-    m = None
-    while m is None and time.monotonic() < deadline:
-        g._read(0.5)
-        m = SNAP_LINE.search(g.stderr_text()[start:])
+    m = ctrl_a_s(g)
     if not check("snapshot-ctrl-a-s-line", m is not None,
                  f"no 'snapshot ... written' line; stderr: {g.stderr_text()[start:][-300:]!r}"):
         return None
@@ -231,12 +237,6 @@ def _host_http(body):
     return srv, srv.server_address[1]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # In a clone: wait until ign-netwatch has re-probed eth0 after the restore's link bounce (the
 # snapshot was taken before any bounce, so any "reprobed" line is this clone's), then print
 # eth0's MAC and 32 bytes of /dev/urandom.
@@ -259,6 +259,7 @@ def clones(snap, tmp, n=4):
     snapshot's), its own 32 bytes of /dev/urandom (VMGenID reseeds the guest's RNG), its own
     user network (a lease, HTTP to the host, a hostfwd into the clone) and a private disk (a
     file written in one clone is in no other clone and not in the snapshot's disk)."""
+    import dev_net
     try:
         with open(os.path.join(tmp, "mac")) as f:
             orig_mac = f.read().strip()
@@ -266,7 +267,7 @@ def clones(snap, tmp, n=4):
         orig_mac = ""
     token = os.urandom(16).hex().encode()
     srv, port = _host_http(token)
-    fwd = [_free_port() for _ in range(n)]
+    fwd = [dev_net.free_port() for _ in range(n)]
     rs = [Guest(f"boot1-clone{i}", ["--restore", snap, "--net",
                                     f"user,host-loopback=on,hostfwd=tcp:127.0.0.1:{fwd[i]}-:8080"])
           for i in range(n)]
@@ -401,12 +402,7 @@ def devices_snapshot(g, tmp):
     """Ctrl-A s in the device boot (boot 4); returns the directory or None."""
     snap = os.path.join(tmp, "snap4")
     start = len(g.stderr_text())
-    g.send(b"\x01s")
-    deadline = time.monotonic() + sized(kvm=60, pvm=120)
-    m = None
-    while m is None and time.monotonic() < deadline:
-        g._read(0.5)
-        m = SNAP_LINE.search(g.stderr_text()[start:])
+    m = ctrl_a_s(g)
     check("devices-snapshot", m is not None and os.path.isdir(snap),
           f"stderr: {g.stderr_text()[start:][-300:]!r}")
     return snap if m else None
@@ -427,12 +423,7 @@ def check_cpus(r, smp, tag):
 def snapshot_now(g, snap, tag):
     """Ctrl-A s in guest `g` (started with --snapshot-dir snap); True once it is written."""
     start = len(g.stderr_text())
-    g.send(b"\x01s")
-    deadline = time.monotonic() + sized(kvm=60, pvm=120)
-    m = None
-    while m is None and time.monotonic() < deadline:
-        g._read(0.5)
-        m = SNAP_LINE.search(g.stderr_text()[start:])
+    m = ctrl_a_s(g)
     return check(f"{tag}-snapshot", m is not None and os.path.isdir(snap),
                  f"stderr: {g.stderr_text()[start:][-300:]!r}")
 
