@@ -60,7 +60,7 @@ static int random_id(uint8_t id[VMGENID_ID_SIZE])
 
 /* Draw an ID that differs from the one in guest memory (the driver ignores a notification
  * whose ID did not change) and store it there. */
-static int write_new_id(struct vmgenid *v)
+int vmgenid_generate(struct vmgenid *v)
 {
 	uint8_t *p = gmem_ptr(v->gm, v->gpa, VMGENID_ID_SIZE);
 	uint8_t id[VMGENID_ID_SIZE];
@@ -81,14 +81,9 @@ static int write_new_id(struct vmgenid *v)
 	return 0;
 }
 
-int vmgenid_generate(struct vmgenid *v)
-{
-	return write_new_id(v);
-}
-
 int vmgenid_new_generation(struct vmgenid *v)
 {
-	int ret = write_new_id(v);
+	int ret = vmgenid_generate(v);
 
 	if (ret)
 		return ret;
