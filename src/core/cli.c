@@ -74,6 +74,11 @@ const char cli_usage[] =
 	"                       --disk PATH (in order) uses PATH instead of that disk view,\n"
 	"                       --net replaces the network back ends (same count; mac= keeps\n"
 	"                       a MAC), --vsock CID,PATH moves the vsock socket (same CID)\n"
+	"  --track-dirty        log the pages the guest writes (KVM's dirty-page bitmap): a\n"
+	"                       snapshot then holds only the pages written since the snapshot\n"
+	"                       this VM was restored from or last wrote (a diff snapshot, with\n"
+	"                       that one as its parent), and Ctrl-A c / Ctrl-A r checkpoint\n"
+	"                       and reset the running VM in place\n"
 	"  --control PATH       a Unix socket (mode 0600) taking one JSON command per line:\n"
 	"                       {\"cmd\":\"pause\"}, {\"cmd\":\"resume\"}, {\"cmd\":\"status\"},\n"
 	"                       {\"cmd\":\"snapshot\",\"dir\":\"DIR\"} (dir optional, as Ctrl-A "
@@ -113,6 +118,7 @@ enum {
 	OPT_RESTORE,
 	OPT_SNAPSHOT_DIR,
 	OPT_CONTROL,
+	OPT_TRACK_DIRTY,
 };
 
 static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
@@ -351,6 +357,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		{ "restore", required_argument, NULL, OPT_RESTORE },
 		{ "snapshot-dir", required_argument, NULL, OPT_SNAPSHOT_DIR },
 		{ "control", required_argument, NULL, OPT_CONTROL },
+		{ "track-dirty", no_argument, NULL, OPT_TRACK_DIRTY },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -390,6 +397,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			break;
 		}
 		switch (c) {
+		case OPT_TRACK_DIRTY:
+			o->track_dirty = true;
+			break;
 		case OPT_CONTROL:
 			if (!*optarg || strlen(optarg) >= 108) {
 				snprintf(err, err_size,

@@ -32,6 +32,7 @@ struct cli_opts {
 	const char *restore_dir;  /* --restore DIR: resume a snapshot instead of booting */
 	const char *snapshot_dir; /* --snapshot-dir DIR: where Ctrl-A s writes */
 	const char *control_path; /* --control PATH: the line-JSON control socket */
+	bool track_dirty;	  /* --track-dirty: diff snapshots, Ctrl-A c / r */
 	bool help;
 };
 

@@ -3,6 +3,7 @@
 #include "arch/x86/layout.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -60,6 +61,7 @@ void gmem_init_flat(struct gmem *gm, void *host, uint64_t size)
 
 void gmem_free(struct gmem *gm)
 {
+	free(gm->vmm_dirty);
 	if (gm->owned && gm->map)
 		munmap(gm->map, gm->map_size);
 	memset(gm, 0, sizeof(*gm));
@@ -103,6 +105,7 @@ int gmem_write(const struct gmem *gm, uint64_t gpa, const void *src, size_t len)
 
 	if (!p)
 		return -EFAULT;
+	gmem_mark_dirty(gm, gpa, len);
 	memcpy(p, src, len);
 	return 0;
 }
@@ -115,6 +118,8 @@ int gmem_discard(const struct gmem *gm, uint64_t gpa, uint64_t len)
 		return -EFAULT;
 	if (!len)
 		return 0;
+	/* The range now reads as zeros: for a diff snapshot or a reset it changed. */
+	gmem_mark_dirty(gm, gpa, len);
 	/* Guest RAM from gmem_alloc is private anonymous memory: MADV_DONTNEED frees the pages
 	 * and the next touch maps a zero page.  Restored RAM is a MAP_PRIVATE mapping of the
 	 * snapshot's memory file, where MADV_DONTNEED would only drop our private copies and the
@@ -129,4 +134,111 @@ int gmem_discard(const struct gmem *gm, uint64_t gpa, uint64_t len)
 	if (madvise(p, len, MADV_DONTNEED))
 		return -errno;
 	return 0;
+}
+
+int gmem_track_dirty(struct gmem *gm)
+{
+	uint64_t pages = gm->ram_size >> GMEM_PAGE_SHIFT;
+
+	if (gm->vmm_dirty)
+		return 0;
+	gm->vmm_dirty = calloc(gmem_bitmap_words(pages) ? gmem_bitmap_words(pages) : 1, 8);
+	if (!gm->vmm_dirty)
+		return -ENOMEM;
+	gm->nr_pages = pages;
+	return 0;
+}
+
+/* RAM offset of gpa (regions lie back to back in RAM-offset order); false outside RAM. */
+static bool ram_offset(const struct gmem *gm, uint64_t gpa, uint64_t *off)
+{
+	uint64_t base = 0;
+
+	for (int i = 0; i < gm->nr_regions; i++) {
+		const struct gmem_region *r = &gm->regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size) {
+			*off = base + (gpa - r->gpa);
+			return true;
+		}
+		base += r->size;
+	}
+	return false;
+}
+
+void gmem_mark_dirty(const struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	uint64_t off, first, last;
+
+	if (!gm->vmm_dirty || !len || !ram_offset(gm, gpa, &off))
+		return;
+	first = off >> GMEM_PAGE_SHIFT;
+	/* A range is inside one region (gmem_ptr checked it): clamp anyway. */
+	last = (off + len - 1) >> GMEM_PAGE_SHIFT;
+	if (last >= gm->nr_pages)
+		last = gm->nr_pages - 1;
+	for (uint64_t p = first; p <= last; p++)
+		__atomic_fetch_or(&gm->vmm_dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+}
+
+void gmem_take_vmm_dirty(const struct gmem *gm, uint64_t *out)
+{
+	if (!gm->vmm_dirty)
+		return;
+	for (uint64_t i = 0; i < gmem_bitmap_words(gm->nr_pages); i++)
+		if (__atomic_load_n(&gm->vmm_dirty[i], __ATOMIC_RELAXED))
+			out[i] |= __atomic_exchange_n(&gm->vmm_dirty[i], 0, __ATOMIC_RELAXED);
+}
+
+void *gmem_ram_ptr(const struct gmem *gm, uint64_t off)
+{
+	for (int i = 0; i < gm->nr_regions; i++) {
+		if (off < gm->regions[i].size)
+			return gm->regions[i].hva + off;
+		off -= gm->regions[i].size;
+	}
+	return NULL;
+}
+
+uint64_t gmem_bitmap_next_run(const uint64_t *bits, uint64_t n, uint64_t *pos)
+{
+	uint64_t p = *pos, start;
+
+	/* Skip clear bits a word at a time. */
+	while (p < n) {
+		uint64_t w = bits[p / 64] >> (p % 64);
+
+		if (w) {
+			p += (uint64_t)__builtin_ctzll(w);
+			break;
+		}
+		p = (p / 64 + 1) * 64;
+	}
+	if (p >= n)
+		return 0;
+	start = p;
+	while (p < n) {
+		uint64_t w = ~bits[p / 64] >> (p % 64);
+
+		if (w) {
+			p += (uint64_t)__builtin_ctzll(w);
+			break;
+		}
+		p = (p / 64 + 1) * 64;
+	}
+	if (p > n)
+		p = n;
+	*pos = start;
+	return p - start;
+}
+
+uint64_t gmem_bitmap_count(const uint64_t *bits, uint64_t n)
+{
+	uint64_t c = 0;
+
+	for (uint64_t i = 0; i < n / 64; i++)
+		c += (uint64_t)__builtin_popcountll(bits[i]);
+	if (n % 64)
+		c += (uint64_t)__builtin_popcountll(bits[n / 64] & ((1ull << (n % 64)) - 1));
+	return c;
 }

@@ -23,7 +23,15 @@ struct gmem {
 	size_t map_size;
 	bool owned;	  /* map was allocated by gmem_alloc or gmem_map_file */
 	bool file_backed; /* a private mapping of a snapshot's memory file */
+	/* Dirty tracking (gmem_track_dirty): a bit per 4 KiB page of RAM, numbered by RAM
+	 * offset (region 0 first, then region 1: the memory file's layout), set for every page
+	 * the VMM itself writes.  NULL when not tracking. */
+	uint64_t *vmm_dirty;
+	uint64_t nr_pages;
 };
+
+#define GMEM_PAGE_SHIFT 12
+#define GMEM_PAGE_SIZE	(1ull << GMEM_PAGE_SHIFT)
 
 /* Allocate `size` bytes of anonymous guest RAM laid out around the MMIO hole. */
 int gmem_alloc(struct gmem *gm, uint64_t size) __attribute__((warn_unused_result));
@@ -49,5 +57,27 @@ bool gmem_valid(const struct gmem *gm, uint64_t gpa, uint64_t len);
  * is not wholly RAM, or -errno.  Works for anonymous and file-backed (restored) RAM alike. */
 int gmem_discard(const struct gmem *gm, uint64_t gpa, uint64_t len)
 	__attribute__((warn_unused_result));
+
+/* Start recording the pages the VMM writes (gmem_mark_dirty).  0 or -ENOMEM. */
+int gmem_track_dirty(struct gmem *gm) __attribute__((warn_unused_result));
+/* Record that the VMM wrote [gpa, gpa+len) (any thread; no-op when not tracking or outside
+ * RAM).  Call it wherever the VMM gets a writable view of guest memory: virtq buffers the
+ * device may fill, the used ring, gmem_write, a discard. */
+void gmem_mark_dirty(const struct gmem *gm, uint64_t gpa, uint64_t len);
+/* Move the VMM's dirty bits into `out` (OR, nr_pages bits) and clear them. */
+void gmem_take_vmm_dirty(const struct gmem *gm, uint64_t *out);
+/* Host pointer of RAM offset `off` (the memory file's layout); NULL past the end. */
+void *gmem_ram_ptr(const struct gmem *gm, uint64_t off);
+
+/* Bitmaps over pages: words of 64 bits, bit n of word n/64 = page n. */
+static inline uint64_t gmem_bitmap_words(uint64_t nr_pages)
+{
+	return (nr_pages + 63) / 64;
+}
+/* The next run of set bits at or after *pos (below n): its start in *pos and its length as
+ * the return value; 0 when none is left. */
+uint64_t gmem_bitmap_next_run(const uint64_t *bits, uint64_t n, uint64_t *pos);
+/* Number of set bits in the first n. */
+uint64_t gmem_bitmap_count(const uint64_t *bits, uint64_t n);
 
 #endif

@@ -193,7 +193,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg,
 	vc = (struct vm_config){ .mem_bytes = m->cfg.mem_mib << 20,
 				 .nr_vcpus = m->cfg.smp,
 				 .cpu_template = m->cfg.cpu_template,
-				 .mem_fd = env ? env->mem_fd : -1 };
+				 .mem_fd = env ? env->mem_fd : -1,
+				 .track_dirty = env && env->track_dirty };
 	if (vc.cpu_template == CPU_TEMPLATE_AUTO)
 		vc.cpu_template = cpuid_detect_template("/sys");
 	m->cfg.cpu_template = vc.cpu_template;

@@ -76,6 +76,7 @@ struct machine_env {
 	int console_fd;		/* the serial port's output (stdout) */
 	const char *chroot_dir; /* --chroot: vsock_path is inside it; NULL if none */
 	int mem_fd;		/* >= 0: guest RAM is a private mapping of this file (restore) */
+	bool track_dirty;	/* --track-dirty: diff snapshots and in-place reset */
 	/* NULL, or MACHINE_MAX_DISKS entries: disks built from open files (the machine
 	 * duplicates them; cfg.disks[i].path then only says where the disk came from). */
 	const struct machine_disk_fds *disk_fds;
@@ -94,6 +95,11 @@ struct machine {
 	/* A restore's private disks (unlinked files: a copy, or a copy-on-write overlay whose
 	 * base the device holds), open while the machine lives; -1 where none. */
 	int private_fds[MACHINE_MAX_DISKS];
+	/* The snapshot this VM's memory was last equal to (restored from, or last written),
+	 * absolute, and its identity: with dirty tracking, the next snapshot is a Diff over it.
+	 * "" when there is none (a boot, before its first snapshot). */
+	char snap_parent[MACHINE_PATH_MAX];
+	uint8_t snap_id[16];
 };
 
 /* Open the network back ends (first: a missing privilege or a taken port is reported before

@@ -279,10 +279,15 @@ static int take_snapshot(const char *want, char *dir, size_t dir_size, char *err
 	ret = snapshot_create(key_machine, dir, &st, err, n);
 	if (ret)
 		return ret;
+	char kind[64] = "";
+
+	if (st.diff)
+		snprintf(kind, sizeof(kind), " (Diff: %llu dirty pages)",
+			 (unsigned long long)st.diff_pages);
 	fprintf(stderr,
-		"\r\nignition: snapshot %s written in %llu ms (paused %llu us, state %llu us, "
+		"\r\nignition: snapshot %s%s written in %llu ms (paused %llu us, state %llu us, "
 		"memory %llu of %llu MiB in %llu ms, disks %llu ms)\r\n",
-		dir, (unsigned long long)st.total_us / 1000, (unsigned long long)st.pause_us,
+		dir, kind, (unsigned long long)st.total_us / 1000, (unsigned long long)st.pause_us,
 		(unsigned long long)st.state_us, (unsigned long long)st.memory_written >> 20,
 		(unsigned long long)st.memory_bytes >> 20, (unsigned long long)st.memory_us / 1000,
 		(unsigned long long)st.disks_us / 1000);
@@ -432,6 +437,7 @@ static int cmd_run(int argc, char **argv)
 			return jail_wait_child(child);
 	}
 	env.chroot_dir = o.chroot_dir;
+	env.track_dirty = o.track_dirty;
 	if (o.restore_dir) {
 		struct snapshot_overrides ov = { .nr_nets = o.m.nr_nets, .nets = o.m.nets };
 		uint64_t t0 = log_uptime_ms();

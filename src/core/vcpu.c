@@ -424,8 +424,8 @@ static void handle_exit(struct vcpu *v)
 	}
 }
 
-/* The VM is pausing (vm_pause): finish the exit in progress, park, run save tasks while
- * parked, and return when resumed or stopping. */
+/* The VM is pausing (vm_pause): finish the exit in progress, park, run save and load tasks
+ * while parked, and return when resumed or stopping. */
 static void park(struct vcpu *v)
 {
 	struct vm *vm = v->vm;
@@ -454,7 +454,8 @@ static void park(struct vcpu *v)
 
 			gen = vm->task_gen;
 			pthread_mutex_unlock(&vm->pause_lock);
-			ret = vcpu_state_get(v, &vm->task_states[v->index]);
+			ret = vm->task_load ? vcpu_state_set(v, &vm->task_states[v->index])
+					    : vcpu_state_get(v, &vm->task_states[v->index]);
 			pthread_mutex_lock(&vm->pause_lock);
 			if (ret && !vm->task_err)
 				vm->task_err = ret;

@@ -116,12 +116,90 @@ static int get_supported_cpuid(struct vm *vm)
 	return -E2BIG;
 }
 
+/* Dirty tracking: KVM's bitmap log (exact everywhere; the dirty ring loses entries on
+ * kvm_pvm hosts, see docs/snapshots.md), with manual protection where KVM has it so that a
+ * harvest re-protects only the pages it saw.  Before the memory slots exist. */
+static int dirty_init(struct vm *vm)
+{
+	struct vm_dirty *d = &vm->dirty;
+	uint64_t words;
+	int ret;
+
+	ret = gmem_track_dirty(&vm->gm);
+	if (ret)
+		return ret;
+	d->nr_pages = vm->gm.nr_pages;
+	words = gmem_bitmap_words(d->nr_pages);
+	for (int c = 0; c < VM_DIRTY_NR; c++) {
+		d->acc[c] = calloc(words, 8);
+		if (!d->acc[c])
+			return -ENOMEM;
+	}
+	d->scratch = calloc(words, 8);
+	if (!d->scratch)
+		return -ENOMEM;
+	if (ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
+		/* Without KVM_DIRTY_LOG_INITIALLY_SET: the log starts empty, as a consumer expects
+		 * (every page set would make the first diff snapshot a full one). */
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+					      .args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } };
+
+		d->manual = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0;
+	}
+	d->on = true;
+	return 0;
+}
+
+int vm_dirty_sync(struct vm *vm)
+{
+	struct vm_dirty *d = &vm->dirty;
+	uint64_t t0 = log_uptime_us(), words, base = 0;
+
+	if (!d->on)
+		return -ENOTSUP;
+	words = gmem_bitmap_words(d->nr_pages);
+	memset(d->scratch, 0, words * 8);
+	for (int i = 0; i < vm->gm.nr_regions; i++) {
+		uint64_t pages = vm->gm.regions[i].size >> GMEM_PAGE_SHIFT;
+		/* Region 0 ends at the MMIO hole (3 GiB) or the end of RAM; region 1 only exists
+		 * after a full region 0, so each slot's bitmap starts on a 64-page boundary. */
+		struct kvm_dirty_log log = { .slot = (uint32_t)i,
+					     .dirty_bitmap = d->scratch + base / 64 };
+
+		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+			return -errno;
+		if (d->manual) {
+			struct kvm_clear_dirty_log clr = { .slot = (uint32_t)i,
+							   .num_pages = (uint32_t)pages,
+							   .first_page = 0,
+							   .dirty_bitmap = d->scratch + base / 64 };
+
+			if (ioctl(vm->vm_fd, KVM_CLEAR_DIRTY_LOG, &clr) < 0)
+				return -errno;
+		}
+		base += pages;
+	}
+	gmem_take_vmm_dirty(&vm->gm, d->scratch);
+	for (int c = 0; c < VM_DIRTY_NR; c++)
+		for (uint64_t w = 0; w < words; w++)
+			d->acc[c][w] |= d->scratch[w];
+	d->last_sync_us = log_uptime_us() - t0;
+	return 0;
+}
+
+void vm_dirty_clear(struct vm *vm, enum vm_dirty_consumer c)
+{
+	if (vm->dirty.on)
+		memset(vm->dirty.acc[c], 0, gmem_bitmap_words(vm->dirty.nr_pages) * 8);
+}
+
 static int set_memory(struct vm *vm)
 {
 	for (int i = 0; i < vm->gm.nr_regions; i++) {
 		const struct gmem_region *r = &vm->gm.regions[i];
 		struct kvm_userspace_memory_region mr = {
 			.slot = (uint32_t)i,
+			.flags = vm->dirty.on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 			.guest_phys_addr = r->gpa,
 			.memory_size = r->size,
 			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
@@ -237,6 +315,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 	if (ret) {
 		*why = "cannot allocate guest memory";
 		return ret;
+	}
+	if (cfg->track_dirty) {
+		ret = dirty_init(vm);
+		if (ret) {
+			*why = "cannot set up dirty-page tracking";
+			return ret;
+		}
 	}
 	t = log_uptime_us();
 	ret = set_memory(vm);
@@ -469,6 +554,9 @@ void vm_destroy(struct vm *vm)
 	if (vm->ev.epfd >= 0)
 		evloop_destroy(&vm->ev);
 	gmem_free(&vm->gm);
+	for (int c = 0; c < VM_DIRTY_NR; c++)
+		free(vm->dirty.acc[c]);
+	free(vm->dirty.scratch);
 	free(vm->cpuid);
 	vm->cpuid = NULL;
 	if (vm->stop_fd >= 0)
@@ -530,7 +618,8 @@ bool vm_paused(struct vm *vm)
 	return __atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE);
 }
 
-int vm_save_vcpus(struct vm *vm, struct vcpu_state *out)
+/* Run a save or load task on every parked vCPU thread. */
+static int vcpu_task(struct vm *vm, struct vcpu_state *states, bool load)
 {
 	int ret;
 
@@ -544,7 +633,8 @@ int vm_save_vcpus(struct vm *vm, struct vcpu_state *out)
 		pthread_mutex_unlock(&vm->pause_lock);
 		return -ESRCH;
 	}
-	vm->task_states = out;
+	vm->task_states = states;
+	vm->task_load = load;
 	vm->task_err = 0;
 	vm->task_done = 0;
 	vm->task_gen++;
@@ -557,8 +647,20 @@ int vm_save_vcpus(struct vm *vm, struct vcpu_state *out)
 	return ret;
 }
 
+int vm_save_vcpus(struct vm *vm, struct vcpu_state *out)
+{
+	return vcpu_task(vm, out, false);
+}
+
 int vm_load_vcpus(struct vm *vm, const struct vcpu_state *in)
 {
+	bool threads;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	threads = vm->started > 0;
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (threads) /* the states are only read (vcpu_state_set) */
+		return vcpu_task(vm, (struct vcpu_state *)(uintptr_t)in, true);
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 		int ret = vcpu_state_set(vm->vcpus[i], &in[i]);
 

@@ -25,6 +25,21 @@ struct vm_config {
 	unsigned nr_vcpus;
 	enum cpu_template cpu_template; /* resolved (never AUTO) */
 	int mem_fd;			/* >= 0: guest RAM maps this file (gmem_map_file) */
+	bool track_dirty;		/* log the pages the guest and the VMM write */
+};
+
+/* Who reads the dirty log.  Each consumer has its own bitmap of the pages written since it
+ * last cleared it: a diff snapshot and an in-place reset each see every write, whichever
+ * harvested it from KVM. */
+enum vm_dirty_consumer { VM_DIRTY_SNAPSHOT, VM_DIRTY_RESET, VM_DIRTY_NR };
+
+struct vm_dirty {
+	bool on;
+	bool manual;			/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: GET then CLEAR */
+	uint64_t nr_pages;		/* of RAM, numbered by RAM offset */
+	uint64_t *acc[VM_DIRTY_NR];	/* gmem_bitmap_words(nr_pages) words each */
+	uint64_t *scratch;		/* one harvest */
+	uint64_t last_sync_us;		/* how long the last vm_dirty_sync took */
 };
 
 struct vm {
@@ -52,6 +67,7 @@ struct vm {
 	int xsave_size;	     /* KVM_CAP_XSAVE2 (>= 4096), or 4096 */
 	uint64_t memslot_us; /* how long KVM_SET_USER_MEMORY_REGION took (vm_create) */
 	bool has_sregs2;
+	struct vm_dirty dirty; /* cfg.track_dirty */
 	/* Pause rendezvous (vm_pause): vCPUs park on pause_cond while pause_req is set; a
 	 * parked vCPU runs a task (save its state into task_states[index]) when task_gen moves. */
 	pthread_mutex_t pause_lock;
@@ -63,6 +79,7 @@ struct vm {
 	unsigned task_gen;  /* bumped per task */
 	unsigned task_done; /* vCPUs that finished the current task */
 	int task_err;	    /* first error of the current task */
+	bool task_load;	    /* the task loads task_states (in-place reset), else saves */
 	struct vcpu_state *task_states;
 };
 
@@ -97,7 +114,9 @@ bool vm_paused(struct vm *vm);
 /* With the VM paused: every vCPU reads its own state on its own thread into out[index]
  * (cfg.nr_vcpus entries).  0 or the first vCPU's -errno. */
 int vm_save_vcpus(struct vm *vm, struct vcpu_state *out) __attribute__((warn_unused_result));
-/* Load vCPU states before vm_run (restore): out[index] for each vCPU. */
+/* Load vCPU states: before vm_run (restore) from this thread, or with the VM paused (an
+ * in-place reset) each vCPU on its own thread.  in[index] for each vCPU; never CPUID (KVM
+ * refuses KVM_SET_CPUID2 after the first run). */
 int vm_load_vcpus(struct vm *vm, const struct vcpu_state *in) __attribute__((warn_unused_result));
 /* Append the VM-wide KVM state: both PICs and the IOAPIC, the PIT, kvmclock. */
 int vm_save_state(struct vm *vm, struct snap_writer *w) __attribute__((warn_unused_result));
@@ -106,6 +125,13 @@ int vm_save_state(struct vm *vm, struct snap_writer *w) __attribute__((warn_unus
  * failure writes one reason into why. */
 int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t why_size)
 	__attribute__((warn_unused_result));
+/* With dirty tracking: move the pages written since the last call (KVM's log for guest
+ * writes, gmem's for the VMM's) into every consumer's bitmap.  Call with the VM paused (or
+ * accept that writes racing with it land in the next harvest).  0, -ENOTSUP when not
+ * tracking, or -errno. */
+int vm_dirty_sync(struct vm *vm) __attribute__((warn_unused_result));
+/* Forget a consumer's pages (it has used them). */
+void vm_dirty_clear(struct vm *vm, enum vm_dirty_consumer c);
 /* Tear everything down (safe on a partially created VM). */
 void vm_destroy(struct vm *vm);
 

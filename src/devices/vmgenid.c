@@ -77,6 +77,7 @@ int vmgenid_generate(struct vmgenid *v)
 		if (i == MAX_DRAWS - 1)
 			return -EIO; /* getrandom is broken; do not pretend */
 	}
+	gmem_mark_dirty(v->gm, v->gpa, sizeof(id));
 	memcpy(p, id, sizeof(id));
 	return 0;
 }

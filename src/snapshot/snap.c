@@ -398,6 +398,8 @@ const char *snap_rec_name(enum snap_rec_type type)
 		return "clock";
 	case SNAP_REC_SLOT:
 		return "device slot";
+	case SNAP_REC_LAYER:
+		return "layer";
 	case SNAP_REC_VIRTIO_MMIO:
 		return "virtio-mmio";
 	case SNAP_REC_VIRTIO_BLK:

@@ -37,6 +37,7 @@ enum snap_rec_type {
 	SNAP_REC_PIT = 4,	   /* the in-kernel i8254 */
 	SNAP_REC_CLOCK = 5,	   /* kvmclock */
 	SNAP_REC_SLOT = 6,	   /* a device slot: kind, window, interrupt line */
+	SNAP_REC_LAYER = 7,	   /* identity, Full or Diff, parent, Diff page bitmap */
 	SNAP_REC_VIRTIO_MMIO = 10, /* the virtio-mmio transport's common state */
 	SNAP_REC_VIRTIO_BLK = 11,
 	SNAP_REC_VIRTIO_NET = 12,

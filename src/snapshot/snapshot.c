@@ -6,6 +6,7 @@
 #include "devices/virtio/blk_cow.h"
 #include "devices/virtio/net.h"
 #include "devices/vmgenid.h"
+#include "snapshot/layer.h"
 #include "snapshot/snap.h"
 #include "util/log.h"
 
@@ -25,7 +26,6 @@
 #include <unistd.h>
 
 #define PAGE		 4096u
-#define STATE_MAX	 (256u << 20) /* a state file is a few hundred KiB; refuse absurd ones */
 #define IGNITION_VERSION "0.1"
 
 static uint64_t now_us(void)
@@ -136,6 +136,47 @@ out:
 	return ret;
 }
 
+/* A Diff layer's memory: a sparse file of RAM's size holding only the pages set in `bits`
+ * (zero pages among them stay holes: the bitmap, not the file, says which pages the layer
+ * has). */
+static int write_diff_memory(int dirfd, const struct gmem *gm, const uint64_t *bits,
+			     uint64_t *written)
+{
+	uint64_t pages = gm->map_size / PAGE, pos = 0, run;
+	const uint8_t *base = gm->map;
+	int fd, ret = 0;
+
+	*written = 0;
+	fd = create_file(dirfd, "memory");
+	if (fd < 0)
+		return fd;
+	if (ftruncate(fd, (off_t)gm->map_size) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	while (!ret && (run = gmem_bitmap_next_run(bits, pages, &pos))) {
+		for (uint64_t i = pos; !ret && i < pos + run;) {
+			uint64_t k = 0;
+
+			while (i + k < pos + run && !page_is_zero(base + (i + k) * PAGE))
+				k++;
+			if (k) {
+				ret = write_all(fd, base + i * PAGE, k * PAGE, (off_t)(i * PAGE));
+				*written += k * PAGE;
+				i += k;
+			} else {
+				i++;
+			}
+		}
+		pos += run;
+	}
+	if (!ret && fsync(fd) < 0)
+		ret = -errno;
+out:
+	close(fd);
+	return ret;
+}
+
 /* Make `out` (empty) a copy of `in`: a reflink where the file system shares blocks, else the
  * data extents copied in the kernel (holes stay holes).  0 or -errno. */
 static int clone_into(int in, int out)
@@ -230,7 +271,7 @@ static json_t *config_json(const struct machine_config *c)
 }
 
 static int write_manifest(int dirfd, const struct machine_config *c,
-			  const struct snapshot_stats *st, size_t state_len)
+			  const struct snapshot_stats *st, size_t state_len, const char *parent)
 {
 	char created[32];
 	struct timespec ts;
@@ -242,8 +283,8 @@ static int write_manifest(int dirfd, const struct machine_config *c,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	m = json_pack("{s:s, s:n, s:s, s:s, s:i, s:o, s:{s:I, s:I, s:I}}", "type", "Full", "parent",
-		      "created", created, "ignition_version", IGNITION_VERSION, "format_version",
+	m = json_pack("{s:s, s:s?, s:s, s:s, s:i, s:o, s:{s:I, s:I, s:I}}", "type",
+		      parent ? "Diff" : "Full", "parent", parent, "created", created, "ignition_version", IGNITION_VERSION, "format_version",
 		      SNAP_FORMAT_VERSION, "config", config_json(c), "sizes", "memory_bytes",
 		      (json_int_t)st->memory_bytes, "memory_written",
 		      (json_int_t)st->memory_written, "state_bytes", (json_int_t)state_len);
@@ -306,7 +347,7 @@ static int sync_parent(const char *path)
 	return ret;
 }
 
-static int capture_state(struct machine *m, struct snap_writer *w)
+static int capture_state(struct machine *m, struct snap_writer *w, const struct layer_info *li)
 {
 	unsigned n = m->vm.cfg.nr_vcpus;
 	struct vcpu_state *vs = calloc(n, sizeof(*vs));
@@ -327,8 +368,10 @@ static int capture_state(struct machine *m, struct snap_writer *w)
 	}
 	if (!ret)
 		ret = devmgr_save(&m->vm.dm, w);
-	if (!ret)
+	if (!ret) {
+		layer_save(w, li);
 		ret = snap_writer_finish(w);
+	}
 	free(vs);
 	return ret;
 }
@@ -338,6 +381,9 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 {
 	struct snapshot_stats st = { .memory_bytes = m->vm.gm.map_size };
 	uint64_t t0 = now_us(), t;
+	/* With dirty tracking, a VM whose memory descends from a snapshot writes a Diff. */
+	bool diff = m->vm.dirty.on && m->snap_parent[0];
+	struct layer_info li = { .kind = diff ? LAYER_DIFF : LAYER_FULL };
 	char tmp[PATH_MAX];
 	struct snap_writer w;
 	bool paused_here = false;
@@ -366,8 +412,28 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 	t = now_us();
 	st.pause_us = t - t0;
 
+	/* Harvest the dirty log now, with every writer stopped; the snapshot consumer's pages
+	 * are forgotten only once this snapshot exists (a failed one leaves them for the next). */
+	ret = m->vm.dirty.on ? vm_dirty_sync(&m->vm) : 0;
+	if (ret) {
+		err_set(ret, err, n, "cannot read the dirty-page log: %s", strerror(-ret));
+		goto out;
+	}
+	ret = layer_new_id(li.id);
+	if (ret) {
+		err_set(ret, err, n, "cannot draw a snapshot id: %s", strerror(-ret));
+		goto out;
+	}
+	if (diff) {
+		memcpy(li.parent_id, m->snap_id, sizeof(li.parent_id));
+		snprintf(li.parent, sizeof(li.parent), "%s", m->snap_parent);
+		li.nr_pages = m->vm.dirty.nr_pages;
+		li.bits = m->vm.dirty.acc[VM_DIRTY_SNAPSHOT]; /* borrowed */
+		st.diff = true;
+		st.diff_pages = gmem_bitmap_count(li.bits, li.nr_pages);
+	}
 	snap_writer_init(&w);
-	ret = capture_state(m, &w);
+	ret = capture_state(m, &w, &li);
 	if (ret) {
 		err_set(ret, err, n, "cannot capture the VM's state: %s", strerror(-ret));
 		snap_writer_free(&w);
@@ -386,7 +452,8 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 		snap_writer_free(&w);
 		goto out;
 	}
-	ret = write_memory(dirfd, &m->vm.gm, &st.memory_written);
+	ret = diff ? write_diff_memory(dirfd, &m->vm.gm, li.bits, &st.memory_written)
+		   : write_memory(dirfd, &m->vm.gm, &st.memory_written);
 	st.memory_us = now_us() - t;
 	t = now_us();
 	if (ret) {
@@ -410,7 +477,7 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 	}
 	st.disks_us = now_us() - t;
 	t = now_us();
-	ret = write_manifest(dirfd, &m->cfg, &st, w.len);
+	ret = write_manifest(dirfd, &m->cfg, &st, w.len, diff ? li.parent : NULL);
 	snap_writer_free(&w);
 	if (ret) {
 		err_set(ret, err, n, "cannot write the manifest: %s", strerror(-ret));
@@ -430,6 +497,13 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 	if (ret) /* the snapshot is complete; only its durability across a crash is in doubt */
 		log_warn("fsync of the directory holding '%s': %s", dir, strerror(-ret));
 	ret = 0;
+	/* The VM's memory now equals this snapshot's: the next one is a Diff over it. */
+	if (m->vm.dirty.on) {
+		vm_dirty_clear(&m->vm, VM_DIRTY_SNAPSHOT);
+		if (!realpath(dir, m->snap_parent))
+			snprintf(m->snap_parent, sizeof(m->snap_parent), "%s", dir);
+		memcpy(m->snap_id, li.id, sizeof(m->snap_id));
+	}
 	st.sync_us = now_us() - t;
 out:
 	if (ret)
@@ -549,43 +623,6 @@ static int check_records(const struct snap_file *f, struct machine *m, char *why
 	return 0;
 }
 
-static int read_state(int dirfd, uint8_t **buf, size_t *len)
-{
-	int fd = openat(dirfd, "state", O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	size_t got = 0;
-	int ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	if (st.st_size <= 0 || (uint64_t)st.st_size > STATE_MAX) {
-		ret = -EFBIG;
-		goto out;
-	}
-	*buf = malloc((size_t)st.st_size);
-	if (!*buf) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, *buf + got, (size_t)st.st_size - got);
-
-		if (r <= 0) {
-			ret = r < 0 ? -errno : -EIO;
-			break;
-		}
-		got += (size_t)r;
-	}
-	*len = got;
-out:
-	close(fd);
-	return ret;
-}
-
 /* Each restore is a machine of its own (DESIGN.md §5): every NIC gets the MAC given for this
  * run (mac= with --net) or a fresh one, and its link bounces so that the guest re-probes it and
  * renews its lease.  After the vCPUs are loaded: an interrupt raised before would land in a
@@ -619,6 +656,8 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	struct machine_config cfg;
 	struct machine_disk_fds disk_fds[MACHINE_MAX_DISKS];
 	struct vcpu_state *vs = NULL;
+	struct layer_chain *chain = NULL;
+	struct layer_info li = { 0 };
 	uint8_t *state = NULL;
 	struct snap_file f;
 	size_t len = 0;
@@ -633,7 +672,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return err_set(-errno, err, n, "snapshot '%s': %s", dir, strerror(errno));
-	ret = read_state(dirfd, &state, &len);
+	ret = layer_read_state(dirfd, &state, &len);
 	if (ret) {
 		err_set(ret, err, n, "snapshot '%s': cannot read its state file: %s", dir,
 			ret == -EFBIG ? "empty or too large" : strerror(-ret));
@@ -645,9 +684,23 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		goto out;
 	}
 	ret = machine_config_load(&cfg, &f, why, sizeof(why));
+	if (!ret)
+		ret = layer_load(&f, cfg.mem_mib << 20, &li, why, sizeof(why));
 	if (ret) {
 		err_set(ret, err, n, "snapshot '%s': %s", dir, why);
 		goto out;
+	}
+	if (li.kind == LAYER_DIFF) {
+		chain = calloc(1, sizeof(*chain));
+		ret = chain ? layer_chain_open(chain, dir, &li, cfg.mem_mib << 20, why, sizeof(why))
+			    : -ENOMEM;
+		if (ret) {
+			err_set(ret, err, n, "snapshot '%s': %s", dir,
+				chain ? why : "out of memory");
+			free(chain);
+			chain = NULL;
+			goto out;
+		}
 	}
 	t_state = log_uptime_us();
 	if (ov && ov->vsock_path) {
@@ -694,7 +747,8 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	}
 	e.disk_fds = disk_fds;
 	t_disks = log_uptime_us();
-	memfd = openat(dirfd, "memory", O_RDONLY | O_CLOEXEC);
+	/* A Diff maps its chain's root; the layers are laid over it once the VM exists. */
+	memfd = chain ? dup(chain->l[0].memfd) : openat(dirfd, "memory", O_RDONLY | O_CLOEXEC);
 	if (memfd < 0 || fstat(memfd, &st) < 0) {
 		ret = err_set(-errno, err, n, "snapshot '%s': memory file: %s", dir,
 			      strerror(errno));
@@ -710,6 +764,18 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	ret = machine_create(m, &cfg, &e, err, n);
 	if (ret)
 		goto out;
+	if (chain) {
+		ret = layer_chain_apply(chain, m->vm.gm.map);
+		if (ret) {
+			err_set(ret, err, n, "snapshot '%s': cannot read its layers' memory: %s",
+				dir, strerror(-ret));
+			goto out_machine;
+		}
+		log_info("restore: %d layers laid over '%s'", chain->n - 1, chain->l[0].dir);
+	}
+	if (!realpath(dir, m->snap_parent))
+		snprintf(m->snap_parent, sizeof(m->snap_parent), "%s", dir);
+	memcpy(m->snap_id, li.id, sizeof(m->snap_id));
 	/* The machine keeps the private disks open (a later snapshot copies a plain one from
 	 * there; a copy-on-write disk's device has its own fds on both files). */
 	for (int i = 0; i < MACHINE_MAX_DISKS; i++) {
@@ -778,6 +844,11 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 out_machine:
 	machine_destroy(m);
 out:
+	if (chain) {
+		layer_chain_close(chain);
+		free(chain);
+	}
+	layer_info_free(&li);
 	free(vs);
 	free(state);
 	if (memfd >= 0)

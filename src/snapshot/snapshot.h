@@ -22,6 +22,8 @@ struct snapshot_stats {
 	uint64_t pause_us, state_us, memory_us, disks_us, sync_us, total_us;
 	uint64_t memory_bytes;	 /* guest RAM size */
 	uint64_t memory_written; /* bytes of non-zero pages written */
+	bool diff;		 /* a Diff layer over the VM's previous snapshot */
+	uint64_t diff_pages;	 /* pages it holds */
 };
 
 /* Snapshot machine `m` into `dir` (must not exist; its parent must).  Pauses the VM if it is

@@ -76,6 +76,13 @@ static uint16_t *avail_event_p(const struct virtq *vq)
 	return (uint16_t *)(vq->used + RING_START + 8u * vq->size);
 }
 
+/* Every store into the used area (ring, flags, avail_event) changes guest memory behind
+ * KVM's dirty log: tell gmem (a no-op unless dirty tracking is on). */
+static void mark_used(const struct virtq *vq)
+{
+	gmem_mark_dirty(vq->gm, vq->used_gpa, virtq_used_bytes(vq->size));
+}
+
 static void *ring_ptr(const struct gmem *gm, uint64_t gpa, uint64_t len, uint64_t align)
 {
 	uint8_t *p;
@@ -146,6 +153,10 @@ static int add_segment(struct virtq *vq, struct virtq_elem *elem, const struct v
 	p = gmem_ptr(vq->gm, d->addr, d->len);
 	if (!p)
 		return chain_error(vq, -EFAULT, "buffer outside guest RAM");
+	/* The one place a device gets a writable view of guest memory: from here on the VMM
+	 * may change these pages without KVM seeing it (dirty tracking). */
+	if (writable)
+		gmem_mark_dirty(vq->gm, d->addr, d->len);
 	*total += d->len;
 	if (*total > VIRTQ_ELEM_MAX_LEN)
 		return chain_error(vq, -EINVAL, "total length over 4 GiB");
@@ -230,6 +241,7 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
 			return 0;
 		/* Ask for a notification on the next buffer, then look again: the driver may
 		 * have added one before it saw avail_event (§2.7.10). */
+		mark_used(vq);
 		__atomic_store_n(avail_event_p(vq), vq->last_avail, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		avail_idx = __atomic_load_n(avail_idx_p(vq), __ATOMIC_ACQUIRE);
@@ -247,8 +259,10 @@ int virtq_pop(struct virtq *vq, struct virtq_elem *elem)
 	vq->last_avail++;
 	/* Without virtq_disable_notify(), keep asking for a notification at our next slot (the
 	 * behaviour of devices that do not manage suppression themselves). */
-	if (vq->event_idx && !vq->notify_off)
+	if (vq->event_idx && !vq->notify_off) {
+		mark_used(vq);
 		__atomic_store_n(avail_event_p(vq), vq->last_avail, __ATOMIC_RELEASE);
+	}
 	return 1;
 }
 
@@ -262,8 +276,10 @@ void virtq_disable_notify(struct virtq *vq)
 	 * it already (that notification is what woke us) or passes it with its next buffer, and
 	 * after that nothing crosses it again until the 16-bit index wraps (one spurious
 	 * notification at worst). */
-	if (!vq->event_idx)
+	if (!vq->event_idx) {
+		mark_used(vq);
 		__atomic_store_n(used_flags_p(vq), VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+	}
 }
 
 bool virtq_enable_notify(struct virtq *vq)
@@ -273,6 +289,7 @@ bool virtq_enable_notify(struct virtq *vq)
 	if (!vq->ready || vq->broken)
 		return false;
 	vq->notify_off = false;
+	mark_used(vq);
 	if (vq->event_idx)
 		__atomic_store_n(avail_event_p(vq), vq->last_avail, __ATOMIC_RELAXED);
 	else
@@ -293,6 +310,7 @@ void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 	 * flight): the used ring's place was checked at set-up, only the driver's side is bad. */
 	if (!vq->ready)
 		return;
+	mark_used(vq);
 	e = used_ring_p(vq, vq->used_idx & (vq->size - 1));
 	__atomic_store_n(&e[0], (uint32_t)head, __ATOMIC_RELAXED);
 	__atomic_store_n(&e[1], len, __ATOMIC_RELAXED);
