@@ -245,6 +245,31 @@ static int run_status(const struct control_ops *ops, const json_t *req, json_t *
 	return ret;
 }
 
+static int run_checkpoint(const struct control_ops *ops, const json_t *req, json_t *ans, char *err,
+			  size_t n)
+{
+	(void)req;
+	(void)ans;
+	return ops->checkpoint ? ops->checkpoint(ops->ctx, err, n) : unsupported(err, n);
+}
+
+static int run_reset(const struct control_ops *ops, const json_t *req, json_t *ans, char *err,
+		     size_t n)
+{
+	uint64_t us = 0, pages = 0;
+	int ret;
+
+	(void)req;
+	if (!ops->reset)
+		return unsupported(err, n);
+	ret = ops->reset(ops->ctx, &us, &pages, err, n);
+	if (!ret)
+		ret = put(ans, "reset_us", json_u64(us));
+	if (!ret)
+		ret = put(ans, "pages", json_u64(pages));
+	return ret;
+}
+
 static const char *const no_fields[] = { NULL };
 static const char *const snapshot_fields[] = { "dir", NULL };
 
@@ -254,6 +279,8 @@ static const struct command commands[] = {
 	{ "resume", no_fields, run_resume },
 	{ "snapshot", snapshot_fields, run_snapshot },
 	{ "status", no_fields, run_status },
+	{ "checkpoint", no_fields, run_checkpoint },
+	{ "reset", no_fields, run_reset },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))

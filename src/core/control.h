@@ -6,6 +6,8 @@
  *   {"cmd":"snapshot","dir":"/s/1"}     -> {"ok":true,"dir":"/s/1"}   ("dir" optional or null)
  *   {"cmd":"status"}                    -> {"ok":true,"state":"running","vcpus":2,
  *                                           "mem_mib":512,"uptime_ms":1234}
+ *   {"cmd":"checkpoint"}                -> {"ok":true}   (needs --track-dirty)
+ *   {"cmd":"reset"}                     -> {"ok":true,"reset_us":180,"pages":42}
  *   anything that fails                 -> {"ok":false,"error":"one line saying why"}
  *
  * docs/architecture.md ("Control socket") has the whole protocol: limits, what happens to a
@@ -67,6 +69,9 @@ struct control_ops {
 			size_t n);
 	/* Fill *st. */
 	int (*status)(void *ctx, struct control_status *st, char *err, size_t n);
+	/* Mark an in-place checkpoint / roll the VM back to it (pages copied back, time taken). */
+	int (*checkpoint)(void *ctx, char *err, size_t n);
+	int (*reset)(void *ctx, uint64_t *reset_us, uint64_t *pages, char *err, size_t n);
 };
 
 /* Listen on Unix socket `path` (mode 0600) and serve it on `ev` (one handler slot; clients

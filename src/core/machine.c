@@ -185,6 +185,10 @@ int machine_create(struct machine *m, const struct machine_config *cfg,
 	m->vm.ev.epfd = m->vm.ev.stop_fd = -1;
 	for (int i = 0; i < MACHINE_MAX_DISKS; i++)
 		m->private_fds[i] = -1;
+	/* Snapshot paths are recorded absolute (a Diff names its parent); later threads run
+	 * filtered, without getcwd/readlink. */
+	if (!getcwd(m->cwd, sizeof(m->cwd)))
+		snprintf(m->cwd, sizeof(m->cwd), "/");
 	m->cfg = *cfg;
 	err[0] = '\0';
 	ret = open_backends(m, err, err_size);

@@ -100,6 +100,7 @@ struct machine {
 	 * "" when there is none (a boot, before its first snapshot). */
 	char snap_parent[MACHINE_PATH_MAX];
 	uint8_t snap_id[16];
+	char cwd[MACHINE_PATH_MAX]; /* at creation: makes relative snapshot paths absolute */
 };
 
 /* Open the network back ends (first: a missing privilege or a taken port is reported before
@@ -119,6 +120,11 @@ void machine_destroy(struct machine *m);
  * room eventfd), so that the console itself needs no device. */
 struct console_port;
 void machine_console_port(struct machine *m, struct console_port *port);
+
+/* In-place reset of the disks (checkpoint.c): remember every writable disk's content now /
+ * put it back.  0 or the first -errno. */
+int machine_disks_checkpoint(struct machine *m) __attribute__((warn_unused_result));
+int machine_disks_rollback(struct machine *m) __attribute__((warn_unused_result));
 
 /* The SNAP_REC_MACHINE record: the configuration a restore rebuilds the devices from. */
 struct snap_writer;

@@ -8,6 +8,7 @@
 #include "core/machine.h"
 #include "devices/boot_timer.h"
 #include "core/seccomp.h"
+#include "snapshot/checkpoint.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/store.h"
 #include "core/vm.h"
@@ -356,6 +357,67 @@ static int ctl_snapshot(void *ctx, const char *want, char *dir, size_t dir_n, ch
 	return take_snapshot(want, dir, dir_n, err, n);
 }
 
+/* In-place checkpoint and reset (Ctrl-A c / Ctrl-A r, control commands). */
+static struct checkpoint ckpt;
+
+static int do_checkpoint(char *err, size_t n)
+{
+	return checkpoint_take(&ckpt, key_machine, err, n);
+}
+
+static int do_reset(struct reset_stats *st, char *err, size_t n)
+{
+	int ret = checkpoint_reset(&ckpt, key_machine, RESET_NEW_GENERATION, st, err, n);
+
+	if (!ret)
+		fprintf(stderr,
+			"\r\nignition: Reset-time = %llu us (%llu pages; memory %llu us of which "
+			"KVM slots %llu us, disks %llu us, state %llu us)\r\n",
+			(unsigned long long)st->total_us, (unsigned long long)st->pages,
+			(unsigned long long)st->memory_us,
+			(unsigned long long)key_machine->vm.remap_us,
+			(unsigned long long)st->disks_us, (unsigned long long)st->state_us);
+	return ret;
+}
+
+static int ctl_checkpoint(void *ctx, char *err, size_t n)
+{
+	(void)ctx;
+	return do_checkpoint(err, n);
+}
+
+static int ctl_reset(void *ctx, uint64_t *us, uint64_t *pages, char *err, size_t n)
+{
+	struct reset_stats st;
+	int ret = do_reset(&st, err, n);
+
+	(void)ctx;
+	*us = st.total_us;
+	*pages = st.pages;
+	return ret;
+}
+
+static void checkpoint_key(void *opaque)
+{
+	char err[512];
+	(void)opaque;
+
+	if (do_checkpoint(err, sizeof(err)))
+		fprintf(stderr, "\r\nignition: checkpoint failed: %s\r\n", err);
+	else
+		fputs("\r\nignition: checkpoint marked (Ctrl-A r rolls back to it)\r\n", stderr);
+}
+
+static void reset_key(void *opaque)
+{
+	struct reset_stats st;
+	char err[512];
+	(void)opaque;
+
+	if (do_reset(&st, err, sizeof(err)))
+		fprintf(stderr, "\r\nignition: reset failed: %s\r\n", err);
+}
+
 static int ctl_status(void *ctx, struct control_status *st, char *err, size_t n)
 {
 	(void)ctx;
@@ -439,7 +501,9 @@ static int cmd_run(int argc, char **argv)
 	env.chroot_dir = o.chroot_dir;
 	env.track_dirty = o.track_dirty;
 	if (o.restore_dir) {
-		struct snapshot_overrides ov = { .nr_nets = o.m.nr_nets, .nets = o.m.nets };
+		struct snapshot_overrides ov = { .nr_nets = o.m.nr_nets,
+						 .nets = o.m.nets,
+						 .checkpoint = &ckpt };
 		uint64_t t0 = log_uptime_ms();
 
 		for (int i = 0; i < o.m.nr_disks; i++) {
@@ -497,7 +561,9 @@ static int cmd_run(int argc, char **argv)
 		static const struct control_ops ops = { .pause = ctl_pause,
 							.resume = ctl_resume,
 							.snapshot = ctl_snapshot,
-							.status = ctl_status };
+							.status = ctl_status,
+							.checkpoint = ctl_checkpoint,
+							.reset = ctl_reset };
 
 		ret = control_create(&vmp->ev, o.control_path, &ops, &control);
 		if (ret)
@@ -510,6 +576,15 @@ static int cmd_run(int argc, char **argv)
 	    (ret = console_register_key(console_stdin(), 'p', "pause or resume the vCPUs",
 					pause_key, NULL)))
 		die(1, "cannot register the snapshot console keys: %s", strerror(-ret));
+	if (o.track_dirty &&
+	    ((ret = console_register_key(console_stdin(), 'c', "mark an in-place checkpoint",
+					 checkpoint_key, NULL)) ||
+	     (ret = console_register_key(console_stdin(), 'r', "roll the VM back to the checkpoint",
+					 reset_key, NULL))))
+		die(1, "cannot register the reset console keys: %s", strerror(-ret));
+	/* After a restore, the restored snapshot is the checkpoint (its memory is mapped). */
+	if (o.track_dirty && o.restore_dir && do_checkpoint(err, sizeof(err)))
+		die(1, "cannot make the restored snapshot the checkpoint: %s", err);
 
 	enter_jail(&o);
 	if (!o.no_seccomp) {
@@ -547,6 +622,7 @@ static int cmd_run(int argc, char **argv)
 		control_destroy(control);
 	if (m.balloon)
 		evloop_del(&vmp->ev, virtio_balloon_event_fd(m.balloon));
+	checkpoint_free(&ckpt);
 	machine_destroy(&m);
 	seccomp_filters_free();
 	if (reason == VM_STOP_ERROR) {

@@ -165,8 +165,9 @@ static const struct {
 	{ KVM_GET_VCPU_EVENTS, VCPU },
 	{ KVM_SET_VCPU_EVENTS, VCPU },
 	/* QUEUE_READY and device reset (vCPU) add and remove queue ioeventfds; teardown (main)
-	 * removes the rest.  Both are register writes or teardown, never queue work. */
-	{ KVM_IOEVENTFD, VCPU | MAIN },
+	 * removes the rest; an in-place reset (event loop) re-arms them.  Register writes,
+	 * teardown or a reset, never queue work. */
+	{ KVM_IOEVENTFD, VCPU | MAIN | EVLOOP },
 	/* virtio-net FEATURES_OK (a register write) tells the TAP device the offloads the guest
 	 * accepted. */
 	{ TUNSETOFFLOAD, VCPU },
@@ -186,6 +187,23 @@ static const struct {
 	{ KVM_GET_PIT2, EVLOOP },
 	{ KVM_GET_CLOCK, EVLOOP },
 	{ FICLONE, EVLOOP },
+	/* --track-dirty: a snapshot, checkpoint or reset harvests the dirty log (event loop). */
+	{ KVM_GET_DIRTY_LOG, EVLOOP },
+	{ KVM_CLEAR_DIRTY_LOG, EVLOOP },
+	/* In-place reset: each parked vCPU loads its own state; the event loop loads the
+	 * VM-wide state and re-arms the devices' queue ioeventfds. */
+	{ KVM_SET_MP_STATE, VCPU },
+	{ KVM_SET_SREGS, VCPU },
+	{ KVM_SET_SREGS2, VCPU },
+	{ KVM_SET_XSAVE, VCPU },
+	{ KVM_SET_XCRS, VCPU },
+	{ KVM_SET_DEBUGREGS, VCPU },
+	{ KVM_SET_LAPIC, VCPU },
+	{ KVM_SET_MSRS, VCPU },
+	{ KVM_SET_IRQCHIP, EVLOOP },
+	{ KVM_SET_PIT2, EVLOOP },
+	{ KVM_SET_CLOCK, EVLOOP },
+	{ KVM_SET_USER_MEMORY_REGION, EVLOOP }, /* reset: KVM drops its stale mappings */
 };
 
 static const char *const kind_names[SECCOMP_THREAD_KINDS] = { "vcpu", "evloop", "main" };

@@ -211,6 +211,22 @@ static int set_memory(struct vm *vm)
 	return 0;
 }
 
+int vm_remap_memory(struct vm *vm)
+{
+	uint64_t t0 = log_uptime_us();
+	int ret;
+
+	for (int i = 0; i < vm->gm.nr_regions; i++) {
+		struct kvm_userspace_memory_region mr = { .slot = (uint32_t)i };
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
+			return -errno;
+	}
+	ret = set_memory(vm);
+	vm->remap_us = log_uptime_us() - t0;
+	return ret;
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 {
 	static const struct {
@@ -649,7 +665,21 @@ static int vcpu_task(struct vm *vm, struct vcpu_state *states, bool load)
 
 int vm_save_vcpus(struct vm *vm, struct vcpu_state *out)
 {
-	return vcpu_task(vm, out, false);
+	bool threads;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	threads = vm->started > 0;
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (threads)
+		return vcpu_task(vm, out, false);
+	/* Before vm_run (a checkpoint of a VM just restored): read from this thread. */
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
+		int ret = vcpu_state_get(vm->vcpus[i], &out[i]);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 int vm_load_vcpus(struct vm *vm, const struct vcpu_state *in)

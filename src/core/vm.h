@@ -35,11 +35,11 @@ enum vm_dirty_consumer { VM_DIRTY_SNAPSHOT, VM_DIRTY_RESET, VM_DIRTY_NR };
 
 struct vm_dirty {
 	bool on;
-	bool manual;			/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: GET then CLEAR */
-	uint64_t nr_pages;		/* of RAM, numbered by RAM offset */
-	uint64_t *acc[VM_DIRTY_NR];	/* gmem_bitmap_words(nr_pages) words each */
-	uint64_t *scratch;		/* one harvest */
-	uint64_t last_sync_us;		/* how long the last vm_dirty_sync took */
+	bool manual;		    /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: GET then CLEAR */
+	uint64_t nr_pages;	    /* of RAM, numbered by RAM offset */
+	uint64_t *acc[VM_DIRTY_NR]; /* gmem_bitmap_words(nr_pages) words each */
+	uint64_t *scratch;	    /* one harvest */
+	uint64_t last_sync_us;	    /* how long the last vm_dirty_sync took */
 };
 
 struct vm {
@@ -66,6 +66,7 @@ struct vm {
 	unsigned nr_msr_index;
 	int xsave_size;	     /* KVM_CAP_XSAVE2 (>= 4096), or 4096 */
 	uint64_t memslot_us; /* how long KVM_SET_USER_MEMORY_REGION took (vm_create) */
+	uint64_t remap_us;   /* how long the last vm_remap_memory took */
 	bool has_sregs2;
 	struct vm_dirty dirty; /* cfg.track_dirty */
 	/* Pause rendezvous (vm_pause): vCPUs park on pause_cond while pause_req is set; a
@@ -130,6 +131,12 @@ int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t
  * accept that writes racing with it land in the next harvest).  0, -ENOTSUP when not
  * tracking, or -errno. */
 int vm_dirty_sync(struct vm *vm) __attribute__((warn_unused_result));
+/* Make KVM forget every mapping and shadow page it built from guest memory, by deleting and
+ * re-adding the memory slots: after the VMM rewrote guest memory behind KVM's back (an
+ * in-place reset), shadow page tables (kvm_pvm, or any host without EPT/NPT) and cached
+ * guest translations would still describe the old page tables.  Harvest the dirty log first
+ * (a deleted slot's log is gone).  VM paused.  0 or -errno. */
+int vm_remap_memory(struct vm *vm) __attribute__((warn_unused_result));
 /* Forget a consumer's pages (it has used them). */
 void vm_dirty_clear(struct vm *vm, enum vm_dirty_consumer c);
 /* Tear everything down (safe on a partially created VM). */

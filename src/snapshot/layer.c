@@ -267,7 +267,8 @@ int layer_chain_open(struct layer_chain *c, const char *dir, struct layer_info *
 		}
 		for (int i = 0; i < c->n - 1; i++)
 			if (!strcmp(c->l[i].dir, e->dir)) {
-				snprintf(why, n, "layer '%s' is its own ancestor (a cycle)", e->dir);
+				snprintf(why, n, "layer '%s' is its own ancestor (a cycle)",
+					 e->dir);
 				ret = -ELOOP;
 			}
 		if (!ret)

@@ -49,7 +49,7 @@ struct layer_chain {
 	int n;
 	struct layer_chain_entry {
 		char dir[PATH_MAX];
-		int memfd;     /* its memory file, open read-only */
+		int memfd;	/* its memory file, open read-only */
 		uint64_t *bits; /* pages it holds (NULL for the root: all of them) */
 	} l[LAYER_MAX_DEPTH];
 	uint64_t ram_bytes;
@@ -66,7 +66,8 @@ int layer_chain_open(struct layer_chain *c, const char *dir, struct layer_info *
 	__attribute__((warn_unused_result));
 /* Copy every layer's pages above the root into `ram` (ram_bytes long, the root's memory
  * already there), oldest first.  0 or -errno. */
-int layer_chain_apply(const struct layer_chain *c, uint8_t *ram) __attribute__((warn_unused_result));
+int layer_chain_apply(const struct layer_chain *c, uint8_t *ram)
+	__attribute__((warn_unused_result));
 void layer_chain_close(struct layer_chain *c);
 
 #endif

@@ -6,6 +6,7 @@
 #include "devices/virtio/blk_cow.h"
 #include "devices/virtio/net.h"
 #include "devices/vmgenid.h"
+#include "snapshot/checkpoint.h"
 #include "snapshot/layer.h"
 #include "snapshot/snap.h"
 #include "util/log.h"
@@ -284,8 +285,9 @@ static int write_manifest(int dirfd, const struct machine_config *c,
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	m = json_pack("{s:s, s:s?, s:s, s:s, s:i, s:o, s:{s:I, s:I, s:I}}", "type",
-		      parent ? "Diff" : "Full", "parent", parent, "created", created, "ignition_version", IGNITION_VERSION, "format_version",
-		      SNAP_FORMAT_VERSION, "config", config_json(c), "sizes", "memory_bytes",
+		      parent ? "Diff" : "Full", "parent", parent, "created", created,
+		      "ignition_version", IGNITION_VERSION, "format_version", SNAP_FORMAT_VERSION,
+		      "config", config_json(c), "sizes", "memory_bytes",
 		      (json_int_t)st->memory_bytes, "memory_written",
 		      (json_int_t)st->memory_written, "state_bytes", (json_int_t)state_len);
 	if (!m)
@@ -307,6 +309,14 @@ static int write_manifest(int dirfd, const struct machine_config *c,
 	close(fd);
 	free(text);
 	return ret;
+}
+
+/* `path` made absolute against the directory the machine was created in (lexically: the
+ * event loop's filter has no getcwd or readlink). */
+static void absolute(const struct machine *m, const char *path, char *out, size_t size)
+{
+	if (path[0] == '/' || snprintf(out, size, "%s/%s", m->cwd, path) >= (int)size)
+		snprintf(out, size, "%s", path);
 }
 
 /* Remove what a failed snapshot left in its temporary directory. */
@@ -369,11 +379,17 @@ static int capture_state(struct machine *m, struct snap_writer *w, const struct 
 	if (!ret)
 		ret = devmgr_save(&m->vm.dm, w);
 	if (!ret) {
-		layer_save(w, li);
+		if (li)
+			layer_save(w, li);
 		ret = snap_writer_finish(w);
 	}
 	free(vs);
 	return ret;
+}
+
+int snapshot_capture(struct machine *m, struct snap_writer *w)
+{
+	return capture_state(m, w, NULL);
 }
 
 int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *stats, char *err,
@@ -500,8 +516,7 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 	/* The VM's memory now equals this snapshot's: the next one is a Diff over it. */
 	if (m->vm.dirty.on) {
 		vm_dirty_clear(&m->vm, VM_DIRTY_SNAPSHOT);
-		if (!realpath(dir, m->snap_parent))
-			snprintf(m->snap_parent, sizeof(m->snap_parent), "%s", dir);
+		absolute(m, dir, m->snap_parent, sizeof(m->snap_parent));
 		memcpy(m->snap_id, li.id, sizeof(m->snap_id));
 	}
 	st.sync_us = now_us() - t;
@@ -586,6 +601,9 @@ static int check_records(const struct snap_file *f, struct machine *m, char *why
 			break;
 		case SNAP_REC_CLOCK:
 			ok = !strcmp(r.id, "kvmclock");
+			break;
+		case SNAP_REC_LAYER:
+			ok = !strcmp(r.id, "layer");
 			break;
 		case SNAP_REC_SLOT:
 		case SNAP_REC_VIRTIO_MMIO:
@@ -773,8 +791,15 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		}
 		log_info("restore: %d layers laid over '%s'", chain->n - 1, chain->l[0].dir);
 	}
-	if (!realpath(dir, m->snap_parent))
-		snprintf(m->snap_parent, sizeof(m->snap_parent), "%s", dir);
+	if (m->vm.dirty.on && ov && ov->checkpoint) {
+		ret = checkpoint_from_memory_file(ov->checkpoint, m, memfd, chain);
+		if (ret) {
+			err_set(ret, err, n, "cannot map the snapshot's memory for resets: %s",
+				strerror(-ret));
+			goto out_machine;
+		}
+	}
+	absolute(m, dir, m->snap_parent, sizeof(m->snap_parent));
 	memcpy(m->snap_id, li.id, sizeof(m->snap_id));
 	/* The machine keeps the private disks open (a later snapshot copies a plain one from
 	 * there; a copy-on-write disk's device has its own fds on both files). */

@@ -43,8 +43,16 @@ struct snapshot_overrides {
 	uint32_t vsock_cid; /* with vsock_path: must be the snapshot's CID */
 	int nr_nets;	    /* >0: replace the snapshot's network back ends with these */
 	const struct machine_net *nets; /* [nr_nets] */
+	/* With env->track_dirty: made the restored snapshot's memory (the first half of a
+	 * checkpoint; checkpoint_take completes it before the VM runs).  May be NULL. */
+	struct checkpoint *checkpoint;
 };
 
+/* Capture the VM's state as a state image (vCPUs, VM-wide state, devices; no layer record)
+ * with the VM paused and quiesced (checkpoint.c).  0 or -errno. */
+int snapshot_capture(struct machine *m, struct snap_writer *w) __attribute__((warn_unused_result));
+
+struct checkpoint;
 /* Rebuild the machine recorded in `dir` and load its state, so that vm_run() continues the
  * guest where it was.  Guest RAM is a private mapping of `memory` (nothing copied); each
  * writable disk gets a private disk (an unlinked file, gone at exit) unless overridden: a
