@@ -26,9 +26,11 @@ import time
 import urllib.request
 import zlib
 
+import layers
+
 from guest_test import CMD_TIMEOUT, Guest, IGNITION, check, debugfs_cat, result, sized
 
-SNAP_LINE = re.compile(r"snapshot (\S+) written in (\d+) ms \(paused (\d+) us, state (\d+) us, "
+SNAP_LINE = re.compile(r"snapshot (\S+)(?: \(Diff: \d+ dirty pages\))? written in (\d+) ms \(paused (\d+) us, state (\d+) us, "
                        r"memory (\d+) of (\d+) MiB in (\d+) ms, disks (\d+) ms\)")
 
 
@@ -396,6 +398,8 @@ def after(snap, tmp):
     clones(snap, tmp)
     refusals(snap, tmp)
     killed_midway(snap, tmp)
+    layers.diff_chain(snap, tmp)
+    layers.reset(snap, tmp)
 
 
 def devices_snapshot(g, tmp):
