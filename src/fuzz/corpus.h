@@ -108,9 +108,10 @@ int fuzz_corpus_add(struct fuzz_corpus *c, const uint8_t *data, size_t len, uint
 		    uint64_t exec_no, bool *added, char *err, size_t n)
 	__attribute__((warn_unused_result));
 /* Choose the next entry to mutate (the corpus is not empty): a tournament of three uniformly
- * drawn entries won by the lowest cost (len + 64) * (exec_us + 10) * (1 + picked / 16), so
- * short, fast and little-fuzzed (which includes every new) entries are chosen more often while
- * every entry keeps a chance.  Increments the winner's `picked`. */
+ * drawn entries won by the lowest cost (len + 64) * (1 + picked / 16), so short and
+ * little-fuzzed entries (every new one among them) are chosen more often while every entry
+ * keeps a chance.  The run time is not used: it would make sessions irreproducible.
+ * Increments the winner's `picked`. */
 size_t fuzz_corpus_pick(struct fuzz_corpus *c, struct fuzz_rng *r);
 
 /* ---- solutions ---- */
