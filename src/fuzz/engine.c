@@ -29,6 +29,13 @@ struct fuzz_engine {
 	uint64_t last_status_us, last_status_execs;
 	enum fuzz_stop stop;
 	bool ran;
+	/* The byte sweep: a stack of corpus entries waiting for it, each with its progress. */
+	struct sweep {
+		size_t idx, pos;
+		unsigned val;
+	} * sweep;
+	size_t sweep_n, sweep_cap;
+	bool sweeping; /* the input being run comes from the sweep */
 	uint64_t resets;
 	uint64_t reset_exact[RESET_EXACT];
 	uint64_t reset_log2[RESET_LOG2];
@@ -134,6 +141,7 @@ void fuzz_engine_destroy(struct fuzz_engine *e)
 	fuzz_inputs_free(&e->seeds);
 	fuzz_dict_free(&e->dict);
 	fuzz_cov_free(&e->cov);
+	free(e->sweep);
 	free(e->buf);
 	free(e);
 }
@@ -235,6 +243,60 @@ static int target_run(struct fuzz_target *t, const uint8_t *in, size_t len, enum
 	return 0;
 }
 
+/* Queue a new corpus entry for the byte sweep: on top of the stack (swept next) or at its
+ * bottom (after every other).  0 or -ENOMEM. */
+static int sweep_push(struct fuzz_engine *e, size_t idx, bool top, char *err, size_t n)
+{
+	if (e->sweep_n == e->sweep_cap) {
+		size_t cap = e->sweep_cap ? e->sweep_cap * 2 : 64;
+		struct sweep *q = realloc(e->sweep, cap * sizeof(*q));
+
+		if (!q) {
+			snprintf(err, n, "%s", strerror(ENOMEM));
+			return -ENOMEM;
+		}
+		e->sweep = q;
+		e->sweep_cap = cap;
+	}
+	if (top) {
+		e->sweep[e->sweep_n++] = (struct sweep){ .idx = idx, .pos = 0, .val = 1 };
+	} else {
+		memmove(e->sweep + 1, e->sweep, e->sweep_n * sizeof(*e->sweep));
+		e->sweep[0] = (struct sweep){ .idx = idx, .pos = 0, .val = 1 };
+		e->sweep_n++;
+	}
+	return 0;
+}
+
+/* The next input of the byte sweep into e->buf: the first FUZZ_SWEEP_BYTES bytes of each new
+ * entry, one at a time, XORed with 1..255, i.e. set to every other value.  This is AFL's
+ * deterministic stage cut down to the one operator that walks through a magic value byte by
+ * byte: each byte that matches is a new edge, hence a new entry one byte away from a known
+ * one, and such entries are swept next (top of the stack: they are the frontier; the sweep
+ * they interrupted resumes after them).  Entries that havoc or the seeds found wait at the
+ * bottom.  Havoc alone reaches a magic value only by luck.  False when no entry waits. */
+static bool sweep_next(struct fuzz_engine *e, size_t *len)
+{
+	while (e->sweep_n) {
+		struct sweep *w = &e->sweep[e->sweep_n - 1];
+		const struct fuzz_entry *en = &e->corpus.e[w->idx];
+		size_t limit = en->len < FUZZ_SWEEP_BYTES ? en->len : FUZZ_SWEEP_BYTES;
+
+		if (w->pos < limit) {
+			memcpy(e->buf, en->data, en->len);
+			e->buf[w->pos] ^= (uint8_t)w->val;
+			*len = en->len;
+			if (++w->val == 256) {
+				w->val = 1;
+				w->pos++;
+			}
+			return true;
+		}
+		e->sweep_n--;
+	}
+	return false;
+}
+
 /* One execution: run, then keep the input (new coverage, or always for a seed) or save it as a
  * solution.  0 or -errno. */
 static int execute(struct fuzz_engine *e, const uint8_t *in, size_t len, bool seed, char *err,
@@ -255,9 +317,12 @@ static int execute(struct fuzz_engine *e, const uint8_t *in, size_t len, bool se
 	if (out == FUZZ_OK) {
 		/* Seeds always enter the corpus (a target without coverage still has something to
 		 * mutate); later inputs only when they bring a new edge or bucket. */
-		if (fuzz_cov_merge(&e->cov, t->cov) != FUZZ_COV_NOTHING || seed)
-			return fuzz_corpus_add(&e->corpus, in, len, dt, e->execs, &added, err, n);
-		return 0;
+		if (fuzz_cov_merge(&e->cov, t->cov) == FUZZ_COV_NOTHING && !seed)
+			return 0;
+		ret = fuzz_corpus_add(&e->corpus, in, len, dt, e->execs, &added, err, n);
+		if (!ret && added)
+			ret = sweep_push(e, e->corpus.n - 1, e->sweeping, err, n);
+		return ret;
 	}
 	struct fuzz_solution_meta m = {
 		.kind = out == FUZZ_HANG ? FUZZ_KIND_HANG : FUZZ_KIND_CRASH,
@@ -331,12 +396,22 @@ int fuzz_engine_run(struct fuzz_engine *e, volatile sig_atomic_t *stop, char *er
 		goto out;
 	}
 
+	/* Half of the executions go to the byte sweep while entries wait for it, the others
+	 * (all of them once the queue is empty) to havoc. */
 	while (!tick(e, stop)) {
-		const struct fuzz_entry *pick =
-			&e->corpus.e[fuzz_corpus_pick(&e->corpus, &e->mut.rng)];
-		const struct fuzz_entry *other = NULL;
-		size_t len = pick->len;
+		const struct fuzz_entry *pick, *other = NULL;
+		size_t len;
 
+		if ((e->execs & 1) && sweep_next(e, &len)) {
+			e->sweeping = true;
+			ret = execute(e, e->buf, len, false, err, n);
+			e->sweeping = false;
+			if (ret)
+				goto out;
+			continue;
+		}
+		pick = &e->corpus.e[fuzz_corpus_pick(&e->corpus, &e->mut.rng)];
+		len = pick->len;
 		if (e->corpus.n > 1)
 			other = &e->corpus.e[fuzz_rng_below(&e->mut.rng, e->corpus.n)];
 		memcpy(e->buf, pick->data, len);

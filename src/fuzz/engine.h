@@ -22,6 +22,10 @@ enum fuzz_outcome {
 
 struct fuzz_engine;
 
+/* Bytes at the start of every new corpus entry that the engine sets, one at a time, to each of
+ * their 255 other values (the "byte sweep", see engine.c), interleaved with havoc. */
+#define FUZZ_SWEEP_BYTES 32u
+
 /* What the engine drives.  The target owns every field except `engine`. */
 struct fuzz_target {
 	void *ctx;

@@ -86,7 +86,7 @@ static void test_buckets(void **state)
 		unsigned lo, hi;
 		uint8_t bit;
 	} want[] = {
-		{ 0, 0, 0 },	 { 1, 1, 1 },	    { 2, 2, 2 },	{ 3, 3, 4 },	     { 4, 7, 8 },
+		{ 0, 0, 0 },   { 1, 1, 1 },    { 2, 2, 2 },	{ 3, 3, 4 },	   { 4, 7, 8 },
 		{ 8, 15, 16 }, { 16, 31, 32 }, { 32, 127, 64 }, { 128, 255, 128 },
 	};
 	uint8_t map[300];
@@ -255,20 +255,17 @@ static void test_corpus(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/corpus", tmp);
 	assert_int_equal(fuzz_corpus_init(&c, dir, err, sizeof(err)), 0);
-	assert_int_equal(fuzz_corpus_add(&c, (const uint8_t *)"abc", 3, 10, 1, &added, err,
-					 sizeof(err)),
-			 0);
+	assert_int_equal(
+		fuzz_corpus_add(&c, (const uint8_t *)"abc", 3, 10, 1, &added, err, sizeof(err)), 0);
 	assert_true(added);
 	/* The same bytes again: kept once. */
-	assert_int_equal(fuzz_corpus_add(&c, (const uint8_t *)"abc", 3, 10, 2, &added, err,
-					 sizeof(err)),
-			 0);
+	assert_int_equal(
+		fuzz_corpus_add(&c, (const uint8_t *)"abc", 3, 10, 2, &added, err, sizeof(err)), 0);
 	assert_false(added);
 	assert_int_equal(c.n, 1);
 	assert_int_equal(count_files(dir, ""), 1);
 	/* The file is named by the content hash and holds the bytes. */
-	snprintf(path, sizeof(path), "%s/%016llx", dir,
-		 (unsigned long long)fuzz_hash64("abc", 3));
+	snprintf(path, sizeof(path), "%s/%016llx", dir, (unsigned long long)fuzz_hash64("abc", 3));
 	f = fopen(path, "r");
 	assert_non_null(f);
 	{
@@ -301,9 +298,8 @@ static void test_corpus(void **state)
 
 	/* Memory only; a directory that is a file. */
 	assert_int_equal(fuzz_corpus_init(&c, NULL, err, sizeof(err)), 0);
-	assert_int_equal(fuzz_corpus_add(&c, (const uint8_t *)"x", 1, 1, 1, &added, err,
-					 sizeof(err)),
-			 0);
+	assert_int_equal(
+		fuzz_corpus_add(&c, (const uint8_t *)"x", 1, 1, 1, &added, err, sizeof(err)), 0);
 	assert_int_equal(c.n, 1);
 	fuzz_corpus_free(&c);
 	snprintf(path, sizeof(path), "%s/afile", tmp);
@@ -342,15 +338,15 @@ static void test_solutions(void **state)
 
 	snprintf(dir, sizeof(dir), "%s/solutions", tmp);
 	assert_int_equal(fuzz_solutions_init(&s, dir, err, sizeof(err)), 0);
-	assert_int_equal(fuzz_solutions_add(&s, &m, (const uint8_t *)"boom", 4, &is_new, err,
-					    sizeof(err)),
-			 0);
+	assert_int_equal(
+		fuzz_solutions_add(&s, &m, (const uint8_t *)"boom", 4, &is_new, err, sizeof(err)),
+		0);
 	assert_true(is_new);
 	/* Another input with the same coverage: counted, not saved again. */
 	m.exec_no = 150;
-	assert_int_equal(fuzz_solutions_add(&s, &m, (const uint8_t *)"boom!", 5, &is_new, err,
-					    sizeof(err)),
-			 0);
+	assert_int_equal(
+		fuzz_solutions_add(&s, &m, (const uint8_t *)"boom!", 5, &is_new, err, sizeof(err)),
+		0);
 	assert_false(is_new);
 	assert_int_equal(count_files(dir, "crash-"), 2); /* the input and its .json */
 	assert_int_equal(s.total[FUZZ_KIND_CRASH], 2);
@@ -384,16 +380,16 @@ static void test_solutions(void **state)
 	/* The same coverage as a hang is its own kind; another coverage is another crash. */
 	m.kind = FUZZ_KIND_HANG;
 	m.code = 0;
-	assert_int_equal(fuzz_solutions_add(&s, &m, (const uint8_t *)"slow", 4, &is_new, err,
-					    sizeof(err)),
-			 0);
+	assert_int_equal(
+		fuzz_solutions_add(&s, &m, (const uint8_t *)"slow", 4, &is_new, err, sizeof(err)),
+		0);
 	assert_true(is_new);
 	assert_int_equal(count_files(dir, "hang-1234abcd5678ef00"), 2);
 	m.kind = FUZZ_KIND_CRASH;
 	m.cov_hash = 1;
-	assert_int_equal(fuzz_solutions_add(&s, &m, (const uint8_t *)"bang", 4, &is_new, err,
-					    sizeof(err)),
-			 0);
+	assert_int_equal(
+		fuzz_solutions_add(&s, &m, (const uint8_t *)"bang", 4, &is_new, err, sizeof(err)),
+		0);
 	assert_true(is_new);
 	assert_int_equal(count_files(dir, "crash-"), 4);
 	assert_int_equal(s.unique[FUZZ_KIND_CRASH], 2);
@@ -403,9 +399,9 @@ static void test_solutions(void **state)
 	/* A later session: the file already there is left alone (the earlier input stays). */
 	assert_int_equal(fuzz_solutions_init(&s, dir, err, sizeof(err)), 0);
 	m.cov_hash = 0x1234abcd5678ef00ull;
-	assert_int_equal(fuzz_solutions_add(&s, &m, (const uint8_t *)"other", 5, &is_new, err,
-					    sizeof(err)),
-			 0);
+	assert_int_equal(
+		fuzz_solutions_add(&s, &m, (const uint8_t *)"other", 5, &is_new, err, sizeof(err)),
+		0);
 	assert_int_equal(count_files(dir, "crash-"), 4);
 	j = load_json(dir, "crash-1234abcd5678ef00");
 	assert_int_equal(json_integer_value(json_object_get(j, "len")), 4);
@@ -414,9 +410,8 @@ static void test_solutions(void **state)
 
 	/* Without a directory: counted only. */
 	assert_int_equal(fuzz_solutions_init(&s, NULL, err, sizeof(err)), 0);
-	assert_int_equal(fuzz_solutions_add(&s, &m, (const uint8_t *)"x", 1, &is_new, err,
-					    sizeof(err)),
-			 0);
+	assert_int_equal(
+		fuzz_solutions_add(&s, &m, (const uint8_t *)"x", 1, &is_new, err, sizeof(err)), 0);
 	assert_true(is_new);
 	assert_int_equal(s.unique[FUZZ_KIND_CRASH], 1);
 	fuzz_solutions_free(&s);

@@ -188,8 +188,10 @@ static void test_arith_and_interesting(void **state)
 		unsigned w;
 		bool (*ok)(uint64_t, uint64_t, unsigned);
 	} cases[] = {
-		{ FUZZ_MUT_ARITH8, 1, arith_ok },	  { FUZZ_MUT_ARITH16, 2, arith_ok },
-		{ FUZZ_MUT_ARITH32, 4, arith_ok },	  { FUZZ_MUT_INTERESTING8, 1, interesting_ok },
+		{ FUZZ_MUT_ARITH8, 1, arith_ok },
+		{ FUZZ_MUT_ARITH16, 2, arith_ok },
+		{ FUZZ_MUT_ARITH32, 4, arith_ok },
+		{ FUZZ_MUT_INTERESTING8, 1, interesting_ok },
 		{ FUZZ_MUT_INTERESTING16, 2, interesting_ok },
 		{ FUZZ_MUT_INTERESTING32, 4, interesting_ok },
 	};
@@ -216,13 +218,14 @@ static void test_arith_and_interesting(void **state)
 				uint64_t b, a, lb, la;
 
 				random_input(&m.rng, in, cases[c].w);
-				assert_int_equal(apply(&m, cases[c].op, in, cases[c].w, out, &len), 0);
+				assert_int_equal(apply(&m, cases[c].op, in, cases[c].w, out, &len),
+						 0);
 				b = word(in, cases[c].w, true);
 				a = word(out, cases[c].w, true);
 				lb = word(in, cases[c].w, false);
 				la = word(out, cases[c].w, false);
-				saw_be_only = arith_ok(b, a, cases[c].w) &&
-					      !arith_ok(lb, la, cases[c].w);
+				saw_be_only =
+					arith_ok(b, a, cases[c].w) && !arith_ok(lb, la, cases[c].w);
 			}
 			assert_true(saw_be_only);
 		}
@@ -230,7 +233,8 @@ static void test_arith_and_interesting(void **state)
 		if (cases[c].w > 1) {
 			memcpy(out, "\x11\x22\x33", 3);
 			len = cases[c].w - 1;
-			assert_int_equal(fuzz_mutate_op(&m, cases[c].op, out, &len, NULL, 0), -EAGAIN);
+			assert_int_equal(fuzz_mutate_op(&m, cases[c].op, out, &len, NULL, 0),
+					 -EAGAIN);
 			assert_int_equal(len, cases[c].w - 1);
 			assert_memory_equal(out, "\x11\x22\x33", cases[c].w - 1);
 		}
