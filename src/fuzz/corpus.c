@@ -330,7 +330,8 @@ int fuzz_inputs_load(struct fuzz_inputs *in, const char *dir, size_t max_len, ch
 		snprintf(err, n, "seed directory '%s': %s", dir, strerror(-ret));
 		goto out_names;
 	}
-	qsort(names, nr, sizeof(*names), name_cmp);
+	if (nr)
+		qsort(names, nr, sizeof(*names), name_cmp);
 	in->v = calloc(nr ? nr : 1, sizeof(*in->v));
 	if (!in->v) {
 		ret = -ENOMEM;
