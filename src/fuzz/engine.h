@@ -95,7 +95,7 @@ void fuzz_engine_stats(const struct fuzz_engine *e, struct fuzz_stats *st);
 /* The one-line JSON summary: execs, execs_per_s, corpus, edges, crashes, unique_crashes, hangs,
  * unique_hangs, elapsed_s, seed, max_len, stop, and reset_us_p50 / reset_us_p99 / resets when
  * the target reported reset times.  0 or -errno. */
-int fuzz_engine_summary(const struct fuzz_engine *e, FILE *out);
+int fuzz_engine_summary(const struct fuzz_engine *e, FILE *out) __attribute__((warn_unused_result));
 /* Record one reset duration in microseconds (e may be NULL: ignored). */
 void fuzz_engine_note_reset_us(struct fuzz_engine *e, uint64_t us);
 /* The p-th percentile (0 < p <= 100) of the reset times noted, or -1 if none: exact below

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char fuzz_usage[] =
 	"Usage: ignition fuzz --kernel PATH --initrd HARNESS.cpio [OPTIONS]\n"
@@ -45,7 +46,8 @@ const char fuzz_usage[] =
 	"and at the end one JSON line to stdout: execs, execs_per_s, corpus, edges, crashes,\n"
 	"unique_crashes, hangs, unique_hangs, elapsed_s, seed, max_len, stop (runs, time,\n"
 	"signal or error), and reset_us_p50/reset_us_p99 when the VM reported reset times.\n"
-	"SIGINT or SIGTERM stops fuzzing (the summary is still printed).\n"
+	"SIGINT or SIGTERM stops fuzzing after the current run (the summary is still printed);\n"
+	"a second one ends ignition at once.\n"
 	"Exit status: 0 when fuzzing stopped (crashes found or not) or a replayed input ran\n"
 	"fine, 1 when a replayed input crashed or hung, 2 on bad usage, 3 on an error (the VM\n"
 	"or a file).\n";
@@ -220,9 +222,12 @@ int fuzz_main_parse(int argc, char **argv, struct fuzz_cli *o, char *err, size_t
 
 static volatile sig_atomic_t stop_requested;
 
+/* The first SIGINT/SIGTERM asks the loop to stop after the current run; a second one (a run
+ * that does not come back) ends the process at once, as for `ignition run`. */
 static void on_stop_signal(int sig)
 {
-	(void)sig;
+	if (stop_requested)
+		_exit(128 + sig);
 	stop_requested = 1;
 }
 
@@ -295,6 +300,16 @@ static int fuzz(struct fuzz_target *t, struct fuzz_cli *o)
 
 int fuzz_main(int argc, char **argv)
 {
+	static const struct fuzz_main_target vm = {
+		.open = fuzz_vm_target_open,
+		.close = fuzz_vm_target_close,
+	};
+
+	return fuzz_main_with(argc, argv, &vm);
+}
+
+int fuzz_main_with(int argc, char **argv, const struct fuzz_main_target *target)
+{
 	struct fuzz_target t = { 0 };
 	struct fuzz_cli o;
 	char err[512];
@@ -308,11 +323,11 @@ int fuzz_main(int argc, char **argv)
 		fputs(fuzz_usage, stdout);
 		return 0;
 	}
-	if (fuzz_vm_target_open(&o.vm, &t, err, sizeof(err))) {
+	if (target->open(&o.vm, &t, err, sizeof(err))) {
 		fprintf(stderr, "ignition: error: %s\n", err);
 		return 3;
 	}
 	status = o.replay ? replay(&t, o.replay) : fuzz(&t, &o);
-	fuzz_vm_target_close(&t);
+	target->close(&t);
 	return status;
 }

@@ -26,8 +26,16 @@ int fuzz_main_parse(int argc, char **argv, struct fuzz_cli *o, char *err, size_t
 	__attribute__((warn_unused_result));
 /* The --help text. */
 extern const char fuzz_usage[];
-/* `ignition fuzz ...` (argv[0] is "fuzz"): the process exit status (0 done / replay ok, 1 a
- * replayed crash or hang, or an error, 2 bad usage). */
+/* How the subcommand opens and closes its target: the VM (vm_target.h), or a fake in tests. */
+struct fuzz_main_target {
+	int (*open)(const struct fuzz_vm_opts *o, struct fuzz_target *t, char *err, size_t n);
+	void (*close)(struct fuzz_target *t);
+};
+
+/* `ignition fuzz ...` (argv[0] is "fuzz") on the VM target: the process exit status (0 fuzzing
+ * done or a replayed input ran fine, 1 a replayed crash or hang, 2 bad usage, 3 an error). */
 int fuzz_main(int argc, char **argv);
+/* The same on another target (the summary and replay line go to stdout, the rest to stderr). */
+int fuzz_main_with(int argc, char **argv, const struct fuzz_main_target *target);
 
 #endif

@@ -92,7 +92,7 @@ struct fuzz_mutator {
  * does not apply (input too short or already max_len long, no dictionary, no other entry):
  * buf and *len are then unchanged; -EINVAL for a bad op or *len outside [1, max_len]. */
 int fuzz_mutate_op(struct fuzz_mutator *m, enum fuzz_mut_op op, uint8_t *buf, size_t *len,
-		   const uint8_t *other, size_t other_len);
+		   const uint8_t *other, size_t other_len) __attribute__((warn_unused_result));
 /* Stacked havoc: 2 to 16 operators drawn at random, each re-drawn when it does not apply.
  * Returns the number applied (at least 1 for any input). */
 unsigned fuzz_mutate_havoc(struct fuzz_mutator *m, uint8_t *buf, size_t *len, const uint8_t *other,

@@ -10,9 +10,16 @@
 
 #include "fuzz/fuzz_main.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define ARGS(...)	   ((char *[]){ "fuzz", __VA_ARGS__, NULL })
 #define NARGS(...)	   ((int)(sizeof((char *[]){ "fuzz", __VA_ARGS__ }) / sizeof(char *)))
@@ -178,6 +185,235 @@ static void test_exit_status(void **state)
 			 3);
 }
 
+/* ---- the subcommand on a fake target ---- */
+
+static uint8_t fake_cov[256];
+static unsigned fake_runs, fake_sigint_at;
+static struct fuzz_vm_opts fake_opened;
+
+/* '!' first: a crash (code 7); '~' first: a hang; anything else runs fine.  Raises SIGINT on
+ * run fake_sigint_at, as a user's Ctrl-C would arrive. */
+static int fake_run(struct fuzz_target *t, const uint8_t *in, size_t len, enum fuzz_outcome *out,
+		    uint32_t *code)
+{
+	if (++fake_runs == fake_sigint_at)
+		raise(SIGINT);
+	t->cov[in[0]]++;
+	t->cov[len % 256]++;
+	*out = in[0] == '!' ? FUZZ_CRASH : in[0] == '~' ? FUZZ_HANG : FUZZ_OK;
+	*code = 7;
+	return 0;
+}
+
+static int fake_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, char *err, size_t n)
+{
+	fake_opened = *o;
+	fake_runs = 0;
+	*t = (struct fuzz_target){
+		.run = fake_run, .cov = fake_cov, .cov_size = sizeof(fake_cov), .max_len = 100
+	};
+	return 0;
+}
+
+static void fake_close(struct fuzz_target *t)
+{
+	t->run = NULL;
+}
+
+static const struct fuzz_main_target fake = { .open = fake_open, .close = fake_close };
+static char tmp[64], out_path[128];
+
+static int make_tmp(void **state)
+{
+	snprintf(tmp, sizeof(tmp), "/tmp/ign-fuzzmain-XXXXXX");
+	if (!mkdtemp(tmp))
+		return -1;
+	snprintf(out_path, sizeof(out_path), "%s/stdout", tmp);
+	return 0;
+}
+
+static int remove_tmp(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+	return system(cmd);
+}
+
+/* Run fuzz_main_with() with its stdout captured: the exit status; *text gets the output. */
+static int run_captured(int argc, char **argv, char **text)
+{
+	int saved, fd, status;
+	FILE *f;
+	long size;
+
+	fflush(stdout);
+	saved = dup(1);
+	fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, 1);
+	close(fd);
+	status = fuzz_main_with(argc, argv, &fake);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	f = fopen(out_path, "r");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	rewind(f);
+	*text = calloc(1, (size_t)size + 1);
+	assert_int_equal(fread(*text, 1, (size_t)size, f), (size_t)size);
+	fclose(f);
+	return status;
+}
+
+static void put(const char *name, const char *text)
+{
+	char path[160];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static json_t *summary(const char *text)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, 0, &je);
+
+	if (!j)
+		fail_msg("stdout is not one JSON summary: %s (%s)", text, je.text);
+	return j;
+}
+
+static void test_fuzz_session(void **state)
+{
+	char sol[128], seeds[128], *text;
+	json_t *j;
+
+	snprintf(sol, sizeof(sol), "%s/solutions", tmp);
+	snprintf(seeds, sizeof(seeds), "%s/seeds", tmp);
+	assert_int_equal(mkdir(seeds, 0755), 0);
+	put("seeds/a", "hello");
+	put("seeds/b", "!crash");
+	assert_int_equal(run_captured(NARGS("--kernel", "/k", "--initrd", "/h", "--seed", seeds,
+					    "--solutions", sol, "--runs", "300", "--seed-value",
+					    "17", "--timeout-ms", "20", "--mem", "64"),
+				      ARGS("--kernel", "/k", "--initrd", "/h", "--seed", seeds,
+					   "--solutions", sol, "--runs", "300", "--seed-value",
+					   "17", "--timeout-ms", "20", "--mem", "64"),
+				      &text),
+			 0);
+	/* The VM options reach the target. */
+	assert_string_equal(fake_opened.kernel, "/k");
+	assert_string_equal(fake_opened.initrd, "/h");
+	assert_int_equal(fake_opened.timeout_ms, 20);
+	assert_int_equal(fake_opened.mem_mib, 64);
+	j = summary(text);
+	assert_int_equal(json_integer_value(json_object_get(j, "execs")), 300);
+	assert_int_equal(json_integer_value(json_object_get(j, "seed")), 17);
+	/* 4096 by default, capped to the target's 100-byte window. */
+	assert_int_equal(json_integer_value(json_object_get(j, "max_len")), 100);
+	assert_string_equal(json_string_value(json_object_get(j, "stop")), "runs");
+	assert_true(json_integer_value(json_object_get(j, "unique_crashes")) >= 1);
+	json_decref(j);
+	free(text);
+
+	/* A saved crash replays: status 1 and its line; a fine input: status 0. */
+	{
+		DIR *d = opendir(sol);
+		struct dirent *e;
+		char path[400] = "", want[64];
+
+		assert_non_null(d);
+		while ((e = readdir(d)))
+			if (!strncmp(e->d_name, "crash-", 6) && !strstr(e->d_name, ".json"))
+				snprintf(path, sizeof(path), "%s/%.64s", sol, e->d_name);
+		closedir(d);
+		assert_true(path[0]);
+		assert_int_equal(
+			run_captured(NARGS("--kernel", "/k", "--initrd", "/h", "--replay", path),
+				     ARGS("--kernel", "/k", "--initrd", "/h", "--replay", path),
+				     &text),
+			1);
+		assert_int_equal(strncmp(text, "crash code=7 len=", 17), 0);
+		snprintf(want, sizeof(want), "edges_hash=%s\n", strrchr(path, '-') + 1);
+		assert_non_null(strstr(text, want));
+		free(text);
+	}
+	snprintf(seeds, sizeof(seeds), "%s/seeds/a", tmp);
+	assert_int_equal(run_captured(NARGS("--kernel", "/k", "--initrd", "/h", "--replay", seeds),
+				      ARGS("--kernel", "/k", "--initrd", "/h", "--replay", seeds),
+				      &text),
+			 0);
+	assert_int_equal(strncmp(text, "ok len=5 edges=2 edges_hash=", 28), 0);
+	free(text);
+	put("hang", "~zz");
+	snprintf(seeds, sizeof(seeds), "%s/hang", tmp);
+	assert_int_equal(run_captured(NARGS("--kernel", "/k", "--initrd", "/h", "--replay", seeds),
+				      ARGS("--kernel", "/k", "--initrd", "/h", "--replay", seeds),
+				      &text),
+			 1);
+	assert_int_equal(strncmp(text, "hang len=3 ", 11), 0);
+	free(text);
+	/* Unreadable or too long: an error, status 3, nothing on stdout. */
+	assert_int_equal(
+		run_captured(NARGS("--kernel", "/k", "--initrd", "/h", "--replay", "/nonexistent"),
+			     ARGS("--kernel", "/k", "--initrd", "/h", "--replay", "/nonexistent"),
+			     &text),
+		3);
+	assert_string_equal(text, "");
+	free(text);
+	put("long", "0123456789012345678901234567890123456789012345678901234567890123456789"
+		    "0123456789012345678901234567890123456789");
+	snprintf(seeds, sizeof(seeds), "%s/long", tmp);
+	assert_int_equal(run_captured(NARGS("--kernel", "/k", "--initrd", "/h", "--replay", seeds),
+				      ARGS("--kernel", "/k", "--initrd", "/h", "--replay", seeds),
+				      &text),
+			 3);
+	free(text);
+}
+
+static void test_sigint_stops_cleanly(void **state)
+{
+	char sol[128], *text;
+	json_t *j;
+
+	snprintf(sol, sizeof(sol), "%s/solutions", tmp);
+	fake_sigint_at = 100;
+	assert_int_equal(run_captured(NARGS("--kernel", "/k", "--initrd", "/h", "--solutions", sol,
+					    "--time", "30"),
+				      ARGS("--kernel", "/k", "--initrd", "/h", "--solutions", sol,
+					   "--time", "30"),
+				      &text),
+			 0);
+	fake_sigint_at = 0;
+	j = summary(text);
+	assert_string_equal(json_string_value(json_object_get(j, "stop")), "signal");
+	assert_int_equal(json_integer_value(json_object_get(j, "execs")), 100);
+	json_decref(j);
+	free(text);
+	/* The handler is gone again: SIGINT is back to what it was. */
+	{
+		struct sigaction sa;
+
+		assert_int_equal(sigaction(SIGINT, NULL, &sa), 0);
+		assert_true(sa.sa_handler == SIG_DFL);
+	}
+	/* --max-len above the target's window: an error, status 3. */
+	assert_int_equal(run_captured(NARGS("--kernel", "/k", "--initrd", "/h", "--solutions", sol,
+					    "--max-len", "101"),
+				      ARGS("--kernel", "/k", "--initrd", "/h", "--solutions", sol,
+					   "--max-len", "101"),
+				      &text),
+			 3);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,6 +422,8 @@ int main(void)
 		cmocka_unit_test(test_bad_usage),
 		cmocka_unit_test(test_usage_mentions_every_flag),
 		cmocka_unit_test(test_exit_status),
+		cmocka_unit_test_setup_teardown(test_fuzz_session, make_tmp, remove_tmp),
+		cmocka_unit_test_setup_teardown(test_sigint_stops_cleanly, make_tmp, remove_tmp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
