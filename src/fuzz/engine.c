@@ -230,6 +230,10 @@ static int target_run(struct fuzz_target *t, const uint8_t *in, size_t len, enum
 	*out = FUZZ_ERROR;
 	t->err[0] = '\0';
 	ret = t->run(t, in, len, out, code);
+	if (!ret && (unsigned)*out > FUZZ_ERROR) {
+		snprintf(t->err, sizeof(t->err), "unknown outcome %u", (unsigned)*out);
+		*out = FUZZ_ERROR;
+	}
 	if (ret < 0 || *out == FUZZ_ERROR) {
 		snprintf(err, n, "fuzz target: %s",
 			 t->err[0] ? t->err
