@@ -7,6 +7,7 @@
 #include "core/jail.h"
 #include "core/machine.h"
 #include "devices/boot_timer.h"
+#include "fuzz/fuzz_main.h"
 #include "core/seccomp.h"
 #include "snapshot/checkpoint.h"
 #include "snapshot/snapshot.h"
@@ -39,6 +40,8 @@ static const char top_usage[] =
 	"  run        boot a guest, or resume a snapshot with --restore (see\n"
 	"             'ignition run --help')\n"
 	"  snapshot   list, inspect and delete snapshots (see 'ignition snapshot\n"
+	"             --help')\n"
+	"  fuzz       fuzz a program inside a VM from a checkpoint (see 'ignition fuzz\n"
 	"             --help')\n"
 	"  help       show this help\n"
 	"  version    print the version\n";
@@ -643,6 +646,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "snapshot"))
 		return snapshot_store_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "fuzz"))
+		return fuzz_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(top_usage, stdout);
 		return 0;
