@@ -32,7 +32,8 @@
 
 struct fake {
 	bool paused;
-	int pause_calls, resume_calls, snapshot_calls, status_calls;
+	int pause_calls, resume_calls, snapshot_calls, status_calls, checkpoint_calls, reset_calls;
+	bool has_checkpoint;
 	bool snap_dir_null;
 	char snap_dir[256];
 	/* The next call fails with this -errno and reason (0: succeeds). */
@@ -109,6 +110,33 @@ static int fake_status(void *ctx, struct control_status *st, char *err, size_t n
 	return 0;
 }
 
+static int fake_checkpoint(void *ctx, char *err, size_t n)
+{
+	struct fake *f = ctx;
+
+	f->checkpoint_calls++;
+	if (f->fail)
+		return fail_now(f, err, n);
+	f->has_checkpoint = true;
+	return 0;
+}
+
+static int fake_reset(void *ctx, uint64_t *us, uint64_t *pages, char *err, size_t n)
+{
+	struct fake *f = ctx;
+
+	f->reset_calls++;
+	if (f->fail)
+		return fail_now(f, err, n);
+	if (!f->has_checkpoint) {
+		snprintf(err, n, "no checkpoint");
+		return -ENOENT;
+	}
+	*us = 180;
+	*pages = (uint64_t)f->reset_calls;
+	return 0;
+}
+
 static void fake_init(struct fake *f, struct control_ops *ops)
 {
 	memset(f, 0, sizeof(*f));
@@ -119,7 +147,9 @@ static void fake_init(struct fake *f, struct control_ops *ops)
 				     .pause = fake_pause,
 				     .resume = fake_resume,
 				     .snapshot = fake_snapshot,
-				     .status = fake_status };
+				     .status = fake_status,
+				     .checkpoint = fake_checkpoint,
+				     .reset = fake_reset };
 }
 
 /* ---- control_handle_line ---- */
@@ -233,6 +263,34 @@ static void test_status(void **state)
 	expect(&ops, "{\"cmd\":\"status\"}", -EBUSY,
 	       "{\"ok\":false,\"error\":\"status: vCPUs are being restored\"}");
 	assert_int_equal(f.status_calls, 4);
+}
+
+/* checkpoint and reset: fields, the reset's figures, failures passed through, extra fields
+ * refused like every command's. */
+static void test_checkpoint_reset(void **state)
+{
+	struct control_ops ops;
+	struct fake f;
+
+	fake_init(&f, &ops);
+	expect(&ops, "{\"cmd\":\"reset\"}", -ENOENT,
+	       "{\"ok\":false,\"error\":\"reset: no checkpoint\"}");
+	expect(&ops, "{\"cmd\":\"checkpoint\"}", 0, "{\"ok\":true}");
+	assert_true(f.has_checkpoint);
+	expect(&ops, "{\"cmd\":\"reset\"}", 0, "{\"ok\":true,\"reset_us\":180,\"pages\":2}");
+	expect_error(&ops, "{\"cmd\":\"reset\",\"dir\":\"/x\"}",
+		     strlen("{\"cmd\":\"reset\",\"dir\":\"/x\"}"), -EINVAL, "reset: ");
+	f.fail = -ENOTSUP;
+	f.fail_msg = "checkpoints need --track-dirty";
+	expect(&ops, "{\"cmd\":\"checkpoint\"}", -ENOTSUP,
+	       "{\"ok\":false,\"error\":\"checkpoint: checkpoints need --track-dirty\"}");
+	assert_int_equal(f.checkpoint_calls, 2);
+	assert_int_equal(f.reset_calls, 2);
+	ops = (struct control_ops){ 0 };
+	expect(&ops, "{\"cmd\":\"checkpoint\"}", -EOPNOTSUPP,
+	       "{\"ok\":false,\"error\":\"checkpoint: not supported\"}");
+	expect(&ops, "{\"cmd\":\"reset\"}", -EOPNOTSUPP,
+	       "{\"ok\":false,\"error\":\"reset: not supported\"}");
 }
 
 static void test_snapshot(void **state)
@@ -357,10 +415,10 @@ static void test_unknown(void **state)
 	fake_init(&f, &ops);
 	expect(&ops, "{\"cmd\":\"reboot\"}", -EINVAL,
 	       "{\"ok\":false,\"error\":\"unknown command \\\"reboot\\\" (known: pause, resume, "
-	       "snapshot, status)\"}");
+	       "snapshot, status, checkpoint, reset)\"}");
 	expect(&ops, "{\"cmd\":\"PAUSE\"}", -EINVAL,
 	       "{\"ok\":false,\"error\":\"unknown command \\\"PAUSE\\\" (known: pause, resume, "
-	       "snapshot, status)\"}");
+	       "snapshot, status, checkpoint, reset)\"}");
 	/* Fields are checked per command: a typo is not silently ignored. */
 	expect(&ops, "{\"cmd\":\"snapshot\",\"dri\":\"/x\"}", -EINVAL,
 	       "{\"ok\":false,\"error\":\"snapshot: unknown field \\\"dri\\\"\"}");
@@ -1003,6 +1061,7 @@ int main(void)
 		cmocka_unit_test(test_pause_resume),
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_snapshot),
+		cmocka_unit_test(test_checkpoint_reset),
 		cmocka_unit_test(test_bad_json),
 		cmocka_unit_test(test_not_an_object),
 		cmocka_unit_test(test_wrong_types),
