@@ -374,8 +374,8 @@ static int copy_range(int in, int out, uint64_t off, uint64_t len)
 
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0 && (errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS ||
-			      errno == EINVAL))
+		if (r < 0 &&
+		    (errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL))
 			return copy_by_hand(in, out, (uint64_t)a, len);
 		if (r <= 0)
 			return r < 0 ? -errno : -EIO;
@@ -389,8 +389,7 @@ static int zero_range(int out, uint64_t off, uint64_t len)
 {
 	static const uint8_t zeros[64 << 10];
 
-	if (fallocate(out, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) ==
-	    0)
+	if (fallocate(out, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
 		return 0;
 	if (errno != EOPNOTSUPP && errno != ENOSYS)
 		return -errno;

@@ -67,8 +67,10 @@ static json_t *load_manifest(const char *dir, char *err, size_t n)
 
 	snprintf(path, sizeof(path), "%s/manifest.json", dir);
 	m = json_load_file(path, 0, &je);
-	if (!m)
+	if (!m && je.line > 0)
 		snprintf(err, n, "manifest.json: %s (line %d)", je.text, je.line);
+	else if (!m)
+		snprintf(err, n, "%s", je.text); /* jansson's text names the file */
 	else if (!json_is_object(m)) {
 		snprintf(err, n, "manifest.json is not a JSON object");
 		json_decref(m);
@@ -385,8 +387,7 @@ static int copy_disks(int sfd, int tfd, FILE *progress, char *err, size_t n)
 }
 
 /* SNAP's manifest as a Full snapshot's: no parent, the new sizes. */
-static int write_full_manifest(int tfd, json_t *m, uint64_t ram, uint64_t written,
-			       size_t state_len)
+static int write_full_manifest(int tfd, json_t *m, uint64_t ram, uint64_t written, size_t state_len)
 {
 	json_t *sizes = json_object_get(m, "sizes");
 	char *text;
