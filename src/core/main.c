@@ -38,8 +38,8 @@ static const char top_usage[] =
 	"Commands:\n"
 	"  run        boot a guest, or resume a snapshot with --restore (see\n"
 	"             'ignition run --help')\n"
-	"  snapshot   list, inspect and delete snapshots (see 'ignition snapshot\n"
-	"             --help')\n"
+	"  snapshot   list, inspect, flatten and delete snapshots (see 'ignition\n"
+	"             snapshot --help')\n"
 	"  help       show this help\n"
 	"  version    print the version\n";
 

@@ -536,14 +536,23 @@ int snapshot_store_flatten(const char *snap_arg, const char *out_arg, FILE *prog
 	int sfd = -1, tfd = -1, ret;
 	bool made_tmp = false;
 
-	if (trim(snap_arg, snap, sizeof(snap)) ||
-	    trim(out_arg ? out_arg : snap_arg, dest, sizeof(dest)) ||
-	    snprintf(tmp, sizeof(tmp), "%s%s%d", dest, FLAT_SUFFIX, (int)getpid()) >=
-		    (int)sizeof(tmp))
-		return err_set(-ENAMETOOLONG, err, n, "'%s': name too long", snap_arg);
+	if (trim(snap_arg, snap, sizeof(snap)) || (out_arg && trim(out_arg, dest, sizeof(dest))))
+		return err_set(-ENAMETOOLONG, err, n, "'%s': name too long",
+			       out_arg ? out_arg : snap_arg);
 	manifest = load_manifest(snap, why, sizeof(why));
 	if (!manifest)
 		return err_set(-EINVAL, err, n, "'%s' is not a snapshot: %s", snap, why);
+	/* In place, the directory itself is swapped: through a symbolic link, or named "." or
+	 * "x/..", the temporary one would land elsewhere than beside it. */
+	if (!out_arg && !realpath(snap, dest)) {
+		ret = err_set(-errno, err, n, "'%s': %s", snap, strerror(errno));
+		goto out;
+	}
+	if (snprintf(tmp, sizeof(tmp), "%s%s%d", dest, FLAT_SUFFIX, (int)getpid()) >=
+	    (int)sizeof(tmp)) {
+		ret = err_set(-ENAMETOOLONG, err, n, "'%s': name too long", dest);
+		goto out;
+	}
 	sfd = open(snap, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sfd < 0) {
 		ret = err_set(-errno, err, n, "snapshot '%s': %s", snap, strerror(errno));

@@ -1053,6 +1053,40 @@ static void test_flatten_out(void **state)
 	free_abc();
 }
 
+/* SNAP named through a symbolic link or as "dir/.": the directory itself is flattened in
+ * place, and the link stays a link. */
+static void test_flatten_paths(void **state)
+{
+	char link[PATH_MAX], dot[PATH_MAX], err[PATH_MAX + 256];
+	const struct tsnap *ab[] = { &A, &B };
+	struct snap_file oldb, oldc;
+	uint8_t *oldb_buf, *oldc_buf, *want;
+	struct stat st;
+
+	build_abc("t");
+	load_state(B.dir, &oldb_buf, &oldb);
+	load_state(C.dir, &oldc_buf, &oldc);
+	snprintf(link, sizeof(link), "%s/t/link", base);
+	assert_int_equal(symlink(C.dir, link), 0);
+	assert_int_equal(snapshot_store_flatten(link, NULL, NULL, err, sizeof(err)), 0);
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	want = expected_abc();
+	check_flat(C.dir, C.id, &oldc, want, "C");
+	free(want);
+	check_no_tmp("t");
+
+	assert_true(snprintf(dot, sizeof(dot), "%s/.", B.dir) < (int)sizeof(dot));
+	assert_int_equal(snapshot_store_flatten(dot, NULL, NULL, err, sizeof(err)), 0);
+	want = expected(ab, 2);
+	check_flat(B.dir, B.id, &oldb, want, "B");
+	check_no_tmp("t");
+	free(want);
+	free(oldb_buf);
+	free(oldc_buf);
+	free_abc();
+}
+
 /* --out on another file system (tmpfs in /dev/shm when the test directory is elsewhere): no
  * reflink and no copy_file_range there, so the read-and-write copy does the work. */
 static void test_flatten_out_other_fs(void **state)
@@ -1182,6 +1216,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flatten_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flatten_middle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flatten_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flatten_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flatten_out_other_fs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flatten_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flatten_cli, setup, teardown),
