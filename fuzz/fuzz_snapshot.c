@@ -7,14 +7,20 @@
  * change); one that accepts it must save the very same payload back and stay usable (every
  * register read, a few writes).
  *
+ * The layer record (snapshot/layer.c) is read as a restore reads it, against the RAM size of
+ * the machine record (16 MiB without one): refused with a reason, or accepted and saved back
+ * byte for byte, a Diff's bitmap covering exactly RAM's pages.
+ *
  * A state file ends in a CRC-32 that random mutations almost never keep right, so each input
  * runs twice: once as it is (the checksum check itself), and once with the CRC recomputed over
  * the mutated bytes, which lets the fuzzer reach the framing and the device records.
  *
  * Seeds (LLVMFuzzerInitialize, into $IGN_FUZZ_SEED_DIR): state files saved from the four
  * devices fresh, busy (UART with a divisor, RX bytes and interrupts pending; RTC stopped while
- * the guest sets it; boot timer fired; WAK_STS set) and in loopback with a running RTC. */
+ * the guest sets it; boot timer fired; WAK_STS set) and in loopback with a running RTC, and a
+ * Diff snapshot's machine and layer records. */
 #include "arch/x86/layout.h"
+#include "core/gmem.h"
 #include "core/irq.h"
 #include "core/machine.h"
 #include "core/vcpu_state.h"
@@ -24,6 +30,7 @@
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "harness.h"
+#include "snapshot/layer.h"
 #include "snapshot/snap.h"
 
 #include <errno.h>
@@ -194,8 +201,54 @@ static void restore_all(const struct snap_file *f)
 	destroy(&d);
 }
 
-/* The records a restore reads without a device: the machine description and a vCPU.  Each
- * is refused (-EINVAL, -ENOENT for a missing vCPU) or, accepted, saves back byte for byte. */
+/* The layer record against RAM of ram_bytes (layer_load, as a restore and a flatten call it). */
+static void load_layer(const struct snap_file *f, uint64_t ram_bytes)
+{
+	static struct layer_info li;
+	uint64_t pages = ram_bytes >> GMEM_PAGE_SHIFT, pos = 0, run, sum = 0;
+	struct snap_reader rec, saved;
+	struct snap_writer w;
+	struct snap_file af;
+	char why[256];
+	int ret;
+
+	why[0] = '\0';
+	ret = layer_load(f, ram_bytes, &li, why, sizeof(why));
+	FUZZ_CHECK(ret == 0 || ((ret == -EINVAL || ret == -ENOMEM) && why[0]));
+	if (ret) {
+		FUZZ_CHECK(li.bits == NULL);
+		return;
+	}
+	if (li.kind == LAYER_FULL) {
+		FUZZ_CHECK(li.bits == NULL);
+	} else {
+		FUZZ_CHECK(li.kind == LAYER_DIFF && li.bits && li.nr_pages == pages);
+		FUZZ_CHECK(li.parent[0] && memchr(li.parent, '\0', sizeof(li.parent)));
+		/* Nothing past the last page; the runs cover exactly the set bits. */
+		FUZZ_CHECK(gmem_bitmap_count(li.bits, gmem_bitmap_words(pages) * 64) ==
+			   gmem_bitmap_count(li.bits, pages));
+		while ((run = gmem_bitmap_next_run(li.bits, pages, &pos))) {
+			FUZZ_CHECK(pos + run <= pages);
+			sum += run;
+			pos += run;
+		}
+		FUZZ_CHECK(sum == gmem_bitmap_count(li.bits, pages));
+	}
+	if (snap_file_find(f, SNAP_REC_LAYER, "layer", &rec) == 0) {
+		snap_writer_init(&w);
+		layer_save(&w, &li);
+		must(snap_writer_finish(&w), "save layer");
+		must(snap_file_parse(&af, w.buf, w.len, NULL, 0), "reparse layer");
+		FUZZ_CHECK(snap_file_find(&af, SNAP_REC_LAYER, "layer", &saved) == 0);
+		FUZZ_CHECK(saved.len == rec.len && !memcmp(saved.p, rec.p, rec.len));
+		snap_writer_free(&w);
+	}
+	layer_info_free(&li);
+}
+
+/* The records a restore reads without a device: the machine description, a vCPU and the
+ * layer.  Each is refused (-EINVAL, -ENOENT for a missing vCPU) or, accepted, saves back byte
+ * for byte. */
 static void load_pure(const struct snap_file *f)
 {
 	static struct machine_config mc;
@@ -203,6 +256,7 @@ static void load_pure(const struct snap_file *f)
 	struct snap_reader rec, saved;
 	struct snap_writer w;
 	struct snap_file af;
+	uint64_t ram_bytes = 16ull << 20;
 	char err[256];
 	int ret;
 
@@ -220,7 +274,9 @@ static void load_pure(const struct snap_file *f)
 		FUZZ_CHECK(snap_file_find(&af, SNAP_REC_MACHINE, "machine", &saved) == 0);
 		FUZZ_CHECK(saved.len == rec.len && !memcmp(saved.p, rec.p, rec.len));
 		snap_writer_free(&w);
+		ram_bytes = mc.mem_mib << 20;
 	}
+	load_layer(f, ram_bytes);
 	ret = vcpu_state_load(&vs, f, "vcpu0");
 	FUZZ_CHECK(ret == 0 || ret == -EINVAL || ret == -ENOENT);
 	if (ret == 0) {
@@ -294,13 +350,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /* A machine description and a vCPU in its reset state (x87 control word and MXCSR set), for
  * the first seed: the records a restore reads before any device. */
-static void seed_machine_and_vcpu(struct snap_writer *w)
+static void seed_machine_and_vcpu(struct snap_writer *w, uint64_t mem_mib)
 {
 	static struct machine_config mc;
 	static struct vcpu_state vs;
 
 	memset(&mc, 0, sizeof(mc));
-	mc.mem_mib = 256;
+	mc.mem_mib = mem_mib;
 	mc.smp = 1;
 	mc.cpu_template = CPU_TEMPLATE_HOST;
 	mc.nr_disks = 1;
@@ -327,8 +383,12 @@ static void seed_state(struct devs *d, const char *name)
 	struct snap_writer w;
 
 	snap_writer_init(&w);
-	if (!strcmp(name, "fresh"))
-		seed_machine_and_vcpu(&w);
+	if (!strcmp(name, "fresh")) {
+		struct layer_info full = { .kind = LAYER_FULL, .id = { 0x42 } };
+
+		seed_machine_and_vcpu(&w, 256);
+		layer_save(&w, &full);
+	}
 	for (int i = 0; i < NR_DEVS; i++)
 		must(table[i].ops->save(dev_of(d, i), &w, table[i].id), "save");
 	must(snap_writer_finish(&w), "snap_writer_finish");
@@ -336,6 +396,34 @@ static void seed_state(struct devs *d, const char *name)
 		fuzz_fail("seed %s: %zu bytes", name, w.len);
 	seed_bytes(&s, w.buf, w.len);
 	fuzz_seed_save(&s, name);
+	snap_writer_free(&w);
+}
+
+/* A Diff snapshot of a 16 MiB machine: its machine, vCPU and layer records, with runs of
+ * dirty pages across word edges and the last page. */
+static void seed_diff(void)
+{
+	static uint64_t bits[(16u << 20) / GMEM_PAGE_SIZE / 64];
+	static struct fuzz_seed s;
+	struct layer_info li = { .kind = LAYER_DIFF, .bits = bits };
+	struct snap_writer w;
+
+	li.nr_pages = (16u << 20) / GMEM_PAGE_SIZE;
+	memset(li.id, 0x11, sizeof(li.id));
+	memset(li.parent_id, 0x22, sizeof(li.parent_id));
+	strcpy(li.parent, "/var/snapshots/base");
+	bits[0] = 1;
+	bits[1] = 0xf000000000000000ull;
+	bits[2] = 0xff;
+	bits[63] = 1ull << 63;
+	snap_writer_init(&w);
+	seed_machine_and_vcpu(&w, 16);
+	layer_save(&w, &li);
+	must(snap_writer_finish(&w), "snap_writer_finish");
+	if (w.len > sizeof(s.data))
+		fuzz_fail("seed diff: %zu bytes", w.len);
+	seed_bytes(&s, w.buf, w.len);
+	fuzz_seed_save(&s, "diff");
 	snap_writer_free(&w);
 }
 
@@ -392,5 +480,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	rtc_set(d.rtc, RTC_SECONDS_ALARM, 0xc0);
 	seed_state(&d, "loopback");
 	destroy(&d);
+	seed_diff();
 	return 0;
 }

@@ -173,8 +173,9 @@ void gmem_mark_dirty(const struct gmem *gm, uint64_t gpa, uint64_t len)
 	if (!gm->vmm_dirty || !len || !ram_offset(gm, gpa, &off))
 		return;
 	first = off >> GMEM_PAGE_SHIFT;
-	/* A range is inside one region (gmem_ptr checked it): clamp anyway. */
-	last = (off + len - 1) >> GMEM_PAGE_SHIFT;
+	/* A range is inside one region (gmem_ptr checked it): clamp anyway, before off + len
+	 * can wrap (a wrapped end would mark nothing, and a Diff would miss the pages). */
+	last = len - 1 < gm->ram_size - off ? (off + len - 1) >> GMEM_PAGE_SHIFT : gm->nr_pages - 1;
 	if (last >= gm->nr_pages)
 		last = gm->nr_pages - 1;
 	for (uint64_t p = first; p <= last; p++)

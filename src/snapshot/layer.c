@@ -6,9 +6,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -323,4 +325,158 @@ void layer_chain_close(struct layer_chain *c)
 		c->l[i].memfd = -1;
 	}
 	c->n = 0;
+}
+
+/* [off, off+len) of `in` to the same place in `out` by read and write: where the kernel cannot
+ * copy between the two (another file system: EXDEV; a file system without it). */
+static int copy_by_hand(int in, int out, uint64_t off, uint64_t len)
+{
+	size_t size = len < (1u << 20) ? (size_t)len : (1u << 20);
+	uint8_t *buf = malloc(size ? size : 1);
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (!ret && len) {
+		ssize_t r = pread(in, buf, len < size ? (size_t)len : size, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			ret = r < 0 ? -errno : -EIO; /* EOF inside the range: the file shrank */
+			break;
+		}
+		for (ssize_t done = 0; !ret && done < r;) {
+			ssize_t w = pwrite(out, buf + done, (size_t)(r - done), (off_t)off + done);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				ret = w < 0 ? -errno : -EIO;
+			else
+				done += w;
+		}
+		off += (uint64_t)r;
+		len -= (uint64_t)r;
+	}
+	free(buf);
+	return ret;
+}
+
+/* [off, off+len) of `in` to the same place in `out`: copy_file_range (the kernel copies, or
+ * shares blocks where the file system can), else read and write. */
+static int copy_range(int in, int out, uint64_t off, uint64_t len)
+{
+	loff_t a = (loff_t)off, b = (loff_t)off;
+
+	while (len) {
+		ssize_t r = copy_file_range(in, &a, out, &b, (size_t)len, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 &&
+		    (errno == EXDEV || errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL))
+			return copy_by_hand(in, out, (uint64_t)a, len);
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		len -= (uint64_t)r;
+	}
+	return 0;
+}
+
+/* Zeros over [off, off+len) of `out`: a hole where the file system punches them. */
+static int zero_range(int out, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeros[64 << 10];
+
+	if (fallocate(out, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP && errno != ENOSYS)
+		return -errno;
+	while (len) {
+		size_t k = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		ssize_t w = pwrite(out, zeros, k, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		off += (uint64_t)w;
+		len -= (uint64_t)w;
+	}
+	return 0;
+}
+
+/* [off, end) of `in` over `out`: its data extents copied, its holes made zeros in `out`. */
+static int copy_sparse(int in, int out, uint64_t off, uint64_t end)
+{
+	while (off < end) {
+		off_t data = lseek(in, (off_t)off, SEEK_DATA), hole;
+		int ret;
+
+		if (data < 0 && errno != ENXIO)
+			return -errno;
+		if (data < 0 || (uint64_t)data > end)
+			data = (off_t)end; /* ENXIO: only a hole is left */
+		if ((uint64_t)data > off) {
+			ret = zero_range(out, off, (uint64_t)data - off);
+			if (ret)
+				return ret;
+		}
+		if ((uint64_t)data >= end)
+			break;
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		if ((uint64_t)hole > end)
+			hole = (off_t)end;
+		ret = copy_range(in, out, (uint64_t)data, (uint64_t)(hole - data));
+		if (ret)
+			return ret;
+		off = (uint64_t)hole;
+	}
+	return 0;
+}
+
+int layer_chain_overlay(const struct layer_chain *c, int i, int out, uint64_t *pages)
+{
+	uint64_t n = c->ram_bytes >> GMEM_PAGE_SHIFT, pos = 0, run;
+	int ret = 0;
+
+	*pages = 0;
+	if (i < 1 || i >= c->n)
+		return -EINVAL;
+	while (!ret && (run = gmem_bitmap_next_run(c->l[i].bits, n, &pos))) {
+		ret = copy_sparse(c->l[i].memfd, out, pos << GMEM_PAGE_SHIFT,
+				  (pos + run) << GMEM_PAGE_SHIFT);
+		*pages += run;
+		pos += run;
+	}
+	return ret;
+}
+
+int layer_copy_file(int in, int out)
+{
+	struct stat st;
+	off_t pos = 0;
+
+	if (ioctl(out, FICLONE, in) == 0)
+		return 0;
+	if (fstat(in, &st) < 0 || ftruncate(out, st.st_size) < 0)
+		return -errno;
+	while (pos < st.st_size) {
+		off_t data = lseek(in, pos, SEEK_DATA), hole;
+		int ret;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno; /* ENXIO: only a hole is left */
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		ret = copy_range(in, out, (uint64_t)data, (uint64_t)(hole - data));
+		if (ret)
+			return ret;
+		pos = hole;
+	}
+	return 0;
 }

@@ -70,4 +70,15 @@ int layer_chain_apply(const struct layer_chain *c, uint8_t *ram)
 	__attribute__((warn_unused_result));
 void layer_chain_close(struct layer_chain *c);
 
+/* Lay layer i (1..n-1) of the chain over the file `out` (ram_bytes long, holding the layers
+ * below i): each page the layer holds is copied, holes included (a page it holds as a hole is
+ * a zero page, punched or written as zeros).  *pages gets the count.  0 or -errno. */
+int layer_chain_overlay(const struct layer_chain *c, int i, int out, uint64_t *pages)
+	__attribute__((warn_unused_result));
+
+/* Make `out` (an empty file open for writing) a copy of `in`: a reflink where the file system
+ * shares blocks, else the data extents copied (in the kernel where it can; holes stay holes).
+ * 0 or -errno. */
+int layer_copy_file(int in, int out) __attribute__((warn_unused_result));
+
 #endif

@@ -178,36 +178,6 @@ out:
 	return ret;
 }
 
-/* Make `out` (empty) a copy of `in`: a reflink where the file system shares blocks, else the
- * data extents copied in the kernel (holes stay holes).  0 or -errno. */
-static int clone_into(int in, int out)
-{
-	struct stat st;
-	off_t pos = 0;
-
-	if (ioctl(out, FICLONE, in) == 0)
-		return 0;
-	if (fstat(in, &st) < 0 || ftruncate(out, st.st_size) < 0)
-		return -errno;
-	while (pos < st.st_size) {
-		off_t data = lseek(in, pos, SEEK_DATA), hole;
-
-		if (data < 0)
-			return errno == ENXIO ? 0 : -errno; /* ENXIO: only a hole is left */
-		hole = lseek(in, data, SEEK_HOLE);
-		if (hole < 0)
-			return -errno;
-		for (loff_t a = data, b = data; a < hole;) {
-			ssize_t n = copy_file_range(in, &a, out, &b, (size_t)(hole - a), 0);
-
-			if (n <= 0)
-				return n < 0 ? -errno : -EIO;
-		}
-		pos = hole;
-	}
-	return 0;
-}
-
 /* Write disk i of m into the new file dirfd/name and fsync it: the merged image of a
  * copy-on-write disk (base blocks where the guest wrote none, its blocks where it did), a
  * copy of a restore's private copy, or a copy of the image at its path. */
@@ -229,7 +199,7 @@ static int save_disk(struct machine *m, int i, int dirfd, const char *name)
 	if (cow)
 		ret = blk_cow_export(cow, out);
 	else
-		ret = clone_into(in >= 0 ? in : m->private_fds[i], out);
+		ret = layer_copy_file(in >= 0 ? in : m->private_fds[i], out);
 	if (!ret && fsync(out) < 0)
 		ret = -errno;
 	close(out);
@@ -556,7 +526,7 @@ static int private_disk(int dirfd, const char *name, struct machine_disk_fds *d)
 		return 0;
 	}
 	/* No reflink (ext4: EOPNOTSUPP; across file systems: EXDEV; EINVAL...).  Whatever the
-	 * reason, as clone_into() falls back to copying: the overlay needs no more of the file
+	 * reason, as layer_copy_file() falls back to copying: the overlay needs no more of the file
 	 * system than a sparse file.  (A base the kernel cannot read, which a copy would
 	 * report here, shows as I/O errors of the guest's reads instead.) */
 	if (fstat(in, &st) < 0 || ftruncate(out, st.st_size) < 0) {
