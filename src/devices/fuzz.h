@@ -10,8 +10,8 @@
  * devmgr_hooks.mem_slot hook.  So they are not dirty-tracked, not rewritten by a reset and not
  * part of a snapshot's memory file; a snapshot keeps only INPUT_LEN.
  *
- * Registers (little-endian, 4-byte accesses only; any other size reads all-ones (bus) and
- * writes are dropped; an offset not listed reads 0 and ignores writes):
+ * Registers (little-endian, 4-byte accesses at these offsets only: any other size or offset
+ * reads 0 and ignores writes):
  *   0x00 MAGIC       R   FUZZDEV_MAGIC, "IGFZ" in memory order
  *   0x04 VERSION     R   FUZZDEV_VERSION
  *   0x08 INPUT_GPA   R   guest-physical address of the input window, low 32 bits
