@@ -46,6 +46,7 @@ static uint8_t dummy_map[DEFAULT_MAP];
 static uint8_t *cov_map = dummy_map;
 static uint32_t cov_mask = DEFAULT_MAP - 1;
 static int snapshot_taken;
+static int verbose; /* FUZZ_VERBOSE=2: fuzz_done reports the coverage it sees */
 
 /* ---- Coverage (clang -fsanitize-coverage=trace-pc-guard) ---- */
 
@@ -224,6 +225,7 @@ int fuzz_init(void)
 	__atomic_store_n(&cov_map, (uint8_t *)p, __ATOMIC_RELEASE);
 	if (install_crash_handlers() < 0)
 		return fail("cannot install the crash handlers");
+	verbose = getenv("FUZZ_VERBOSE") && !strcmp(getenv("FUZZ_VERBOSE"), "2");
 	return 0;
 }
 
@@ -247,6 +249,20 @@ int fuzz_next_input(const uint8_t **buf, size_t *len)
 
 void fuzz_done(void)
 {
+	if (verbose) {
+		unsigned n = 0, first[8], nf = 0;
+
+		for (uint32_t i = 0; i <= cov_mask; i++)
+			if (cov_map[i]) {
+				if (nf < 8)
+					first[nf++] = i;
+				n++;
+			}
+		fprintf(stderr, "fuzz: done, %u coverage bytes set (first at", n);
+		for (unsigned i = 0; i < nf; i++)
+			fprintf(stderr, " %u", first[i]);
+		fprintf(stderr, ")\n");
+	}
 	if (regs)
 		reg_write(REG_DOORBELL, DOORBELL_DONE);
 }

@@ -39,7 +39,8 @@ int fuzz_init(void);
  * input in the window while handling DONE.  0, or -1 before fuzz_init. */
 int fuzz_next_input(const uint8_t **buf, size_t *len);
 
-/* This input ran to the end: ring DONE.  The host normally resets the VM to the checkpoint,
+/* This input ran to the end: ring DONE.  With FUZZ_VERBOSE=2 in the environment (set-up
+ * checks only: slow) it first prints how many coverage bytes it sees set.  The host normally resets the VM to the checkpoint,
  * so this returns only to a host that keeps the VM running. */
 void fuzz_done(void);
 

@@ -45,7 +45,7 @@ static int parse(const uint8_t *d, size_t n)
 		return -1; /* checked against the input ... */
 	r.name = malloc(16);
 	if (!r.name)
-		return -1;
+		return -2;
 	memcpy(r.name, d + 5, len); /* ... but not against name[16]: the planted bug */
 	if (len && r.name[0] == '!')
 		score += 10;
@@ -77,16 +77,26 @@ int main(int argc, char **argv)
 {
 	const uint8_t *buf;
 	size_t len;
+	int verbose, ret;
 
 	if (argc > 1)
 		return run_files(argc, argv);
 	if (fuzz_init() < 0)
 		return 1;
+	/* FUZZ_VERBOSE=1 (e.g. on the kernel command line, which hands it to /init and so to
+	 * here): one line per input, for checking a new set-up; slow, not for fuzzing. */
+	verbose = getenv("FUZZ_VERBOSE") != NULL;
 	fprintf(stderr, "planted: fuzz device found, waiting for inputs\n");
 	for (;;) {
 		if (fuzz_next_input(&buf, &len) < 0)
 			return 1;
-		parse(buf, len);
+		if (verbose)
+			fprintf(stderr, "planted: input of %zu bytes: %02x %02x %02x %02x %02x\n",
+				len, len > 0 ? buf[0] : 0, len > 1 ? buf[1] : 0, len > 2 ? buf[2] : 0,
+				len > 3 ? buf[3] : 0, len > 4 ? buf[4] : 0);
+		ret = parse(buf, len);
+		if (verbose)
+			fprintf(stderr, "planted: parse returned %d\n", ret);
 		fuzz_done();
 	}
 }
