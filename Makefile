@@ -159,7 +159,7 @@ $(FUZZ_SMOKE): fuzz-smoke-%: $(FUZZ_BUILD)/%
 	fi; \
 	rm -rf $$dir; exit $$rc
 
-FORMAT_FILES = $(shell find src tests fuzz -name '*.[ch]')
+FORMAT_FILES = $(shell find src tests fuzz guest/fuzz -name '*.[ch]')
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

@@ -141,7 +141,8 @@ static int install_crash_handlers(void)
 
 static int fail(const char *what)
 {
-	fprintf(stderr, "fuzz_init: %s%s%s\n", what, errno ? ": " : "", errno ? strerror(errno) : "");
+	fprintf(stderr, "fuzz_init: %s%s%s\n", what, errno ? ": " : "",
+		errno ? strerror(errno) : "");
 	return -1;
 }
 

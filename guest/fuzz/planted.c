@@ -92,8 +92,8 @@ int main(int argc, char **argv)
 			return 1;
 		if (verbose)
 			fprintf(stderr, "planted: input of %zu bytes: %02x %02x %02x %02x %02x\n",
-				len, len > 0 ? buf[0] : 0, len > 1 ? buf[1] : 0, len > 2 ? buf[2] : 0,
-				len > 3 ? buf[3] : 0, len > 4 ? buf[4] : 0);
+				len, len > 0 ? buf[0] : 0, len > 1 ? buf[1] : 0,
+				len > 2 ? buf[2] : 0, len > 3 ? buf[3] : 0, len > 4 ? buf[4] : 0);
 		ret = parse(buf, len);
 		if (verbose)
 			fprintf(stderr, "planted: parse returned %d\n", ret);

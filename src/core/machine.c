@@ -280,8 +280,8 @@ int machine_boot(struct machine *m, char *err, size_t n)
 				       strerror(-ret));
 		log_info("ACPI tables: %zu bytes, RSDP at %#llx", used, (unsigned long long)rsdp);
 		/* Without ACPI the device described itself on the command line already. */
-		if (m->fuzz && (ret = fuzzdev_cmdline(m->fuzz, m->cfg.cmdline,
-						      sizeof(m->cfg.cmdline))))
+		if (m->fuzz &&
+		    (ret = fuzzdev_cmdline(m->fuzz, m->cfg.cmdline, sizeof(m->cfg.cmdline))))
 			return err_set(ret, err, n,
 				       "kernel command line is too long for the fuzz device");
 	}

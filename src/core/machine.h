@@ -91,7 +91,7 @@ struct machine {
 	struct boot_timer *boot_timer;
 	struct virtio_net *nets[MACHINE_MAX_NETS]; /* eth0...; Ctrl-A n toggles eth0's link */
 	struct virtio_balloon *balloon;
-	struct fuzzdev *fuzz; /* cfg.fuzz's device, else NULL */
+	struct fuzzdev *fuzz;				/* cfg.fuzz's device, else NULL */
 	struct net_backend *backends[MACHINE_MAX_NETS]; /* until their device owns them */
 	struct virtio_blk *disks[MACHINE_MAX_DISKS];	/* cfg.disks[i]'s device */
 	/* A restore's private disks (unlinked files: a copy, or a copy-on-write overlay whose

@@ -463,8 +463,8 @@ static int cmd_run(int argc, char **argv)
 		o.m.fuzz = getenv("IGNITION_FUZZ_DEBUG") != NULL;
 		if (machine_create(&m, &o.m, &env, err, sizeof(err)))
 			die(1, "%s", err);
-		if (m.fuzz &&
-		    (ret = fuzzdev_debug_attach(m.fuzz, getenv("IGNITION_FUZZ_DEBUG"), &vmp->power)))
+		if (m.fuzz && (ret = fuzzdev_debug_attach(m.fuzz, getenv("IGNITION_FUZZ_DEBUG"),
+							  &vmp->power)))
 			die(1, "IGNITION_FUZZ_DEBUG: %s", strerror(-ret));
 	}
 	/* Before the console: it then leaves these signals to the VM. */

@@ -299,7 +299,9 @@ static int add_create(struct devmgr *dm, struct dm_dev *slot, const void *arg, v
 
 int fuzzdev_add(struct devmgr *dm, const struct fuzzdev_config *cfg, struct fuzzdev **out)
 {
-	const struct dm_slot_req req = { .id = FUZZDEV_ID, .kind = DM_MMIO, .len = FUZZDEV_REG_SIZE };
+	const struct dm_slot_req req = { .id = FUZZDEV_ID,
+					 .kind = DM_MMIO,
+					 .len = FUZZDEV_REG_SIZE };
 	const struct add_arg a = { .cfg = cfg };
 	void *dev;
 	int ret = devmgr_add(dm, &req, &fuzzdev_ops, add_create, ops_destroy, &a, &dev);
@@ -416,8 +418,9 @@ static void debug_doorbell(void *ctx, enum fuzz_doorbell cmd, uint32_t code)
 	char line[160];
 	int n;
 
-	n = snprintf(line, sizeof(line), "fuzz-debug: doorbell %s code %#x, coverage bytes set %zu\n",
-		     names[cmd], code, cov_bytes_set(f));
+	n = snprintf(line, sizeof(line),
+		     "fuzz-debug: doorbell %s code %#x, coverage bytes set %zu\n", names[cmd], code,
+		     cov_bytes_set(f));
 	if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;
 	if (cmd == FUZZ_DOORBELL_CRASH || (cmd == FUZZ_DOORBELL_DONE && d->next >= d->n)) {

@@ -319,15 +319,24 @@ static void test_describe(void **state)
 	char cmdline[64] = "console=ttyS0", small[30] = "console=ttyS0 quiet", exp[64];
 	struct dm_describe ctx = { .cmdline = cmdline, .cmdline_size = sizeof(cmdline) };
 	struct aml dsdt;
-	const uint8_t crs_regs[] = { 0x86, 0x09, 0x00, 0x01, (uint8_t)fx->regs,
-				     (uint8_t)(fx->regs >> 8), (uint8_t)(fx->regs >> 16),
-				     (uint8_t)(fx->regs >> 24), 0x00, 0x10, 0x00, 0x00 };
-	const uint8_t crs_in[] = { 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xd0,
-				   0x00, 0x00, 0x10, 0x00 };
-	const uint8_t crs_cov[] = { 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xd1,
-				    0x00, 0x00, 0x01, 0x00 };
-	const uint8_t hid[] = { 0x08, '_', 'H', 'I', 'D', 0x0d, 'I', 'G', 'N', 'T', '0',
-				'0',  '0', '2', 0 };
+	const uint8_t crs_regs[] = { 0x86,
+				     0x09,
+				     0x00,
+				     0x01,
+				     (uint8_t)fx->regs,
+				     (uint8_t)(fx->regs >> 8),
+				     (uint8_t)(fx->regs >> 16),
+				     (uint8_t)(fx->regs >> 24),
+				     0x00,
+				     0x10,
+				     0x00,
+				     0x00 };
+	const uint8_t crs_in[] = { 0x86, 0x09, 0x00, 0x01, 0x00, 0x00,
+				   0x00, 0xd0, 0x00, 0x00, 0x10, 0x00 };
+	const uint8_t crs_cov[] = { 0x86, 0x09, 0x00, 0x01, 0x00, 0x00,
+				    0x00, 0xd1, 0x00, 0x00, 0x01, 0x00 };
+	const uint8_t hid[] = { 0x08, '_', 'H', 'I', 'D', 0x0d, 'I', 'G',
+				'N',  'T', '0', '0', '0', '2',	0 };
 
 	/* Without ACPI: the command-line entry (the boot timer adds nothing). */
 	assert_int_equal(devmgr_describe(&fx->dm, &ctx), 0);
@@ -395,10 +404,13 @@ static void test_iasl(void **state)
 	dsl = acpi_tool_read(dir, "ssdt.dsl", NULL);
 	acpi_tool_expect(dsl, "Device (FUZZ)", "ssdt.dsl");
 	acpi_tool_expect(dsl, "Name (_HID, \"IGNT0002\")", "ssdt.dsl");
-	acpi_tool_expect(dsl, "Memory32Fixed (ReadWrite,\n                    0xC0001000,", "ssdt.dsl");
-	acpi_tool_expect(dsl, "0xD0000000,         // Address Base\n                    0x00100000,",
+	acpi_tool_expect(dsl, "Memory32Fixed (ReadWrite,\n                    0xC0001000,",
 			 "ssdt.dsl");
-	acpi_tool_expect(dsl, "0xD1000000,         // Address Base\n                    0x00010000,",
+	acpi_tool_expect(dsl,
+			 "0xD0000000,         // Address Base\n                    0x00100000,",
+			 "ssdt.dsl");
+	acpi_tool_expect(dsl,
+			 "0xD1000000,         // Address Base\n                    0x00010000,",
 			 "ssdt.dsl");
 	free(dsl);
 	free(table);

@@ -36,6 +36,7 @@
 #define LAYOUT_MMIO_SLOT_SIZE 0x1000ull
 #define LAYOUT_MMIO_SIZE      0x10000000ull /* 256 MiB, below the IOAPIC */
 #define LAYOUT_IOAPIC_ADDR    0xfec00000ull
+#define LAYOUT_LAPIC_ADDR     0xfee00000ull
 
 /* The fuzz device's shared windows (src/devices/fuzz.h): right after the MMIO device window,
  * in the hole below 4 GiB, so never RAM (e820 lists only RAM and the low reserved area; the
@@ -45,7 +46,6 @@
 #define LAYOUT_FUZZ_INPUT_MAX  0x01000000ull /* 16 MiB */
 #define LAYOUT_FUZZ_COV_ADDR   0xd1000000ull
 #define LAYOUT_FUZZ_COV_MAX    0x00100000ull /* 1 MiB */
-#define LAYOUT_LAPIC_ADDR     0xfee00000ull
 
 /* Interrupt lines.  GSIs 0..15 are the ISA IRQs; virtio devices get 5..22 minus the fixed
  * ones; 23 is the VMGenID's (its Generic Event Device, an edge-triggered line, the same on
