@@ -107,9 +107,12 @@ int vm_add_mem_slot(struct vm *vm, uint64_t gpa, void *hva, uint64_t size)
 		.userspace_addr = (uint64_t)(uintptr_t)hva,
 	};
 
-	if (!size || gpa % 4096 || size % 4096 || (uintptr_t)hva % 4096 ||
-	    gmem_valid(&vm->gm, gpa, 1) || gmem_valid(&vm->gm, gpa + size - 1, 1))
+	if (!size || gpa % 4096 || size % 4096 || (uintptr_t)hva % 4096 || gpa + size < gpa)
 		return -EINVAL;
+	for (int i = 0; i < vm->gm.nr_regions; i++)
+		if (gpa < vm->gm.regions[i].gpa + vm->gm.regions[i].size &&
+		    vm->gm.regions[i].gpa < gpa + size)
+			return -EINVAL; /* KVM refuses overlapping slots too; say why first */
 	if (vm->nr_extra_slots >= VM_MAX_EXTRA_SLOTS)
 		return -ENOSPC;
 	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
