@@ -56,7 +56,7 @@ TEST_FAKE_SRCS := $(sort $(filter-out $(TEST_SRCS),$(wildcard tests/unit/*.c)))
 TEST_FAKE_OBJS := $(TEST_FAKE_SRCS:%.c=$(BUILD)/%.o)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all unit unit-bins asan test guest guest-tests bench fuzz fuzz-smoke format format-check \
+.PHONY: all unit unit-bins asan test guest guest-fuzz guest-tests bench fuzz fuzz-smoke format format-check \
 	clean
 all: $(BUILD)/ignition
 
@@ -87,6 +87,10 @@ asan:
 # Guest assets (kernels, rootfs) into guest/out/, from Debian packages only.
 guest:
 	$(MAKE) -C guest
+
+# The fuzz harness images (planted, libpng) into guest/out/fuzz/ (docs/fuzzing.md).
+guest-fuzz:
+	$(MAKE) -C guest fuzz
 
 # Everything: unit tests, sanitizer run, guest tests under KVM. Ends with "N passed, N failed".
 test:
@@ -155,7 +159,7 @@ $(FUZZ_SMOKE): fuzz-smoke-%: $(FUZZ_BUILD)/%
 	fi; \
 	rm -rf $$dir; exit $$rc
 
-FORMAT_FILES = $(shell find src tests fuzz -name '*.[ch]')
+FORMAT_FILES = $(shell find src tests fuzz guest/fuzz -name '*.[ch]')
 format:
 	clang-format -i $(FORMAT_FILES)
 format-check:

@@ -336,6 +336,13 @@ int devmgr_ioeventfd(struct devmgr *dm, uint64_t addr, unsigned len, uint64_t da
 	return dm->hooks.ioeventfd(dm->hooks.ctx, addr, len, datamatch, fd, assign);
 }
 
+int devmgr_mem_slot(struct devmgr *dm, uint64_t gpa, void *hva, uint64_t size)
+{
+	if (!dm->hooks.mem_slot)
+		return -ENOSYS;
+	return dm->hooks.mem_slot(dm->hooks.ctx, gpa, hva, size);
+}
+
 uint32_t devmgr_level_gsis(const struct devmgr *dm)
 {
 	uint32_t mask = 0;

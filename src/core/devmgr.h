@@ -54,6 +54,9 @@ struct devmgr_hooks {
 	 * signals `fd` instead of exiting to user space. */
 	int (*ioeventfd)(void *ctx, uint64_t addr, unsigned len, uint64_t datamatch, int fd,
 			 bool assign);
+	/* Make host memory [hva, hva+size) guest-visible at [gpa, gpa+size) as a memory slot of
+	 * its own (not RAM: no dirty tracking, not in snapshots): the fuzz device's windows. */
+	int (*mem_slot)(void *ctx, uint64_t gpa, void *hva, uint64_t size);
 };
 
 struct devmgr {
@@ -120,6 +123,9 @@ int devmgr_describe(struct devmgr *dm, struct dm_describe *ctx) __attribute__((w
 /* Register an ioeventfd through the VM hook; -ENOSYS without one (caller falls back to exits). */
 int devmgr_ioeventfd(struct devmgr *dm, uint64_t addr, unsigned len, uint64_t datamatch, int fd,
 		     bool assign);
+/* Register an extra memory slot through the VM hook; -ENOSYS without one (unit tests). */
+int devmgr_mem_slot(struct devmgr *dm, uint64_t gpa, void *hva, uint64_t size)
+	__attribute__((warn_unused_result));
 /* GSIs (bit n = GSI n, n < 32) of the level-triggered lines: what the MP table declares. */
 uint32_t devmgr_level_gsis(const struct devmgr *dm);
 /* Find a device by its stable id. */

@@ -7,6 +7,7 @@
 #include "arch/x86/mptable.h"
 #include "core/console.h"
 #include "devices/boot_timer.h"
+#include "devices/fuzz.h"
 #include "devices/power.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
@@ -170,6 +171,10 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 	ret = vmgenid_add(dm, &m->vmgenid);
 	if (ret)
 		return err_set(ret, err, n, "vmgenid: %s", strerror(-ret));
+	/* After every other MMIO slot: a fuzz machine's devices keep the windows they have
+	 * without it. */
+	if (m->cfg.fuzz && (ret = fuzzdev_add(dm, NULL, &m->fuzz)))
+		return err_set(ret, err, n, "fuzz device: %s", strerror(-ret));
 	return 0;
 }
 
@@ -279,6 +284,11 @@ int machine_boot(struct machine *m, char *err, size_t n)
 			return err_set(ret, err, n, "cannot build the ACPI tables: %s",
 				       strerror(-ret));
 		log_info("ACPI tables: %zu bytes, RSDP at %#llx", used, (unsigned long long)rsdp);
+		/* Without ACPI the device described itself on the command line already. */
+		if (m->fuzz &&
+		    (ret = fuzzdev_cmdline(m->fuzz, m->cfg.cmdline, sizeof(m->cfg.cmdline))))
+			return err_set(ret, err, n,
+				       "kernel command line is too long for the fuzz device");
 	}
 	ret = boot_setup_zero_page(&vm->gm, &bi, m->cfg.cmdline, rsdp);
 	if (ret == -E2BIG)
@@ -316,6 +326,7 @@ void machine_destroy(struct machine *m)
 	m->boot_timer = NULL;
 	memset(m->nets, 0, sizeof(m->nets));
 	m->balloon = NULL;
+	m->fuzz = NULL;
 	memset(m->disks, 0, sizeof(m->disks));
 }
 
@@ -331,7 +342,8 @@ void machine_console_port(struct machine *m, struct console_port *port)
 				       .opaque = m->uart };
 }
 
-#define MACHINE_STATE_VERSION 1
+/* Version 2 appends bool fuzz; version 1 (no fuzz device) still loads. */
+#define MACHINE_STATE_VERSION 2
 
 void machine_config_save(const struct machine_config *c, struct snap_writer *w)
 {
@@ -374,6 +386,7 @@ void machine_config_save(const struct machine_config *c, struct snap_writer *w)
 	snap_put_str(w, c->kernel, MACHINE_PATH_MAX - 1);
 	snap_put_str(w, c->initrd, MACHINE_PATH_MAX - 1);
 	snap_put_str(w, c->cmdline, MACHINE_CMDLINE_MAX - 1);
+	snap_put_bool(w, c->fuzz);
 }
 
 int machine_config_load(struct machine_config *c, const struct snap_file *f, char *err, size_t n)
@@ -384,7 +397,7 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 	memset(c, 0, sizeof(*c));
 	if (snap_file_find(f, SNAP_REC_MACHINE, "machine", &r))
 		return err_set(-EINVAL, err, n, "the snapshot has no machine record");
-	if (r.version != MACHINE_STATE_VERSION)
+	if (r.version < 1 || r.version > MACHINE_STATE_VERSION)
 		return err_set(-EINVAL, err, n,
 			       "machine record version %u (this ignition reads %u)", r.version,
 			       MACHINE_STATE_VERSION);
@@ -446,6 +459,7 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 	snap_get_str(&r, c->kernel, sizeof(c->kernel));
 	snap_get_str(&r, c->initrd, sizeof(c->initrd));
 	snap_get_str(&r, c->cmdline, sizeof(c->cmdline));
+	c->fuzz = r.version >= 2 && snap_get_bool(&r);
 	if (snap_reader_done(&r))
 		return err_set(-EINVAL, err, n, "the machine record is malformed");
 	if (c->mem_mib < 16 || c->mem_mib > (LAYOUT_MAX_RAM >> 20) || c->smp < 1 ||

@@ -51,6 +51,7 @@ struct machine_config {
 	uint32_t balloon_stats_s;  /* seconds between statistics requests, 0: on demand only */
 	uint32_t vsock_cid;	   /* guest CID (>= 3) when vsock_path[0] */
 	char vsock_path[MACHINE_PATH_MAX]; /* host Unix socket path; "": no vsock device */
+	bool fuzz; /* the fuzz device (docs/fuzzing.md); set by the fuzz mode, not a `run` flag */
 	/* What was booted (informational once running; a restore does not reload it). */
 	char kernel[MACHINE_PATH_MAX];
 	char initrd[MACHINE_PATH_MAX];
@@ -70,6 +71,7 @@ struct machine_disk_fds {
 	int base_fd; /* >= 0: fd is a copy-on-write overlay over this read-only image */
 };
 struct vmgenid;
+struct fuzzdev;
 
 /* Run-time settings that are not part of the machine (never saved). */
 struct machine_env {
@@ -90,6 +92,7 @@ struct machine {
 	struct boot_timer *boot_timer;
 	struct virtio_net *nets[MACHINE_MAX_NETS]; /* eth0...; Ctrl-A n toggles eth0's link */
 	struct virtio_balloon *balloon;
+	struct fuzzdev *fuzz;				/* cfg.fuzz's device, else NULL */
 	struct net_backend *backends[MACHINE_MAX_NETS]; /* until their device owns them */
 	struct virtio_blk *disks[MACHINE_MAX_DISKS];	/* cfg.disks[i]'s device */
 	/* A restore's private disks (unlinked files: a copy, or a copy-on-write overlay whose

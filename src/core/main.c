@@ -8,6 +8,7 @@
 #include "core/machine.h"
 #include "devices/boot_timer.h"
 #include "fuzz/fuzz_main.h"
+#include "devices/fuzz.h"
 #include "core/seccomp.h"
 #include "snapshot/checkpoint.h"
 #include "snapshot/snapshot.h"
@@ -531,8 +532,13 @@ static int cmd_run(int argc, char **argv)
 			check_readable("initrd", o.m.initrd, false);
 		for (int i = 0; i < o.m.nr_disks; i++)
 			check_readable("disk", o.m.disks[i].path, !o.m.disks[i].read_only);
+		/* Debug mode of the fuzz device (docs/fuzzing.md): inputs from files, no fuzzer. */
+		o.m.fuzz = getenv("IGNITION_FUZZ_DEBUG") != NULL;
 		if (machine_create(&m, &o.m, &env, err, sizeof(err)))
 			die(1, "%s", err);
+		if (m.fuzz && (ret = fuzzdev_debug_attach(m.fuzz, getenv("IGNITION_FUZZ_DEBUG"),
+							  &vmp->power)))
+			die(1, "IGNITION_FUZZ_DEBUG: %s", strerror(-ret));
 	}
 	/* Before the console: it then leaves these signals to the VM. */
 	ret = vm_catch_stop_signals(vmp, console_restore);

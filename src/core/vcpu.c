@@ -50,6 +50,17 @@
 #define EFER_LME    0x100ull
 #define EFER_LMA    0x400ull
 
+/* The vCPU whose exit this thread is handling; NULL anywhere else. */
+static __thread struct vcpu *current_vcpu;
+
+bool vcpu_request_exit(void)
+{
+	if (!current_vcpu)
+		return false;
+	current_vcpu->exit_requested = true;
+	return true;
+}
+
 static void kick_handler(int sig)
 {
 	(void)sig;
@@ -366,12 +377,11 @@ static void handle_io(struct vcpu *v)
 	}
 }
 
-/* Act on the exit KVM_RUN just returned with. */
-static void handle_exit(struct vcpu *v)
+/* Decode the exit KVM_RUN just returned with onto the buses (handle_exit's body). */
+static void handle_exit_reason(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 
-	v->exits++;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		handle_io(v);
@@ -424,6 +434,40 @@ static void handle_exit(struct vcpu *v)
 	}
 }
 
+/* Act on the exit KVM_RUN just returned with, with current_vcpu set for vcpu_request_exit(). */
+static void handle_exit(struct vcpu *v)
+{
+	v->exits++;
+	current_vcpu = v;
+	handle_exit_reason(v);
+	current_vcpu = NULL;
+}
+
+/* A KVM_RUN with immediate_exit completes a pending I/O or MMIO read into the registers (and,
+ * on kvm_pvm hosts, nothing more) and returns EINTR at once: the state read next is then the
+ * one the guest would see on its next instruction. */
+static void complete_exit(struct vcpu *v)
+{
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	/* Completing may itself exit again (the next chunk of a string I/O): handle that exit as
+	 * usual and complete again, a bounded number of times. */
+	for (int i = 0; i < 64 && ioctl(v->fd, KVM_RUN, 0) == 0; i++)
+		handle_exit(v);
+	v->run->immediate_exit = 0;
+}
+
+/* A bus handler asked for the VM's exit hook (vcpu_request_exit): complete the exit, run it.
+ * A request made while completing (a second doorbell in a string write) folds into this one. */
+static void run_exit_hook(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	complete_exit(v);
+	v->exit_requested = false;
+	if (vm->vcpu_exit_hook)
+		vm->vcpu_exit_hook(vm->vcpu_exit_ctx, v);
+}
+
 /* The VM is pausing (vm_pause): finish the exit in progress, park, run save and load tasks
  * while parked, and return when resumed or stopping. */
 static void park(struct vcpu *v)
@@ -431,15 +475,7 @@ static void park(struct vcpu *v)
 	struct vm *vm = v->vm;
 	unsigned gen;
 
-	/* A KVM_RUN with immediate_exit completes a pending I/O or MMIO read into the registers
-	 * (and, on kvm_pvm hosts, nothing more) and returns EINTR at once: the state saved
-	 * next is then the one the guest would see on its next instruction. */
-	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
-	/* Completing may itself exit again (the next chunk of a string I/O): handle that exit as
-	 * usual and complete again, a bounded number of times. */
-	for (int i = 0; i < 64 && ioctl(v->fd, KVM_RUN, 0) == 0; i++)
-		handle_exit(v);
-	v->run->immediate_exit = 0;
+	complete_exit(v);
 	/* Tell the guest kernel it was stopped by the host (no soft-lockup report for the
 	 * pause); EINVAL when the guest does not use kvmclock. */
 	if (ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
@@ -511,6 +547,11 @@ static void *vcpu_loop(struct vcpu *v)
 	while (!stop_requested(v)) {
 		if (__atomic_load_n(&v->vm->pause_req, __ATOMIC_ACQUIRE)) {
 			park(v);
+			continue;
+		}
+		/* After a pause, too: the exit that asked may have been completed by park(). */
+		if (v->exit_requested) {
+			run_exit_hook(v);
 			continue;
 		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {

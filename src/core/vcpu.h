@@ -18,6 +18,7 @@ struct vcpu {
 	bool started;
 	uint64_t exits;		/* KVM_RUN returns (statistics) */
 	uint64_t int3_injected; /* int3 emulation failures turned into #BP */
+	bool exit_requested;	/* vcpu_request_exit() during the current exit */
 };
 
 /* Create vCPU `index`, set its CPUID, MSRs, LAPIC and FPU; the boot vCPU (index 0) also gets
@@ -32,6 +33,12 @@ void vcpu_kick(struct vcpu *v);
 void vcpu_join(struct vcpu *v);
 /* Close and free. */
 void vcpu_destroy(struct vcpu *v);
+/* From a bus handler running on a vCPU thread (inside that vCPU's exit): once this exit is
+ * handled, complete it (a KVM_RUN with immediate_exit, as a pause does) and run the VM's vCPU
+ * exit hook (vm_set_vcpu_exit_hook) on this thread before the next KVM_RUN.  Returns false,
+ * doing nothing, when the calling thread is not handling a vCPU exit (unit tests, the event
+ * loop).  The fuzz device's doorbell callback uses it to checkpoint or reset the VM. */
+bool vcpu_request_exit(void);
 /* Install the no-op signal handler used to kick vCPUs out of KVM_RUN (once per process);
  * 0 or -errno. */
 int vcpu_init_signals(void) __attribute__((warn_unused_result));

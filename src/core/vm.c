@@ -92,6 +92,35 @@ static int ioeventfd(void *ctx, uint64_t addr, unsigned len, uint64_t datamatch,
 	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &req) < 0 ? -errno : 0;
 }
 
+static int mem_slot(void *ctx, uint64_t gpa, void *hva, uint64_t size)
+{
+	return vm_add_mem_slot(ctx, gpa, hva, size);
+}
+
+int vm_add_mem_slot(struct vm *vm, uint64_t gpa, void *hva, uint64_t size)
+{
+	/* RAM has slots 0..gm.nr_regions-1 (set_memory); extra slots follow. */
+	struct kvm_userspace_memory_region mr = {
+		.slot = (uint32_t)(GMEM_MAX_REGIONS + vm->nr_extra_slots),
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)hva,
+	};
+
+	if (!size || gpa % 4096 || size % 4096 || (uintptr_t)hva % 4096 || gpa + size < gpa)
+		return -EINVAL;
+	for (int i = 0; i < vm->gm.nr_regions; i++)
+		if (gpa < vm->gm.regions[i].gpa + vm->gm.regions[i].size &&
+		    vm->gm.regions[i].gpa < gpa + size)
+			return -EINVAL; /* KVM refuses overlapping slots too; say why first */
+	if (vm->nr_extra_slots >= VM_MAX_EXTRA_SLOTS)
+		return -ENOSPC;
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
+		return -errno;
+	vm->nr_extra_slots++;
+	return 0;
+}
+
 static void power_cb(void *ctx, enum vm_stop_reason reason)
 {
 	vm_request_stop(ctx, reason);
@@ -243,7 +272,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 		{ KVM_CAP_IRQ_ROUTING, "GSI routing" },
 	};
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	struct devmgr_hooks hooks = { .ctx = vm, .irq_bind = irq_bind, .ioeventfd = ioeventfd };
+	struct devmgr_hooks hooks = {
+		.ctx = vm, .irq_bind = irq_bind, .ioeventfd = ioeventfd, .mem_slot = mem_slot
+	};
 	uint64_t t;
 	int ret;
 
@@ -627,6 +658,12 @@ void vm_resume(struct vm *vm)
 	__atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_set_vcpu_exit_hook(struct vm *vm, void (*fn)(void *ctx, struct vcpu *v), void *ctx)
+{
+	vm->vcpu_exit_ctx = ctx;
+	vm->vcpu_exit_hook = fn;
 }
 
 bool vm_paused(struct vm *vm)

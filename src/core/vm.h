@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #define VM_MAX_VCPUS 32
+/* Memory slots besides RAM (vm_add_mem_slot): the fuzz device's two windows. */
+#define VM_MAX_EXTRA_SLOTS 4
 
 struct vcpu;
 struct snap_writer;
@@ -82,6 +84,10 @@ struct vm {
 	int task_err;	    /* first error of the current task */
 	bool task_load;	    /* the task loads task_states (in-place reset), else saves */
 	struct vcpu_state *task_states;
+	unsigned nr_extra_slots; /* vm_add_mem_slot: slots GMEM_MAX_REGIONS.. */
+	/* vcpu_request_exit(): run on the vCPU's thread once its current exit is complete. */
+	void (*vcpu_exit_hook)(void *ctx, struct vcpu *v);
+	void *vcpu_exit_ctx;
 };
 
 /* Open /dev/kvm, create the VM, its memory, irqchip, event loop and device manager.
@@ -139,6 +145,18 @@ int vm_dirty_sync(struct vm *vm) __attribute__((warn_unused_result));
 int vm_remap_memory(struct vm *vm) __attribute__((warn_unused_result));
 /* Forget a consumer's pages (it has used them). */
 void vm_dirty_clear(struct vm *vm, enum vm_dirty_consumer c);
+/* Make host memory [hva, hva+size) guest-visible at [gpa, gpa+size) as a KVM memory slot of
+ * its own (numbered after the RAM slots), outside RAM: not dirty-tracked, not saved, not reset.
+ * All three page-aligned, size > 0, not overlapping RAM.  0, -EINVAL, -ENOSPC (more than
+ * VM_MAX_EXTRA_SLOTS) or the ioctl's -errno. */
+int vm_add_mem_slot(struct vm *vm, uint64_t gpa, void *hva, uint64_t size)
+	__attribute__((warn_unused_result));
+/* Install the hook a vCPU runs, on its own thread, after an exit during which a bus handler
+ * called vcpu_request_exit() (core/vcpu.h): the exit is complete then (the MMIO write done,
+ * RIP past the instruction, a pending read's value in the registers), so the hook may read or
+ * load the vCPU's state, e.g. checkpoint or reset the VM.  When it returns the vCPU runs on
+ * (unless a stop or pause was requested).  NULL: requests are dropped.  Before vm_run. */
+void vm_set_vcpu_exit_hook(struct vm *vm, void (*fn)(void *ctx, struct vcpu *v), void *ctx);
 /* Tear everything down (safe on a partially created VM). */
 void vm_destroy(struct vm *vm);
 

@@ -420,6 +420,8 @@ const char *snap_rec_name(enum snap_rec_type type)
 		return "boot-timer";
 	case SNAP_REC_POWER:
 		return "power";
+	case SNAP_REC_FUZZ:
+		return "fuzz";
 	}
 	return "unknown";
 }

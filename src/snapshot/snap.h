@@ -48,6 +48,7 @@ enum snap_rec_type {
 	SNAP_REC_RTC = 21,
 	SNAP_REC_BOOT_TIMER = 22,
 	SNAP_REC_POWER = 23,
+	SNAP_REC_FUZZ = 24, /* the fuzz device's input length and crash code */
 };
 
 struct snap_writer {

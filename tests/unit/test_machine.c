@@ -50,6 +50,7 @@ static void fill_sample(void)
 	sample.balloon_stats_s = 5;
 	sample.vsock_cid = 3;
 	strcpy(sample.vsock_path, "/tmp/v.sock");
+	sample.fuzz = true;
 	strcpy(sample.kernel, "/boot/vmlinux");
 	strcpy(sample.cmdline, "console=ttyS0 root=/dev/vda rw");
 }
@@ -176,7 +177,7 @@ static void test_refuses_truncation_and_version(void **state)
 	/* Every shorter payload, re-framed as a valid file. */
 	for (size_t cut = 0; cut < r.len; cut += 7) {
 		snap_writer_init(&t);
-		snap_rec_begin(&t, SNAP_REC_MACHINE, 1, "machine");
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 2, "machine");
 		snap_put_bytes(&t, r.p, cut);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
@@ -185,13 +186,30 @@ static void test_refuses_truncation_and_version(void **state)
 	}
 	/* Another version. */
 	snap_writer_init(&t);
-	snap_rec_begin(&t, SNAP_REC_MACHINE, 2, "machine");
+	snap_rec_begin(&t, SNAP_REC_MACHINE, 3, "machine");
 	snap_put_bytes(&t, r.p, r.len);
 	assert_int_equal(snap_writer_finish(&t), 0);
 	assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "version 2"));
+	assert_non_null(strstr(err, "version 3"));
 	snap_writer_free(&t);
+	/* Version 1 (before the fuzz flag): the same fields without it load, without the
+	 * device; with the flag's byte left over it is refused. */
+	for (int extra = 0; extra <= 1; extra++) {
+		snap_writer_init(&t);
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 1, "machine");
+		snap_put_bytes(&t, r.p, r.len - 1 + (size_t)extra);
+		assert_int_equal(snap_writer_finish(&t), 0);
+		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
+		if (extra) {
+			assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
+		} else {
+			assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), 0);
+			assert_false(back.fuzz);
+			assert_string_equal(back.cmdline, sample.cmdline);
+		}
+		snap_writer_free(&t);
+	}
 	/* No record at all. */
 	snap_writer_init(&t);
 	assert_int_equal(snap_writer_finish(&t), 0);

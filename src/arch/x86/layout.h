@@ -38,6 +38,15 @@
 #define LAYOUT_IOAPIC_ADDR    0xfec00000ull
 #define LAYOUT_LAPIC_ADDR     0xfee00000ull
 
+/* The fuzz device's shared windows (src/devices/fuzz.h): right after the MMIO device window,
+ * in the hole below 4 GiB, so never RAM (e820 lists only RAM and the low reserved area; the
+ * hole is not usable memory to the guest) and never in a snapshot's memory file.  Each is its
+ * own KVM memory slot.  The device's _CRS claims them, so the guest's resource tree knows. */
+#define LAYOUT_FUZZ_INPUT_ADDR 0xd0000000ull
+#define LAYOUT_FUZZ_INPUT_MAX  0x01000000ull /* 16 MiB */
+#define LAYOUT_FUZZ_COV_ADDR   0xd1000000ull
+#define LAYOUT_FUZZ_COV_MAX    0x00100000ull /* 1 MiB */
+
 /* Interrupt lines.  GSIs 0..15 are the ISA IRQs; virtio devices get 5..22 minus the fixed
  * ones; 23 is the VMGenID's (its Generic Event Device, an edge-triggered line, the same on
  * every machine). */
