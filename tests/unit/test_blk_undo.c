@@ -31,22 +31,22 @@
 
 #include <cmocka.h>
 
-#define BLK	    4096u
-#define NBLK	    40u
-#define DISK_SIZE   (NBLK * BLK + 1536u) /* the last block is 3 sectors */
-#define HOLE_START  (24u * BLK)		 /* blocks 24..31: a hole in the image / base */
-#define HOLE_END    (32u * BLK)
-#define RAM_SIZE    (1u << 20)
-#define QSIZE	    16
-#define DESC_GPA    0x1000
-#define AVAIL_GPA   0x2000
-#define USED_GPA    0x3000
-#define HDR_GPA	    0x4000
-#define STATUS_GPA  0x5000
-#define DATA_GPA    0x10000
-#define DATA_ROOM   (RAM_SIZE - DATA_GPA)
-#define BENCH_SIZE  (64u << 20)
-#define BENCH_N	    1000u
+#define BLK	      4096u
+#define NBLK	      40u
+#define DISK_SIZE     (NBLK * BLK + 1536u) /* the last block is 3 sectors */
+#define HOLE_START    (24u * BLK)	   /* blocks 24..31: a hole in the image / base */
+#define HOLE_END      (32u * BLK)
+#define RAM_SIZE      (1u << 20)
+#define QSIZE	      16
+#define DESC_GPA      0x1000
+#define AVAIL_GPA     0x2000
+#define USED_GPA      0x3000
+#define HDR_GPA	      0x4000
+#define STATUS_GPA    0x5000
+#define DATA_GPA      0x10000
+#define DATA_ROOM     (RAM_SIZE - DATA_GPA)
+#define BENCH_SIZE    (64u << 20)
+#define BENCH_N	      1000u
 #define SECTORS_OF(b) ((b) / 512u)
 
 enum mode { M_WAIT, M_ASYNC, M_SYNC };
@@ -255,7 +255,8 @@ static void expect_disk(struct ux *x, const uint8_t *want)
 	uint64_t usable = x->size / 512 * 512;
 
 	for (uint64_t off = 0; off < usable; off += DATA_ROOM / 2) {
-		uint32_t n = (uint32_t)(usable - off < DATA_ROOM / 2 ? usable - off : DATA_ROOM / 2);
+		uint32_t n =
+			(uint32_t)(usable - off < DATA_ROOM / 2 ? usable - off : DATA_ROOM / 2);
 		uint8_t *p = fake_mem_ptr(&x->mem, DATA_GPA, n);
 
 		memset(p, 0xcc, n);
@@ -303,10 +304,10 @@ static void test_rollback(void **state)
 	assert_int_equal(virtio_blk_undo_blocks(x->blk), 4);
 	dev_write(x, 8 * BLK + 1536, 20 * BLK, 0x23); /* blocks 8..28, into the hole */
 	assert_int_equal(virtio_blk_undo_blocks(x->blk), 25);
-	dev_write(x, 0, 512, 0x24);			 /* block 0 again: nothing to save */
-	dev_write(x, 2 * BLK, 2 * BLK, 0x25);		 /* 2 (overlay), 3 (saved) */
-	dev_write(x, 5 * BLK, BLK, 0x26);		 /* was partly in the overlay */
-	dev_write(x, NBLK * BLK, 1536, 0x27);		 /* the short last block */
+	dev_write(x, 0, 512, 0x24);	      /* block 0 again: nothing to save */
+	dev_write(x, 2 * BLK, 2 * BLK, 0x25); /* 2 (overlay), 3 (saved) */
+	dev_write(x, 5 * BLK, BLK, 0x26);     /* was partly in the overlay */
+	dev_write(x, NBLK * BLK, 1536, 0x27); /* the short last block */
 	assert_int_equal(virtio_blk_undo_blocks(x->blk), 28);
 	expect_disk(x, x->model);
 	rollback(x);
@@ -338,8 +339,8 @@ static void test_checkpoint_again(void **state)
 	checkpoint(x);
 	dev_write(x, BLK, 2 * BLK, 0x50);
 	dev_write(x, 30 * BLK, BLK + 512, 0x51);
-	checkpoint(x); /* the content with those writes */
-	dev_write(x, BLK + 512, 512, 0x52);   /* a block the first checkpoint had saved */
+	checkpoint(x);			       /* the content with those writes */
+	dev_write(x, BLK + 512, 512, 0x52);    /* a block the first checkpoint had saved */
 	dev_write(x, 12 * BLK, 4 * BLK, 0x53); /* and new ones */
 	assert_int_equal(virtio_blk_undo_blocks(x->blk), 5);
 	rollback(x);
@@ -389,8 +390,7 @@ static void test_errors(void **state)
 		uint32_t id, used;
 
 		assert_true(fake_vq_get_used(&x->f, &id, &used));
-		assert_int_equal(*(uint8_t *)fake_mem_ptr(&x->mem, STATUS_GPA, 1),
-				 VIRTIO_BLK_S_OK);
+		assert_int_equal(*(uint8_t *)fake_mem_ptr(&x->mem, STATUS_GPA, 1), VIRTIO_BLK_S_OK);
 	}
 	expect_disk(x, x->model);
 	rollback(x);
@@ -580,8 +580,8 @@ static int setup_dir(void **state)
 	return 0;
 }
 
-#define ALL_MODES(fn)                                                 \
-	cmocka_unit_test_setup_teardown(fn, plain_wait, teardown),    \
+#define ALL_MODES(fn)                                                       \
+	cmocka_unit_test_setup_teardown(fn, plain_wait, teardown),          \
 		cmocka_unit_test_setup_teardown(fn, plain_async, teardown), \
 		cmocka_unit_test_setup_teardown(fn, plain_sync, teardown),  \
 		cmocka_unit_test_setup_teardown(fn, cow_wait, teardown),    \

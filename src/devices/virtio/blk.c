@@ -1311,8 +1311,7 @@ int virtio_blk_create_fd(int fd, int base_fd, bool read_only, const char *serial
 			return ret;
 		}
 	}
-	ret = blk_open(b, read_only, serial, base_fd >= 0 ? "copy-on-write overlay" : "disk",
-		       NULL);
+	ret = blk_open(b, read_only, serial, base_fd >= 0 ? "copy-on-write overlay" : "disk", NULL);
 	if (ret) {
 		blk_free(b);
 		return ret;
@@ -1413,8 +1412,8 @@ static int undo_begin(struct virtio_blk *b, const char *what)
 		return -EBUSY;
 	}
 	if (!b->undo) {
-		log_warn("virtio-blk: no undo log for this disk (%s): no %s", strerror(-b->undo_err),
-			 what);
+		log_warn("virtio-blk: no undo log for this disk (%s): no %s",
+			 strerror(-b->undo_err), what);
 		return b->undo_err ? b->undo_err : -ENOTSUP;
 	}
 	return 0;
