@@ -34,7 +34,13 @@
  * base synchronously (cow_prep_rw); its blocks' bits are set when it completes successfully
  * (finish).  A read is split into runs of blocks that come from one file and carried out one
  * run after the other, each as one operation of the same slot, so a request still has at
- * most one operation in the ring. */
+ * most one operation in the ring.
+ *
+ * In-place reset (virtio_blk_checkpoint/rollback, blk_undo.h).  With a checkpoint armed, a
+ * write or write-zeroes first saves, synchronously like the copy-up and before it, the blocks
+ * it touches for the first time since the checkpoint (undo_ok, in prep_rw and prep_dwz: before
+ * anything is queued or run, so both I/O modes are covered); a discard does nothing.  The
+ * undo log file is created with the disk, beside the image or the overlay. */
 #include "devices/virtio/blk.h"
 
 #include "core/devmgr.h"
