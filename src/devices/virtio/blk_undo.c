@@ -47,6 +47,7 @@ struct blk_undo {
 	uint64_t *saved;  /* nblocks bits; NULL until the first checkpoint */
 	uint64_t *base;	  /* nblocks bits: saved blocks that were on the copy-on-write base */
 	uint64_t nsaved;
+	uint64_t lo, hi; /* the saved blocks lie in [lo, hi) (lo >= hi: none) */
 	bool armed;
 	bool sparse;  /* blocks with a clear `saved` bit read zeros in the log */
 	uint8_t *buf; /* BUF_BYTES */
@@ -188,6 +189,8 @@ int blk_undo_checkpoint(struct blk_undo *u)
 {
 	size_t words = (size_t)((u->nblocks + BITS - 1) / BITS);
 
+	if (u->armed && u->nsaved == 0 && u->sparse)
+		return 0; /* nothing saved since: the log is empty already */
 	u->armed = false;
 	if (!u->saved) {
 		/* 32 KiB per GiB of disk for each bitmap. */
@@ -207,6 +210,7 @@ int blk_undo_checkpoint(struct blk_undo *u)
 		memset(u->base, 0, words * sizeof(*u->base));
 	}
 	u->nsaved = 0;
+	u->lo = u->hi = 0;
 	drop_contents(u);
 	u->armed = true;
 	return 0;
@@ -312,6 +316,10 @@ static int save_run(struct blk_undo *u, int fd, struct blk_cow *cow, uint64_t k,
 			set_bits(u->base, k0, k1); /* the base keeps it for us */
 		}
 		set_bits(u->saved, k0, k1);
+		if (!u->nsaved || k0 < u->lo)
+			u->lo = k0;
+		if (!u->nsaved || k1 > u->hi)
+			u->hi = k1;
 		u->nsaved += k1 - k0;
 		a += n;
 	}
@@ -389,21 +397,37 @@ static int restore_run(struct blk_undo *u, int fd, struct blk_cow *cow, uint64_t
 	return 0;
 }
 
+/* Clear bits [k, end) (whole words at once). */
+static void clear_bits(uint64_t *bits, uint64_t k, uint64_t end)
+{
+	for (; k < end; k++) {
+		if (k % BITS == 0 && end - k >= BITS) {
+			bits[k / BITS] = 0;
+			k += BITS - 1;
+			continue;
+		}
+		bits[k / BITS] &= ~(1ull << (k % BITS));
+	}
+}
+
 int blk_undo_rollback(struct blk_undo *u, int fd, struct blk_cow *cow)
 {
-	uint64_t k = 0;
-	size_t words;
+	uint64_t k;
 
 	if (!u || !u->armed)
 		return -ENOENT;
-	while (k < u->nblocks) { /* each pass restores one run of saved blocks */
+	/* Nothing written since the checkpoint (a fuzzer's reset, most of the time): free. */
+	if (u->nsaved == 0)
+		return 0;
+	/* Only the bitmap's words between the first and the last saved block are looked at. */
+	for (k = u->lo; k < u->hi;) { /* each pass restores one run of saved blocks */
 		uint64_t next;
 		int ret;
 
-		k = scan(u->saved, k, u->nblocks, false);
-		if (k == u->nblocks)
+		k = scan(u->saved, k, u->hi, false);
+		if (k == u->hi)
 			break;
-		next = scan(u->saved, k + 1, u->nblocks, true);
+		next = scan(u->saved, k + 1, u->hi, true);
 		ret = restore_run(u, fd, cow, k, next);
 		if (ret)
 			return ret;
@@ -411,13 +435,12 @@ int blk_undo_rollback(struct blk_undo *u, int fd, struct blk_cow *cow)
 	}
 	/* The rolled-back content is what the guest's RAM (page cache, file system state)
 	 * now believes is on the disk: make it as durable as a FLUSH would. */
-	if (u->nsaved && fdatasync(fd) < 0)
+	if (fdatasync(fd) < 0)
 		return -errno;
-	words = (size_t)((u->nblocks + BITS - 1) / BITS);
-	memset(u->saved, 0, words * sizeof(*u->saved));
-	memset(u->base, 0, words * sizeof(*u->base));
-	if (u->nsaved)
-		drop_contents(u);
+	clear_bits(u->saved, u->lo, u->hi);
+	clear_bits(u->base, u->lo, u->hi);
+	drop_contents(u);
 	u->nsaved = 0;
+	u->lo = u->hi = 0;
 	return 0;
 }
