@@ -185,6 +185,19 @@ static void drop_contents(struct blk_undo *u)
 	u->sparse = false;
 }
 
+/* Clear bits [k, end) (whole words at once). */
+static void clear_bits(uint64_t *bits, uint64_t k, uint64_t end)
+{
+	for (; k < end; k++) {
+		if (k % BITS == 0 && end - k >= BITS) {
+			bits[k / BITS] = 0;
+			k += BITS - 1;
+			continue;
+		}
+		bits[k / BITS] &= ~(1ull << (k % BITS));
+	}
+}
+
 int blk_undo_checkpoint(struct blk_undo *u)
 {
 	size_t words = (size_t)((u->nblocks + BITS - 1) / BITS);
@@ -206,8 +219,8 @@ int blk_undo_checkpoint(struct blk_undo *u)
 			return -ENOMEM;
 		}
 	} else {
-		memset(u->saved, 0, words * sizeof(*u->saved));
-		memset(u->base, 0, words * sizeof(*u->base));
+		clear_bits(u->saved, u->lo, u->hi);
+		clear_bits(u->base, u->lo, u->hi);
 	}
 	u->nsaved = 0;
 	u->lo = u->hi = 0;
@@ -395,19 +408,6 @@ static int restore_run(struct blk_undo *u, int fd, struct blk_cow *cow, uint64_t
 		k = next;
 	}
 	return 0;
-}
-
-/* Clear bits [k, end) (whole words at once). */
-static void clear_bits(uint64_t *bits, uint64_t k, uint64_t end)
-{
-	for (; k < end; k++) {
-		if (k % BITS == 0 && end - k >= BITS) {
-			bits[k / BITS] = 0;
-			k += BITS - 1;
-			continue;
-		}
-		bits[k / BITS] &= ~(1ull << (k % BITS));
-	}
 }
 
 int blk_undo_rollback(struct blk_undo *u, int fd, struct blk_cow *cow)
