@@ -2,8 +2,12 @@
  * file: request headers, data segments, discard/write-zeroes segment lists and status bytes
  * all come from guest memory.  Input: [cfg] then harness operations; cfg bit 0 opens the
  * disk read-only, bit 1 gives it a 20-byte serial, bit 2 makes it a copy-on-write disk (the
- * image as its read-only base under an empty overlay; bit 0 then ignored). */
+ * image as its read-only base under an empty overlay; bit 0 then ignored).  The device
+ * operation takes a checkpoint or rolls back to it (in-place reset, blk_undo.c), and checks
+ * that a rollback gives back, byte for byte, the disk the checkpoint saw. */
 #include "devices/virtio/blk.h"
+#include "devices/virtio/blk_cow.h"
+#include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "harness.h"
 
@@ -17,12 +21,57 @@
 #define IMAGE_BYTES (64u * 1024 + 256)
 
 static char image[256];
+/* The disk as the last checkpoint saw it (its capacity: 128 sectors). */
+#define DISK_BYTES (64u * 1024)
+static uint8_t at_checkpoint[DISK_BYTES];
+static bool have_checkpoint;
+
+/* What the guest would read from the whole disk now. */
+static void disk_read(struct virtio_blk *b, uint8_t *buf)
+{
+	const struct blk_cow *c = virtio_blk_cow(b);
+	int fd;
+
+	if (c) {
+		FUZZ_CHECK(blk_cow_read(c, buf, DISK_BYTES, 0) == 0);
+		return;
+	}
+	fd = open(image, O_RDONLY | O_CLOEXEC);
+	FUZZ_CHECK(fd >= 0);
+	FUZZ_CHECK(pread(fd, buf, DISK_BYTES, 0) == (ssize_t)DISK_BYTES);
+	close(fd);
+}
+
+/* u8: even = checkpoint, odd = rollback; both with the device quiesced, as the VMM does. */
+static void blk_op(struct vh *h, void *dev, struct fuzz_in *in)
+{
+	static uint8_t now[DISK_BYTES];
+	struct virtio_blk *b = dev;
+	int ret;
+
+	virtio_mmio_quiesce(h->t);
+	if (fuzz_u8(in) % 2 == 0) {
+		ret = virtio_blk_checkpoint(b);
+		FUZZ_CHECK(ret == 0);
+		disk_read(b, at_checkpoint);
+		have_checkpoint = true;
+		return;
+	}
+	ret = virtio_blk_rollback(b);
+	if (!have_checkpoint)
+		return; /* -ENOENT, or 0 for a read-only disk */
+	FUZZ_CHECK(ret == 0);
+	FUZZ_CHECK(virtio_blk_undo_blocks(b) == 0);
+	disk_read(b, now);
+	FUZZ_CHECK(memcmp(now, at_checkpoint, DISK_BYTES) == 0);
+}
 
 static int blk_create(struct vh *h, uint8_t cfg, void **dev)
 {
 	const char *serial = (cfg & 2) ? "0123456789abcdefghij" : NULL;
 	int base, ovl, ret;
 
+	have_checkpoint = false;
 	if (!(cfg & 4))
 		return virtio_blk_create(image, cfg & 1, serial, (struct virtio_blk **)dev);
 	base = open(image, O_RDONLY | O_CLOEXEC);
@@ -39,6 +88,7 @@ static int blk_create(struct vh *h, uint8_t cfg, void **dev)
 static const struct vh_device blk_dev = {
 	.ops = &virtio_blk_ops,
 	.create = blk_create,
+	.op = blk_op,
 };
 
 /* Request header (§5.2.6): le32 type, le32 reserved, le64 sector. */
@@ -117,6 +167,24 @@ static void write_seeds(void)
 	vh_seed_chain(&s, 0, seg, 3);
 	vh_seed_notify(&s, 0);
 	fuzz_seed_save(&s, "discard-wz");
+
+	/* Checkpoint, a partial write and a write-zeroes, rollback (on both kinds of disk). */
+	for (uint8_t cfg = 0; cfg <= 4; cfg += 4) {
+		seed_u8(&s, cfg);
+		vh_seed_bring_up(&s, 0, 4);
+		vh_seed_device(&s);
+		seed_u8(&s, 0);
+		put_hdr(&s, 0x1000, VIRTIO_BLK_T_OUT, 5);
+		vh_seed_chain(&s, 0, wr, 3);
+		vh_seed_notify(&s, 0);
+		put_hdr(&s, 0x1000, VIRTIO_BLK_T_WRITE_ZEROES, 0);
+		vh_seed_mem(&s, 0x1100, dwz, sizeof(dwz));
+		vh_seed_chain(&s, 0, seg, 3);
+		vh_seed_notify(&s, 0);
+		vh_seed_device(&s);
+		seed_u8(&s, 1);
+		fuzz_seed_save(&s, cfg ? "cow-undo" : "undo");
+	}
 
 	/* The same read through an indirect table at 0x4000 (§2.7.5.3). */
 	seed_u8(&s, 0);

@@ -330,6 +330,33 @@ void machine_destroy(struct machine *m)
 	memset(m->disks, 0, sizeof(m->disks));
 }
 
+/* Every writable disk, in order; all are tried, the first error is returned. */
+static int disks_each(struct machine *m, int (*fn)(struct virtio_blk *))
+{
+	int first = 0;
+
+	for (int i = 0; i < m->cfg.nr_disks && i < MACHINE_MAX_DISKS; i++) {
+		int ret;
+
+		if (!m->disks[i] || m->cfg.disks[i].read_only)
+			continue;
+		ret = fn(m->disks[i]);
+		if (ret && !first)
+			first = ret;
+	}
+	return first;
+}
+
+int machine_disks_checkpoint(struct machine *m)
+{
+	return disks_each(m, virtio_blk_checkpoint);
+}
+
+int machine_disks_rollback(struct machine *m)
+{
+	return disks_each(m, virtio_blk_rollback);
+}
+
 static size_t uart_input(void *opaque, const uint8_t *buf, size_t len)
 {
 	return serial_input(opaque, buf, len);

@@ -119,6 +119,14 @@ int machine_boot(struct machine *m, char *err, size_t err_size) __attribute__((w
 /* Free everything (safe on a partly created machine). */
 void machine_destroy(struct machine *m);
 
+/* In-place reset of the disks (virtio_blk_checkpoint/rollback on every writable disk; with
+ * the VM paused and the devices quiesced, on the event loop).  Every disk is tried; the first
+ * error is returned.  After a checkpoint error treat the machine as having no disk checkpoint;
+ * after a rollback error the failed disks are partly rolled back (the guest must not resume on
+ * them; a retry redoes them). */
+int machine_disks_checkpoint(struct machine *m) __attribute__((warn_unused_result));
+int machine_disks_rollback(struct machine *m) __attribute__((warn_unused_result));
+
 /* Fill the console's way into the guest: the UART's receive side (serial_input() and its RX
  * room eventfd), so that the console itself needs no device. */
 struct console_port;

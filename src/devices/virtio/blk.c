@@ -34,12 +34,19 @@
  * base synchronously (cow_prep_rw); its blocks' bits are set when it completes successfully
  * (finish).  A read is split into runs of blocks that come from one file and carried out one
  * run after the other, each as one operation of the same slot, so a request still has at
- * most one operation in the ring. */
+ * most one operation in the ring.
+ *
+ * In-place reset (virtio_blk_checkpoint/rollback, blk_undo.h).  With a checkpoint armed, a
+ * write or write-zeroes first saves, synchronously like the copy-up and before it, the blocks
+ * it touches for the first time since the checkpoint (undo_ok, in prep_rw and prep_dwz: before
+ * anything is queued or run, so both I/O modes are covered); a discard does nothing.  The
+ * undo log file is created with the disk, beside the image or the overlay. */
 #include "devices/virtio/blk.h"
 
 #include "core/devmgr.h"
 #include "core/evloop.h"
 #include "devices/virtio/blk_cow.h"
+#include "devices/virtio/blk_undo.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "snapshot/snap.h"
@@ -50,6 +57,7 @@
 #include <limits.h>
 #include <liburing.h>
 #include <linux/falloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -126,6 +134,10 @@ struct virtio_blk {
 	struct blk_cow *cow; /* NULL: a plain image */
 	int base_fd;	     /* the copy-on-write base, or -1 */
 	struct iovec *rio;   /* COW: BLK_SLOTS * VIRTQ_ELEM_MAX_SEGS entries, one run view each */
+	/* The undo log of a writable disk (in-place reset, blk_undo.h), or NULL with the error
+	 * that prevented it in undo_err. */
+	struct blk_undo *undo;
+	int undo_err;
 	bool read_only;
 	uint64_t capacity; /* 512-byte sectors */
 	char serial[VIRTIO_BLK_ID_BYTES];
@@ -318,6 +330,22 @@ static uint8_t cow_prep_rw(struct virtio_blk *b, struct blk_req *r, bool write)
 	return VIRTIO_BLK_S_OK;
 }
 
+/* Before anything can change [off, off + len) (a write, a write-zeroes, a copy-up): with a
+ * checkpoint armed, save the blocks it touches for the first time since (blk_undo.h), before
+ * the operation is queued or run, in both I/O modes.  The save is synchronous, as the
+ * copy-up is: one read and one write per newly touched block, bounded by the request's
+ * length (VIRTIO_BLK_MAX_REQUEST, or the segments of a write-zeroes).  False when the save
+ * failed: the request then fails without writing, so no change ever escapes the log. */
+static bool undo_ok(struct virtio_blk *b, uint64_t off, uint64_t len)
+{
+	int ret = blk_undo_save(b->undo, b->fd, b->cow, off, len);
+
+	if (ret)
+		log_guest("virtio-blk: saving %llu bytes at %llu for the checkpoint: %s",
+			  (unsigned long long)len, (unsigned long long)off, strerror(-ret));
+	return ret == 0;
+}
+
 /* IN / OUT (§5.2.6.1): data is whole sectors, inside the disk, at most one request's worth. */
 static uint8_t prep_rw(struct virtio_blk *b, struct blk_req *r, uint64_t sector, bool write)
 {
@@ -345,6 +373,8 @@ static uint8_t prep_rw(struct virtio_blk *b, struct blk_req *r, uint64_t sector,
 	r->off = sector * VIRTIO_BLK_SECTOR_SIZE;
 	r->len = len;
 	r->written = write ? 0 : (uint32_t)len;
+	if (write && !undo_ok(b, r->off, r->len))
+		return VIRTIO_BLK_S_IOERR;
 	return b->cow ? cow_prep_rw(b, r, write) : VIRTIO_BLK_S_OK;
 }
 
@@ -432,6 +462,14 @@ static uint8_t prep_dwz(struct virtio_blk *b, struct blk_req *r, bool wz)
 					       .len = (uint64_t)num * VIRTIO_BLK_SECTOR_SIZE,
 					       .unmap = flags & VIRTIO_BLK_WZ_F_UNMAP };
 	}
+	/* With a checkpoint armed a discard does nothing: it is a hint, after which the sectors
+	 * may read as anything (§5.2.6.2), and keeping them is cheaper than saving them into
+	 * the undo log.  A write-zeroes saves what its segments cover first. */
+	if (!wz && blk_undo_armed(b->undo))
+		return VIRTIO_BLK_S_OK;
+	for (size_t i = 0; wz && i < nseg; i++)
+		if (r->segs[i].len && !undo_ok(b, r->segs[i].off, r->segs[i].len))
+			return VIRTIO_BLK_S_IOERR;
 	/* Copy-on-write disk: write-zeroes copies up its segments' partial blocks and sets their
 	 * bits once done (the overlay then reads as zeros there, holes included).  A discard only
 	 * punches the overlay: where the base shows through it changes nothing, which is
@@ -1115,6 +1153,7 @@ static int ring_init(struct virtio_blk *b)
 /* Close what blk_open() opened and free the device (the ring is the caller's business). */
 static void blk_free(struct virtio_blk *b)
 {
+	blk_undo_destroy(b->undo);
 	blk_cow_destroy(b->cow);
 	free(b->rio);
 	free(b->reqs);
@@ -1124,9 +1163,54 @@ static void blk_free(struct virtio_blk *b)
 	free(b);
 }
 
+/* The directory of the image `path`, or when path is NULL of the file open as fd (through
+ * /proc, which still names the directory of an unlinked file: "/dir/#123 (deleted)"). */
+static int image_dir(const char *path, int fd, char *dir, size_t size)
+{
+	char link[64];
+	ssize_t n;
+	char *slash;
+
+	if (path) {
+		if (strlen(path) >= size)
+			return -ENAMETOOLONG;
+		strcpy(dir, path);
+	} else {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, dir, size - 1);
+		if (n < 0)
+			return -errno;
+		dir[n] = 0;
+		if (dir[0] != '/')
+			return -ENOENT; /* not a file in a directory ("anon_inode:...") */
+	}
+	slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = 0;
+	else
+		*slash = 0;
+	return 0;
+}
+
+/* A writable disk's undo log, in the directory of the image (or of the overlay), created now
+ * while files may still be created (before the jail and seccomp).  A failure does not stop
+ * the disk: it is kept for virtio_blk_checkpoint() to report. */
+static void undo_init(struct virtio_blk *b, const char *path)
+{
+	char dir[PATH_MAX];
+
+	b->undo_err = image_dir(path, b->fd, dir, sizeof(dir));
+	if (!b->undo_err)
+		b->undo_err = blk_undo_create(dir, b->capacity * VIRTIO_BLK_SECTOR_SIZE, &b->undo);
+}
+
 /* The rest of creating a device once b->fd (and b->base_fd for a copy-on-write disk) is
- * open; `name` names the image in messages.  On failure the caller calls blk_free(). */
-static int blk_open(struct virtio_blk *b, bool read_only, const char *serial, const char *name)
+ * open; `name` names the image in messages, `path` is its path (NULL: an fd given).  On
+ * failure the caller calls blk_free(). */
+static int blk_open(struct virtio_blk *b, bool read_only, const char *serial, const char *name,
+		    const char *path)
 {
 	struct stat st;
 	off_t size;
@@ -1170,6 +1254,8 @@ static int blk_open(struct virtio_blk *b, bool read_only, const char *serial, co
 	if (ret)
 		return ret;
 	b->read_only = read_only;
+	if (!read_only)
+		undo_init(b, path);
 	/* GET_ID: up to 20 bytes, NUL-padded when shorter (§5.2.6). */
 	if (!serial)
 		serial = "ignition";
@@ -1194,7 +1280,7 @@ int virtio_blk_create(const char *path, bool read_only, const char *serial, stru
 		free(b);
 		return ret;
 	}
-	ret = blk_open(b, read_only, serial, path);
+	ret = blk_open(b, read_only, serial, path, path);
 	if (ret) {
 		blk_free(b);
 		return ret;
@@ -1231,7 +1317,7 @@ int virtio_blk_create_fd(int fd, int base_fd, bool read_only, const char *serial
 			return ret;
 		}
 	}
-	ret = blk_open(b, read_only, serial, base_fd >= 0 ? "copy-on-write overlay" : "disk");
+	ret = blk_open(b, read_only, serial, base_fd >= 0 ? "copy-on-write overlay" : "disk", NULL);
 	if (ret) {
 		blk_free(b);
 		return ret;
@@ -1320,6 +1406,64 @@ uint64_t virtio_blk_capacity(const struct virtio_blk *b)
 unsigned virtio_blk_in_flight(const struct virtio_blk *b)
 {
 	return b->in_flight;
+}
+
+/* In-place reset (blk_undo.h).  Both run with the VM paused and the device quiesced; the
+ * transport lock (recursive) keeps them apart from queue work all the same. */
+static int undo_begin(struct virtio_blk *b, const char *what)
+{
+	if (b->in_flight) {
+		log_warn("virtio-blk: %s with %u requests in flight (not quiesced)", what,
+			 b->in_flight);
+		return -EBUSY;
+	}
+	if (!b->undo) {
+		log_warn("virtio-blk: no undo log for this disk (%s): no %s",
+			 strerror(-b->undo_err), what);
+		return b->undo_err ? b->undo_err : -ENOTSUP;
+	}
+	return 0;
+}
+
+int virtio_blk_checkpoint(struct virtio_blk *b)
+{
+	struct virtio_mmio *t = __atomic_load_n(&b->lock_t, __ATOMIC_ACQUIRE);
+	int ret;
+
+	if (b->read_only)
+		return 0;
+	if (t)
+		virtio_mmio_lock(t);
+	ret = undo_begin(b, "checkpoint");
+	if (!ret)
+		ret = blk_undo_checkpoint(b->undo);
+	if (t)
+		virtio_mmio_unlock(t);
+	return ret;
+}
+
+int virtio_blk_rollback(struct virtio_blk *b)
+{
+	struct virtio_mmio *t = __atomic_load_n(&b->lock_t, __ATOMIC_ACQUIRE);
+	int ret;
+
+	if (b->read_only)
+		return 0;
+	if (t)
+		virtio_mmio_lock(t);
+	ret = undo_begin(b, "rollback");
+	if (!ret)
+		ret = blk_undo_rollback(b->undo, b->fd, b->cow);
+	if (ret)
+		log_warn("virtio-blk: rollback: %s", strerror(-ret));
+	if (t)
+		virtio_mmio_unlock(t);
+	return ret;
+}
+
+uint64_t virtio_blk_undo_blocks(const struct virtio_blk *b)
+{
+	return blk_undo_saved_blocks(b->undo);
 }
 
 void virtio_blk_destroy(struct virtio_blk *b)

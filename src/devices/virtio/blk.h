@@ -117,6 +117,28 @@ unsigned virtio_blk_in_flight(const struct virtio_blk *b);
 /* Capacity in 512-byte sectors. */
 uint64_t virtio_blk_capacity(const struct virtio_blk *b);
 
+/* In-place reset (docs/snapshots.md, "In-place reset: disks").  Mark a checkpoint of the disk:
+ * from now on, before a 4 KiB block first changes, its current content is saved into an undo
+ * log (an unnamed sparse file beside the image, or beside a copy-on-write overlay, made when
+ * the disk was created); a second call drops what the previous one saved and starts over.
+ * Discards are then ignored (allowed: §5.2.6.2).  Call with the device quiesced (no request
+ * in flight: -EBUSY) and the VM paused, on the event loop.  0 (also for a read-only disk,
+ * which has nothing to undo), -ENOMEM, or the error that kept the log from being created
+ * (-EOPNOTSUPP: no O_TMPFILE there, -EACCES...); after an error no checkpoint is armed. */
+int virtio_blk_checkpoint(struct virtio_blk *b) __attribute__((warn_unused_result));
+
+/* Give every block changed since the checkpoint its content back, fdatasync the image (or the
+ * overlay), and empty the log: the checkpoint stays, so the next rollback returns to it again.
+ * For a copy-on-write disk, blocks that read from the base at the checkpoint read from it
+ * again (their overlay bits cleared).  Same conditions as virtio_blk_checkpoint(); 0 for a
+ * read-only disk, -ENOENT without a checkpoint.  On -errno of a write or of fdatasync the disk
+ * is partly rolled back and the log is kept whole: the guest must not run on it, and calling
+ * this again redoes the whole rollback. */
+int virtio_blk_rollback(struct virtio_blk *b) __attribute__((warn_unused_result));
+
+/* Blocks saved since the checkpoint or the last rollback: what the next rollback rewrites. */
+uint64_t virtio_blk_undo_blocks(const struct virtio_blk *b);
+
 /* Wait for (or cancel) requests in flight, close the image (dropping its lock) and free the
  * device (also virtio_blk_ops.destroy). */
 void virtio_blk_destroy(struct virtio_blk *b);

@@ -205,6 +205,15 @@ void blk_cow_mark(struct blk_cow *c, uint64_t off, uint64_t len)
 		set_bit(c, k);
 }
 
+void blk_cow_unmark(struct blk_cow *c, uint64_t off, uint64_t len)
+{
+	if (!blk_cow_range_ok(c, off, len))
+		return;
+	for (uint64_t k = off / BLK_COW_BLOCK, last = (off + len - 1) / BLK_COW_BLOCK; k <= last;
+	     k++)
+		c->bits[k / BITS] &= ~(1ull << (k % BITS));
+}
+
 int blk_cow_read(const struct blk_cow *c, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;

@@ -51,6 +51,11 @@ int blk_cow_prepare_write(struct blk_cow *c, uint64_t off, uint64_t len)
  * reads from the overlay (the partial ones were copied up by blk_cow_prepare_write). */
 void blk_cow_mark(struct blk_cow *c, uint64_t off, uint64_t len);
 
+/* The blocks [off, off + len) touches read from the base again (an in-place reset hands back
+ * blocks that were on the base at its checkpoint: blk_undo.h).  Their overlay data stays
+ * where it is, unreachable; the caller may punch it. */
+void blk_cow_unmark(struct blk_cow *c, uint64_t off, uint64_t len);
+
 /* Synchronous read and write of the merged disk (tests, tools; virtio-blk splits its requests
  * with the calls above instead).  0 or -errno; -EINVAL out of range or for len 0. */
 int blk_cow_read(const struct blk_cow *c, void *buf, size_t len, uint64_t off)
