@@ -33,6 +33,7 @@ struct run_log {
 	bool exit_requested; /* vcpu_request_exit()'s answer inside the callback */
 	int hooks;
 	uint64_t hook_rip;
+	uint8_t cov_at_snapshot, cov_at_done[8]; /* what the host sees during each doorbell */
 	pthread_t hook_thread, callback_thread;
 };
 
@@ -46,6 +47,8 @@ static void on_doorbell(void *ctx, enum fuzz_doorbell cmd, uint32_t code)
 	switch (cmd) {
 	case FUZZ_DOORBELL_SNAPSHOT_ME:
 		l->snapshot_me++;
+		fuzzdev_coverage(l->f, &in, &size);
+		l->cov_at_snapshot = in[5];
 		fuzzdev_input(l->f, &in, &size);
 		memcpy(in, "WXYZ", 4);
 		assert_int_equal(fuzzdev_set_input_len(l->f, 4), 0);
@@ -53,6 +56,8 @@ static void on_doorbell(void *ctx, enum fuzz_doorbell cmd, uint32_t code)
 		break;
 	case FUZZ_DOORBELL_DONE:
 		l->done++;
+		fuzzdev_coverage(l->f, &in, &size);
+		memcpy(l->cov_at_done, in + 0x10, sizeof(l->cov_at_done));
 		vm_request_stop(l->vm, VM_STOP_POWEROFF);
 		break;
 	case FUZZ_DOORBELL_CRASH:
@@ -153,7 +158,10 @@ static void test_guest_code(void **state)
 	assert_int_equal(l.hooks, 1);
 	assert_true(pthread_equal(l.hook_thread, l.callback_thread));
 	assert_int_equal(l.hook_rip, CODE_GPA + doorbell_end);
-	/* The guest's writes are in the host's map; it read the host's input and length. */
+	/* The guest's writes are in the host's map, already during the doorbell that follows
+	 * them (where a fuzzer reads it); the guest read the host's input and length. */
+	assert_int_equal(l.cov_at_snapshot, 0x42);
+	assert_memory_equal(l.cov_at_done, "WXYZ\x04\0\0\0", 8);
 	fuzzdev_coverage(l.f, &cov, &cov_size);
 	assert_int_equal(cov[5], 0x42);
 	assert_memory_equal(cov + 0x10, "WXYZ", 4);
