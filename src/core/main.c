@@ -375,9 +375,10 @@ static int do_reset(struct reset_stats *st, char *err, size_t n)
 
 	if (!ret)
 		fprintf(stderr,
-			"\r\nignition: Reset-time = %llu us (%llu pages; memory %llu us of which "
-			"KVM slots %llu us, disks %llu us, state %llu us)\r\n",
+			"\r\nignition: Reset-time = %llu us (%llu pages; pause %llu us, memory %llu "
+			"us of which KVM slots %llu us, disks %llu us, state %llu us)\r\n",
 			(unsigned long long)st->total_us, (unsigned long long)st->pages,
+			(unsigned long long)st->pause_us,
 			(unsigned long long)st->memory_us,
 			(unsigned long long)key_machine->vm.remap_us,
 			(unsigned long long)st->disks_us, (unsigned long long)st->state_us);

@@ -228,6 +228,7 @@ int checkpoint_reset(struct checkpoint *c, struct machine *m, unsigned flags,
 	paused_here = ret == 0;
 	devmgr_quiesce(&vm->dm);
 	t = now_us();
+	s.pause_us = t - t0;
 	ret = vm_dirty_sync(vm);
 	if (ret) {
 		fail(ret, err, n, "cannot read the dirty-page log: %s", strerror(-ret));

@@ -35,6 +35,7 @@ struct checkpoint {
 struct reset_stats {
 	uint64_t pages;	   /* guest pages copied back */
 	uint64_t total_us; /* pause to resume */
+	uint64_t pause_us; /* until every vCPU was parked and the devices quiesced */
 	uint64_t memory_us, state_us, disks_us;
 };
 
