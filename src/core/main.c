@@ -16,6 +16,7 @@
 #include "core/vm.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/net.h"
+#include "util/guest_files.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -61,45 +62,6 @@ __attribute__((noreturn, format(printf, 2, 3))) static void die(int status, cons
 	exit(status);
 }
 
-/* guest/out/ of this build: $IGNITION_GUEST_DIR, else <binary dir>/../guest/out. */
-static void guest_dir(char *buf, size_t size)
-{
-	const char *env = getenv("IGNITION_GUEST_DIR");
-	char exe[PATH_MAX];
-	ssize_t n;
-
-	if (env && *env) {
-		snprintf(buf, size, "%s", env);
-		return;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0) {
-		snprintf(buf, size, "guest/out");
-		return;
-	}
-	exe[n] = '\0';
-	snprintf(buf, size, "%s/../guest/out", dirname(exe));
-}
-
-/* Read a small text file (a guest's command line), trimming the trailing newline. */
-static int read_text(const char *path, char *buf, size_t size)
-{
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (!f)
-		return -errno;
-	n = fread(buf, 1, size - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	for (size_t i = 0; i < n; i++)
-		if (buf[i] == '\n')
-			buf[i] = ' ';
-	return 0;
-}
-
 static void check_readable(const char *what, const char *path, bool want_write)
 {
 	struct stat st;
@@ -126,7 +88,7 @@ static void plan_boot(struct cli_opts *o)
 	} else {
 		char cl[PATH_MAX];
 
-		guest_dir(dir, sizeof(dir));
+		guest_out_dir(dir, sizeof(dir));
 		snprintf(p->kernel, sizeof(p->kernel), "%s/%s", dir,
 			 stock ? "vmlinuz-stock" : "vmlinux-min");
 		if (access(p->kernel, F_OK) < 0)
@@ -142,7 +104,7 @@ static void plan_boot(struct cli_opts *o)
 			o->m.nr_disks = 1;
 		}
 		snprintf(cl, sizeof(cl), "%s/cmdline-%s", dir, stock ? "stock" : "min");
-		if (read_text(cl, guest_cl, sizeof(guest_cl)) < 0)
+		if (read_text_line(cl, guest_cl, sizeof(guest_cl)) < 0)
 			guest_cl[0] = '\0';
 	}
 	/* --cmdline wins; else the default guest's own complete command line (guest/out/cmdline-*,
@@ -375,11 +337,11 @@ static int do_reset(struct reset_stats *st, char *err, size_t n)
 
 	if (!ret)
 		fprintf(stderr,
-			"\r\nignition: Reset-time = %llu us (%llu pages; pause %llu us, memory %llu "
+			"\r\nignition: Reset-time = %llu us (%llu pages; pause %llu us, memory "
+			"%llu "
 			"us of which KVM slots %llu us, disks %llu us, state %llu us)\r\n",
 			(unsigned long long)st->total_us, (unsigned long long)st->pages,
-			(unsigned long long)st->pause_us,
-			(unsigned long long)st->memory_us,
+			(unsigned long long)st->pause_us, (unsigned long long)st->memory_us,
 			(unsigned long long)key_machine->vm.remap_us,
 			(unsigned long long)st->disks_us, (unsigned long long)st->state_us);
 	return ret;

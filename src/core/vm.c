@@ -123,7 +123,11 @@ int vm_add_mem_slot(struct vm *vm, uint64_t gpa, void *hva, uint64_t size)
 
 static void power_cb(void *ctx, enum vm_stop_reason reason)
 {
-	vm_request_stop(ctx, reason);
+	struct vm *vm = ctx;
+
+	if (vm->power_hook && vm->power_hook(vm->power_hook_ctx, reason))
+		return;
+	vm_request_stop(vm, reason);
 }
 
 static int get_supported_cpuid(struct vm *vm)
@@ -652,6 +656,28 @@ out:
 	return ret;
 }
 
+void vm_pause_request(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+int vm_wait_paused(struct vm *vm)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->pause_req && vm->parked < vm->started && !stopping(vm))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	if (stopping(vm))
+		ret = -ESHUTDOWN;
+	else if (!vm->pause_req)
+		ret = -EAGAIN;
+	pthread_mutex_unlock(&vm->pause_lock);
+	return ret;
+}
+
 void vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->pause_lock);
@@ -915,7 +941,7 @@ int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t
 	 * Firecracker's clock_realtime): the restored guest's clock reads now, and its
 	 * monotonic time moves forward, never back.  Without the flag (a host that did not
 	 * report it) the clock resumes where it stopped. */
-	clk.flags &= KVM_CLOCK_REALTIME;
+	clk.flags &= vm->clock_as_saved ? 0 : KVM_CLOCK_REALTIME;
 	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clk) < 0)
 		return err_set(-EINVAL, why, why_size, "KVM_SET_CLOCK: %s", strerror(errno));
 	return 0;

@@ -88,6 +88,15 @@ struct vm {
 	/* vcpu_request_exit(): run on the vCPU's thread once its current exit is complete. */
 	void (*vcpu_exit_hook)(void *ctx, struct vcpu *v);
 	void *vcpu_exit_ctx;
+	/* A guest power-off or reset (the devices' power sink): true if the hook handled it
+	 * and the VM must not stop (the snapshot fuzzer turns a guest panic into a crash and
+	 * resets the VM).  Any thread; set before vm_run. */
+	bool (*power_hook)(void *ctx, enum vm_stop_reason reason);
+	void *power_hook_ctx;
+	/* vm_restore_state loads kvmclock as saved, without the wall time elapsed since: the
+	 * guest sees no time pass (the snapshot fuzzer's resets: every run starts at the same
+	 * guest time, and the kernel has no timers to catch up on). */
+	bool clock_as_saved;
 };
 
 /* Open /dev/kvm, create the VM, its memory, irqchip, event loop and device manager.
@@ -115,6 +124,12 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
  * once all are parked: 0, -EALREADY if already paused, -ESHUTDOWN if the VM is stopping.  Not
  * from a vCPU thread. */
 int vm_pause(struct vm *vm) __attribute__((warn_unused_result));
+/* Ask for a pause without waiting for it: from a vCPU thread (its exit hook or a bus
+ * handler), which parks once it returns to its loop.  vm_wait_paused() on another thread
+ * then waits until every vCPU is parked: 0, -ESHUTDOWN if the VM is stopping, -EAGAIN if
+ * it was resumed meanwhile. */
+void vm_pause_request(struct vm *vm);
+int vm_wait_paused(struct vm *vm) __attribute__((warn_unused_result));
 /* Let parked vCPUs run again (no-op unless paused). */
 void vm_resume(struct vm *vm);
 bool vm_paused(struct vm *vm);

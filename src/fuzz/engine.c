@@ -348,6 +348,8 @@ static bool must_stop(struct fuzz_engine *e, volatile sig_atomic_t *stop, uint64
 		e->stop = FUZZ_STOP_RUNS;
 	else if (e->o.time_s > 0 && (double)(now - e->start_us) >= e->o.time_s * 1e6)
 		e->stop = FUZZ_STOP_TIME;
+	else if (e->o.until_crash && e->sol.unique[FUZZ_KIND_CRASH])
+		e->stop = FUZZ_STOP_CRASH;
 	return e->stop != FUZZ_STOP_NONE;
 }
 
@@ -438,7 +440,7 @@ static const char *stop_name(enum fuzz_stop s)
 	static const char *const names[] = {
 		[FUZZ_STOP_NONE] = "none",   [FUZZ_STOP_RUNS] = "runs",
 		[FUZZ_STOP_TIME] = "time",   [FUZZ_STOP_SIGNAL] = "signal",
-		[FUZZ_STOP_ERROR] = "error",
+		[FUZZ_STOP_ERROR] = "error", [FUZZ_STOP_CRASH] = "crash",
 	};
 
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";

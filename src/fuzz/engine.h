@@ -57,6 +57,7 @@ struct fuzz_engine_opts {
 	uint64_t rng_seed;	   /* the mutator's seed when has_rng_seed */
 	bool has_rng_seed;	   /* else one is drawn from the clock and the pid */
 	unsigned status_ms;	   /* a status line this often (0: none) */
+	bool until_crash;	   /* stop at the first crash (libFuzzer's default) */
 	FILE *status;		   /* where status lines go (NULL: stderr) */
 };
 
@@ -78,7 +79,8 @@ enum fuzz_stop {
 	FUZZ_STOP_RUNS,
 	FUZZ_STOP_TIME,
 	FUZZ_STOP_SIGNAL,
-	FUZZ_STOP_ERROR
+	FUZZ_STOP_ERROR,
+	FUZZ_STOP_CRASH, /* --until-crash: the first crash */
 };
 
 /* Set up an engine for target t: load the dictionary and the seeds, create the corpus and

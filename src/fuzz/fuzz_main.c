@@ -32,6 +32,7 @@ const char fuzz_usage[] =
 	"                       lines, \\xNN escapes\n"
 	"  --runs N             stop after N executions, seeds included\n"
 	"  --time S             stop after S seconds\n"
+	"  --until-crash        stop at the first crash (its input is in --solutions)\n"
 	"  --max-len N          largest input in bytes (default 4096, at most the harness's\n"
 	"                       input window)\n"
 	"  --seed-value N       seed of the mutator's random numbers, 0 to 2^63-1 (default:\n"
@@ -39,14 +40,20 @@ const char fuzz_usage[] =
 	"  --timeout-ms N       a run longer than N ms is a hang, 1 to 3600000 (default 1000)\n"
 	"  --replay FILE        run FILE once and print its outcome instead of fuzzing:\n"
 	"                       'ok|crash code=N|hang len=N edges=N edges_hash=HEX'; only\n"
-	"                       --kernel, --initrd, --mem, --cmdline, --timeout-ms go with it\n"
+	"                       --kernel, --initrd, --mem, --cmdline, --timeout-ms, --repeat\n"
+	"                       go with it\n"
+	"  --repeat N           with --replay: run the input N times (1 to 100000), each from the\n"
+	"                       checkpoint, and say whether every run had the same outcome and\n"
+	"                       coverage: 'stable: N runs' or 'unstable: K different results\n"
+	"                       in N runs' (exit status 1)\n"
 	"  -h, --help           show this help\n"
 	"\n"
 	"While fuzzing, a status line goes to stderr every second:\n"
 	"  #EXECS execs/s=N corpus=N edges=N crashes=N hangs=N elapsed=Ns\n"
 	"and at the end one JSON line to stdout: execs, execs_per_s, corpus, edges, crashes,\n"
 	"unique_crashes, hangs, unique_hangs, elapsed_s, seed, max_len, stop (runs, time,\n"
-	"signal or error), and reset_us_p50/reset_us_p99 when the VM reported reset times.\n"
+	"crash, signal or error), and reset_us_p50/reset_us_p99 when the VM reported reset\n"
+	"times.\n"
 	"SIGINT or SIGTERM stops fuzzing after the current run (the summary is still printed);\n"
 	"a second one ends ignition at once.\n"
 	"Exit status: 0 when fuzzing stopped (crashes found or not) or a replayed input ran\n"
@@ -63,6 +70,8 @@ enum {
 	OPT_SOLUTIONS,
 	OPT_DICT,
 	OPT_REPLAY,
+	OPT_REPEAT,
+	OPT_UNTIL_CRASH,
 	OPT_RUNS,
 	OPT_TIME,
 	OPT_MAX_LEN,
@@ -98,6 +107,8 @@ int fuzz_main_parse(int argc, char **argv, struct fuzz_cli *o, char *err, size_t
 		{ "solutions", required_argument, NULL, OPT_SOLUTIONS },
 		{ "dict", required_argument, NULL, OPT_DICT },
 		{ "replay", required_argument, NULL, OPT_REPLAY },
+		{ "repeat", required_argument, NULL, OPT_REPEAT },
+		{ "until-crash", no_argument, NULL, OPT_UNTIL_CRASH },
 		{ "runs", required_argument, NULL, OPT_RUNS },
 		{ "time", required_argument, NULL, OPT_TIME },
 		{ "max-len", required_argument, NULL, OPT_MAX_LEN },
@@ -143,6 +154,15 @@ int fuzz_main_parse(int argc, char **argv, struct fuzz_cli *o, char *err, size_t
 			break;
 		case OPT_REPLAY:
 			o->replay = optarg;
+			break;
+		case OPT_UNTIL_CRASH:
+			o->eng.until_crash = true;
+			fuzz_only = name;
+			break;
+		case OPT_REPEAT:
+			if (parse_u64(optarg, 1, 100000, &v))
+				goto bad_value;
+			o->repeat = (unsigned)v;
 			break;
 		case OPT_SEED:
 			o->eng.seed_dir = optarg;
@@ -216,6 +236,10 @@ int fuzz_main_parse(int argc, char **argv, struct fuzz_cli *o, char *err, size_t
 			 fuzz_only);
 		return -EINVAL;
 	}
+	if (o->repeat && !o->replay) {
+		snprintf(err, n, "--repeat goes with --replay");
+		return -EINVAL;
+	}
 	if (!o->replay && !o->eng.solutions_dir)
 		o->eng.solutions_dir = "solutions";
 	return 0;
@@ -232,9 +256,10 @@ static void on_stop_signal(int sig)
 	stop_requested = 1;
 }
 
-static int replay(struct fuzz_target *t, const char *path)
+static int replay(struct fuzz_target *t, const char *path, unsigned repeat)
 {
-	struct fuzz_replay r;
+	struct fuzz_replay r, again;
+	unsigned differ = 0;
 	char err[PATH_MAX + 128], line[160];
 	uint8_t *data;
 	size_t len, full;
@@ -253,6 +278,14 @@ static int replay(struct fuzz_target *t, const char *path)
 		return 3;
 	}
 	ret = fuzz_engine_replay(t, data, len, &r, err, sizeof(err));
+	/* Each further run starts from the checkpoint again: the same outcome and coverage
+	 * every time is what says the reset brings back everything the input can see. */
+	for (unsigned i = 1; !ret && i < repeat; i++) {
+		ret = fuzz_engine_replay(t, data, len, &again, err, sizeof(err));
+		if (!ret && (again.outcome != r.outcome || again.code != r.code ||
+			     again.cov_hash != r.cov_hash))
+			differ++;
+	}
 	free(data);
 	if (ret) {
 		fprintf(stderr, "ignition: error: %s\n", err);
@@ -260,7 +293,13 @@ static int replay(struct fuzz_target *t, const char *path)
 	}
 	fuzz_replay_format(&r, line, sizeof(line));
 	printf("%s\n", line);
-	return r.outcome == FUZZ_OK ? 0 : 1;
+	if (repeat > 1) {
+		if (differ)
+			printf("unstable: %u different results in %u runs\n", differ, repeat);
+		else
+			printf("stable: %u runs\n", repeat);
+	}
+	return r.outcome == FUZZ_OK && !differ ? 0 : 1;
 }
 
 static int fuzz(struct fuzz_target *t, struct fuzz_cli *o)
@@ -328,7 +367,7 @@ int fuzz_main_with(int argc, char **argv, const struct fuzz_main_target *target)
 		fprintf(stderr, "ignition: error: %s\n", err);
 		return 3;
 	}
-	status = o.replay ? replay(&t, o.replay) : fuzz(&t, &o);
+	status = o.replay ? replay(&t, o.replay, o.repeat) : fuzz(&t, &o);
 	target->close(&t);
 	return status;
 }

@@ -18,6 +18,7 @@ struct fuzz_cli {
 	struct fuzz_vm_opts vm;
 	struct fuzz_engine_opts eng; /* status/status_ms are set by fuzz_main() */
 	const char *replay;	     /* --replay FILE: run it once instead of fuzzing */
+	unsigned repeat;	     /* --repeat N (with --replay): run it N times, compare */
 	bool help;
 };
 
