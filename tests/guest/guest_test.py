@@ -20,6 +20,8 @@ Boot 3  Debian's stock cloud kernel + initramfs, stdin/stdout are pipes: login, 
 Boot 4  the rest of the device set, --smp 4 (2 on kvm_pvm hosts, see SMP_WIDE): nproc, then
         each tests/guest/dev_*.py module adds arguments and checks to one shared boot; Ctrl-A x
         -> exit 0 and the terminal settings restored.
+Boot 5  the snapshot fuzzer (`ignition fuzz`, the planted-bug harness): the crash found within a
+        bounded number of runs, it replays, coverage stable over 100 resets (tests/guest/fuzz.py).
 
 Every boot runs once.  A timeout, a crash of this script inside a boot, or ignition dying is a
 FAIL line for that boot; the remaining boots still run.  Workloads are sized by host kind
@@ -454,6 +456,14 @@ def boot4_once(mods, rootfs, tmp):
                 m.cleanup(ctx)
 
 
+def boot5(rootfs, tmp):
+    """The snapshot fuzzer: the planted-bug harness image under `ignition fuzz`
+    (tests/guest/fuzz.py)."""
+    import fuzz
+    del rootfs  # the harness boots from its own initramfs
+    fuzz.fuzz_checks(tmp)
+
+
 def main():
     if not os.path.exists("/dev/kvm"):
         # tests/guest/run.sh runs this inside the nested harness where /dev/kvm is absent;
@@ -471,15 +481,15 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ign-guest-", dir=os.path.join(ROOT, "build"))
     status = 0
     try:
-        only = os.environ.get("IGN_GUEST_ONLY", "1,2,3,4").split(",")
-        for n, fn in (("1", boot1), ("2", boot2), ("3", boot3), ("4", boot4)):
+        only = os.environ.get("IGN_GUEST_ONLY", "1,2,3,4,5").split(",")
+        for n, fn in (("1", boot1), ("2", boot2), ("3", boot3), ("4", boot4), ("5", boot5)):
             if n not in only:
                 continue
             rootfs = os.path.join(tmp, f"rootfs{n}.ext4")
             t0 = time.monotonic()
             try:
                 shutil.copyfile(rootfs_src, rootfs)
-                if fn in (boot1, boot2, boot4):
+                if fn in (boot1, boot2, boot4, boot5):
                     fn(rootfs, tmp)
                 else:
                     fn(rootfs)

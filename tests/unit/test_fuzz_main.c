@@ -200,6 +200,8 @@ static int fake_run(struct fuzz_target *t, const uint8_t *in, size_t len, enum f
 		raise(SIGINT);
 	t->cov[in[0]]++;
 	t->cov[len % 256]++;
+	if (in[0] == '?') /* coverage that changes from run to run: an unstable target */
+		t->cov[fake_runs % 200]++;
 	*out = in[0] == '!' ? FUZZ_CRASH : in[0] == '~' ? FUZZ_HANG : FUZZ_OK;
 	*code = 7;
 	return 0;
@@ -378,6 +380,71 @@ static void test_fuzz_session(void **state)
 	free(text);
 }
 
+/* --replay --repeat: the same input N times from the checkpoint; one line says stable or how
+ * many runs differed; --repeat without --replay is bad usage. */
+static void test_replay_repeat(void **state)
+{
+	char ok[128], flaky[128], *text;
+
+	put("ok", "abc");
+	put("flaky", "?x");
+	snprintf(ok, sizeof(ok), "%s/ok", tmp);
+	snprintf(flaky, sizeof(flaky), "%s/flaky", tmp);
+	assert_int_equal(
+		run_captured(
+			NARGS("--kernel", "/k", "--initrd", "/h", "--replay", ok, "--repeat", "5"),
+			ARGS("--kernel", "/k", "--initrd", "/h", "--replay", ok, "--repeat", "5"),
+			&text),
+		0);
+	assert_non_null(strstr(text, "\nstable: 5 runs\n"));
+	assert_int_equal(fake_runs, 5);
+	free(text);
+	assert_int_equal(run_captured(NARGS("--kernel", "/k", "--initrd", "/h", "--replay", flaky,
+					    "--repeat", "5"),
+				      ARGS("--kernel", "/k", "--initrd", "/h", "--replay", flaky,
+					   "--repeat", "5"),
+				      &text),
+			 1);
+	assert_non_null(strstr(text, "unstable: 4 different results in 5 runs\n"));
+	free(text);
+	assert_int_equal(fuzz_main(NARGS("--kernel", "/k", "--initrd", "/h", "--repeat", "5"),
+				   ARGS("--kernel", "/k", "--initrd", "/h", "--repeat", "5")),
+			 2);
+	assert_int_equal(
+		fuzz_main(
+			NARGS("--kernel", "/k", "--initrd", "/h", "--replay", ok, "--repeat", "0"),
+			ARGS("--kernel", "/k", "--initrd", "/h", "--replay", ok, "--repeat", "0")),
+		2);
+}
+
+/* --until-crash: fuzzing stops at the first crash (found by mutating the seed's first byte),
+ * long before --runs, with stop "crash" in the summary. */
+static void test_until_crash(void **state)
+{
+	char sol[128], seeds[128], *text;
+	json_t *j;
+
+	snprintf(sol, sizeof(sol), "%s/solutions", tmp);
+	snprintf(seeds, sizeof(seeds), "%s/seeds", tmp);
+	assert_int_equal(mkdir(seeds, 0755), 0);
+	put("seeds/a", "a");
+	assert_int_equal(run_captured(NARGS("--kernel", "/k", "--initrd", "/h", "--seed", seeds,
+					    "--solutions", sol, "--runs", "100000", "--seed-value",
+					    "3", "--until-crash"),
+				      ARGS("--kernel", "/k", "--initrd", "/h", "--seed", seeds,
+					   "--solutions", sol, "--runs", "100000", "--seed-value",
+					   "3", "--until-crash"),
+				      &text),
+			 0);
+	j = summary(text);
+	assert_string_equal(json_string_value(json_object_get(j, "stop")), "crash");
+	assert_int_equal(json_integer_value(json_object_get(j, "unique_crashes")), 1);
+	assert_true(json_integer_value(json_object_get(j, "execs")) < 100000);
+	assert_int_equal(fake_runs, json_integer_value(json_object_get(j, "execs")));
+	json_decref(j);
+	free(text);
+}
+
 static void test_sigint_stops_cleanly(void **state)
 {
 	char sol[128], *text;
@@ -424,6 +491,8 @@ int main(void)
 		cmocka_unit_test(test_exit_status),
 		cmocka_unit_test_setup_teardown(test_fuzz_session, make_tmp, remove_tmp),
 		cmocka_unit_test_setup_teardown(test_sigint_stops_cleanly, make_tmp, remove_tmp),
+		cmocka_unit_test_setup_teardown(test_replay_repeat, make_tmp, remove_tmp),
+		cmocka_unit_test_setup_teardown(test_until_crash, make_tmp, remove_tmp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
