@@ -20,10 +20,10 @@ import subprocess
 
 from guest_test import GUEST_DIR, IGNITION, check, result, sized
 
-# Executions the planted crash may take from the planted seeds with --seed-value 1 (found
-# after FOUND_AT on the day this was written: the engine is deterministic given the seed, the
-# bound leaves room for harmless changes to the mutator).
-RUNS_BOUND = 20000
+# Executions the planted crash may take from the planted seeds with --seed-value 1: found
+# after 127 on 2026-11-30 (kvm_pvm host); the mutator is deterministic given its seed, and the
+# bound leaves room for harmless changes to it.
+RUNS_BOUND = 5000
 STATUS = re.compile(r"^#(\d+) execs/s=(\d+) corpus=(\d+) edges=(\d+) crashes=(\d+) hangs=(\d+) "
                     r"elapsed=(\d+)s$", re.M)
 
