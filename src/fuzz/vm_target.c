@@ -246,8 +246,14 @@ static void default_cmdline(char *out, size_t size, bool quiet)
 
 	guest_out_dir(dir, sizeof(dir));
 	snprintf(path, sizeof(path), "%s/cmdline-min", dir);
-	if (read_text_line(path, line, sizeof(line)) < 0)
+	if (read_text_line(path, line, sizeof(line)) < 0) {
+		/* Without it a kernel that needs host-specific options (kvm_pvm hosts) fails. */
+		fprintf(stderr,
+			"fuzz: warning: no %s (set IGNITION_GUEST_DIR or pass --cmdline): using a "
+			"bare command line\n",
+			path);
 		snprintf(line, sizeof(line), "console=ttyS0");
+	}
 	out[0] = '\0';
 	for (char *w = strtok_r(line, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
 		if (!strncmp(w, "root=", 5) || !strcmp(w, "rw") || !strncmp(w, "panic=", 6) ||
