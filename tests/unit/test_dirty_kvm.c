@@ -89,10 +89,9 @@ static void store8(struct kvm_guest_code *c, uint64_t gpa, uint8_t v)
 static void test_dirty_log_exact(void **state)
 {
 	static struct vm vm, off;
-	struct vm_config cfg = { .mem_bytes = MEM_MIB << 20,
-				 .nr_vcpus = 1,
-				 .mem_fd = -1,
-				 .track_dirty = true };
+	struct vm_config cfg = {
+		.mem_bytes = MEM_MIB << 20, .nr_vcpus = 1, .mem_fd = -1, .track_dirty = true
+	};
 	/* Scattered over RAM: the first page past the code, one in the middle, the last one. */
 	static const uint64_t a[] = { 0x200000, 0x3ff010, 0x7ff000, 0xa00800, 0xfff000 };
 	static const uint64_t b[] = { 0x400000, 0xc00abc };
@@ -219,8 +218,9 @@ static void test_dirty_log_exact(void **state)
  * Phase 1 (read-modify-write, so a run on unreset memory or registers ends differently):
  * rbx += 1; on five pages (one twice) `inc qword [page]; mov [page+8], rbx`; rcx changes.
  * Phase 2: rbx += 0x10, the same on three pages (one also written by phase 1). */
-static const uint64_t phase1_pages[] = { 0x200000, 0x480000, 0x480008, 0x7ff000, 0xa01000,
-					 0xfff000 };
+static const uint64_t phase1_pages[] = {
+	0x200000, 0x480000, 0x480008, 0x7ff000, 0xa01000, 0xfff000
+};
 static const uint64_t phase2_pages[] = { 0x7ff000, 0x300000, 0xc00000 };
 
 static void rmw(struct kvm_guest_code *c, uint64_t gpa)
