@@ -18,6 +18,7 @@
 
 #include "core/machine.h"
 #include "core/vcpu.h"
+#include "core/vcpu_state.h"
 #include "core/vm.h"
 #include "kvm_guest.h"
 #include "snapshot/checkpoint.h"
@@ -25,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,11 +432,140 @@ static void test_checkpoint_reset(void **state)
 	close(env.console_fd);
 }
 
+/* The same on a running VM: the vCPU on its own thread (vm_run), the test as the event loop
+ * would be.  The guest increments a counter in a loop: its page is the only one it dirties.
+ * With the VM paused by the caller, checkpoint_take and checkpoint_reset leave it paused
+ * (vm_pause's -EALREADY) and load the vCPU state through the parked vCPU thread; with the VM
+ * running, checkpoint_reset pauses and resumes it itself. */
+#define COUNTER_GPA 0x600000ull
+
+struct run_thread {
+	struct vm *vm;
+	pthread_t t;
+	enum vm_stop_reason reason;
+};
+
+static void *run_main(void *arg)
+{
+	struct run_thread *r = arg;
+
+	r->reason = vm_run(r->vm);
+	return NULL;
+}
+
+/* Wait (at most 5 s) until the guest's counter passes `above`; its value then. */
+static uint64_t counter_above(const uint8_t *ram, uint64_t above)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 50000; i++) {
+		v = __atomic_load_n((const uint64_t *)(const void *)(ram + COUNTER_GPA),
+				    __ATOMIC_RELAXED);
+		if (v > above)
+			return v;
+		usleep(100);
+	}
+	fail_msg("the guest's counter stays at %llu", (unsigned long long)v);
+	return v;
+}
+
+static void test_checkpoint_reset_threads(void **state)
+{
+	static struct machine m;
+	static struct checkpoint c;
+	struct machine_config cfg = { .mem_mib = MEM_MIB,
+				      .smp = 1,
+				      .cpu_template = CPU_TEMPLATE_AUTO,
+				      .no_rng = true,
+				      .no_acpi = true };
+	struct machine_env env = { .console_fd = -1, .mem_fd = -1, .track_dirty = true };
+	struct kvm_guest_code code = { .n = 0 };
+	struct run_thread rt = { .vm = &m.vm };
+	struct vcpu_state *now = calloc(1, sizeof(*now));
+	struct reset_stats st = { 0 };
+	uint64_t count0, count1;
+	uint8_t *ram0, *ram;
+	size_t size;
+	char err[256] = "";
+	int ret;
+
+	(void)state;
+	assert_non_null(now);
+	env.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	assert_true(env.console_fd >= 0);
+	ret = machine_create(&m, &cfg, &env, err, sizeof(err));
+	if (kvm_guest_unavailable(ret)) {
+		close(env.console_fd);
+		free(now);
+		print_message("no usable /dev/kvm (%s): skipping\n", err);
+		skip();
+	}
+	if (ret)
+		fail_msg("machine_create: %s", err);
+	/* mov rax, COUNTER; 1: inc qword [rax]; jmp 1b */
+	kg_mov64(&code, KG_RAX, COUNTER_GPA);
+	kg_bytes(&code, (const uint8_t[]){ 0x48, 0xff, 0x00, 0xeb, 0xfb }, 5);
+	assert_int_equal(kvm_guest_install(&m.vm.gm, &code), 0);
+	assert_int_equal(vm_setup_vcpus(&m.vm, KVM_GUEST_CODE_GPA), 0);
+	ram = m.vm.gm.map;
+	size = m.vm.gm.map_size;
+	ram0 = malloc(size);
+	assert_non_null(ram0);
+	assert_int_equal(pthread_create(&rt.t, NULL, run_main, &rt), 0);
+
+	/* The checkpoint, taken while the vCPU thread runs the loop (paused here). */
+	counter_above(ram, 0);
+	assert_int_equal(vm_pause(&m.vm), 0);
+	assert_int_equal(m.vm.started, 1);
+	if (checkpoint_take(&c, &m, err, sizeof(err)))
+		fail_msg("checkpoint_take: %s", err);
+	assert_true(vm_paused(&m.vm)); /* the caller's pause is the caller's to end */
+	memcpy(ram0, ram, size);
+	count0 = *(uint64_t *)(ram + COUNTER_GPA);
+	assert_true(c.vcpus[0].regs.rip >= KVM_GUEST_CODE_GPA + 10 &&
+		    c.vcpus[0].regs.rip <= KVM_GUEST_CODE_GPA + 13);
+	vm_resume(&m.vm);
+
+	/* It runs on; paused again, the reset puts back the one page and the vCPU. */
+	count1 = counter_above(ram, count0 + 100);
+	assert_int_equal(vm_pause(&m.vm), 0);
+	if (checkpoint_reset(&c, &m, 0, &st, err, sizeof(err)))
+		fail_msg("checkpoint_reset: %s", err);
+	assert_int_equal(st.pages, 1);
+	assert_true(vm_paused(&m.vm));
+	assert_memory_equal(ram, ram0, size);
+	assert_int_equal(vm_save_vcpus(&m.vm, now), 0);
+	assert_memory_equal(&now->regs, &c.vcpus[0].regs, sizeof(now->regs));
+	vm_resume(&m.vm);
+	/* ... and the vCPU thread, which loaded it, runs the guest on. */
+	assert_true(count1 > count0 + 100);
+	counter_above(ram, count0);
+
+	/* A reset of the running VM pauses and resumes it itself. */
+	counter_above(ram, count0 + 100);
+	if (checkpoint_reset(&c, &m, 0, &st, err, sizeof(err)))
+		fail_msg("checkpoint_reset: %s", err);
+	assert_int_equal(st.pages, 1);
+	assert_false(vm_paused(&m.vm));
+	assert_int_equal(c.resets, 2);
+	counter_above(ram, count0);
+
+	vm_request_stop(&m.vm, VM_STOP_POWEROFF);
+	pthread_join(rt.t, NULL);
+	assert_int_equal(rt.reason, VM_STOP_POWEROFF);
+	free(ram0);
+	free(now);
+	checkpoint_free(&c);
+	machine_destroy(&m);
+	close(env.console_fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dirty_log_exact),
 		cmocka_unit_test(test_checkpoint_reset),
+		cmocka_unit_test(test_checkpoint_reset_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
