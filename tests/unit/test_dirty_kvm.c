@@ -502,9 +502,10 @@ static void test_checkpoint_reset_threads(void **state)
 	}
 	if (ret)
 		fail_msg("machine_create: %s", err);
-	/* mov rax, COUNTER; 1: inc qword [rax]; jmp 1b */
+	/* mov rax, COUNTER; 1: inc qword [rax]; inc rcx; jmp 1b   (rcx counts too: a vCPU
+	 * left as it is at the reset has a larger one than the checkpoint's) */
 	kg_mov64(&code, KG_RAX, COUNTER_GPA);
-	kg_bytes(&code, (const uint8_t[]){ 0x48, 0xff, 0x00, 0xeb, 0xfb }, 5);
+	kg_bytes(&code, (const uint8_t[]){ 0x48, 0xff, 0x00, 0x48, 0xff, 0xc1, 0xeb, 0xf8 }, 8);
 	assert_int_equal(kvm_guest_install(&m.vm.gm, &code), 0);
 	assert_int_equal(vm_setup_vcpus(&m.vm, KVM_GUEST_CODE_GPA), 0);
 	ram = m.vm.gm.map;
@@ -523,7 +524,7 @@ static void test_checkpoint_reset_threads(void **state)
 	memcpy(ram0, ram, size);
 	count0 = *(uint64_t *)(ram + COUNTER_GPA);
 	assert_true(c.vcpus[0].regs.rip >= KVM_GUEST_CODE_GPA + 10 &&
-		    c.vcpus[0].regs.rip <= KVM_GUEST_CODE_GPA + 13);
+		    c.vcpus[0].regs.rip <= KVM_GUEST_CODE_GPA + 16);
 	vm_resume(&m.vm);
 
 	/* It runs on; paused again, the reset puts back the one page and the vCPU. */
@@ -535,6 +536,7 @@ static void test_checkpoint_reset_threads(void **state)
 	assert_true(vm_paused(&m.vm));
 	assert_memory_equal(ram, ram0, size);
 	assert_int_equal(vm_save_vcpus(&m.vm, now), 0);
+	assert_int_equal(now->regs.rcx, c.vcpus[0].regs.rcx);
 	assert_memory_equal(&now->regs, &c.vcpus[0].regs, sizeof(now->regs));
 	vm_resume(&m.vm);
 	/* ... and the vCPU thread, which loaded it, runs the guest on. */
