@@ -1,11 +1,12 @@
 /* Dirty tracking and in-place checkpoint/reset under real KVM, driven by a few instructions of
  * hand-written 64-bit guest code (kvm_guest.h) instead of a kernel: milliseconds, no boot.
  *
- * The vCPU runs on the test's own thread (kvm_guest_run), never on a vCPU thread: vm->started
- * stays 0, so vm_pause returns at once and checkpoint_take/checkpoint_reset save and load the
- * vCPU state from this thread (vm_save_vcpus/vm_load_vcpus' path for a VM not yet running).
- * Each run stops at an OUT the guest makes, completed before the test looks at the VM, the
- * consistent point vm_pause gives a running VM.
+ * In the first two tests the vCPU runs on the test's own thread (kvm_guest_run), never on a
+ * vCPU thread: vm->started stays 0, so vm_pause returns at once and checkpoint_take and
+ * checkpoint_reset save and load the vCPU state from this thread (vm_save_vcpus' and
+ * vm_load_vcpus' path for a VM not yet running).  Each run stops at an OUT the guest makes,
+ * completed before the test looks at the VM: the consistent point vm_pause gives a running
+ * VM.  The third runs the vCPU on its thread (vm_run) and pauses it with vm_pause.
  *
  * The guest writes nothing but the stores the code makes: no stack, and the page tables'
  * accessed and dirty bits are set beforehand (kvm_guest_install), so the dirty log must hold
