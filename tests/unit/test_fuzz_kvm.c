@@ -10,12 +10,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "arch/x86/boot.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
 #include "core/vcpu.h"
 #include "core/vm.h"
 #include "devices/fuzz.h"
+#include "kvm_guest.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
@@ -23,8 +23,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
-
-#define CODE_GPA 0x100000ull
 
 struct run_log {
 	struct vm *vm;
@@ -87,29 +85,22 @@ static void *watchdog(void *arg)
 	return NULL;
 }
 
-static size_t put64(uint8_t *p, uint8_t rex_op, uint64_t imm)
-{
-	p[0] = 0x48;
-	p[1] = rex_op;
-	memcpy(p + 2, &imm, 8);
-	return 10;
-}
-
 static void test_guest_code(void **state)
 {
 	static struct vm vm;
 	struct vm_config cfg = { .mem_bytes = 64ull << 20, .nr_vcpus = 1, .mem_fd = -1 };
 	struct run_log l = { .vm = &vm };
 	const char *why = NULL;
-	uint8_t code[128], *cov, *p;
-	size_t n = 0, cov_size, doorbell_end;
+	struct kvm_guest_code code = { .n = 0 };
+	uint8_t *cov;
+	size_t cov_size, doorbell_end;
 	uint64_t regs;
 	pthread_t dog;
 	int ret;
 
 	cfg.cpu_template = cpuid_detect_template("/sys");
 	ret = vm_create(&vm, &cfg, &why);
-	if (ret == -ENOENT || ret == -EACCES || ret == -EPERM) {
+	if (kvm_guest_unavailable(ret)) {
 		vm_destroy(&vm);
 		print_message("no usable /dev/kvm (%s): skipping\n", why);
 		skip();
@@ -127,22 +118,19 @@ static void test_guest_code(void **state)
 	 * mov esi, [rdx-8]                              INPUT_LEN, an MMIO read
 	 * mov rax, COV+0x10; mov [rax], ecx; mov [rax+4], esi
 	 * mov dword [rdx], 2; jmp $                     DONE (the host stops the VM) */
-	n += put64(code + n, 0xb8, LAYOUT_FUZZ_COV_ADDR + 5);
-	memcpy(code + n, (const uint8_t[]){ 0xc6, 0x00, 0x42 }, 3), n += 3;
-	n += put64(code + n, 0xba, regs + FUZZDEV_REG_DOORBELL);
-	memcpy(code + n, (const uint8_t[]){ 0xc7, 0x02, 0x01, 0, 0, 0 }, 6), n += 6;
-	doorbell_end = n;
-	n += put64(code + n, 0xbb, LAYOUT_FUZZ_INPUT_ADDR);
-	memcpy(code + n, (const uint8_t[]){ 0x8b, 0x0b, 0x8b, 0x72, 0xf8 }, 5), n += 5;
-	n += put64(code + n, 0xb8, LAYOUT_FUZZ_COV_ADDR + 0x10);
-	memcpy(code + n, (const uint8_t[]){ 0x89, 0x08, 0x89, 0x70, 0x04 }, 5), n += 5;
-	memcpy(code + n, (const uint8_t[]){ 0xc7, 0x02, 0x02, 0, 0, 0, 0xeb, 0xfe }, 8), n += 8;
-	assert_true(n <= sizeof(code));
-	p = gmem_ptr(&vm.gm, CODE_GPA, n);
-	assert_non_null(p);
-	memcpy(p, code, n);
-	assert_int_equal(boot_setup_page_tables(&vm.gm), 0);
-	assert_int_equal(vm_setup_vcpus(&vm, CODE_GPA), 0);
+	kg_mov64(&code, KG_RAX, LAYOUT_FUZZ_COV_ADDR + 5);
+	kg_store8_rax(&code, 0x42);
+	kg_mov64(&code, KG_RDX, regs + FUZZDEV_REG_DOORBELL);
+	kg_bytes(&code, (const uint8_t[]){ 0xc7, 0x02, 0x01, 0, 0, 0 }, 6);
+	doorbell_end = code.n;
+	kg_mov64(&code, KG_RBX, LAYOUT_FUZZ_INPUT_ADDR);
+	kg_bytes(&code, (const uint8_t[]){ 0x8b, 0x0b, 0x8b, 0x72, 0xf8 }, 5);
+	kg_mov64(&code, KG_RAX, LAYOUT_FUZZ_COV_ADDR + 0x10);
+	kg_bytes(&code, (const uint8_t[]){ 0x89, 0x08, 0x89, 0x70, 0x04 }, 5);
+	kg_bytes(&code, (const uint8_t[]){ 0xc7, 0x02, 0x02, 0, 0, 0 }, 6);
+	kg_spin(&code);
+	assert_int_equal(kvm_guest_install(&vm.gm, &code), 0);
+	assert_int_equal(vm_setup_vcpus(&vm, KVM_GUEST_CODE_GPA), 0);
 
 	assert_int_equal(pthread_create(&dog, NULL, watchdog, &vm), 0);
 	assert_int_equal(vm_run(&vm), VM_STOP_POWEROFF);
@@ -157,7 +145,7 @@ static void test_guest_code(void **state)
 	/* ... and the hook ran once, on that thread, with the doorbell write complete. */
 	assert_int_equal(l.hooks, 1);
 	assert_true(pthread_equal(l.hook_thread, l.callback_thread));
-	assert_int_equal(l.hook_rip, CODE_GPA + doorbell_end);
+	assert_int_equal(l.hook_rip, KVM_GUEST_CODE_GPA + doorbell_end);
 	/* The guest's writes are in the host's map, already during the doorbell that follows
 	 * them (where a fuzzer reads it); the guest read the host's input and length. */
 	assert_int_equal(l.cov_at_snapshot, 0x42);
