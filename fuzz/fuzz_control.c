@@ -91,6 +91,18 @@ static int fake_status(void *ctx, struct control_status *st, char *err, size_t n
 	return outcome("status", err, n);
 }
 
+static int fake_checkpoint(void *ctx, char *err, size_t n)
+{
+	return outcome("checkpoint", err, n);
+}
+
+static int fake_reset(void *ctx, uint64_t *us, uint64_t *pages, char *err, size_t n)
+{
+	*us = fk.flags & F_ODD_STATUS ? UINT64_MAX : fk.reason_len;
+	*pages = fk.reason_len;
+	return outcome("reset", err, n);
+}
+
 static void check_text(const char *s)
 {
 	FUZZ_CHECK(s && *s);
@@ -116,7 +128,8 @@ static const char *requested(const uint8_t *line, size_t len, json_t **root)
  * CONTROL_PATH_MAX. */
 static bool well_formed(const json_t *root, const char *cmd, size_t len)
 {
-	static const char *const known[] = { "pause", "resume", "snapshot", "status" };
+	static const char *const known[] = { "pause",  "resume",     "snapshot",
+					     "status", "checkpoint", "reset" };
 	const json_t *dir;
 	bool found = false;
 
@@ -191,6 +204,10 @@ static void check_answer(const char *ans, int ret, const uint8_t *line, size_t l
 			FUZZ_CHECK(json_integer_value(json_object_get(a, "uptime_ms")) >= 0);
 			FUZZ_CHECK(json_integer_value(json_object_get(a, "mem_mib")) >= 0);
 			FUZZ_CHECK(json_object_size(a) == 5);
+		} else if (!strcmp(cmd, "reset")) {
+			FUZZ_CHECK(json_integer_value(json_object_get(a, "reset_us")) >= 0);
+			FUZZ_CHECK(json_is_integer(json_object_get(a, "pages")));
+			FUZZ_CHECK(json_object_size(a) == 3);
 		} else {
 			FUZZ_CHECK(json_object_size(a) == 1);
 		}
@@ -211,6 +228,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.resume = fake_resume,
 		.snapshot = fake_snapshot,
 		.status = fake_status,
+		.checkpoint = fake_checkpoint,
+		.reset = fake_reset,
 	};
 	static const struct control_ops none = { 0 };
 	struct fuzz_in in = { data, size };
