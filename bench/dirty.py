@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -100,6 +101,9 @@ def touch_ms(g, mib):
 
 
 def main():
+    # A SIGTERM (timeout, CI) unwinds through the finally blocks, which stop the VMs: they run
+    # in sessions of their own and would otherwise outlive this script.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not launcher.need_kvm("dirty"):
         return 1
     tmp = tempfile.mkdtemp(prefix="ign-bench-dirty-", dir=os.path.join(launcher.ROOT, "build"))

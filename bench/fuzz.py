@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -126,6 +127,9 @@ def guest_ignition():
 
 
 def main():
+    # A SIGTERM (timeout, CI) unwinds through the finally blocks, which stop the VMs: they run
+    # in sessions of their own and would otherwise outlive this script.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not launcher.need_kvm("fuzz"):
         return 1
     if not os.path.exists(os.path.join(FUZZ_DIR, "libpng.cpio")):
