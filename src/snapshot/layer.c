@@ -480,3 +480,27 @@ int layer_copy_file(int in, int out)
 	}
 	return 0;
 }
+
+/* fsync the directory that holds `path` (a rename or an exchange in it is durable then). */
+int layer_sync_dir_of(const char *path)
+{
+	char parent[PATH_MAX];
+	char *slash;
+	int fd, ret = 0;
+
+	snprintf(parent, sizeof(parent), "%s", path);
+	slash = strrchr(parent, '/');
+	if (slash == parent)
+		parent[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		snprintf(parent, sizeof(parent), ".");
+	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}

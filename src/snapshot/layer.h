@@ -81,4 +81,8 @@ int layer_chain_overlay(const struct layer_chain *c, int i, int out, uint64_t *p
  * 0 or -errno. */
 int layer_copy_file(int in, int out) __attribute__((warn_unused_result));
 
+/* fsync the directory that holds `path`, so that a rename or an exchange in it is durable.
+ * 0 or -errno. */
+int layer_sync_dir_of(const char *path) __attribute__((warn_unused_result));
+
 #endif

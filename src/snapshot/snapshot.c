@@ -304,29 +304,6 @@ static void remove_tmp(const char *tmp, int dirfd)
 	rmdir(tmp);
 }
 
-static int sync_parent(const char *path)
-{
-	char parent[PATH_MAX];
-	char *slash;
-	int fd, ret = 0;
-
-	snprintf(parent, sizeof(parent), "%s", path);
-	slash = strrchr(parent, '/');
-	if (slash == parent)
-		parent[1] = '\0';
-	else if (slash)
-		*slash = '\0';
-	else
-		snprintf(parent, sizeof(parent), ".");
-	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 static int capture_state(struct machine *m, struct snap_writer *w, const struct layer_info *li)
 {
 	unsigned n = m->vm.cfg.nr_vcpus;
@@ -479,7 +456,7 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 			      strerror(errno));
 		goto out;
 	}
-	ret = sync_parent(dir);
+	ret = layer_sync_dir_of(dir);
 	if (ret) /* the snapshot is complete; only its durability across a crash is in doubt */
 		log_warn("fsync of the directory holding '%s': %s", dir, strerror(-ret));
 	ret = 0;

@@ -258,30 +258,6 @@ static int rm_one(const char *dir)
 
 /* ---- flatten ---- */
 
-/* fsync the directory that holds `path` (a rename or an exchange in it is durable then). */
-static int sync_dir_of(const char *path)
-{
-	char parent[PATH_MAX];
-	char *slash;
-	int fd, ret = 0;
-
-	snprintf(parent, sizeof(parent), "%s", path);
-	slash = strrchr(parent, '/');
-	if (slash == parent)
-		parent[1] = '\0';
-	else if (slash)
-		*slash = '\0';
-	else
-		snprintf(parent, sizeof(parent), ".");
-	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 /* Create dirfd/name holding buf[0..len) and fsync it.  0 or -errno. */
 static int write_file(int dirfd, const char *name, const void *buf, size_t len)
 {
@@ -611,7 +587,7 @@ int snapshot_store_flatten(const char *snap_arg, const char *out_arg, FILE *prog
 	if (ret)
 		goto out;
 	/* From here the flatten has happened; what fails now only costs space or durability. */
-	ret = sync_dir_of(dest);
+	ret = layer_sync_dir_of(dest);
 	if (ret)
 		log_warn("fsync of the directory holding '%s': %s", dest, strerror(-ret));
 	ret = 0;
