@@ -17,18 +17,17 @@ One boot of the default guest (launcher.py's command line) to a shell and a Full
 Compares ignition with itself (tracking on/off); no other VMM has these operations.
 Environment: ROUNDS (default 5), MIB (default 32), RESETS (default 200), MEM_MIB (default 256).
 """
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
 import time
 
 import launcher
+from layers import Control  # noqa: E402 (tests/guest, on the path through launcher)
 
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 # ign-touch faults every page in through the guest kernel, which is emulated on kvm_pvm hosts
@@ -37,31 +36,6 @@ MIB = int(os.environ.get("MIB", "4" if launcher.kvm_pvm() else "256"))
 RESETS = int(os.environ.get("RESETS", "200"))
 SNAP_LINE = re.compile(r"snapshot (\S+)(?: \(Diff: (\d+) dirty pages\))? written in (\d+) ms")
 TOUCH = re.compile(r"touched (\d+) MiB in (\d+) ms")
-
-
-class Control:
-    def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.s.connect(path)
-                break
-            except OSError:
-                self.s.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        self.s.settimeout(120)
-        self.f = self.s.makefile("rb")
-
-    def call(self, **req):
-        self.s.sendall(json.dumps(req).encode() + b"\n")
-        return json.loads(self.f.readline())
-
-    def close(self):
-        self.f.close()
-        self.s.close()
 
 
 def pct(xs, p):
