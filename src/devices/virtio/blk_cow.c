@@ -6,6 +6,8 @@
  * second finds the bit the first one's copy-up set). */
 #include "devices/virtio/blk_cow.h"
 
+#include "util/fileio.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,42 +115,6 @@ uint64_t blk_cow_run(const struct blk_cow *c, uint64_t off, uint64_t len, bool *
 	next = scan(c, k + 1, last + 1, *overlay);
 	run = next * BLK_COW_BLOCK - off;
 	return run < len ? run : len;
-}
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO; /* the file shrank under us */
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
 }
 
 /* Block k's bytes: [*start, *start + return value). */

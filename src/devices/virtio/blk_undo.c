@@ -21,6 +21,7 @@
 #include "devices/virtio/blk_undo.h"
 
 #include "devices/virtio/blk_cow.h"
+#include "util/fileio.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -130,42 +131,6 @@ static uint64_t block_end(const struct blk_undo *u, uint64_t k)
 	uint64_t end = (k + 1) * BLK;
 
 	return end < u->size ? end : u->size;
-}
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO; /* the file ends early */
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
