@@ -299,6 +299,8 @@ int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, cha
 	if (vt->console_fd < 0) {
 		ret = -errno;
 		snprintf(err, n, "fuzz: console file: %s", strerror(errno));
+		pthread_mutex_destroy(&vt->lock);
+		pthread_cond_destroy(&vt->cond);
 		free(vt);
 		return ret;
 	}
@@ -317,6 +319,9 @@ int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, cha
 	t->ctx = vt; /* close() frees what exists from here on */
 	ret = machine_create(&vt->m, &cfg, &env, err, n);
 	if (ret) {
+		close(vt->console_fd);
+		pthread_mutex_destroy(&vt->lock);
+		pthread_cond_destroy(&vt->cond);
 		free(vt);
 		t->ctx = NULL;
 		return ret;
