@@ -8,6 +8,7 @@
 #include "arch/x86/cpuid.h"
 #include "core/vm.h"
 #include "net/slirp.h"
+#include "util/ratelimit.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 struct machine_disk {
 	char path[MACHINE_PATH_MAX];
 	bool read_only;
+	struct ratelimit_cfg rl; /* the disk's rate limiter (none: no limit) */
 };
 
 enum machine_net_kind { MACHINE_NET_USER, MACHINE_NET_TAP };
@@ -33,6 +35,7 @@ struct machine_net {
 	struct net_slirp_fwd fwd[NET_SLIRP_MAX_FWD];
 	int nr_fwd;
 	unsigned slirp_flags; /* NET_SLIRP_HOST_LOOPBACK, NET_SLIRP_RESTRICTED (user only) */
+	struct ratelimit_cfg rx_rl, tx_rl; /* rate limiters of the two directions */
 };
 
 /* Everything that decides what the guest sees.  Plain data: copied, saved in snapshots. */
@@ -45,11 +48,12 @@ struct machine_config {
 	int nr_disks;
 	struct machine_net nets[MACHINE_MAX_NETS]; /* eth0, eth1... */
 	int nr_nets;
-	bool no_rng;		   /* leave out the virtio-rng device */
-	bool balloon;		   /* a virtio-balloon device */
-	uint32_t balloon_step_mib; /* Ctrl-A b step; 0: the default (128) */
-	uint32_t balloon_stats_s;  /* seconds between statistics requests, 0: on demand only */
-	uint32_t vsock_cid;	   /* guest CID (>= 3) when vsock_path[0] */
+	bool no_rng;		     /* leave out the virtio-rng device */
+	struct ratelimit_cfg rng_rl; /* the virtio-rng device's rate limiter */
+	bool balloon;		     /* a virtio-balloon device */
+	uint32_t balloon_step_mib;   /* Ctrl-A b step; 0: the default (128) */
+	uint32_t balloon_stats_s;    /* seconds between statistics requests, 0: on demand only */
+	uint32_t vsock_cid;	     /* guest CID (>= 3) when vsock_path[0] */
 	char vsock_path[MACHINE_PATH_MAX]; /* host Unix socket path; "": no vsock device */
 	bool fuzz; /* the fuzz device (docs/fuzzing.md); set by the fuzz mode, not a `run` flag */
 	/* What was booted (informational once running; a restore does not reload it). */
