@@ -42,6 +42,13 @@ ALL_CFLAGS += $(JANSSON_CFLAGS)
 LDLIBS += $(JANSSON_LIBS)
 TEST_LDLIBS += $(JANSSON_LIBS)
 # zlib (Debian zlib1g-dev): the CRC-32 of snapshot state files, src/snapshot/snap.c.
+# libmicrohttpd: the HTTP of the REST API (src/api/) and of the guest's metadata service (MMDS)
+MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+ALL_CFLAGS += $(MHD_CFLAGS)
+LDLIBS += $(MHD_LIBS)
+TEST_LDLIBS += $(MHD_LIBS)
+
 ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
 LDLIBS += $(ZLIB_LIBS)
 TEST_LDLIBS += $(ZLIB_LIBS)
@@ -134,7 +141,7 @@ $(FUZZ_BUILD)/libignition-fuzz.a: $(FUZZ_LIB_OBJS)
 	ar rcs $@ $^
 
 $(FUZZ_BINS): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/fuzz/%.o $(FUZZ_BUILD)/libignition-fuzz.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) -pthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) -pthread
 
 # Each target runs FUZZ_SECONDS (niced) from a fresh corpus that it seeds itself
 # (IGN_FUZZ_SEED_DIR), with its temporary files in the same throw-away directory, and prints one
