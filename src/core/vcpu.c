@@ -3,6 +3,7 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
+#include "core/metrics.h"
 #include "core/seccomp.h"
 #include "core/vcpu_state.h"
 #include "core/vm.h"
@@ -384,26 +385,36 @@ static void handle_exit_reason(struct vcpu *v)
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
+		if (run->io.direction == KVM_EXIT_IO_OUT)
+			METRIC_INC(metrics_vcpu.exit_io_out);
+		else
+			METRIC_INC(metrics_vcpu.exit_io_in);
 		handle_io(v);
 		break;
 	case KVM_EXIT_MMIO:
-		if (run->mmio.is_write)
+		if (run->mmio.is_write) {
+			METRIC_INC(metrics_vcpu.exit_mmio_write);
 			bus_write(&v->vm->dm.mmio, run->mmio.phys_addr, run->mmio.data,
 				  run->mmio.len);
-		else
+		} else {
+			METRIC_INC(metrics_vcpu.exit_mmio_read);
 			bus_read(&v->vm->dm.mmio, run->mmio.phys_addr, run->mmio.data,
 				 run->mmio.len);
+		}
 		break;
 	case KVM_EXIT_HLT:
 		/* Only reached without an in-kernel LAPIC; nothing can wake us. */
+		METRIC_INC(metrics_vcpu.exit_hlt);
 		log_error("vCPU %u: halted with interrupts off", v->index);
 		vm_request_stop(v->vm, VM_STOP_ERROR);
 		break;
 	case KVM_EXIT_SHUTDOWN:
+		METRIC_INC(metrics_vcpu.exit_shutdown);
 		log_triple_fault(v);
 		vm_request_stop(v->vm, VM_STOP_ERROR);
 		break;
 	case KVM_EXIT_SYSTEM_EVENT:
+		METRIC_INC(metrics_vcpu.exit_system_event);
 		switch (run->system_event.type) {
 		case KVM_SYSTEM_EVENT_SHUTDOWN:
 			vm_request_stop(v->vm, VM_STOP_POWEROFF);
@@ -418,10 +429,13 @@ static void handle_exit_reason(struct vcpu *v)
 		}
 		break;
 	case KVM_EXIT_INTERNAL_ERROR:
-		if (!handle_internal_error(v))
+		if (!handle_internal_error(v)) {
+			METRIC_INC(metrics_vcpu.failures);
 			vm_request_stop(v->vm, VM_STOP_ERROR);
+		}
 		break;
 	case KVM_EXIT_FAIL_ENTRY:
+		METRIC_INC(metrics_vcpu.failures);
 		log_error("vCPU %u: KVM entry failed, hardware reason %#llx", v->index,
 			  (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		vm_request_stop(v->vm, VM_STOP_ERROR);
@@ -429,6 +443,7 @@ static void handle_exit_reason(struct vcpu *v)
 	case KVM_EXIT_INTR:
 		break;
 	default:
+		METRIC_INC(metrics_vcpu.failures);
 		log_error("vCPU %u: unexpected KVM exit reason %u", v->index, run->exit_reason);
 		vm_request_stop(v->vm, VM_STOP_ERROR);
 	}
@@ -559,6 +574,7 @@ static void *vcpu_loop(struct vcpu *v)
 				run->immediate_exit = 0;
 				continue;
 			}
+			METRIC_INC(metrics_vcpu.failures);
 			log_error("vCPU %u: KVM_RUN failed: %s", v->index, strerror(errno));
 			vm_request_stop(v->vm, VM_STOP_ERROR);
 			break;

@@ -2,6 +2,7 @@
 #include "snapshot/snapshot.h"
 
 #include "core/machine.h"
+#include "core/metrics.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/blk_cow.h"
 #include "devices/virtio/net.h"
@@ -476,6 +477,10 @@ out:
 	st.total_us = now_us() - t0;
 	if (stats)
 		*stats = st;
+	if (!ret && st.diff)
+		metrics_diff_snapshot_time(st.total_us);
+	else if (!ret)
+		metrics_snapshot_time(st.total_us);
 	return ret;
 }
 
@@ -812,6 +817,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		 (unsigned long long)m->vm.memslot_us, (unsigned long long)(t_vm - t_machine),
 		 (unsigned long long)(t_devs - t_vm),
 		 (unsigned long long)(log_uptime_us() - t_devs));
+	metrics_restore_time(log_uptime_us() - t_begin);
 	goto out;
 out_machine:
 	machine_destroy(m);

@@ -3,6 +3,7 @@
 #include "core/devmgr.h"
 #include "core/evloop.h"
 #include "core/gmem.h"
+#include "core/metrics.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "snapshot/snap.h"
@@ -265,12 +266,17 @@ static void balloon_queue_notify(void *dev, unsigned q)
 			break;
 		}
 		if (q != VIRTIO_BALLOON_Q_STATS) {
+			if (q == VIRTIO_BALLOON_Q_INFLATE)
+				METRIC_INC(metrics_balloon.inflate_count);
+			else
+				METRIC_INC(metrics_balloon.deflate_count);
 			do_pfns(b, q == VIRTIO_BALLOON_Q_INFLATE);
 			virtq_push(vq, b->elem.head, 0);
 			pushed = true;
 			continue;
 		}
 		do_stats(b);
+		METRIC_INC(metrics_balloon.stats_updates_count);
 		/* The driver keeps one stats buffer with us; should it add another, return the
 		 * older one so that none is lost. */
 		if (b->stats_held) {

@@ -45,6 +45,7 @@
 
 #include "core/devmgr.h"
 #include "core/evloop.h"
+#include "core/metrics.h"
 #include "devices/virtio/blk_cow.h"
 #include "devices/virtio/blk_undo.h"
 #include "devices/virtio/mmio.h"
@@ -103,6 +104,9 @@ enum blk_mark { MARK_NONE, MARK_RANGE, MARK_SEGS };
 struct blk_req {
 	bool busy;
 	uint8_t status;
+	bool io_failed;	  /* the host's I/O failed (metrics: execute_fails, not invalid_reqs) */
+	uint32_t type;	  /* VIRTIO_BLK_T_*, or UINT32_MAX before the header is read */
+	uint64_t bytes;	  /* IN / OUT: the request's data length (metrics) */
 	uint32_t written;    /* bytes of data written into the chain (reads, GET_ID) */
 	uint8_t *status_ptr; /* the chain's last writable byte (§5.2.6) */
 	enum blk_op op;
@@ -158,6 +162,7 @@ struct virtio_blk {
 	unsigned nfree;
 	uint16_t free_slots[BLK_SLOTS];
 	struct blk_req *reqs; /* BLK_SLOTS */
+	struct metrics_blk *m; /* this drive's counters (never NULL) */
 };
 
 static const uint8_t zeros[ZERO_CHUNK];
@@ -372,6 +377,7 @@ static uint8_t prep_rw(struct virtio_blk *b, struct blk_req *r, uint64_t sector,
 	r->op = write ? OP_WRITE : OP_READ;
 	r->off = sector * VIRTIO_BLK_SECTOR_SIZE;
 	r->len = len;
+	r->bytes = len;
 	r->written = write ? 0 : (uint32_t)len;
 	if (write && !undo_ok(b, r->off, r->len))
 		return VIRTIO_BLK_S_IOERR;
@@ -504,6 +510,7 @@ static bool fail(struct blk_req *r, int err)
 		  strerror(-err));
 	r->status = VIRTIO_BLK_S_IOERR;
 	r->written = 0;
+	r->io_failed = true;
 	return true;
 }
 
@@ -669,6 +676,41 @@ static int op_queue(struct virtio_blk *b, struct blk_req *r)
 	return 0;
 }
 
+/* The drive's counters for a request that is answered now (docs/metrics.md). */
+static void count(struct virtio_blk *b, const struct blk_req *r)
+{
+	struct metrics_blk *m = b->m;
+
+	if (r->status != VIRTIO_BLK_S_OK) {
+		if (r->io_failed)
+			METRIC_INC(m->execute_fails);
+		else
+			METRIC_INC(m->invalid_reqs_count);
+		return;
+	}
+	switch (r->type) {
+	case VIRTIO_BLK_T_IN:
+		METRIC_INC(m->read_count);
+		METRIC_ADD(m->read_bytes, r->bytes);
+		break;
+	case VIRTIO_BLK_T_OUT:
+		METRIC_INC(m->write_count);
+		METRIC_ADD(m->write_bytes, r->bytes);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		METRIC_INC(m->flush_count);
+		break;
+	case VIRTIO_BLK_T_DISCARD:
+		METRIC_INC(m->discard_count);
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		METRIC_INC(m->write_zeroes_count);
+		break;
+	default:
+		break;
+	}
+}
+
 /* Write the status byte, return the chain to the driver (unless `deliver` is false: reset),
  * free the slot. */
 static void finish(struct virtio_blk *b, struct blk_req *r, bool deliver)
@@ -680,6 +722,8 @@ static void finish(struct virtio_blk *b, struct blk_req *r, bool deliver)
 		for (unsigned i = 0; r->mark == MARK_SEGS && i < r->nseg; i++)
 			blk_cow_mark(b->cow, r->segs[i].off, r->segs[i].len);
 	}
+	if (deliver)
+		count(b, r);
 	if (deliver && b->vq) {
 		*r->status_ptr = r->status;
 		virtq_push(b->vq, r->elem.head, r->written + 1);
@@ -793,6 +837,9 @@ static int start_request(struct virtio_blk *b, struct blk_req *r)
 	r->retries = 0;
 	r->op = OP_NONE;
 	r->fd = b->fd;
+	r->io_failed = false;
+	r->type = UINT32_MAX;
+	r->bytes = 0;
 	r->mark = MARK_NONE;
 	if (virtq_elem_read(e, 0, hdr, sizeof(hdr)) < sizeof(hdr)) {
 		log_guest("virtio-blk: request header of %u bytes", e->out_len);
@@ -801,6 +848,7 @@ static int start_request(struct virtio_blk *b, struct blk_req *r)
 	}
 	type = (uint32_t)virtio_get_le(hdr, 4);
 	sector = virtio_get_le(hdr + 8, 8);
+	r->type = type;
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_OUT:
@@ -846,6 +894,7 @@ static void blk_queue_notify(void *dev, unsigned q)
 
 	if (q != 0 || !b->vq)
 		return;
+	METRIC_INC(b->m->queue_event_count);
 	for (unsigned n = 0;; n++) {
 		struct blk_req *r;
 		int ret;
@@ -1257,6 +1306,8 @@ static int blk_open(struct virtio_blk *b, bool read_only, const char *serial, co
 	if (!read_only)
 		undo_init(b, path);
 	/* GET_ID: up to 20 bytes, NUL-padded when shorter (§5.2.6). */
+	/* Counted under the drive's id (the serial its creator gave), or only in the aggregate. */
+	b->m = metrics_blk_get(serial);
 	if (!serial)
 		serial = "ignition";
 	memcpy(b->serial, serial, strnlen(serial, sizeof(b->serial)));

@@ -1,6 +1,7 @@
 #include "devices/virtio/net.h"
 
 #include "core/devmgr.h"
+#include "core/metrics.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "net/backend.h"
@@ -61,6 +62,7 @@ struct virtio_net {
 	size_t held_len;
 	struct iovec rxiov[RX_IOV_MAX];
 	struct virtio_net_stats stats;
+	struct metrics_net *m; /* this interface's metrics (never NULL) */
 	/* Scratch, used under the transport lock. */
 	struct virtq_elem first;  /* the receive chain that gets the header */
 	struct virtq_elem elem;	  /* further receive chains */
@@ -184,6 +186,21 @@ static int rx_header(struct virtio_net *n, const uint8_t *in, uint8_t hdr[VIRTIO
 /* Put one frame into the receive queue (§5.1.6.4): the header and frame fill one chain, or
  * with MRG_RXBUF as many chains as needed, num_buffers saying how many.  1: delivered;
  * 0: dropped; -EAGAIN: the guest has too few buffers now (none consumed). */
+/* The device's own statistics and the process metrics (docs/metrics.md) move together. */
+static void rx_count(struct virtio_net *n, size_t bytes)
+{
+	n->stats.rx_frames++;
+	n->stats.rx_bytes += bytes;
+	METRIC_INC(n->m->rx_packets_count);
+	METRIC_ADD(n->m->rx_bytes_count, bytes);
+}
+
+static void rx_drop(struct virtio_net *n)
+{
+	n->stats.rx_dropped++;
+	METRIC_INC(n->m->rx_dropped_count);
+}
+
 static int deliver(struct virtio_net *n, const uint8_t *hdr_in, const uint8_t *frame, size_t len)
 {
 	struct virtq *vq = n->rxq;
@@ -217,6 +234,7 @@ static int deliver(struct virtio_net *n, const uint8_t *hdr_in, const uint8_t *f
 				continue;
 			}
 			unpop(vq, popped);
+			METRIC_INC(n->m->no_rx_avail_buffer);
 			return -EAGAIN;
 		}
 		if (r < 0) {
@@ -253,11 +271,10 @@ static int deliver(struct virtio_net *n, const uint8_t *hdr_in, const uint8_t *f
 	virtq_elem_write(&n->first, 0, hdr, sizeof(hdr));
 	for (unsigned i = 0; i < popped; i++)
 		virtq_push(vq, n->heads[i], n->lens[i]);
-	n->stats.rx_frames++;
-	n->stats.rx_bytes += len;
+	rx_count(n, len);
 	return 1;
 drop:
-	n->stats.rx_dropped++;
+	rx_drop(n);
 	return 0;
 }
 
@@ -315,13 +332,13 @@ static void enqueue(struct virtio_net *n, const uint8_t *hdr, const uint8_t *fra
 	size_t hl = hdr ? VIRTIO_NET_HDR_BYTES : 0;
 
 	if (n->pend_count == VIRTIO_NET_PENDING_MAX) {
-		n->stats.rx_dropped++;
+		rx_drop(n);
 		return;
 	}
 	p = &n->pend[(n->pend_head + n->pend_count) % VIRTIO_NET_PENDING_MAX];
 	p->buf = malloc(hl + len);
 	if (!p->buf) {
-		n->stats.rx_dropped++;
+		rx_drop(n);
 		return;
 	}
 	if (hdr)
@@ -480,7 +497,7 @@ static void rx_park(struct virtio_net *n, size_t len)
 	uint8_t *buf = malloc(len);
 
 	if (!buf) {
-		n->stats.rx_dropped++;
+		rx_drop(n);
 		return;
 	}
 	iov_copy(n->rxiov, n->rxiov_n, 0, buf, in_guest, false);
@@ -498,7 +515,7 @@ static bool rx_discard(struct virtio_net *n)
 
 	if (r < 0)
 		return false;
-	n->stats.rx_dropped++;
+	rx_drop(n);
 	return true;
 }
 
@@ -555,7 +572,8 @@ static void rx_pull(struct virtio_net *n)
 		if (r == -EAGAIN)
 			break;
 		if (r < 0) {
-			n->stats.rx_dropped++;
+			METRIC_INC(n->m->rx_fails);
+			rx_drop(n);
 			break;
 		}
 		/* Short, cut off (it filled the whole offer) or, without MRG_RXBUF, larger than
@@ -566,7 +584,7 @@ static void rx_pull(struct virtio_net *n)
 				log_guest(
 					"virtio-net: %zd-byte frame, %zu bytes of receive buffers",
 					r - VIRTIO_NET_HDR_BYTES, cap);
-			n->stats.rx_dropped++;
+			rx_drop(n);
 			continue;
 		}
 		if ((size_t)r > cap) {
@@ -574,11 +592,10 @@ static void rx_pull(struct virtio_net *n)
 			continue; /* delivered first thing next time round */
 		}
 		if (rx_complete(n, (size_t)r)) {
-			n->stats.rx_dropped++;
+			rx_drop(n);
 			continue;
 		}
-		n->stats.rx_frames++;
-		n->stats.rx_bytes += (size_t)r - VIRTIO_NET_HDR_BYTES;
+		rx_count(n, (size_t)r - VIRTIO_NET_HDR_BYTES);
 		n->rx_unsignalled++;
 	}
 	release_held(n);
@@ -603,7 +620,7 @@ static void net_receive(void *opaque, const uint8_t *hdr, const uint8_t *frame, 
 
 	lock(n);
 	if (!rx_usable(n) || !n->link_up || len < NET_MIN_FRAME || len > NET_MAX_FRAME) {
-		n->stats.rx_dropped++;
+		rx_drop(n);
 		goto out;
 	}
 	if (n->pend_count == 0)
@@ -690,12 +707,14 @@ static void tx_one(struct virtio_net *n, struct virtq_elem *e)
 	    e->out_len - VIRTIO_NET_HDR_BYTES > NET_MAX_FRAME) {
 		log_guest("virtio-net: dropping a transmit chain of %u readable, %u writable bytes",
 			  e->out_len, e->in_len);
-		goto drop;
+		goto malformed;
 	}
 	len = e->out_len - VIRTIO_NET_HDR_BYTES;
 	virtq_elem_read(e, 0, hdr, sizeof(hdr));
-	if (!n->link_up || tx_header_ok(n, hdr, len))
+	if (!n->link_up)
 		goto drop;
+	if (tx_header_ok(n, hdr, len))
+		goto malformed;
 	if (n->be->vnet_hdr) {
 		/* The header (our checked copy) and the guest's buffers go to the back end as
 		 * they are: no copy. */
@@ -718,13 +737,20 @@ static void tx_one(struct virtio_net *n, struct virtq_elem *e)
 		n->txiov[0].iov_len = len;
 		ret = n->be->ops->send(n->be, n->txiov, 1);
 	}
-	if (ret)
+	if (ret) {
+		METRIC_INC(n->m->tx_fails);
 		goto drop;
+	}
 	n->stats.tx_frames++;
 	n->stats.tx_bytes += len;
+	METRIC_INC(n->m->tx_packets_count);
+	METRIC_ADD(n->m->tx_bytes_count, len);
 	return;
+malformed:
+	METRIC_INC(n->m->tx_malformed_frames);
 drop:
 	n->stats.tx_dropped++;
+	METRIC_INC(n->m->tx_dropped_count);
 }
 
 /* Drain the transmit queue, at most a budget of chains per call.  The driver is asked not to
@@ -772,6 +798,7 @@ static void net_queue_notify(void *dev, unsigned q)
 	if (!n->active || n->broken)
 		return;
 	if (q == VIRTIO_NET_RXQ) {
+		METRIC_INC(n->m->rx_queue_event_count);
 		/* New receive buffers: we asked for this notification because frames wait (it
 		 * was enabled when the ring ran dry).  Stop further ones, deliver what waited and
 		 * resume a paused back end; running dry again re-enables them. */
@@ -779,6 +806,7 @@ static void net_queue_notify(void *dev, unsigned q)
 		if (flush_pending(n))
 			virtio_mmio_notify_used(n->t, n->rxq);
 	} else if (q == VIRTIO_NET_TXQ) {
+		METRIC_INC(n->m->tx_queue_event_count);
 		process_tx(n);
 	}
 }
@@ -1000,6 +1028,7 @@ int virtio_net_create(struct net_backend *be, const uint8_t mac[6], struct virti
 		return -ENOMEM;
 	}
 	n->be = be;
+	n->m = metrics_net_get(NULL); /* virtio_net_add names it */
 	memcpy(n->config + VIRTIO_NET_CFG_MAC, mac, 6);
 	n->link_up = true;
 	update_status(n);
@@ -1020,6 +1049,7 @@ int virtio_net_add(struct devmgr *dm, const char *id, struct net_backend *be, co
 	ret = virtio_net_create(be, mac, &n);
 	if (ret)
 		return ret;
+	n->m = metrics_net_get(id);
 	ret = virtio_mmio_add(dm, id, &virtio_net_ops, n, NULL);
 	if (ret) {
 		virtio_net_destroy(n);

@@ -1,6 +1,7 @@
 #include "devices/virtio/rng.h"
 
 #include "core/devmgr.h"
+#include "core/metrics.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "snapshot/snap.h"
@@ -69,6 +70,8 @@ static uint32_t fill(struct virtio_rng *r)
 			}
 			if (n <= 0 || (size_t)n > want) {
 				if (n < 0 && n != -EAGAIN)
+					METRIC_INC(metrics_entropy.host_rng_fails);
+				if (n < 0 && n != -EAGAIN)
 					log_warn("virtio-rng: entropy source: %s",
 						 strerror((int)-n));
 				return (uint32_t)done;
@@ -89,6 +92,7 @@ static void rng_queue_notify(void *dev, unsigned q)
 
 	if (q != 0 || !r->vq)
 		return;
+	METRIC_INC(metrics_entropy.entropy_event_count);
 	for (unsigned n = 0;; n++) {
 		uint32_t len = 0;
 		int ret;
@@ -112,6 +116,7 @@ static void rng_queue_notify(void *dev, unsigned q)
 		else
 			len = fill(r);
 		r->bytes += len;
+		METRIC_ADD(metrics_entropy.entropy_bytes, len);
 		virtq_push(r->vq, r->elem.head, len);
 		pushed = true;
 	}

@@ -2,6 +2,7 @@
 
 #include "core/devmgr.h"
 #include "core/evloop.h"
+#include "core/metrics.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "devices/virtio/vsock/conn.h"
@@ -128,6 +129,7 @@ static void conn_drop(struct virtio_vsock *v, struct vsock_conn *c)
 {
 	conn_close_fd(v, c);
 	vsock_conn_free(&v->tab, c);
+	METRIC_INC(metrics_vsock.conns_removed);
 }
 
 /* Close the host side and owe the guest an OP_RST; the slot is freed once it is sent. */
@@ -139,6 +141,7 @@ static void conn_reset(struct virtio_vsock *v, struct vsock_conn *c)
 		conn_drop(v, c);
 		return;
 	}
+	METRIC_INC(metrics_vsock.conns_killed);
 	conn_close_fd(v, c);
 	vsock_ring_free(&c->out);
 	c->state = VSOCK_CONN_CLOSING;
@@ -227,6 +230,7 @@ static bool conn_flush(struct virtio_vsock *v, struct vsock_conn *c)
 				c->writable = false;
 				break;
 			}
+			METRIC_INC(metrics_vsock.tx_write_fails);
 			conn_reset(v, c);
 			return false;
 		}
@@ -276,6 +280,8 @@ static void rx_push(struct virtio_vsock *v, const struct vsock_hdr *h)
 	virtq_elem_write(&v->rx_elem, 0, raw, sizeof(raw));
 	virtq_push(v->rxq, v->rx_elem.head, VSOCK_HDR_BYTES + h->len);
 	v->rx_held = false;
+	METRIC_INC(metrics_vsock.rx_packets_count);
+	METRIC_ADD(metrics_vsock.rx_bytes_count, h->len);
 }
 
 static void conn_hdr(struct virtio_vsock *v, struct vsock_conn *c, uint16_t op, struct vsock_hdr *h)
@@ -361,6 +367,7 @@ static void send_data(struct virtio_vsock *v, struct vsock_conn *c, uint32_t cre
 			c->readable = false;
 			return;
 		}
+		METRIC_INC(metrics_vsock.rx_read_fails);
 		conn_reset(v, c);
 		return;
 	}
@@ -508,6 +515,7 @@ static void guest_connect(struct virtio_vsock *v, const struct vsock_hdr *h)
 		return;
 	}
 	c->pending |= VSOCK_PEND_RESPONSE;
+	METRIC_INC(metrics_vsock.conns_added);
 }
 
 /* OP_RW payload from the guest: to the host socket, or into the bounded ring behind it. */
@@ -519,6 +527,7 @@ static void guest_data(struct virtio_vsock *v, struct vsock_conn *c, uint32_t le
 
 	if (!len)
 		return;
+	METRIC_ADD(metrics_vsock.tx_bytes_count, len);
 	c->rx_cnt += len;
 	if (c->out.len == 0) {
 		struct msghdr m = { .msg_iov = v->iov };
@@ -535,6 +544,7 @@ static void guest_data(struct virtio_vsock *v, struct vsock_conn *c, uint32_t le
 			r = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 		while (r < 0 && errno == EINTR);
 		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			METRIC_INC(metrics_vsock.tx_write_fails);
 			conn_reset(v, c);
 			return;
 		}
@@ -574,6 +584,7 @@ static void tx_packet(struct virtio_vsock *v)
 	struct vsock_conn *c;
 	struct vsock_hdr h;
 
+	METRIC_INC(metrics_vsock.tx_packets_count);
 	if (e->out_len < VSOCK_HDR_BYTES) {
 		log_guest("virtio-vsock: transmit buffer of %u bytes, no header", e->out_len);
 		return;
@@ -629,6 +640,7 @@ static void tx_packet(struct virtio_vsock *v)
 
 			c->state = VSOCK_CONN_ESTABLISHED;
 			c->deadline_ms = 0;
+			METRIC_INC(metrics_vsock.conns_added);
 			if (vsock_ring_put(&c->out, VSOCK_CONN_BUF_ALLOC + VSOCK_CONN_BUF_SLACK, ok,
 					   (size_t)n)) {
 				conn_reset(v, c);
@@ -1007,8 +1019,10 @@ static void vsock_queue_notify(void *dev, unsigned q)
 		return;
 	switch (q) {
 	case VSOCK_QUEUE_RX:
+		METRIC_INC(metrics_vsock.rx_queue_event_count);
 		break; /* new receive buffers: the pass below uses them */
 	case VSOCK_QUEUE_TX:
+		METRIC_INC(metrics_vsock.tx_queue_event_count);
 		tx_pass(v);
 		break;
 	case VSOCK_QUEUE_EVENT:
