@@ -86,6 +86,13 @@ const char cli_usage[] =
 	"                       {\"cmd\":\"checkpoint\"}, {\"cmd\":\"reset\"} (--track-dirty);\n"
 	"                       each answered by one line {\"ok\":true,...} or\n"
 	"                       {\"ok\":false,\"error\":\"...\"}\n"
+	"  --metrics-path P     append metrics (one JSON object per line, Firecracker's\n"
+	"                       layout: docs/metrics.md) to file P every 60 s and at exit;\n"
+	"                       P may be a FIFO, whose reader must be running already\n"
+	"  --log-path P         write log lines to file or FIFO P instead of stderr, time\n"
+	"                       stamped in UTC (ISO 8601)\n"
+	"  --level L            log level: Error, Warning (default), Info, Debug, Trace or\n"
+	"                       Off (any case; IGNITION_LOG=L in the environment wins)\n"
 	"  -h, --help           show this help\n"
 	"\n"
 	"Console keys: Ctrl-A x quits, Ctrl-A s snapshots, Ctrl-A p pauses or resumes, with\n"
@@ -122,6 +129,9 @@ enum {
 	OPT_SNAPSHOT_DIR,
 	OPT_CONTROL,
 	OPT_TRACK_DIRTY,
+	OPT_METRICS_PATH,
+	OPT_LOG_PATH,
+	OPT_LEVEL,
 };
 
 static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
@@ -361,6 +371,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		{ "snapshot-dir", required_argument, NULL, OPT_SNAPSHOT_DIR },
 		{ "control", required_argument, NULL, OPT_CONTROL },
 		{ "track-dirty", no_argument, NULL, OPT_TRACK_DIRTY },
+		{ "metrics-path", required_argument, NULL, OPT_METRICS_PATH },
+		{ "log-path", required_argument, NULL, OPT_LOG_PATH },
+		{ "level", required_argument, NULL, OPT_LEVEL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -402,6 +415,28 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		switch (c) {
 		case OPT_TRACK_DIRTY:
 			o->track_dirty = true;
+			break;
+		case OPT_METRICS_PATH:
+		case OPT_LOG_PATH:
+			if (!*optarg || strlen(optarg) >= CLI_PATH_MAX) {
+				snprintf(err, err_size, "--%s: bad path '%s'",
+					 c == OPT_LOG_PATH ? "log-path" : "metrics-path", optarg);
+				return -EINVAL;
+			}
+			if (c == OPT_LOG_PATH)
+				o->log_path = optarg;
+			else
+				o->metrics_path = optarg;
+			break;
+		case OPT_LEVEL:
+			if (log_level_parse(optarg, &o->level)) {
+				snprintf(err, err_size,
+					 "--level: unknown level '%s' (want Error, Warning, Info, "
+					 "Debug, Trace or Off)",
+					 optarg);
+				return -EINVAL;
+			}
+			o->has_level = true;
 			break;
 		case OPT_CONTROL:
 			if (!*optarg || strlen(optarg) >= 108) {

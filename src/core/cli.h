@@ -5,6 +5,7 @@
 #include "arch/x86/cpuid.h"
 #include "core/machine.h"
 #include "net/slirp.h"
+#include "util/log.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,6 +35,11 @@ struct cli_opts {
 	const char *control_path; /* --control PATH: the line-JSON control socket */
 	bool track_dirty;	  /* --track-dirty: diff snapshots, Ctrl-A c / r */
 	bool help;
+	/* Metrics and logger (docs/metrics.md). */
+	const char *metrics_path; /* --metrics-path P: file or FIFO for the metrics lines */
+	const char *log_path;	  /* --log-path P: file or FIFO instead of stderr */
+	bool has_level;		  /* --level L given */
+	enum log_level level;
 };
 
 /* --new-ns LIST: namespaces to enter (docs/architecture.md, "Process hardening"). */

@@ -6,6 +6,7 @@
 #include "core/control.h"
 #include "core/jail.h"
 #include "core/machine.h"
+#include "core/metrics.h"
 #include "devices/boot_timer.h"
 #include "fuzz/fuzz_main.h"
 #include "devices/fuzz.h"
@@ -465,6 +466,13 @@ static int cmd_run(int argc, char **argv)
 		if (child)
 			return jail_wait_child(child);
 	}
+	/* --log-path, --level, --metrics-path (docs/metrics.md): before anything logs or counts. */
+	if (o.log_path && log_open(o.log_path, err, sizeof(err)))
+		die(1, "--log-path: %s", err);
+	if (o.has_level)
+		log_set_level(o.level);
+	if (o.metrics_path && metrics_open(o.metrics_path, err, sizeof(err)))
+		die(1, "--metrics-path: %s", err);
 	env.chroot_dir = o.chroot_dir;
 	env.track_dirty = o.track_dirty;
 	if (o.restore_dir) {
@@ -529,6 +537,8 @@ static int cmd_run(int argc, char **argv)
 	if (ret)
 		die(1, "cannot set up guest snapshot requests: %s", strerror(-ret));
 	boot_timer_on_snapshot_request(m.boot_timer, snapshot_requested, NULL);
+	if (o.metrics_path && (ret = metrics_start_timer(&vmp->ev, 0)))
+		die(1, "cannot start the metrics timer: %s", strerror(-ret));
 	if (o.control_path) {
 		static const struct control_ops ops = { .pause = ctl_pause,
 							.resume = ctl_resume,
@@ -590,6 +600,7 @@ static int cmd_run(int argc, char **argv)
 	default:
 		break;
 	}
+	metrics_close(); /* the last line, while the event loop still exists */
 	if (control)
 		control_destroy(control);
 	if (m.balloon)

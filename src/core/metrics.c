@@ -5,9 +5,10 @@
  * increment is ever lost or counted twice, whichever thread makes it.  Values that are not
  * counts (latencies, the time stamp) are reported as they stand.
  *
- * A flush never blocks the VM: the destination is opened O_NONBLOCK, and when a FIFO's reader
- * is too slow to leave room for the whole line, the line is dropped and counted
- * (logger.missed_metrics_count) rather than written in part. */
+ * A flush never blocks the VM: the destination is opened O_NONBLOCK.  When a FIFO's reader is
+ * so slow that a line finds no room at all, the line is dropped and counted
+ * (logger.missed_metrics_count); when it finds room for part of it, the rest is written first
+ * thing at the next flush, so the reader still sees whole lines. */
 #include "core/metrics.h"
 
 #include "core/evloop.h"
@@ -23,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -285,30 +285,36 @@ static json_t *build(void)
 	return root;
 }
 
-/* Room left in a FIFO: its capacity less what the reader has not taken yet.  -errno when it
- * cannot be known (then the write is tried anyway; O_NONBLOCK keeps it from blocking). */
-static long fifo_room(int fd)
-{
-	int used = 0, size = fcntl(fd, F_GETPIPE_SZ);
+/* What a FIFO has not taken yet of the last line (a slow reader): finished before anything
+ * else is written, so every line reaches the reader whole and in order. */
+static char *pending;
+static size_t pending_len, pending_off;
 
-	if (size < 0 || ioctl(fd, FIONREAD, &used) < 0)
-		return -errno;
-	return (long)size - used;
+/* Try to finish the pending line: true when nothing is left of it. */
+static bool finish_pending(void)
+{
+	while (pending && pending_off < pending_len) {
+		ssize_t w = write(out_fd, pending + pending_off, pending_len - pending_off);
+
+		if (w <= 0)
+			return false;
+		pending_off += (size_t)w;
+	}
+	free(pending);
+	pending = NULL;
+	return true;
 }
 
-/* One write() of the whole line, or none: a line that does not fit a FIFO now is dropped
- * (counted), never written in part. */
-static int write_line(const char *line, size_t len)
+/* Write one line with one write().  A FIFO that cannot take it now costs this line
+ * (missed_metrics_count); one that takes part of it keeps the rest for the next flush. */
+static int write_line(char *line, size_t len)
 {
 	ssize_t w;
 
-	if (out_fifo) {
-		long room = fifo_room(out_fd);
-
-		if (room >= 0 && (size_t)room < len) {
-			METRIC_INC(missed_metrics_count);
-			return -EAGAIN;
-		}
+	if (!finish_pending()) {
+		METRIC_INC(missed_metrics_count);
+		free(line);
+		return -EAGAIN;
 	}
 	w = write(out_fd, line, len);
 	if (w < 0) {
@@ -318,16 +324,23 @@ static int write_line(const char *line, size_t len)
 			METRIC_INC(missed_metrics_count);
 		else
 			METRIC_INC(metrics_fails);
+		free(line);
 		return ret;
 	}
-	if ((size_t)w != len) {
-		/* Only a regular file on a full disk gets here (a FIFO had the room): end the cut
-		 * line so that the next one starts clean. */
-		METRIC_INC(metrics_fails);
-		if (write(out_fd, "\n", 1) < 0)
-			return -EIO;
-		return -EIO;
+	if ((size_t)w == len || !out_fifo) {
+		/* A regular file writes all unless the disk is full: end a cut line there so
+		 * that the next one starts clean. */
+		if ((size_t)w != len) {
+			METRIC_INC(metrics_fails);
+			if (write(out_fd, "\n", 1) < 0)
+				METRIC_INC(metrics_fails);
+		}
+		free(line);
+		return (size_t)w == len ? 0 : -EIO;
 	}
+	pending = line;
+	pending_len = len;
+	pending_off = (size_t)w;
 	return 0;
 }
 
@@ -366,8 +379,7 @@ int metrics_flush(void)
 	}
 	text[len++] = '\n';
 	text[len] = '\0';
-	ret = write_line(text, len);
-	free(text);
+	ret = write_line(text, len); /* takes text */
 	pthread_mutex_unlock(&flush_lock);
 	return ret;
 }
@@ -472,6 +484,9 @@ void metrics_close(void)
 	if (metrics_flush() == -ENOENT)
 		return;
 	pthread_mutex_lock(&flush_lock);
+	(void)finish_pending(); /* once: never wait for a reader at exit */
+	free(pending);
+	pending = NULL;
 	close(out_fd);
 	out_fd = -1;
 	out_fifo = false;
