@@ -210,7 +210,8 @@ static void test_usage_mentions_every_flag(void **state)
 		"--kernel",	"--initrd",  "--disk",	       "--cmdline", "--append",
 		"--guest",	"--smp",     "--mem",	       "--no-acpi", "--cpu-template",
 		"--no-seccomp", "--chroot",  "--uid",	       "--gid",	    "--new-ns",
-		"--help",	"--restore", "--snapshot-dir", "--control"
+		"--help",	"--restore", "--snapshot-dir", "--control", "--metrics-path",
+		"--log-path", "--level"
 	};
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
@@ -273,6 +274,37 @@ static void test_restore_options(void **state)
 	assert_null(o.restore_dir);
 }
 
+/* --metrics-path, --log-path, --level: paths kept, Firecracker's level names in any case. */
+static void test_metrics_and_log_options(void **state)
+{
+	struct cli_opts o;
+	char err[256];
+
+	assert_int_equal(PARSE(&o, err, "--disk", "/a.img"), 0);
+	assert_null(o.metrics_path);
+	assert_null(o.log_path);
+	assert_false(o.has_level);
+	assert_int_equal(PARSE(&o, err, "--metrics-path", "/tmp/m.fifo", "--log-path", "/tmp/l.log",
+			       "--level", "Debug"),
+			 0);
+	assert_string_equal(o.metrics_path, "/tmp/m.fifo");
+	assert_string_equal(o.log_path, "/tmp/l.log");
+	assert_true(o.has_level);
+	assert_int_equal(o.level, LOG_DEBUG);
+	assert_int_equal(PARSE(&o, err, "--level", "warning"), 0);
+	assert_int_equal(o.level, LOG_WARN);
+	assert_int_equal(PARSE(&o, err, "--level", "OFF"), 0);
+	assert_int_equal(o.level, LOG_OFF);
+	assert_int_equal(PARSE(&o, err, "--level", "verbose"), -EINVAL);
+	assert_non_null(strstr(err, "--level"));
+	assert_non_null(strstr(err, "verbose"));
+	assert_int_equal(PARSE(&o, err, "--metrics-path", ""), -EINVAL);
+	assert_non_null(strstr(err, "--metrics-path"));
+	assert_int_equal(PARSE(&o, err, "--log-path", ""), -EINVAL);
+	assert_non_null(strstr(err, "--log-path"));
+	assert_int_equal(PARSE(&o, err, "--level"), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_usage_mentions_every_flag),
 		cmocka_unit_test(test_net_user_exposure),
 		cmocka_unit_test(test_restore_options),
+		cmocka_unit_test(test_metrics_and_log_options),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

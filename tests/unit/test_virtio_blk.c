@@ -13,6 +13,7 @@
 #include "devices/virtio/virtq.h"
 #include "fake_driver.h"
 #include "fake_virtq.h"
+#include "metrics_json.h"
 #include "snapshot/snap.h"
 
 #include <errno.h>
@@ -1456,12 +1457,56 @@ static void test_event_loop(void **state)
 #define ASYNC(fn) cmocka_unit_test_setup_teardown(fn, setup_async, teardown)
 #define SYNC(fn)  cmocka_unit_test_setup_teardown(fn, setup_sync, teardown)
 
+/* The drive's metrics (docs/metrics.md): per drive id (block_<serial>) and in the aggregate
+ * "block", as deltas since the previous flush. */
+static void check_blk_metrics(json_t *m, const char *sect, uint64_t rd_bytes, uint64_t wr_bytes)
+{
+	assert_int_equal(metrics_json_get(m, sect, "read_count"), 2);
+	assert_int_equal(metrics_json_get(m, sect, "read_bytes"), rd_bytes);
+	assert_int_equal(metrics_json_get(m, sect, "write_count"), 1);
+	assert_int_equal(metrics_json_get(m, sect, "write_bytes"), wr_bytes);
+	assert_int_equal(metrics_json_get(m, sect, "flush_count"), 1);
+	assert_int_equal(metrics_json_get(m, sect, "invalid_reqs_count"), 2);
+	assert_int_equal(metrics_json_get(m, sect, "execute_fails"), 0);
+	assert_int_equal(metrics_json_get(m, sect, "queue_event_count"), 6);
+}
+
+static void test_metrics(void **state)
+{
+	struct fixture *x = *state;
+	json_t *m = metrics_json_take(); /* zero the deltas */
+
+	assert_non_null(m);
+	json_decref(m);
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, 0, 4096, true, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, 8, 512, true, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(x, VIRTIO_BLK_T_OUT, 2, 1536, false, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(x, VIRTIO_BLK_T_FLUSH, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
+	/* Past the end, and an unknown type: the guest's mistakes, not the host's. */
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, SECTORS, 512, true, NULL),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(x, 0x77, 0, 0, false, NULL), VIRTIO_BLK_S_UNSUPP);
+	m = metrics_json_take();
+	assert_non_null(m);
+	check_blk_metrics(m, "block_" SERIAL, 4608, 1536);
+	check_blk_metrics(m, "block", 4608, 1536);
+	json_decref(m);
+	/* Deltas: the flush took them back to zero. */
+	m = metrics_json_take();
+	assert_int_equal(metrics_json_get(m, "block_" SERIAL, "read_bytes"), 0);
+	assert_int_equal(metrics_json_get(m, "block", "read_count"), 0);
+	json_decref(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_errors),
 		RW(test_features_and_config),
 		RW(test_read),
+		RW(test_metrics),
+		SYNC(test_metrics),
+		ASYNC(test_metrics),
 		RW(test_read_last_sector),
 		RW(test_status_shares_buffer),
 		RW(test_header_split),

@@ -10,6 +10,7 @@
 #include "devices/virtio/virtq.h"
 #include "fake_driver.h"
 #include "fake_virtq.h"
+#include "metrics_json.h"
 #include "net/backend.h"
 #include "net/slirp.h"
 #include "snapshot/snap.h"
@@ -1681,6 +1682,37 @@ static void test_create_errors(void **state)
 #define PULL(fn)      cmocka_unit_test_setup_teardown(fn, setup_pull, teardown)
 #define PULLNOMRG(fn) cmocka_unit_test_setup_teardown(fn, setup_pull_no_mrg, teardown)
 
+/* The interface's metrics (docs/metrics.md): a device made without an id (as here) counts in
+ * the aggregate "net". */
+static void test_metrics(void **state)
+{
+	struct fixture *x = *state;
+	uint8_t *p = fake_mem_ptr(&x->mem, TX_BUF, 1000), frame[600];
+	json_t *m = metrics_json_take(); /* zero the deltas */
+
+	assert_non_null(m);
+	json_decref(m);
+	make_frame(p, 1000);
+	put_tx_hdr(x, 0, 0, 0, 0);
+	transmit(x, 1000);
+	transmit(x, 60);
+	transmit(x, 4); /* shorter than an Ethernet header: malformed, dropped */
+	make_frame(frame, sizeof(frame));
+	post_rx(x, 2, 2048);
+	inject(x, NULL, frame, sizeof(frame));
+	m = metrics_json_take();
+	assert_non_null(m);
+	assert_int_equal(metrics_json_get(m, "net", "tx_packets_count"), 2);
+	assert_int_equal(metrics_json_get(m, "net", "tx_bytes_count"), 1060);
+	assert_int_equal(metrics_json_get(m, "net", "tx_malformed_frames"), 1);
+	assert_int_equal(metrics_json_get(m, "net", "tx_dropped_count"), 1);
+	assert_int_equal(metrics_json_get(m, "net", "tx_queue_event_count"), 3);
+	assert_int_equal(metrics_json_get(m, "net", "rx_packets_count"), 1);
+	assert_int_equal(metrics_json_get(m, "net", "rx_bytes_count"), sizeof(frame));
+	assert_int_equal(metrics_json_get(m, "net", "rx_dropped_count"), 0);
+	json_decref(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1690,6 +1722,7 @@ int main(void)
 		cmocka_unit_test(test_cli_net),
 		PLAIN(test_config_and_features),
 		PLAIN(test_tx_frame),
+		PLAIN(test_metrics),
 		PLAIN(test_tx_scattered),
 		PLAIN(test_tx_checksum_completed),
 		VNET(test_tx_vnet_passthrough),
