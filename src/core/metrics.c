@@ -154,11 +154,11 @@ static void put_blk(json_t *root)
 		} else if (i < METRICS_MAX_DEVICES) {
 			continue;
 		}
-#define X(f)                           \
-	{                              \
-		uint64_t v = take(&b->f); \
-		sum.f += v;            \
-		if (o)                 \
+#define X(f)                               \
+	{                                  \
+		uint64_t v = take(&b->f);  \
+		sum.f += v;                \
+		if (o)                     \
 			set_u64(o, #f, v); \
 	}
 		METRICS_BLK_FIELDS(X)
@@ -188,11 +188,11 @@ static void put_net(json_t *root)
 		} else if (i < METRICS_MAX_DEVICES) {
 			continue;
 		}
-#define X(f)                           \
-	{                              \
-		uint64_t v = take(&d->f); \
-		sum.f += v;            \
-		if (o)                 \
+#define X(f)                               \
+	{                                  \
+		uint64_t v = take(&d->f);  \
+		sum.f += v;                \
+		if (o)                     \
 			set_u64(o, #f, v); \
 	}
 		METRICS_NET_FIELDS(X)
@@ -256,7 +256,7 @@ static json_t *build(void)
 	put_blk(root);
 	put_net(root);
 #define PUT_FIELD_(f) set_u64(o, #f, take(&S_.f));
-#define S_ metrics_vsock
+#define S_	      metrics_vsock
 	json_object_set_new(root, "vsock", o = json_object());
 	METRICS_VSOCK_FIELDS(PUT_FIELD_)
 #undef S_

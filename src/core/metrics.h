@@ -35,26 +35,28 @@ void metrics_restore_time(uint64_t load_us);
 #define METRIC_INC(c)	 METRIC_ADD(c, 1)
 
 /* X-macro lists: one place names a counter for both the struct and the JSON key. */
-#define METRICS_BLK_FIELDS(X)                                                                   \
-	X(queue_event_count) X(invalid_reqs_count) X(execute_fails) X(flush_count)            \
-	 X(read_count) X(write_count) X(read_bytes)          \
-	X(write_bytes) X(discard_count) X(write_zeroes_count)
-#define METRICS_NET_FIELDS(X)                                                                   \
-	X(rx_queue_event_count) X(rx_bytes_count)                                              \
-	X(rx_packets_count) X(rx_fails) X(rx_dropped_count) X(no_rx_avail_buffer)               \
-	X(tx_queue_event_count) X(tx_bytes_count) X(tx_packets_count) X(tx_fails)               \
-	X(tx_malformed_frames) X(tx_dropped_count)
-#define METRICS_VSOCK_FIELDS(X)                                                                 \
-	X(rx_queue_event_count) X(tx_queue_event_count) X(rx_bytes_count)                      \
-	X(tx_bytes_count) X(rx_packets_count) X(tx_packets_count) X(conns_added)                \
+/* clang-format off */
+#define METRICS_BLK_FIELDS(X) \
+	X(queue_event_count) X(invalid_reqs_count) X(execute_fails) X(flush_count) \
+	X(read_count) X(write_count) X(read_bytes) X(write_bytes) X(discard_count) \
+	X(write_zeroes_count)
+#define METRICS_NET_FIELDS(X) \
+	X(rx_queue_event_count) X(rx_bytes_count) X(rx_packets_count) X(rx_fails) \
+	X(rx_dropped_count) X(no_rx_avail_buffer) X(tx_queue_event_count) \
+	X(tx_bytes_count) X(tx_packets_count) X(tx_fails) X(tx_malformed_frames) \
+	X(tx_dropped_count)
+#define METRICS_VSOCK_FIELDS(X) \
+	X(rx_queue_event_count) X(tx_queue_event_count) X(rx_bytes_count) \
+	X(tx_bytes_count) X(rx_packets_count) X(tx_packets_count) X(conns_added) \
 	X(conns_killed) X(conns_removed) X(tx_write_fails) X(rx_read_fails)
-#define METRICS_BALLOON_FIELDS(X)                                                               \
+#define METRICS_BALLOON_FIELDS(X) \
 	X(inflate_count) X(deflate_count) X(stats_updates_count)
 #define METRICS_ENTROPY_FIELDS(X) \
 	X(entropy_event_count) X(entropy_bytes) X(host_rng_fails)
-#define METRICS_VCPU_FIELDS(X)                                                                  \
-	X(exit_io_in) X(exit_io_out) X(exit_mmio_read) X(exit_mmio_write) X(exit_hlt)           \
+#define METRICS_VCPU_FIELDS(X) \
+	X(exit_io_in) X(exit_io_out) X(exit_mmio_read) X(exit_mmio_write) X(exit_hlt) \
 	X(exit_shutdown) X(exit_system_event) X(failures)
+/* clang-format on */
 
 #define METRICS_FIELD_(f) uint64_t f;
 struct metrics_blk {
@@ -94,8 +96,7 @@ struct metrics_net *metrics_net_get(const char *id);
 /* Flush every period_ms (0: 60 s) on the event loop `ev` from now on, while a path is open
  * (call once, on the main thread, before the loop runs; metrics_close stops it). */
 struct evloop;
-int metrics_start_timer(struct evloop *ev, unsigned period_ms)
-	__attribute__((warn_unused_result));
+int metrics_start_timer(struct evloop *ev, unsigned period_ms) __attribute__((warn_unused_result));
 /* A Diff snapshot's creation time (metrics_snapshot_time is a Full one's). */
 void metrics_diff_snapshot_time(uint64_t create_us);
 

@@ -211,7 +211,7 @@ static void test_usage_mentions_every_flag(void **state)
 		"--guest",	"--smp",     "--mem",	       "--no-acpi", "--cpu-template",
 		"--no-seccomp", "--chroot",  "--uid",	       "--gid",	    "--new-ns",
 		"--help",	"--restore", "--snapshot-dir", "--control", "--metrics-path",
-		"--log-path", "--level"
+		"--log-path",	"--level"
 	};
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)

@@ -33,9 +33,18 @@ static uint64_t now_ms(void)
 static void test_layout(void **state)
 {
 	static const char *const sections[] = {
-		"api_server",	 "get_api_requests", "put_api_requests", "patch_api_requests",
-		"block",	 "net",		     "vsock",		 "balloon",
-		"entropy",	 "vcpu",	     "latencies_us",	 "logger",
+		"api_server",
+		"get_api_requests",
+		"put_api_requests",
+		"patch_api_requests",
+		"block",
+		"net",
+		"vsock",
+		"balloon",
+		"entropy",
+		"vcpu",
+		"latencies_us",
+		"logger",
 	};
 	uint64_t before = now_ms(), ts;
 	json_t *m = metrics_json_take();
@@ -313,14 +322,10 @@ static void test_timer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_layout),
-		cmocka_unit_test(test_deltas),
-		cmocka_unit_test(test_device_registry),
-		cmocka_unit_test(test_registry_full),
-		cmocka_unit_test(test_api_requests),
-		cmocka_unit_test(test_latencies),
-		cmocka_unit_test(test_open_errors),
-		cmocka_unit_test(test_fifo_slow_reader),
+		cmocka_unit_test(test_layout),		cmocka_unit_test(test_deltas),
+		cmocka_unit_test(test_device_registry), cmocka_unit_test(test_registry_full),
+		cmocka_unit_test(test_api_requests),	cmocka_unit_test(test_latencies),
+		cmocka_unit_test(test_open_errors),	cmocka_unit_test(test_fifo_slow_reader),
 		cmocka_unit_test(test_timer),
 	};
 

@@ -1483,8 +1483,7 @@ static void test_metrics(void **state)
 	assert_int_equal(request(x, VIRTIO_BLK_T_OUT, 2, 1536, false, NULL), VIRTIO_BLK_S_OK);
 	assert_int_equal(request(x, VIRTIO_BLK_T_FLUSH, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
 	/* Past the end, and an unknown type: the guest's mistakes, not the host's. */
-	assert_int_equal(request(x, VIRTIO_BLK_T_IN, SECTORS, 512, true, NULL),
-			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, SECTORS, 512, true, NULL), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(request(x, 0x77, 0, 0, false, NULL), VIRTIO_BLK_S_UNSUPP);
 	m = metrics_json_take();
 	assert_non_null(m);

@@ -104,9 +104,9 @@ enum blk_mark { MARK_NONE, MARK_RANGE, MARK_SEGS };
 struct blk_req {
 	bool busy;
 	uint8_t status;
-	bool io_failed;	  /* the host's I/O failed (metrics: execute_fails, not invalid_reqs) */
-	uint32_t type;	  /* VIRTIO_BLK_T_*, or UINT32_MAX before the header is read */
-	uint64_t bytes;	  /* IN / OUT: the request's data length (metrics) */
+	bool io_failed;	     /* the host's I/O failed (metrics: execute_fails, not invalid_reqs) */
+	uint32_t type;	     /* VIRTIO_BLK_T_*, or UINT32_MAX before the header is read */
+	uint64_t bytes;	     /* IN / OUT: the request's data length (metrics) */
 	uint32_t written;    /* bytes of data written into the chain (reads, GET_ID) */
 	uint8_t *status_ptr; /* the chain's last writable byte (§5.2.6) */
 	enum blk_op op;
@@ -161,7 +161,7 @@ struct virtio_blk {
 	bool starved; /* popping stopped for want of a slot */
 	unsigned nfree;
 	uint16_t free_slots[BLK_SLOTS];
-	struct blk_req *reqs; /* BLK_SLOTS */
+	struct blk_req *reqs;  /* BLK_SLOTS */
 	struct metrics_blk *m; /* this drive's counters (never NULL) */
 };
 
