@@ -7,6 +7,7 @@
 #include "devices/virtio/virtq.h"
 #include "fake_driver.h"
 #include "fake_virtq.h"
+#include "metrics_json.h"
 #include "snapshot/snap.h"
 
 #include <errno.h>
@@ -192,6 +193,26 @@ static void test_getrandom(void **state)
 	assert_int_equal(virtio_rng_bytes(x->rng), 4096);
 	assert_int_equal(x->irq.count, irqs + 1);
 	assert_true(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_USED);
+}
+
+/* The "entropy" metrics (docs/metrics.md): bytes given, queue events, source failures. */
+static void test_metrics(void **state)
+{
+	struct fixture *x = *state;
+	struct fake_buf b = { DATA_GPA, 4096, true };
+	json_t *m = metrics_json_take(); /* zero the deltas */
+
+	assert_non_null(m);
+	json_decref(m);
+	assert_int_equal(run(x, &b, 1), 4096);
+	virtio_rng_set_source(x->rng, eio_source);
+	assert_int_equal(run(x, &b, 1), 0);
+	m = metrics_json_take();
+	assert_non_null(m);
+	assert_int_equal(metrics_json_get(m, "entropy", "entropy_bytes"), 4096);
+	assert_int_equal(metrics_json_get(m, "entropy", "entropy_event_count"), 2);
+	assert_int_equal(metrics_json_get(m, "entropy", "host_rng_fails"), 1);
+	json_decref(m);
 }
 
 static void test_segments(void **state)
@@ -598,6 +619,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_identity),
 		T(test_getrandom),
+		T(test_metrics),
 		T(test_segments),
 		T(test_oversized_buffer_capped),
 		T(test_short_reads),
