@@ -106,8 +106,8 @@ int log_open(const char *path, char *err, size_t n)
 
 void log_set_options(bool level, bool origin)
 {
-	show_level = level;
-	show_origin = origin;
+	__atomic_store_n(&show_level, level, __ATOMIC_RELAXED);
+	__atomic_store_n(&show_origin, origin, __ATOMIC_RELAXED);
 }
 
 uint64_t log_take_missed(void)
@@ -185,10 +185,12 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 	va_end(ap);
 	if (stamp(ts, sizeof(ts), fd >= 0) < 0)
 		ts[0] = '\0';
-	if (show_origin)
+	bool lvl = __atomic_load_n(&show_level, __ATOMIC_RELAXED);
+
+	if (__atomic_load_n(&show_origin, __ATOMIC_RELAXED))
 		snprintf(origin, sizeof(origin), " %s:%d", base ? base + 1 : file, line);
-	len = snprintf(out, sizeof(out), "[%s %s%s%s%s] %s\n", ts, thread_name,
-		       show_level ? " " : "", show_level ? names[level] : "", origin, msg);
+	len = snprintf(out, sizeof(out), "[%s %s%s%s%s] %s\n", ts, thread_name, lvl ? " " : "",
+		       lvl ? names[level] : "", origin, msg);
 	if (len < 0)
 		return;
 	if ((size_t)len >= sizeof(out)) {

@@ -10,6 +10,7 @@
 #include "devices/virtio/virtq.h"
 #include "fake_driver.h"
 #include "fake_virtq.h"
+#include "metrics_json.h"
 #include "snapshot/snap.h"
 
 #include <errno.h>
@@ -554,6 +555,30 @@ static struct virtio_balloon_stats stats(struct fixture *x)
 	return s;
 }
 
+/* The "balloon" metrics (docs/metrics.md): requests on each queue, statistics received. */
+static void test_metrics(void **state)
+{
+	struct fixture *x = *state;
+	uint32_t pfns[] = { POOL_PFN, POOL_PFN + 1 };
+	struct stat_ent s[] = { { VIRTIO_BALLOON_S_MEMFREE, 4096 } };
+	json_t *m = metrics_json_take(); /* zero the deltas (and the primed statistics) */
+
+	assert_non_null(m);
+	json_decref(m);
+	touch(x, POOL_PFN, 2, 0x11);
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_INFLATE, pfns, 2), 0);
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_DEFLATE, pfns, 2), 0);
+	assert_int_equal(send_pfns(x, VIRTIO_BALLOON_Q_DEFLATE, pfns, 1), 0);
+	put_stats(x, LIST_GPA, s, 1);
+	offer_stats(x, 10, false);
+	m = metrics_json_take();
+	assert_non_null(m);
+	assert_int_equal(metrics_json_get(m, "balloon", "inflate_count"), 1);
+	assert_int_equal(metrics_json_get(m, "balloon", "deflate_count"), 2);
+	assert_int_equal(metrics_json_get(m, "balloon", "stats_updates_count"), 1);
+	json_decref(m);
+}
+
 /* §5.5.6.3: the driver leaves a buffer; giving it back asks for fresh statistics. */
 static void test_stats(void **state)
 {
@@ -1057,6 +1082,7 @@ int main(void)
 		T(test_actual_written_by_driver),
 		T(test_reached_event),
 		T(test_inflate_discards),
+		T(test_metrics),
 		T(test_deflate),
 		T(test_pfns_outside_ram),
 		T(test_odd_length_list),
