@@ -174,6 +174,7 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 	char msg[1024], ts[48], out[1280], origin[128] = "";
 	const char *base = strrchr(file, '/');
 	va_list ap;
+	bool lvl = __atomic_load_n(&show_level, __ATOMIC_RELAXED);
 	int len;
 	ssize_t w;
 
@@ -185,8 +186,6 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 	va_end(ap);
 	if (stamp(ts, sizeof(ts), fd >= 0) < 0)
 		ts[0] = '\0';
-	bool lvl = __atomic_load_n(&show_level, __ATOMIC_RELAXED);
-
 	if (__atomic_load_n(&show_origin, __ATOMIC_RELAXED))
 		snprintf(origin, sizeof(origin), " %s:%d", base ? base + 1 : file, line);
 	len = snprintf(out, sizeof(out), "[%s %s%s%s%s] %s\n", ts, thread_name, lvl ? " " : "",
