@@ -10,6 +10,7 @@
 #include "devices/virtio/vsock/vsock.h"
 #include "fake_driver.h"
 #include "fake_virtq.h"
+#include "metrics_json.h"
 #include "snapshot/snap.h"
 
 #include <errno.h>
@@ -389,6 +390,40 @@ static void test_guest_to_host(void **state)
 	/* Our credit: what we advertise and what reached the host socket. */
 	assert_int_equal(h.buf_alloc, VSOCK_CONN_BUF_ALLOC);
 	assert_int_equal(h.fwd_cnt, 5);
+	close(fd);
+	host_unlisten(x, lfd, 5000);
+}
+
+/* The "vsock" metrics (docs/metrics.md): packets and payload bytes each way, connections. */
+static void test_metrics(void **state)
+{
+	struct fixture *x = *state;
+	int lfd = host_listen(x, 5000), fd;
+	char buf[64];
+	struct vsock_hdr h;
+	json_t *m = metrics_json_take(); /* zero the deltas */
+
+	assert_non_null(m);
+	json_decref(m);
+	post_rx(x, 8);
+	fd = guest_connects(x, lfd, GPORT, 5000);
+	tx(x, VSOCK_OP_RW, GPORT, 5000, 0, "hello", 5);
+	host_read(fd, buf, 5);
+	host_write(fd, "world!", 6);
+	virtio_vsock_poll(x->v);
+	assert_true(rx_pkt(x, &h, buf, sizeof(buf)));
+	tx(x, VSOCK_OP_RST, GPORT, 5000, 0, NULL, 0);
+	assert_int_equal(virtio_vsock_nr_conns(x->v), 0);
+	m = metrics_json_take();
+	assert_non_null(m);
+	assert_int_equal(metrics_json_get(m, "vsock", "tx_packets_count"), 3);
+	assert_int_equal(metrics_json_get(m, "vsock", "tx_bytes_count"), 5);
+	assert_int_equal(metrics_json_get(m, "vsock", "rx_packets_count"), 2);
+	assert_int_equal(metrics_json_get(m, "vsock", "rx_bytes_count"), 6);
+	assert_int_equal(metrics_json_get(m, "vsock", "conns_added"), 1);
+	assert_int_equal(metrics_json_get(m, "vsock", "conns_removed"), 1);
+	assert_int_equal(metrics_json_get(m, "vsock", "conns_killed"), 0);
+	json_decref(m);
 	close(fd);
 	host_unlisten(x, lfd, 5000);
 }
@@ -1408,6 +1443,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_config_and_features, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_to_host, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_connect_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_to_guest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_connect_early_data, setup, teardown),
