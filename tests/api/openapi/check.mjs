@@ -1,0 +1,289 @@
+// Drives a running `ignition --api-sock SOCKET` over its Unix socket and validates every answer
+// against docs/api.yaml with a real OpenAPI 2.0 response validator (openapi-response-validator,
+// after @apidevtools/swagger-parser has validated and dereferenced the document).
+//
+// Usage: node check.mjs SOCKET
+// Prints one line per check, "PASS api/openapi-NAME" or "FAIL api/openapi-NAME (reason)", and
+// exits 0 even when checks fail (the caller counts the lines); exit 2 only when it cannot start
+// (bad usage, docs/api.yaml unreadable or invalid).
+//
+// The sequence needs no guest: everything is pre-boot configuration, reads back, and errors.
+// A test with a booted VM imports the helpers instead:
+//   import { loadSpec, checkCall } from "./check.mjs";
+//   const api = await loadSpec();
+//   await checkCall(api, sock, "vm-pause", "PATCH", "/vm", { state: "Paused" }, { status: 204 });
+
+import http from "node:http";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import SwaggerParser from "@apidevtools/swagger-parser";
+import responseValidatorModule from "openapi-response-validator";
+
+// A CommonJS module whose class is its `default` export.
+const OpenAPIResponseValidator = responseValidatorModule.default || responseValidatorModule;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const SPEC_PATH = path.resolve(here, "../../../docs/api.yaml");
+
+/** Validates docs/api.yaml as swagger 2.0 and returns it with every $ref resolved. */
+export async function loadSpec(specPath = SPEC_PATH) {
+	await SwaggerParser.validate(specPath);
+	return SwaggerParser.dereference(specPath);
+}
+
+/** One HTTP/1.1 exchange on the Unix socket: {status, text, json} (json undefined if none). */
+export function apiCall(socket, method, urlPath, body, { rawBody, timeoutMs = 10000 } = {}) {
+	return new Promise((resolve, reject) => {
+		const payload = rawBody !== undefined ? rawBody
+			: body === undefined ? undefined : JSON.stringify(body);
+		const headers = { Accept: "application/json" };
+		if (payload !== undefined) {
+			headers["Content-Type"] = "application/json";
+			headers["Content-Length"] = Buffer.byteLength(payload);
+		}
+		const req = http.request({ socketPath: socket, method, path: urlPath, headers,
+			agent: false, timeout: timeoutMs }, (res) => {
+			const chunks = [];
+			res.on("data", (c) => chunks.push(c));
+			res.on("end", () => {
+				const text = Buffer.concat(chunks).toString("utf8");
+				let json;
+				try {
+					json = text.length ? JSON.parse(text) : undefined;
+				} catch {
+					json = undefined;
+				}
+				resolve({ status: res.statusCode, text, json, headers: res.headers });
+			});
+			res.on("error", reject);
+		});
+		req.on("timeout", () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+		req.on("error", reject);
+		if (payload !== undefined) req.write(payload);
+		req.end();
+	});
+}
+
+/** The spec's path template matching a concrete path ("/drives/root" -> "/drives/{drive_id}"). */
+export function findTemplate(api, urlPath) {
+	const p = urlPath.split("?")[0];
+	for (const tmpl of Object.keys(api.paths)) {
+		const re = new RegExp("^" + tmpl.replace(/[.*+?^$()|[\]\\]/g, "\\$&")
+			.replace(/\{[^}]+\}/g, "[^/]+") + "$");
+		if (re.test(p)) return tmpl;
+	}
+	return undefined;
+}
+
+function validateAgainst(responses, definitions, status, res) {
+	// Keep ajv's params so that a message names the extra property or the allowed values.
+	const v = new OpenAPIResponseValidator({ responses, definitions,
+		errorTransformer: (e, ajvError) => ({ ...e, params: ajvError.params }) });
+	const schema = (responses[status] || responses.default || {}).schema;
+	if (!schema) {
+		// No body declared (204): there must be none.
+		return res.text.length ? [`status ${status} declares no body, got ${res.text.length} bytes`] : [];
+	}
+	if (res.json === undefined) return [`body is not JSON: ${JSON.stringify(res.text.slice(0, 80))}`];
+	const err = v.validateResponse(status, res.json);
+	if (!err) return [];
+	return err.errors.map((e) => {
+		const p = e.params || {};
+		const detail = p.additionalProperty !== undefined ? `: ${p.additionalProperty}`
+			: p.allowedValues ? `: ${JSON.stringify(p.allowedValues)}` : "";
+		return `${e.path || "body"} ${e.message}${detail}`;
+	});
+}
+
+/**
+ * Problems of one answer against the spec: the status must be declared explicitly for the
+ * operation (not only covered by `default`), the body must match that status' schema, an error
+ * answer must be application/json.  A path or method that the spec does not declare must be
+ * refused with 400 and an Error body, as Firecracker does.  Returns [] when conforming.
+ */
+export function validateExchange(api, method, urlPath, res) {
+	const problems = [];
+	const tmpl = findTemplate(api, urlPath);
+	const op = tmpl && api.paths[tmpl][method.toLowerCase()];
+	if (!op) {
+		if (res.status !== 400) problems.push(`undeclared ${method} ${urlPath} answered ${res.status}, want 400`);
+		const errResponses = { 400: { description: "error", schema: api.definitions.Error } };
+		problems.push(...validateAgainst(errResponses, api.definitions, 400, res));
+		return problems;
+	}
+	if (!Object.hasOwn(op.responses, String(res.status)))
+		problems.push(`status ${res.status} not declared for ${method} ${tmpl}` +
+			` (declared: ${Object.keys(op.responses).join(",")})`);
+	problems.push(...validateAgainst(op.responses, api.definitions, res.status, res));
+	if (res.text.length && !/json/.test(res.headers["content-type"] || ""))
+		problems.push(`content-type ${res.headers["content-type"]} is not JSON`);
+	return problems;
+}
+
+/**
+ * One check: sends the request, validates the answer, applies the expectations
+ * (`status`: the status this step must get, `fault`: regexp the fault_message must match,
+ * `verify(res)`: returns a problem string or nothing) and prints PASS/FAIL api/openapi-NAME.
+ * Returns {ok, res}.
+ */
+export async function checkCall(api, socket, name, method, urlPath, body, expect = {}) {
+	let res;
+	const problems = [];
+	try {
+		res = await apiCall(socket, method, urlPath, body, expect);
+	} catch (e) {
+		problems.push(`no answer: ${e.message}`);
+	}
+	if (res) {
+		if (expect.status !== undefined && res.status !== expect.status) {
+			const fm = res.json && res.json.fault_message;
+			problems.push(`status ${res.status}, want ${expect.status}${fm ? `: ${fm}` : ""}`);
+		}
+		try {
+			problems.push(...validateExchange(api, method, urlPath, res));
+		} catch (e) {
+			problems.push(`validator error: ${e.message}`);
+		}
+		if (expect.fault && !(res.json && expect.fault.test(String(res.json.fault_message))))
+			problems.push(`fault_message ${JSON.stringify(res.json && res.json.fault_message)} does not match ${expect.fault}`);
+		if (expect.verify && problems.length === 0) {
+			const p = expect.verify(res);
+			if (p) problems.push(p);
+		}
+	}
+	const ok = problems.length === 0;
+	console.log(ok ? `PASS api/openapi-${name}` : `FAIL api/openapi-${name} (${problems.join("; ").replace(/\n/g, " ")})`);
+	return { ok, res };
+}
+
+function eq(got, want, what) {
+	return JSON.stringify(got) === JSON.stringify(want) ? undefined
+		: `${what} is ${JSON.stringify(got)}, want ${JSON.stringify(want)}`;
+}
+
+/** The scripted pre-boot sequence; `dir` holds the files it points ignition at. */
+export async function runPreboot(api, sock, dir) {
+	const kernel = process.env.IGN_KERNEL || path.join(dir, "vmlinux");
+	const disk = path.join(dir, "root.img");
+	const scratch = path.join(dir, "scratch.img");
+	if (!fs.existsSync(kernel)) fs.writeFileSync(kernel, "not a kernel, never booted\n");
+	for (const f of [disk, scratch]) {
+		fs.writeFileSync(f, "");
+		fs.truncateSync(f, 1 << 20);
+	}
+	const c = (name, method, p, body, expect) => checkCall(api, sock, name, method, p, body, expect);
+	const rl = { bandwidth: { size: 2097152, one_time_burst: 0, refill_time: 1000 },
+		ops: { size: 1000, refill_time: 1000 } };
+
+	await c("get-root", "GET", "/", undefined, { status: 200,
+		verify: (r) => eq(r.json.state, "Not started", "state") });
+	await c("get-version", "GET", "/version", undefined, { status: 200 });
+	await c("get-machine-config-default", "GET", "/machine-config", undefined, { status: 200,
+		verify: (r) => eq([r.json.vcpu_count, r.json.mem_size_mib], [1, 128], "defaults [vcpu_count, mem_size_mib]") });
+	await c("put-boot-source", "PUT", "/boot-source",
+		{ kernel_image_path: kernel, boot_args: "console=ttyS0 reboot=k panic=1" }, { status: 204 });
+	await c("put-drive-root", "PUT", "/drives/rootfs",
+		{ drive_id: "rootfs", path_on_host: disk, is_root_device: true, is_read_only: false }, { status: 204 });
+	await c("put-drive-ratelimited", "PUT", "/drives/scratch",
+		{ drive_id: "scratch", path_on_host: scratch, is_root_device: false, is_read_only: true,
+			cache_type: "Unsafe", io_engine: "Sync", rate_limiter: rl }, { status: 204 });
+	await c("put-machine-config", "PUT", "/machine-config",
+		{ vcpu_count: 2, mem_size_mib: 256, smt: false, track_dirty_pages: true }, { status: 204 });
+	await c("patch-machine-config", "PATCH", "/machine-config", { mem_size_mib: 512 }, { status: 204 });
+	await c("get-machine-config", "GET", "/machine-config", undefined, { status: 200,
+		verify: (r) => eq([r.json.vcpu_count, r.json.mem_size_mib, r.json.track_dirty_pages],
+			[2, 512, true], "[vcpu_count, mem_size_mib, track_dirty_pages]") });
+	await c("put-net-user", "PUT", "/network-interfaces/eth0",
+		{ iface_id: "eth0", host_dev_name: "ignition:user", guest_mac: "06:00:ac:10:00:02",
+			rx_rate_limiter: rl }, { status: 204 });
+	await c("put-vsock", "PUT", "/vsock", { guest_cid: 3, uds_path: path.join(dir, "v.sock") }, { status: 204 });
+	await c("put-entropy", "PUT", "/entropy", { rate_limiter: { bandwidth: { size: 1024, refill_time: 100 } } }, { status: 204 });
+	await c("put-balloon", "PUT", "/balloon",
+		{ amount_mib: 0, deflate_on_oom: true, stats_polling_interval_s: 1 }, { status: 204 });
+	await c("patch-balloon", "PATCH", "/balloon", { amount_mib: 16 }, { status: 204 });
+	await c("get-balloon", "GET", "/balloon", undefined, { status: 200,
+		verify: (r) => eq([r.json.amount_mib, r.json.deflate_on_oom, r.json.stats_polling_interval_s],
+			[16, true, 1], "[amount_mib, deflate_on_oom, stats_polling_interval_s]") });
+	// Before start there are no statistics: Firecracker answers 400; either declared answer is valid.
+	await c("get-balloon-statistics-preboot", "GET", "/balloon/statistics", undefined, {});
+	await c("patch-balloon-statistics", "PATCH", "/balloon/statistics", { stats_polling_interval_s: 2 }, { status: 204 });
+	await c("put-logger", "PUT", "/logger",
+		{ log_path: path.join(dir, "ignition.log"), level: "Info", show_level: true, show_log_origin: false }, { status: 204 });
+	await c("put-metrics", "PUT", "/metrics", { metrics_path: path.join(dir, "metrics.json") }, { status: 204 });
+	await c("put-mmds-config", "PUT", "/mmds/config",
+		{ version: "V2", network_interfaces: ["eth0"], ipv4_address: "169.254.169.254" }, { status: 204 });
+	await c("put-mmds", "PUT", "/mmds",
+		{ latest: { "meta-data": { "ami-id": "ami-12345678", hostname: "ignition-guest" } } }, { status: 204 });
+	await c("patch-mmds", "PATCH", "/mmds",
+		{ latest: { "meta-data": { hostname: "patched", "local-ipv4": "10.0.2.15" } } }, { status: 204 });
+	await c("get-mmds", "GET", "/mmds", undefined, { status: 200,
+		verify: (r) => eq(r.json, { latest: { "meta-data": { "ami-id": "ami-12345678", hostname: "patched",
+			"local-ipv4": "10.0.2.15" } } }, "store after merge patch") });
+	await c("flush-metrics", "PUT", "/actions", { action_type: "FlushMetrics" }, { status: 204 });
+	await c("get-vm-config", "GET", "/vm/config", undefined, { status: 200,
+		verify: (r) => {
+			const j = r.json;
+			return eq(j["boot-source"] && j["boot-source"].kernel_image_path, kernel, "boot-source.kernel_image_path") ||
+				eq((j.drives || []).map((d) => d.drive_id).sort(), ["rootfs", "scratch"], "drive ids") ||
+				eq((j["network-interfaces"] || []).map((n) => n.host_dev_name), ["ignition:user"], "host_dev_name") ||
+				eq(j["machine-config"] && j["machine-config"].mem_size_mib, 512, "machine-config.mem_size_mib") ||
+				eq(j.vsock && j.vsock.guest_cid, 3, "vsock.guest_cid") ||
+				eq(j.balloon && j.balloon.amount_mib, 16, "balloon.amount_mib") ||
+				eq(j["mmds-config"] && j["mmds-config"].network_interfaces, ["eth0"], "mmds-config.network_interfaces") ||
+				eq(j.entropy && j.entropy.rate_limiter && j.entropy.rate_limiter.bandwidth.size, 1024, "entropy bandwidth size");
+		} });
+
+	// Errors: 400 with a fault_message that names what was wrong.
+	await c("err-unknown-field", "PUT", "/machine-config",
+		{ vcpu_count: 1, mem_size_mib: 128, turbo: true }, { status: 400, fault: /turbo/ });
+	await c("err-unknown-nested-field", "PUT", "/drives/scratch",
+		{ drive_id: "scratch", path_on_host: scratch, is_root_device: false,
+			rate_limiter: { bandwidth: { size: 1, refill_time: 1, burst: 5 } } }, { status: 400, fault: /burst/ });
+	await c("err-wrong-type", "PUT", "/machine-config", { vcpu_count: "two", mem_size_mib: 128 },
+		{ status: 400, fault: /vcpu_count/ });
+	await c("err-missing-field", "PUT", "/vsock", { uds_path: path.join(dir, "v2.sock") },
+		{ status: 400, fault: /guest_cid/ });
+	await c("err-bad-enum", "PUT", "/actions", { action_type: "Reboot" }, { status: 400 });
+	await c("err-id-mismatch", "PUT", "/drives/other",
+		{ drive_id: "rootfs", path_on_host: disk, is_root_device: false }, { status: 400 });
+	await c("err-bad-json", "PUT", "/boot-source", undefined, { status: 400, rawBody: "{\"kernel_image_path\": " });
+	await c("err-empty-body", "PUT", "/boot-source", undefined, { status: 400, rawBody: "" });
+	await c("err-unknown-path", "GET", "/no-such-endpoint", undefined, { status: 400 });
+	await c("err-unknown-method", "DELETE", "/machine-config", undefined, { status: 400 });
+	await c("err-unsupported-endpoint", "PUT", "/cpu-config", { kvm_capabilities: [] }, { status: 400, fault: /cpu-config/ });
+	await c("err-vm-preboot", "PATCH", "/vm", { state: "Paused" }, { status: 400 });
+	await c("err-patch-drive-preboot", "PATCH", "/drives/rootfs", { drive_id: "rootfs", path_on_host: disk }, { status: 400 });
+	await c("err-snapshot-preboot", "PUT", "/snapshot/create",
+		{ snapshot_path: path.join(dir, "snap"), mem_file_path: path.join(dir, "mem") }, { status: 400 });
+	await c("err-mmds-address", "PUT", "/mmds/config",
+		{ network_interfaces: ["eth0"], ipv4_address: "10.0.0.1" }, { status: 400 });
+	await c("get-root-still-not-started", "GET", "/", undefined, { status: 200,
+		verify: (r) => eq(r.json.state, "Not started", "state") });
+}
+
+async function main() {
+	const sock = process.argv[2];
+	if (!sock) {
+		console.error("usage: node check.mjs SOCKET");
+		process.exit(2);
+	}
+	let api;
+	try {
+		api = await loadSpec();
+	} catch (e) {
+		console.log(`FAIL api/openapi-spec (docs/api.yaml: ${String(e.message).split("\n")[0]})`);
+		process.exit(0);
+	}
+	console.log("PASS api/openapi-spec");
+	const dir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), "ign-openapi-"));
+	try {
+		await runPreboot(api, sock, dir);
+	} finally {
+		fs.rmSync(dir, { recursive: true, force: true });
+	}
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href)
+	await main();
