@@ -1,5 +1,5 @@
 # ignition — a microVM monitor for Linux/KVM (x86_64).
-# Targets: all (default), test, unit, asan, guest, bench, fuzz, fuzz-smoke, format, format-check,
+# Targets: all (default), install, test, unit, asan, guest, bench, fuzz, fuzz-smoke, format, format-check,
 # clean.
 # Out-of-tree build in $(BUILD); `make SAN=1` builds with ASan+UBSan into build/asan; `make fuzz`
 # builds the libFuzzer targets (clang) into build/fuzz.
@@ -108,6 +108,18 @@ guest-tests: $(BUILD)/ignition
 
 bench: $(BUILD)/ignition
 	bench/boot.sh
+
+# `make install [PREFIX=/usr/local] [DESTDIR=...]` copies build/ignition to $(PREFIX)/bin; with
+# FIRECRACKER=1 also a symlink $(PREFIX)/bin/firecracker -> ignition: started under that name,
+# ignition takes Firecracker's command line and serves its REST API (docs/api.md).
+PREFIX ?= /usr/local
+.PHONY: install
+install: $(BUILD)/ignition
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/ignition $(DESTDIR)$(PREFIX)/bin/ignition
+ifeq ($(FIRECRACKER),1)
+	ln -sfn ignition $(DESTDIR)$(PREFIX)/bin/firecracker
+endif
 
 # libFuzzer targets (docs/architecture.md, "Fuzzing"): fuzz/fuzz_<name>.c, each linked with the
 # library sources, the shared harness fuzz/harness.c and the fake guest memory of the unit tests,
