@@ -27,10 +27,20 @@ const OpenAPIResponseValidator = responseValidatorModule.default || responseVali
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const SPEC_PATH = path.resolve(here, "../../../docs/api.yaml");
 
+// Swagger 2.0 has no null type; `x-nullable: true` (the vendor extension go-swagger reads) marks
+// a value that may be null.  Turned into JSON Schema for the validator, on a copy.
+function withNullable(node) {
+	if (Array.isArray(node)) return node.map(withNullable);
+	if (node === null || typeof node !== "object") return node;
+	const out = {};
+	for (const [k, v] of Object.entries(node)) if (k !== "x-nullable") out[k] = withNullable(v);
+	return node["x-nullable"] === true ? { anyOf: [out, { type: "null" }] } : out;
+}
+
 /** Validates docs/api.yaml as swagger 2.0 and returns it with every $ref resolved. */
 export async function loadSpec(specPath = SPEC_PATH) {
 	await SwaggerParser.validate(specPath);
-	return SwaggerParser.dereference(specPath);
+	return withNullable(await SwaggerParser.dereference(specPath));
 }
 
 /** One HTTP/1.1 exchange on the Unix socket: {status, text, json} (json undefined if none). */
