@@ -9,9 +9,12 @@
 //
 // The sequence needs no guest: everything is pre-boot configuration, reads back, and errors.
 // A test with a booted VM imports the helpers instead:
-//   import { loadSpec, checkCall } from "./check.mjs";
+//   import { loadSpec, checkCall, runPreboot, runPostboot, runLoad } from "./check.mjs";
 //   const api = await loadSpec();
-//   await checkCall(api, sock, "vm-pause", "PATCH", "/vm", { state: "Paused" }, { status: 204 });
+//   await runPreboot(api, sock, dir, { kernel, rootfs, bootArgs }); // configure a real guest
+//   await runPostboot(api, sock, snapDir, { ifaceId: "eth0" });   // start ... pause, snapshot
+//   await runLoad(api, sock2, snapDir);                            // second process: load, resume
+//   await checkCall(api, sock, "my-check", "PATCH", "/vm", { state: "Paused" }, { status: 204 });
 
 import http from "node:http";
 import fs from "node:fs";
@@ -173,13 +176,19 @@ function eq(got, want, what) {
 		: `${what} is ${JSON.stringify(got)}, want ${JSON.stringify(want)}`;
 }
 
-/** The scripted pre-boot sequence; `dir` holds the files it points ignition at. */
-export async function runPreboot(api, sock, dir) {
-	const kernel = process.env.IGN_KERNEL || path.join(dir, "vmlinux");
-	const disk = path.join(dir, "root.img");
+/**
+ * The scripted pre-boot sequence; `dir` holds the files it points ignition at.  A test that
+ * boots afterwards passes a real `kernel`, `rootfs` (a copy: the guest writes it) and
+ * `bootArgs`; by default the kernel is $IGN_KERNEL or a dummy file and the disks are empty.
+ * Leaves eth0 on user networking, drives rootfs and scratch, vsock, entropy, balloon, logger,
+ * metrics and MMDS configured.
+ */
+export async function runPreboot(api, sock, dir, { kernel, rootfs, bootArgs } = {}) {
+	kernel = kernel || process.env.IGN_KERNEL || path.join(dir, "vmlinux");
+	const disk = rootfs || path.join(dir, "root.img");
 	const scratch = path.join(dir, "scratch.img");
 	if (!fs.existsSync(kernel)) fs.writeFileSync(kernel, "not a kernel, never booted\n");
-	for (const f of [disk, scratch]) {
+	for (const f of rootfs ? [scratch] : [disk, scratch]) {
 		fs.writeFileSync(f, "");
 		fs.truncateSync(f, 1 << 20);
 	}
@@ -193,7 +202,7 @@ export async function runPreboot(api, sock, dir) {
 	await c("get-machine-config-default", "GET", "/machine-config", undefined, { status: 200,
 		verify: (r) => eq([r.json.vcpu_count, r.json.mem_size_mib], [1, 128], "defaults [vcpu_count, mem_size_mib]") });
 	await c("put-boot-source", "PUT", "/boot-source",
-		{ kernel_image_path: kernel, boot_args: "console=ttyS0 reboot=k panic=1" }, { status: 204 });
+		{ kernel_image_path: kernel, boot_args: bootArgs || "console=ttyS0 reboot=k panic=1" }, { status: 204 });
 	await c("put-drive-root", "PUT", "/drives/rootfs",
 		{ drive_id: "rootfs", path_on_host: disk, is_root_device: true, is_read_only: false }, { status: 204 });
 	await c("put-drive-ratelimited", "PUT", "/drives/scratch",
@@ -271,6 +280,53 @@ export async function runPreboot(api, sock, dir) {
 		{ network_interfaces: ["eth0"], ipv4_address: "10.0.0.1" }, { status: 400 });
 	await c("get-root-still-not-started", "GET", "/", undefined, { status: 200,
 		verify: (r) => eq(r.json.state, "Not started", "state") });
+}
+
+/**
+ * For a test that boots a guest: after runPreboot-style configuration with a real kernel and
+ * rootfs (the caller's), starts the instance and validates the answers of the running-VM calls:
+ * state changes, live PATCHes, balloon statistics, pre-boot calls refused, then a snapshot of
+ * the paused VM into snapDir (a directory that must not exist yet).  Leaves the VM paused.
+ */
+export async function runPostboot(api, sock, snapDir, { memLink, driveId = "rootfs", ifaceId } = {}) {
+	const c = (name, method, p, body, expect) => checkCall(api, sock, name, method, p, body, expect);
+	const rl = { bandwidth: { size: 1048576, refill_time: 1000 } };
+	await c("instance-start", "PUT", "/actions", { action_type: "InstanceStart" }, { status: 204, timeoutMs: 60000 });
+	await c("get-root-running", "GET", "/", undefined, { status: 200,
+		verify: (r) => eq(r.json.state, "Running", "state") });
+	await c("err-start-twice", "PUT", "/actions", { action_type: "InstanceStart" }, { status: 400 });
+	await c("err-boot-source-after-start", "PUT", "/boot-source", { kernel_image_path: "/nonexistent" }, { status: 400 });
+	await c("err-machine-config-after-start", "PATCH", "/machine-config", { vcpu_count: 1 }, { status: 400 });
+	await c("patch-drive-ratelimit", "PATCH", `/drives/${driveId}`, { drive_id: driveId, rate_limiter: rl }, { status: 204 });
+	if (ifaceId)
+		await c("patch-net-ratelimit", "PATCH", `/network-interfaces/${ifaceId}`,
+			{ iface_id: ifaceId, rx_rate_limiter: rl, tx_rate_limiter: rl }, { status: 204 });
+	await c("patch-balloon-running", "PATCH", "/balloon", { amount_mib: 0 }, { status: 204 });
+	await c("get-balloon-statistics", "GET", "/balloon/statistics", undefined, { status: 200 });
+	await c("vm-pause", "PATCH", "/vm", { state: "Paused" }, { status: 204 });
+	await c("get-root-paused", "GET", "/", undefined, { status: 200,
+		verify: (r) => eq(r.json.state, "Paused", "state") });
+	await c("snapshot-create", "PUT", "/snapshot/create",
+		{ snapshot_type: "Full", snapshot_path: snapDir, mem_file_path: memLink || `${snapDir}.mem` },
+		{ status: 204, timeoutMs: 120000 });
+	await c("err-vm-bad-state", "PATCH", "/vm", { state: "Stopped" }, { status: 400 });
+}
+
+/** In a fresh `ignition --api-sock`: loads snapDir (paused), checks the state, resumes it. */
+export async function runLoad(api, sock, snapDir, { memFile, overrides = {} } = {}) {
+	const c = (name, method, p, body, expect) => checkCall(api, sock, name, method, p, body, expect);
+	const body = { snapshot_path: snapDir, resume_vm: false, ...overrides };
+	if (memFile) body.mem_backend = { backend_type: "File", backend_path: memFile };
+	await c("err-load-uffd", "PUT", "/snapshot/load",
+		{ snapshot_path: snapDir, mem_backend: { backend_type: "Uffd", backend_path: "/nonexistent.sock" } },
+		{ status: 400, fault: /Uffd/ });
+	await c("snapshot-load", "PUT", "/snapshot/load", body, { status: 204, timeoutMs: 120000 });
+	await c("get-root-loaded", "GET", "/", undefined, { status: 200,
+		verify: (r) => eq(r.json.state, "Paused", "state") });
+	await c("err-load-twice", "PUT", "/snapshot/load", body, { status: 400 });
+	await c("vm-resume", "PATCH", "/vm", { state: "Resumed" }, { status: 204 });
+	await c("get-root-resumed", "GET", "/", undefined, { status: 200,
+		verify: (r) => eq(r.json.state, "Running", "state") });
 }
 
 async function main() {
