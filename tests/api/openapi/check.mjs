@@ -205,6 +205,11 @@ export async function runPreboot(api, sock, dir, { kernel, rootfs, bootArgs } = 
 		{ kernel_image_path: kernel, boot_args: bootArgs || "console=ttyS0 reboot=k panic=1" }, { status: 204 });
 	await c("put-drive-root", "PUT", "/drives/rootfs",
 		{ drive_id: "rootfs", path_on_host: disk, is_root_device: true, is_read_only: false }, { status: 204 });
+	// Firecracker takes null for an optional field as "not given" (and writes such nulls in its
+	// own GET /vm/config), so a client may send them back.
+	await c("put-drive-null-optionals", "PUT", "/drives/scratch",
+		{ drive_id: "scratch", path_on_host: scratch, is_root_device: false, is_read_only: null,
+			partuuid: null, rate_limiter: null, io_engine: null }, { status: 204 });
 	await c("put-drive-ratelimited", "PUT", "/drives/scratch",
 		{ drive_id: "scratch", path_on_host: scratch, is_root_device: false, is_read_only: true,
 			cache_type: "Unsafe", io_engine: "Sync", rate_limiter: rl }, { status: 204 });
