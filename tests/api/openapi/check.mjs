@@ -136,6 +136,19 @@ export function validateExchange(api, method, urlPath, res) {
 }
 
 /**
+ * Problems of a request body against the operation's body schema (the same validator, given
+ * the body schema as if it were an answer's).  [] when valid or when there is no such schema.
+ */
+export function validateRequestBody(api, method, urlPath, body) {
+	const tmpl = findTemplate(api, urlPath);
+	const op = tmpl && api.paths[tmpl][method.toLowerCase()];
+	const param = op && (op.parameters || []).find((p) => p.in === "body");
+	if (!param || body === undefined) return [];
+	const responses = { 200: { description: "request", schema: param.schema } };
+	return validateAgainst(responses, api.definitions, 200, { text: JSON.stringify(body), json: body });
+}
+
+/**
  * One check: sends the request, validates the answer, applies the expectations
  * (`status`: the status this step must get, `fault`: regexp the fault_message must match,
  * `verify(res)`: returns a problem string or nothing) and prints PASS/FAIL api/openapi-NAME.
@@ -161,6 +174,15 @@ export async function checkCall(api, socket, name, method, urlPath, body, expect
 		}
 		if (expect.fault && !(res.json && expect.fault.test(String(res.json.fault_message))))
 			problems.push(`fault_message ${JSON.stringify(res.json && res.json.fault_message)} does not match ${expect.fault}`);
+		// The spec must describe the request the same way ignition judged it: a body that
+		// ignition accepts must be valid for the spec (unless the step says the spec is
+		// stricter), and one marked specRejects must be invalid for it.
+		const reqProblems = validateRequestBody(api, method, urlPath, body);
+		if (expect.specRejects && reqProblems.length === 0)
+			problems.push("docs/api.yaml accepts this request body, ignition must not");
+		if (!expect.specRejects && expect.specStricter === undefined && res.status >= 200 &&
+		    res.status < 300 && reqProblems.length)
+			problems.push(`docs/api.yaml rejects the accepted request: ${reqProblems.join(", ")}`);
 		if (expect.verify && problems.length === 0) {
 			const p = expect.verify(res);
 			if (p) problems.push(p);
@@ -209,7 +231,7 @@ export async function runPreboot(api, sock, dir, { kernel, rootfs, bootArgs } = 
 	// own GET /vm/config), so a client may send them back.
 	await c("put-drive-null-optionals", "PUT", "/drives/scratch",
 		{ drive_id: "scratch", path_on_host: scratch, is_root_device: false, is_read_only: null,
-			partuuid: null, rate_limiter: null, io_engine: null }, { status: 204 });
+			partuuid: null, rate_limiter: null, io_engine: null }, { status: 204, specStricter: "swagger 2.0 has no null" });
 	await c("put-drive-ratelimited", "PUT", "/drives/scratch",
 		{ drive_id: "scratch", path_on_host: scratch, is_root_device: false, is_read_only: true,
 			cache_type: "Unsafe", io_engine: "Sync", rate_limiter: rl }, { status: 204 });
@@ -265,15 +287,15 @@ export async function runPreboot(api, sock, dir, { kernel, rootfs, bootArgs } = 
 
 	// Errors: 400 with a fault_message that names what was wrong.
 	await c("err-unknown-field", "PUT", "/machine-config",
-		{ vcpu_count: 1, mem_size_mib: 128, turbo: true }, { status: 400, fault: /turbo/ });
+		{ vcpu_count: 1, mem_size_mib: 128, turbo: true }, { specRejects: true, status: 400, fault: /turbo/ });
 	await c("err-unknown-nested-field", "PUT", "/drives/scratch",
 		{ drive_id: "scratch", path_on_host: scratch, is_root_device: false,
-			rate_limiter: { bandwidth: { size: 1, refill_time: 1, burst: 5 } } }, { status: 400, fault: /burst/ });
+			rate_limiter: { bandwidth: { size: 1, refill_time: 1, burst: 5 } } }, { specRejects: true, status: 400, fault: /burst/ });
 	await c("err-wrong-type", "PUT", "/machine-config", { vcpu_count: "two", mem_size_mib: 128 },
-		{ status: 400, fault: /vcpu_count/ });
+		{ specRejects: true, status: 400, fault: /vcpu_count/ });
 	await c("err-missing-field", "PUT", "/vsock", { uds_path: path.join(dir, "v2.sock") },
-		{ status: 400, fault: /guest_cid/ });
-	await c("err-bad-enum", "PUT", "/actions", { action_type: "Reboot" }, { status: 400 });
+		{ specRejects: true, status: 400, fault: /guest_cid/ });
+	await c("err-bad-enum", "PUT", "/actions", { action_type: "Reboot" }, { specRejects: true, status: 400 });
 	await c("err-id-mismatch", "PUT", "/drives/other",
 		{ drive_id: "rootfs", path_on_host: disk, is_root_device: false }, { status: 400 });
 	await c("err-bad-json", "PUT", "/boot-source", undefined, { status: 400, rawBody: "{\"kernel_image_path\": " });
