@@ -1,5 +1,5 @@
 # ignition — a microVM monitor for Linux/KVM (x86_64).
-# Targets: all (default), install, test, unit, asan, guest, bench, fuzz, fuzz-smoke, format, format-check,
+# Targets: all (default), test, unit, asan, guest, bench, fuzz, fuzz-smoke, format, format-check,
 # clean.
 # Out-of-tree build in $(BUILD); `make SAN=1` builds with ASan+UBSan into build/asan; `make fuzz`
 # builds the libFuzzer targets (clang) into build/fuzz.
