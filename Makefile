@@ -109,6 +109,18 @@ guest-tests: $(BUILD)/ignition
 bench: $(BUILD)/ignition
 	bench/boot.sh
 
+# `make install [PREFIX=/usr/local] [DESTDIR=...]` copies build/ignition to $(PREFIX)/bin; with
+# FIRECRACKER=1 also a symlink $(PREFIX)/bin/firecracker -> ignition: started under that name,
+# ignition takes Firecracker's command line and serves its REST API (docs/api.md).
+PREFIX ?= /usr/local
+.PHONY: install
+install: $(BUILD)/ignition
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/ignition $(DESTDIR)$(PREFIX)/bin/ignition
+ifeq ($(FIRECRACKER),1)
+	ln -sfn ignition $(DESTDIR)$(PREFIX)/bin/firecracker
+endif
+
 # libFuzzer targets (docs/architecture.md, "Fuzzing"): fuzz/fuzz_<name>.c, each linked with the
 # library sources, the shared harness fuzz/harness.c and the fake guest memory of the unit tests,
 # all compiled by clang with ASan + UBSan and coverage instrumentation.
