@@ -187,7 +187,6 @@ static int snapshot_on_loop(struct ev_op *op)
 {
 	const struct api_snapshot_create *c = op->snap;
 	struct snapshot_stats st;
-	char mem[PATH_MAX + 16];
 	int ret;
 
 	/* A Full snapshot: forget the parent, so snapshot_create writes all of memory. */
@@ -197,14 +196,6 @@ static int snapshot_on_loop(struct ev_op *op)
 	if (ret)
 		return ret;
 	metrics_snapshot_time(st.total_us);
-	if (!c->mem_file_path[0])
-		return 0;
-	/* ignition's snapshot is a directory; mem_file_path names its memory file too. */
-	snprintf(mem, sizeof(mem), "%s/memory", c->snapshot_path);
-	if (link(mem, c->mem_file_path) < 0)
-		return err_set(-errno, op->err, sizeof(op->err),
-			       "snapshot written to %s, but mem_file_path '%s': %s",
-			       c->snapshot_path, c->mem_file_path, strerror(errno));
 	return 0;
 }
 
@@ -310,8 +301,19 @@ static int op_resume(void *ctx, char *err, size_t n)
 static int op_snapshot(void *ctx, const struct api_snapshot_create *c, char *err, size_t n)
 {
 	struct ev_op op = { .kind = EV_SNAPSHOT, .snap = c };
+	char mem[PATH_MAX + 16];
+	int ret = on_vm(&op, err, n);
 	(void)ctx;
-	return on_vm(&op, err, n);
+
+	if (ret || !c->mem_file_path[0])
+		return ret;
+	/* ignition's snapshot is a directory; mem_file_path names its memory file too (a hard
+	 * link, made here on the API thread: the event loop's filter has no link(2)). */
+	snprintf(mem, sizeof(mem), "%s/memory", c->snapshot_path);
+	if (link(mem, c->mem_file_path) < 0)
+		return err_set(-errno, err, n, "snapshot written to %s, but mem_file_path '%s': %s",
+			       c->snapshot_path, c->mem_file_path, strerror(errno));
+	return 0;
 }
 
 static int op_balloon(void *ctx, uint32_t mib, char *err, size_t n)

@@ -147,6 +147,10 @@ static const struct {
 	/* The main thread, after the stop: joins, flushes every writable disk (fsync above),
 	 * removes the vsock socket, frees everything. */
 	{ SCMP_SYS(unlink), MAIN },
+	/* The REST API: PUT /snapshot/create's mem_file_path, a hard link to the memory file of
+	 * the snapshot the event loop just wrote. */
+	{ SCMP_SYS(link), API },
+	{ SCMP_SYS(linkat), API },
 };
 
 /* ioctl requests, compared on the low 32 bits (the request argument is an int in some

@@ -374,7 +374,10 @@ def main():
     try:
         part_a(tmp)
         if os.environ.get("IGN_API_BOOT", "1") != "0":
-            part_b(tmp)
+            try:
+                part_b(tmp)
+            except Exception as e:  # a timeout or a dead process: one FAIL line, not a crash
+                result("FAIL", "boot-session", f"{type(e).__name__}: {e}"[:300])
     finally:
         if failed:
             print(f"    logs kept in {tmp}")
