@@ -182,12 +182,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		return 0;
 	json_object_seed(1);
 	seed_u8(&s, 0);
-	req(&s, 1, "/boot-source", "{\"kernel_image_path\":\"/k\",\"boot_args\":\"console=ttyS0\"}");
+	req(&s, 1, "/boot-source",
+	    "{\"kernel_image_path\":\"/k\",\"boot_args\":\"console=ttyS0\"}");
 	req(&s, 1, "/drives/rootfs",
 	    "{\"drive_id\":\"rootfs\",\"path_on_host\":\"/r\",\"is_root_device\":true,"
 	    "\"rate_limiter\":{\"bandwidth\":{\"size\":100,\"refill_time\":10}}}");
 	req(&s, 1, "/network-interfaces/eth0",
-	    "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"aa:bb:cc:dd:ee:ff\"}");
+	    "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"aa:bb:cc:dd:ee:"
+	    "ff\"}");
 	req(&s, 1, "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":256}");
 	req(&s, 1, "/balloon", "{\"amount_mib\":10,\"deflate_on_oom\":true}");
 	req(&s, 1, "/actions", "{\"action_type\":\"InstanceStart\"}");
@@ -201,7 +203,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	req(&s, 1, "/snapshot/load",
 	    "{\"snapshot_path\":\"/s\",\"mem_backend\":{\"backend_type\":\"File\","
 	    "\"backend_path\":\"/m\"},\"network_overrides\":[{\"iface_id\":\"e\","
-	    "\"host_dev_name\":\"t\"}],\"vsock_override\":{\"uds_path\":\"/v\"},\"resume_vm\":true}");
+	    "\"host_dev_name\":\"t\"}],\"vsock_override\":{\"uds_path\":\"/"
+	    "v\"},\"resume_vm\":true}");
 	fuzz_seed_save(&s, "load");
 	seed_u8(&s, F_FAIL);
 	req(&s, 1, "/mmds/config", "{\"network_interfaces\":[],\"version\":\"V2\"}");

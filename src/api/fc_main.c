@@ -53,12 +53,19 @@ static const char fc_usage[] =
 	"The guest's serial console is on stdin/stdout, with ignition's Ctrl-A keys.\n";
 
 /* Firecracker flags ignition does not implement: named in the error. */
-static const char *const unsupported[] = { "--seccomp-filter", "--no-seccomp",
-					   "--start-time-us",  "--start-time-cpu-us",
-					   "--parent-cpu-time-us", "--http-api-max-payload-size",
-					   "--mmds-size-limit", "--snapshot-version",
-					   "--describe-snapshot", "--show-level",
-					   "--show-log-origin", "--module", NULL };
+static const char *const unsupported[] = { "--seccomp-filter",
+					   "--no-seccomp",
+					   "--start-time-us",
+					   "--start-time-cpu-us",
+					   "--parent-cpu-time-us",
+					   "--http-api-max-payload-size",
+					   "--mmds-size-limit",
+					   "--snapshot-version",
+					   "--describe-snapshot",
+					   "--show-level",
+					   "--show-log-origin",
+					   "--module",
+					   NULL };
 
 enum req_kind { REQ_NONE, REQ_START, REQ_LOAD, REQ_RESUME };
 
@@ -136,7 +143,8 @@ int api_apply_ratelimit(struct machine *m, const char *kind, int index,
 	(void)rl;
 	(void)tx;
 	return err_set(-ENOSYS, err, n,
-		       "Changing the %s rate limiter of a running microVM is not supported yet", kind);
+		       "Changing the %s rate limiter of a running microVM is not supported yet",
+		       kind);
 }
 
 /* ---- API operations that need the main thread ---- */
@@ -255,8 +263,9 @@ static int on_loop(void *arg)
 
 			for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 				if (s.present & (1u << names[i].tag))
-					json_object_set_new(o, names[i].name,
-							    json_integer((json_int_t)s.val[names[i].tag]));
+					json_object_set_new(
+						o, names[i].name,
+						json_integer((json_int_t)s.val[names[i].tag]));
 		}
 		*op->json = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		json_decref(o);
@@ -453,7 +462,8 @@ static void manifest_facts(const char *dir, uint32_t *cid, struct machine_net *n
 	c = json_object_get(m, "config");
 	if ((v = json_object_get(json_object_get(c, "vsock"), "cid")) && json_is_integer(v))
 		*cid = (uint32_t)json_integer_value(v);
-	json_array_foreach(json_object_get(c, "nets"), i, e) {
+	json_array_foreach(json_object_get(c, "nets"), i, e)
+	{
 		const char *mac = json_string_value(json_object_get(e, "mac"));
 		unsigned b[6];
 
@@ -485,8 +495,8 @@ static int build_load(const struct api_snapshot_load *l, char *err, size_t n)
 			       "snapshot_path '%s' is not an ignition snapshot directory (%s: %s)",
 			       l->snapshot_path, mem, strerror(errno));
 	/* Guest RAM is the snapshot's memory file: a backend_path must be that file. */
-	if (l->mem_path[0] && (stat(l->mem_path, &b) < 0 || a.st_dev != b.st_dev ||
-			       a.st_ino != b.st_ino))
+	if (l->mem_path[0] &&
+	    (stat(l->mem_path, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino))
 		return err_set(-EINVAL, err, n,
 			       "mem_backend backend_path '%s' must be the snapshot's memory file "
 			       "(%s, or a hard link to it)",
@@ -637,8 +647,9 @@ int fc_main(int argc, char **argv)
 
 			if (!strncmp(argv[i], unsupported[k], len) &&
 			    (argv[i][len] == '\0' || argv[i][len] == '='))
-				fail(2, "Firecracker flag %s is not supported by ignition (see "
-					"docs/api.md)",
+				fail(2,
+				     "Firecracker flag %s is not supported by ignition (see "
+				     "docs/api.md)",
 				     unsupported[k]);
 		}
 	}
@@ -674,7 +685,7 @@ int fc_main(int argc, char **argv)
 			fputs(fc_usage, stdout);
 			return 0;
 		case 'V':
-			printf("Firecracker v%s (ignition %s)\n", FC_VERSION, FC_VERSION);
+			printf("ignition v%s (Firecracker-compatible API mode)\n", FC_VERSION);
 			return 0;
 		default:
 			fail(2, "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);

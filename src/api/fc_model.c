@@ -29,9 +29,12 @@ int fc_json_fields(json_t *obj, const char *what, const char *const *allowed, ch
 	json_t *v;
 
 	if (!json_is_object(obj))
-		return bad(err, n, "An error occurred when deserializing the json body of a request: "
-				   "%s must be a JSON object", what);
-	json_object_foreach(obj, key, v) {
+		return bad(err, n,
+			   "An error occurred when deserializing the json body of a request: "
+			   "%s must be a JSON object",
+			   what);
+	json_object_foreach(obj, key, v)
+	{
 		bool ok = false;
 
 		for (int i = 0; allowed[i]; i++)
@@ -90,8 +93,8 @@ int fc_json_bool(json_t *obj, const char *key, bool required, bool *out, char *e
 	return 0;
 }
 
-int fc_json_u64(json_t *obj, const char *key, bool required, uint64_t max, uint64_t *out,
-		char *err, size_t n)
+int fc_json_u64(json_t *obj, const char *key, bool required, uint64_t max, uint64_t *out, char *err,
+		size_t n)
 {
 	json_t *v = json_object_get(obj, key);
 	json_int_t i;
@@ -102,10 +105,13 @@ int fc_json_u64(json_t *obj, const char *key, bool required, uint64_t max, uint6
 		return 0;
 	}
 	if (!json_is_integer(v))
-		return bad(err, n, "invalid type for field `%s`: expected an unsigned integer", key);
+		return bad(err, n, "invalid type for field `%s`: expected an unsigned integer",
+			   key);
 	i = json_integer_value(v);
 	if (i < 0 || (uint64_t)i > max) {
-		snprintf(err, n, "invalid value for field `%s`: %" PRId64 " is out of range [0, %" PRIu64 "]",
+		snprintf(err, n,
+			 "invalid value for field `%s`: %" PRId64 " is out of range [0, %" PRIu64
+			 "]",
 			 key, (int64_t)i, max);
 		return -EINVAL;
 	}
@@ -161,7 +167,8 @@ int fc_json_ratelimit(json_t *v, const char *what, struct ratelimit_cfg *out, bo
 static json_t *bucket_out(const struct tbucket_cfg *b)
 {
 	return json_pack("{s:I,s:I,s:I}", "size", (json_int_t)b->size, "one_time_burst",
-			 (json_int_t)b->one_time_burst, "refill_time", (json_int_t)b->refill_time_ms);
+			 (json_int_t)b->one_time_burst, "refill_time",
+			 (json_int_t)b->refill_time_ms);
 }
 
 json_t *fc_json_ratelimit_out(const struct ratelimit_cfg *c)
@@ -226,8 +233,9 @@ static int check_id(json_t *body, const char *key, const char *id, char *err, si
 	if (ret)
 		return ret;
 	if (strcmp(bid, id))
-		return bad(err, n, "The id from the path `%s` does not match the id from the body `%s`",
-			   id, bid);
+		return bad(err, n,
+			   "The id from the path `%s` does not match the id from the body `%s`", id,
+			   bid);
 	return 0;
 }
 
@@ -248,9 +256,9 @@ static bool valid_id(const char *id)
 int fc_model_drive(struct fc_model *m, const char *id, json_t *body, bool patch, char *err,
 		   size_t n)
 {
-	static const char *const fields[] = { "drive_id",   "path_on_host", "is_root_device",
-					      "partuuid",   "is_read_only", "cache_type",
-					      "io_engine",  "rate_limiter", "socket",
+	static const char *const fields[] = { "drive_id",  "path_on_host", "is_root_device",
+					      "partuuid",  "is_read_only", "cache_type",
+					      "io_engine", "rate_limiter", "socket",
 					      NULL };
 	static const char *const pfields[] = { "drive_id", "path_on_host", "rate_limiter", NULL };
 	int i = valid_id(id) ? find_drive(m, id) : -2;
@@ -259,7 +267,8 @@ int fc_model_drive(struct fc_model *m, const char *id, json_t *body, bool patch,
 	int ret;
 
 	if (i == -2)
-		return bad(err, n, "Invalid drive id `%.64s`: use 1-63 of [A-Za-z0-9_.-]%s", id, "");
+		return bad(err, n, "Invalid drive id `%.64s`: use 1-63 of [A-Za-z0-9_.-]%s", id,
+			   "");
 	if ((ret = fc_json_fields(body, "drive", patch ? pfields : fields, err, n)) ||
 	    (ret = check_id(body, "drive_id", id, err, n)))
 		return ret;
@@ -275,7 +284,8 @@ int fc_model_drive(struct fc_model *m, const char *id, json_t *body, bool patch,
 		snprintf(d.io_engine, sizeof(d.io_engine), "Sync");
 	}
 	if (json_object_get(body, "socket"))
-		return bad(err, n, "field `socket` (vhost-user block) is not supported by ignition");
+		return bad(err, n,
+			   "field `socket` (vhost-user block) is not supported by ignition");
 	if ((ret = fc_json_str(body, "path_on_host", !patch, d.path, sizeof(d.path), err, n)) ||
 	    (ret = fc_json_bool(body, "is_root_device", !patch, &d.root, err, n)) ||
 	    (ret = fc_json_bool(body, "is_read_only", false, &d.read_only, err, n)) ||
@@ -285,9 +295,11 @@ int fc_model_drive(struct fc_model *m, const char *id, json_t *body, bool patch,
 	    (ret = fc_json_str(body, "io_engine", false, d.io_engine, sizeof(d.io_engine), err, n)))
 		return ret;
 	if (strcmp(d.cache_type, "Unsafe") && strcmp(d.cache_type, "Writeback"))
-		return bad(err, n, "invalid cache_type `%s`: expected `Unsafe` or `Writeback`", d.cache_type);
+		return bad(err, n, "invalid cache_type `%s`: expected `Unsafe` or `Writeback`",
+			   d.cache_type);
 	if (strcmp(d.io_engine, "Sync") && strcmp(d.io_engine, "Async"))
-		return bad(err, n, "invalid io_engine `%s`: expected `Sync` or `Async`", d.io_engine);
+		return bad(err, n, "invalid io_engine `%s`: expected `Sync` or `Async`",
+			   d.io_engine);
 	if (!d.path[0])
 		return bad(err, n, "path_on_host must not be empty");
 	if ((rl = json_object_get(body, "rate_limiter")) &&
@@ -343,7 +355,8 @@ int fc_model_net(struct fc_model *m, const char *id, json_t *body, bool patch, c
 	int ret;
 
 	if (i == -2)
-		return bad(err, n, "Invalid iface id `%.64s`: use 1-63 of [A-Za-z0-9_.-]%s", id, "");
+		return bad(err, n, "Invalid iface id `%.64s`: use 1-63 of [A-Za-z0-9_.-]%s", id,
+			   "");
 	if ((ret = fc_json_fields(body, "network interface", patch ? pfields : fields, err, n)) ||
 	    (ret = check_id(body, "iface_id", id, err, n)))
 		return ret;
@@ -366,7 +379,8 @@ int fc_model_net(struct fc_model *m, const char *id, json_t *body, bool patch, c
 			   d.host_dev, FC_NET_USER);
 	if (mac[0]) {
 		if (parse_mac(mac, d.mac))
-			return bad(err, n, "invalid guest_mac `%s`: expected XX:XX:XX:XX:XX:XX", mac);
+			return bad(err, n, "invalid guest_mac `%s`: expected XX:XX:XX:XX:XX:XX",
+				   mac);
 		d.has_mac = true;
 	}
 	if ((rl = json_object_get(body, "rx_rate_limiter")) &&
@@ -387,7 +401,8 @@ int fc_model_net(struct fc_model *m, const char *id, json_t *body, bool patch, c
 	}
 	if (i < 0) {
 		if (m->nr_nets >= MACHINE_MAX_NETS) {
-			snprintf(err, n, "Too many network interfaces: at most %d", MACHINE_MAX_NETS);
+			snprintf(err, n, "Too many network interfaces: at most %d",
+				 MACHINE_MAX_NETS);
 			return -ENOSPC;
 		}
 		i = m->nr_nets++;
@@ -398,9 +413,10 @@ int fc_model_net(struct fc_model *m, const char *id, json_t *body, bool patch, c
 
 int fc_model_machine(struct fc_model *m, json_t *body, bool patch, char *err, size_t n)
 {
-	static const char *const fields[] = { "vcpu_count",	   "mem_size_mib", "smt",
-					      "track_dirty_pages", "cpu_template", "huge_pages",
-					      NULL };
+	static const char *const fields[] = {
+		"vcpu_count",	"mem_size_mib", "smt", "track_dirty_pages",
+		"cpu_template", "huge_pages",	NULL
+	};
 	uint64_t vcpus = m->vcpus, mem = m->mem_mib;
 	bool smt = false, track = patch ? m->track_dirty : false;
 	char tmpl[16] = "None", huge[16] = "None";
@@ -420,8 +436,9 @@ int fc_model_machine(struct fc_model *m, json_t *body, bool patch, char *err, si
 	    (ret = fc_json_str(body, "huge_pages", false, huge, sizeof(huge), err, n)))
 		return ret;
 	if (vcpus < 1)
-		return bad(err, n, "The vCPU number is invalid! The vCPU number can only be 1 or an "
-				   "even number when SMT is enabled.");
+		return bad(err, n,
+			   "The vCPU number is invalid! The vCPU number can only be 1 or an "
+			   "even number when SMT is enabled.");
 	if (mem < 16)
 		return bad(err, n, "The memory size (MiB) is invalid: at least 16 MiB");
 	if (smt)
@@ -432,7 +449,8 @@ int fc_model_machine(struct fc_model *m, json_t *body, bool patch, char *err, si
 			   "picks its own CPUID template for the host)%s",
 			   tmpl, "");
 	if (strcmp(huge, "None"))
-		return bad(err, n, "huge_pages `%s` is not supported by ignition (only `None`)", huge);
+		return bad(err, n, "huge_pages `%s` is not supported by ignition (only `None`)",
+			   huge);
 	m->vcpus = (unsigned)vcpus;
 	m->mem_mib = mem;
 	m->smt = smt;
@@ -526,8 +544,8 @@ int fc_model_balloon_stats(struct fc_model *m, json_t *body, char *err, size_t n
 
 int fc_model_logger(struct fc_model *m, json_t *body, char *err, size_t n)
 {
-	static const char *const fields[] = { "log_path", "level", "show_level", "show_log_origin",
-					      "module", NULL };
+	static const char *const fields[] = { "log_path",	 "level",  "show_level",
+					      "show_log_origin", "module", NULL };
 	char path[MACHINE_PATH_MAX] = "", level[16] = "Warning";
 	bool sl = false, so = false;
 	int ret;
@@ -539,8 +557,9 @@ int fc_model_logger(struct fc_model *m, json_t *body, char *err, size_t n)
 	    (ret = fc_json_bool(body, "show_log_origin", false, &so, err, n)))
 		return ret;
 	if (json_object_get(body, "module"))
-		return bad(err, n, "field `module` (a per-module log filter) is not supported by "
-				   "ignition");
+		return bad(err, n,
+			   "field `module` (a per-module log filter) is not supported by "
+			   "ignition");
 	m->has_logger = true;
 	snprintf(m->log_path, sizeof(m->log_path), "%s", path);
 	snprintf(m->log_level, sizeof(m->log_level), "%s", level);
@@ -589,11 +608,13 @@ int fc_model_mmds_config(struct fc_model *m, json_t *body, char *err, size_t n)
 	if (!ifs)
 		return bad(err, n, "missing field `network_interfaces`");
 	if (!json_is_array(ifs))
-		return bad(err, n, "invalid type for field `network_interfaces`: expected an "
-				   "array");
+		return bad(err, n,
+			   "invalid type for field `network_interfaces`: expected an "
+			   "array");
 	if (json_array_size(ifs) > MACHINE_MAX_NETS)
 		return bad(err, n, "network_interfaces: too many interfaces");
-	json_array_foreach(ifs, i, v) {
+	json_array_foreach(ifs, i, v)
+	{
 		if (!json_is_string(v) || fc_model_net_index(m, json_string_value(v)) < 0)
 			return bad(err, n,
 				   "The list of network interface IDs provided contains at least "
@@ -611,10 +632,11 @@ int fc_model_mmds_config(struct fc_model *m, json_t *body, char *err, size_t n)
 
 int fc_model_config_file(struct fc_model *m, json_t *doc, char *err, size_t n)
 {
-	static const char *const fields[] = { "boot-source",	    "drives",  "machine-config",
-					      "network-interfaces", "vsock",   "balloon",
-					      "entropy",	    "logger",  "metrics",
-					      "mmds-config",	    "cpu-config", NULL };
+	static const char *const fields[] = {
+		"boot-source", "drives",      "machine-config", "network-interfaces",
+		"vsock",       "balloon",     "entropy",	"logger",
+		"metrics",     "mmds-config", "cpu-config",	NULL
+	};
 	json_t *v, *e;
 	size_t i;
 	int ret;
@@ -622,8 +644,9 @@ int fc_model_config_file(struct fc_model *m, json_t *doc, char *err, size_t n)
 	if ((ret = fc_json_fields(doc, "the configuration file", fields, err, n)))
 		return ret;
 	if (json_object_get(doc, "cpu-config"))
-		return bad(err, n, "section `cpu-config` (custom CPU templates) is not supported by "
-				   "ignition");
+		return bad(err, n,
+			   "section `cpu-config` (custom CPU templates) is not supported by "
+			   "ignition");
 	if ((v = json_object_get(doc, "machine-config")) && !json_is_null(v) &&
 	    (ret = fc_model_machine(m, v, false, err, n)))
 		return ret;
@@ -632,7 +655,8 @@ int fc_model_config_file(struct fc_model *m, json_t *doc, char *err, size_t n)
 	if ((v = json_object_get(doc, "drives"))) {
 		if (!json_is_array(v))
 			return bad(err, n, "`drives` must be an array");
-		json_array_foreach(v, i, e) {
+		json_array_foreach(v, i, e)
+		{
 			json_t *id = json_object_get(e, "drive_id");
 
 			if (!json_is_string(id))
@@ -644,7 +668,8 @@ int fc_model_config_file(struct fc_model *m, json_t *doc, char *err, size_t n)
 	if ((v = json_object_get(doc, "network-interfaces"))) {
 		if (!json_is_array(v))
 			return bad(err, n, "`network-interfaces` must be an array");
-		json_array_foreach(v, i, e) {
+		json_array_foreach(v, i, e)
+		{
 			json_t *id = json_object_get(e, "iface_id");
 
 			if (!json_is_string(id))
@@ -684,9 +709,8 @@ static void put_rl(json_t *o, const char *key, bool set, const struct ratelimit_
 json_t *fc_model_machine_json(const struct fc_model *m)
 {
 	return json_pack("{s:i,s:I,s:b,s:b,s:s,s:s}", "vcpu_count", (int)m->vcpus, "mem_size_mib",
-			 (json_int_t)m->mem_mib, "smt", m->smt, "track_dirty_pages",
-			 m->track_dirty, "cpu_template", m->cpu_template, "huge_pages",
-			 m->huge_pages);
+			 (json_int_t)m->mem_mib, "smt", m->smt, "track_dirty_pages", m->track_dirty,
+			 "cpu_template", m->cpu_template, "huge_pages", m->huge_pages);
 }
 
 json_t *fc_model_balloon_json(const struct fc_model *m)
@@ -716,10 +740,10 @@ json_t *fc_model_to_json(const struct fc_model *m)
 	}
 	for (int i = 0; i < m->nr_drives; i++) {
 		const struct fc_drive *d = &m->drives[i];
-		json_t *j = json_pack("{s:s,s:s,s:b,s:b,s:s,s:s}", "drive_id", d->id, "path_on_host",
-				      d->path, "is_root_device", d->root, "is_read_only",
-				      d->read_only, "cache_type", d->cache_type, "io_engine",
-				      d->io_engine);
+		json_t *j =
+			json_pack("{s:s,s:s,s:b,s:b,s:s,s:s}", "drive_id", d->id, "path_on_host",
+				  d->path, "is_root_device", d->root, "is_read_only", d->read_only,
+				  "cache_type", d->cache_type, "io_engine", d->io_engine);
 
 		if (d->partuuid[0])
 			json_object_set_new(j, "partuuid", json_string(d->partuuid));
@@ -744,10 +768,10 @@ json_t *fc_model_to_json(const struct fc_model *m)
 		json_array_append_new(nets, j);
 	}
 	json_object_set_new(o, "network-interfaces", nets);
-	json_object_set_new(o, "vsock",
-			    m->has_vsock ? json_pack("{s:i,s:s}", "guest_cid", (int)m->cid,
-						     "uds_path", m->uds)
-					 : json_null());
+	json_object_set_new(
+		o, "vsock",
+		m->has_vsock ? json_pack("{s:i,s:s}", "guest_cid", (int)m->cid, "uds_path", m->uds)
+			     : json_null());
 	json_object_set_new(o, "balloon", m->has_balloon ? fc_model_balloon_json(m) : json_null());
 	if (m->has_entropy) {
 		json_t *e = json_object();
@@ -758,11 +782,11 @@ json_t *fc_model_to_json(const struct fc_model *m)
 		json_object_set_new(o, "entropy", json_null());
 	}
 	json_object_set_new(o, "logger",
-			    m->has_logger ? json_pack("{s:s,s:s,s:b,s:b}", "log_path", m->log_path,
-						      "level", m->log_level, "show_level",
-						      m->show_level, "show_log_origin",
-						      m->show_origin)
-					  : json_null());
+			    m->has_logger
+				    ? json_pack("{s:s,s:s,s:b,s:b}", "log_path", m->log_path,
+						"level", m->log_level, "show_level", m->show_level,
+						"show_log_origin", m->show_origin)
+				    : json_null());
 	json_object_set_new(o, "metrics",
 			    m->has_metrics ? json_pack("{s:s}", "metrics_path", m->metrics_path)
 					   : json_null());
@@ -776,8 +800,8 @@ json_t *fc_model_to_json(const struct fc_model *m)
 			 (m->mmds_ipv4 >> 16) & 255, (m->mmds_ipv4 >> 8) & 255, m->mmds_ipv4 & 255);
 		json_object_set_new(o, "mmds-config",
 				    json_pack("{s:s,s:o,s:s}", "version",
-					      m->mmds_version == 2 ? "V2" : "V1", "network_interfaces",
-					      ifs, "ipv4_address", ip));
+					      m->mmds_version == 2 ? "V2" : "V1",
+					      "network_interfaces", ifs, "ipv4_address", ip));
 	} else {
 		json_object_set_new(o, "mmds-config", json_null());
 	}

@@ -137,8 +137,8 @@ int fc_json_str(json_t *obj, const char *key, bool required, char *buf, size_t s
 int fc_json_bool(json_t *obj, const char *key, bool required, bool *out, char *err, size_t n)
 	__attribute__((warn_unused_result));
 /* An integer in [0, max]. */
-int fc_json_u64(json_t *obj, const char *key, bool required, uint64_t max, uint64_t *out,
-		char *err, size_t n) __attribute__((warn_unused_result));
+int fc_json_u64(json_t *obj, const char *key, bool required, uint64_t max, uint64_t *out, char *err,
+		size_t n) __attribute__((warn_unused_result));
 /* A rate_limiter object ({bandwidth, ops}, each {size, one_time_burst, refill_time}); null
  * clears it. */
 int fc_json_ratelimit(json_t *v, const char *what, struct ratelimit_cfg *out, bool *set, char *err,

@@ -99,8 +99,9 @@ static json_t *parse(struct reply *r, const char *body, size_t len)
 	}
 	if (!json_is_object(j)) {
 		json_decref(j);
-		fault(r, "An error occurred when deserializing the json body of a request: expected "
-			 "a JSON object");
+		fault(r,
+		      "An error occurred when deserializing the json body of a request: expected "
+		      "a JSON object");
 		return NULL;
 	}
 	return j;
@@ -261,8 +262,9 @@ static int parse_load(struct api *a, json_t *j, struct api_snapshot_load *l, cha
 				       err, n)))
 			return ret;
 		if (!strcmp(type, "Uffd")) {
-			snprintf(err, n, "mem_backend backend_type `Uffd` is not supported by "
-					 "ignition (only `File`)");
+			snprintf(err, n,
+				 "mem_backend backend_type `Uffd` is not supported by "
+				 "ignition (only `File`)");
 			return -EINVAL;
 		}
 		if (strcmp(type, "File")) {
@@ -276,7 +278,8 @@ static int parse_load(struct api *a, json_t *j, struct api_snapshot_load *l, cha
 				 MACHINE_MAX_NETS);
 			return -EINVAL;
 		}
-		json_array_foreach(v, i, e) {
+		json_array_foreach(v, i, e)
+		{
 			struct api_net_override *o = &l->net_overrides[i];
 
 			if ((ret = fc_json_fields(e, "network override", no_fields, err, n)) ||
@@ -310,8 +313,9 @@ static void do_snapshot_load(struct api *a, json_t *j, struct reply *r)
 	if (ret)
 		return done(r, ret);
 	if (a->state != API_NOT_STARTED)
-		return fault(r, "Loading a microVM snapshot not allowed after configuring boot-specific "
-				"resources.");
+		return fault(
+			r, "Loading a microVM snapshot not allowed after configuring boot-specific "
+			   "resources.");
 	if (!need_op(r, a->ops->snapshot_load))
 		return;
 	ret = a->ops->snapshot_load(a->ops->ctx, &l, r->err, sizeof(r->err));
@@ -570,10 +574,10 @@ void api_handle(struct api *a, const char *method, const char *path, const char 
 		fault(&r, "GET requests take no body.");
 		goto out;
 	}
-#define BODY()                                    \
-	do {                                      \
-		if (!(j = parse(&r, body, len)))  \
-			goto out;                 \
+#define BODY()                                   \
+	do {                                     \
+		if (!(j = parse(&r, body, len))) \
+			goto out;                \
 	} while (0)
 
 	if (!strcmp(path, "/") && get) {

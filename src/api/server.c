@@ -28,7 +28,7 @@
 #define API_CONN_MEMORY (32 * 1024)
 /* A client idle this long is dropped: a slow client holds one slot, never the thread. */
 #define API_CONN_TIMEOUT_S 10
-#define API_BACKLOG 1024
+#define API_BACKLOG	   1024
 
 struct api_server {
 	struct MHD_Daemon *d;
@@ -169,8 +169,7 @@ static void wake(struct api_server *s)
 		log_warn("api: cannot wake the API thread: %s", strerror(errno));
 }
 
-int api_server_start(const char *path, struct api *a, struct api_server **out, char *err,
-		     size_t n)
+int api_server_start(const char *path, struct api *a, struct api_server **out, char *err, size_t n)
 {
 	struct api_server *s = calloc(1, sizeof(*s));
 	sigset_t all, old;
@@ -190,7 +189,8 @@ int api_server_start(const char *path, struct api *a, struct api_server **out, c
 	if (s->listen_fd < 0) {
 		ret = s->listen_fd;
 		snprintf(err, n, "--api-sock '%s': %s", path,
-			 ret == -EADDRINUSE ? "another process is listening there" : strerror(-ret));
+			 ret == -EADDRINUSE ? "another process is listening there"
+					    : strerror(-ret));
 		free(s);
 		return ret;
 	}
@@ -199,9 +199,8 @@ int api_server_start(const char *path, struct api *a, struct api_server **out, c
 		ret = -errno;
 		goto fail;
 	}
-	s->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, handler, s,
-				MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_MAX_CONNS,
+	s->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, handler, s, MHD_OPTION_LISTEN_SOCKET,
+				s->listen_fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_MAX_CONNS,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_CONN_MEMORY,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_CONN_TIMEOUT_S,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);

@@ -11,8 +11,7 @@ struct api_server;
 /* Listen on `path` (mode 0600, a stale socket replaced) and serve `a` on a new thread with
  * every signal blocked.  Requests are handled one at a time on that thread: only it touches
  * `a` while the server runs.  0 or -errno with a reason. */
-int api_server_start(const char *path, struct api *a, struct api_server **out, char *err,
-		     size_t n)
+int api_server_start(const char *path, struct api *a, struct api_server **out, char *err, size_t n)
 	__attribute__((warn_unused_result));
 /* Ask the thread to install its seccomp filter (after seccomp_filters_build). */
 void api_server_filter(struct api_server *s);

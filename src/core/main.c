@@ -449,8 +449,8 @@ int run_machine(struct machine *mp, const struct run_opts *ro)
 	if (ret)
 		die(1, "cannot set up the console: %s", strerror(-ret));
 	if (mp->nets[0] && (ret = console_register_key(console_stdin(), 'n',
-						      "toggle the first network device's link",
-						      toggle_link, mp->nets[0])))
+						       "toggle the first network device's link",
+						       toggle_link, mp->nets[0])))
 		die(1, "cannot register the network console key: %s", strerror(-ret));
 	if (mp->balloon && (ret = balloon_ui_init(&vmp->ev, mp->balloon)))
 		die(1, "cannot register the balloon's console key: %s", strerror(-ret));

@@ -11,11 +11,11 @@ struct machine;
 struct cli_opts;
 
 struct run_opts {
-	bool restored;		  /* from a snapshot: the restored snapshot is the checkpoint */
-	bool track_dirty;	  /* Ctrl-A c / r */
+	bool restored;	  /* from a snapshot: the restored snapshot is the checkpoint */
+	bool track_dirty; /* Ctrl-A c / r */
 	bool no_seccomp;
-	const char *control_path; /* --control, or NULL */
-	const char *snapshot_dir; /* --snapshot-dir, or NULL */
+	const char *control_path;    /* --control, or NULL */
+	const char *snapshot_dir;    /* --snapshot-dir, or NULL */
 	const struct cli_opts *jail; /* --chroot, --uid... (NULL: none) */
 	/* Called on the main thread once everything is set up and the filters are built,
 	 * just before the vCPUs start; and before teardown once the VM stopped.  May be NULL. */

@@ -214,8 +214,7 @@ static const struct {
 	{ KVM_SET_USER_MEMORY_REGION, EVLOOP }, /* reset: KVM drops its stale mappings */
 };
 
-static const char *const kind_names[SECCOMP_THREAD_KINDS] = { "vcpu", "evloop", "main",
-									"api" };
+static const char *const kind_names[SECCOMP_THREAD_KINDS] = { "vcpu", "evloop", "main", "api" };
 
 /* Highest x86_64 system call number named in the SIGSYS message (Linux 6.x uses < 460). */
 #define NAMES_MAX 512

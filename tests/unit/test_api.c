@@ -178,10 +178,11 @@ static void configure(void)
 	assert_int_equal(req("PUT", "/boot-source",
 			     "{\"kernel_image_path\":\"/k\",\"boot_args\":\"console=ttyS0\"}"),
 			 204);
-	assert_int_equal(req("PUT", "/drives/rootfs",
-			     "{\"drive_id\":\"rootfs\",\"path_on_host\":\"/r\",\"is_root_device\":true,"
-			     "\"is_read_only\":false}"),
-			 204);
+	assert_int_equal(
+		req("PUT", "/drives/rootfs",
+		    "{\"drive_id\":\"rootfs\",\"path_on_host\":\"/r\",\"is_root_device\":true,"
+		    "\"is_read_only\":false}"),
+		204);
 }
 
 /* ---- tests ---- */
@@ -212,7 +213,8 @@ static void test_malformed(void **state)
 	expect_fault("PUT", "/boot-source", "{", "deserializing");
 	expect_fault("PUT", "/boot-source", "[]", "object");
 	expect_fault("PUT", "/boot-source", "", "empty");
-	expect_fault("PUT", "/boot-source", "{\"kernel_image_path\":\"/a\",\"kernel_image_path\":\"/b\"}",
+	expect_fault("PUT", "/boot-source",
+		     "{\"kernel_image_path\":\"/a\",\"kernel_image_path\":\"/b\"}",
 		     "deserializing");
 	expect_fault("PUT", "/boot-source", "{\"kernel_image_path\":\"/k\",\"x\":1}", "`x`");
 	expect_fault("PUT", "/boot-source", "{\"kernel_image_path\":1}", "kernel_image_path");
@@ -268,34 +270,43 @@ static void test_drives(void **state)
 {
 	(void)state;
 	configure();
-	assert_int_equal(req("PUT", "/drives/data",
-			     "{\"drive_id\":\"data\",\"path_on_host\":\"/d\",\"is_root_device\":false,"
-			     "\"is_read_only\":true,\"rate_limiter\":{\"bandwidth\":{\"size\":1000,"
-			     "\"refill_time\":100},\"ops\":{\"size\":10,\"one_time_burst\":5,"
-			     "\"refill_time\":1000}}}"),
-		 204);
+	assert_int_equal(
+		req("PUT", "/drives/data",
+		    "{\"drive_id\":\"data\",\"path_on_host\":\"/d\",\"is_root_device\":false,"
+		    "\"is_read_only\":true,\"rate_limiter\":{\"bandwidth\":{\"size\":1000,"
+		    "\"refill_time\":100},\"ops\":{\"size\":10,\"one_time_burst\":5,"
+		    "\"refill_time\":1000}}}"),
+		204);
 	assert_int_equal(a.model.nr_drives, 2);
 	assert_int_equal(a.model.drives[1].rl.bandwidth.size, 1000);
 	assert_int_equal(a.model.drives[1].rl.ops.one_time_burst, 5);
 	expect_fault("PUT", "/drives/other",
 		     "{\"drive_id\":\"other\",\"path_on_host\":\"/o\",\"is_root_device\":true}",
 		     "root block device already exists");
-	expect_fault("PUT", "/drives/x", "{\"drive_id\":\"y\",\"path_on_host\":\"/o\","
-		     "\"is_root_device\":false}", "does not match");
-	expect_fault("PUT", "/drives/x", "{\"drive_id\":\"x\",\"path_on_host\":\"/o\","
-		     "\"is_root_device\":false,\"cache_type\":\"Fast\"}", "cache_type");
-	expect_fault("PUT", "/drives/x", "{\"drive_id\":\"x\",\"path_on_host\":\"/o\","
+	expect_fault("PUT", "/drives/x",
+		     "{\"drive_id\":\"y\",\"path_on_host\":\"/o\","
+		     "\"is_root_device\":false}",
+		     "does not match");
+	expect_fault("PUT", "/drives/x",
+		     "{\"drive_id\":\"x\",\"path_on_host\":\"/o\","
+		     "\"is_root_device\":false,\"cache_type\":\"Fast\"}",
+		     "cache_type");
+	expect_fault("PUT", "/drives/x",
+		     "{\"drive_id\":\"x\",\"path_on_host\":\"/o\","
 		     "\"is_root_device\":false,\"rate_limiter\":{\"bandwidth\":{\"size\":1}}}",
 		     "refill_time");
-	expect_fault("PUT", "/drives/x", "{\"drive_id\":\"x\",\"path_on_host\":\"/o\","
-		     "\"is_root_device\":false,\"rate_limiter\":{\"bw\":{}}}", "`bw`");
+	expect_fault("PUT", "/drives/x",
+		     "{\"drive_id\":\"x\",\"path_on_host\":\"/o\","
+		     "\"is_root_device\":false,\"rate_limiter\":{\"bw\":{}}}",
+		     "`bw`");
 	expect_fault("PATCH", "/drives/nope", "{\"drive_id\":\"nope\",\"path_on_host\":\"/n\"}",
 		     "does not exist");
 	expect_fault("PATCH", "/drives/data", "{\"drive_id\":\"data\",\"is_read_only\":true}",
 		     "is_read_only");
 	expect_fault("PUT", "/drives/bad!id", "{\"drive_id\":\"bad!id\"}", "Invalid drive id");
-	assert_int_equal(req("PATCH", "/drives/data", "{\"drive_id\":\"data\",\"path_on_host\":\"/d2\"}"),
-			 204);
+	assert_int_equal(
+		req("PATCH", "/drives/data", "{\"drive_id\":\"data\",\"path_on_host\":\"/d2\"}"),
+		204);
 	assert_string_equal(a.model.drives[1].path, "/d2");
 }
 
@@ -332,7 +343,8 @@ static void test_small_devices(void **state)
 	assert_true(a.model.has_entropy);
 	expect_fault("PUT", "/entropy", "{\"rate\":1}", "`rate`");
 	expect_fault("GET", "/balloon", NULL, "not configured");
-	assert_int_equal(req("PUT", "/balloon", "{\"amount_mib\":64,\"deflate_on_oom\":true}"), 204);
+	assert_int_equal(req("PUT", "/balloon", "{\"amount_mib\":64,\"deflate_on_oom\":true}"),
+			 204);
 	assert_int_equal(req("GET", "/balloon", NULL), 200);
 	assert_int_equal(json_integer_value(json_object_get(last_json, "amount_mib")), 64);
 	assert_int_equal(req("PATCH", "/balloon", "{\"amount_mib\":32}"), 204);
@@ -351,7 +363,8 @@ static void test_small_devices(void **state)
 	fk.fail = 0;
 	/* No MMDS in this api: 400 naming it, never a crash. */
 	expect_fault("GET", "/mmds", NULL, "MMDS");
-	expect_fault("PUT", "/mmds/config", "{\"network_interfaces\":[\"nope\"]}", "network interface");
+	expect_fault("PUT", "/mmds/config", "{\"network_interfaces\":[\"nope\"]}",
+		     "network interface");
 }
 
 static void test_lifecycle(void **state)
@@ -379,10 +392,11 @@ static void test_lifecycle(void **state)
 	expect_fault("PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\",\"path_on_host\":\"/x\"}",
 		     "path_on_host");
 	/* A limiter change after start goes to the device. */
-	assert_int_equal(req("PATCH", "/drives/rootfs",
-			     "{\"drive_id\":\"rootfs\",\"rate_limiter\":{\"bandwidth\":{\"size\":2097152,"
-			     "\"refill_time\":1000}}}"),
-			 204);
+	assert_int_equal(
+		req("PATCH", "/drives/rootfs",
+		    "{\"drive_id\":\"rootfs\",\"rate_limiter\":{\"bandwidth\":{\"size\":2097152,"
+		    "\"refill_time\":1000}}}"),
+		204);
 	assert_int_equal(fk.ratelimits, 1);
 	assert_string_equal(fk.kind, "drive");
 	assert_int_equal(fk.rl.bandwidth.size, 2097152);
@@ -398,8 +412,8 @@ static void test_lifecycle(void **state)
 	assert_int_equal(a.state, API_PAUSED);
 	assert_int_equal(req("GET", "/", NULL), 200);
 	assert_string_equal(json_string_value(json_object_get(last_json, "state")), "Paused");
-	expect_fault("PUT", "/snapshot/create", "{\"snapshot_path\":\"/s\",\"snapshot_type\":\"Diff\"}",
-		     "track_dirty_pages");
+	expect_fault("PUT", "/snapshot/create",
+		     "{\"snapshot_path\":\"/s\",\"snapshot_type\":\"Diff\"}", "track_dirty_pages");
 	expect_fault("PUT", "/snapshot/create", "{\"snapshot_path\":\"/s\",\"version\":\"1\"}",
 		     "`version`");
 	assert_int_equal(req("PUT", "/snapshot/create",
@@ -430,18 +444,20 @@ static void test_snapshot_load(void **state)
 		     "Uffd");
 	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\":\"/s\",\"clock_realtime\":false}",
 		     "clock_realtime");
-	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\":\"/s\",\"mem_file_path\":\"/m\","
+	expect_fault("PUT", "/snapshot/load",
+		     "{\"snapshot_path\":\"/s\",\"mem_file_path\":\"/m\","
 		     "\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"/m\"}}",
 		     "mutually exclusive");
 	expect_fault("PUT", "/snapshot/load",
 		     "{\"snapshot_path\":\"/s\",\"network_overrides\":[{\"iface_id\":\"e\"}]}",
 		     "host_dev_name");
-	assert_int_equal(req("PUT", "/snapshot/load",
-			     "{\"snapshot_path\":\"/s\",\"mem_backend\":{\"backend_type\":\"File\","
-			     "\"backend_path\":\"/s/memory\"},\"enable_diff_snapshots\":true,"
-			     "\"network_overrides\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap9\"}],"
-			     "\"vsock_override\":{\"uds_path\":\"/v2\"}}"),
-			 204);
+	assert_int_equal(
+		req("PUT", "/snapshot/load",
+		    "{\"snapshot_path\":\"/s\",\"mem_backend\":{\"backend_type\":\"File\","
+		    "\"backend_path\":\"/s/memory\"},\"enable_diff_snapshots\":true,"
+		    "\"network_overrides\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap9\"}],"
+		    "\"vsock_override\":{\"uds_path\":\"/v2\"}}"),
+		204);
 	assert_int_equal(a.state, API_PAUSED); /* resume_vm false */
 	assert_string_equal(fk.load.mem_path, "/s/memory");
 	assert_true(fk.load.track_dirty);
@@ -456,7 +472,8 @@ static void test_config_roundtrip_and_machine(void **state)
 {
 	static const char doc[] =
 		"{\"boot-source\":{\"kernel_image_path\":\"/k\",\"boot_args\":\"console=ttyS0\"},"
-		"\"drives\":[{\"drive_id\":\"data\",\"path_on_host\":\"/d\",\"is_root_device\":false,"
+		"\"drives\":[{\"drive_id\":\"data\",\"path_on_host\":\"/"
+		"d\",\"is_root_device\":false,"
 		"\"is_read_only\":true},{\"drive_id\":\"root\",\"path_on_host\":\"/r\","
 		"\"is_root_device\":true,\"is_read_only\":false,\"partuuid\":\"abcd-01\"}],"
 		"\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":256},"
