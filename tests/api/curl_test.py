@@ -69,12 +69,12 @@ def fault(name, sock, method, path, body, want):
 class Proc:
     """ignition --api-sock on a pseudo-terminal (its serial console)."""
 
-    def __init__(self, tmp, name, sock):
+    def __init__(self, tmp, name, sock, extra=()):
         self.master, slave = os.openpty()
         self.buf = b""
         self.log = open(os.path.join(tmp, f"{name}.console.log"), "wb")
         self.errpath = os.path.join(tmp, f"{name}.stderr.log")
-        self.proc = subprocess.Popen([IGNITION, "--api-sock", sock, "--id", name],
+        self.proc = subprocess.Popen([IGNITION, "--api-sock", sock, "--id", name, *extra],
                                      stdin=slave, stdout=slave,
                                      stderr=open(self.errpath, "wb"),
                                      start_new_session=True, close_fds=True)
@@ -366,6 +366,54 @@ def part_b(tmp):
             check("second-stopped", p2.proc.returncode is not None, "")
 
 
+def part_c(tmp):
+    """Flags, and a --config-file boot (no API call) watched until the kernel prints."""
+    r = subprocess.run([IGNITION, "--seccomp-filter", "f"], capture_output=True, text=True)
+    check("flag-unsupported", r.returncode == 2 and "--seccomp-filter" in r.stderr,
+          f"{r.returncode} {r.stderr!r}")
+    r = subprocess.run([IGNITION, "--no-api"], capture_output=True, text=True)
+    check("no-api-needs-config", r.returncode == 2 and "--config-file" in r.stderr,
+          f"{r.returncode} {r.stderr!r}")
+    fc = os.path.join(tmp, "firecracker")
+    os.symlink(os.path.abspath(IGNITION), fc)
+    r = subprocess.run([fc, "--help"], capture_output=True, text=True)
+    check("argv0-firecracker", r.returncode == 0 and "--api-sock" in r.stdout,
+          f"{r.returncode} {r.stdout[:200]!r}")
+    bad = os.path.join(tmp, "bad.json")
+    with open(bad, "w") as f:
+        json.dump({"boot-source": {"kernel_image_path": "/k"}, "drivez": []}, f)
+    r = subprocess.run([IGNITION, "--no-api", "--config-file", bad], capture_output=True,
+                       text=True)
+    check("config-file-unknown-section", r.returncode == 1 and "drivez" in r.stderr,
+          f"{r.returncode} {r.stderr!r}")
+    kernel = os.path.join(GUEST_DIR, "vmlinux-min")
+    if not os.path.exists(kernel):
+        result("SKIP", "config-file-boot", f"no guest in {GUEST_DIR}")
+        return
+    with open(os.path.join(GUEST_DIR, "cmdline-min")) as f:
+        args = f.read().strip().replace(" quiet", "")
+    cfg = {"boot-source": {"kernel_image_path": kernel, "boot_args": args},
+           "machine-config": {"vcpu_count": 1, "mem_size_mib": 128}}
+    path = os.path.join(tmp, "vm.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    sock = os.path.join(tmp, "c.sock")
+    p = Proc(tmp, "config", sock, ["--config-file", path])
+    try:
+        st, js, _ = curl(sock, "GET", "/")
+        check("config-file-running", st == 200 and js.get("state") == "Running", f"{st} {js}")
+        st, js, _ = curl(sock, "GET", "/vm/config")
+        check("config-file-vm-config", st == 200 and js.get("boot-source") == cfg["boot-source"],
+              f"{st} {js}")
+        try:
+            p.expect(rb"Linux version", 60)
+            check("config-file-boot", True)
+        except TimeoutError as e:
+            check("config-file-boot", False, str(e))
+    finally:
+        p.stop()
+
+
 def main():
     if not shutil.which("curl"):
         result("SKIP", "curl", "curl is not installed")
@@ -373,6 +421,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ign-api-")
     try:
         part_a(tmp)
+        part_c(tmp)
         if os.environ.get("IGN_API_BOOT", "1") != "0":
             try:
                 part_b(tmp)
