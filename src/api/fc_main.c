@@ -584,6 +584,17 @@ static void on_stopping(void *ctx)
 	server = NULL;
 }
 
+/* Before the VM exists a stop signal ends the process at once, but not leaving the API socket
+ * behind (vm_catch_stop_signals takes these signals over once a machine is built). */
+static char sock_path[108];
+
+static void early_stop(int sig)
+{
+	if (sock_path[0])
+		unlink(sock_path);
+	_exit(128 + sig);
+}
+
 static __attribute__((noreturn, format(printf, 2, 3))) void fail(int status, const char *fmt, ...)
 {
 	va_list ap;
@@ -717,6 +728,14 @@ int fc_main(int argc, char **argv)
 	}
 	if (!no_api && api_server_start(sock, &api, &server, err, sizeof(err)))
 		fail(1, "%s", err);
+	if (!no_api && !config && strlen(sock) < sizeof(sock_path)) {
+		struct sigaction sa = { .sa_handler = early_stop };
+
+		memcpy(sock_path, sock, strlen(sock) + 1);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+	}
 	for (; !config;) {
 		enum req_kind k = wait_request();
 
