@@ -408,6 +408,14 @@ def part_c(tmp):
         try:
             p.expect(rb"Linux version", 60)
             check("config-file-boot", True)
+            # Every thread, the API server's included, runs under its seccomp filter.
+            modes = []
+            for t in os.listdir(f"/proc/{p.proc.pid}/task"):
+                with open(f"/proc/{p.proc.pid}/task/{t}/status") as f:
+                    modes += [l.split()[1] for l in f if l.startswith("Seccomp:")]
+            st, js, _ = curl(sock, "GET", "/")
+            check("all-threads-filtered", modes and set(modes) == {"2"} and st == 200,
+                  f"seccomp modes {modes}, then GET / -> {st}")
         except TimeoutError as e:
             check("config-file-boot", False, str(e))
     finally:
