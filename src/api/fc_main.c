@@ -256,9 +256,16 @@ static int on_loop(void *arg)
 				int tag;
 				const char *name;
 			} names[] = {
+				{ VIRTIO_BALLOON_S_SWAP_IN, "swap_in" },
+				{ VIRTIO_BALLOON_S_SWAP_OUT, "swap_out" },
+				{ VIRTIO_BALLOON_S_MAJFLT, "major_faults" },
+				{ VIRTIO_BALLOON_S_MINFLT, "minor_faults" },
 				{ VIRTIO_BALLOON_S_MEMFREE, "free_memory" },
 				{ VIRTIO_BALLOON_S_MEMTOT, "total_memory" },
 				{ VIRTIO_BALLOON_S_AVAIL, "available_memory" },
+				{ VIRTIO_BALLOON_S_CACHES, "disk_caches" },
+				{ VIRTIO_BALLOON_S_HTLB_PGALLOC, "hugetlb_allocations" },
+				{ VIRTIO_BALLOON_S_HTLB_PGFAIL, "hugetlb_failures" },
 			};
 
 			for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -624,6 +631,8 @@ static int load_config_file(const char *path, char *err, size_t n)
 	    (ret = fc_logger_open(api.model.log_path, api.model.log_level, err, n)))
 		return ret;
 	if (api.model.has_metrics && (ret = metrics_open(api.model.metrics_path, err, n)))
+		return ret;
+	if (api.model.has_mmds && (ret = api_mmds_config(&api, &api.model, err, n)))
 		return ret;
 	return 0;
 }

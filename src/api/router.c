@@ -2,6 +2,7 @@
 #include "api/router.h"
 
 #include "api/mmds.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -437,10 +438,27 @@ static void do_mmds(struct api *a, const char *method, const char *body, size_t 
 	done(r, ret);
 }
 
+int api_mmds_config(struct api *a, const struct fc_model *m, char *err, size_t n)
+{
+	struct mmds_config c = { 0 };
+
+	if (!a->mmds)
+		return err_set(-ENOSYS, err, n, "MMDS is not available in this build of ignition.");
+	c.version = m->mmds_version;
+	c.ipv4 = m->mmds_ipv4;
+	/* Interface ids to eth indexes: the model's order is the machine's (eth0, eth1...). */
+	for (int i = 0; i < m->nr_mmds_ifaces; i++) {
+		int idx = fc_model_net_index(m, m->mmds_ifaces[i]);
+
+		if (idx >= 0)
+			c.ifaces |= 1u << idx;
+	}
+	return mmds_set_config(a->mmds, &c, err, n);
+}
+
 static void do_mmds_config(struct api *a, json_t *j, struct reply *r)
 {
 	static struct fc_model t;
-	struct mmds_config c = { 0 };
 	int ret;
 
 	if (a->state != API_NOT_STARTED)
@@ -449,13 +467,7 @@ static void do_mmds_config(struct api *a, json_t *j, struct reply *r)
 	ret = fc_model_mmds_config(&t, j, r->err, sizeof(r->err));
 	if (ret)
 		return done(r, ret);
-	if (!a->mmds)
-		return fault(r, "MMDS is not available in this build of ignition.");
-	c.version = t.mmds_version;
-	c.ipv4 = t.mmds_ipv4;
-	for (int i = 0; i < t.nr_mmds_ifaces; i++)
-		c.ifaces |= 1u << fc_model_net_index(&t, t.mmds_ifaces[i]);
-	ret = mmds_set_config(a->mmds, &c, r->err, sizeof(r->err));
+	ret = api_mmds_config(a, &t, r->err, sizeof(r->err));
 	if (!ret)
 		a->model = t;
 	done(r, ret);

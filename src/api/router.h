@@ -86,6 +86,11 @@ void api_init(struct api *a, const char *id, const struct api_ops *ops, struct m
 void api_handle(struct api *a, const char *method, const char *path, const char *body, size_t len,
 		unsigned *status, char **out, const char **route);
 
+/* Hand the model's mmds-config to the MMDS store (PUT /mmds/config, --config-file): iface
+ * ids become a mask of eth indexes.  0 or -errno with a reason. */
+int api_mmds_config(struct api *a, const struct fc_model *m, char *err, size_t n)
+	__attribute__((warn_unused_result));
+
 /* The state's name in GET / ("Not started", "Running", "Paused"). */
 const char *api_state_name(enum api_state s);
 
