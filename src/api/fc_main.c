@@ -719,10 +719,11 @@ int fc_main(int argc, char **argv)
 		fail(2, "--id must not be empty");
 	/* A client that hangs up must not kill the VMM with SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
-	if ((log_path || level) && fc_logger_open(log_path, level, err, sizeof(err)))
-		fail(1, "%s", err);
 	if (metrics_path && metrics_open(metrics_path, err, sizeof(err)))
 		fail(1, "--metrics-path: %s", err);
+	/* Last: from here on the log (and so any later error line) goes to --log-path. */
+	if ((log_path || level) && fc_logger_open(log_path, level, err, sizeof(err)))
+		fail(1, "%s", err);
 	/* Seed jansson's hash before any filtered thread could need it (control.h says why). */
 	json_object_seed(0);
 	if (mmds_create(&mmds))
