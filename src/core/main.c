@@ -435,6 +435,89 @@ static void enter_jail(const struct cli_opts *o)
 		die(1, "%s", err);
 }
 
+static int cmd_run(int argc, char **argv)
+{
+	static struct cli_opts o;
+	static struct machine m;
+	struct machine_env env = { .console_fd = STDOUT_FILENO, .mem_fd = -1 };
+	struct vm *vmp = &m.vm;
+	char err[512];
+	const char *why = NULL;
+	int ret;
+
+	if (cli_parse(argc, argv, &o, err, sizeof(err)))
+		die(2, "%s", err);
+	if (o.help) {
+		fputs(cli_usage, stdout);
+		return 0;
+	}
+	if (o.no_seccomp)
+		fputs("ignition: warning: --no-seccomp: the VMM runs without system call filters\n",
+		      stderr);
+	if (o.new_ns & CLI_NS_PID) {
+		pid_t child;
+
+		/* Before anything is opened: the child, PID 1 of the new namespace, does it all. */
+		ret = jail_pid_ns_fork(&child);
+		if (ret)
+			die(1, "--new-ns pid: %s", strerror(-ret));
+		if (child)
+			return jail_wait_child(child);
+	}
+	env.chroot_dir = o.chroot_dir;
+	env.track_dirty = o.track_dirty;
+	if (o.restore_dir) {
+		struct snapshot_overrides ov = { .nr_nets = o.m.nr_nets,
+						 .nets = o.m.nets,
+						 .checkpoint = &ckpt };
+		uint64_t t0 = log_uptime_ms();
+
+		for (int i = 0; i < o.m.nr_disks; i++) {
+			check_readable("disk", o.m.disks[i].path, true);
+			ov.disks[i] = o.m.disks[i].path;
+		}
+		if (o.m.vsock_path[0]) {
+			ov.vsock_path = o.m.vsock_path;
+			ov.vsock_cid = o.m.vsock_cid;
+		}
+		if (snapshot_restore(&m, o.restore_dir, &ov, &env, err, sizeof(err)))
+			die(1, "%s", err);
+		log_info("restored %s in %llu ms", o.restore_dir,
+			 (unsigned long long)(log_uptime_ms() - t0));
+	} else {
+		plan_boot(&o);
+		check_readable("kernel", o.m.kernel, false);
+		ret = boot_probe_kernel(o.m.kernel, &why);
+		if (ret)
+			die(1, "kernel '%s': %s", o.m.kernel, why ? why : strerror(-ret));
+		if (o.m.initrd[0])
+			check_readable("initrd", o.m.initrd, false);
+		for (int i = 0; i < o.m.nr_disks; i++)
+			check_readable("disk", o.m.disks[i].path, !o.m.disks[i].read_only);
+		/* Debug mode of the fuzz device (docs/fuzzing.md): inputs from files, no fuzzer. */
+		o.m.fuzz = getenv("IGNITION_FUZZ_DEBUG") != NULL;
+		if (machine_create(&m, &o.m, &env, err, sizeof(err)))
+			die(1, "%s", err);
+		if (m.fuzz && (ret = fuzzdev_debug_attach(m.fuzz, getenv("IGNITION_FUZZ_DEBUG"),
+							  &vmp->power)))
+			die(1, "IGNITION_FUZZ_DEBUG: %s", strerror(-ret));
+	}
+	/* Before the console: it then leaves these signals to the VM. */
+	ret = vm_catch_stop_signals(vmp, console_restore);
+	if (ret)
+		die(1, "cannot set up the stop signals: %s", strerror(-ret));
+	if (!o.restore_dir && machine_boot(&m, err, sizeof(err)))
+		die(1, "%s", err);
+	struct run_opts ro = { .restored = o.restore_dir != NULL,
+			       .track_dirty = o.track_dirty,
+			       .no_seccomp = o.no_seccomp,
+			       .control_path = o.control_path,
+			       .snapshot_dir = o.snapshot_dir,
+			       .jail = &o };
+
+	return run_machine(&m, &ro);
+}
+
 int run_machine(struct machine *mp, const struct run_opts *ro)
 {
 	struct control *control = NULL;
@@ -548,89 +631,6 @@ int run_machine(struct machine *mp, const struct run_opts *ro)
 struct checkpoint *run_checkpoint(void)
 {
 	return &ckpt;
-}
-
-static int cmd_run(int argc, char **argv)
-{
-	static struct cli_opts o;
-	static struct machine m;
-	struct machine_env env = { .console_fd = STDOUT_FILENO, .mem_fd = -1 };
-	struct vm *vmp = &m.vm;
-	char err[512];
-	const char *why = NULL;
-	int ret;
-
-	if (cli_parse(argc, argv, &o, err, sizeof(err)))
-		die(2, "%s", err);
-	if (o.help) {
-		fputs(cli_usage, stdout);
-		return 0;
-	}
-	if (o.no_seccomp)
-		fputs("ignition: warning: --no-seccomp: the VMM runs without system call filters\n",
-		      stderr);
-	if (o.new_ns & CLI_NS_PID) {
-		pid_t child;
-
-		/* Before anything is opened: the child, PID 1 of the new namespace, does it all. */
-		ret = jail_pid_ns_fork(&child);
-		if (ret)
-			die(1, "--new-ns pid: %s", strerror(-ret));
-		if (child)
-			return jail_wait_child(child);
-	}
-	env.chroot_dir = o.chroot_dir;
-	env.track_dirty = o.track_dirty;
-	if (o.restore_dir) {
-		struct snapshot_overrides ov = { .nr_nets = o.m.nr_nets,
-						 .nets = o.m.nets,
-						 .checkpoint = &ckpt };
-		uint64_t t0 = log_uptime_ms();
-
-		for (int i = 0; i < o.m.nr_disks; i++) {
-			check_readable("disk", o.m.disks[i].path, true);
-			ov.disks[i] = o.m.disks[i].path;
-		}
-		if (o.m.vsock_path[0]) {
-			ov.vsock_path = o.m.vsock_path;
-			ov.vsock_cid = o.m.vsock_cid;
-		}
-		if (snapshot_restore(&m, o.restore_dir, &ov, &env, err, sizeof(err)))
-			die(1, "%s", err);
-		log_info("restored %s in %llu ms", o.restore_dir,
-			 (unsigned long long)(log_uptime_ms() - t0));
-	} else {
-		plan_boot(&o);
-		check_readable("kernel", o.m.kernel, false);
-		ret = boot_probe_kernel(o.m.kernel, &why);
-		if (ret)
-			die(1, "kernel '%s': %s", o.m.kernel, why ? why : strerror(-ret));
-		if (o.m.initrd[0])
-			check_readable("initrd", o.m.initrd, false);
-		for (int i = 0; i < o.m.nr_disks; i++)
-			check_readable("disk", o.m.disks[i].path, !o.m.disks[i].read_only);
-		/* Debug mode of the fuzz device (docs/fuzzing.md): inputs from files, no fuzzer. */
-		o.m.fuzz = getenv("IGNITION_FUZZ_DEBUG") != NULL;
-		if (machine_create(&m, &o.m, &env, err, sizeof(err)))
-			die(1, "%s", err);
-		if (m.fuzz && (ret = fuzzdev_debug_attach(m.fuzz, getenv("IGNITION_FUZZ_DEBUG"),
-							  &vmp->power)))
-			die(1, "IGNITION_FUZZ_DEBUG: %s", strerror(-ret));
-	}
-	/* Before the console: it then leaves these signals to the VM. */
-	ret = vm_catch_stop_signals(vmp, console_restore);
-	if (ret)
-		die(1, "cannot set up the stop signals: %s", strerror(-ret));
-	if (!o.restore_dir && machine_boot(&m, err, sizeof(err)))
-		die(1, "%s", err);
-	struct run_opts ro = { .restored = o.restore_dir != NULL,
-			       .track_dirty = o.track_dirty,
-			       .no_seccomp = o.no_seccomp,
-			       .control_path = o.control_path,
-			       .snapshot_dir = o.snapshot_dir,
-			       .jail = &o };
-
-	return run_machine(&m, &ro);
 }
 
 int main(int argc, char **argv)
