@@ -63,9 +63,14 @@ TEST_FAKE_SRCS := $(sort $(filter-out $(TEST_SRCS),$(wildcard tests/unit/*.c)))
 TEST_FAKE_OBJS := $(TEST_FAKE_SRCS:%.c=$(BUILD)/%.o)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all unit unit-bins asan test guest guest-fuzz guest-tests bench fuzz fuzz-smoke format format-check \
+.PHONY: all install unit unit-bins asan test guest guest-fuzz guest-tests bench fuzz fuzz-smoke format format-check \
 	clean
-all: $(BUILD)/ignition
+all: $(BUILD)/ignition $(BUILD)/firecracker
+
+# Firecracker mode (src/api/fc_main.c): argv[0] "firecracker" selects it, so a tool that execs
+# `firecracker` gets ignition.  `make install FIRECRACKER=1` puts both names on the PATH.
+$(BUILD)/firecracker: $(BUILD)/ignition
+	ln -sf ignition $@
 
 $(BUILD)/ignition: $(MAIN_OBJ) $(BUILD)/libignition.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)

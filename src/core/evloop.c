@@ -3,19 +3,26 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #define STOP_TAG UINT64_MAX
+#define CALL_TAG (UINT64_MAX - 1)
 
 int evloop_init(struct evloop *ev)
 {
 	struct epoll_event e = { .events = EPOLLIN, .data.u64 = STOP_TAG };
 
+	struct epoll_event c = { .events = EPOLLIN, .data.u64 = CALL_TAG };
+
 	memset(ev, 0, sizeof(*ev));
-	ev->stop_fd = -1;
+	ev->stop_fd = ev->call_fd = -1;
+	pthread_mutex_init(&ev->call_lock, NULL);
+	pthread_mutex_init(&ev->call_mu, NULL);
+	pthread_cond_init(&ev->call_cond, NULL);
 	for (int i = 0; i < EVLOOP_MAX_HANDLERS; i++)
 		ev->handlers[i].fd = -1;
 	ev->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -31,7 +38,88 @@ int evloop_init(struct evloop *ev)
 		ev->epfd = ev->stop_fd = -1;
 		return ret;
 	}
+	ev->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ev->call_fd < 0 || epoll_ctl(ev->epfd, EPOLL_CTL_ADD, ev->call_fd, &c) < 0) {
+		int ret = -errno;
+
+		if (ev->call_fd >= 0)
+			close(ev->call_fd);
+		close(ev->stop_fd);
+		close(ev->epfd);
+		ev->epfd = ev->stop_fd = ev->call_fd = -1;
+		return ret;
+	}
 	return 0;
+}
+
+/* Loop thread: run the pending call, if any, and wake its caller. */
+static void run_call(struct evloop *ev)
+{
+	uint64_t n;
+
+	if (read(ev->call_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("evloop: call eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&ev->call_mu);
+	if (ev->call_fn && !ev->call_done) {
+		int (*fn)(void *) = ev->call_fn;
+		void *arg = ev->call_arg;
+
+		/* Unlocked while fn runs: the caller only waits for call_done. */
+		pthread_mutex_unlock(&ev->call_mu);
+		int ret = fn(arg);
+		pthread_mutex_lock(&ev->call_mu);
+		ev->call_ret = ret;
+		ev->call_done = true;
+		pthread_cond_broadcast(&ev->call_cond);
+	}
+	pthread_mutex_unlock(&ev->call_mu);
+}
+
+/* The loop returned: fail the pending call and every later one. */
+static void close_calls(struct evloop *ev)
+{
+	pthread_mutex_lock(&ev->call_mu);
+	ev->call_closed = true;
+	if (ev->call_fn && !ev->call_done) {
+		ev->call_ret = -ESHUTDOWN;
+		ev->call_done = true;
+	}
+	pthread_cond_broadcast(&ev->call_cond);
+	pthread_mutex_unlock(&ev->call_mu);
+}
+
+int evloop_call(struct evloop *ev, int (*fn)(void *arg), void *arg)
+{
+	uint64_t one = 1;
+	int ret;
+
+	pthread_mutex_lock(&ev->call_lock);
+	pthread_mutex_lock(&ev->call_mu);
+	if (ev->call_closed || __atomic_load_n(&ev->stopping, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_unlock(&ev->call_mu);
+		pthread_mutex_unlock(&ev->call_lock);
+		return -ESHUTDOWN;
+	}
+	ev->call_fn = fn;
+	ev->call_arg = arg;
+	ev->call_done = false;
+	pthread_mutex_unlock(&ev->call_mu);
+	if (write(ev->call_fd, &one, sizeof(one)) < 0) {
+		ret = -errno;
+		pthread_mutex_lock(&ev->call_mu);
+		ev->call_fn = NULL;
+		pthread_mutex_unlock(&ev->call_mu);
+		pthread_mutex_unlock(&ev->call_lock);
+		return ret;
+	}
+	pthread_mutex_lock(&ev->call_mu);
+	while (!ev->call_done)
+		pthread_cond_wait(&ev->call_cond, &ev->call_mu);
+	ret = ev->call_ret;
+	ev->call_fn = NULL;
+	pthread_mutex_unlock(&ev->call_mu);
+	pthread_mutex_unlock(&ev->call_lock);
+	return ret;
 }
 
 int evloop_add(struct evloop *ev, int fd, uint32_t events, void (*cb)(void *opaque, uint32_t ev),
@@ -68,7 +156,17 @@ void evloop_del(struct evloop *ev, int fd)
 	}
 }
 
+static int loop(struct evloop *ev);
+
 int evloop_run(struct evloop *ev)
+{
+	int ret = loop(ev);
+
+	close_calls(ev);
+	return ret;
+}
+
+static int loop(struct evloop *ev)
 {
 	struct epoll_event events[32];
 
@@ -86,6 +184,10 @@ int evloop_run(struct evloop *ev)
 
 			if (events[i].data.u64 == STOP_TAG)
 				return 0;
+			if (events[i].data.u64 == CALL_TAG) {
+				run_call(ev);
+				continue;
+			}
 			h = &ev->handlers[events[i].data.u64];
 			/* A handler removed earlier in this batch must not run. */
 			if (__atomic_load_n(&h->fd, __ATOMIC_ACQUIRE) < 0)
@@ -112,5 +214,7 @@ void evloop_destroy(struct evloop *ev)
 		close(ev->epfd);
 	if (ev->stop_fd >= 0)
 		close(ev->stop_fd);
-	ev->epfd = ev->stop_fd = -1;
+	if (ev->call_fd >= 0)
+		close(ev->call_fd);
+	ev->epfd = ev->stop_fd = ev->call_fd = -1;
 }

@@ -3,6 +3,7 @@
 #ifndef IGNITION_CORE_EVLOOP_H
 #define IGNITION_CORE_EVLOOP_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -19,6 +20,16 @@ struct evloop {
 	int stop_fd; /* eventfd that wakes the loop to stop */
 	bool stopping;
 	struct evloop_handler handlers[EVLOOP_MAX_HANDLERS];
+	/* evloop_call(): one call at a time, handed over through call_fd. */
+	int call_fd;
+	pthread_mutex_t call_lock; /* serialises callers */
+	pthread_mutex_t call_mu;   /* guards the fields below */
+	pthread_cond_t call_cond;
+	int (*call_fn)(void *arg);
+	void *call_arg;
+	int call_ret;
+	bool call_done;
+	bool call_closed; /* the loop returned: new calls fail with -ESHUTDOWN */
 };
 
 /* Create the epoll instance. */
@@ -32,6 +43,10 @@ void evloop_del(struct evloop *ev, int fd);
 int evloop_run(struct evloop *ev);
 /* Ask the loop to return (any thread, async-signal-safe). */
 void evloop_stop(struct evloop *ev);
+/* Run fn(arg) on the loop's thread and wait for it (any other thread, e.g. the REST API's):
+ * what fn returns, or -ESHUTDOWN when the loop stopped (or stops) before running it. */
+int evloop_call(struct evloop *ev, int (*fn)(void *arg), void *arg)
+	__attribute__((warn_unused_result));
 /* Close the epoll instance. */
 void evloop_destroy(struct evloop *ev);
 

@@ -7,6 +7,8 @@
 #include "core/jail.h"
 #include "core/machine.h"
 #include "core/metrics.h"
+#include "core/run.h"
+#include "api/fc_main.h"
 #include "devices/boot_timer.h"
 #include "fuzz/fuzz_main.h"
 #include "devices/fuzz.h"
@@ -438,11 +440,8 @@ static int cmd_run(int argc, char **argv)
 {
 	static struct cli_opts o;
 	static struct machine m;
-	struct control *control = NULL;
 	struct machine_env env = { .console_fd = STDOUT_FILENO, .mem_fd = -1 };
-	struct console_port port;
 	struct vm *vmp = &m.vm;
-	enum vm_stop_reason reason;
 	char err[512];
 	const char *why = NULL;
 	int ret;
@@ -517,18 +516,37 @@ static int cmd_run(int argc, char **argv)
 		die(1, "cannot set up the stop signals: %s", strerror(-ret));
 	if (!o.restore_dir && machine_boot(&m, err, sizeof(err)))
 		die(1, "%s", err);
-	machine_console_port(&m, &port);
+	struct run_opts ro = { .restored = o.restore_dir != NULL,
+			       .track_dirty = o.track_dirty,
+			       .no_seccomp = o.no_seccomp,
+			       .control_path = o.control_path,
+			       .snapshot_dir = o.snapshot_dir,
+			       .jail = &o };
+
+	return run_machine(&m, &ro);
+}
+
+int run_machine(struct machine *mp, const struct run_opts *ro)
+{
+	struct control *control = NULL;
+	struct console_port port;
+	struct vm *vmp = &mp->vm;
+	enum vm_stop_reason reason;
+	char err[512];
+	int ret;
+
+	machine_console_port(mp, &port);
 	ret = console_init(&vmp->ev, &port, &vmp->power);
 	if (ret)
 		die(1, "cannot set up the console: %s", strerror(-ret));
-	if (m.nets[0] && (ret = console_register_key(console_stdin(), 'n',
-						     "toggle the first network device's link",
-						     toggle_link, m.nets[0])))
+	if (mp->nets[0] && (ret = console_register_key(console_stdin(), 'n',
+						       "toggle the first network device's link",
+						       toggle_link, mp->nets[0])))
 		die(1, "cannot register the network console key: %s", strerror(-ret));
-	if (m.balloon && (ret = balloon_ui_init(&vmp->ev, m.balloon)))
+	if (mp->balloon && (ret = balloon_ui_init(&vmp->ev, mp->balloon)))
 		die(1, "cannot register the balloon's console key: %s", strerror(-ret));
-	key_machine = &m;
-	key_snapshot_dir = o.snapshot_dir;
+	key_machine = mp;
+	key_snapshot_dir = ro->snapshot_dir;
 	started_ms = log_uptime_ms();
 	snapshot_request_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ret = snapshot_request_fd < 0 ? -errno
@@ -536,10 +554,10 @@ static int cmd_run(int argc, char **argv)
 						   snapshot_request_cb, NULL);
 	if (ret)
 		die(1, "cannot set up guest snapshot requests: %s", strerror(-ret));
-	boot_timer_on_snapshot_request(m.boot_timer, snapshot_requested, NULL);
-	if (o.metrics_path && (ret = metrics_start_timer(&vmp->ev, 0)))
+	boot_timer_on_snapshot_request(mp->boot_timer, snapshot_requested, NULL);
+	if (metrics_is_open() && (ret = metrics_start_timer(&vmp->ev, 0)))
 		die(1, "cannot start the metrics timer: %s", strerror(-ret));
-	if (o.control_path) {
+	if (ro->control_path) {
 		static const struct control_ops ops = { .pause = ctl_pause,
 							.resume = ctl_resume,
 							.snapshot = ctl_snapshot,
@@ -547,9 +565,9 @@ static int cmd_run(int argc, char **argv)
 							.checkpoint = ctl_checkpoint,
 							.reset = ctl_reset };
 
-		ret = control_create(&vmp->ev, o.control_path, &ops, &control);
+		ret = control_create(&vmp->ev, ro->control_path, &ops, &control);
 		if (ret)
-			die(1, "--control '%s': %s", o.control_path,
+			die(1, "--control '%s': %s", ro->control_path,
 			    ret == -EADDRINUSE ? "another process is listening there"
 					       : strerror(-ret));
 	}
@@ -558,22 +576,23 @@ static int cmd_run(int argc, char **argv)
 	    (ret = console_register_key(console_stdin(), 'p', "pause or resume the vCPUs",
 					pause_key, NULL)))
 		die(1, "cannot register the snapshot console keys: %s", strerror(-ret));
-	if (o.track_dirty &&
+	if (ro->track_dirty &&
 	    ((ret = console_register_key(console_stdin(), 'c', "mark an in-place checkpoint",
 					 checkpoint_key, NULL)) ||
 	     (ret = console_register_key(console_stdin(), 'r', "roll the VM back to the checkpoint",
 					 reset_key, NULL))))
 		die(1, "cannot register the reset console keys: %s", strerror(-ret));
 	/* After a restore, the restored snapshot is the checkpoint (its memory is mapped). */
-	if (o.track_dirty && o.restore_dir && do_checkpoint(err, sizeof(err)))
+	if (ro->track_dirty && ro->restored && do_checkpoint(err, sizeof(err)))
 		die(1, "cannot make the restored snapshot the checkpoint: %s", err);
 
-	enter_jail(&o);
-	if (!o.no_seccomp) {
+	if (ro->jail)
+		enter_jail(ro->jail);
+	if (!ro->no_seccomp) {
 		struct seccomp_config sc = { .on_fatal = console_restore };
 
-		for (int i = 0; i < o.m.nr_nets; i++)
-			sc.slirp |= o.m.nets[i].kind == MACHINE_NET_USER;
+		for (int i = 0; i < mp->cfg.nr_nets; i++)
+			sc.slirp |= mp->cfg.nets[i].kind == MACHINE_NET_USER;
 		ret = seccomp_filters_build(&sc);
 		if (ret)
 			die(1, "cannot build the seccomp filters: %s", strerror(-ret));
@@ -582,6 +601,8 @@ static int cmd_run(int argc, char **argv)
 			 seccomp_allowlist_size(SECCOMP_THREAD_EVLOOP),
 			 seccomp_allowlist_size(SECCOMP_THREAD_MAIN));
 	}
+	if (ro->ready)
+		ro->ready(ro->ctx);
 	reason = vm_run(vmp);
 	console_restore();
 	switch (reason) {
@@ -600,13 +621,15 @@ static int cmd_run(int argc, char **argv)
 	default:
 		break;
 	}
+	if (ro->stopping)
+		ro->stopping(ro->ctx);
 	metrics_close(); /* the last line, while the event loop still exists */
 	if (control)
 		control_destroy(control);
-	if (m.balloon)
-		evloop_del(&vmp->ev, virtio_balloon_event_fd(m.balloon));
+	if (mp->balloon)
+		evloop_del(&vmp->ev, virtio_balloon_event_fd(mp->balloon));
 	checkpoint_free(&ckpt);
-	machine_destroy(&m);
+	machine_destroy(mp);
 	seccomp_filters_free();
 	if (reason == VM_STOP_ERROR) {
 		fputs("ignition: the VM stopped on an error (see above)\n", stderr);
@@ -615,9 +638,20 @@ static int cmd_run(int argc, char **argv)
 	return 0;
 }
 
+/* The checkpoint a restore with dirty tracking starts from (snapshot_overrides.checkpoint). */
+struct checkpoint *run_checkpoint(void)
+{
+	return &ckpt;
+}
+
 int main(int argc, char **argv)
 {
 	log_set_level(LOG_WARN);
+	/* Firecracker's command line: installed as `firecracker`, or its flags (docs/api.md). */
+	if (!strcmp(basename(argv[0]), "firecracker") ||
+	    (argc >= 2 && !strncmp(argv[1], "--", 2) && strcmp(argv[1], "--help") &&
+	     strcmp(argv[1], "--version")))
+		return fc_main(argc, argv);
 	if (argc < 2) {
 		fputs(top_usage, stderr);
 		return 2;

@@ -440,6 +440,11 @@ static void timer_cb(void *opaque, uint32_t events)
 	(void)metrics_flush(); /* -ENOENT before a path is open; failures are counted */
 }
 
+bool metrics_is_open(void)
+{
+	return __atomic_load_n(&out_fd, __ATOMIC_RELAXED) >= 0;
+}
+
 int metrics_start_timer(struct evloop *ev, unsigned period_ms)
 {
 	struct itimerspec its;

@@ -8,6 +8,7 @@
 #ifndef IGNITION_CORE_METRICS_H
 #define IGNITION_CORE_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,8 @@ int metrics_open(const char *path, char *err, size_t n) __attribute__((warn_unus
 /* Write one JSON object (one line) with every counter now; counters that are deltas
  * ("since the last flush") are reset.  -ENOENT when no path is open, else 0 or -errno. */
 int metrics_flush(void);
+/* True once metrics_open() succeeded (and until metrics_close()). */
+bool metrics_is_open(void);
 /* Final flush and close (at exit).  No-op when nothing is open. */
 void metrics_close(void);
 /* The API server counts each request: `route` is the path template ("/drives/{drive_id}"),

@@ -41,7 +41,8 @@
 #define VCPU   (1u << SECCOMP_THREAD_VCPU)
 #define EVLOOP (1u << SECCOMP_THREAD_EVLOOP)
 #define MAIN   (1u << SECCOMP_THREAD_MAIN)
-#define ALL    (VCPU | EVLOOP | MAIN)
+#define API    (1u << SECCOMP_THREAD_API)
+#define ALL    (VCPU | EVLOOP | MAIN | API)
 
 /* System calls allowed without argument checks, and which thread kinds may make them. */
 static const struct {
@@ -76,17 +77,17 @@ static const struct {
 	/* Device work.  Queues run on the event loop, but a register write on a vCPU thread
 	 * can activate or reset a device (arm timers, pause back ends, close connections) and
 	 * raise interrupts (eventfd writes), so both kinds get these. */
-	{ SCMP_SYS(epoll_ctl), VCPU | EVLOOP | MAIN },
+	{ SCMP_SYS(epoll_ctl), VCPU | EVLOOP | MAIN | API },
 	{ SCMP_SYS(timerfd_settime), VCPU | EVLOOP },
 	{ SCMP_SYS(timerfd_gettime), VCPU | EVLOOP },
-	{ SCMP_SYS(shutdown), VCPU | EVLOOP | MAIN },
+	{ SCMP_SYS(shutdown), VCPU | EVLOOP | MAIN | API },
 	{ SCMP_SYS(writev), VCPU | EVLOOP },
-	{ SCMP_SYS(fcntl), VCPU | EVLOOP },
+	{ SCMP_SYS(fcntl), VCPU | EVLOOP | API },
 	/* The event loop: epoll, disk I/O (virtio-blk: vectored reads/writes, FLUSH =
 	 * fdatasync, DISCARD/WRITE_ZEROES = fallocate, io_uring), virtio-rng (getrandom),
 	 * slirp's poll rounds and host sockets, TAP, vsock's Unix sockets. */
-	{ SCMP_SYS(epoll_wait), EVLOOP },
-	{ SCMP_SYS(epoll_pwait), EVLOOP },
+	{ SCMP_SYS(epoll_wait), EVLOOP | API },
+	{ SCMP_SYS(epoll_pwait), EVLOOP | API },
 	{ SCMP_SYS(readv), EVLOOP },
 	{ SCMP_SYS(pread64), EVLOOP },
 	{ SCMP_SYS(pwrite64), EVLOOP },
@@ -107,16 +108,19 @@ static const struct {
 	{ SCMP_SYS(poll), ALL },
 	{ SCMP_SYS(ppoll), ALL },
 	{ SCMP_SYS(connect), EVLOOP },
-	{ SCMP_SYS(accept4), EVLOOP },
+	/* The REST API (API): libmicrohttpd accepts clients on the listening socket it was
+	 * handed, reads requests and sends answers; it opens no file and no new socket. */
+	{ SCMP_SYS(accept4), EVLOOP | API },
+	{ SCMP_SYS(accept), API },
 	{ SCMP_SYS(bind), EVLOOP },
 	{ SCMP_SYS(listen), EVLOOP },
-	{ SCMP_SYS(sendto), EVLOOP },
-	{ SCMP_SYS(recvfrom), EVLOOP },
-	{ SCMP_SYS(sendmsg), EVLOOP },
+	{ SCMP_SYS(sendto), EVLOOP | API },
+	{ SCMP_SYS(recvfrom), EVLOOP | API },
+	{ SCMP_SYS(sendmsg), EVLOOP | API },
 	{ SCMP_SYS(recvmsg), EVLOOP },
-	{ SCMP_SYS(getsockopt), EVLOOP },
-	{ SCMP_SYS(setsockopt), EVLOOP },
-	{ SCMP_SYS(getsockname), EVLOOP },
+	{ SCMP_SYS(getsockopt), EVLOOP | API },
+	{ SCMP_SYS(setsockopt), EVLOOP | API },
+	{ SCMP_SYS(getsockname), EVLOOP | API },
 	{ SCMP_SYS(getpeername), EVLOOP },
 	/* Snapshots (Ctrl-A s, the control socket) are written from the event loop: a temporary
 	 * directory, the state, memory and manifest files, disk copies (reflink or
@@ -143,6 +147,10 @@ static const struct {
 	/* The main thread, after the stop: joins, flushes every writable disk (fsync above),
 	 * removes the vsock socket, frees everything. */
 	{ SCMP_SYS(unlink), MAIN },
+	/* The REST API: PUT /snapshot/create's mem_file_path, a hard link to the memory file of
+	 * the snapshot the event loop just wrote. */
+	{ SCMP_SYS(link), API },
+	{ SCMP_SYS(linkat), API },
 };
 
 /* ioctl requests, compared on the low 32 bits (the request argument is an int in some
@@ -206,7 +214,7 @@ static const struct {
 	{ KVM_SET_USER_MEMORY_REGION, EVLOOP }, /* reset: KVM drops its stale mappings */
 };
 
-static const char *const kind_names[SECCOMP_THREAD_KINDS] = { "vcpu", "evloop", "main" };
+static const char *const kind_names[SECCOMP_THREAD_KINDS] = { "vcpu", "evloop", "main", "api" };
 
 /* Highest x86_64 system call number named in the SIGSYS message (Linux 6.x uses < 460). */
 #define NAMES_MAX 512

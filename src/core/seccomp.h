@@ -19,6 +19,7 @@ enum seccomp_thread {
 	SECCOMP_THREAD_VCPU,   /* KVM_RUN, exit decoding, device register access */
 	SECCOMP_THREAD_EVLOOP, /* queue work, back ends (disk, slirp/TAP, vsock), console input */
 	SECCOMP_THREAD_MAIN,   /* waits for the stop request, then tears the VM down */
+	SECCOMP_THREAD_API,    /* the REST API's HTTP server (src/api/server.c) */
 	SECCOMP_THREAD_KINDS,
 };
 
@@ -47,7 +48,7 @@ int seccomp_thread_install(enum seccomp_thread kind, const char *name)
 size_t seccomp_allowlist_size(enum seccomp_thread kind);
 /* Number of BPF instructions of the compiled filter of `kind` (0 if not built). */
 size_t seccomp_filter_insns(enum seccomp_thread kind);
-/* The kind's name: "vcpu", "evloop", "main". */
+/* The kind's name: "vcpu", "evloop", "main", "api". */
 const char *seccomp_thread_name(enum seccomp_thread kind);
 /* Free the compiled programs (the installed filters stay, as the kernel keeps them). */
 void seccomp_filters_free(void);

@@ -568,6 +568,16 @@ uint32_t virtio_balloon_take_events(struct virtio_balloon *b, uint32_t *reached_
 	return ev;
 }
 
+int virtio_balloon_set_stats_interval(struct virtio_balloon *b, uint32_t stats_s)
+{
+	struct itimerspec its = { .it_interval = { .tv_sec = stats_s },
+				  .it_value = { .tv_sec = stats_s } };
+
+	if (b->timer_fd < 0 || !stats_s)
+		return -EINVAL;
+	return timerfd_settime(b->timer_fd, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
 int virtio_balloon_create(struct gmem *gm, struct evloop *ev, const struct virtio_balloon_opts *o,
 			  struct virtio_balloon **out)
 {

@@ -136,6 +136,11 @@ int virtio_balloon_event_fd(const struct virtio_balloon *b);
  * was raised.  Any thread. */
 uint32_t virtio_balloon_take_events(struct virtio_balloon *b, uint32_t *reached_pages);
 
+/* Change the statistics interval (event-loop thread): only while a statistics timer runs
+ * (the device was created with stats_s > 0) and to a non-zero value; -EINVAL otherwise
+ * (statistics cannot be turned on or off after creation, as in Firecracker). */
+int virtio_balloon_set_stats_interval(struct virtio_balloon *b, uint32_t stats_s)
+	__attribute__((warn_unused_result));
 /* Ask the guest for fresh statistics: give back the stats buffer it left with us
  * (§5.5.6.3).  -EAGAIN if there is none to give back (no stats queue, or a request is already
  * in flight).  Any thread. */

@@ -1,0 +1,21 @@
+/* ignition as Firecracker: the `firecracker` command line (--api-sock, --config-file...), the
+ * REST API server and the instance's lifecycle (docs/api.md). */
+#ifndef IGNITION_API_FC_MAIN_H
+#define IGNITION_API_FC_MAIN_H
+
+#include <stddef.h>
+
+struct machine;
+struct ratelimit_cfg;
+
+/* The whole program in Firecracker mode; returns the exit status. */
+int fc_main(int argc, char **argv);
+
+/* Change a running device's rate limiter (PATCH /drives, /network-interfaces): `kind` "drive"
+ * (rl) or "net" (rl = rx, tx), `index` the device's machine index.  On the event-loop thread.
+ * -ENOSYS until the devices' setters are wired in (the rate-limiter work). */
+int api_apply_ratelimit(struct machine *m, const char *kind, int index,
+			const struct ratelimit_cfg *rl, const struct ratelimit_cfg *tx, char *err,
+			size_t n) __attribute__((warn_unused_result));
+
+#endif
