@@ -22,6 +22,20 @@ if [ -n "$missing" ]; then
 	apt-get install -y -q $missing
 fi
 
+# Node.js and npm run the API and MCP client tests (npm packages pinned by package-lock.json).
+# Only when absent: a host may have its own Node.js, which Debian's npm package conflicts with.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	echo "setup: installing Debian packages: nodejs npm"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q nodejs npm
+fi
+for dir in tests/api/openapi tests/mcp; do
+	if [ -f "$dir/package-lock.json" ]; then
+		echo "setup: npm packages for $dir"
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+done
+
 echo "setup: building ignition"
 make -j"$(nproc)" all
 echo "setup: building the guest (kernel, initramfs, root filesystem; the first time takes a while)"

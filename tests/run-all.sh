@@ -79,6 +79,9 @@ else
 fi
 rm -rf "$fuzz_probe"
 
+section "REST API against its OpenAPI document (no guest)"
+tests/api/openapi_test.sh || true
+
 section "guest tests"
 tests/guest/run.sh || true
 

@@ -424,8 +424,8 @@ def part_c(tmp):
 
 def main():
     if not shutil.which("curl"):
-        result("SKIP", "curl", "curl is not installed")
-        return 0
+        result("FAIL", "curl", "curl is not installed (setup.sh installs packages.txt)")
+        return 1
     tmp = tempfile.mkdtemp(prefix="ign-api-")
     try:
         part_a(tmp)

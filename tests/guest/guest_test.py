@@ -22,6 +22,9 @@ Boot 4  the rest of the device set, --smp 4 (2 on kvm_pvm hosts, see SMP_WIDE): 
         -> exit 0 and the terminal settings restored.
 Boot 5  the snapshot fuzzer (`ignition fuzz`, the planted-bug harness): the crash found within a
         bounded number of runs, it replays, coverage stable over 100 resets (tests/guest/fuzz.py).
+Boot 6  the control plane: Firecracker's REST API with curl (tests/api/curl_test.py): errors,
+        1000 connections, a --config-file boot, then configure + InstanceStart + shell, pause,
+        snapshot, load into a second process.
 
 Every boot runs once.  A timeout, a crash of this script inside a boot, or ignition dying is a
 FAIL line for that boot; the remaining boots still run.  Workloads are sized by host kind
@@ -464,6 +467,18 @@ def boot5(rootfs, tmp):
     fuzz.fuzz_checks(tmp)
 
 
+def boot6(rootfs, tmp):
+    """The control plane (tests/api/curl_test.py): Firecracker's REST API driven with curl --
+    every error case, 1000 connections, a --config-file boot, then configure, InstanceStart,
+    a shell, pause, snapshot, load into a second process, resume."""
+    del rootfs, tmp  # the API test copies its own
+    sys.path.insert(0, os.path.join(ROOT, "tests", "api"))
+    import curl_test
+    curl_test.RESULTS = RESULTS
+    if curl_test.main() != 0:
+        print("    (boot 6: see the FAIL lines above)", flush=True)
+
+
 def main():
     if not os.path.exists("/dev/kvm"):
         # tests/guest/run.sh runs this inside the nested harness where /dev/kvm is absent;
@@ -481,15 +496,16 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ign-guest-", dir=os.path.join(ROOT, "build"))
     status = 0
     try:
-        only = os.environ.get("IGN_GUEST_ONLY", "1,2,3,4,5").split(",")
-        for n, fn in (("1", boot1), ("2", boot2), ("3", boot3), ("4", boot4), ("5", boot5)):
+        only = os.environ.get("IGN_GUEST_ONLY", "1,2,3,4,5,6").split(",")
+        for n, fn in (("1", boot1), ("2", boot2), ("3", boot3), ("4", boot4), ("5", boot5),
+                      ("6", boot6)):
             if n not in only:
                 continue
             rootfs = os.path.join(tmp, f"rootfs{n}.ext4")
             t0 = time.monotonic()
             try:
                 shutil.copyfile(rootfs_src, rootfs)
-                if fn in (boot1, boot2, boot4, boot5):
+                if fn in (boot1, boot2, boot4, boot5, boot6):
                     fn(rootfs, tmp)
                 else:
                     fn(rootfs)
