@@ -26,8 +26,11 @@
 #include "agent/client.h"
 #include "mcp/sandbox.h"
 
-#define PROTOCOL_LATEST "2025-06-18"
-static const char *const protocol_versions[] = { "2025-06-18", "2025-03-26", "2024-11-05" };
+#define PROTOCOL_LATEST "2025-11-25"
+/* What the server's tools need is the same in all of these (tools/list, tools/call, ping,
+ * cancellation); 2025-11-25 is what @modelcontextprotocol/sdk 1.32 asks for. */
+static const char *const protocol_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26",
+						  "2024-11-05" };
 
 /* JSON-RPC 2.0 §5.1 error codes. */
 #define RPC_PARSE_ERROR -32700
@@ -48,6 +51,7 @@ static const char *const protocol_versions[] = { "2025-06-18", "2025-03-26", "20
 #define READY_RESTORE_MS 60000
 #define READY_BOOT_MS 300000
 #define CONTROL_TIMEOUT_MS 120000
+#define RESET_AGENT_MS 20000
 
 enum sandbox_state { SB_STARTING, SB_READY, SB_DYING };
 
@@ -575,7 +579,8 @@ static json_t *do_read(struct mcp *m, struct call *c, struct sandbox *s, json_t 
 	return result;
 }
 
-static json_t *do_control(struct mcp *m, struct sandbox *s, const char *verb, json_t *args)
+static json_t *do_control(struct mcp *m, struct sandbox *s, const char *verb, json_t *args,
+			  int cancel_fd)
 {
 	json_t *cmd, *ans = NULL;
 	char err[512], text[PATH_MAX + 128], dir[PATH_MAX];
@@ -616,6 +621,14 @@ static json_t *do_control(struct mcp *m, struct sandbox *s, const char *verb, js
 		snprintf(text, sizeof(text), "%s reset to its start in %lld us (%lld pages copied back)",
 			 s->id, (long long)us, (long long)pages);
 		st = json_pack("{s:I,s:I}", "reset_us", us, "pages", pages);
+		/* The agent's connections were reset with the VM; its listener is back at once
+		 * (docs/mcp.md), which a ping confirms before the tool answers. */
+		if (sandbox_wait_agent(s->dir, RESET_AGENT_MS, cancel_fd, err, sizeof(err))) {
+			json_decref(ans);
+			json_decref(st);
+			return tool_error("%s was reset but its agent does not answer: %s", s->id,
+					  err);
+		}
 	} else {
 		const char *d = json_string_value(json_object_get(ans, "dir"));
 		snprintf(text, sizeof(text), "snapshot of %s written to %s", s->id, d ? d : dir);
@@ -688,9 +701,9 @@ static json_t *run_tool(struct mcp *m, struct call *c, int *code, char *msg, siz
 	else if (!strcmp(name, "read_file"))
 		r = do_read(m, c, s, args);
 	else if (!strcmp(name, "reset_sandbox"))
-		r = do_control(m, s, "reset", args);
+		r = do_control(m, s, "reset", args, c->cancel[0]);
 	else
-		r = do_control(m, s, "snapshot", args);
+		r = do_control(m, s, "snapshot", args, c->cancel[0]);
 	sb_put(m, s);
 out:
 	json_decref(args);

@@ -400,3 +400,20 @@ int sandbox_start(const struct sandbox_spec *s, pid_t *pid, char *err, size_t n)
 			s->dir, attempt);
 	}
 }
+
+int sandbox_wait_agent(const char *dir, int timeout_ms, int cancel_fd, char *err, size_t n)
+{
+	char vsock[PATH_MAX + 32];
+	int64_t deadline = now_ms() + timeout_ms;
+	int ret;
+	snprintf(vsock, sizeof(vsock), "%s/%s", dir, SANDBOX_VSOCK);
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		ret = ping(vsock, left > 3000 ? 3000 : (int)left, cancel_fd, err, n);
+		if (!ret || ret == -ECANCELED)
+			return ret;
+		usleep(100000);
+	}
+}

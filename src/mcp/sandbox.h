@@ -32,6 +32,9 @@ int sandbox_start(const struct sandbox_spec *s, pid_t *pid, char *err, size_t n)
  * (*answer, a new reference) when "ok" is true; -errno and err[n] otherwise. */
 int sandbox_control(const char *dir, json_t *cmd, int timeout_ms, json_t **answer, char *err,
 		    size_t n) __attribute__((warn_unused_result));
+/* Ping the agent of the sandbox in `dir` until it answers (0) or timeout_ms pass (-errno). */
+int sandbox_wait_agent(const char *dir, int timeout_ms, int cancel_fd, char *err, size_t n)
+	__attribute__((warn_unused_result));
 /* SIGTERM, up to 3 s for a clean exit, then SIGKILL; reaps the child. */
 void sandbox_kill(pid_t pid);
 /* Remove a directory tree (best effort); 0 or the first -errno. */
