@@ -216,9 +216,9 @@ static void do_exec(int conn, const struct agent_exec_req *r)
 		if (ie >= 0 && p[ie].revents)
 			cap_read(&ce);
 		if (io >= 0 && p[io].revents) {
-			ssize_t w = (p[io].revents & POLLOUT) ?
-					    write(infd, r->in + in_off, r->in_len - in_off) :
-					    -1;
+			ssize_t w = (p[io].revents & POLLOUT)
+					    ? write(infd, r->in + in_off, r->in_len - in_off)
+					    : -1;
 			if (w > 0)
 				in_off += (uint32_t)w;
 			if ((w < 0 && errno != EAGAIN && errno != EINTR) || in_off == r->in_len) {
@@ -241,8 +241,8 @@ static void do_exec(int conn, const struct agent_exec_req *r)
 		kill(-pid, SIGKILL); /* what the group left running */
 	struct agent_exec_result res = {
 		.kind = WIFSIGNALED(status) ? AGENT_SIGNALED : AGENT_EXITED,
-		.code = WIFSIGNALED(status) ? (uint32_t)WTERMSIG(status) :
-					      (uint32_t)WEXITSTATUS(status),
+		.code = WIFSIGNALED(status) ? (uint32_t)WTERMSIG(status)
+					    : (uint32_t)WEXITSTATUS(status),
 		.timed_out = timed_out,
 		.out_truncated = co.truncated,
 		.err_truncated = ce.truncated,
@@ -396,7 +396,9 @@ int main(int argc, char **argv)
 		perror("ign-agent: socket(AF_VSOCK)");
 		return 1;
 	}
-	struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port };
+	struct sockaddr_vm a = { .svm_family = AF_VSOCK,
+				 .svm_cid = VMADDR_CID_ANY,
+				 .svm_port = port };
 	if (bind(s, (struct sockaddr *)&a, sizeof(a)) || listen(s, 16)) {
 		perror("ign-agent: bind/listen");
 		return 1;

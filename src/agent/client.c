@@ -168,9 +168,9 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	snprintf(err, n, "agent %s: %s", step,
-		 ret == -ETIMEDOUT    ? "timed out" :
-		 ret == -ECANCELED    ? "cancelled" :
-		 ret == -ECONNREFUSED ? "refused (no agent listening?)" :
-					strerror(-ret));
+		 ret == -ETIMEDOUT	? "timed out"
+		 : ret == -ECANCELED	? "cancelled"
+		 : ret == -ECONNREFUSED ? "refused (no agent listening?)"
+					: strerror(-ret));
 	return ret;
 }

@@ -174,8 +174,8 @@ int agent_exec_decode(const uint8_t *p, size_t len, struct agent_exec_req *r)
 {
 	struct rd rd = { p, len, 0 };
 	memset(r, 0, sizeof(*r));
-	if (u32_in(&rd, &r->flags) || u32_in(&rd, &r->timeout_ms) ||
-	    u32_in(&rd, &r->max_output) || u32_in(&rd, &r->argc))
+	if (u32_in(&rd, &r->flags) || u32_in(&rd, &r->timeout_ms) || u32_in(&rd, &r->max_output) ||
+	    u32_in(&rd, &r->argc))
 		return -EBADMSG;
 	if ((r->flags & ~AGENT_EXEC_SHELL) || r->argc == 0 || r->argc > AGENT_ARGV_MAX ||
 	    r->timeout_ms == 0 || r->timeout_ms > AGENT_TIMEOUT_MAX_MS ||
@@ -244,8 +244,8 @@ int agent_exec_result_encode(struct agent_buf *b, const struct agent_exec_result
 		return -EINVAL;
 	if ((ret = frame_begin(b, AGENT_EXEC_RESULT, &start)))
 		return ret;
-	uint32_t flags = (r->timed_out ? 1u : 0) | (r->out_truncated ? 2u : 0) |
-			 (r->err_truncated ? 4u : 0);
+	uint32_t flags =
+		(r->timed_out ? 1u : 0) | (r->out_truncated ? 2u : 0) | (r->err_truncated ? 4u : 0);
 	if ((ret = u32_out(b, r->kind)) || (ret = u32_out(b, r->code)) ||
 	    (ret = u32_out(b, flags)) || (ret = bytes_out(b, r->out, r->out_len)) ||
 	    (ret = bytes_out(b, r->err, r->err_len))) {
@@ -260,9 +260,8 @@ int agent_exec_result_decode(const uint8_t *p, size_t len, struct agent_exec_res
 	struct rd rd = { p, len, 0 };
 	uint32_t flags;
 	memset(r, 0, sizeof(*r));
-	if (u32_in(&rd, &r->kind) || r->kind > 1 || u32_in(&rd, &r->code) ||
-	    u32_in(&rd, &flags) || (flags & ~7u) ||
-	    bytes_in(&rd, &r->out, &r->out_len, AGENT_OUTPUT_MAX) ||
+	if (u32_in(&rd, &r->kind) || r->kind > 1 || u32_in(&rd, &r->code) || u32_in(&rd, &flags) ||
+	    (flags & ~7u) || bytes_in(&rd, &r->out, &r->out_len, AGENT_OUTPUT_MAX) ||
 	    bytes_in(&rd, &r->err, &r->err_len, AGENT_OUTPUT_MAX))
 		return -EBADMSG;
 	r->timed_out = flags & 1;

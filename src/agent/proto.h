@@ -14,15 +14,15 @@
 #include <stdint.h>
 
 /* The AF_VSOCK port the agent listens on (arbitrary; below 1024 so only root can bind it). */
-#define AGENT_PORT 52
+#define AGENT_PORT    52
 #define AGENT_HDR_LEN 5
 /* Largest payload of any frame: the biggest answer is an exec result with two full outputs. */
 #define AGENT_FRAME_MAX (17u << 20)
 /* Caps on the parts of a request. */
-#define AGENT_ARGV_MAX 256
-#define AGENT_STR_MAX 65536
-#define AGENT_OUTPUT_MAX (8u << 20) /* each of stdout and stderr */
-#define AGENT_DATA_MAX (16u << 20)  /* stdin of exec, write_file and read_file data */
+#define AGENT_ARGV_MAX	     256
+#define AGENT_STR_MAX	     65536
+#define AGENT_OUTPUT_MAX     (8u << 20)	 /* each of stdout and stderr */
+#define AGENT_DATA_MAX	     (16u << 20) /* stdin of exec, write_file and read_file data */
 #define AGENT_TIMEOUT_MAX_MS (24u * 3600 * 1000)
 
 enum agent_type {

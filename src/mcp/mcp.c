@@ -30,28 +30,28 @@
 /* What the server's tools need is the same in all of these (tools/list, tools/call, ping,
  * cancellation); 2025-11-25 is what @modelcontextprotocol/sdk 1.32 asks for. */
 static const char *const protocol_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26",
-						  "2024-11-05" };
+						 "2024-11-05" };
 
 /* JSON-RPC 2.0 §5.1 error codes. */
-#define RPC_PARSE_ERROR -32700
-#define RPC_INVALID_REQUEST -32600
+#define RPC_PARSE_ERROR	     -32700
+#define RPC_INVALID_REQUEST  -32600
 #define RPC_METHOD_NOT_FOUND -32601
-#define RPC_INVALID_PARAMS -32602
-#define RPC_INTERNAL_ERROR -32603
+#define RPC_INVALID_PARAMS   -32602
+#define RPC_INTERNAL_ERROR   -32603
 
 #define EXEC_TIMEOUT_DEFAULT_S 30
-#define EXEC_TIMEOUT_MAX_S 3600
-#define EXEC_OUTPUT_DEFAULT (1u << 20)
-#define READ_DEFAULT (1u << 20)
+#define EXEC_TIMEOUT_MAX_S     3600
+#define EXEC_OUTPUT_DEFAULT    (1u << 20)
+#define READ_DEFAULT	       (1u << 20)
 /* Agent calls that are not commands (files, pings). */
 #define AGENT_FILE_TIMEOUT_MS 30000
 /* Beyond a command's own timeout: the agent's kill, output transfer. */
 #define AGENT_SLACK_MS 10000
 /* A clone restores in seconds; a fresh boot on a slow (emulated) host takes minutes. */
-#define READY_RESTORE_MS 60000
-#define READY_BOOT_MS 300000
+#define READY_RESTORE_MS   60000
+#define READY_BOOT_MS	   300000
 #define CONTROL_TIMEOUT_MS 120000
-#define RESET_AGENT_MS 20000
+#define RESET_AGENT_MS	   20000
 
 enum sandbox_state { SB_STARTING, SB_READY, SB_DYING };
 
@@ -143,8 +143,11 @@ static json_t *text_from_bytes(const uint8_t *p, size_t len)
 		return NULL;
 	for (size_t i = 0; i < len;) {
 		uint8_t c = p[i];
-		size_t need = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 :
-					(c & 0xf8) == 0xf0 ? 3 : 4;
+		size_t need = c < 0x80		   ? 0
+			      : (c & 0xe0) == 0xc0 ? 1
+			      : (c & 0xf0) == 0xe0 ? 2
+			      : (c & 0xf8) == 0xf0 ? 3
+						   : 4;
 		bool ok = need < 4 && need < len - i;
 		if (ok && need) {
 			for (size_t k = 1; ok && k <= need; k++)
@@ -155,7 +158,8 @@ static json_t *text_from_bytes(const uint8_t *p, size_t len)
 				for (size_t k = 1; k <= need; k++)
 					cp = cp << 6 | (p[i + k] & 0x3f);
 				static const uint32_t min[] = { 0, 0x80, 0x800, 0x10000 };
-				ok = cp >= min[need] && cp <= 0x10ffff && (cp < 0xd800 || cp > 0xdfff);
+				ok = cp >= min[need] && cp <= 0x10ffff &&
+				     (cp < 0xd800 || cp > 0xdfff);
 			}
 		}
 		if (!ok) {
@@ -222,8 +226,10 @@ static json_t *tools_list(void)
 		  "Run a shell command (/bin/sh -c) in a sandbox as root. Returns stdout, stderr "
 		  "and the exit code; the command's process group is killed at the timeout.",
 		  "{" SB_PROP ",\"command\":{\"type\":\"string\"},"
-		  "\"stdin\":{\"type\":\"string\",\"description\":\"bytes for the command's stdin\"},"
-		  "\"timeout_s\":{\"type\":\"number\",\"description\":\"default 30, at most 3600\"},"
+		  "\"stdin\":{\"type\":\"string\",\"description\":\"bytes for the command's "
+		  "stdin\"},"
+		  "\"timeout_s\":{\"type\":\"number\",\"description\":\"default 30, at most "
+		  "3600\"},"
 		  "\"max_output\":{\"type\":\"integer\",\"description\":\"bytes kept of each of "
 		  "stdout and stderr (default 1 MiB, at most 8 MiB)\"}}",
 		  "[\"sandbox_id\",\"command\"]" },
@@ -386,11 +392,12 @@ static json_t *do_create(struct mcp *m, struct call *c)
 	}
 	char text[256];
 	snprintf(text, sizeof(text), "sandbox %s ready in %llu ms (%s)", s->id,
-		 (unsigned long long)s->created_ms, m->base[0] ? "restored from the base" : "booted");
-	json_t *r = tool_result(text,
-				json_pack("{s:s,s:I}", "sandbox_id", s->id, "create_ms",
-					  (json_int_t)s->created_ms),
-				false);
+		 (unsigned long long)s->created_ms,
+		 m->base[0] ? "restored from the base" : "booted");
+	json_t *r = tool_result(
+		text,
+		json_pack("{s:s,s:I}", "sandbox_id", s->id, "create_ms", (json_int_t)s->created_ms),
+		false);
 	sb_put(m, s);
 	return r;
 }
@@ -459,21 +466,18 @@ static json_t *do_exec(struct mcp *m, struct call *c, struct sandbox *s, json_t 
 	agent_buf_free(&b);
 	if (ret)
 		return tool_error("exec in %s failed: %s", s->id, err);
-	if (r.type != AGENT_EXEC_RESULT ||
-	    agent_exec_result_decode(r.payload, r.len, &res)) {
+	if (r.type != AGENT_EXEC_RESULT || agent_exec_result_decode(r.payload, r.len, &res)) {
 		agent_reply_free(&r);
 		return tool_error("exec in %s: malformed answer from the agent", s->id);
 	}
 	json_t *out = text_from_bytes(res.out, res.out_len);
 	json_t *errs = text_from_bytes(res.err, res.err_len);
-	json_t *st = json_pack("{s:o,s:o,s:o,s:o,s:b,s:b,s:b,s:I}", "stdout", out, "stderr", errs,
-			       "exit_code",
-			       res.kind == AGENT_EXITED ? json_integer(res.code) : json_null(),
-			       "signal",
-			       res.kind == AGENT_SIGNALED ? json_integer(res.code) : json_null(),
-			       "timed_out", res.timed_out, "stdout_truncated", res.out_truncated,
-			       "stderr_truncated", res.err_truncated, "duration_ms",
-			       (json_int_t)(now_ms() - t0));
+	json_t *st = json_pack(
+		"{s:o,s:o,s:o,s:o,s:b,s:b,s:b,s:I}", "stdout", out, "stderr", errs, "exit_code",
+		res.kind == AGENT_EXITED ? json_integer(res.code) : json_null(), "signal",
+		res.kind == AGENT_SIGNALED ? json_integer(res.code) : json_null(), "timed_out",
+		res.timed_out, "stdout_truncated", res.out_truncated, "stderr_truncated",
+		res.err_truncated, "duration_ms", (json_int_t)(now_ms() - t0));
 	agent_reply_free(&r);
 	if (!st)
 		return tool_error("exec: out of memory");
@@ -494,8 +498,8 @@ static json_t *do_exec(struct mcp *m, struct call *c, struct sandbox *s, json_t 
 		return tool_error("exec: out of memory");
 	}
 	snprintf(text, tl, "%s\n--- stdout%s ---\n%s\n--- stderr%s ---\n%s", head,
-		 res.out_truncated ? " (truncated)" : "", so, res.err_truncated ? " (truncated)" : "",
-		 se);
+		 res.out_truncated ? " (truncated)" : "", so,
+		 res.err_truncated ? " (truncated)" : "", se);
 	json_t *result = tool_result(text, st, res.timed_out);
 	free(text);
 	return result;
@@ -545,7 +549,8 @@ static json_t *do_read(struct mcp *m, struct call *c, struct sandbox *s, json_t 
 	const char *path = arg_str(args, "path");
 	json_t *jmax = json_object_get(args, "max_bytes");
 	if (!path || !path[0] || (jmax && !json_is_integer(jmax)))
-		return tool_error("read_file: 'path' (string) is required, 'max_bytes' is an integer");
+		return tool_error(
+			"read_file: 'path' (string) is required, 'max_bytes' is an integer");
 	json_int_t max = jmax ? json_integer_value(jmax) : READ_DEFAULT;
 	if (max < 0 || max > AGENT_DATA_MAX)
 		return tool_error("read_file: max_bytes must be 0 to %u", AGENT_DATA_MAX);
@@ -572,9 +577,9 @@ static json_t *do_read(struct mcp *m, struct call *c, struct sandbox *s, json_t 
 	agent_reply_free(&r);
 	if (!t)
 		return tool_error("read_file: out of memory");
-	json_t *result = tool_result(json_string_value(t),
-				     json_pack("{s:O,s:b}", "content", t, "truncated", trunc),
-				     false);
+	json_t *result =
+		tool_result(json_string_value(t),
+			    json_pack("{s:O,s:b}", "content", t, "truncated", trunc), false);
 	json_decref(t);
 	return result;
 }
@@ -604,7 +609,8 @@ static json_t *do_control(struct mcp *m, struct sandbox *s, const char *verb, js
 			mkdir(text, 0700);
 			if (snprintf(dir, sizeof(dir), "%s/%s-%u-%ld", text, s->id, k,
 				     (long)time(NULL)) >= (int)sizeof(dir))
-				return tool_error("snapshot_sandbox: the current directory is too long");
+				return tool_error(
+					"snapshot_sandbox: the current directory is too long");
 		}
 		cmd = json_pack("{s:s,s:s}", "cmd", "snapshot", "dir", dir);
 	}
@@ -618,8 +624,9 @@ static json_t *do_control(struct mcp *m, struct sandbox *s, const char *verb, js
 	if (!strcmp(verb, "reset")) {
 		json_int_t us = json_integer_value(json_object_get(ans, "reset_us"));
 		json_int_t pages = json_integer_value(json_object_get(ans, "pages"));
-		snprintf(text, sizeof(text), "%s reset to its start in %lld us (%lld pages copied back)",
-			 s->id, (long long)us, (long long)pages);
+		snprintf(text, sizeof(text),
+			 "%s reset to its start in %lld us (%lld pages copied back)", s->id,
+			 (long long)us, (long long)pages);
 		st = json_pack("{s:I,s:I}", "reset_us", us, "pages", pages);
 		/* The agent's connections were reset with the VM; its listener is back at once
 		 * (docs/mcp.md), which a ping confirms before the tool answers. */
@@ -685,8 +692,8 @@ static json_t *run_tool(struct mcp *m, struct call *c, int *code, char *msg, siz
 	if (!strcmp(name, "destroy_sandbox")) {
 		char text[128];
 		snprintf(text, sizeof(text), "%s destroyed", id);
-		r = sb_destroy(m, id) ? tool_error("no sandbox '%s'", id) :
-					tool_result(text, NULL, false);
+		r = sb_destroy(m, id) ? tool_error("no sandbox '%s'", id)
+				      : tool_result(text, NULL, false);
 		goto out;
 	}
 	struct sandbox *s = sb_get(m, id);
@@ -712,8 +719,8 @@ out:
 
 static bool known_tool(const char *name)
 {
-	static const char *const names[] = { "create_sandbox",	 "exec",	    "write_file",
-					     "read_file",	 "reset_sandbox",   "snapshot_sandbox",
+	static const char *const names[] = { "create_sandbox",	"exec",		 "write_file",
+					     "read_file",	"reset_sandbox", "snapshot_sandbox",
 					     "destroy_sandbox", "list_sandboxes" };
 	for (size_t i = 0; name && i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(name, names[i]))
@@ -831,16 +838,17 @@ static json_t *initialize_result(json_t *params)
 	const char *want = json_string_value(json_object_get(params, "protocolVersion"));
 	const char *ver = PROTOCOL_LATEST;
 	/* "Lifecycle: Version Negotiation": the client's version when supported, else ours. */
-	for (size_t i = 0; want && i < sizeof(protocol_versions) / sizeof(protocol_versions[0]); i++)
+	for (size_t i = 0; want && i < sizeof(protocol_versions) / sizeof(protocol_versions[0]);
+	     i++)
 		if (!strcmp(want, protocol_versions[i]))
 			ver = protocol_versions[i];
-	return json_pack("{s:s,s:{s:{s:b}},s:{s:s,s:s,s:s},s:s}", "protocolVersion", ver,
-			 "capabilities", "tools", "listChanged", false, "serverInfo", "name",
-			 "ignition", "title", "ignition microVM sandboxes", "version", "0.1",
-			 "instructions",
-			 "Create a sandbox (a Linux microVM) with create_sandbox, then run commands "
-			 "in it with exec and move files with write_file/read_file. reset_sandbox "
-			 "brings it back to its start; destroy_sandbox when done.");
+	return json_pack(
+		"{s:s,s:{s:{s:b}},s:{s:s,s:s,s:s},s:s}", "protocolVersion", ver, "capabilities",
+		"tools", "listChanged", false, "serverInfo", "name", "ignition", "title",
+		"ignition microVM sandboxes", "version", "0.1", "instructions",
+		"Create a sandbox (a Linux microVM) with create_sandbox, then run commands "
+		"in it with exec and move files with write_file/read_file. reset_sandbox "
+		"brings it back to its start; destroy_sandbox when done.");
 }
 
 void mcp_handle_line(struct mcp *m, const char *line, size_t len)
@@ -862,8 +870,9 @@ void mcp_handle_line(struct mcp *m, const char *line, size_t len)
 	json_t *params = json_object_get(msg, "params");
 	if (!json_is_object(msg) || !json_is_string(json_object_get(msg, "jsonrpc")) ||
 	    strcmp(json_string_value(json_object_get(msg, "jsonrpc")), "2.0")) {
-		send_error(m, NULL, RPC_INVALID_REQUEST, "not a JSON-RPC 2.0 message (batches are "
-							 "not part of MCP 2025-06-18)");
+		send_error(m, NULL, RPC_INVALID_REQUEST,
+			   "not a JSON-RPC 2.0 message (batches are "
+			   "not part of MCP 2025-06-18)");
 		goto out;
 	}
 	/* MCP ids are strings or integers, never null. */
@@ -1033,7 +1042,8 @@ int mcp_main(int argc, char **argv)
 			char *end;
 			max = strtoul(argv[++i], &end, 10);
 			if (*end || max == 0 || max > 1024) {
-				fprintf(stderr, "ignition mcp: error: --max-sandboxes: 1 to 1024\n");
+				fprintf(stderr,
+					"ignition mcp: error: --max-sandboxes: 1 to 1024\n");
 				return 2;
 			}
 		} else {
@@ -1069,8 +1079,8 @@ int mcp_main(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "ignition mcp: error: %s%s: %s\n", base ? "base snapshot " : "",
 			base ? base : "setup",
-			ret == -ENODEV ? "it has no vsock device (boot it with --vsock)" :
-					 strerror(-ret));
+			ret == -ENODEV ? "it has no vsock device (boot it with --vsock)"
+				       : strerror(-ret));
 		return 1;
 	}
 	size_t cap = 65536, len = 0;

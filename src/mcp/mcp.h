@@ -22,7 +22,7 @@ struct mcp;
 typedef int (*mcp_write_fn)(void *ctx, const char *line, size_t len);
 
 struct mcp_config {
-	const char *base;	/* snapshot directory sandboxes are cloned from; NULL: fresh boots */
+	const char *base; /* snapshot directory sandboxes are cloned from; NULL: fresh boots */
 	unsigned max_sandboxes; /* 0: MCP_DEFAULT_MAX_SANDBOXES */
 	const char *ignition;	/* the ignition binary the sandboxes run (its absolute path) */
 	mcp_write_fn write;

@@ -44,7 +44,8 @@ static void console_tail(const char *dir, char *buf, size_t n)
 	if (got <= 0)
 		return;
 	chunk[got] = 0;
-	while (got > 0 && (chunk[got - 1] == '\n' || chunk[got - 1] == '\r' || chunk[got - 1] == ' '))
+	while (got > 0 &&
+	       (chunk[got - 1] == '\n' || chunk[got - 1] == '\r' || chunk[got - 1] == ' '))
 		chunk[--got] = 0;
 	char *nl = strrchr(chunk, '\n');
 	const char *last = nl ? nl + 1 : chunk;
@@ -181,9 +182,9 @@ static int start_once(const struct sandbox_spec *s, pid_t *pid, char *err, size_
 	if (s->base) {
 		/* The restore gives each writable disk a private copy-on-write view: nothing to
 		 * copy here.  --track-dirty makes the restored snapshot the reset checkpoint. */
-		const char *const argv[] = { s->ignition, "run", "--restore", s->base,
-				       "--track-dirty", "--control", control, "--vsock",
-				       vsock_arg, NULL };
+		const char *const argv[] = { s->ignition,     "run",	   "--restore", s->base,
+					     "--track-dirty", "--control", control,	"--vsock",
+					     vsock_arg,	      NULL };
 		ret = spawn(s->dir, argv, pid);
 	} else {
 		char gdir[PATH_MAX], rootfs[PATH_MAX + 16];
@@ -194,8 +195,9 @@ static int start_once(const struct sandbox_spec *s, pid_t *pid, char *err, size_
 			snprintf(err, n, "cannot copy %s: %s", rootfs, strerror(-ret));
 			return ret;
 		}
-		const char *const argv[] = { s->ignition, "run", "--disk", disk, "--track-dirty",
-				       "--control", control, "--vsock", vsock_arg, NULL };
+		const char *const argv[] = { s->ignition,     "run",	   "--disk", disk,
+					     "--track-dirty", "--control", control,  "--vsock",
+					     vsock_arg,	      NULL };
 		ret = spawn(s->dir, argv, pid);
 	}
 	if (ret) {
@@ -276,7 +278,8 @@ int sandbox_control(const char *dir, json_t *cmd, int timeout_ms, json_t **answe
 		goto close_fd;
 	}
 	size_t len = strlen(line);
-	if (send(fd, line, len, MSG_NOSIGNAL) != (ssize_t)len || send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
+	if (send(fd, line, len, MSG_NOSIGNAL) != (ssize_t)len ||
+	    send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
 		ret = -errno ?: -EIO;
 		snprintf(err, n, "control socket: %s", strerror(-ret));
 		goto free_line;
@@ -361,9 +364,9 @@ int sandbox_base_cid(const char *base, uint32_t *cid)
 		return -ENOENT;
 	json_t *c = json_object_get(json_object_get(json_object_get(m, "config"), "vsock"), "cid");
 	int ret = json_is_integer(c) && json_integer_value(c) >= 3 &&
-				  json_integer_value(c) < 0xffffffffll ?
-			  0 :
-			  -ENODEV;
+				  json_integer_value(c) < 0xffffffffll
+			  ? 0
+			  : -ENODEV;
 	if (!ret)
 		*cid = (uint32_t)json_integer_value(c);
 	json_decref(m);

@@ -9,10 +9,10 @@
 #include <sys/types.h>
 
 /* Paths inside a sandbox directory. */
-#define SANDBOX_VSOCK "vsock.sock"
+#define SANDBOX_VSOCK	"vsock.sock"
 #define SANDBOX_CONTROL "control.sock"
 #define SANDBOX_CONSOLE "console.log"
-#define SANDBOX_DISK "disk.ext4"
+#define SANDBOX_DISK	"disk.ext4"
 
 struct sandbox_spec {
 	const char *ignition; /* binary to run */

@@ -30,9 +30,13 @@ static void hdr_of(const struct agent_buf *b, uint8_t *type, uint32_t *len)
 static void test_exec_roundtrip(void **state)
 {
 	struct agent_buf b = { 0 };
-	struct agent_exec_req r = { .flags = 0, .timeout_ms = 1500, .max_output = 4096, .argc = 3,
+	struct agent_exec_req r = { .flags = 0,
+				    .timeout_ms = 1500,
+				    .max_output = 4096,
+				    .argc = 3,
 				    .argv = { "ls", "-l", "/tmp", NULL },
-				    .in = (const uint8_t *)"ab\0c", .in_len = 4 };
+				    .in = (const uint8_t *)"ab\0c",
+				    .in_len = 4 };
 	struct agent_exec_req d;
 	uint8_t type;
 	uint32_t len;
@@ -62,8 +66,11 @@ static void test_exec_roundtrip(void **state)
 static void test_exec_refused(void **state)
 {
 	struct agent_buf b = { 0 };
-	struct agent_exec_req r = { .flags = AGENT_EXEC_SHELL, .timeout_ms = 10, .max_output = 1,
-				    .argc = 1, .argv = { "true", NULL } };
+	struct agent_exec_req r = { .flags = AGENT_EXEC_SHELL,
+				    .timeout_ms = 10,
+				    .max_output = 1,
+				    .argc = 1,
+				    .argv = { "true", NULL } };
 	struct agent_exec_req d;
 	assert_int_equal(agent_exec_encode(&b, &r), 0);
 	uint8_t *p = b.p + AGENT_HDR_LEN;
@@ -131,8 +138,11 @@ static void test_files_and_results(void **state)
 	struct agent_buf b = { 0 };
 	uint8_t type;
 	uint32_t len;
-	struct agent_file_req w = { .path = "/root/x", .mode = 0755, .data = (const uint8_t *)"hi",
-				    .data_len = 2 }, d;
+	struct agent_file_req w = { .path = "/root/x",
+				    .mode = 0755,
+				    .data = (const uint8_t *)"hi",
+				    .data_len = 2 },
+			      d;
 	assert_int_equal(agent_file_encode(&b, AGENT_WRITE_FILE, &w), 0);
 	hdr_of(&b, &type, &len);
 	assert_int_equal(agent_file_decode(type, b.p + AGENT_HDR_LEN, len, &d), 0);
@@ -140,7 +150,8 @@ static void test_files_and_results(void **state)
 	assert_int_equal(d.mode, 0755);
 	assert_int_equal(d.data_len, 2);
 	/* A write payload read as a read request has trailing bytes. */
-	assert_int_equal(agent_file_decode(AGENT_READ_FILE, b.p + AGENT_HDR_LEN, len, &d), -EBADMSG);
+	assert_int_equal(agent_file_decode(AGENT_READ_FILE, b.p + AGENT_HDR_LEN, len, &d),
+			 -EBADMSG);
 	assert_int_equal(agent_file_decode(AGENT_EXEC, b.p + AGENT_HDR_LEN, len, &d), -EBADMSG);
 	agent_buf_free(&b);
 	struct agent_file_req rq = { .path = "/etc/hostname", .max = 100 };
@@ -154,9 +165,14 @@ static void test_files_and_results(void **state)
 	rq.path = "/x", rq.max = AGENT_DATA_MAX + 1;
 	assert_int_equal(agent_file_encode(&b, AGENT_READ_FILE, &rq), -EINVAL);
 
-	struct agent_exec_result er = { .kind = AGENT_SIGNALED, .code = 9, .timed_out = true,
-					.err_truncated = true, .out = (const uint8_t *)"o",
-					.out_len = 1, .err = (const uint8_t *)"ee", .err_len = 2 },
+	struct agent_exec_result er = { .kind = AGENT_SIGNALED,
+					.code = 9,
+					.timed_out = true,
+					.err_truncated = true,
+					.out = (const uint8_t *)"o",
+					.out_len = 1,
+					.err = (const uint8_t *)"ee",
+					.err_len = 2 },
 				 ed;
 	assert_int_equal(agent_exec_result_encode(&b, &er), 0);
 	hdr_of(&b, &type, &len);
@@ -179,7 +195,8 @@ static void test_files_and_results(void **state)
 	assert_string_equal(ee.msg, "no such file");
 	agent_buf_free(&b);
 
-	struct agent_read_result rr = { .truncated = true, .data = (const uint8_t *)"abc",
+	struct agent_read_result rr = { .truncated = true,
+					.data = (const uint8_t *)"abc",
 					.data_len = 3 },
 				 rd;
 	assert_int_equal(agent_read_result_encode(&b, &rr), 0);
@@ -274,10 +291,8 @@ static void test_client(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exec_roundtrip),
-		cmocka_unit_test(test_exec_refused),
-		cmocka_unit_test(test_header_cap),
-		cmocka_unit_test(test_files_and_results),
+		cmocka_unit_test(test_exec_roundtrip), cmocka_unit_test(test_exec_refused),
+		cmocka_unit_test(test_header_cap),     cmocka_unit_test(test_files_and_results),
 		cmocka_unit_test(test_client),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,7 +43,8 @@ static int setup(void **state)
 {
 	pthread_mutex_init(&out.lock, NULL);
 	out.msgs = json_array();
-	struct mcp_config cfg = { .ignition = "/nonexistent/ignition", .write = capture,
+	struct mcp_config cfg = { .ignition = "/nonexistent/ignition",
+				  .write = capture,
 				  .write_ctx = &out };
 	return mcp_create(&cfg, &srv);
 }
@@ -95,9 +96,9 @@ static void test_initialize(void **state)
 	m = roundtrip("{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"initialize\",\"params\":"
 		      "{\"protocolVersion\":\"1999-01-01\"}}");
 	assert_string_equal(json_string_value(json_object_get(m, "id")), "x");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(m, "result"),
-							      "protocolVersion")),
-			    "2025-11-25");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(m, "result"), "protocolVersion")),
+		"2025-11-25");
 	/* Notifications are never answered. */
 	assert_null(roundtrip("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"));
 	assert_null(roundtrip("{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\","
@@ -116,7 +117,8 @@ static void test_tools_list(void **state)
 	size_t i;
 	json_t *t;
 	bool exec_seen = false;
-	json_array_foreach(tools, i, t) {
+	json_array_foreach(tools, i, t)
+	{
 		json_t *s = json_object_get(t, "inputSchema");
 		assert_string_equal(json_string_value(json_object_get(s, "type")), "object");
 		assert_true(json_is_object(json_object_get(s, "properties")));
@@ -125,7 +127,8 @@ static void test_tools_list(void **state)
 			exec_seen = true;
 			json_t *req = json_object_get(s, "required");
 			assert_int_equal(json_array_size(req), 2);
-			assert_non_null(json_object_get(json_object_get(s, "properties"), "timeout_s"));
+			assert_non_null(
+				json_object_get(json_object_get(s, "properties"), "timeout_s"));
 		}
 	}
 	assert_true(exec_seen);
@@ -134,27 +137,34 @@ static void test_tools_list(void **state)
 static void test_rpc_errors(void **state)
 {
 	assert_int_equal(error_code(roundtrip("{not json")), -32700);
-	assert_true(json_is_null(json_object_get(json_array_get(out.msgs,
-								 json_array_size(out.msgs) - 1),
-						 "id")));
-	assert_int_equal(error_code(roundtrip("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]")),
+	assert_true(json_is_null(
+		json_object_get(json_array_get(out.msgs, json_array_size(out.msgs) - 1), "id")));
+	assert_int_equal(
+		error_code(roundtrip("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]")),
+		-32600);
+	assert_int_equal(
+		error_code(roundtrip("{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}")),
+		-32600);
+	assert_int_equal(
+		error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"ping\"}")),
+		-32600);
+	assert_int_equal(error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}")),
 			 -32600);
-	assert_int_equal(error_code(roundtrip("{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}")),
-			 -32600);
-	assert_int_equal(error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"ping\"}")),
-			 -32600);
-	assert_int_equal(error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}")), -32600);
-	assert_int_equal(error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"nope\"}")),
-			 -32601);
-	assert_int_equal(error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\","
-					      "\"params\":{\"name\":\"rm_rf\"}}")),
-			 -32602);
-	assert_int_equal(error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\","
-					      "\"params\":[1]}")),
-			 -32602);
-	assert_int_equal(error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","
-					      "\"params\":{\"name\":\"exec\",\"arguments\":3}}")),
-			 -32602);
+	assert_int_equal(
+		error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"nope\"}")),
+		-32601);
+	assert_int_equal(
+		error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\","
+				     "\"params\":{\"name\":\"rm_rf\"}}")),
+		-32602);
+	assert_int_equal(
+		error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\","
+				     "\"params\":[1]}")),
+		-32602);
+	assert_int_equal(
+		error_code(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\","
+				     "\"params\":{\"name\":\"exec\",\"arguments\":3}}")),
+		-32602);
 	/* A response to a request (we send none) is ignored. */
 	assert_null(roundtrip("{\"jsonrpc\":\"2.0\",\"id\":8,\"result\":{}}"));
 }
@@ -163,7 +173,8 @@ static json_t *tool(const char *args_json)
 {
 	char line[512];
 	snprintf(line, sizeof(line),
-		 "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/call\",\"params\":%s}", args_json);
+		 "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/call\",\"params\":%s}",
+		 args_json);
 	json_t *m = roundtrip(line);
 	assert_non_null(m);
 	json_t *r = json_object_get(m, "result");
