@@ -84,6 +84,36 @@ try {
   const ru = await call("exec", { sandbox_id: b, command: "echo still here" });
   check("usable_after_timeout", ru.structuredContent?.stdout === "still here\n", text(ru));
 
+  // notifications/cancelled: the SDK sends it when the call's signal aborts.
+  const ac = new AbortController();
+  const k0 = Date.now();
+  setTimeout(() => ac.abort("test"), 1500);
+  let aborted = false;
+  try {
+    await call("exec", { sandbox_id: b, command: "sleep 60; echo late > /root/late" }, { signal: ac.signal });
+  } catch (e) {
+    aborted = true;
+  }
+  const rk = await call("exec", { sandbox_id: b, command: "sleep 2; test -e /root/late && echo ran || echo killed" });
+  check("cancel", aborted && Date.now() - k0 < 30000 && rk.structuredContent?.stdout === "killed\n",
+    `aborted=${aborted} ${text(rk)}`);
+
+  // Long calls do not block others: a 4 s command and a quick one meanwhile (same sandbox:
+  // the server runs each call on its own thread, the agent forks per request).
+  const p0 = Date.now();
+  const longCall = call("exec", { sandbox_id: b, command: "sleep 4; echo slow" });
+  const quick = await call("exec", { sandbox_id: b, command: "echo quick" });
+  const quickMs = Date.now() - p0;
+  const slowR = await longCall;
+  check("parallel_calls", quick.structuredContent?.stdout === "quick\n" && quickMs < 4000 &&
+    slowR.structuredContent?.stdout === "slow\n", `quick after ${quickMs} ms`);
+
+  const snapDir = `${process.env.TMPDIR || "/tmp"}/ign-mcp-test-snap-${process.pid}`;
+  const rsn = await call("snapshot_sandbox", { sandbox_id: b, dir: snapDir }, slow);
+  check("snapshot", !rsn.isError && rsn.structuredContent?.dir === snapDir, text(rsn));
+  const { rmSync } = await import("node:fs");
+  rmSync(snapDir, { recursive: true, force: true });
+
   const rl = await call("list_sandboxes", {});
   check("list_sandboxes", rl.structuredContent?.sandboxes?.length === 2, text(rl));
 
