@@ -24,8 +24,7 @@ struct sandbox_spec {
 };
 
 /* Start the VM and wait until its agent answers a ping; *pid gets the child as soon as it
- * exists (also on failure: the caller kills it).  A booted VM gets a checkpoint, so reset works
- * as for a clone.  0 or -errno with err[n] saying why (with the console's last line). */
+ * exists (also on failure: the caller kills it).  0 or -errno with err[n] saying why (with the console's last line). */
 int sandbox_start(const struct sandbox_spec *s, pid_t *pid, char *err, size_t n)
 	__attribute__((warn_unused_result));
 /* Send one command (a JSON object) to the control socket in `dir` and return its answer
