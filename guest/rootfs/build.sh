@@ -51,6 +51,10 @@ gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o usr/bin/ign-blkbench \
 	"$guest/rootfs/ign-blkbench.c"
 # Guest-side helper of the balloon test: touch N MiB from user space (see the source).
 gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o usr/bin/ign-touch "$guest/rootfs/ign-touch.c"
+# The agent of `ignition mcp` (docs/agent.md): exec and files over vsock port 52, started by
+# init.  Its frame codec is the host's (src/agent/proto.c).
+gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$guest/../src" \
+	-o usr/sbin/ign-agent "$guest/agent/ign-agent.c" "$guest/../src/agent/proto.c"
 
 cp -R "$files"/. .
 chmod 644 etc/passwd etc/group etc/hostname etc/hosts etc/issue etc/motd etc/profile etc/fstab

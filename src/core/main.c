@@ -11,6 +11,7 @@
 #include "api/fc_main.h"
 #include "devices/boot_timer.h"
 #include "fuzz/fuzz_main.h"
+#include "mcp/mcp.h"
 #include "devices/fuzz.h"
 #include "core/seccomp.h"
 #include "snapshot/checkpoint.h"
@@ -48,6 +49,8 @@ static const char top_usage[] =
 	"             snapshot --help')\n"
 	"  fuzz       fuzz a program inside a VM from a checkpoint (see 'ignition fuzz\n"
 	"             --help')\n"
+	"  mcp        serve microVM sandboxes to agents over MCP on stdio (see\n"
+	"             'ignition mcp --help')\n"
 	"  help       show this help\n"
 	"  version    print the version\n";
 
@@ -662,6 +665,8 @@ int main(int argc, char **argv)
 		return snapshot_store_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "fuzz"))
 		return fuzz_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "mcp"))
+		return mcp_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(top_usage, stdout);
 		return 0;
