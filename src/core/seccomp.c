@@ -352,6 +352,13 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 		return ret;
 	(*count)++;
 	if (kind == SECCOMP_THREAD_EVLOOP) {
+		/* madvise MADV_DONTDUMP: an in-place checkpoint's copy of guest RAM taken while
+		 * the VM runs (control `checkpoint`, Ctrl-A c) stays out of core dumps. */
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(madvise), 1,
+				       arg_masked(2, 0xffffffffu, MADV_DONTDUMP));
+		if (ret)
+			return ret;
+		(*count)++;
 		/* Files: read-only opens, or a new file created exclusively for writing (a
 		 * snapshot's files); never an existing file opened for writing. */
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
