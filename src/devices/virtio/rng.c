@@ -1,6 +1,7 @@
 #include "devices/virtio/rng.h"
 
 #include "core/devmgr.h"
+#include "core/evloop.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "snapshot/snap.h"
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
 
 /* A source that keeps failing with EINTR gets this many tries per request, then the request
@@ -23,6 +25,13 @@ struct virtio_rng {
 	struct virtq *vq;
 	/* Scratch space for one request; requests run one at a time under the transport lock. */
 	struct virtq_elem elem;
+	/* Rate limiter (bytes per request, one op per request).  While it holds a request the
+	 * queue is not drained; its timer resumes it.  The transport, kept across resets, is the
+	 * lock the timer callback takes. */
+	struct ratelimit rl;
+	struct evloop *ev;
+	bool watched; /* rl's timerfd is on ev */
+	struct virtio_mmio *lock_t;
 };
 
 /* getrandom(2) without blocking: the event loop must never wait for the host's pool (only
@@ -97,6 +106,8 @@ static void rng_queue_notify(void *dev, unsigned q)
 			virtio_mmio_queue_yield(r->t, q);
 			break;
 		}
+		if (r->rl.armed)
+			break; /* the limiter's timer resumes us */
 		ret = virtq_pop(r->vq, &r->elem);
 
 		if (ret == 0)
@@ -104,6 +115,20 @@ static void rng_queue_notify(void *dev, unsigned q)
 		if (ret < 0) {
 			virtio_mmio_set_needs_reset(r->t);
 			break;
+		}
+		if (!ratelimit_none(&r->rl)) {
+			uint64_t want = r->elem.in_len < VIRTIO_RNG_MAX_REQUEST
+						? r->elem.in_len
+						: VIRTIO_RNG_MAX_REQUEST;
+			uint64_t wait;
+
+			/* Not now: the chain stays available and the timer resumes us (without
+			 * a timer, the request passes rather than stall the queue). */
+			if (!ratelimit_consume(&r->rl, want, 1, &wait) &&
+			    ratelimit_arm(&r->rl, wait) == 0) {
+				virtq_unpop(r->vq, 1);
+				break;
+			}
 		}
 		/* §5.4.6.1: the driver only offers device-writable buffers.  A readable one is
 		 * a driver bug: complete the request empty rather than guess. */
@@ -130,6 +155,7 @@ static int rng_activate(void *dev, struct virtio_mmio *t, uint64_t features, str
 	}
 	r->t = t;
 	r->vq = &vqs[0];
+	__atomic_store_n(&r->lock_t, t, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -139,11 +165,61 @@ static void rng_reset(void *dev)
 
 	r->t = NULL;
 	r->vq = NULL;
+	ratelimit_disarm(&r->rl);
+}
+
+void virtio_rng_ratelimit_fire(struct virtio_rng *r)
+{
+	struct virtio_mmio *t = __atomic_load_n(&r->lock_t, __ATOMIC_ACQUIRE);
+
+	if (!t) {
+		ratelimit_timer_ack(&r->rl);
+		return;
+	}
+	virtio_mmio_lock(t);
+	ratelimit_timer_ack(&r->rl);
+	if (r->t && r->vq)
+		virtio_mmio_queue_yield(r->t, 0);
+	virtio_mmio_unlock(t);
+}
+
+static void timer_cb(void *opaque, uint32_t events)
+{
+	virtio_rng_ratelimit_fire(opaque);
+}
+
+int virtio_rng_set_ratelimit(struct virtio_rng *r, const struct ratelimit_cfg *cfg)
+{
+	struct virtio_mmio *t = __atomic_load_n(&r->lock_t, __ATOMIC_ACQUIRE);
+	int ret, fd;
+
+	if (ratelimit_validate(cfg))
+		return -EINVAL;
+	if (r->ev && !r->watched && !ratelimit_cfg_none(cfg)) {
+		fd = ratelimit_timer_fd(&r->rl);
+		ret = fd < 0 ? fd : evloop_add(r->ev, fd, EPOLLIN, timer_cb, r);
+		if (ret)
+			return ret;
+		r->watched = true;
+	}
+	if (t)
+		virtio_mmio_lock(t);
+	ret = ratelimit_update(&r->rl, cfg);
+	/* A request held under the old limits is looked at again under the new ones. */
+	if (!ret && r->rl.armed) {
+		ratelimit_disarm(&r->rl);
+		if (r->t && r->vq)
+			virtio_mmio_queue_yield(r->t, 0);
+	}
+	if (t)
+		virtio_mmio_unlock(t);
+	return ret;
 }
 
 /* Snapshots (SNAP_REC_VIRTIO_RNG).  Requests are popped, filled and pushed in one go under the
- * transport lock, so the device never holds a chain and needs no quiesce; it has no config
- * space and no rate limit.  Its record keeps the statistic, so that virtio_rng_bytes() counts
+ * transport lock, so the device never holds a chain and needs no quiesce (a request the rate
+ * limiter holds back stays in the available ring); it has no config space.  The limiter's
+ * bucket state is not saved: a restored device starts with full buckets.  Its record keeps the statistic, so that virtio_rng_bytes() counts
  * on across a restore.  Payload, version 1: u64 bytes handed to the guest. */
 #define VIRTIO_RNG_STATE_VERSION 1
 
@@ -204,6 +280,10 @@ int virtio_rng_create(struct virtio_rng **out)
 	if (!r)
 		return -ENOMEM;
 	r->src = getrandom_source;
+	if (ratelimit_init(&r->rl, &(struct ratelimit_cfg){ 0 })) {
+		free(r);
+		return -EINVAL;
+	}
 	*out = r;
 	return 0;
 }
@@ -226,6 +306,7 @@ int virtio_rng_add(struct devmgr *dm, struct virtio_rng **out)
 		virtio_rng_destroy(r);
 		return ret;
 	}
+	r->ev = dm->ev;
 	if (out)
 		*out = r;
 	return 0;
@@ -238,5 +319,10 @@ uint64_t virtio_rng_bytes(const struct virtio_rng *r)
 
 void virtio_rng_destroy(struct virtio_rng *r)
 {
+	if (!r)
+		return;
+	if (r->watched)
+		evloop_del(r->ev, r->rl.timer_fd);
+	ratelimit_destroy(&r->rl);
 	free(r);
 }
