@@ -69,6 +69,12 @@ int ratelimit_init(struct ratelimit *rl, const struct ratelimit_cfg *c)
 	return 0;
 }
 
+void ratelimit_init_none(struct ratelimit *rl)
+{
+	memset(rl, 0, sizeof(*rl));
+	rl->timer_fd = -1;
+}
+
 int ratelimit_update(struct ratelimit *rl, const struct ratelimit_cfg *c)
 {
 	uint64_t now = now_ns();

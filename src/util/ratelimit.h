@@ -59,6 +59,9 @@ int ratelimit_validate(const struct ratelimit_cfg *c) __attribute__((warn_unused
 int ratelimit_init(struct ratelimit *rl, const struct ratelimit_cfg *c)
 	__attribute__((warn_unused_result));
 
+/* A limiter that does not limit (ratelimit_init with zero sizes, which cannot fail). */
+void ratelimit_init_none(struct ratelimit *rl);
+
 /* Reconfigure in place: a bucket whose config changed starts over full (as a new one in
  * Firecracker), an unchanged one keeps its state.  -EINVAL (nothing changed) as validate. */
 int ratelimit_update(struct ratelimit *rl, const struct ratelimit_cfg *c)

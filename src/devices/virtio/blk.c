@@ -158,6 +158,10 @@ struct virtio_blk {
 	unsigned nfree;
 	uint16_t free_slots[BLK_SLOTS];
 	struct blk_req *reqs; /* BLK_SLOTS */
+	/* Rate limiter: bytes of request data, one op per request.  A request it holds back goes
+	 * back to the available ring and the queue is not drained until its timer fires. */
+	struct ratelimit rl;
+	bool rl_watched; /* rl's timerfd is on ev */
 };
 
 static const uint8_t zeros[ZERO_CHUNK];
@@ -839,6 +843,24 @@ static int start_request(struct virtio_blk *b, struct blk_req *r)
 	return REQ_QUEUED;
 }
 
+/* Data bytes the rate limiter counts for the request popped into e (§5.2.6: a read's data
+ * is the writable part before the status byte, a write's the readable part after the
+ * header); 0 for flushes and the rest, which count as an op only. */
+static uint64_t rl_bytes(const struct virtq_elem *e)
+{
+	uint8_t hdr[REQ_HDR_BYTES];
+	uint32_t type;
+
+	if (virtq_elem_read(e, 0, hdr, sizeof(hdr)) < sizeof(hdr))
+		return 0;
+	type = (uint32_t)virtio_get_le(hdr, 4);
+	if (type == VIRTIO_BLK_T_IN)
+		return e->in_len ? e->in_len - 1 : 0;
+	if (type == VIRTIO_BLK_T_OUT)
+		return e->out_len - REQ_HDR_BYTES;
+	return 0;
+}
+
 static void blk_queue_notify(void *dev, unsigned q)
 {
 	struct virtio_blk *b = dev;
@@ -854,6 +876,8 @@ static void blk_queue_notify(void *dev, unsigned q)
 			virtio_mmio_queue_yield(b->t, q);
 			break;
 		}
+		if (b->rl.armed)
+			break; /* the limiter's timer resumes us */
 		r = slot_get(b);
 		if (!r) {
 			/* Resumed by the completion that frees a slot. */
@@ -866,6 +890,18 @@ static void blk_queue_notify(void *dev, unsigned q)
 			if (ret < 0)
 				virtio_mmio_set_needs_reset(b->t);
 			break;
+		}
+		if (!ratelimit_none(&b->rl)) {
+			uint64_t wait;
+
+			/* Not now: the chain goes back to the ring and the timer resumes us
+			 * (without a timer the request passes rather than stall the queue). */
+			if (!ratelimit_consume(&b->rl, rl_bytes(&r->elem), 1, &wait) &&
+			    ratelimit_arm(&b->rl, wait) == 0) {
+				virtq_unpop(b->vq, 1);
+				slot_put(b, r);
+				break;
+			}
 		}
 		ret = start_request(b, r);
 		if (ret < 0) {
@@ -953,6 +989,7 @@ static void blk_reset(void *dev)
 	b->starved = false;
 	b->t = NULL;
 	b->vq = NULL;
+	ratelimit_disarm(&b->rl);
 }
 
 static void blk_quiesce(void *dev)
@@ -1273,6 +1310,7 @@ int virtio_blk_create(const char *path, bool read_only, const char *serial, stru
 	if (!b)
 		return -ENOMEM;
 	b->efd = -1;
+	ratelimit_init_none(&b->rl);
 	b->base_fd = -1;
 	b->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0) {
@@ -1301,6 +1339,7 @@ int virtio_blk_create_fd(int fd, int base_fd, bool read_only, const char *serial
 	if (!b)
 		return -ENOMEM;
 	b->efd = -1;
+	ratelimit_init_none(&b->rl);
 	b->base_fd = -1;
 	/* Our own fds on the caller's open files: the caller keeps (and closes) its own. */
 	b->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -1364,6 +1403,7 @@ static int blk_attach(struct devmgr *dm, const char *id, struct virtio_blk *b,
 	ret = virtio_mmio_add(dm, id, &virtio_blk_ops, b, NULL);
 	if (ret)
 		goto destroy_dev;
+	b->ev = dm->ev; /* the rate limiter's timer goes there too */
 	if (out)
 		*out = b;
 	return 0;
@@ -1406,6 +1446,54 @@ uint64_t virtio_blk_capacity(const struct virtio_blk *b)
 unsigned virtio_blk_in_flight(const struct virtio_blk *b)
 {
 	return b->in_flight;
+}
+
+void virtio_blk_ratelimit_fire(struct virtio_blk *b)
+{
+	struct virtio_mmio *t = __atomic_load_n(&b->lock_t, __ATOMIC_ACQUIRE);
+
+	if (!t) {
+		ratelimit_timer_ack(&b->rl);
+		return;
+	}
+	virtio_mmio_lock(t);
+	ratelimit_timer_ack(&b->rl);
+	if (b->t && b->vq)
+		virtio_mmio_queue_yield(b->t, 0);
+	virtio_mmio_unlock(t);
+}
+
+static void rl_timer_cb(void *opaque, uint32_t events)
+{
+	virtio_blk_ratelimit_fire(opaque);
+}
+
+int virtio_blk_set_ratelimit(struct virtio_blk *b, const struct ratelimit_cfg *cfg)
+{
+	struct virtio_mmio *t = __atomic_load_n(&b->lock_t, __ATOMIC_ACQUIRE);
+	int ret, fd;
+
+	if (ratelimit_validate(cfg))
+		return -EINVAL;
+	if (b->ev && !b->rl_watched && !ratelimit_cfg_none(cfg)) {
+		fd = ratelimit_timer_fd(&b->rl);
+		ret = fd < 0 ? fd : evloop_add(b->ev, fd, EPOLLIN, rl_timer_cb, b);
+		if (ret)
+			return ret;
+		b->rl_watched = true;
+	}
+	if (t)
+		virtio_mmio_lock(t);
+	ret = ratelimit_update(&b->rl, cfg);
+	/* A request held under the old limits is looked at again under the new ones. */
+	if (!ret && b->rl.armed) {
+		ratelimit_disarm(&b->rl);
+		if (b->t && b->vq)
+			virtio_mmio_queue_yield(b->t, 0);
+	}
+	if (t)
+		virtio_mmio_unlock(t);
+	return ret;
 }
 
 /* In-place reset (blk_undo.h).  Both run with the VM paused and the device quiesced; the
@@ -1470,8 +1558,11 @@ void virtio_blk_destroy(struct virtio_blk *b)
 {
 	if (!b)
 		return;
-	if (b->ev)
+	if (b->ev && b->efd >= 0)
 		evloop_del(b->ev, b->efd);
+	if (b->rl_watched)
+		evloop_del(b->ev, b->rl.timer_fd);
+	ratelimit_destroy(&b->rl);
 	if (b->uring) {
 		if (b->in_flight) {
 			cancel_all(b);

@@ -280,10 +280,7 @@ int virtio_rng_create(struct virtio_rng **out)
 	if (!r)
 		return -ENOMEM;
 	r->src = getrandom_source;
-	if (ratelimit_init(&r->rl, &(struct ratelimit_cfg){ 0 })) {
-		free(r);
-		return -EINVAL;
-	}
+	ratelimit_init_none(&r->rl);
 	*out = r;
 	return 0;
 }
