@@ -155,7 +155,7 @@ static void bucket_take(struct tbucket *b, uint64_t n)
 		b->budget = -(int64_t)(2 * RATELIMIT_MAX_TOKENS);
 }
 
-bool ratelimit_consume(struct ratelimit *rl, uint64_t bytes, uint64_t ops, uint64_t *wait_ns)
+bool ratelimit_check(struct ratelimit *rl, uint64_t bytes, uint64_t ops, uint64_t *wait_ns)
 {
 	uint64_t now = now_ns(), w1, w2;
 
@@ -168,6 +168,13 @@ bool ratelimit_consume(struct ratelimit *rl, uint64_t bytes, uint64_t ops, uint6
 			*wait_ns = w1 > w2 ? w1 : w2;
 		return false;
 	}
+	return true;
+}
+
+bool ratelimit_consume(struct ratelimit *rl, uint64_t bytes, uint64_t ops, uint64_t *wait_ns)
+{
+	if (!ratelimit_check(rl, bytes, ops, wait_ns))
+		return false;
 	bucket_take(&rl->bw, bytes);
 	bucket_take(&rl->ops, ops);
 	return true;

@@ -30,17 +30,17 @@ static inline bool ratelimit_cfg_none(const struct ratelimit_cfg *c)
 
 /* Largest size or one_time_burst a bucket takes (keeps the token arithmetic, debt included,
  * inside int64_t), and the longest refill_time (keeps it in nanoseconds inside uint64_t). */
-#define RATELIMIT_MAX_TOKENS	 (UINT64_C(1) << 60)
-#define RATELIMIT_MAX_REFILL_MS	 (UINT64_C(1) << 40)
+#define RATELIMIT_MAX_TOKENS	(UINT64_C(1) << 60)
+#define RATELIMIT_MAX_REFILL_MS (UINT64_C(1) << 40)
 
 /* One bucket's state.  `budget` goes negative when a request larger than the bucket was let
  * through (debt): nothing more passes until refill has paid it back. */
 struct tbucket {
 	struct tbucket_cfg cfg;
-	int64_t budget;	   /* tokens now, <= cfg.size */
-	uint64_t burst;	   /* one_time_burst left (never refilled) */
-	uint64_t rem;	   /* refill remainder, in token*ns units below refill_time (no drift) */
-	uint64_t last_ns;  /* clock at the last refill */
+	int64_t budget;	  /* tokens now, <= cfg.size */
+	uint64_t burst;	  /* one_time_burst left (never refilled) */
+	uint64_t rem;	  /* refill remainder, in token*ns units below refill_time (no drift) */
+	uint64_t last_ns; /* clock at the last refill */
 };
 
 /* A limiter: both buckets, plus a timerfd the device arms when a request must wait (created
@@ -75,6 +75,10 @@ bool ratelimit_none(const struct ratelimit *rl);
  * bucket is full and leaves it in debt, so it cannot wait for ever.  True: taken.  False:
  * nothing taken, *wait_ns (when not NULL) says how long until it would pass (>= 1). */
 bool ratelimit_consume(struct ratelimit *rl, uint64_t bytes, uint64_t ops, uint64_t *wait_ns);
+
+/* Would ratelimit_consume() take these now?  The same answer and *wait_ns, nothing taken (a
+ * frame the device may still fail to deliver: it calls ratelimit_force() once it has). */
+bool ratelimit_check(struct ratelimit *rl, uint64_t bytes, uint64_t ops, uint64_t *wait_ns);
 
 /* Take tokens without asking (a frame already read from the back end): buckets may go into
  * debt. */
