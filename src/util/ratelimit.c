@@ -99,7 +99,7 @@ static void refill(struct tbucket *b, uint64_t now)
 	unsigned __int128 acc;
 	uint64_t add;
 
-	if (now <= b->last_ns)
+	if (!b->cfg.size || now <= b->last_ns)
 		return;
 	acc = (unsigned __int128)b->cfg.size * (now - b->last_ns) + b->rem;
 	b->last_ns = now;
