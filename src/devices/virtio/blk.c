@@ -1386,6 +1386,8 @@ int virtio_blk_async_fd(struct virtio_blk *b)
 	return b->efd;
 }
 
+static void rl_timer_cb(void *opaque, uint32_t events);
+
 /* Watch b's completions on the manager's event loop and register it as virtio device `id`;
  * destroys b on failure. */
 static int blk_attach(struct devmgr *dm, const char *id, struct virtio_blk *b,
@@ -1399,6 +1401,16 @@ static int blk_attach(struct devmgr *dm, const char *id, struct virtio_blk *b,
 		if (ret)
 			goto destroy_dev;
 		b->ev = dm->ev;
+	}
+	/* The limiter's timer exists from the start, limited or not: a limit set at run time
+	 * then needs no new fd (timerfd_create is outside the seccomp policy after start-up). */
+	if (dm->ev) {
+		fd = ratelimit_timer_fd(&b->rl);
+		ret = fd < 0 ? fd : evloop_add(dm->ev, fd, EPOLLIN, rl_timer_cb, b);
+		if (ret)
+			goto destroy_dev;
+		b->ev = dm->ev;
+		b->rl_watched = true;
 	}
 	ret = virtio_mmio_add(dm, id, &virtio_blk_ops, b, NULL);
 	if (ret)
@@ -1471,17 +1483,8 @@ static void rl_timer_cb(void *opaque, uint32_t events)
 int virtio_blk_set_ratelimit(struct virtio_blk *b, const struct ratelimit_cfg *cfg)
 {
 	struct virtio_mmio *t = __atomic_load_n(&b->lock_t, __ATOMIC_ACQUIRE);
-	int ret, fd;
+	int ret;
 
-	if (ratelimit_validate(cfg))
-		return -EINVAL;
-	if (b->ev && !b->rl_watched && !ratelimit_cfg_none(cfg)) {
-		fd = ratelimit_timer_fd(&b->rl);
-		ret = fd < 0 ? fd : evloop_add(b->ev, fd, EPOLLIN, rl_timer_cb, b);
-		if (ret)
-			return ret;
-		b->rl_watched = true;
-	}
 	if (t)
 		virtio_mmio_lock(t);
 	ret = ratelimit_update(&b->rl, cfg);

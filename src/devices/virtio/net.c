@@ -1077,6 +1077,23 @@ int virtio_net_create(struct net_backend *be, const uint8_t mac[6], struct virti
 	return 0;
 }
 
+static void rx_timer_cb(void *opaque, uint32_t events);
+static void tx_timer_cb(void *opaque, uint32_t events);
+
+static int watch(struct virtio_net *n, struct ratelimit *rl, bool *watched,
+		 void (*cb)(void *, uint32_t))
+{
+	int fd, ret;
+
+	if (!n->ev)
+		return 0;
+	fd = ratelimit_timer_fd(rl);
+	ret = fd < 0 ? fd : evloop_add(n->ev, fd, EPOLLIN, cb, n);
+	if (!ret)
+		*watched = true;
+	return ret;
+}
+
 int virtio_net_add(struct devmgr *dm, const char *id, struct net_backend *be, const uint8_t mac[6],
 		   struct virtio_net **out)
 {
@@ -1086,13 +1103,22 @@ int virtio_net_add(struct devmgr *dm, const char *id, struct net_backend *be, co
 	ret = virtio_net_create(be, mac, &n);
 	if (ret)
 		return ret;
+	/* The limiters' timers exist from the start, limited or not: a limit set at run time
+	 * then needs no new fd (timerfd_create is outside the seccomp policy after start-up). */
+	n->ev = dm->ev;
+	ret = watch(n, &n->rx_rl, &n->rx_watched, rx_timer_cb);
+	if (!ret)
+		ret = watch(n, &n->tx_rl, &n->tx_watched, tx_timer_cb);
+	if (ret) {
+		virtio_net_destroy(n);
+		return ret;
+	}
 	ret = virtio_mmio_add(dm, id, &virtio_net_ops, n, NULL);
 	if (ret) {
 		virtio_net_destroy(n);
 		return ret;
 	}
 	/* From here the manager owns the device (and so the back end). */
-	n->ev = dm->ev;
 	if (dm->ev && be->ops->start) {
 		ret = be->ops->start(be, dm->ev);
 		if (ret)
@@ -1131,20 +1157,6 @@ static void tx_timer_cb(void *opaque, uint32_t events)
 	virtio_net_ratelimit_fire(opaque, true);
 }
 
-static int watch(struct virtio_net *n, struct ratelimit *rl, bool *watched,
-		 void (*cb)(void *, uint32_t))
-{
-	int fd, ret;
-
-	if (!n->ev || *watched)
-		return 0;
-	fd = ratelimit_timer_fd(rl);
-	ret = fd < 0 ? fd : evloop_add(n->ev, fd, EPOLLIN, cb, n);
-	if (!ret)
-		*watched = true;
-	return ret;
-}
-
 int virtio_net_set_ratelimit(struct virtio_net *n, const struct ratelimit_cfg *rx,
 			     const struct ratelimit_cfg *tx)
 {
@@ -1152,12 +1164,6 @@ int virtio_net_set_ratelimit(struct virtio_net *n, const struct ratelimit_cfg *r
 
 	if ((rx && ratelimit_validate(rx)) || (tx && ratelimit_validate(tx)))
 		return -EINVAL;
-	if (rx && !ratelimit_cfg_none(rx) &&
-	    (ret = watch(n, &n->rx_rl, &n->rx_watched, rx_timer_cb)))
-		return ret;
-	if (tx && !ratelimit_cfg_none(tx) &&
-	    (ret = watch(n, &n->tx_rl, &n->tx_watched, tx_timer_cb)))
-		return ret;
 	lock(n);
 	if (rx && !(ret = ratelimit_update(&n->rx_rl, rx)) && n->rx_rl.armed) {
 		/* Frames held under the old limits are looked at again under the new ones. */

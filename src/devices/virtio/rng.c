@@ -191,17 +191,8 @@ static void timer_cb(void *opaque, uint32_t events)
 int virtio_rng_set_ratelimit(struct virtio_rng *r, const struct ratelimit_cfg *cfg)
 {
 	struct virtio_mmio *t = __atomic_load_n(&r->lock_t, __ATOMIC_ACQUIRE);
-	int ret, fd;
+	int ret;
 
-	if (ratelimit_validate(cfg))
-		return -EINVAL;
-	if (r->ev && !r->watched && !ratelimit_cfg_none(cfg)) {
-		fd = ratelimit_timer_fd(&r->rl);
-		ret = fd < 0 ? fd : evloop_add(r->ev, fd, EPOLLIN, timer_cb, r);
-		if (ret)
-			return ret;
-		r->watched = true;
-	}
 	if (t)
 		virtio_mmio_lock(t);
 	ret = ratelimit_update(&r->rl, cfg);
@@ -298,12 +289,24 @@ int virtio_rng_add(struct devmgr *dm, struct virtio_rng **out)
 	ret = virtio_rng_create(&r);
 	if (ret)
 		return ret;
+	/* The limiter's timer exists from the start, limited or not: a limit set at run time
+	 * then needs no new fd (timerfd_create is outside the seccomp policy after start-up). */
+	if (dm->ev) {
+		int fd = ratelimit_timer_fd(&r->rl);
+
+		ret = fd < 0 ? fd : evloop_add(dm->ev, fd, EPOLLIN, timer_cb, r);
+		if (ret) {
+			virtio_rng_destroy(r);
+			return ret;
+		}
+		r->ev = dm->ev;
+		r->watched = true;
+	}
 	ret = virtio_mmio_add(dm, "virtio-rng", &virtio_rng_ops, r, NULL);
 	if (ret) {
 		virtio_rng_destroy(r);
 		return ret;
 	}
-	r->ev = dm->ev;
 	if (out)
 		*out = r;
 	return 0;
