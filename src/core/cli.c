@@ -1,6 +1,7 @@
 #include "core/cli.h"
 
 #include "arch/x86/layout.h"
+#include "util/ratelimit.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -16,8 +17,11 @@ const char cli_usage[] =
 	"  --kernel PATH        kernel to boot: a bzImage or an ELF vmlinux (default: the\n"
 	"                       default guest's minimal kernel, guest/out/vmlinux-min)\n"
 	"  --initrd PATH        initial ramdisk to load with the kernel\n"
-	"  --disk PATH[,ro]     raw disk image as a virtio-blk device; repeatable, the first is\n"
-	"                       the root disk (/dev/vda); ',ro' makes it read-only\n"
+	"  --disk PATH[,ro][,bw=RATE][,iops=N]\n"
+	"                       raw disk image as a virtio-blk device; repeatable, the first is\n"
+	"                       the root disk (/dev/vda); ',ro' makes it read-only; bw= limits\n"
+	"                       it to RATE bytes/s (suffix K, M, G: binary), iops= to N\n"
+	"                       requests/s (token buckets refilled every second)\n"
 	"  --cmdline STR        kernel command line, replacing the default one\n"
 	"  --append STR         text appended to the kernel command line\n"
 	"  --guest min|stock    which default guest to boot when --kernel is not given:\n"
@@ -327,14 +331,72 @@ unsigned cli_irq_devices(const struct cli_opts *o, bool default_disk)
 	return disks + (unsigned)o->m.nr_nets + !o->m.no_rng + !!o->m.vsock_path[0] + o->m.balloon;
 }
 
+/* "N[K|M|G]" (binary multiples) of `len` bytes, 1..RATELIMIT_MAX_TOKENS. */
+static int parse_rate(const char *p, size_t len, bool suffix, uint64_t *out)
+{
+	uint64_t v = 0, mult = 1;
+
+	if (suffix && len > 1) {
+		switch (p[len - 1]) {
+		case 'K':
+		case 'k':
+			mult = 1ull << 10;
+			len--;
+			break;
+		case 'M':
+		case 'm':
+			mult = 1ull << 20;
+			len--;
+			break;
+		case 'G':
+		case 'g':
+			mult = 1ull << 30;
+			len--;
+			break;
+		}
+	}
+	if (len == 0 || len > 19)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	}
+	if (v == 0 || v > RATELIMIT_MAX_TOKENS / mult)
+		return -EINVAL;
+	*out = v * mult;
+	return 0;
+}
+
+/* PATH[,ro|,rw][,bw=RATE][,iops=N]: options are taken off the end while they parse, so a
+ * path may still hold commas.  bw and iops become buckets refilled every second. */
 static int parse_disk(const char *arg, struct machine_disk *d)
 {
-	const char *comma = strrchr(arg, ',');
 	size_t len = strlen(arg);
 
 	d->read_only = false;
-	if (comma && (!strcmp(comma, ",ro") || !strcmp(comma, ",rw"))) {
-		d->read_only = comma[1] == 'r' && comma[2] == 'o';
+	memset(&d->rl, 0, sizeof(d->rl));
+	for (;;) {
+		const char *comma = memrchr(arg, ',', len);
+		const char *opt = comma ? comma + 1 : NULL;
+		size_t olen = comma ? len - (size_t)(opt - arg) : 0;
+		uint64_t v;
+
+		if (!comma)
+			break;
+		if (olen == 2 && (!memcmp(opt, "ro", 2) || !memcmp(opt, "rw", 2))) {
+			d->read_only = opt[1] == 'o';
+		} else if (olen >= 3 && !memcmp(opt, "bw=", 3)) {
+			if (parse_rate(opt + 3, olen - 3, true, &v))
+				return -EINVAL;
+			d->rl.bandwidth = (struct tbucket_cfg){ .size = v, .refill_time_ms = 1000 };
+		} else if (olen >= 5 && !memcmp(opt, "iops=", 5)) {
+			if (parse_rate(opt + 5, olen - 5, false, &v))
+				return -EINVAL;
+			d->rl.ops = (struct tbucket_cfg){ .size = v, .refill_time_ms = 1000 };
+		} else {
+			break;
+		}
 		len = (size_t)(comma - arg);
 	}
 	if (len == 0 || len >= sizeof(d->path))
@@ -472,7 +534,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 				return -EINVAL;
 			}
 			if (parse_disk(optarg, &o->m.disks[o->m.nr_disks])) {
-				snprintf(err, err_size, "--disk: bad value '%s' (want PATH[,ro])",
+				snprintf(err, err_size,
+					 "--disk: bad value '%s' (want "
+					 "PATH[,ro][,bw=RATE][,iops=N])",
 					 optarg);
 				return -EINVAL;
 			}

@@ -120,6 +120,10 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 			if (ret)
 				return err_set(ret, err, n, "disk %d (private copy of '%s'): %s", i,
 					       d->path, strerror(-ret));
+			ret = virtio_blk_set_ratelimit(m->disks[i], &d->rl);
+			if (ret)
+				return err_set(ret, err, n, "disk '%s': rate limiter: %s", d->path,
+					       strerror(-ret));
 			continue;
 		}
 		/* The same file twice would meet its own lock ("in use by another process"). */
@@ -138,6 +142,10 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 				       virtio_blk_locked_rw(d->path) ? "read-write" : "read-only");
 		if (ret)
 			return err_set(ret, err, n, "disk '%s': %s", d->path, strerror(-ret));
+		ret = virtio_blk_set_ratelimit(m->disks[i], &d->rl);
+		if (ret)
+			return err_set(ret, err, n, "disk '%s': rate limiter: %s", d->path,
+				       strerror(-ret));
 	}
 	for (int i = 0; i < m->cfg.nr_nets; i++) {
 		uint8_t mac[6];
@@ -153,9 +161,20 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 		if (ret)
 			return err_set(ret, err, n, "--net: cannot add the device: %s",
 				       strerror(-ret));
+		ret = virtio_net_set_ratelimit(m->nets[i], &m->cfg.nets[i].rx_rl,
+					       &m->cfg.nets[i].tx_rl);
+		if (ret)
+			return err_set(ret, err, n, "--net: rate limiter: %s", strerror(-ret));
 	}
-	if (!m->cfg.no_rng && (ret = virtio_rng_add(dm, NULL)))
-		return err_set(ret, err, n, "virtio-rng: %s", strerror(-ret));
+	if (!m->cfg.no_rng) {
+		struct virtio_rng *rng;
+
+		ret = virtio_rng_add(dm, &rng);
+		if (!ret)
+			ret = virtio_rng_set_ratelimit(rng, &m->cfg.rng_rl);
+		if (ret)
+			return err_set(ret, err, n, "virtio-rng: %s", strerror(-ret));
+	}
 	if (m->cfg.vsock_path[0] && (ret = add_vsock(m, env, err, n)))
 		return ret;
 	if (m->cfg.balloon) {
@@ -369,8 +388,35 @@ void machine_console_port(struct machine *m, struct console_port *port)
 				       .opaque = m->uart };
 }
 
-/* Version 2 appends bool fuzz; version 1 (no fuzz device) still loads. */
-#define MACHINE_STATE_VERSION 2
+/* Version 2 appends bool fuzz; version 3 the rate limiters (per disk, per network device rx
+ * then tx, then virtio-rng's: each bandwidth then ops as u64 size, one_time_burst,
+ * refill_time_ms).  Older records still load, without limits.  Only the configuration is
+ * saved: a restored device starts with full buckets. */
+#define MACHINE_STATE_VERSION 3
+
+static void put_rl(struct snap_writer *w, const struct ratelimit_cfg *c)
+{
+	const struct tbucket_cfg *b[2] = { &c->bandwidth, &c->ops };
+
+	for (int i = 0; i < 2; i++) {
+		snap_put_u64(w, b[i]->size);
+		snap_put_u64(w, b[i]->one_time_burst);
+		snap_put_u64(w, b[i]->refill_time_ms);
+	}
+}
+
+static void get_rl(struct snap_reader *r, struct ratelimit_cfg *c)
+{
+	struct tbucket_cfg *b[2] = { &c->bandwidth, &c->ops };
+
+	for (int i = 0; i < 2; i++) {
+		b[i]->size = snap_get_u64(r);
+		b[i]->one_time_burst = snap_get_u64(r);
+		b[i]->refill_time_ms = snap_get_u64(r);
+	}
+	if (ratelimit_validate(c))
+		snap_fail(r);
+}
 
 void machine_config_save(const struct machine_config *c, struct snap_writer *w)
 {
@@ -414,6 +460,13 @@ void machine_config_save(const struct machine_config *c, struct snap_writer *w)
 	snap_put_str(w, c->initrd, MACHINE_PATH_MAX - 1);
 	snap_put_str(w, c->cmdline, MACHINE_CMDLINE_MAX - 1);
 	snap_put_bool(w, c->fuzz);
+	for (int i = 0; i < c->nr_disks && i < MACHINE_MAX_DISKS; i++)
+		put_rl(w, &c->disks[i].rl);
+	for (int i = 0; i < c->nr_nets && i < MACHINE_MAX_NETS; i++) {
+		put_rl(w, &c->nets[i].rx_rl);
+		put_rl(w, &c->nets[i].tx_rl);
+	}
+	put_rl(w, &c->rng_rl);
 }
 
 int machine_config_load(struct machine_config *c, const struct snap_file *f, char *err, size_t n)
@@ -487,6 +540,15 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 	snap_get_str(&r, c->initrd, sizeof(c->initrd));
 	snap_get_str(&r, c->cmdline, sizeof(c->cmdline));
 	c->fuzz = r.version >= 2 && snap_get_bool(&r);
+	if (r.version >= 3) {
+		for (int i = 0; i < c->nr_disks; i++)
+			get_rl(&r, &c->disks[i].rl);
+		for (int i = 0; i < c->nr_nets; i++) {
+			get_rl(&r, &c->nets[i].rx_rl);
+			get_rl(&r, &c->nets[i].tx_rl);
+		}
+		get_rl(&r, &c->rng_rl);
+	}
 	if (snap_reader_done(&r))
 		return err_set(-EINVAL, err, n, "the machine record is malformed");
 	if (c->mem_mib < 16 || c->mem_mib > (LAYOUT_MAX_RAM >> 20) || c->smp < 1 ||

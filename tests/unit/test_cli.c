@@ -99,6 +99,47 @@ static void test_bad_usage(void **state)
 	assert_true(o.help);
 }
 
+/* --disk suboptions: ro, bw=RATE (K/M/G binary), iops=N, in any order after the path. */
+static void test_disk_ratelimit(void **state)
+{
+	struct cli_opts o;
+	char err[256];
+
+	assert_int_equal(PARSE(&o, err, "--disk", "/a,b.img,bw=2M,ro,iops=100", "--disk",
+			       "/c.img,bw=1500", "--disk", "/d.img,ro"),
+			 0);
+	assert_int_equal(o.m.nr_disks, 3);
+	assert_string_equal(o.m.disks[0].path, "/a,b.img");
+	assert_true(o.m.disks[0].read_only);
+	assert_int_equal(o.m.disks[0].rl.bandwidth.size, 2u << 20);
+	assert_int_equal(o.m.disks[0].rl.bandwidth.refill_time_ms, 1000);
+	assert_int_equal(o.m.disks[0].rl.bandwidth.one_time_burst, 0);
+	assert_int_equal(o.m.disks[0].rl.ops.size, 100);
+	assert_int_equal(o.m.disks[0].rl.ops.refill_time_ms, 1000);
+	assert_false(o.m.disks[1].read_only);
+	assert_int_equal(o.m.disks[1].rl.bandwidth.size, 1500);
+	assert_int_equal(o.m.disks[1].rl.ops.size, 0);
+	assert_true(ratelimit_cfg_none(&o.m.disks[2].rl));
+	assert_int_equal(PARSE(&o, err, "--disk", "/a.img,bw=8k"), 0);
+	assert_int_equal(o.m.disks[0].rl.bandwidth.size, 8192);
+	assert_int_equal(PARSE(&o, err, "--disk", "/a.img,bw=1G"), 0);
+	assert_int_equal(o.m.disks[0].rl.bandwidth.size, 1u << 30);
+
+	assert_int_equal(PARSE(&o, err, "--disk", "/a.img,bw=0"), -EINVAL);
+	assert_non_null(strstr(err, "bw=RATE"));
+	assert_int_equal(PARSE(&o, err, "--disk", "/a.img,bw=2X"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--disk", "/a.img,bw=M"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--disk", "/a.img,bw=99999999999999999999"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--disk", "/a.img,bw=2000000000G"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--disk", "/a.img,iops=5K"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--disk", "/a.img,iops="), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--disk", ",bw=2M"), -EINVAL);
+	/* Without a comma it is a file name. */
+	assert_int_equal(PARSE(&o, err, "--disk", "bw=2M"), 0);
+	assert_string_equal(o.m.disks[0].path, "bw=2M");
+	assert_true(ratelimit_cfg_none(&o.m.disks[0].rl));
+}
+
 static void test_too_many_disks(void **state)
 {
 	struct cli_opts o;
@@ -312,6 +353,7 @@ int main(void)
 		cmocka_unit_test(test_all_flags),
 		cmocka_unit_test(test_bad_numbers),
 		cmocka_unit_test(test_bad_usage),
+		cmocka_unit_test(test_disk_ratelimit),
 		cmocka_unit_test(test_too_many_disks),
 		cmocka_unit_test(test_interrupt_lines),
 		cmocka_unit_test(test_jail_options),

@@ -51,9 +51,18 @@ static void fill_sample(void)
 	sample.vsock_cid = 3;
 	strcpy(sample.vsock_path, "/tmp/v.sock");
 	sample.fuzz = true;
+	sample.disks[1].rl = (struct ratelimit_cfg){ .bandwidth = { 2 << 20, 1 << 20, 1000 },
+						     .ops = { 100, 0, 500 } };
+	sample.nets[0].rx_rl.bandwidth = (struct tbucket_cfg){ 1 << 20, 0, 100 };
+	sample.nets[1].tx_rl.ops = (struct tbucket_cfg){ 1000, 5, 1000 };
+	sample.rng_rl.bandwidth = (struct tbucket_cfg){ 4096, 0, 1000 };
 	strcpy(sample.kernel, "/boot/vmlinux");
 	strcpy(sample.cmdline, "console=ttyS0 root=/dev/vda rw");
 }
+
+/* The rate limiters of the sample in a version-3 record: 2 disks, 2 nets (rx and tx), rng;
+ * 6 u64 each. */
+#define RL_BYTES ((2 + 2 * 2 + 1) * 6 * 8)
 
 static void encode(const struct machine_config *c, struct snap_writer *w, struct snap_file *f)
 {
@@ -130,8 +139,14 @@ static void tap_without_name(struct machine_config *c)
 	c->nets[1].tap[0] = '\0';
 }
 
+static void bad_ratelimit(struct machine_config *c)
+{
+	c->nets[1].rx_rl.bandwidth = (struct tbucket_cfg){ 100, 0, 0 }; /* never refills */
+}
+
 static void test_refuses_values(void **state)
 {
+	expect_refused(bad_ratelimit, "rate limiter");
 	expect_refused(tiny_mem, "memory");
 	expect_refused(no_vcpus, "vcpus");
 	expect_refused(many_vcpus, "vcpus");
@@ -177,7 +192,7 @@ static void test_refuses_truncation_and_version(void **state)
 	/* Every shorter payload, re-framed as a valid file. */
 	for (size_t cut = 0; cut < r.len; cut += 7) {
 		snap_writer_init(&t);
-		snap_rec_begin(&t, SNAP_REC_MACHINE, 2, "machine");
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 3, "machine");
 		snap_put_bytes(&t, r.p, cut);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
@@ -186,19 +201,40 @@ static void test_refuses_truncation_and_version(void **state)
 	}
 	/* Another version. */
 	snap_writer_init(&t);
-	snap_rec_begin(&t, SNAP_REC_MACHINE, 3, "machine");
+	snap_rec_begin(&t, SNAP_REC_MACHINE, 4, "machine");
 	snap_put_bytes(&t, r.p, r.len);
 	assert_int_equal(snap_writer_finish(&t), 0);
 	assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "version 3"));
+	assert_non_null(strstr(err, "version 4"));
 	snap_writer_free(&t);
+	/* Version 2 (before the rate limiters): the same fields without them load, with no
+	 * limits; with their bytes left over it is refused. */
+	for (int extra = 0; extra <= 1; extra++) {
+		snap_writer_init(&t);
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 2, "machine");
+		snap_put_bytes(&t, r.p, r.len - RL_BYTES + (size_t)extra);
+		assert_int_equal(snap_writer_finish(&t), 0);
+		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
+		if (extra) {
+			assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
+		} else {
+			assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), 0);
+			assert_true(back.fuzz);
+			assert_true(ratelimit_cfg_none(&back.disks[1].rl));
+			assert_true(ratelimit_cfg_none(&back.nets[0].rx_rl));
+			assert_true(ratelimit_cfg_none(&back.nets[1].tx_rl));
+			assert_true(ratelimit_cfg_none(&back.rng_rl));
+			assert_string_equal(back.cmdline, sample.cmdline);
+		}
+		snap_writer_free(&t);
+	}
 	/* Version 1 (before the fuzz flag): the same fields without it load, without the
 	 * device; with the flag's byte left over it is refused. */
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 1, "machine");
-		snap_put_bytes(&t, r.p, r.len - 1 + (size_t)extra);
+		snap_put_bytes(&t, r.p, r.len - RL_BYTES - 1 + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {

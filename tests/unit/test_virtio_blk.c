@@ -1452,8 +1452,93 @@ static void test_event_loop(void **state)
 	free(x);
 }
 
-#define RW(fn)	  cmocka_unit_test_setup_teardown(fn, setup_rw, teardown)
-#define RO(fn)	  cmocka_unit_test_setup_teardown(fn, setup_ro, teardown)
+#define RW(fn) cmocka_unit_test_setup_teardown(fn, setup_rw, teardown)
+#define RO(fn) cmocka_unit_test_setup_teardown(fn, setup_ro, teardown)
+
+/* Rate limiter (fake clock): 1024 bytes/s and 3 ops/s.  Requests beyond the budget stay in
+ * the ring (not popped) until the limiter's timer fires; flushes count as ops. */
+static uint64_t rl_now;
+
+static uint64_t rl_clock(void)
+{
+	return rl_now;
+}
+
+static void queue_read(struct fixture *x, unsigned i, uint32_t len)
+{
+	struct fake_buf bufs[] = { { HDR_GPA + 32u * i, 16, false },
+				   { DATA_GPA + 0x1000u * i, len, true },
+				   { STATUS_GPA + i, 1, true } };
+	uint8_t *h = fake_mem_ptr(&x->mem, HDR_GPA + 32u * i, 16);
+
+	virtio_put_le(h, VIRTIO_BLK_T_IN, 4);
+	virtio_put_le(h + 8, i, 8);
+	fake_vq_add_chain(&x->f, bufs, 3);
+}
+
+static void test_ratelimit(void **state)
+{
+	struct fixture *x = *state;
+	struct ratelimit_cfg c = { .bandwidth = { 1024, 0, 1000 }, .ops = { 3, 0, 1000 } };
+	struct ratelimit_cfg bad = { .bandwidth = { 1024, 0, 0 } };
+	struct ratelimit_cfg none = { 0 };
+	uint32_t id, len;
+
+	rl_now = 1000000000;
+	ratelimit_set_clock(rl_clock);
+	assert_int_equal(virtio_blk_set_ratelimit(x->blk, &bad), -EINVAL);
+	assert_int_equal(virtio_blk_set_ratelimit(x->blk, &c), 0);
+	/* 512 + 512 bytes pass; the third read waits for bandwidth. */
+	for (unsigned i = 0; i < 3; i++)
+		queue_read(x, i, 512);
+	kick(x, 2);
+	assert_int_equal(fake_vq_used_idx(&x->f), 2);
+	/* A kick while held does nothing (no busy loop, nothing lost). */
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 2);
+	/* 499 ms later: still 1 byte short; the timer would fire at 500 ms. */
+	rl_now += 499000000;
+	virtio_blk_ratelimit_fire(x->blk);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0); /* no event loop here: run the queue */
+	assert_int_equal(fake_vq_used_idx(&x->f), 2);
+	rl_now += 1000000;
+	virtio_blk_ratelimit_fire(x->blk);
+	kick(x, 1);
+	assert_int_equal(fake_vq_used_idx(&x->f), 3);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_true(fake_vq_get_used(&x->f, &id, &len));
+		assert_int_equal(len, 513);
+		assert_int_equal(*(uint8_t *)fake_mem_ptr(&x->mem, STATUS_GPA + i, 1), 0);
+		expect_pattern(fake_mem_ptr(&x->mem, DATA_GPA + 0x1000u * i, 512), i * 512, 512);
+	}
+	/* Ops: three per second, flushes included. */
+	rl_now += 10000000000;
+	for (unsigned i = 0; i < 4; i++) {
+		struct fake_buf bufs[] = { { HDR_GPA + 32u * i, 16, false },
+					   { STATUS_GPA + i, 1, true } };
+
+		virtio_put_le(fake_mem_ptr(&x->mem, HDR_GPA + 32u * i, 16), VIRTIO_BLK_T_FLUSH, 4);
+		fake_vq_add_chain(&x->f, bufs, 2);
+	}
+	kick(x, 3);
+	assert_int_equal(fake_vq_used_idx(&x->f), 6);
+	/* A request larger than the bucket waits for a full bucket, then passes (debt). */
+	rl_now += 10000000000;
+	virtio_blk_ratelimit_fire(x->blk);
+	kick(x, 1);
+	assert_int_equal(fake_vq_used_idx(&x->f), 7);
+	queue_read(x, 0, 4096);
+	kick(x, 1);
+	assert_int_equal(fake_vq_used_idx(&x->f), 8);
+	queue_read(x, 1, 512);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 8);
+	/* Removing the limit at run time releases what was held at once. */
+	assert_int_equal(virtio_blk_set_ratelimit(x->blk, &none), 0);
+	kick(x, 1);
+	assert_int_equal(fake_vq_used_idx(&x->f), 9);
+	ratelimit_set_clock(NULL);
+}
 #define ASYNC(fn) cmocka_unit_test_setup_teardown(fn, setup_async, teardown)
 #define SYNC(fn)  cmocka_unit_test_setup_teardown(fn, setup_sync, teardown)
 
@@ -1506,6 +1591,9 @@ int main(void)
 		RW(test_metrics),
 		SYNC(test_metrics),
 		ASYNC(test_metrics),
+		RW(test_ratelimit),
+		ASYNC(test_ratelimit),
+		SYNC(test_ratelimit),
 		RW(test_read_last_sector),
 		RW(test_status_shares_buffer),
 		RW(test_header_split),

@@ -1676,6 +1676,127 @@ static void test_create_errors(void **state)
 	assert_int_equal(virtio_net_create(&be, test_mac, &n), -EINVAL);
 }
 
+/* --- rate limiters (fake clock, 1000 bytes per second) --- */
+
+static uint64_t rl_now;
+
+static uint64_t rl_clock(void)
+{
+	return rl_now;
+}
+
+static void rl_start(void)
+{
+	rl_now = 7000000000;
+	ratelimit_set_clock(rl_clock);
+}
+
+/* TX: a chain beyond the budget stays in the ring until the timer fires. */
+static void test_ratelimit_tx(void **state)
+{
+	struct fixture *x = *state;
+	struct ratelimit_cfg c = { .bandwidth = { 1000, 0, 1000 } };
+	struct ratelimit_cfg bad = { .ops = { 1, 0, 0 } };
+	struct fake_buf b[2] = { { TX_HDR, HDR, false }, { TX_BUF, 400, false } };
+	uint32_t id, used;
+
+	rl_start();
+	make_frame(fake_mem_ptr(&x->mem, TX_BUF, 400), 400);
+	put_tx_hdr(x, 0, 0, 0, 0);
+	assert_int_equal(virtio_net_set_ratelimit(x->net, NULL, &bad), -EINVAL);
+	assert_int_equal(virtio_net_set_ratelimit(x->net, NULL, &c), 0);
+	for (int i = 0; i < 3; i++)
+		fake_vq_add_chain(&x->tx, b, 2);
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	assert_int_equal(x->fb.sent, 2);
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	assert_int_equal(x->fb.sent, 2);
+	assert_int_equal(fake_vq_used_idx(&x->tx), 2);
+	rl_now += 200000000;
+	virtio_net_ratelimit_fire(x->net, true);
+	wr(x, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ); /* no event loop: run the queue */
+	assert_int_equal(x->fb.sent, 3);
+	assert_int_equal(stats(x).tx_frames, 3);
+	assert_int_equal(stats(x).tx_dropped, 0);
+	for (int i = 0; i < 3; i++)
+		assert_true(fake_vq_get_used(&x->tx, &id, &used));
+	/* The receive side is not limited by the transmit limiter. */
+	post_rx(x, 4, 2048);
+	for (int i = 0; i < 3; i++) {
+		uint8_t frame[400];
+
+		make_frame(frame, sizeof(frame));
+		inject(x, NULL, frame, sizeof(frame));
+	}
+	assert_int_equal(stats(x).rx_frames, 3);
+	ratelimit_set_clock(NULL);
+}
+
+/* RX from a push back end (slirp): a frame beyond the budget waits in the device, the back
+ * end is paused (nothing dropped), and the timer delivers it. */
+static void test_ratelimit_rx_push(void **state)
+{
+	struct fixture *x = *state;
+	struct ratelimit_cfg c = { .bandwidth = { 1000, 0, 1000 } };
+	struct ratelimit_cfg none = { 0 };
+	uint8_t frame[400];
+	uint32_t id, len;
+	unsigned got = 0;
+
+	rl_start();
+	make_frame(frame, sizeof(frame));
+	assert_int_equal(virtio_net_set_ratelimit(x->net, &c, NULL), 0);
+	post_rx(x, 8, 2048);
+	for (int i = 0; i < 4; i++) {
+		frame[100] = (uint8_t)i;
+		inject(x, NULL, frame, sizeof(frame));
+	}
+	assert_int_equal(stats(x).rx_frames, 2);
+	assert_int_equal(stats(x).rx_dropped, 0);
+	assert_false(x->fb.rx_on);
+	rl_now += 400000000; /* room for one more */
+	virtio_net_ratelimit_fire(x->net, false);
+	assert_int_equal(stats(x).rx_frames, 3);
+	assert_false(x->fb.rx_on);
+	/* Lifting the limit delivers the rest at once and resumes the back end. */
+	assert_int_equal(virtio_net_set_ratelimit(x->net, &none, NULL), 0);
+	assert_int_equal(stats(x).rx_frames, 4);
+	assert_true(x->fb.rx_on);
+	while (fake_vq_get_used(&x->rx, &id, &len)) {
+		assert_int_equal(rx_buf(x, id)[HDR + 100], (uint8_t)got); /* in order */
+		got++;
+	}
+	assert_int_equal(got, 4);
+	ratelimit_set_clock(NULL);
+}
+
+/* RX from a pull back end (TAP): frames are read while the bucket is not in debt, each then
+ * counted in full; in debt the back end is paused until the timer fires. */
+static void test_ratelimit_rx_pull(void **state)
+{
+	struct fixture *x = *state;
+	struct ratelimit_cfg c = { .bandwidth = { 1000, 0, 1000 } };
+
+	rl_start();
+	assert_int_equal(virtio_net_set_ratelimit(x->net, &c, NULL), 0);
+	post_rx(x, 8, 2048);
+	pull(x, 5, 400);
+	assert_int_equal(x->fb.pulled, 3); /* 1000 - 3 * 400: 200 bytes in debt */
+	assert_false(x->fb.rx_on);
+	rl_now += 200000000; /* debt paid, bucket at 0: still waits */
+	virtio_net_ratelimit_fire(x->net, false);
+	pull(x, 0, 400);
+	assert_int_equal(x->fb.pulled, 3);
+	rl_now += 1000000;
+	virtio_net_ratelimit_fire(x->net, false);
+	assert_true(x->fb.rx_on);
+	pull(x, 0, 400);
+	assert_int_equal(x->fb.pulled, 4);
+	assert_int_equal(stats(x).rx_frames, 4);
+	assert_int_equal(stats(x).rx_dropped, 0);
+	ratelimit_set_clock(NULL);
+}
+
 #define PLAIN(fn)     cmocka_unit_test_setup_teardown(fn, setup_plain, teardown)
 #define VNET(fn)      cmocka_unit_test_setup_teardown(fn, setup_vnet, teardown)
 #define NOMRG(fn)     cmocka_unit_test_setup_teardown(fn, setup_no_mrg, teardown)
@@ -1718,6 +1839,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_errors),
 		cmocka_unit_test(test_mac_helpers),
+		PLAIN(test_ratelimit_tx),
+		PLAIN(test_ratelimit_rx_push),
+		PULL(test_ratelimit_rx_pull),
 		cmocka_unit_test(test_parse_hostfwd),
 		cmocka_unit_test(test_cli_net),
 		PLAIN(test_config_and_features),

@@ -612,6 +612,63 @@ static void test_snapshot_refusals(void **state)
 	snap_writer_free(&w);
 }
 
+/* Rate limiter (fake clock): 1000 bytes per second.  A request beyond the budget stays in the
+ * ring until the limiter's timer fires, and then completes in full. */
+static uint64_t rl_now;
+
+static uint64_t rl_clock(void)
+{
+	return rl_now;
+}
+
+static void test_ratelimit(void **state)
+{
+	struct fixture *x = *state;
+	struct ratelimit_cfg c = { .bandwidth = { 1000, 0, 1000 } };
+	struct ratelimit_cfg none = { 0 };
+	uint32_t id, len;
+
+	rl_now = 5000000000;
+	ratelimit_set_clock(rl_clock);
+	use_pattern(x, 0, 0);
+	assert_int_equal(virtio_rng_set_ratelimit(x->rng, &c), 0);
+	for (unsigned i = 0; i < 3; i++) {
+		struct fake_buf b = { DATA_GPA + 0x1000u * i, 400, true };
+
+		fake_vq_add_chain(&x->f, &b, 1);
+	}
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 2);
+	assert_int_equal(virtio_rng_bytes(x->rng), 800);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 2);
+	rl_now += 199000000; /* 999 bytes' worth in the bucket: not yet */
+	virtio_rng_ratelimit_fire(x->rng);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 2);
+	rl_now += 1000000;
+	virtio_rng_ratelimit_fire(x->rng);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 3);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_true(fake_vq_get_used(&x->f, &id, &len));
+		assert_int_equal(len, 400);
+	}
+	assert_int_equal(virtio_rng_bytes(x->rng), 1200);
+	/* Held again, then released by removing the limit. */
+	for (unsigned i = 0; i < 2; i++) {
+		struct fake_buf b = { DATA_GPA + 0x1000u * i, 400, true };
+
+		fake_vq_add_chain(&x->f, &b, 1);
+	}
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 3);
+	assert_int_equal(virtio_rng_set_ratelimit(x->rng, &none), 0);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 5);
+	ratelimit_set_clock(NULL);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -621,6 +678,7 @@ int main(void)
 		T(test_getrandom),
 		T(test_metrics),
 		T(test_segments),
+		T(test_ratelimit),
 		T(test_oversized_buffer_capped),
 		T(test_short_reads),
 		T(test_eintr_retried),

@@ -163,6 +163,10 @@ struct virtio_blk {
 	uint16_t free_slots[BLK_SLOTS];
 	struct blk_req *reqs;  /* BLK_SLOTS */
 	struct metrics_blk *m; /* this drive's counters (never NULL) */
+	/* Rate limiter: bytes of request data, one op per request.  A request it holds back goes
+	 * back to the available ring and the queue is not drained until its timer fires. */
+	struct ratelimit rl;
+	bool rl_watched; /* rl's timerfd is on ev */
 };
 
 static const uint8_t zeros[ZERO_CHUNK];
@@ -887,6 +891,24 @@ static int start_request(struct virtio_blk *b, struct blk_req *r)
 	return REQ_QUEUED;
 }
 
+/* Data bytes the rate limiter counts for the request popped into e (§5.2.6: a read's data
+ * is the writable part before the status byte, a write's the readable part after the
+ * header); 0 for flushes and the rest, which count as an op only. */
+static uint64_t rl_bytes(const struct virtq_elem *e)
+{
+	uint8_t hdr[REQ_HDR_BYTES];
+	uint32_t type;
+
+	if (virtq_elem_read(e, 0, hdr, sizeof(hdr)) < sizeof(hdr))
+		return 0;
+	type = (uint32_t)virtio_get_le(hdr, 4);
+	if (type == VIRTIO_BLK_T_IN)
+		return e->in_len ? e->in_len - 1 : 0;
+	if (type == VIRTIO_BLK_T_OUT)
+		return e->out_len - REQ_HDR_BYTES;
+	return 0;
+}
+
 static void blk_queue_notify(void *dev, unsigned q)
 {
 	struct virtio_blk *b = dev;
@@ -903,6 +925,8 @@ static void blk_queue_notify(void *dev, unsigned q)
 			virtio_mmio_queue_yield(b->t, q);
 			break;
 		}
+		if (b->rl.armed)
+			break; /* the limiter's timer resumes us */
 		r = slot_get(b);
 		if (!r) {
 			/* Resumed by the completion that frees a slot. */
@@ -915,6 +939,18 @@ static void blk_queue_notify(void *dev, unsigned q)
 			if (ret < 0)
 				virtio_mmio_set_needs_reset(b->t);
 			break;
+		}
+		if (!ratelimit_none(&b->rl)) {
+			uint64_t wait;
+
+			/* Not now: the chain goes back to the ring and the timer resumes us
+			 * (without a timer the request passes rather than stall the queue). */
+			if (!ratelimit_consume(&b->rl, rl_bytes(&r->elem), 1, &wait) &&
+			    ratelimit_arm(&b->rl, wait) == 0) {
+				virtq_unpop(b->vq, 1);
+				slot_put(b, r);
+				break;
+			}
 		}
 		ret = start_request(b, r);
 		if (ret < 0) {
@@ -1002,6 +1038,7 @@ static void blk_reset(void *dev)
 	b->starved = false;
 	b->t = NULL;
 	b->vq = NULL;
+	ratelimit_disarm(&b->rl);
 }
 
 static void blk_quiesce(void *dev)
@@ -1324,6 +1361,7 @@ int virtio_blk_create(const char *path, bool read_only, const char *serial, stru
 	if (!b)
 		return -ENOMEM;
 	b->efd = -1;
+	ratelimit_init_none(&b->rl);
 	b->base_fd = -1;
 	b->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (b->fd < 0) {
@@ -1352,6 +1390,7 @@ int virtio_blk_create_fd(int fd, int base_fd, bool read_only, const char *serial
 	if (!b)
 		return -ENOMEM;
 	b->efd = -1;
+	ratelimit_init_none(&b->rl);
 	b->base_fd = -1;
 	/* Our own fds on the caller's open files: the caller keeps (and closes) its own. */
 	b->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -1398,6 +1437,8 @@ int virtio_blk_async_fd(struct virtio_blk *b)
 	return b->efd;
 }
 
+static void rl_timer_cb(void *opaque, uint32_t events);
+
 /* Watch b's completions on the manager's event loop and register it as virtio device `id`;
  * destroys b on failure. */
 static int blk_attach(struct devmgr *dm, const char *id, struct virtio_blk *b,
@@ -1412,9 +1453,20 @@ static int blk_attach(struct devmgr *dm, const char *id, struct virtio_blk *b,
 			goto destroy_dev;
 		b->ev = dm->ev;
 	}
+	/* The limiter's timer exists from the start, limited or not: a limit set at run time
+	 * then needs no new fd (timerfd_create is outside the seccomp policy after start-up). */
+	if (dm->ev) {
+		fd = ratelimit_timer_fd(&b->rl);
+		ret = fd < 0 ? fd : evloop_add(dm->ev, fd, EPOLLIN, rl_timer_cb, b);
+		if (ret)
+			goto destroy_dev;
+		b->ev = dm->ev;
+		b->rl_watched = true;
+	}
 	ret = virtio_mmio_add(dm, id, &virtio_blk_ops, b, NULL);
 	if (ret)
 		goto destroy_dev;
+	b->ev = dm->ev; /* the rate limiter's timer goes there too */
 	if (out)
 		*out = b;
 	return 0;
@@ -1457,6 +1509,45 @@ uint64_t virtio_blk_capacity(const struct virtio_blk *b)
 unsigned virtio_blk_in_flight(const struct virtio_blk *b)
 {
 	return b->in_flight;
+}
+
+void virtio_blk_ratelimit_fire(struct virtio_blk *b)
+{
+	struct virtio_mmio *t = __atomic_load_n(&b->lock_t, __ATOMIC_ACQUIRE);
+
+	if (!t) {
+		ratelimit_timer_ack(&b->rl);
+		return;
+	}
+	virtio_mmio_lock(t);
+	ratelimit_timer_ack(&b->rl);
+	if (b->t && b->vq)
+		virtio_mmio_queue_yield(b->t, 0);
+	virtio_mmio_unlock(t);
+}
+
+static void rl_timer_cb(void *opaque, uint32_t events)
+{
+	virtio_blk_ratelimit_fire(opaque);
+}
+
+int virtio_blk_set_ratelimit(struct virtio_blk *b, const struct ratelimit_cfg *cfg)
+{
+	struct virtio_mmio *t = __atomic_load_n(&b->lock_t, __ATOMIC_ACQUIRE);
+	int ret;
+
+	if (t)
+		virtio_mmio_lock(t);
+	ret = ratelimit_update(&b->rl, cfg);
+	/* A request held under the old limits is looked at again under the new ones. */
+	if (!ret && b->rl.armed) {
+		ratelimit_disarm(&b->rl);
+		if (b->t && b->vq)
+			virtio_mmio_queue_yield(b->t, 0);
+	}
+	if (t)
+		virtio_mmio_unlock(t);
+	return ret;
 }
 
 /* In-place reset (blk_undo.h).  Both run with the VM paused and the device quiesced; the
@@ -1521,8 +1612,11 @@ void virtio_blk_destroy(struct virtio_blk *b)
 {
 	if (!b)
 		return;
-	if (b->ev)
+	if (b->ev && b->efd >= 0)
 		evloop_del(b->ev, b->efd);
+	if (b->rl_watched)
+		evloop_del(b->ev, b->rl.timer_fd);
+	ratelimit_destroy(&b->rl);
 	if (b->uring) {
 		if (b->in_flight) {
 			cancel_all(b);

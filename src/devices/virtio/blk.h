@@ -6,6 +6,7 @@
 #define IGNITION_DEVICES_VIRTIO_BLK_H
 
 #include "devices/virtio/virtio.h"
+#include "util/ratelimit.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -110,6 +111,18 @@ int virtio_blk_async_fd(struct virtio_blk *b) __attribute__((warn_unused_result)
 
 /* Reap finished requests (takes the transport lock): the event-loop callback of the fd above. */
 void virtio_blk_complete(struct virtio_blk *b);
+
+/* Limit the disk (bandwidth: data bytes of reads and writes; ops: requests, flushes
+ * included); a limiter of zero sizes removes the limit.  A request that must wait goes back
+ * to the available ring and the queue is not drained until the limiter's timer fires (on the
+ * event loop of virtio_blk_add).  Callable before activation or at run time on the event-loop
+ * thread; a request held under the old limits is reconsidered at once.  0, -EINVAL
+ * (ratelimit_validate), or -errno of the timer. */
+int virtio_blk_set_ratelimit(struct virtio_blk *b, const struct ratelimit_cfg *cfg)
+	__attribute__((warn_unused_result));
+
+/* The limiter's timer expired: resume the queue (its event-loop callback; unit tests). */
+void virtio_blk_ratelimit_fire(struct virtio_blk *b);
 
 /* Requests submitted and not yet completed. */
 unsigned virtio_blk_in_flight(const struct virtio_blk *b);

@@ -2,6 +2,7 @@
 
 #include "core/devmgr.h"
 #include "core/metrics.h"
+#include "core/evloop.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "net/backend.h"
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -74,6 +76,13 @@ struct virtio_net {
 	/* Pull back ends: the tail of a frame that did not fit the held chains, or a whole
 	 * frame nobody can take. */
 	uint8_t overflow[OFFER_BYTES];
+	/* Rate limiters (bytes of frames, one op per frame).  While rx_rl holds a frame the back
+	 * end is paused (frames wait there, none is dropped) and waiting frames stay in pend[];
+	 * while tx_rl holds a chain the transmit queue is not drained.  Their timers, on ev,
+	 * resume each direction. */
+	struct ratelimit rx_rl, tx_rl;
+	struct evloop *ev;
+	bool rx_watched, tx_watched;
 };
 
 static void lock(struct virtio_net *n)
@@ -301,8 +310,32 @@ static void set_paused(struct virtio_net *n, bool paused)
 	n->be->ops->set_rx_enabled(n->be, !paused);
 }
 
-/* Deliver waiting frames in order while the guest has room; resume the back end once the
- * backlog is half gone.  Returns true if anything was pushed. */
+/* May a frame of `len` bytes go to the guest now?  When rx_rl says no, its timer is armed
+ * and the back end paused until it fires (without a timer the frame passes). */
+static bool rx_allowed(struct virtio_net *n, size_t len)
+{
+	uint64_t wait;
+
+	if (ratelimit_none(&n->rx_rl))
+		return true;
+	if (n->rx_rl.armed)
+		return false;
+	if (ratelimit_check(&n->rx_rl, len, 1, &wait))
+		return true;
+	if (ratelimit_arm(&n->rx_rl, wait))
+		return true;
+	set_paused(n, true);
+	return false;
+}
+
+static void rx_charge(struct virtio_net *n, size_t len)
+{
+	if (!ratelimit_none(&n->rx_rl))
+		ratelimit_force(&n->rx_rl, len, 1);
+}
+
+/* Deliver waiting frames in order while the guest has room and the limiter lets them; resume
+ * the back end once the backlog is half gone.  Returns true if anything was pushed. */
 static bool flush_pending(struct virtio_net *n)
 {
 	bool pushed = false;
@@ -310,10 +343,15 @@ static bool flush_pending(struct virtio_net *n)
 	while (n->pend_count && rx_usable(n)) {
 		struct pending *p = &n->pend[n->pend_head];
 		const uint8_t *frame = p->has_hdr ? p->buf + VIRTIO_NET_HDR_BYTES : p->buf;
-		int r = deliver(n, p->has_hdr ? p->buf : NULL, frame, p->len);
+		int r;
 
+		if (!rx_allowed(n, p->len))
+			break;
+		r = deliver(n, p->has_hdr ? p->buf : NULL, frame, p->len);
 		if (r == -EAGAIN)
 			break;
+		if (r > 0)
+			rx_charge(n, p->len);
 		pushed |= r > 0;
 		free(p->buf);
 		n->pend_head = (n->pend_head + 1) % VIRTIO_NET_PENDING_MAX;
@@ -321,7 +359,7 @@ static bool flush_pending(struct virtio_net *n)
 	}
 	if (!rx_usable(n))
 		pend_drop_all(n);
-	if (n->pend_count <= VIRTIO_NET_PENDING_MAX / 2)
+	if (n->pend_count <= VIRTIO_NET_PENDING_MAX / 2 && !n->rx_rl.armed)
 		set_paused(n, false);
 	return pushed;
 }
@@ -553,6 +591,10 @@ static void rx_pull(struct virtio_net *n)
 				break;
 			}
 		}
+		/* The frame's size is known only once read: it passes while the limiter is not
+		 * in debt, and is then counted in full (ratelimit_force). */
+		if (!rx_allowed(n, 1))
+			break;
 		ret = rx_gather(n);
 		if (ret == -EAGAIN) {
 			set_paused(n, true);
@@ -595,6 +637,7 @@ static void rx_pull(struct virtio_net *n)
 			rx_drop(n);
 			continue;
 		}
+		rx_charge(n, (size_t)r - VIRTIO_NET_HDR_BYTES);
 		rx_count(n, (size_t)r - VIRTIO_NET_HDR_BYTES);
 		n->rx_unsignalled++;
 	}
@@ -623,8 +666,11 @@ static void net_receive(void *opaque, const uint8_t *hdr, const uint8_t *frame, 
 		rx_drop(n);
 		goto out;
 	}
-	if (n->pend_count == 0)
+	if (n->pend_count == 0 && rx_allowed(n, len)) {
 		r = deliver(n, hdr, frame, len);
+		if (r > 0)
+			rx_charge(n, len);
+	}
 	if (r == -EAGAIN)
 		enqueue(n, hdr, frame, len);
 	else if (r > 0 && ++n->rx_unsignalled >= VIRTIO_QUEUE_BUDGET)
@@ -769,6 +815,8 @@ static void process_tx(struct virtio_net *n)
 			virtio_mmio_queue_yield(n->t, VIRTIO_NET_TXQ);
 			break;
 		}
+		if (n->tx_rl.armed)
+			break; /* the limiter's timer resumes us */
 		ret = virtq_pop(n->txq, &n->txelem);
 		if (ret == 0) {
 			if (virtq_enable_notify(n->txq)) {
@@ -780,6 +828,19 @@ static void process_tx(struct virtio_net *n)
 		if (ret < 0) {
 			needs_reset(n);
 			break;
+		}
+		if (!ratelimit_none(&n->tx_rl)) {
+			uint32_t len = n->txelem.out_len;
+			uint64_t wait;
+
+			len = len > VIRTIO_NET_HDR_BYTES ? len - VIRTIO_NET_HDR_BYTES : 0;
+			/* Not now: the chain goes back to the ring (notifications stay off) and
+			 * the timer resumes us; without a timer the frame passes. */
+			if (!ratelimit_consume(&n->tx_rl, len, 1, &wait) &&
+			    ratelimit_arm(&n->tx_rl, wait) == 0) {
+				virtq_unpop(n->txq, 1);
+				break;
+			}
 		}
 		tx_one(n, &n->txelem);
 		virtq_push(n->txq, n->txelem.head, 0);
@@ -854,6 +915,8 @@ static void net_reset(void *dev)
 	n->nheld = n->rxiov_n = 0;
 	n->held_len = 0;
 	pend_drop_all(n);
+	ratelimit_disarm(&n->rx_rl);
+	ratelimit_disarm(&n->tx_rl);
 	/* Keep draining the back end while nobody listens (frames are dropped). */
 	set_paused(n, false);
 }
@@ -872,7 +935,8 @@ static void net_destroy(void *dev)
  *   (has_hdr ? VIRTIO_NET_HDR_BYTES : 0) + len bytes (the back end's header, then the frame).
  * The status field is derived from link_up.  Not saved: the counters (diagnostics), the
  * back end (re-created from the configuration), rx_unsignalled (quiesce signals it) and held
- * receive chains (never held across a call). */
+ * receive chains (never held across a call), and the rate limiters' bucket state (a restored
+ * device starts with full buckets; the limits themselves come from the configuration). */
 #define VIRTIO_NET_STATE_VERSION 1
 
 /* Frames already taken from the network wait in pend[]: they are saved and delivered after a
@@ -1032,12 +1096,31 @@ int virtio_net_create(struct net_backend *be, const uint8_t mac[6], struct virti
 	memcpy(n->config + VIRTIO_NET_CFG_MAC, mac, 6);
 	n->link_up = true;
 	update_status(n);
+	ratelimit_init_none(&n->rx_rl);
+	ratelimit_init_none(&n->tx_rl);
 	be->receive = net_receive;
 	be->receive_flush = net_receive_flush;
 	be->readable = net_readable;
 	be->receive_opaque = n;
 	*out = n;
 	return 0;
+}
+
+static void rx_timer_cb(void *opaque, uint32_t events);
+static void tx_timer_cb(void *opaque, uint32_t events);
+
+static int watch(struct virtio_net *n, struct ratelimit *rl, bool *watched,
+		 void (*cb)(void *, uint32_t))
+{
+	int fd, ret;
+
+	if (!n->ev)
+		return 0;
+	fd = ratelimit_timer_fd(rl);
+	ret = fd < 0 ? fd : evloop_add(n->ev, fd, EPOLLIN, cb, n);
+	if (!ret)
+		*watched = true;
+	return ret;
 }
 
 int virtio_net_add(struct devmgr *dm, const char *id, struct net_backend *be, const uint8_t mac[6],
@@ -1050,6 +1133,16 @@ int virtio_net_add(struct devmgr *dm, const char *id, struct net_backend *be, co
 	if (ret)
 		return ret;
 	n->m = metrics_net_get(id);
+	/* The limiters' timers exist from the start, limited or not: a limit set at run time
+	 * then needs no new fd (timerfd_create is outside the seccomp policy after start-up). */
+	n->ev = dm->ev;
+	ret = watch(n, &n->rx_rl, &n->rx_watched, rx_timer_cb);
+	if (!ret)
+		ret = watch(n, &n->tx_rl, &n->tx_watched, tx_timer_cb);
+	if (ret) {
+		virtio_net_destroy(n);
+		return ret;
+	}
 	ret = virtio_mmio_add(dm, id, &virtio_net_ops, n, NULL);
 	if (ret) {
 		virtio_net_destroy(n);
@@ -1064,6 +1157,59 @@ int virtio_net_add(struct devmgr *dm, const char *id, struct net_backend *be, co
 	if (out)
 		*out = n;
 	return 0;
+}
+
+void virtio_net_ratelimit_fire(struct virtio_net *n, bool tx)
+{
+	lock(n);
+	if (tx) {
+		ratelimit_timer_ack(&n->tx_rl);
+		if (n->t && n->active && !n->broken)
+			virtio_mmio_queue_yield(n->t, VIRTIO_NET_TXQ);
+	} else {
+		ratelimit_timer_ack(&n->rx_rl);
+		if (n->active && flush_pending(n))
+			virtio_mmio_notify_used(n->t, n->rxq);
+		/* A pull back end reads again (and is limited again) once resumed. */
+		if (!n->rx_rl.armed && n->pend_count <= VIRTIO_NET_PENDING_MAX / 2)
+			set_paused(n, false);
+	}
+	unlock(n);
+}
+
+static void rx_timer_cb(void *opaque, uint32_t events)
+{
+	virtio_net_ratelimit_fire(opaque, false);
+}
+
+static void tx_timer_cb(void *opaque, uint32_t events)
+{
+	virtio_net_ratelimit_fire(opaque, true);
+}
+
+int virtio_net_set_ratelimit(struct virtio_net *n, const struct ratelimit_cfg *rx,
+			     const struct ratelimit_cfg *tx)
+{
+	int ret = 0;
+
+	if ((rx && ratelimit_validate(rx)) || (tx && ratelimit_validate(tx)))
+		return -EINVAL;
+	lock(n);
+	if (rx && !(ret = ratelimit_update(&n->rx_rl, rx)) && n->rx_rl.armed) {
+		/* Frames held under the old limits are looked at again under the new ones. */
+		ratelimit_disarm(&n->rx_rl);
+		if (n->active && flush_pending(n))
+			virtio_mmio_notify_used(n->t, n->rxq);
+		if (!n->rx_rl.armed && n->pend_count <= VIRTIO_NET_PENDING_MAX / 2)
+			set_paused(n, false);
+	}
+	if (tx && !ret && !(ret = ratelimit_update(&n->tx_rl, tx)) && n->tx_rl.armed) {
+		ratelimit_disarm(&n->tx_rl);
+		if (n->t && n->active && !n->broken)
+			virtio_mmio_queue_yield(n->t, VIRTIO_NET_TXQ);
+	}
+	unlock(n);
+	return ret;
 }
 
 void virtio_net_set_link(struct virtio_net *n, bool up)
@@ -1187,6 +1333,12 @@ void virtio_net_destroy(struct virtio_net *n)
 {
 	if (!n)
 		return;
+	if (n->rx_watched)
+		evloop_del(n->ev, n->rx_rl.timer_fd);
+	if (n->tx_watched)
+		evloop_del(n->ev, n->tx_rl.timer_fd);
+	ratelimit_destroy(&n->rx_rl);
+	ratelimit_destroy(&n->tx_rl);
 	if (n->be && n->be->ops->destroy)
 		n->be->ops->destroy(n->be);
 	pend_drop_all(n);

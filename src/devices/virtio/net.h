@@ -4,6 +4,7 @@
 #define IGNITION_DEVICES_VIRTIO_NET_H
 
 #include "devices/virtio/virtio.h"
+#include "util/ratelimit.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -104,6 +105,20 @@ bool virtio_net_link_up(struct virtio_net *n);
  * Any thread. */
 int virtio_net_set_mac_after_restore(struct virtio_net *n, const uint8_t mac[6])
 	__attribute__((warn_unused_result));
+
+/* Limit receiving (`rx`: bytes of frames delivered to the guest, one op per frame) and
+ * transmitting (`tx`: bytes of frames the guest sends); NULL leaves that direction as it is,
+ * zero sizes remove its limit.  A received frame that must wait stays in the back end (it is
+ * paused; frames already read wait in the device) and a transmit chain stays in its ring until
+ * the limiter's timer fires on the event loop of virtio_net_add.  Callable before activation
+ * or at run time on the event-loop thread.  0, -EINVAL (ratelimit_validate; nothing changed),
+ * or -errno of a timer. */
+int virtio_net_set_ratelimit(struct virtio_net *n, const struct ratelimit_cfg *rx,
+			     const struct ratelimit_cfg *tx) __attribute__((warn_unused_result));
+
+/* A limiter's timer expired (tx: the transmit one): resume that direction (the event-loop
+ * callback; unit tests). */
+void virtio_net_ratelimit_fire(struct virtio_net *n, bool tx);
 
 /* Copy of the counters. */
 void virtio_net_get_stats(struct virtio_net *n, struct virtio_net_stats *out);

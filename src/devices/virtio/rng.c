@@ -2,6 +2,7 @@
 
 #include "core/devmgr.h"
 #include "core/metrics.h"
+#include "core/evloop.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtq.h"
 #include "snapshot/snap.h"
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
 
 /* A source that keeps failing with EINTR gets this many tries per request, then the request
@@ -24,6 +26,13 @@ struct virtio_rng {
 	struct virtq *vq;
 	/* Scratch space for one request; requests run one at a time under the transport lock. */
 	struct virtq_elem elem;
+	/* Rate limiter (bytes per request, one op per request).  While it holds a request the
+	 * queue is not drained; its timer resumes it.  The transport, kept across resets, is the
+	 * lock the timer callback takes. */
+	struct ratelimit rl;
+	struct evloop *ev;
+	bool watched; /* rl's timerfd is on ev */
+	struct virtio_mmio *lock_t;
 };
 
 /* getrandom(2) without blocking: the event loop must never wait for the host's pool (only
@@ -101,6 +110,8 @@ static void rng_queue_notify(void *dev, unsigned q)
 			virtio_mmio_queue_yield(r->t, q);
 			break;
 		}
+		if (r->rl.armed)
+			break; /* the limiter's timer resumes us */
 		ret = virtq_pop(r->vq, &r->elem);
 
 		if (ret == 0)
@@ -108,6 +119,20 @@ static void rng_queue_notify(void *dev, unsigned q)
 		if (ret < 0) {
 			virtio_mmio_set_needs_reset(r->t);
 			break;
+		}
+		if (!ratelimit_none(&r->rl)) {
+			uint64_t want = r->elem.in_len < VIRTIO_RNG_MAX_REQUEST
+						? r->elem.in_len
+						: VIRTIO_RNG_MAX_REQUEST;
+			uint64_t wait;
+
+			/* Not now: the chain stays available and the timer resumes us (without
+			 * a timer, the request passes rather than stall the queue). */
+			if (!ratelimit_consume(&r->rl, want, 1, &wait) &&
+			    ratelimit_arm(&r->rl, wait) == 0) {
+				virtq_unpop(r->vq, 1);
+				break;
+			}
 		}
 		/* §5.4.6.1: the driver only offers device-writable buffers.  A readable one is
 		 * a driver bug: complete the request empty rather than guess. */
@@ -135,6 +160,7 @@ static int rng_activate(void *dev, struct virtio_mmio *t, uint64_t features, str
 	}
 	r->t = t;
 	r->vq = &vqs[0];
+	__atomic_store_n(&r->lock_t, t, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -144,11 +170,52 @@ static void rng_reset(void *dev)
 
 	r->t = NULL;
 	r->vq = NULL;
+	ratelimit_disarm(&r->rl);
+}
+
+void virtio_rng_ratelimit_fire(struct virtio_rng *r)
+{
+	struct virtio_mmio *t = __atomic_load_n(&r->lock_t, __ATOMIC_ACQUIRE);
+
+	if (!t) {
+		ratelimit_timer_ack(&r->rl);
+		return;
+	}
+	virtio_mmio_lock(t);
+	ratelimit_timer_ack(&r->rl);
+	if (r->t && r->vq)
+		virtio_mmio_queue_yield(r->t, 0);
+	virtio_mmio_unlock(t);
+}
+
+static void timer_cb(void *opaque, uint32_t events)
+{
+	virtio_rng_ratelimit_fire(opaque);
+}
+
+int virtio_rng_set_ratelimit(struct virtio_rng *r, const struct ratelimit_cfg *cfg)
+{
+	struct virtio_mmio *t = __atomic_load_n(&r->lock_t, __ATOMIC_ACQUIRE);
+	int ret;
+
+	if (t)
+		virtio_mmio_lock(t);
+	ret = ratelimit_update(&r->rl, cfg);
+	/* A request held under the old limits is looked at again under the new ones. */
+	if (!ret && r->rl.armed) {
+		ratelimit_disarm(&r->rl);
+		if (r->t && r->vq)
+			virtio_mmio_queue_yield(r->t, 0);
+	}
+	if (t)
+		virtio_mmio_unlock(t);
+	return ret;
 }
 
 /* Snapshots (SNAP_REC_VIRTIO_RNG).  Requests are popped, filled and pushed in one go under the
- * transport lock, so the device never holds a chain and needs no quiesce; it has no config
- * space and no rate limit.  Its record keeps the statistic, so that virtio_rng_bytes() counts
+ * transport lock, so the device never holds a chain and needs no quiesce (a request the rate
+ * limiter holds back stays in the available ring); it has no config space.  The limiter's
+ * bucket state is not saved: a restored device starts with full buckets.  Its record keeps the statistic, so that virtio_rng_bytes() counts
  * on across a restore.  Payload, version 1: u64 bytes handed to the guest. */
 #define VIRTIO_RNG_STATE_VERSION 1
 
@@ -209,6 +276,7 @@ int virtio_rng_create(struct virtio_rng **out)
 	if (!r)
 		return -ENOMEM;
 	r->src = getrandom_source;
+	ratelimit_init_none(&r->rl);
 	*out = r;
 	return 0;
 }
@@ -226,6 +294,19 @@ int virtio_rng_add(struct devmgr *dm, struct virtio_rng **out)
 	ret = virtio_rng_create(&r);
 	if (ret)
 		return ret;
+	/* The limiter's timer exists from the start, limited or not: a limit set at run time
+	 * then needs no new fd (timerfd_create is outside the seccomp policy after start-up). */
+	if (dm->ev) {
+		int fd = ratelimit_timer_fd(&r->rl);
+
+		ret = fd < 0 ? fd : evloop_add(dm->ev, fd, EPOLLIN, timer_cb, r);
+		if (ret) {
+			virtio_rng_destroy(r);
+			return ret;
+		}
+		r->ev = dm->ev;
+		r->watched = true;
+	}
 	ret = virtio_mmio_add(dm, "virtio-rng", &virtio_rng_ops, r, NULL);
 	if (ret) {
 		virtio_rng_destroy(r);
@@ -243,5 +324,10 @@ uint64_t virtio_rng_bytes(const struct virtio_rng *r)
 
 void virtio_rng_destroy(struct virtio_rng *r)
 {
+	if (!r)
+		return;
+	if (r->watched)
+		evloop_del(r->ev, r->rl.timer_fd);
+	ratelimit_destroy(&r->rl);
 	free(r);
 }

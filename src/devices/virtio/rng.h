@@ -4,6 +4,7 @@
 #define IGNITION_DEVICES_VIRTIO_RNG_H
 
 #include "devices/virtio/virtio.h"
+#include "util/ratelimit.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,17 @@ void virtio_rng_set_source(struct virtio_rng *r, long (*src)(void *buf, size_t l
 
 /* Create the device and register it as "virtio-rng" on `dm`. */
 int virtio_rng_add(struct devmgr *dm, struct virtio_rng **out) __attribute__((warn_unused_result));
+
+/* Limit the device (bandwidth: bytes asked for, at most VIRTIO_RNG_MAX_REQUEST per request;
+ * ops: requests); a limiter of zero sizes removes the limit.  A request that must wait stays
+ * in the ring until the limiter's timer fires (on the event loop of virtio_rng_add).  Callable
+ * before activation or at run time on the event-loop thread.  0, -EINVAL (ratelimit_validate),
+ * or -errno of the timer. */
+int virtio_rng_set_ratelimit(struct virtio_rng *r, const struct ratelimit_cfg *cfg)
+	__attribute__((warn_unused_result));
+
+/* The limiter's timer expired: resume the queue (its event-loop callback; unit tests). */
+void virtio_rng_ratelimit_fire(struct virtio_rng *r);
 
 /* Random bytes handed to the guest so far. */
 uint64_t virtio_rng_bytes(const struct virtio_rng *r);
