@@ -17,6 +17,8 @@
 #include "core/run.h"
 #include "core/vm.h"
 #include "devices/virtio/balloon.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
 #include "snapshot/snapshot.h"
 #include "util/log.h"
 
@@ -108,13 +110,31 @@ int api_apply_ratelimit(struct machine *m, const char *kind, int index,
 			const struct ratelimit_cfg *rl, const struct ratelimit_cfg *tx, char *err,
 			size_t n)
 {
-	(void)m;
-	(void)index;
-	(void)rl;
-	(void)tx;
-	return err_set(-ENOSYS, err, n,
-		       "Changing the %s rate limiter of a running microVM is not supported yet",
-		       kind);
+	int ret;
+
+	if (!strcmp(kind, "drive")) {
+		if (index < 0 || index >= m->cfg.nr_disks || !m->disks[index])
+			return err_set(-ENODEV, err, n, "no such drive");
+		ret = virtio_blk_set_ratelimit(m->disks[index], rl);
+		if (!ret)
+			m->cfg.disks[index].rl = *rl; /* a later snapshot keeps the new limit */
+	} else if (!strcmp(kind, "net")) {
+		if (index < 0 || index >= m->cfg.nr_nets || !m->nets[index])
+			return err_set(-ENODEV, err, n, "no such network interface");
+		ret = virtio_net_set_ratelimit(m->nets[index], rl, tx);
+		if (!ret) {
+			if (rl)
+				m->cfg.nets[index].rx_rl = *rl;
+			if (tx)
+				m->cfg.nets[index].tx_rl = *tx;
+		}
+	} else {
+		return err_set(-EINVAL, err, n, "no rate limiter of kind %s", kind);
+	}
+	if (ret)
+		return err_set(ret, err, n, "cannot change the %s rate limiter: %s", kind,
+			       ret == -EINVAL ? "invalid token bucket" : strerror(-ret));
+	return 0;
 }
 
 /* ---- API operations that need the main thread ---- */
@@ -154,12 +174,14 @@ static int op_load(void *ctx, const struct api_snapshot_load *l, char *err, size
 struct ev_op {
 	int kind;
 	uint32_t value;
+	const char *rl_kind; /* EV_RATELIMIT: "drive" or "net", device index in value */
+	const struct ratelimit_cfg *rl, *tx;
 	const struct api_snapshot_create *snap;
 	char **json;
 	char err[API_ERR_MAX];
 };
 
-enum { EV_PAUSE, EV_RESUME, EV_SNAPSHOT, EV_BALLOON, EV_STATS, EV_STATS_INTERVAL };
+enum { EV_PAUSE, EV_RESUME, EV_SNAPSHOT, EV_BALLOON, EV_STATS, EV_STATS_INTERVAL, EV_RATELIMIT };
 
 static int snapshot_on_loop(struct ev_op *op)
 {
@@ -204,6 +226,9 @@ static int on_loop(void *arg)
 		virtio_balloon_set_target(machine.balloon,
 					  op->value << (20 - VIRTIO_BALLOON_PAGE_SHIFT));
 		return 0;
+	case EV_RATELIMIT:
+		return api_apply_ratelimit(&machine, op->rl_kind, (int)op->value, op->rl, op->tx,
+					   op->err, sizeof(op->err));
 	case EV_STATS_INTERVAL:
 		if (!machine.balloon)
 			return err_set(-ENODEV, op->err, sizeof(op->err),
@@ -368,10 +393,13 @@ static int op_metrics(void *ctx, const char *path, char *err, size_t n)
 static int op_ratelimit(void *ctx, const char *kind, int index, const struct ratelimit_cfg *rl,
 			const struct ratelimit_cfg *tx, char *err, size_t n)
 {
+	struct ev_op op = {
+		.kind = EV_RATELIMIT, .value = (uint32_t)index, .rl_kind = kind, .rl = rl, .tx = tx
+	};
 	(void)ctx;
-	if (!__atomic_load_n(&hand.running, __ATOMIC_ACQUIRE))
-		return err_set(-ESHUTDOWN, err, n, "The microVM is not running");
-	return api_apply_ratelimit(&machine, kind, index, rl, tx, err, n);
+	if (index < 0)
+		return err_set(-ENODEV, err, n, "no such device");
+	return on_vm(&op, err, n);
 }
 
 static const struct api_ops ops = {

@@ -13,7 +13,7 @@ int fc_main(int argc, char **argv);
 
 /* Change a running device's rate limiter (PATCH /drives, /network-interfaces): `kind` "drive"
  * (rl) or "net" (rl = rx, tx), `index` the device's machine index.  On the event-loop thread.
- * -ENOSYS until the devices' setters are wired in (the rate-limiter work). */
+ * The new limits also go into m->cfg, so a later snapshot keeps them. */
 int api_apply_ratelimit(struct machine *m, const char *kind, int index,
 			const struct ratelimit_cfg *rl, const struct ratelimit_cfg *tx, char *err,
 			size_t n) __attribute__((warn_unused_result));

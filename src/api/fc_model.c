@@ -817,6 +817,22 @@ static int append(char *buf, size_t size, const char *s)
 	return 0;
 }
 
+int fc_model_disk_index(const struct fc_model *m, int drive)
+{
+	int before = 0;
+
+	if (drive < 0 || drive >= m->nr_drives)
+		return -1;
+	/* fc_model_to_machine's order: root drives first, then the others, each in PUT order. */
+	for (int i = 0; i < m->nr_drives; i++)
+		if (m->drives[i].root && (!m->drives[drive].root || i < drive))
+			before++;
+	if (!m->drives[drive].root)
+		for (int i = 0; i < drive; i++)
+			before += !m->drives[i].root;
+	return before;
+}
+
 int fc_model_to_machine(const struct fc_model *m, struct machine_config *cfg, char *err, size_t n)
 {
 	char root[128];

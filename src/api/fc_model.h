@@ -122,6 +122,9 @@ json_t *fc_model_balloon_json(const struct fc_model *m);
  * root device: Firecracker adds nothing else, ignition's ACPI tables describe the devices),
  * disks (the root device first, as /dev/vda), network interfaces, vsock, rng, balloon.
  * -EINVAL with a fault message if it cannot start (no boot source, bad combination). */
+/* The machine disk index (cfg->disks[]) fc_model_to_machine gives model drive `drive`; -1 if
+ * there is no such drive. */
+int fc_model_disk_index(const struct fc_model *m, int drive);
 int fc_model_to_machine(const struct fc_model *m, struct machine_config *cfg, char *err, size_t n)
 	__attribute__((warn_unused_result));
 /* Index in the model's network list of iface `id`, or -1. */

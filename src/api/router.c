@@ -326,8 +326,8 @@ static void do_snapshot_load(struct api *a, json_t *j, struct reply *r)
 }
 
 /* PATCH of a device's limiter after start: the device must change it live. */
-static void live_ratelimit(struct api *a, const char *kind, int idx, const struct fc_model *t,
-			   struct reply *r)
+static void live_ratelimit(struct api *a, const char *kind, int idx, int dev,
+			   const struct fc_model *t, struct reply *r)
 {
 	const struct ratelimit_cfg *rl, *tx = NULL;
 
@@ -339,7 +339,7 @@ static void live_ratelimit(struct api *a, const char *kind, int idx, const struc
 	}
 	if (!need_op(r, a->ops->ratelimit))
 		return;
-	done(r, a->ops->ratelimit(a->ops->ctx, kind, idx, rl, tx, r->err, sizeof(r->err)));
+	done(r, a->ops->ratelimit(a->ops->ctx, kind, dev, rl, tx, r->err, sizeof(r->err)));
 }
 
 static void do_drive(struct api *a, const char *id, json_t *j, bool patch, struct reply *r)
@@ -366,7 +366,7 @@ static void do_drive(struct api *a, const char *id, json_t *j, bool patch, struc
 			idx = i;
 	if (!json_object_get(j, "rate_limiter"))
 		return done(r, 0);
-	live_ratelimit(a, "drive", idx, &t, r);
+	live_ratelimit(a, "drive", idx, fc_model_disk_index(&t, idx), &t, r);
 	if (r->status == 204)
 		a->model = t;
 }
@@ -388,7 +388,7 @@ static void do_net(struct api *a, const char *id, json_t *j, bool patch, struct 
 	}
 	if (!json_object_get(j, "rx_rate_limiter") && !json_object_get(j, "tx_rate_limiter"))
 		return done(r, 0);
-	live_ratelimit(a, "net", fc_model_net_index(&t, id), &t, r);
+	live_ratelimit(a, "net", fc_model_net_index(&t, id), fc_model_net_index(&t, id), &t, r);
 	if (r->status == 204)
 		a->model = t;
 }

@@ -340,6 +340,18 @@ def part_b(tmp):
         check("resume", st == 204, f"{st} {text}")
         rc, out = p1.run("echo still-alive")
         check("resumed-guest-runs", rc == 0 and "still-alive" in out, f"{rc} {out!r}")
+        # A running drive's rate limiter changed live (PATCH), then removed; the disk still works.
+        st, _, text = curl(sock1, "PATCH", "/drives/rootfs",
+                           {"drive_id": "rootfs",
+                            "rate_limiter": {"bandwidth": {"size": 1048576, "refill_time": 1000},
+                                             "ops": {"size": 100, "refill_time": 1000}}})
+        check("patch-drive-rate-limiter", st == 204, f"{st} {text}")
+        st, _, text = curl(sock1, "PATCH", "/drives/rootfs",
+                           {"drive_id": "rootfs",
+                            "rate_limiter": {"bandwidth": {"size": 1048576, "refill_time": 0}}})
+        check("patch-drive-bad-limiter", st == 400, f"{st} {text}")
+        rc, out = p1.run("dd if=/dev/vda of=/dev/null bs=4k count=64 iflag=direct 2>&1; echo x")
+        check("limited-disk-reads", rc == 0, f"{rc} {out!r}")
         p1.stop()
         rc1 = p1.proc.returncode
         check("first-stopped", rc1 is not None, f"{rc1}")
