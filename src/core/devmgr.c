@@ -235,6 +235,30 @@ static void free_slot(struct devmgr *dm, struct dm_dev *d)
 	free(d);
 }
 
+void devmgr_irqs_hold(struct devmgr *dm)
+{
+	for (int i = 0; i < dm->nr_devs; i++)
+		if (dm->devs[i]->has_irq)
+			__atomic_store_n(&dm->devs[i]->irq.held, true, __ATOMIC_RELEASE);
+}
+
+void devmgr_irqs_release(struct devmgr *dm)
+{
+	for (int i = 0; i < dm->nr_devs; i++) {
+		struct irq_line *l = &dm->devs[i]->irq;
+
+		if (!dm->devs[i]->has_irq)
+			continue;
+		__atomic_store_n(&l->held, false, __ATOMIC_RELEASE);
+		if (!__atomic_exchange_n(&l->pending, false, __ATOMIC_ACQ_REL))
+			continue;
+		if (l->level)
+			irq_resample(l); /* asserted only if the owner's level is still high */
+		else
+			irq_trigger(l);
+	}
+}
+
 /* devmgr_attach() without releasing the slot on failure. */
 static int attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
 {

@@ -135,6 +135,11 @@ void devmgr_quiesce(struct devmgr *dm);
 /* Append a SNAP_REC_SLOT record per device (kind, window, interrupt line) followed by the
  * device's own records (dev_ops.save).  0 or -errno. */
 int devmgr_save(struct devmgr *dm, struct snap_writer *w) __attribute__((warn_unused_result));
+/* Hold every interrupt line while a restore or an in-place reset loads device and vCPU state,
+ * and release them once the vCPUs are loaded: a raise made in between is delivered at release
+ * (edge lines: one edge; level lines: asserted if the owner's level is high).  See irq.h. */
+void devmgr_irqs_hold(struct devmgr *dm);
+void devmgr_irqs_release(struct devmgr *dm);
 /* After the same devices were created again from the snapshot's machine description: check
  * that every slot got the recorded window and line and that the snapshot has no device this
  * machine lacks, then load each device's records.  On failure writes one reason into why. */

@@ -25,6 +25,13 @@ struct irq_line {
 	int fd;		 /* eventfd bound to the GSI with KVM_IRQFD, or -1 */
 	int resample_fd; /* level lines: KVM signals it at the guest's EOI; else -1 */
 	uint64_t count;	 /* assertions (edges) raised so far (statistics, tests) */
+	/* Held while a restore or reset loads state (devmgr_irqs_hold): a raise is only noted
+	 * in `pending` and made at devmgr_irqs_release(), once the vCPUs' LAPICs are loaded.
+	 * Raised earlier, it would reach the IOAPIC while no vCPU exists or land in a LAPIC
+	 * whose IRR the load then overwrites: the guest never sees it, never EOIs, and KVM's
+	 * IOAPIC keeps the level pin's Remote IRR set, so the line is dead for good. */
+	bool held;
+	bool pending;
 	/* Level lines: is the owner's level still high?  Called on the event-loop thread. */
 	bool (*level_high)(void *opaque);
 	void *level_opaque;
@@ -39,6 +46,10 @@ static inline void irq_trigger(struct irq_line *l)
 	uint64_t one = 1;
 
 	__atomic_add_fetch(&l->count, 1, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&l->held, __ATOMIC_ACQUIRE)) {
+		__atomic_store_n(&l->pending, true, __ATOMIC_RELEASE);
+		return;
+	}
 	if (l->fd >= 0) {
 		/* An eventfd write can only fail on counter overflow; the edge is already
 		 * pending then, so nothing is lost. */

@@ -257,6 +257,7 @@ int checkpoint_reset(struct checkpoint *c, struct machine *m, unsigned flags,
 	 * pending lines), the vCPUs last.  Devices are reset first: restore loads only onto a
 	 * device at power-on state, and reset drops in-flight work and host connections. */
 	devmgr_reset(&vm->dm);
+	devmgr_irqs_hold(&vm->dm); /* raised lines wait for the vCPUs' LAPICs */
 	ret = vm_restore_state(vm, &c->f, why, sizeof(why));
 	if (!ret)
 		ret = devmgr_restore(&vm->dm, &c->f, why, sizeof(why));
@@ -269,6 +270,7 @@ int checkpoint_reset(struct checkpoint *c, struct machine *m, unsigned flags,
 		fail(ret, err, n, "cannot reload the vCPU state: %s", strerror(-ret));
 		goto stop;
 	}
+	devmgr_irqs_release(&vm->dm);
 	restart_backends(m);
 	if ((flags & RESET_NEW_GENERATION) && m->vmgenid) {
 		ret = vmgenid_new_generation(m->vmgenid);

@@ -763,6 +763,8 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	/* The interrupt controllers first: device restores re-raise pending interrupt lines
 	 * (a UART edge, a virtio level), which must land in the restored IOAPIC and PICs. */
 	ret = check_records(&f, m, why, sizeof(why));
+	/* Lines raised by device restores wait for the vCPUs' LAPICs (devmgr_irqs_release). */
+	devmgr_irqs_hold(&m->vm.dm);
 	if (!ret)
 		ret = vm_restore_state(&m->vm, &f, why, sizeof(why));
 	t_vm = log_uptime_us();
@@ -800,6 +802,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 			strerror(-ret));
 		goto out_machine;
 	}
+	devmgr_irqs_release(&m->vm.dm);
 	new_identity(m, ov);
 	/* A clone is a new generation: a new VMGenID and its interrupt, raised only now that
 	 * the vCPUs' LAPIC state is loaded (loading it would drop an interrupt already in IRR). */
