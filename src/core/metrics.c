@@ -397,6 +397,9 @@ int metrics_open(const char *path, char *err, size_t n)
 	struct stat st;
 	int fd, ret;
 
+	/* Seed jansson's hash now: unseeded, its first object (a flush on a filtered thread,
+	 * the last one at exit) would open /dev/urandom, which no seccomp filter allows. */
+	json_object_seed(0);
 	pthread_mutex_lock(&flush_lock);
 	if (out_fd >= 0) {
 		pthread_mutex_unlock(&flush_lock);
