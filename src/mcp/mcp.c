@@ -52,7 +52,6 @@ static const char *const protocol_versions[] = { "2025-11-25", "2025-06-18", "20
 #define READY_BOOT_MS	   300000
 #define CONTROL_TIMEOUT_MS 120000
 #define RESET_AGENT_MS	   6000
-#define RESET_ATTEMPTS	   5
 
 enum sandbox_state { SB_STARTING, SB_READY, SB_DYING };
 
@@ -623,22 +622,11 @@ static json_t *do_control(struct mcp *m, struct sandbox *s, const char *verb, js
 		return tool_error("out of memory");
 	int ret;
 	bool reset = !strcmp(verb, "reset");
-	for (unsigned attempt = 1;; attempt++) {
-		ret = sandbox_control(s->dir, cmd, CONTROL_TIMEOUT_MS, &ans, err, sizeof(err));
-		if (ret || !reset)
-			break;
-		/* The agent's connections were reset with the VM; its listener is back at once
-		 * (docs/mcp.md), which a ping confirms before the tool answers.  Workaround: like
-		 * some restores, some resets leave the guest's vsock silent (docs/mcp.md,
-		 * "Limits"); a reset is cheap, so it is done again. */
+	ret = sandbox_control(s->dir, cmd, CONTROL_TIMEOUT_MS, &ans, err, sizeof(err));
+	/* The agent's connections were reset with the VM; its listener is back at once
+	 * (docs/mcp.md), which a ping confirms before the tool answers. */
+	if (!ret && reset)
 		ret = sandbox_wait_agent(s->dir, RESET_AGENT_MS, cancel_fd, err, sizeof(err));
-		if (!ret || ret == -ECANCELED || attempt == RESET_ATTEMPTS)
-			break;
-		fprintf(stderr, "ignition mcp: %s: reset %u: agent silent, resetting again\n",
-			s->id, attempt);
-		json_decref(ans);
-		ans = NULL;
-	}
 	json_decref(cmd);
 	if (ret) {
 		json_decref(ans);

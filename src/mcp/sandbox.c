@@ -368,35 +368,9 @@ int sandbox_base_cid(const char *base, uint32_t *cid)
 	return ret;
 }
 
-/* How long one restore gets for its agent to answer before it is thrown away and redone. */
-#define RESTORE_ATTEMPT_MS 6000
-
 int sandbox_start(const struct sandbox_spec *s, pid_t *pid, char *err, size_t n)
 {
-	if (!s->base)
-		return start_once(s, pid, err, n);
-	/* Workaround: on this host some restores come up with a guest whose vsock never answers
-	 * (the host's CONNECT times out, and so does a guest-side connect; the rest of the guest
-	 * runs).  A restore takes tens of milliseconds, so a clone that does not answer within
-	 * RESTORE_ATTEMPT_MS is killed and restored again, up to the caller's time. */
-	struct sandbox_spec one = *s;
-	char path[PATH_MAX + 32];
-	int64_t deadline = now_ms() + s->ready_ms;
-	for (unsigned attempt = 1;; attempt++) {
-		int64_t left = deadline - now_ms();
-		one.ready_ms = left < RESTORE_ATTEMPT_MS ? (int)left : RESTORE_ATTEMPT_MS;
-		int ret = start_once(&one, pid, err, n);
-		if (ret != -ETIMEDOUT || now_ms() + 500 >= deadline)
-			return ret;
-		sandbox_kill(*pid);
-		*pid = 0;
-		snprintf(path, sizeof(path), "%s/%s", s->dir, SANDBOX_VSOCK);
-		unlink(path);
-		snprintf(path, sizeof(path), "%s/%s", s->dir, SANDBOX_CONTROL);
-		unlink(path);
-		fprintf(stderr, "ignition mcp: %s: restore %u: agent silent, restoring again\n",
-			s->dir, attempt);
-	}
+	return start_once(s, pid, err, n);
 }
 
 int sandbox_wait_agent(const char *dir, int timeout_ms, int cancel_fd, char *err, size_t n)
