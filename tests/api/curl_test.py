@@ -301,6 +301,9 @@ def part_b(tmp):
                    "is_read_only": False}),
                  ("machine-config", "PUT", "/machine-config",
                   {"vcpu_count": 1, "mem_size_mib": 256}),
+                 # The guest agent listens on vsock: the snapshot is the MCP test's base.
+                 ("vsock", "PUT", "/vsock",
+                  {"guest_cid": 3, "uds_path": os.path.join(tmp, "v.sock")}),
                  ("start", "PUT", "/actions", {"action_type": "InstanceStart"})]
         for name, method, path, body in steps:
             st, _, text = curl(sock1, method, path, body)
@@ -434,7 +437,9 @@ def part_c(tmp):
         p.stop()
 
 
-def main():
+def main(keep_snapshot=None):
+    """Run every part; keep_snapshot: move the boot session's snapshot there (the MCP test's
+    base) when it was written."""
     if not shutil.which("curl"):
         result("FAIL", "curl", "curl is not installed (setup.sh installs packages.txt)")
         return 1
@@ -445,6 +450,9 @@ def main():
         if os.environ.get("IGN_API_BOOT", "1") != "0":
             try:
                 part_b(tmp)
+                snap = os.path.join(tmp, "snap")
+                if keep_snapshot and os.path.exists(os.path.join(snap, "state")):
+                    shutil.move(snap, keep_snapshot)
             except Exception as e:  # a timeout or a dead process: one FAIL line, not a crash
                 result("FAIL", "boot-session", f"{type(e).__name__}: {e}"[:300])
     finally:

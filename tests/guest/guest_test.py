@@ -24,7 +24,8 @@ Boot 5  the snapshot fuzzer (`ignition fuzz`, the planted-bug harness): the cras
         bounded number of runs, it replays, coverage stable over 100 resets (tests/guest/fuzz.py).
 Boot 6  the control plane: Firecracker's REST API with curl (tests/api/curl_test.py): errors,
         1000 connections, a --config-file boot, then configure + InstanceStart + shell, pause,
-        snapshot, load into a second process.
+        snapshot, load into a second process; that snapshot (its guest agent up) is the base of
+        the MCP test: sandboxes cloned by `ignition mcp`, driven by the MCP SDK client.
 
 Every boot runs once.  A timeout, a crash of this script inside a boot, or ignition dying is a
 FAIL line for that boot; the remaining boots still run.  Workloads are sized by host kind
@@ -471,12 +472,22 @@ def boot6(rootfs, tmp):
     """The control plane (tests/api/curl_test.py): Firecracker's REST API driven with curl --
     every error case, 1000 connections, a --config-file boot, then configure, InstanceStart,
     a shell, pause, snapshot, load into a second process, resume."""
-    del rootfs, tmp  # the API test copies its own
+    del rootfs  # the API test copies its own
     sys.path.insert(0, os.path.join(ROOT, "tests", "api"))
     import curl_test
     curl_test.RESULTS = RESULTS
-    if curl_test.main() != 0:
+    base = os.path.join(tmp, "api-snapshot")
+    if curl_test.main(keep_snapshot=base) != 0:
         print("    (boot 6: see the FAIL lines above)", flush=True)
+    # MCP: sandboxes cloned from that snapshot (its guest agent was up), driven by the
+    # official MCP SDK client (tests/mcp/mcp_test.sh).
+    if not os.path.exists(os.path.join(base, "state")):
+        result("FAIL", "mcp", "no base snapshot: the API boot session did not write one")
+        return
+    t0 = time.monotonic()
+    p = subprocess.run([os.path.join(ROOT, "tests", "mcp", "mcp_test.sh"), base],
+                       env=dict(os.environ, IGN_RESULTS=RESULTS), timeout=900)
+    print(f"    MCP test: {time.monotonic() - t0:.0f} s (exit {p.returncode})", flush=True)
 
 
 def main():

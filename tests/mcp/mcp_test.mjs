@@ -24,7 +24,7 @@ function check(name, ok, reason) {
   return ok;
 }
 const text = (r) => (r.content || []).map((c) => c.text || "").join("");
-const slow = { timeout: 600000 }; // creates retry restores; an emulated guest is slow
+const slow = { timeout: 600000 }; // an emulated guest is slow
 
 const transport = new StdioClientTransport({
   command: ignition,

@@ -6,7 +6,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
 base=${1:?usage: mcp_test.sh BASE_SNAPSHOT}
-command -v node >/dev/null || { result SKIP mcp/all "node not installed"; exit 0; }
+command -v node >/dev/null || { result FAIL mcp/node "node is not installed (setup.sh installs it)"; exit 1; }
 if [ ! -d "$here/node_modules/@modelcontextprotocol/sdk" ]; then
 	(cd "$here" && npm ci --no-audit --no-fund >/dev/null) || { result FAIL mcp/npm-ci "npm ci failed"; exit 1; }
 fi
