@@ -238,9 +238,19 @@ static int start_once(const struct sandbox_spec *s, pid_t *pid, char *err, size_
 			return -ECANCELED;
 		}
 	}
-	/* No checkpoint for a booted VM yet: {"cmd":"checkpoint"} on a booted VM dies on the event
-	 * loop's seccomp filter here (madvise MADV_DONTDUMP in src/snapshot/checkpoint.c), so
-	 * reset_sandbox of a booted sandbox reports the VM's "no checkpoint" error instead. */
+	/* A booted sandbox: its state once the agent answers is what reset_sandbox goes back to
+	 * (a restored one has the restored snapshot as its checkpoint already). */
+	if (!s->base) {
+		json_t *cmd = json_pack("{s:s}", "cmd", "checkpoint"), *ans = NULL;
+
+		if (!cmd)
+			return -ENOMEM;
+		ret = sandbox_control(s->dir, cmd, 60000, &ans, err, n);
+		json_decref(cmd);
+		json_decref(ans);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
