@@ -205,7 +205,7 @@ static void set_version(struct mmds *m, unsigned v)
 static void test_tokens(void **state)
 {
 	struct mmds *m = new_store("{\"k\":\"v\"}");
-	char t1[MMDS_TOKEN_CHARS + 1], t2[MMDS_TOKEN_CHARS + 1], body[256];
+	char t1[MMDS_TOKEN_CHARS + 1], t2[MMDS_TOKEN_CHARS + 1], body[256], saved;
 
 	mmds_set_clock(m, fake_now);
 	fake_ns = 1000000000;
@@ -218,9 +218,10 @@ static void test_tokens(void **state)
 	assert_string_equal(body, "v");
 	/* No token, a wrong one, a truncated one: 401. */
 	assert_int_equal(get(m, "/k", NULL, NULL, body, sizeof(body)), 401);
-	t1[0] = t1[0] == 'a' ? 'b' : 'a';
+	saved = t1[0];
+	t1[0] = saved == 'a' ? 'b' : 'a';
 	assert_int_equal(get(m, "/k", NULL, t1, body, sizeof(body)), 401);
-	t1[0] = t1[0] == 'a' ? 'b' : 'a';
+	t1[0] = saved;
 	assert_int_equal(get(m, "/k", NULL, "", body, sizeof(body)), 401);
 	/* Expiry: valid until 10 s have passed, not at 10 s. */
 	fake_ns += 10000000000 - 1;
