@@ -33,6 +33,14 @@ struct mmds_http {
 
 static int marker;
 
+/* A header under Firecracker's name or its EC2 alias (X-aws-ec2-metadata-...). */
+static const char *header(struct MHD_Connection *c, const char *name, const char *alias)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+
+	return v ? v : MHD_lookup_connection_value(c, MHD_HEADER_KIND, alias);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -56,9 +64,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		.method = method,
 		.path = url,
 		.accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"),
-		.token = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-metadata-token"),
-		.ttl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-						   "X-metadata-token-ttl-seconds"),
+		.token = header(c, "X-metadata-token", "X-aws-ec2-metadata-token"),
+		.ttl = header(c, "X-metadata-token-ttl-seconds",
+			      "X-aws-ec2-metadata-token-ttl-seconds"),
 		.forwarded =
 			MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For") != NULL,
 	};
