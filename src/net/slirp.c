@@ -431,7 +431,8 @@ static int slirp_be_send(struct net_backend *be, const struct iovec *iov, int n)
 		case MMDS_NET_ARP:
 			if (mmds_net_arp_reply(s->mmds_buf, len, s->mmds_ip, gateway_mac, reply)) {
 				net_backend_deliver(&s->be, NULL, reply, sizeof(reply));
-				net_backend_flush(&s->be);
+				/* Signalled at the round's end, like slirp's own replies. */
+				schedule_round(s);
 			}
 			return 0;
 		case MMDS_NET_REWRITTEN:
