@@ -445,6 +445,7 @@ static int build_boot(const struct fc_model *fm, char *err, size_t n)
 	if ((ret = fc_model_to_machine(fm, &cfg, err, n)))
 		return ret;
 	env.track_dirty = fm->track_dirty;
+	env.mmds = api.mmds; /* served on the interfaces /mmds/config names */
 	if ((ret = check_file("kernel", cfg.kernel, false, err, n)))
 		return ret;
 	ret = boot_probe_kernel(cfg.kernel, &why);
@@ -512,6 +513,7 @@ static int build_load(const struct api_snapshot_load *l, char *err, size_t n)
 	int ret;
 
 	env.track_dirty = l->track_dirty;
+	env.mmds = api.mmds;
 	snprintf(mem, sizeof(mem), "%s/memory", l->snapshot_path);
 	if (stat(mem, &a) < 0)
 		return err_set(-errno, err, n,

@@ -43,4 +43,38 @@ int mmds_set_config(struct mmds *m, const struct mmds_config *c, char *err, size
 	__attribute__((warn_unused_result));
 void mmds_get_config(struct mmds *m, struct mmds_config *c);
 
+/* --- The guest side (added with the implementation; see docs/mmds.md) --- */
+
+#define MMDS_TOKEN_PATH	 "/latest/api/token"
+#define MMDS_TTL_MAX	 21600u /* seconds, the longest session token (Firecracker's bound) */
+#define MMDS_TOKENS_MAX	 64	/* live tokens kept; a new one replaces the soonest to expire */
+#define MMDS_TOKEN_CHARS 64	/* hex digits of a token (32 random bytes) */
+#define MMDS_DEPTH_MAX	 64	/* nesting of objects and arrays the store accepts */
+
+/* One guest HTTP request, as the HTTP layer parsed it.  Header values are NULL when absent. */
+struct mmds_request {
+	const char *method; /* "GET", "PUT"... */
+	const char *path;   /* the URL path, without the query */
+	const char *accept; /* Accept */
+	const char *token;  /* X-metadata-token */
+	const char *ttl;    /* X-metadata-token-ttl-seconds */
+	bool forwarded;	    /* an X-Forwarded-For header was present */
+};
+
+/* The answer: status, Content-Type, a malloc'd body (the caller frees) and, for 405, Allow. */
+struct mmds_response {
+	unsigned status;
+	const char *content_type;
+	const char *allow; /* NULL, or the Allow header's value */
+	char *body;
+	size_t len;
+};
+
+/* Answer one guest request (pure apart from the store, the token table and the clock):
+ * 0, or -ENOMEM (then no response exists). */
+int mmds_handle(struct mmds *m, const struct mmds_request *rq, struct mmds_response *rs)
+	__attribute__((warn_unused_result));
+/* Tests: replace CLOCK_MONOTONIC (nanoseconds) with `now`; NULL restores it. */
+void mmds_set_clock(struct mmds *m, int64_t (*now)(void));
+
 #endif

@@ -3,6 +3,7 @@
 #include "arch/x86/layout.h"
 #include "util/ratelimit.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -39,6 +40,10 @@ const char cli_usage[] =
 	"  --vsock CID,PATH     a virtio-vsock device with guest CID (3 to 4294967294): a guest\n"
 	"                       connect to port P reaches the Unix socket PATH_P; host programs\n"
 	"                       connect to PATH, write 'CONNECT <port>\\n', read 'OK <n>\\n'\n"
+	"  --mmds FILE[,v1|v2][,addr=IP]\n"
+	"                       serve FILE's JSON object as metadata (MMDS) to eth0, which\n"
+	"                       must be --net user, at http://IP/ (default 169.254.169.254, in\n"
+	"                       169.254.0.0/16); v2 (default v1) requires a session token\n"
 	"  --net user[,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]...[,host-loopback=on]\n"
 	"           [,restricted=on][,mac=MAC]\n"
 	"                       a virtio-net device on user-mode NAT (libslirp, no privileges):\n"
@@ -122,6 +127,7 @@ enum {
 	OPT_NET,
 	OPT_MAC,
 	OPT_VSOCK,
+	OPT_MMDS,
 	OPT_NO_RNG,
 	OPT_BALLOON,
 	OPT_NO_SECCOMP,
@@ -191,6 +197,41 @@ static int parse_vsock(const char *arg, struct cli_opts *o)
 		return -EINVAL;
 	o->m.vsock_cid = (uint32_t)v;
 	snprintf(o->m.vsock_path, sizeof(o->m.vsock_path), "%s", comma + 1);
+	return 0;
+}
+
+/* --mmds FILE[,v1|v2][,addr=IP] */
+static int parse_mmds(const char *arg, struct cli_opts *o)
+{
+	const char *opt = strchr(arg, ',');
+	size_t len = opt ? (size_t)(opt - arg) : strlen(arg);
+
+	if (len == 0 || len >= sizeof(o->mmds_file))
+		return -EINVAL;
+	o->mmds_version = 1;
+	o->mmds_ipv4 = 0xa9fea9feu; /* 169.254.169.254 */
+	while (opt) {
+		const char *next = strchr(++opt, ',');
+		size_t n = next ? (size_t)(next - opt) : strlen(opt);
+		char ip[INET_ADDRSTRLEN];
+		struct in_addr a;
+
+		if (n == 2 && (!strncmp(opt, "v1", 2) || !strncmp(opt, "v2", 2))) {
+			o->mmds_version = opt[1] == '1' ? 1 : 2;
+		} else if (n > 5 && n - 5 < sizeof(ip) && !strncmp(opt, "addr=", 5)) {
+			memcpy(ip, opt + 5, n - 5);
+			ip[n - 5] = '\0';
+			if (inet_pton(AF_INET, ip, &a) != 1 ||
+			    (ntohl(a.s_addr) & 0xffff0000u) != 0xa9fe0000u)
+				return -EINVAL;
+			o->mmds_ipv4 = ntohl(a.s_addr);
+		} else {
+			return -EINVAL;
+		}
+		opt = next;
+	}
+	memcpy(o->mmds_file, arg, len);
+	o->mmds_file[len] = '\0';
 	return 0;
 }
 
@@ -422,6 +463,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		{ "net", required_argument, NULL, OPT_NET },
 		{ "mac", required_argument, NULL, OPT_MAC },
 		{ "vsock", required_argument, NULL, OPT_VSOCK },
+		{ "mmds", required_argument, NULL, OPT_MMDS },
 		{ "no-rng", no_argument, NULL, OPT_NO_RNG },
 		{ "balloon", optional_argument, NULL, OPT_BALLOON },
 		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
@@ -607,6 +649,15 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			}
 			break;
 		}
+		case OPT_MMDS:
+			if (o->mmds_file[0] || parse_mmds(optarg, o)) {
+				snprintf(err, err_size,
+					 "--mmds: bad or repeated value '%s' (want FILE[,v1|v2]"
+					 "[,addr=IP] with IP in 169.254.0.0/16)",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_VSOCK:
 			if (o->m.vsock_path[0]) {
 				snprintf(err, err_size, "--vsock given twice (one device at most)");
@@ -707,6 +758,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			 "--%s cannot be used with --restore: the snapshot fixes the machine (only "
 			 "--disk, --net and --vsock may replace its back ends)",
 			 shaping);
+		return -EINVAL;
+	}
+	if (o->mmds_file[0] && (!o->m.nr_nets || o->m.nets[0].kind != MACHINE_NET_USER)) {
+		snprintf(err, err_size, "--mmds needs eth0 to be --net user (TAP: not yet)");
 		return -EINVAL;
 	}
 	if (o->initrd && !o->kernel) {

@@ -17,6 +17,7 @@
 #include "devices/virtio/rng.h"
 #include "devices/virtio/vsock/vsock.h"
 #include "devices/vmgenid.h"
+#include "api/mmds.h"
 #include "net/slirp.h"
 #include "net/backend.h"
 #include "net/tap.h"
@@ -32,8 +33,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int open_backends(struct machine *m, char *err, size_t err_size)
+static int open_backends(struct machine *m, const struct machine_env *env, char *err,
+			 size_t err_size)
 {
+	struct mmds_config mc = { 0 };
+
+	if (env && env->mmds)
+		mmds_get_config(env->mmds, &mc);
 	for (int i = 0; i < m->cfg.nr_nets; i++) {
 		const struct machine_net *n = &m->cfg.nets[i];
 		int ret = n->kind == MACHINE_NET_TAP
@@ -41,6 +47,15 @@ static int open_backends(struct machine *m, char *err, size_t err_size)
 				  : net_slirp_create(n->fwd, n->nr_fwd, n->slirp_flags,
 						     &m->backends[i], err, err_size);
 
+		if (ret)
+			return ret;
+		if (!(mc.ifaces & (1u << i)))
+			continue;
+		if (n->kind != MACHINE_NET_USER) {
+			snprintf(err, err_size, "MMDS on eth%d: only user networking serves it", i);
+			return -EINVAL;
+		}
+		ret = net_slirp_add_mmds(m->backends[i], env->mmds, err, err_size);
 		if (ret)
 			return ret;
 	}
@@ -215,7 +230,7 @@ int machine_create(struct machine *m, const struct machine_config *cfg,
 		snprintf(m->cwd, sizeof(m->cwd), "/");
 	m->cfg = *cfg;
 	err[0] = '\0';
-	ret = open_backends(m, err, err_size);
+	ret = open_backends(m, env, err, err_size);
 	if (ret)
 		goto err;
 	vc = (struct vm_config){ .mem_bytes = m->cfg.mem_mib << 20,

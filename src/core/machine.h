@@ -76,6 +76,7 @@ struct machine_disk_fds {
 };
 struct vmgenid;
 struct fuzzdev;
+struct mmds;
 
 /* Run-time settings that are not part of the machine (never saved). */
 struct machine_env {
@@ -86,6 +87,9 @@ struct machine_env {
 	/* NULL, or MACHINE_MAX_DISKS entries: disks built from open files (the machine
 	 * duplicates them; cfg.disks[i].path then only says where the disk came from). */
 	const struct machine_disk_fds *disk_fds;
+	/* NULL, or the metadata service to serve on the interfaces its config names (user
+	 * networking only; owned by the caller, outlives the machine). */
+	struct mmds *mmds;
 };
 
 struct machine {

@@ -1,5 +1,6 @@
 /* ignition: command line entry point.  Parses options, builds the VM through the
  * DeviceManager, loads the kernel, runs until the guest or the user stops it. */
+#include "api/mmds.h"
 #include "arch/x86/boot.h"
 #include "core/cli.h"
 #include "core/console.h"
@@ -439,6 +440,39 @@ static void enter_jail(const struct cli_opts *o)
 		die(1, "%s", err);
 }
 
+/* --mmds FILE[,v1|v2][,addr=IP]: the metadata store with FILE's JSON, served on eth0.  NULL
+ * without --mmds; exits on errors (start-up). */
+static struct mmds *setup_mmds(const struct cli_opts *o)
+{
+	struct mmds_config c = { .version = o->mmds_version, .ipv4 = o->mmds_ipv4, .ifaces = 1 };
+	struct mmds *m;
+	char *buf, err[256];
+	size_t len = 0;
+	FILE *f;
+	int ret;
+
+	if (!o->mmds_file[0])
+		return NULL;
+	f = fopen(o->mmds_file, "r");
+	if (!f)
+		die(1, "--mmds '%s': %s", o->mmds_file, strerror(errno));
+	/* Room for more than the store takes, so an oversized file gets the store's message. */
+	buf = malloc(4 * MMDS_DATA_MAX + 1);
+	if (!buf)
+		die(1, "--mmds: out of memory");
+	len = fread(buf, 1, 4 * MMDS_DATA_MAX + 1, f);
+	fclose(f);
+	if (len > 4 * MMDS_DATA_MAX)
+		die(1, "--mmds '%s': larger than %d bytes", o->mmds_file, 4 * MMDS_DATA_MAX);
+	ret = mmds_create(&m);
+	if (ret)
+		die(1, "--mmds: %s", strerror(-ret));
+	if (mmds_put(m, buf, len, err, sizeof(err)) || mmds_set_config(m, &c, err, sizeof(err)))
+		die(1, "--mmds '%s': %s", o->mmds_file, err);
+	free(buf);
+	return m;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static struct cli_opts o;
@@ -477,6 +511,7 @@ static int cmd_run(int argc, char **argv)
 		die(1, "--metrics-path: %s", err);
 	env.chroot_dir = o.chroot_dir;
 	env.track_dirty = o.track_dirty;
+	env.mmds = setup_mmds(&o);
 	if (o.restore_dir) {
 		struct snapshot_overrides ov = { .nr_nets = o.m.nr_nets,
 						 .nets = o.m.nets,
@@ -526,7 +561,9 @@ static int cmd_run(int argc, char **argv)
 			       .snapshot_dir = o.snapshot_dir,
 			       .jail = &o };
 
-	return run_machine(&m, &ro);
+	ret = run_machine(&m, &ro);
+	mmds_destroy(env.mmds); /* after the machine: its slirp back end served it */
+	return ret;
 }
 
 int run_machine(struct machine *mp, const struct run_opts *ro)

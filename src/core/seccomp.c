@@ -139,7 +139,7 @@ static const struct {
 	{ SCMP_SYS(renameat), EVLOOP },
 	{ SCMP_SYS(renameat2), EVLOOP },
 	{ SCMP_SYS(unlinkat), EVLOOP },
-	{ SCMP_SYS(rmdir), EVLOOP },
+	{ SCMP_SYS(rmdir), EVLOOP | MAIN }, /* main: MMDS's socket directory at exit */
 	{ SCMP_SYS(ftruncate), EVLOOP },
 	{ SCMP_SYS(lseek), EVLOOP },
 	{ SCMP_SYS(copy_file_range), EVLOOP },

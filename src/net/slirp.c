@@ -1,7 +1,10 @@
 #include "net/slirp.h"
 
+#include "api/mmds.h"
+#include "api/mmds_http.h"
 #include "core/evloop.h"
 #include "net/backend.h"
+#include "net/mmds_net.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -52,7 +55,24 @@ struct net_slirp {
 	unsigned nregs, cap_regs;
 	struct slirp_timer *timers;
 	int64_t armed_ns; /* deadline timer_fd is set to, or -1 */
+	/* MMDS (net_slirp_add_mmds): its HTTP server, the guest-visible address and the
+	 * in-network address slirp forwards to the server (host order), a frame buffer for
+	 * rewriting copies (never the device's buffer, which may be guest memory). */
+	struct mmds_http *mmds;
+	uint32_t mmds_ip, mmds_fwd_ip;
+	uint8_t *mmds_buf;
 };
+
+/* The in-network address slirp connects to MMDS's socket: outside the DHCP range
+ * (10.0.2.15 and the 15 after it), the host (.2) and DNS (.3). */
+#define MMDS_FWD_ADDR 0x0a0002fdu /* 10.0.2.253 */
+/* slirp's gateway MAC: 52:55 then the gateway's address (libslirp's if_encap). */
+static const uint8_t gateway_mac[6] = { 0x52, 0x55, 10, 0, 2, 2 };
+
+static uint32_t frame_ip(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
 
 static int64_t now_ns(void)
 {
@@ -68,6 +88,17 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
 	struct net_slirp *s = opaque;
 
+	/* MMDS's answers come from its forward address: the guest must see MMDS_IP. */
+	if (s->mmds && len >= 34 && len <= NET_MAX_FRAME &&
+	    frame_ip((const uint8_t *)buf + 26) == s->mmds_fwd_ip) {
+		uint8_t *copy = s->mmds_buf + NET_MAX_FRAME; /* the guest-bound half */
+
+		memcpy(copy, buf, len);
+		if (mmds_net_from_slirp(copy, len, s->mmds_ip, s->mmds_fwd_ip)) {
+			net_backend_deliver(&s->be, NULL, copy, len);
+			return (ssize_t)len;
+		}
+	}
 	/* Frames the guest has no room for are queued or dropped by the device; TCP recovers. */
 	net_backend_deliver(&s->be, NULL, buf, len);
 	return (ssize_t)len;
@@ -360,6 +391,10 @@ static int slirp_be_start(struct net_backend *be, struct evloop *ev)
 	ret = evloop_add(ev, s->wake_fd, EPOLLIN, on_wake, s);
 	if (ret)
 		goto del_timer;
+	if (s->mmds && (ret = mmds_http_start(s->mmds, ev))) {
+		evloop_del(ev, s->wake_fd);
+		goto del_timer;
+	}
 	s->started = true;
 	/* The first round runs on the loop thread, like every other. */
 	schedule_round(s);
@@ -378,9 +413,36 @@ static int slirp_be_send(struct net_backend *be, const struct iovec *iov, int n)
 {
 	struct net_slirp *s = (struct net_slirp *)be;
 
+	const uint8_t *f = iov[0].iov_base;
+	size_t len;
+
 	if (n != 1 || iov[0].iov_len > NET_MAX_FRAME)
 		return -EINVAL;
-	slirp_input(s->slirp, iov[0].iov_base, (int)iov[0].iov_len);
+	len = iov[0].iov_len;
+	/* MMDS: a cheap look first (ARP, or IPv4 to MMDS_IP), then the checks and the rewrite
+	 * on a private copy, so the guest cannot change the bytes between check and use. */
+	if (s->mmds && len >= 42 &&
+	    ((f[12] == 0x08 && f[13] == 0x06) ||
+	     (f[12] == 0x08 && f[13] == 0x00 && frame_ip(f + 30) == s->mmds_ip))) {
+		uint8_t reply[MMDS_NET_ARP_LEN];
+
+		memcpy(s->mmds_buf, f, len);
+		switch (mmds_net_to_slirp(s->mmds_buf, len, s->mmds_ip, s->mmds_fwd_ip)) {
+		case MMDS_NET_ARP:
+			if (mmds_net_arp_reply(s->mmds_buf, len, s->mmds_ip, gateway_mac, reply)) {
+				net_backend_deliver(&s->be, NULL, reply, sizeof(reply));
+				/* Signalled at the round's end, like slirp's own replies. */
+				schedule_round(s);
+			}
+			return 0;
+		case MMDS_NET_REWRITTEN:
+			f = s->mmds_buf;
+			break;
+		case MMDS_NET_PASS:
+			break;
+		}
+	}
+	slirp_input(s->slirp, f, (int)len);
 	/* New connections or window updates change what slirp polls: one round after the
 	 * guest's batch, not one per frame. */
 	schedule_round(s);
@@ -406,6 +468,8 @@ static void slirp_be_destroy(struct net_backend *be)
 	}
 	if (s->slirp)
 		slirp_cleanup(s->slirp);
+	mmds_http_destroy(s->mmds);
+	free(s->mmds_buf);
 	while (s->timers) {
 		struct slirp_timer *t = s->timers;
 
@@ -572,4 +636,33 @@ int net_slirp_create(const struct net_slirp_fwd *fwd, int nr_fwd, unsigned flags
 destroy:
 	slirp_be_destroy(&s->be);
 	return ret;
+}
+
+int net_slirp_add_mmds(struct net_backend *be, struct mmds *m, char *err, size_t err_size)
+{
+	struct net_slirp *s = (struct net_slirp *)be;
+	struct in_addr fwd = { .s_addr = htonl(MMDS_FWD_ADDR) };
+	struct mmds_config c;
+	int ret;
+
+	if (be->ops != &slirp_ops || s->mmds || s->started)
+		return -EINVAL;
+	s->mmds_buf = malloc(2 * (size_t)NET_MAX_FRAME); /* guest-sent, guest-bound */
+	if (!s->mmds_buf) {
+		snprintf(err, err_size, "MMDS: out of memory");
+		return -ENOMEM;
+	}
+	ret = mmds_http_create(m, &s->mmds, err, err_size);
+	if (ret)
+		return ret;
+	/* The address is fixed before the guest runs (Firecracker refuses /mmds/config then). */
+	mmds_get_config(m, &c);
+	s->mmds_ip = c.ipv4;
+	s->mmds_fwd_ip = MMDS_FWD_ADDR;
+	if (slirp_add_unix(s->slirp, mmds_http_path(s->mmds), &fwd, MMDS_NET_PORT) < 0) {
+		snprintf(err, err_size, "MMDS: slirp refused the forward to %s",
+			 mmds_http_path(s->mmds));
+		return -EINVAL;
+	}
+	return 0;
 }

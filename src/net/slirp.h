@@ -43,4 +43,11 @@ int net_slirp_create(const struct net_slirp_fwd *fwd, int nr_fwd, unsigned flags
 		     struct net_backend **out, char *err, size_t err_size)
 	__attribute__((warn_unused_result));
 
+/* Serve MMDS `m` to this back end's guest (before it starts): an HTTP server on a private
+ * Unix socket that slirp connects the guest's TCP connections to MMDS_IP:80 to (docs/mmds.md).
+ * 0, or -errno with one line in err. */
+struct mmds;
+int net_slirp_add_mmds(struct net_backend *be, struct mmds *m, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
 #endif

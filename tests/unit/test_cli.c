@@ -346,6 +346,35 @@ static void test_metrics_and_log_options(void **state)
 	assert_int_equal(PARSE(&o, err, "--level"), -EINVAL);
 }
 
+/* --mmds FILE[,v1|v2][,addr=IP]: defaults, options, and what is refused. */
+static void test_mmds(void **state)
+{
+	struct cli_opts o;
+	char err[256];
+
+	assert_int_equal(PARSE(&o, err, "--net", "user"), 0);
+	assert_string_equal(o.mmds_file, "");
+	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "/d.json"), 0);
+	assert_string_equal(o.mmds_file, "/d.json");
+	assert_int_equal(o.mmds_version, 1);
+	assert_int_equal(o.mmds_ipv4, 0xa9fea9feu);
+	assert_int_equal(PARSE(&o, err, "--mmds", "d.json,v2,addr=169.254.0.9", "--net", "user"),
+			 0);
+	assert_string_equal(o.mmds_file, "d.json");
+	assert_int_equal(o.mmds_version, 2);
+	assert_int_equal(o.mmds_ipv4, 0xa9fe0009u);
+	/* Not link-local, unknown options, no file, twice, no user eth0. */
+	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "d,addr=10.0.2.9"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "d,addr=169.254.1"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "d,v3"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "d,"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", ",v2"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "a", "--mmds", "b"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--mmds", "d"), -EINVAL);
+	assert_non_null(strstr(err, "--net user"));
+	assert_int_equal(PARSE(&o, err, "--net", "tap=tap0", "--mmds", "d"), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +390,7 @@ int main(void)
 		cmocka_unit_test(test_net_user_exposure),
 		cmocka_unit_test(test_restore_options),
 		cmocka_unit_test(test_metrics_and_log_options),
+		cmocka_unit_test(test_mmds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
