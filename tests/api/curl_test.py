@@ -301,6 +301,13 @@ def part_b(tmp):
                    "is_read_only": False}),
                  ("machine-config", "PUT", "/machine-config",
                   {"vcpu_count": 1, "mem_size_mib": 256}),
+                 # ignition's user networking (extension), with MMDS on it.
+                 ("net", "PUT", "/network-interfaces/eth0",
+                  {"iface_id": "eth0", "host_dev_name": "ignition:user"}),
+                 ("mmds-config", "PUT", "/mmds/config",
+                  {"network_interfaces": ["eth0"], "version": "V1"}),
+                 ("mmds", "PUT", "/mmds",
+                  {"latest": {"meta-data": {"ami-id": "ami-api", "hostname": "api-guest"}}}),
                  # The guest agent listens on vsock: the snapshot is the MCP test's base.
                  ("vsock", "PUT", "/vsock",
                   {"guest_cid": 3, "uds_path": os.path.join(tmp, "v.sock")}),
@@ -327,6 +334,22 @@ def part_b(tmp):
             check("guest-shell", False, str(e))
             return
         check("guest-command", rc == 0 and "hello-from-42" in out, f"{rc} {out!r}")
+        # MMDS set through the API, read by the guest over 169.254.169.254 (its DHCP lease
+        # gives the default route through slirp), then changed live with PATCH.
+        mmds = "wget -q -O - http://169.254.169.254/latest/meta-data/ami-id 2>&1"
+        rc, out = p1.run("for i in $(seq 60); do ip route | grep -q default && break; "
+                         "sleep 1; done; " + mmds)
+        check("mmds-guest-get", rc == 0 and out.strip() == "ami-api", f"{rc} {out!r}")
+        st, _, text = curl(sock1, "PATCH", "/mmds",
+                           {"latest": {"meta-data": {"ami-id": "ami-patched"}}})
+        check("mmds-patch-live", st == 204, f"{st} {text}")
+        rc, out = p1.run(mmds)
+        check("mmds-guest-sees-patch", rc == 0 and out.strip() == "ami-patched",
+              f"{rc} {out!r}")
+        st, js, _ = curl(sock1, "GET", "/mmds")
+        check("mmds-get", st == 200 and js and
+              js["latest"]["meta-data"] == {"ami-id": "ami-patched", "hostname": "api-guest"},
+              f"{st} {js}")
         p1.run("echo restored-state > /tmp/marker")
         fault("snapshot-needs-pause", sock1, "PUT", "/snapshot/create",
               {"snapshot_type": "Full", "snapshot_path": snap}, "paused")
