@@ -49,6 +49,14 @@ ALL_CFLAGS += $(MHD_CFLAGS)
 LDLIBS += $(MHD_LIBS)
 TEST_LDLIBS += $(MHD_LIBS)
 
+# The GUI (src/ui/, docs/gui.md): SDL2 for the --gui window, libvncserver for --vnc, libpng
+# for screenshots.
+GUI_CFLAGS := $(shell pkg-config --cflags sdl2 libvncserver libpng 2>/dev/null)
+GUI_LIBS := $(shell pkg-config --libs sdl2 libvncserver libpng 2>/dev/null || echo -lSDL2 -lvncserver -lpng16)
+ALL_CFLAGS += $(GUI_CFLAGS)
+LDLIBS += $(GUI_LIBS)
+TEST_LDLIBS += $(GUI_LIBS)
+
 ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
 LDLIBS += $(ZLIB_LIBS)
 TEST_LDLIBS += $(ZLIB_LIBS)
@@ -138,7 +146,7 @@ FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omi
 # checks the alignment of every access that is actually made.
 FUZZ_WARN := $(WARN) -Wno-cast-align -Wno-gnu-variable-sized-type-not-at-end
 FUZZ_CFLAGS := -std=gnu11 $(FUZZ_WARN) $(CFLAGS) $(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-link \
-	-D_GNU_SOURCE -Isrc -Itests/unit -MMD -MP -pthread $(SLIRP_CFLAGS) $(JANSSON_CFLAGS)
+	-D_GNU_SOURCE -Isrc -Itests/unit -MMD -MP -pthread $(SLIRP_CFLAGS) $(JANSSON_CFLAGS) $(GUI_CFLAGS)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_NAMES := $(FUZZ_SRCS:fuzz/%.c=%)
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
@@ -158,7 +166,7 @@ $(FUZZ_BUILD)/libignition-fuzz.a: $(FUZZ_LIB_OBJS)
 	ar rcs $@ $^
 
 $(FUZZ_BINS): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/fuzz/%.o $(FUZZ_BUILD)/libignition-fuzz.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) -pthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) $(GUI_LIBS) -pthread
 
 # Each target runs FUZZ_SECONDS (niced) from a fresh corpus that it seeds itself
 # (IGN_FUZZ_SEED_DIR), with its temporary files in the same throw-away directory, and prints one

@@ -1,9 +1,11 @@
 #include "core/cli.h"
 
 #include "arch/x86/layout.h"
+#include "ui/display.h"
 #include "util/ratelimit.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -25,8 +27,11 @@ const char cli_usage[] =
 	"                       requests/s (token buckets refilled every second)\n"
 	"  --cmdline STR        kernel command line, replacing the default one\n"
 	"  --append STR         text appended to the kernel command line\n"
-	"  --guest min|stock    which default guest to boot when --kernel is not given:\n"
-	"                       the minimal kernel (default) or Debian's stock cloud kernel\n"
+	"  --guest min|stock|gui\n"
+	"                       which default guest to boot when --kernel is not given:\n"
+	"                       the minimal kernel (default), Debian's stock cloud kernel, or\n"
+	"                       the minimal kernel with the desktop root file system (cage +\n"
+	"                       foot, `make guest-gui`; implies --gui=headless unless --gui)\n"
 	"  --smp N              number of vCPUs, 1 to 32 (default 1)\n"
 	"  --mem MiB            guest RAM in MiB, 16 to 1048576 (default 256)\n"
 	"  --no-acpi            no ACPI tables; describe virtio-mmio devices on the command line\n"
@@ -95,6 +100,16 @@ const char cli_usage[] =
 	"                       {\"cmd\":\"checkpoint\"}, {\"cmd\":\"reset\"} (--track-dirty);\n"
 	"                       each answered by one line {\"ok\":true,...} or\n"
 	"                       {\"ok\":false,\"error\":\"...\"}\n"
+	"  --gui[=sdl|headless] a virtio-gpu display with a virtio-input keyboard and tablet,\n"
+	"                       shown in an SDL window (sdl, the default) or nowhere (headless:\n"
+	"                       screenshots and input through --control and MCP); the serial\n"
+	"                       console stays on this terminal (docs/gui.md)\n"
+	"  --vnc [ADDR:]PORT[,password-file=F]\n"
+	"                       serve the display over VNC on ADDR (default 127.0.0.1) port\n"
+	"                       PORT, with the password in file F (first line); implies\n"
+	"                       --gui=headless unless --gui is given\n"
+	"  --gpu WxH            the display's first mode (default 1280x800; 64x64 to\n"
+	"                       3840x2160); implies --gui=headless unless --gui is given\n"
 	"  --metrics-path P     append metrics (one JSON object per line, Firecracker's\n"
 	"                       layout: docs/metrics.md) to file P every 60 s and at exit;\n"
 	"                       P may be a FIFO, whose reader must be running already\n"
@@ -142,6 +157,9 @@ enum {
 	OPT_METRICS_PATH,
 	OPT_LOG_PATH,
 	OPT_LEVEL,
+	OPT_GUI,
+	OPT_VNC,
+	OPT_GPU,
 };
 
 static int parse_uint(const char *s, unsigned long long min, unsigned long long max,
@@ -157,6 +175,80 @@ static int parse_uint(const char *s, unsigned long long min, unsigned long long 
 	if (errno || *end || v < min || v > max)
 		return -EINVAL;
 	*out = v;
+	return 0;
+}
+
+/* --vnc [ADDR:]PORT[,password-file=F]: ADDR numeric IPv4 or [IPv6]. */
+static int parse_vnc(const char *arg, struct cli_opts *o)
+{
+	char buf[CLI_PATH_MAX + 64], *opt, *port, *end;
+	struct in6_addr a6;
+	struct in_addr a4;
+	unsigned long p;
+
+	if (strlen(arg) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, arg);
+	opt = strchr(buf, ',');
+	if (opt) {
+		*opt++ = '\0';
+		if (strncmp(opt, "password-file=", 14) || !opt[14] ||
+		    strlen(opt + 14) >= sizeof(o->vnc_password_file))
+			return -EINVAL;
+		strcpy(o->vnc_password_file, opt + 14);
+	}
+	port = strrchr(buf, ':');
+	snprintf(o->ui.vnc_addr, sizeof(o->ui.vnc_addr), "127.0.0.1");
+	if (port) {
+		char *addr = buf;
+
+		*port++ = '\0';
+		if (addr[0] == '[') {
+			size_t l = strlen(addr);
+
+			if (l < 3 || addr[l - 1] != ']')
+				return -EINVAL;
+			addr[l - 1] = '\0';
+			addr++;
+			if (inet_pton(AF_INET6, addr, &a6) != 1)
+				return -EINVAL;
+		} else if (inet_pton(AF_INET, addr, &a4) != 1) {
+			return -EINVAL;
+		}
+		if (strlen(addr) >= sizeof(o->ui.vnc_addr))
+			return -EINVAL;
+		strcpy(o->ui.vnc_addr, addr);
+	} else {
+		port = buf;
+	}
+	errno = 0;
+	p = strtoul(port, &end, 10);
+	if (errno || end == port || *end || p < 1 || p > 65535 || port[0] == '-')
+		return -EINVAL;
+	o->ui.vnc = true;
+	o->ui.vnc_port = (uint16_t)p;
+	return 0;
+}
+
+/* --gpu WxH within the display's limits. */
+static int parse_gpu(const char *arg, struct cli_opts *o)
+{
+	unsigned long w, h;
+	char *end;
+
+	if (!isdigit((unsigned char)arg[0]))
+		return -EINVAL;
+	errno = 0;
+	w = strtoul(arg, &end, 10);
+	if (errno || *end != 'x' || !isdigit((unsigned char)end[1]))
+		return -EINVAL;
+	h = strtoul(end + 1, &end, 10);
+	if (errno || *end || w < DISPLAY_MIN_DIM || w > DISPLAY_MAX_W || h < DISPLAY_MIN_DIM ||
+	    h > DISPLAY_MAX_H)
+		return -EINVAL;
+	o->m.gpu_width = (uint32_t)w;
+	o->m.gpu_height = (uint32_t)h;
+	o->m.gpu = true;
 	return 0;
 }
 
@@ -369,7 +461,9 @@ unsigned cli_irq_devices(const struct cli_opts *o, bool default_disk)
 {
 	unsigned disks = o->m.nr_disks ? (unsigned)o->m.nr_disks : default_disk ? 1 : 0;
 
-	return disks + (unsigned)o->m.nr_nets + !o->m.no_rng + !!o->m.vsock_path[0] + o->m.balloon;
+	/* The GPU comes with two input devices: three lines. */
+	return disks + (unsigned)o->m.nr_nets + !o->m.no_rng + !!o->m.vsock_path[0] + o->m.balloon +
+	       3u * o->m.gpu;
 }
 
 /* "N[K|M|G]" (binary multiples) of `len` bytes, 1..RATELIMIT_MAX_TOKENS. */
@@ -478,6 +572,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		{ "metrics-path", required_argument, NULL, OPT_METRICS_PATH },
 		{ "log-path", required_argument, NULL, OPT_LOG_PATH },
 		{ "level", required_argument, NULL, OPT_LEVEL },
+		{ "gui", optional_argument, NULL, OPT_GUI },
+		{ "vnc", required_argument, NULL, OPT_VNC },
+		{ "gpu", required_argument, NULL, OPT_GPU },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -485,6 +582,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 	uint8_t mac[6];
 	bool has_mac = false;
 	const char *shaping = NULL; /* first option that a snapshot fixes (--restore refuses it) */
+	bool gui_given = false;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -508,6 +606,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		case OPT_NO_RNG:
 		case OPT_BALLOON:
 		case OPT_MAC:
+		case OPT_GPU:
 			/* By name: argv[optind - 1] is the value when it came separately. */
 			for (const struct option *p = opts; !shaping && p->name; p++)
 				if (p->val == c)
@@ -519,6 +618,37 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		switch (c) {
 		case OPT_TRACK_DIRTY:
 			o->track_dirty = true;
+			break;
+		case OPT_GUI:
+			if (!optarg || !strcmp(optarg, "sdl")) {
+				o->ui.mode = UI_SDL;
+			} else if (!strcmp(optarg, "headless")) {
+				o->ui.mode = UI_HEADLESS;
+			} else {
+				snprintf(err, err_size, "--gui: '%s' is not sdl or headless",
+					 optarg);
+				return -EINVAL;
+			}
+			gui_given = true;
+			break;
+		case OPT_VNC:
+			if (parse_vnc(optarg, o)) {
+				snprintf(
+					err, err_size,
+					"--vnc: bad value '%s' (want [ADDR:]PORT[,password-file=F] "
+					"with a numeric address and PORT 1 to 65535)",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_GPU:
+			if (parse_gpu(optarg, o)) {
+				snprintf(err, err_size,
+					 "--gpu: bad mode '%s' (want WxH from %ux%u to %ux%u)",
+					 optarg, DISPLAY_MIN_DIM, DISPLAY_MIN_DIM, DISPLAY_MAX_W,
+					 DISPLAY_MAX_H);
+				return -EINVAL;
+			}
 			break;
 		case OPT_METRICS_PATH:
 		case OPT_LOG_PATH:
@@ -591,9 +721,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			o->append = optarg;
 			break;
 		case OPT_GUEST:
-			if (strcmp(optarg, "min") && strcmp(optarg, "stock")) {
-				snprintf(err, err_size, "--guest: '%s' is not 'min' or 'stock'",
-					 optarg);
+			if (strcmp(optarg, "min") && strcmp(optarg, "stock") &&
+			    strcmp(optarg, "gui")) {
+				snprintf(err, err_size,
+					 "--guest: '%s' is not 'min', 'stock' or 'gui'", optarg);
 				return -EINVAL;
 			}
 			o->guest = optarg;
@@ -760,6 +891,17 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			 shaping);
 		return -EINVAL;
 	}
+	/* The GUI flags imply each other: a front end needs the GPU, the GPU a front end. */
+	if (!strcmp(o->guest, "gui") && !o->kernel)
+		o->m.gpu = true;
+	if (gui_given || o->ui.vnc)
+		o->m.gpu = true;
+	if (o->m.gpu && o->ui.mode == UI_NONE)
+		o->ui.mode = UI_HEADLESS;
+	if (o->m.gpu && !o->m.gpu_width) {
+		o->m.gpu_width = 1280;
+		o->m.gpu_height = 800;
+	}
 	if (o->mmds_file[0] && (!o->m.nr_nets || o->m.nets[0].kind != MACHINE_NET_USER)) {
 		snprintf(err, err_size, "--mmds needs eth0 to be --net user (TAP: not yet)");
 		return -EINVAL;
@@ -785,13 +927,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 	if (cli_irq_devices(o, !o->kernel) > cli_irq_lines()) {
 		snprintf(err, err_size,
 			 "too many devices: %u need an interrupt line (disks %d, nets %d, rng %d, "
-			 "vsock %d, balloon %d) and there are %u",
+			 "vsock %d, balloon %d, gpu+input %d) and there are %u",
 			 cli_irq_devices(o, !o->kernel),
 			 o->m.nr_disks ? o->m.nr_disks
 			 : o->kernel   ? 0
 				       : 1,
 			 o->m.nr_nets, !o->m.no_rng, !!o->m.vsock_path[0], o->m.balloon,
-			 cli_irq_lines());
+			 3 * o->m.gpu, cli_irq_lines());
 		return -EINVAL;
 	}
 	return 0;

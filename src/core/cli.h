@@ -5,6 +5,7 @@
 #include "arch/x86/cpuid.h"
 #include "core/machine.h"
 #include "net/slirp.h"
+#include "ui/ui.h"
 #include "util/log.h"
 
 #include <stdbool.h>
@@ -20,7 +21,7 @@ struct cli_opts {
 	const char *initrd;
 	const char *cmdline; /* replaces the default command line */
 	const char *append;  /* appended to the command line */
-	const char *guest;   /* default guest flavour: "min" or "stock" */
+	const char *guest;   /* default guest flavour: "min", "stock" or "gui" */
 	/* The machine: --disk, --net (eth0, eth1...), --smp, --mem, --no-acpi, --no-rng,
 	 * --balloon, --vsock, --cpu-template.  Its kernel/initrd/cmdline are filled by main
 	 * from the fields above. */
@@ -39,6 +40,10 @@ struct cli_opts {
 	unsigned mmds_version;	      /* 1 or 2 */
 	uint32_t mmds_ipv4;	      /* host order, in 169.254.0.0/16 */
 	bool help;
+	/* GUI (docs/gui.md): --gui[=sdl|headless], --vnc [ADDR:]PORT[,password-file=F], --gpu WxH.
+	 * Any of them adds the GPU and input devices (m.gpu). */
+	struct ui_opts ui;
+	char vnc_password_file[CLI_PATH_MAX]; /* "": no password */
 	/* Metrics and logger (docs/metrics.md). */
 	const char *metrics_path; /* --metrics-path P: file or FIFO for the metrics lines */
 	const char *log_path;	  /* --log-path P: file or FIFO instead of stderr */

@@ -16,6 +16,9 @@
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/vsock/vsock.h"
+#include "devices/virtio/gpu.h"
+#include "devices/virtio/input.h"
+#include "ui/display.h"
 #include "devices/vmgenid.h"
 #include "api/mmds.h"
 #include "net/slirp.h"
@@ -205,6 +208,22 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 	ret = vmgenid_add(dm, &m->vmgenid);
 	if (ret)
 		return err_set(ret, err, n, "vmgenid: %s", strerror(-ret));
+	/* After the VMGenID: machines without a GPU keep the windows and lines they had. */
+	if (m->cfg.gpu) {
+		ret = display_create(m->cfg.gpu_width, m->cfg.gpu_height, &m->display);
+		if (ret)
+			return err_set(ret, err, n, "display %ux%u: %s", m->cfg.gpu_width,
+				       m->cfg.gpu_height, strerror(-ret));
+		ret = virtio_gpu_add(dm, m->display, &m->gpu);
+		if (ret)
+			return err_set(ret, err, n, "virtio-gpu: %s", strerror(-ret));
+		ret = virtio_input_add(dm, "virtio-input0", VIRTIO_INPUT_KEYBOARD, &m->kbd);
+		if (!ret)
+			ret = virtio_input_add(dm, "virtio-input1", VIRTIO_INPUT_TABLET,
+					       &m->tablet);
+		if (ret)
+			return err_set(ret, err, n, "virtio-input: %s", strerror(-ret));
+	}
 	/* After every other MMIO slot: a fuzz machine's devices keep the windows they have
 	 * without it. */
 	if (m->cfg.fuzz && (ret = fuzzdev_add(dm, NULL, &m->fuzz)))
@@ -350,6 +369,9 @@ void machine_destroy(struct machine *m)
 		m->backends[i] = NULL;
 	}
 	vm_destroy(&m->vm);
+	/* After the devices: the GPU draws into it until it is freed. */
+	display_destroy(m->display);
+	m->display = NULL;
 	for (int i = 0; i < MACHINE_MAX_DISKS; i++) {
 		if (m->private_fds[i] >= 0)
 			close(m->private_fds[i]);
@@ -406,8 +428,9 @@ void machine_console_port(struct machine *m, struct console_port *port)
 /* Version 2 appends bool fuzz; version 3 the rate limiters (per disk, per network device rx
  * then tx, then virtio-rng's: each bandwidth then ops as u64 size, one_time_burst,
  * refill_time_ms).  Older records still load, without limits.  Only the configuration is
- * saved: a restored device starts with full buckets. */
-#define MACHINE_STATE_VERSION 3
+ * saved: a restored device starts with full buckets.  Version 4 appends bool gpu, u32
+ * gpu_width, u32 gpu_height. */
+#define MACHINE_STATE_VERSION 4
 
 static void put_rl(struct snap_writer *w, const struct ratelimit_cfg *c)
 {
@@ -482,6 +505,9 @@ void machine_config_save(const struct machine_config *c, struct snap_writer *w)
 		put_rl(w, &c->nets[i].tx_rl);
 	}
 	put_rl(w, &c->rng_rl);
+	snap_put_bool(w, c->gpu);
+	snap_put_u32(w, c->gpu_width);
+	snap_put_u32(w, c->gpu_height);
 }
 
 int machine_config_load(struct machine_config *c, const struct snap_file *f, char *err, size_t n)
@@ -563,6 +589,14 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 			get_rl(&r, &c->nets[i].tx_rl);
 		}
 		get_rl(&r, &c->rng_rl);
+	}
+	if (r.version >= 4) {
+		c->gpu = snap_get_bool(&r);
+		c->gpu_width = snap_get_u32(&r);
+		c->gpu_height = snap_get_u32(&r);
+		if (c->gpu && (c->gpu_width < DISPLAY_MIN_DIM || c->gpu_width > DISPLAY_MAX_W ||
+			       c->gpu_height < DISPLAY_MIN_DIM || c->gpu_height > DISPLAY_MAX_H))
+			snap_fail(&r);
 	}
 	if (snap_reader_done(&r))
 		return err_set(-EINVAL, err, n, "the machine record is malformed");

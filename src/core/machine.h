@@ -56,6 +56,10 @@ struct machine_config {
 	uint32_t vsock_cid;	     /* guest CID (>= 3) when vsock_path[0] */
 	char vsock_path[MACHINE_PATH_MAX]; /* host Unix socket path; "": no vsock device */
 	bool fuzz; /* the fuzz device (docs/fuzzing.md); set by the fuzz mode, not a `run` flag */
+	/* A virtio-gpu device (2D, one scanout) with a virtio-input keyboard and tablet
+	 * (docs/gui.md); gpu_width x gpu_height is the mode it offers first. */
+	bool gpu;
+	uint32_t gpu_width, gpu_height;
 	/* What was booted (informational once running; a restore does not reload it). */
 	char kernel[MACHINE_PATH_MAX];
 	char initrd[MACHINE_PATH_MAX];
@@ -77,6 +81,9 @@ struct machine_disk_fds {
 struct vmgenid;
 struct fuzzdev;
 struct mmds;
+struct display;
+struct virtio_gpu;
+struct virtio_input;
 
 /* Run-time settings that are not part of the machine (never saved). */
 struct machine_env {
@@ -100,7 +107,11 @@ struct machine {
 	struct boot_timer *boot_timer;
 	struct virtio_net *nets[MACHINE_MAX_NETS]; /* eth0...; Ctrl-A n toggles eth0's link */
 	struct virtio_balloon *balloon;
-	struct fuzzdev *fuzz;				/* cfg.fuzz's device, else NULL */
+	struct fuzzdev *fuzz; /* cfg.fuzz's device, else NULL */
+	/* cfg.gpu's devices and the display the GPU draws into (front ends read it), else NULL. */
+	struct display *display;
+	struct virtio_gpu *gpu;
+	struct virtio_input *kbd, *tablet;
 	struct net_backend *backends[MACHINE_MAX_NETS]; /* until their device owns them */
 	struct virtio_blk *disks[MACHINE_MAX_DISKS];	/* cfg.disks[i]'s device */
 	/* A restore's private disks (unlinked files: a copy, or a copy-on-write overlay whose

@@ -21,6 +21,8 @@
 #include "core/vm.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/net.h"
+#include "ui/input.h"
+#include "ui/ui.h"
 #include "util/guest_files.h"
 #include "util/log.h"
 
@@ -86,7 +88,7 @@ static void plan_boot(struct cli_opts *o)
 {
 	struct machine_config *p = &o->m;
 	char dir[PATH_MAX - 64], guest_cl[CMDLINE_MAX] = "";
-	bool stock = !strcmp(o->guest, "stock");
+	bool stock = !strcmp(o->guest, "stock"), gui = !strcmp(o->guest, "gui");
 
 	if (o->kernel) {
 		snprintf(p->kernel, sizeof(p->kernel), "%s", o->kernel);
@@ -106,11 +108,19 @@ static void plan_boot(struct cli_opts *o)
 		if (stock)
 			snprintf(p->initrd, sizeof(p->initrd), "%s/initrd-stock.img", dir);
 		if (o->m.nr_disks == 0) {
-			snprintf(o->m.disks[0].path, sizeof(o->m.disks[0].path), "%s/rootfs.ext4",
-				 dir);
+			snprintf(o->m.disks[0].path, sizeof(o->m.disks[0].path), "%s/%s", dir,
+				 gui ? "rootfs-gui.ext4" : "rootfs.ext4");
 			o->m.nr_disks = 1;
+			if (gui && access(o->m.disks[0].path, F_OK) < 0)
+				die(1,
+				    "the desktop guest is not built (%s is missing): run 'make "
+				    "guest-gui'",
+				    o->m.disks[0].path);
 		}
-		snprintf(cl, sizeof(cl), "%s/cmdline-%s", dir, stock ? "stock" : "min");
+		snprintf(cl, sizeof(cl), "%s/cmdline-%s", dir,
+			 stock ? "stock"
+			 : gui ? "gui"
+			       : "min");
 		if (read_text_line(cl, guest_cl, sizeof(guest_cl)) < 0)
 			guest_cl[0] = '\0';
 	}
@@ -509,6 +519,10 @@ static int cmd_run(int argc, char **argv)
 		log_set_level(o.level);
 	if (o.metrics_path && metrics_open(o.metrics_path, err, sizeof(err)))
 		die(1, "--metrics-path: %s", err);
+	if (o.vnc_password_file[0] &&
+	    read_text_line(o.vnc_password_file, o.ui.vnc_password, sizeof(o.ui.vnc_password)) < 0)
+		die(1, "--vnc: cannot read the password file '%s': %s", o.vnc_password_file,
+		    strerror(errno));
 	env.chroot_dir = o.chroot_dir;
 	env.track_dirty = o.track_dirty;
 	env.mmds = setup_mmds(&o);
@@ -530,6 +544,11 @@ static int cmd_run(int argc, char **argv)
 			die(1, "%s", err);
 		log_info("restored %s in %llu ms", o.restore_dir,
 			 (unsigned long long)(log_uptime_ms() - t0));
+		if (o.ui.mode != UI_NONE && !m.cfg.gpu)
+			die(1,
+			    "--gui/--vnc: the snapshot in %s has no display (it was taken "
+			    "without --gui, --vnc or --gpu)",
+			    o.restore_dir);
 	} else {
 		plan_boot(&o);
 		check_readable("kernel", o.m.kernel, false);
@@ -559,7 +578,8 @@ static int cmd_run(int argc, char **argv)
 			       .no_seccomp = o.no_seccomp,
 			       .control_path = o.control_path,
 			       .snapshot_dir = o.snapshot_dir,
-			       .jail = &o };
+			       .jail = &o,
+			       .ui = &o.ui };
 
 	ret = run_machine(&m, &ro);
 	mmds_destroy(env.mmds); /* after the machine: its slirp back end served it */
@@ -568,6 +588,8 @@ static int cmd_run(int argc, char **argv)
 
 int run_machine(struct machine *mp, const struct run_opts *ro)
 {
+	static struct ui_input ui_in; /* outlives the front ends' threads */
+	struct ui *ui = NULL;
 	struct control *control = NULL;
 	struct console_port port;
 	struct vm *vmp = &mp->vm;
@@ -641,9 +663,22 @@ int run_machine(struct machine *mp, const struct run_opts *ro)
 			 seccomp_allowlist_size(SECCOMP_THREAD_EVLOOP),
 			 seccomp_allowlist_size(SECCOMP_THREAD_MAIN));
 	}
+	if (mp->display) {
+		struct ui_opts uo = ro->ui ? *ro->ui : (struct ui_opts){ .mode = UI_HEADLESS };
+
+		if (uo.mode == UI_NONE)
+			uo.mode = UI_HEADLESS;
+		ui_in = (struct ui_input){ .kbd = mp->kbd,
+					   .tablet = mp->tablet,
+					   .display = mp->display };
+		ret = ui_start(&uo, mp->display, &ui_in, &ui, err, sizeof(err));
+		if (ret)
+			die(1, "GUI: %s", err);
+	}
 	if (ro->ready)
 		ro->ready(ro->ctx);
 	reason = vm_run(vmp);
+	ui_stop(ui);
 	console_restore();
 	switch (reason) {
 	case VM_STOP_POWEROFF:

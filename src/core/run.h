@@ -9,6 +9,7 @@
 
 struct machine;
 struct cli_opts;
+struct ui_opts;
 
 struct run_opts {
 	bool restored;	  /* from a snapshot: the restored snapshot is the checkpoint */
@@ -17,6 +18,8 @@ struct run_opts {
 	const char *control_path;    /* --control, or NULL */
 	const char *snapshot_dir;    /* --snapshot-dir, or NULL */
 	const struct cli_opts *jail; /* --chroot, --uid... (NULL: none) */
+	/* The GUI front ends for a machine with a GPU (NULL or UI_NONE with one: headless). */
+	const struct ui_opts *ui;
 	/* Called on the main thread once everything is set up and the filters are built,
 	 * just before the vCPUs start; and before teardown once the VM stopped.  May be NULL. */
 	void (*ready)(void *ctx);

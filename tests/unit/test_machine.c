@@ -51,6 +51,9 @@ static void fill_sample(void)
 	sample.vsock_cid = 3;
 	strcpy(sample.vsock_path, "/tmp/v.sock");
 	sample.fuzz = true;
+	sample.gpu = true;
+	sample.gpu_width = 1024;
+	sample.gpu_height = 768;
 	sample.disks[1].rl = (struct ratelimit_cfg){ .bandwidth = { 2 << 20, 1 << 20, 1000 },
 						     .ops = { 100, 0, 500 } };
 	sample.nets[0].rx_rl.bandwidth = (struct tbucket_cfg){ 1 << 20, 0, 100 };
@@ -63,6 +66,8 @@ static void fill_sample(void)
 /* The rate limiters of the sample in a version-3 record: 2 disks, 2 nets (rx and tx), rng;
  * 6 u64 each. */
 #define RL_BYTES ((2 + 2 * 2 + 1) * 6 * 8)
+/* v4: bool gpu + two u32. */
+#define GPU_BYTES (1 + 4 + 4)
 
 static void encode(const struct machine_config *c, struct snap_writer *w, struct snap_file *f)
 {
@@ -192,7 +197,7 @@ static void test_refuses_truncation_and_version(void **state)
 	/* Every shorter payload, re-framed as a valid file. */
 	for (size_t cut = 0; cut < r.len; cut += 7) {
 		snap_writer_init(&t);
-		snap_rec_begin(&t, SNAP_REC_MACHINE, 3, "machine");
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 4, "machine");
 		snap_put_bytes(&t, r.p, cut);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
@@ -201,19 +206,35 @@ static void test_refuses_truncation_and_version(void **state)
 	}
 	/* Another version. */
 	snap_writer_init(&t);
-	snap_rec_begin(&t, SNAP_REC_MACHINE, 4, "machine");
+	snap_rec_begin(&t, SNAP_REC_MACHINE, 5, "machine");
 	snap_put_bytes(&t, r.p, r.len);
 	assert_int_equal(snap_writer_finish(&t), 0);
 	assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "version 4"));
+	assert_non_null(strstr(err, "version 5"));
 	snap_writer_free(&t);
+	/* Version 3 (before the GPU): loads without it; with its bytes left over refused. */
+	for (int extra = 0; extra <= 1; extra++) {
+		snap_writer_init(&t);
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 3, "machine");
+		snap_put_bytes(&t, r.p, r.len - GPU_BYTES + (size_t)extra);
+		assert_int_equal(snap_writer_finish(&t), 0);
+		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
+		if (extra) {
+			assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
+		} else {
+			assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), 0);
+			assert_false(back.gpu);
+			assert_false(ratelimit_cfg_none(&back.rng_rl));
+		}
+		snap_writer_free(&t);
+	}
 	/* Version 2 (before the rate limiters): the same fields without them load, with no
 	 * limits; with their bytes left over it is refused. */
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 2, "machine");
-		snap_put_bytes(&t, r.p, r.len - RL_BYTES + (size_t)extra);
+		snap_put_bytes(&t, r.p, r.len - GPU_BYTES - RL_BYTES + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {
@@ -234,7 +255,7 @@ static void test_refuses_truncation_and_version(void **state)
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 1, "machine");
-		snap_put_bytes(&t, r.p, r.len - RL_BYTES - 1 + (size_t)extra);
+		snap_put_bytes(&t, r.p, r.len - GPU_BYTES - RL_BYTES - 1 + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {

@@ -1,0 +1,67 @@
+/* virtio-input (virtio 1.2 §5.8): a keyboard and an absolute pointer (tablet), the GUI's way
+ * into the guest.  Events come from any host thread (SDL, VNC, the control socket, MCP) through
+ * virtio_input_send(); the device queues them and delivers them into the event queue on the
+ * event loop as the guest makes buffers available. */
+#ifndef IGNITION_DEVICES_VIRTIO_INPUT_H
+#define IGNITION_DEVICES_VIRTIO_INPUT_H
+
+#include "devices/virtio/virtio.h"
+
+#include <stdint.h>
+
+struct devmgr;
+struct virtio_input;
+
+#define VIRTIO_ID_INPUT 18
+
+/* Linux input event types and codes used here (linux/input-event-codes.h values). */
+#define VIRTIO_INPUT_EV_SYN	0x00
+#define VIRTIO_INPUT_EV_KEY	0x01
+#define VIRTIO_INPUT_EV_REL	0x02
+#define VIRTIO_INPUT_EV_ABS	0x03
+#define VIRTIO_INPUT_EV_REP	0x14
+#define VIRTIO_INPUT_SYN_REPORT 0
+#define VIRTIO_INPUT_ABS_X	0x00
+#define VIRTIO_INPUT_ABS_Y	0x01
+#define VIRTIO_INPUT_REL_WHEEL	0x08
+#define VIRTIO_INPUT_BTN_LEFT	0x110
+#define VIRTIO_INPUT_BTN_RIGHT	0x111
+#define VIRTIO_INPUT_BTN_MIDDLE 0x112
+/* The tablet's axes run 0..VIRTIO_INPUT_ABS_MAX on both X and Y, whatever the screen size. */
+#define VIRTIO_INPUT_ABS_MAX 32767
+
+enum virtio_input_kind {
+	VIRTIO_INPUT_KEYBOARD, /* "ignition keyboard": EV_KEY (keys), EV_REP */
+	VIRTIO_INPUT_TABLET,   /* "ignition tablet": EV_ABS X/Y, EV_KEY buttons, EV_REL wheel */
+};
+
+/* One event as the guest receives it (virtio 1.2 §5.8.6: struct virtio_input_event). */
+struct virtio_input_event {
+	uint16_t type;
+	uint16_t code;
+	uint32_t value;
+};
+
+/* The virtio ops of an input device. */
+extern const struct virtio_device_ops virtio_input_ops;
+
+/* A new input device of `kind`.  -ENOMEM. */
+int virtio_input_create(enum virtio_input_kind kind, struct virtio_input **out)
+	__attribute__((warn_unused_result));
+
+/* Create the device and register it as `id` ("virtio-input0") on `dm`. */
+int virtio_input_add(struct devmgr *dm, const char *id, enum virtio_input_kind kind,
+		     struct virtio_input **out) __attribute__((warn_unused_result));
+
+/* Queue n events (the caller ends each group with EV_SYN/SYN_REPORT) for the guest; any thread.
+ * Events the device does not support (wrong type or code for its kind) are refused with
+ * -EINVAL and nothing is queued.  When the guest does not take events (driver not loaded, not
+ * reading), the queue holds a bounded number and then drops whole groups (-ENOBUFS).  0 or
+ * -errno. */
+int virtio_input_send(struct virtio_input *in, const struct virtio_input_event *ev, unsigned n)
+	__attribute__((warn_unused_result));
+
+/* Free the device (also virtio_input_ops.destroy). */
+void virtio_input_destroy(struct virtio_input *in);
+
+#endif
