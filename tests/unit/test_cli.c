@@ -252,7 +252,7 @@ static void test_usage_mentions_every_flag(void **state)
 		"--guest",	"--smp",     "--mem",	       "--no-acpi", "--cpu-template",
 		"--no-seccomp", "--chroot",  "--uid",	       "--gid",	    "--new-ns",
 		"--help",	"--restore", "--snapshot-dir", "--control", "--metrics-path",
-		"--log-path",	"--level"
+		"--log-path",	"--level",   "--gui",	       "--vnc",	    "--gpu"
 	};
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
@@ -375,6 +375,61 @@ static void test_mmds(void **state)
 	assert_int_equal(PARSE(&o, err, "--net", "tap=tap0", "--mmds", "d"), -EINVAL);
 }
 
+/* --gui, --vnc, --gpu, --guest gui: each adds the GPU; the front end defaults to headless. */
+static void test_gui(void **state)
+{
+	static struct cli_opts o;
+	char err[256];
+
+	assert_int_equal(PARSE(&o, err, "--smp", "1"), 0);
+	assert_false(o.m.gpu);
+	assert_int_equal(o.ui.mode, UI_NONE);
+	assert_int_equal(PARSE(&o, err, "--gui"), 0);
+	assert_true(o.m.gpu);
+	assert_int_equal(o.ui.mode, UI_SDL);
+	assert_int_equal(o.m.gpu_width, 1280);
+	assert_int_equal(o.m.gpu_height, 800);
+	assert_int_equal(PARSE(&o, err, "--gui=headless", "--gpu", "1024x768"), 0);
+	assert_int_equal(o.ui.mode, UI_HEADLESS);
+	assert_int_equal(o.m.gpu_width, 1024);
+	assert_int_equal(o.m.gpu_height, 768);
+	assert_false(o.ui.vnc);
+	assert_int_equal(PARSE(&o, err, "--vnc", "5901"), 0);
+	assert_true(o.m.gpu);
+	assert_int_equal(o.ui.mode, UI_HEADLESS);
+	assert_true(o.ui.vnc);
+	assert_string_equal(o.ui.vnc_addr, "127.0.0.1");
+	assert_int_equal(o.ui.vnc_port, 5901);
+	assert_int_equal(PARSE(&o, err, "--vnc", "0.0.0.0:5900,password-file=/p", "--gui"), 0);
+	assert_int_equal(o.ui.mode, UI_SDL);
+	assert_string_equal(o.ui.vnc_addr, "0.0.0.0");
+	assert_string_equal(o.vnc_password_file, "/p");
+	assert_int_equal(PARSE(&o, err, "--vnc", "[::1]:5902"), 0);
+	assert_string_equal(o.ui.vnc_addr, "::1");
+	assert_int_equal(PARSE(&o, err, "--guest", "gui"), 0);
+	assert_true(o.m.gpu);
+	assert_int_equal(o.ui.mode, UI_HEADLESS);
+	/* With --kernel, --guest gui names no image: no GPU unless asked for. */
+	assert_int_equal(PARSE(&o, err, "--guest", "gui", "--kernel", "/k"), 0);
+	assert_false(o.m.gpu);
+	/* Bad values. */
+	assert_int_equal(PARSE(&o, err, "--gui=x11"), -EINVAL);
+	assert_non_null(strstr(err, "x11"));
+	assert_int_equal(PARSE(&o, err, "--vnc", "localhost:5900"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--vnc", "5900,password=x"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--vnc", "70000"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--vnc", "0"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--vnc", "[::1"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--gpu", "32x32"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--gpu", "4000x2000"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--gpu", "1024"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--gpu", "x768"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--gpu", "1024x768x"), -EINVAL);
+	/* The mode is part of the snapshot: not with --restore. */
+	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--gpu", "1024x768"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--gui"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_restore_options),
 		cmocka_unit_test(test_metrics_and_log_options),
 		cmocka_unit_test(test_mmds),
+		cmocka_unit_test(test_gui),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
