@@ -329,8 +329,8 @@ static int get_uint(const json_t *req, const char *key, uint32_t min, uint32_t m
 	return 0;
 }
 
-static int run_screenshot(const struct control_ops *ops, const json_t *req, json_t *ans,
-			  char *err, size_t n)
+static int run_screenshot(const struct control_ops *ops, const json_t *req, json_t *ans, char *err,
+			  size_t n)
 {
 	const char *path;
 	uint32_t w = 0, h = 0;
@@ -421,8 +421,8 @@ static int run_pointer(const struct control_ops *ops, const json_t *req, json_t 
 	ret = get_xy(req, &x, &y, err, n);
 	if (!ret)
 		ret = get_uint(req, "buttons", 0,
-			       CONTROL_BUTTON_LEFT | CONTROL_BUTTON_RIGHT | CONTROL_BUTTON_MIDDLE, 0,
-			       &buttons, err, n);
+			       CONTROL_BUTTON_LEFT | CONTROL_BUTTON_RIGHT | CONTROL_BUTTON_MIDDLE,
+			       0, &buttons, err, n);
 	return ret ? ret : ops->pointer(ops->ctx, x, y, buttons, err, n);
 }
 

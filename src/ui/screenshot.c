@@ -180,8 +180,8 @@ static int open_tmp(const char *path, char *tmp, size_t n)
 		unsigned k = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
 		int fd;
 
-		if ((size_t)snprintf(tmp, n, "%.*s.%s.%d.%u.tmp", dir_len, path, base, (int)getpid(),
-				     k) >= n)
+		if ((size_t)snprintf(tmp, n, "%.*s.%s.%d.%u.tmp", dir_len, path, base,
+				     (int)getpid(), k) >= n)
 			return -ENAMETOOLONG;
 		/* O_WRONLY | O_CREAT | O_EXCL: what the event loop's filter lets it open. */
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

@@ -339,13 +339,13 @@ struct gfake {
 	bool has_display, active;
 	uint32_t w, h;
 	uint64_t serial;
-	int calls;		    /* every op */
+	int calls; /* every op */
 	char path[CONTROL_PATH_MAX];
 	char text[CONTROL_TYPE_MAX];
 	char keys[CONTROL_KEYS_MAX];
-	uint32_t ptr[8][3];	    /* pointer calls: x, y, buttons */
+	uint32_t ptr[8][3]; /* pointer calls: x, y, buttons */
 	int nr_ptr;
-	int ptr_fail_at;	    /* the pointer call (1-based) that fails; 0: none */
+	int ptr_fail_at; /* the pointer call (1-based) that fails; 0: none */
 	uint32_t rw, rh;
 };
 
@@ -358,8 +358,7 @@ static int no_display(struct gfake *g, char *err, size_t n)
 	return -ENODEV;
 }
 
-static int gf_screenshot(void *ctx, const char *path, uint32_t *w, uint32_t *h, char *err,
-			 size_t n)
+static int gf_screenshot(void *ctx, const char *path, uint32_t *w, uint32_t *h, char *err, size_t n)
 {
 	struct gfake *g = ctx;
 	int ret = no_display(g, err, n);
@@ -666,8 +665,8 @@ static void test_pointer_click(void **state)
 	       "string\"}");
 	/* Beyond 64 bits: jansson refuses the number itself. */
 	expect_error(&ops, "{\"cmd\":\"pointer\",\"x\":99999999999999999999,\"y\":0}",
-		     strlen("{\"cmd\":\"pointer\",\"x\":99999999999999999999,\"y\":0}"),
-		     -EINVAL, "invalid JSON at byte ");
+		     strlen("{\"cmd\":\"pointer\",\"x\":99999999999999999999,\"y\":0}"), -EINVAL,
+		     "invalid JSON at byte ");
 	expect(&ops, "{\"cmd\":\"pointer\",\"x\":9223372036854775807,\"y\":0}", -EINVAL,
 	       "{\"ok\":false,\"error\":\"pointer: \\\"x\\\" must be 0 to 3839, got "
 	       "9223372036854775807\"}");
