@@ -1075,7 +1075,10 @@ int mcp_main(int argc, char **argv)
 			unsigned w, h;
 			char tail;
 			gpu = argv[++i];
-			if (sscanf(gpu, "%ux%u%c", &w, &h, &tail) != 2 || w < DISPLAY_MIN_DIM ||
+			/* Digits only (sscanf alone would take signs and spaces), as `run`'s
+			 * --gpu, which the sandboxes get. */
+			if (strspn(gpu, "0123456789x") != strlen(gpu) ||
+			    sscanf(gpu, "%ux%u%c", &w, &h, &tail) != 2 || w < DISPLAY_MIN_DIM ||
 			    h < DISPLAY_MIN_DIM || w > DISPLAY_MAX_W || h > DISPLAY_MAX_H) {
 				fprintf(stderr,
 					"ignition mcp: error: --gpu: bad mode '%s' (want WxH from "

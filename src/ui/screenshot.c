@@ -19,8 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
-/* zlib level 1: a 1280x800 terminal encodes in a few milliseconds on the event loop, at a
- * size within a few percent of the default level's for screen contents (large flat areas). */
+/* The encoder runs on the event loop, so speed first: zlib level 1 and the Sub filter alone
+ * (PNG 1.2 §6.3; libpng's adaptive choice tries all five per row).  Measured on this project's
+ * 2-core host with a terminal-like 1280x800 frame: ~12 ms and 28 KB, against ~27 ms and 18 KB
+ * with the adaptive filters; a 3840x2160 frame of noise ~0.65 s. */
 #define PNG_ZLEVEL 1
 /* Temporary names tried before giving up (a stale one from a crash takes one try). */
 #define TMP_TRIES 16
@@ -103,6 +105,7 @@ static int encode(const uint32_t *px, uint32_t w, uint32_t h, struct png_out *o)
 	}
 	png_set_write_fn(png, o, out_write, out_flush);
 	png_set_compression_level(png, PNG_ZLEVEL);
+	png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
 	png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
 		     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
 	png_write_info(png, info);

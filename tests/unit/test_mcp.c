@@ -344,8 +344,10 @@ static void test_gui_commands(void **state)
 		json_decref(want);
 		json_decref(args);
 	}
-	assert_int_equal(mcp_gui_command("exec", json_object(), &cmd, err, sizeof(err)), -EINVAL);
+	json_t *empty = json_object();
+	assert_int_equal(mcp_gui_command("exec", empty, &cmd, err, sizeof(err)), -EINVAL);
 	assert_null(cmd);
+	json_decref(empty);
 	assert_false(mcp_gui_is_tool("exec"));
 	assert_false(mcp_gui_is_tool(NULL));
 }
