@@ -2,7 +2,8 @@
  * control_handle_line() with fake operations whose behaviour the input chooses.  The answer must
  * always be one line of JSON: an object whose boolean "ok" says whether the call returned 0,
  * with a printable "error" when it is false; a command must reach its callback exactly when it
- * is a well-formed object naming it, with the arguments it gave.
+ * is a well-formed object naming it, with the arguments it gave (the display commands too:
+ * "click" is three "pointer" calls, stopped at the first that fails).
  *
  * Input: [flags u8] [reason length u8] [reason bytes] [the line]. */
 #include "core/control.h"
@@ -32,6 +33,10 @@ static struct {
 	const char *called;
 	bool dir_null;
 	char dir[CONTROL_PATH_MAX];
+	/* screenshot's path, type's text, key's keys (copied: the request is freed before
+	 * the answer is checked) */
+	char arg[CONTROL_PATH_MAX > CONTROL_TYPE_MAX ? CONTROL_PATH_MAX : CONTROL_TYPE_MAX];
+	uint32_t x, y, buttons, w, h;
 } fk;
 
 static int outcome(const char *name, char *err, size_t n)
@@ -103,6 +108,57 @@ static int fake_reset(void *ctx, uint64_t *us, uint64_t *pages, char *err, size_
 	return outcome("reset", err, n);
 }
 
+static int fake_screenshot(void *ctx, const char *path, uint32_t *w, uint32_t *h, char *err,
+			   size_t n)
+{
+	FUZZ_CHECK(*path && strlen(path) < CONTROL_PATH_MAX);
+	snprintf(fk.arg, sizeof(fk.arg), "%s", path);
+	*w = fk.flags & F_ODD_STATUS ? UINT32_MAX : 1280;
+	*h = (uint32_t)fk.reason_len;
+	return outcome("screenshot", err, n);
+}
+
+static int fake_display(void *ctx, struct control_display *d, char *err, size_t n)
+{
+	d->active = fk.reason_len & 1;
+	d->width = d->height = 77; /* the answer says 0 when inactive */
+	d->serial = fk.flags & F_ODD_STATUS ? UINT64_MAX : fk.reason_len;
+	return outcome("display", err, n);
+}
+
+static int fake_type(void *ctx, const char *text, char *err, size_t n)
+{
+	FUZZ_CHECK(*text && strlen(text) < CONTROL_TYPE_MAX);
+	snprintf(fk.arg, sizeof(fk.arg), "%s", text);
+	return outcome("type", err, n);
+}
+
+static int fake_key(void *ctx, const char *keys, char *err, size_t n)
+{
+	FUZZ_CHECK(*keys && strlen(keys) < CONTROL_KEYS_MAX);
+	snprintf(fk.arg, sizeof(fk.arg), "%s", keys);
+	return outcome("key", err, n);
+}
+
+static int fake_pointer(void *ctx, uint32_t x, uint32_t y, uint32_t buttons, char *err, size_t n)
+{
+	FUZZ_CHECK(x < 3840 && y < 2160 && buttons <= 7);
+	/* A click's three calls are at one place. */
+	FUZZ_CHECK(!fk.calls || (x == fk.x && y == fk.y));
+	fk.x = x;
+	fk.y = y;
+	fk.buttons |= buttons;
+	return outcome("pointer", err, n);
+}
+
+static int fake_resize(void *ctx, uint32_t w, uint32_t h, char *err, size_t n)
+{
+	FUZZ_CHECK(w >= 64 && w <= 3840 && h >= 64 && h <= 2160);
+	fk.w = w;
+	fk.h = h;
+	return outcome("resize", err, n);
+}
+
 static void check_text(const char *s)
 {
 	FUZZ_CHECK(s && *s);
@@ -123,18 +179,85 @@ static const char *requested(const uint8_t *line, size_t len, json_t **root)
 	return json_is_string(cmd) ? json_string_value(cmd) : NULL;
 }
 
+/* A string field: a non-empty string shorter than max (no NUL: jansson refuses \u0000). */
+static bool good_str(const json_t *v, size_t max)
+{
+	return json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < max &&
+	       strlen(json_string_value(v)) == json_string_length(v);
+}
+
+/* An integer field in [min, max]; absent is fine when optional. */
+static bool good_int(const json_t *v, json_int_t min, json_int_t max, bool optional)
+{
+	if (!v)
+		return optional;
+	return json_is_integer(v) && json_integer_value(v) >= min && json_integer_value(v) <= max;
+}
+
+/* Fields of root other than "cmd" are all in the NULL-terminated list. */
+static bool only(const json_t *root, const char *const *fields)
+{
+	size_t n = 1;
+
+	for (const char *const *f = fields; *f; f++)
+		n += json_object_get(root, *f) != NULL;
+	return json_object_size(root) == n;
+}
+
+/* The display commands' rules (docs/gui.md), written out again. */
+static bool display_well_formed(const json_t *root, const char *cmd)
+{
+	static const char *const path[] = { "path", NULL }, *const text[] = { "text", NULL },
+				 *const keys[] = { "keys", NULL },
+				 *const ptr[] = { "x", "y", "buttons", NULL },
+				 *const click[] = { "x", "y", "button", NULL },
+				 *const size[] = { "width", "height", NULL },
+				 *const none[] = { NULL };
+	const json_t *x = json_object_get(root, "x"), *y = json_object_get(root, "y");
+	const json_t *b = json_object_get(root, "button");
+
+	if (!strcmp(cmd, "screenshot"))
+		return only(root, path) &&
+		       good_str(json_object_get(root, "path"), CONTROL_PATH_MAX);
+	if (!strcmp(cmd, "display"))
+		return only(root, none);
+	if (!strcmp(cmd, "type"))
+		return only(root, text) &&
+		       good_str(json_object_get(root, "text"), CONTROL_TYPE_MAX);
+	if (!strcmp(cmd, "key"))
+		return only(root, keys) &&
+		       good_str(json_object_get(root, "keys"), CONTROL_KEYS_MAX);
+	if (!strcmp(cmd, "pointer"))
+		return only(root, ptr) && good_int(x, 0, 3839, false) &&
+		       good_int(y, 0, 2159, false) &&
+		       good_int(json_object_get(root, "buttons"), 0, 7, true);
+	if (!strcmp(cmd, "click"))
+		return only(root, click) && good_int(x, 0, 3839, false) &&
+		       good_int(y, 0, 2159, false) &&
+		       (!b || (json_is_string(b) && (!strcmp(json_string_value(b), "left") ||
+						     !strcmp(json_string_value(b), "right") ||
+						     !strcmp(json_string_value(b), "middle"))));
+	return only(root, size) && good_int(json_object_get(root, "width"), 64, 3840, false) &&
+	       good_int(json_object_get(root, "height"), 64, 2160, false);
+}
+
 /* The protocol's rules, written out again: a line within CONTROL_LINE_MAX, a known command, no
  * other field than "dir" (for snapshot only), which is null or a non-empty string shorter than
- * CONTROL_PATH_MAX. */
+ * CONTROL_PATH_MAX; the display commands as display_well_formed() says. */
 static bool well_formed(const json_t *root, const char *cmd, size_t len)
 {
 	static const char *const known[] = { "pause",  "resume",     "snapshot",
 					     "status", "checkpoint", "reset" };
+	static const char *const display[] = { "screenshot", "display", "type",	 "key",
+					       "pointer",    "click",	"resize" };
 	const json_t *dir;
 	bool found = false;
 
 	if (!cmd || len > CONTROL_LINE_MAX)
 		return false;
+	for (size_t i = 0; i < sizeof(display) / sizeof(display[0]); i++)
+		if (!strcmp(cmd, display[i]))
+			return display_well_formed(root, cmd);
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		found |= !strcmp(cmd, known[i]);
 	if (!found)
@@ -179,9 +302,44 @@ static void check_answer(const char *ans, int ret, const uint8_t *line, size_t l
 		if (ret == -EOPNOTSUPP)
 			FUZZ_CHECK(fk.flags & F_NULL_OPS);
 	} else {
-		/* It ran the callback the line names, with the line's directory. */
-		FUZZ_CHECK(fk.calls == 1 && cmd && !strcmp(cmd, fk.called));
-		if (!strcmp(cmd, "snapshot")) {
+		/* It ran the callback the line names (a click: pointer, three times), with the
+		 * line's arguments. */
+		bool click = cmd && !strcmp(cmd, "click");
+
+		FUZZ_CHECK(cmd && fk.calls == (click ? 3 : 1) &&
+			   !strcmp(click ? "pointer" : cmd, fk.called));
+		if (!strcmp(cmd, "screenshot")) {
+			const char *path = json_string_value(json_object_get(root, "path"));
+
+			FUZZ_CHECK(!strcmp(fk.arg, path));
+			FUZZ_CHECK(!strcmp(json_string_value(json_object_get(a, "path")), path));
+			FUZZ_CHECK(json_integer_value(json_object_get(a, "width")) ==
+				   (fk.flags & F_ODD_STATUS ? UINT32_MAX : 1280));
+			FUZZ_CHECK(json_integer_value(json_object_get(a, "height")) ==
+				   (json_int_t)fk.reason_len);
+			FUZZ_CHECK(json_object_size(a) == 4);
+		} else if (!strcmp(cmd, "display")) {
+			bool active = json_is_true(json_object_get(a, "active"));
+
+			FUZZ_CHECK(active == (fk.reason_len & 1));
+			FUZZ_CHECK(json_integer_value(json_object_get(a, "width")) ==
+				   (active ? 77 : 0));
+			FUZZ_CHECK(json_integer_value(json_object_get(a, "serial")) >= 0);
+			FUZZ_CHECK(json_object_size(a) == 5);
+		} else if (!strcmp(cmd, "type") || !strcmp(cmd, "key")) {
+			FUZZ_CHECK(
+				!strcmp(fk.arg, json_string_value(json_object_get(
+							root, cmd[0] == 't' ? "text" : "keys"))));
+			FUZZ_CHECK(json_object_size(a) == 1);
+		} else if (!strcmp(cmd, "pointer") || click) {
+			FUZZ_CHECK(fk.x == json_integer_value(json_object_get(root, "x")));
+			FUZZ_CHECK(fk.y == json_integer_value(json_object_get(root, "y")));
+			FUZZ_CHECK(json_object_size(a) == 1);
+		} else if (!strcmp(cmd, "resize")) {
+			FUZZ_CHECK(fk.w == json_integer_value(json_object_get(root, "width")));
+			FUZZ_CHECK(fk.h == json_integer_value(json_object_get(root, "height")));
+			FUZZ_CHECK(json_object_size(a) == 1);
+		} else if (!strcmp(cmd, "snapshot")) {
 			const json_t *dir = json_object_get(root, "dir");
 
 			FUZZ_CHECK(fk.dir_null == (!dir || json_is_null(dir)));
@@ -216,7 +374,7 @@ static void check_answer(const char *ans, int ret, const uint8_t *line, size_t l
 	if (fk.flags & F_NULL_OPS)
 		FUZZ_CHECK(fk.calls == 0 && (!well_formed(root, cmd, len) || ret == -EOPNOTSUPP));
 	else
-		FUZZ_CHECK((fk.calls == 1) == well_formed(root, cmd, len));
+		FUZZ_CHECK((fk.calls > 0) == well_formed(root, cmd, len));
 	json_decref(root);
 	json_decref(a);
 }
@@ -230,6 +388,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.status = fake_status,
 		.checkpoint = fake_checkpoint,
 		.reset = fake_reset,
+		.screenshot = fake_screenshot,
+		.display = fake_display,
+		.type = fake_type,
+		.key = fake_key,
+		.pointer = fake_pointer,
+		.resize = fake_resize,
 	};
 	static const struct control_ops none = { 0 };
 	struct fuzz_in in = { data, size };
@@ -278,6 +442,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	seed(&s, "unsupported", F_NULL_OPS, "", "{\"cmd\":\"snapshot\",\"dir\":\"/x\"}");
 	seed(&s, "positive", F_POSITIVE, "", "{\"cmd\":\"pause\"}");
 	seed(&s, "bad-type", 0, "", "{\"cmd\":\"snapshot\",\"dir\":[1,{\"a\":null}]}");
+	seed(&s, "screenshot", 0, "abc", "{\"cmd\":\"screenshot\",\"path\":\"/t/s.png\"}");
+	seed(&s, "display", F_ODD_STATUS, "a", "{\"cmd\":\"display\"}");
+	seed(&s, "type", 0, "", "{\"cmd\":\"type\",\"text\":\"echo $((6*7))\\n\"}");
+	seed(&s, "key", F_FAIL | F_REASON, "unknown key", "{\"cmd\":\"key\",\"keys\":\"ctrl+x\"}");
+	seed(&s, "pointer", 0, "", "{\"cmd\":\"pointer\",\"x\":3839,\"y\":0,\"buttons\":7}");
+	seed(&s, "click", 0, "", "{\"cmd\":\"click\",\"x\":1,\"y\":2,\"button\":\"right\"}");
+	seed(&s, "click-fails", F_FAIL, "", "{\"cmd\":\"click\",\"x\":1,\"y\":2}");
+	seed(&s, "resize", 0, "", "{\"cmd\":\"resize\",\"width\":64,\"height\":2160}");
 	seed(&s, "unknown-field", 0, "", "{\"cmd\":\"pause\",\"force\":true}");
 	seed(&s, "duplicate", 0, "", "{\"cmd\":\"pause\",\"cmd\":\"resume\"}");
 	seed(&s, "not-object", 0, "", "[\"pause\",1.5e300,-0,\"\\ud83d\\ude00\"]");

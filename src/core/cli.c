@@ -98,6 +98,8 @@ const char cli_usage[] =
 	"                       {\"cmd\":\"snapshot\",\"dir\":\"DIR\"} (dir optional, as Ctrl-A "
 	"s),\n"
 	"                       {\"cmd\":\"checkpoint\"}, {\"cmd\":\"reset\"} (--track-dirty);\n"
+	"                       with a display also screenshot, display, type, key,\n"
+	"                       pointer, click, resize (docs/gui.md);\n"
 	"                       each answered by one line {\"ok\":true,...} or\n"
 	"                       {\"ok\":false,\"error\":\"...\"}\n"
 	"  --gui[=sdl|headless] a virtio-gpu display with a virtio-input keyboard and tablet,\n"

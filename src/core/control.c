@@ -7,6 +7,7 @@
 #include "core/control.h"
 
 #include "core/evloop.h"
+#include "ui/display.h"
 #include "util/log.h"
 #include "util/unix_listen.h"
 
@@ -270,8 +271,236 @@ static int run_reset(const struct control_ops *ops, const json_t *req, json_t *a
 	return ret;
 }
 
+/* ---- display commands (docs/gui.md) ---- */
+
+/* A required string field: present, a string, non-empty, shorter than `max` bytes (jansson
+ * refuses \u0000, so the C string is all of it). */
+static int get_string(const json_t *req, const char *key, size_t max, int too_long,
+		      const char **out, char *err, size_t n)
+{
+	const json_t *v = json_object_get(req, key);
+
+	if (!v) {
+		snprintf(err, n, "\"%s\" is missing", key);
+		return -EINVAL;
+	}
+	if (!json_is_string(v)) {
+		snprintf(err, n, "\"%s\" must be a string, got %s", key, json_kind(v));
+		return -EINVAL;
+	}
+	if (!json_string_length(v)) {
+		snprintf(err, n, "\"%s\" is empty", key);
+		return -EINVAL;
+	}
+	if (json_string_length(v) >= max) {
+		snprintf(err, n, "\"%s\" is longer than %zu bytes", key, max - 1);
+		return too_long;
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+/* An integer field in [min, max]; when absent, `def` if optional (def >= 0), else an error.
+ * A number with a fraction (or written 1.0) is not an integer. */
+static int get_uint(const json_t *req, const char *key, uint32_t min, uint32_t max, int64_t def,
+		    uint32_t *out, char *err, size_t n)
+{
+	const json_t *v = json_object_get(req, key);
+	json_int_t i;
+
+	if (!v) {
+		if (def >= 0) {
+			*out = (uint32_t)def;
+			return 0;
+		}
+		snprintf(err, n, "\"%s\" is missing", key);
+		return -EINVAL;
+	}
+	if (!json_is_integer(v)) {
+		snprintf(err, n, "\"%s\" must be an integer, got %s", key, json_kind(v));
+		return -EINVAL;
+	}
+	i = json_integer_value(v);
+	if (i < (json_int_t)min || i > (json_int_t)max) {
+		snprintf(err, n, "\"%s\" must be %u to %u, got %lld", key, min, max, (long long)i);
+		return -EINVAL;
+	}
+	*out = (uint32_t)i;
+	return 0;
+}
+
+static int run_screenshot(const struct control_ops *ops, const json_t *req, json_t *ans, char *err,
+			  size_t n)
+{
+	const char *path;
+	uint32_t w = 0, h = 0;
+	int ret;
+
+	if (!ops->screenshot)
+		return unsupported(err, n);
+	ret = get_string(req, "path", CONTROL_PATH_MAX, -ENAMETOOLONG, &path, err, n);
+	if (!ret)
+		ret = ops->screenshot(ops->ctx, path, &w, &h, err, n);
+	if (!ret)
+		ret = put_path(ans, "path", path);
+	if (!ret)
+		ret = put(ans, "width", json_integer(w));
+	if (!ret)
+		ret = put(ans, "height", json_integer(h));
+	return ret;
+}
+
+static int run_display(const struct control_ops *ops, const json_t *req, json_t *ans, char *err,
+		       size_t n)
+{
+	struct control_display d;
+	int ret;
+
+	(void)req;
+	if (!ops->display)
+		return unsupported(err, n);
+	memset(&d, 0, sizeof(d));
+	ret = ops->display(ops->ctx, &d, err, n);
+	if (ret)
+		return ret;
+	if (!d.active)
+		d.width = d.height = 0;
+	ret = put(ans, "active", json_boolean(d.active));
+	if (!ret)
+		ret = put(ans, "width", json_integer(d.width));
+	if (!ret)
+		ret = put(ans, "height", json_integer(d.height));
+	if (!ret)
+		ret = put(ans, "serial", json_u64(d.serial));
+	return ret;
+}
+
+static int run_type(const struct control_ops *ops, const json_t *req, json_t *ans, char *err,
+		    size_t n)
+{
+	const char *text;
+	int ret;
+
+	(void)ans;
+	if (!ops->type)
+		return unsupported(err, n);
+	ret = get_string(req, "text", CONTROL_TYPE_MAX, -E2BIG, &text, err, n);
+	return ret ? ret : ops->type(ops->ctx, text, err, n);
+}
+
+static int run_key(const struct control_ops *ops, const json_t *req, json_t *ans, char *err,
+		   size_t n)
+{
+	const char *keys;
+	int ret;
+
+	(void)ans;
+	if (!ops->key)
+		return unsupported(err, n);
+	ret = get_string(req, "keys", CONTROL_KEYS_MAX, -E2BIG, &keys, err, n);
+	return ret ? ret : ops->key(ops->ctx, keys, err, n);
+}
+
+/* x and y: inside the largest mode there is (the op checks the current one). */
+static int get_xy(const json_t *req, uint32_t *x, uint32_t *y, char *err, size_t n)
+{
+	int ret = get_uint(req, "x", 0, DISPLAY_MAX_W - 1, -1, x, err, n);
+
+	return ret ? ret : get_uint(req, "y", 0, DISPLAY_MAX_H - 1, -1, y, err, n);
+}
+
+static int run_pointer(const struct control_ops *ops, const json_t *req, json_t *ans, char *err,
+		       size_t n)
+{
+	uint32_t x, y, buttons;
+	int ret;
+
+	(void)ans;
+	if (!ops->pointer)
+		return unsupported(err, n);
+	ret = get_xy(req, &x, &y, err, n);
+	if (!ret)
+		ret = get_uint(req, "buttons", 0,
+			       CONTROL_BUTTON_LEFT | CONTROL_BUTTON_RIGHT | CONTROL_BUTTON_MIDDLE,
+			       0, &buttons, err, n);
+	return ret ? ret : ops->pointer(ops->ctx, x, y, buttons, err, n);
+}
+
+static int run_click(const struct control_ops *ops, const json_t *req, json_t *ans, char *err,
+		     size_t n)
+{
+	static const struct {
+		const char *name;
+		uint32_t bit;
+	} buttons[] = {
+		{ "left", CONTROL_BUTTON_LEFT },
+		{ "right", CONTROL_BUTTON_RIGHT },
+		{ "middle", CONTROL_BUTTON_MIDDLE },
+	};
+	const json_t *jb = json_object_get(req, "button");
+	uint32_t x, y, bit = 0;
+	int ret;
+
+	(void)ans;
+	if (!ops->pointer)
+		return unsupported(err, n);
+	ret = get_xy(req, &x, &y, err, n);
+	if (ret)
+		return ret;
+	if (!jb) {
+		bit = CONTROL_BUTTON_LEFT;
+	} else if (json_is_string(jb)) {
+		for (size_t i = 0; i < sizeof(buttons) / sizeof(buttons[0]); i++)
+			if (!strcmp(json_string_value(jb), buttons[i].name))
+				bit = buttons[i].bit;
+	}
+	if (!bit) {
+		char shown[NAME_MAX_SHOWN];
+
+		if (json_is_string(jb)) {
+			show_name(shown, sizeof(shown), json_string_value(jb),
+				  json_string_length(jb));
+			snprintf(err, n, "\"button\" must be left, right or middle, got \"%s\"",
+				 shown);
+		} else {
+			snprintf(err, n, "\"button\" must be a string, got %s", json_kind(jb));
+		}
+		return -EINVAL;
+	}
+	/* Move there first with nothing held, so the press lands at (x, y) even for a guest
+	 * that acts on the button before the position of the same report; then press and
+	 * release as separate reports. */
+	ret = ops->pointer(ops->ctx, x, y, 0, err, n);
+	if (!ret)
+		ret = ops->pointer(ops->ctx, x, y, bit, err, n);
+	if (!ret)
+		ret = ops->pointer(ops->ctx, x, y, 0, err, n);
+	return ret;
+}
+
+static int run_resize(const struct control_ops *ops, const json_t *req, json_t *ans, char *err,
+		      size_t n)
+{
+	uint32_t w, h;
+	int ret;
+
+	(void)ans;
+	if (!ops->resize)
+		return unsupported(err, n);
+	ret = get_uint(req, "width", DISPLAY_MIN_DIM, DISPLAY_MAX_W, -1, &w, err, n);
+	if (!ret)
+		ret = get_uint(req, "height", DISPLAY_MIN_DIM, DISPLAY_MAX_H, -1, &h, err, n);
+	return ret ? ret : ops->resize(ops->ctx, w, h, err, n);
+}
+
 static const char *const no_fields[] = { NULL };
 static const char *const snapshot_fields[] = { "dir", NULL };
+static const char *const screenshot_fields[] = { "path", NULL };
+static const char *const type_fields[] = { "text", NULL };
+static const char *const key_fields[] = { "keys", NULL };
+static const char *const pointer_fields[] = { "x", "y", "buttons", NULL };
+static const char *const click_fields[] = { "x", "y", "button", NULL };
+static const char *const resize_fields[] = { "width", "height", NULL };
 
 /* The command table: a new command is one entry here and one callback in control_ops. */
 static const struct command commands[] = {
@@ -281,6 +510,13 @@ static const struct command commands[] = {
 	{ "status", no_fields, run_status },
 	{ "checkpoint", no_fields, run_checkpoint },
 	{ "reset", no_fields, run_reset },
+	{ "screenshot", screenshot_fields, run_screenshot },
+	{ "display", no_fields, run_display },
+	{ "type", type_fields, run_type },
+	{ "key", key_fields, run_key },
+	{ "pointer", pointer_fields, run_pointer },
+	{ "click", click_fields, run_click },
+	{ "resize", resize_fields, run_resize },
 };
 
 #define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -341,7 +577,7 @@ static int parse_command(const char *line, size_t len, json_t **req, const struc
 	}
 	*cmd = find_command(json_string_value(jcmd));
 	if (!*cmd) {
-		char known[128];
+		char known[160];
 		size_t at = 0;
 
 		for (size_t i = 0; i < NR_COMMANDS && at < sizeof(known); i++)

@@ -8,6 +8,24 @@
  *                                           "mem_mib":512,"uptime_ms":1234}
  *   {"cmd":"checkpoint"}                -> {"ok":true}   (needs --track-dirty)
  *   {"cmd":"reset"}                     -> {"ok":true,"reset_us":180,"pages":42}
+ *
+ * With a display (--gui, --vnc, --gpu; docs/gui.md):
+ *   {"cmd":"screenshot","path":"/t/s.png"} -> {"ok":true,"path":"/t/s.png","width":1280,
+ *                                           "height":800}   (PNG; the VMM's cwd for a
+ *                                           relative path)
+ *   {"cmd":"display"}                   -> {"ok":true,"active":true,"width":1280,
+ *                                           "height":800,"serial":1234}  (serial: changes
+ *                                           with every update of the frame)
+ *   {"cmd":"type","text":"ls\n"}        -> {"ok":true}   (US layout; '\n' is Enter)
+ *   {"cmd":"key","keys":"ctrl+alt+t"}   -> {"ok":true}   (pressed in order, released)
+ *   {"cmd":"pointer","x":10,"y":20,"buttons":1} -> {"ok":true}  (buttons optional, default
+ *                                           0: 1 left, 2 right, 4 middle, or'ed)
+ *   {"cmd":"click","x":10,"y":20,"button":"left"} -> {"ok":true}  (move, press, release;
+ *                                           button optional: left, right or middle)
+ *   {"cmd":"resize","width":1024,"height":768} -> {"ok":true}  (a request: the guest
+ *                                           changes its mode when it follows it)
+ *   without a display, each of them     -> {"ok":false,"error":"CMD: this VM has no display
+ *                                           (start it with --gui, --vnc or --gpu)"}
  *   anything that fails                 -> {"ok":false,"error":"one line saying why"}
  *
  * docs/architecture.md ("Control socket") has the whole protocol: limits, what happens to a
@@ -20,6 +38,7 @@
 #ifndef IGNITION_CORE_CONTROL_H
 #define IGNITION_CORE_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,8 +55,13 @@ struct control;
 #define CONTROL_OUT_MAX 65536
 /* Size of the `err` buffer a callback gets. */
 #define CONTROL_ERR_MAX 256
-/* Size of the snapshot callback's `dir_out` buffer (PATH_MAX). */
+/* Size of the snapshot callback's `dir_out` buffer (PATH_MAX); also the limit of a
+ * screenshot's path. */
 #define CONTROL_PATH_MAX 4096
+/* Longest "text" of `type` and "keys" of `key`, in bytes: a burst of input the guest's
+ * event queue can take (each character is up to 4 events). */
+#define CONTROL_TYPE_MAX 4096
+#define CONTROL_KEYS_MAX 256
 
 enum control_vm_state {
 	CONTROL_VM_RUNNING,
@@ -51,6 +75,18 @@ struct control_status {
 	uint64_t mem_mib;
 	uint64_t uptime_ms; /* since the VM started (or was restored) */
 };
+
+/* What "display" reports. */
+struct control_display {
+	bool active; /* a scanout is set (else width = height = 0) */
+	uint32_t width, height;
+	uint64_t serial; /* display_serial(): changes with every blit and mode change */
+};
+
+/* Pointer buttons of the "pointer" op (the same bits as ui/input.h's UI_BUTTON_*). */
+#define CONTROL_BUTTON_LEFT   1u
+#define CONTROL_BUTTON_RIGHT  2u
+#define CONTROL_BUTTON_MIDDLE 4u
 
 /* The operations behind the commands, supplied by the creator and copied by control_create().
  * Each runs on the event-loop thread (the guest's device back ends wait while it does) and
@@ -72,6 +108,25 @@ struct control_ops {
 	/* Mark an in-place checkpoint / roll the VM back to it (pages copied back, time taken). */
 	int (*checkpoint)(void *ctx, char *err, size_t n);
 	int (*reset)(void *ctx, uint64_t *reset_us, uint64_t *pages, char *err, size_t n);
+	/* The display (docs/gui.md).  A VM without one fails them all with -ENODEV and the
+	 * reason "this VM has no display (start it with --gui, --vnc or --gpu)". */
+	/* Write the current frame as a PNG file at `path` (non-empty, < CONTROL_PATH_MAX);
+	 * its size into *w, *h.  -EAGAIN while the guest has not set a mode. */
+	int (*screenshot)(void *ctx, const char *path, uint32_t *w, uint32_t *h, char *err,
+			  size_t n);
+	/* Fill *d (cheap: no copy of the frame). */
+	int (*display)(void *ctx, struct control_display *d, char *err, size_t n);
+	/* Type `text` (non-empty UTF-8, < CONTROL_TYPE_MAX bytes; the op refuses what the
+	 * keyboard cannot type, naming it). */
+	int (*type)(void *ctx, const char *text, char *err, size_t n);
+	/* Press and release a combination such as "ctrl+alt+t" (< CONTROL_KEYS_MAX bytes). */
+	int (*key)(void *ctx, const char *keys, char *err, size_t n);
+	/* Move the pointer to (x, y) (x < DISPLAY_MAX_W, y < DISPLAY_MAX_H; the op checks them
+	 * against the current mode) with `buttons` (CONTROL_BUTTON_*) held.  "click" is three
+	 * of these: move, press, release. */
+	int (*pointer)(void *ctx, uint32_t x, uint32_t y, uint32_t buttons, char *err, size_t n);
+	/* Ask the guest for mode w x h (within the display's limits, checked before). */
+	int (*resize)(void *ctx, uint32_t w, uint32_t h, char *err, size_t n);
 };
 
 /* Listen on Unix socket `path` (mode 0600) and serve it on `ev` (one handler slot; clients

@@ -21,6 +21,7 @@
 #include "core/vm.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/net.h"
+#include "ui/display.h"
 #include "ui/input.h"
 #include "ui/ui.h"
 #include "util/guest_files.h"
@@ -414,6 +415,102 @@ static int ctl_status(void *ctx, struct control_status *st, char *err, size_t n)
 	return 0;
 }
 
+/* The display commands of the control socket (event-loop thread; docs/gui.md): through the
+ * same struct ui_input the front ends use, whose functions are thread-safe. */
+static struct ui_input ui_in; /* outlives the front ends' threads */
+
+static int no_display(char *err, size_t n)
+{
+	if (key_machine->display)
+		return 0;
+	snprintf(err, n, "this VM has no display (start it with --gui, --vnc or --gpu)");
+	return -ENODEV;
+}
+
+static int no_mode(char *err, size_t n)
+{
+	snprintf(err, n, "the guest has not set a display mode yet");
+	return -EAGAIN;
+}
+
+static int ctl_screenshot(void *ctx, const char *path, uint32_t *w, uint32_t *h, char *err,
+			  size_t n)
+{
+	int ret = no_display(err, n);
+
+	(void)ctx;
+	if (ret)
+		return ret;
+	ret = ui_screenshot_png(key_machine->display, path, w, h);
+	if (ret == -EAGAIN)
+		return no_mode(err, n);
+	if (ret)
+		snprintf(err, n, "'%.160s': %s", path, strerror(-ret));
+	else
+		log_info("screenshot %s (%ux%u)", path, *w, *h);
+	return ret;
+}
+
+static int ctl_display(void *ctx, struct control_display *d, char *err, size_t n)
+{
+	int ret = no_display(err, n);
+
+	(void)ctx;
+	if (ret)
+		return ret;
+	d->active = display_mode(key_machine->display, &d->width, &d->height);
+	d->serial = display_serial(key_machine->display);
+	return 0;
+}
+
+static int ctl_type(void *ctx, const char *text, char *err, size_t n)
+{
+	int ret = no_display(err, n);
+
+	(void)ctx;
+	return ret ? ret : ui_type(&ui_in, text, err, n);
+}
+
+static int ctl_key(void *ctx, const char *keys, char *err, size_t n)
+{
+	int ret = no_display(err, n);
+
+	(void)ctx;
+	return ret ? ret : ui_keys(&ui_in, keys, err, n);
+}
+
+static int ctl_pointer(void *ctx, uint32_t x, uint32_t y, uint32_t buttons, char *err, size_t n)
+{
+	uint32_t w, h;
+	int ret = no_display(err, n);
+
+	(void)ctx;
+	if (ret)
+		return ret;
+	/* Positions are pixels of the current mode: without one there is nowhere to point,
+	 * and a point outside it is a caller's mistake worth saying (ui_pointer would clamp). */
+	if (!display_mode(key_machine->display, &w, &h))
+		return no_mode(err, n);
+	if (x >= w || y >= h) {
+		snprintf(err, n, "(%u, %u) is outside the %ux%u screen", x, y, w, h);
+		return -ERANGE;
+	}
+	return ui_pointer(&ui_in, x, y, buttons);
+}
+
+static int ctl_resize(void *ctx, uint32_t w, uint32_t h, char *err, size_t n)
+{
+	int ret = no_display(err, n);
+
+	(void)ctx;
+	if (ret)
+		return ret;
+	ret = display_request_size(key_machine->display, w, h);
+	if (ret == -ENOTSUP)
+		snprintf(err, n, "the display takes no resize requests");
+	return ret;
+}
+
 /* Ctrl-A p: pause or resume every vCPU. */
 static void pause_key(void *opaque)
 {
@@ -588,7 +685,6 @@ static int cmd_run(int argc, char **argv)
 
 int run_machine(struct machine *mp, const struct run_opts *ro)
 {
-	static struct ui_input ui_in; /* outlives the front ends' threads */
 	struct ui *ui = NULL;
 	struct control *control = NULL;
 	struct console_port port;
@@ -609,6 +705,7 @@ int run_machine(struct machine *mp, const struct run_opts *ro)
 		die(1, "cannot register the balloon's console key: %s", strerror(-ret));
 	key_machine = mp;
 	key_snapshot_dir = ro->snapshot_dir;
+	ui_in = (struct ui_input){ .kbd = mp->kbd, .tablet = mp->tablet, .display = mp->display };
 	started_ms = log_uptime_ms();
 	snapshot_request_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ret = snapshot_request_fd < 0 ? -errno
@@ -625,7 +722,13 @@ int run_machine(struct machine *mp, const struct run_opts *ro)
 							.snapshot = ctl_snapshot,
 							.status = ctl_status,
 							.checkpoint = ctl_checkpoint,
-							.reset = ctl_reset };
+							.reset = ctl_reset,
+							.screenshot = ctl_screenshot,
+							.display = ctl_display,
+							.type = ctl_type,
+							.key = ctl_key,
+							.pointer = ctl_pointer,
+							.resize = ctl_resize };
 
 		ret = control_create(&vmp->ev, ro->control_path, &ops, &control);
 		if (ret)
@@ -668,9 +771,6 @@ int run_machine(struct machine *mp, const struct run_opts *ro)
 
 		if (uo.mode == UI_NONE)
 			uo.mode = UI_HEADLESS;
-		ui_in = (struct ui_input){ .kbd = mp->kbd,
-					   .tablet = mp->tablet,
-					   .display = mp->display };
 		ret = ui_start(&uo, mp->display, &ui_in, &ui, err, sizeof(err));
 		if (ret)
 			die(1, "GUI: %s", err);

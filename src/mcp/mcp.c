@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 #include "agent/client.h"
+#include "mcp/gui.h"
 #include "mcp/sandbox.h"
+#include "ui/display.h"
 
 #define PROTOCOL_LATEST "2025-11-25"
 /* What the server's tools need is the same in all of these (tools/list, tools/call, ping,
@@ -81,6 +83,7 @@ struct mcp {
 	char base[PATH_MAX];
 	char ignition[PATH_MAX];
 	char tmpdir[256]; /* short: socket paths inside must fit sun_path */
+	char gpu[24];	  /* cfg->gpu's "WxH", or "" */
 	uint32_t cid;
 	pthread_mutex_t lock; /* sandboxes, calls, threads, next_id */
 	pthread_cond_t idle;
@@ -261,6 +264,11 @@ static json_t *tools_list(void)
 		json_array_append_new(arr, json_pack("{s:s,s:s,s:o}", "name", t[i].name,
 						     "description", t[i].desc, "inputSchema",
 						     schema(t[i].props, t[i].req)));
+	/* screenshot, type, key, click, resize (src/mcp/gui.c). */
+	if (arr && mcp_gui_list(arr)) {
+		json_decref(arr);
+		return NULL;
+	}
 	return json_pack("{s:o}", "tools", arr);
 }
 
@@ -364,6 +372,7 @@ static json_t *do_create(struct mcp *m, struct call *c)
 			.cid = m->cid,
 			.ready_ms = m->base[0] ? READY_RESTORE_MS : READY_BOOT_MS,
 			.cancel_fd = c->cancel[0],
+			.gpu = m->gpu[0] ? m->gpu : NULL,
 		};
 		pid_t pid = 0;
 		ret = sandbox_start(&spec, &pid, err, sizeof(err));
@@ -700,6 +709,16 @@ static json_t *run_tool(struct mcp *m, struct call *c, int *code, char *msg, siz
 				      : tool_result(text, NULL, false);
 		goto out;
 	}
+	/* Display tools: their arguments are checked before the sandbox is looked up. */
+	if (mcp_gui_is_tool(name)) {
+		char err[512];
+		json_t *cmd;
+		if (mcp_gui_command(name, args, &cmd, err, sizeof(err))) {
+			r = tool_error("%s", err);
+			goto out;
+		}
+		json_decref(cmd);
+	}
 	struct sandbox *s = sb_get(m, id);
 	if (!s) {
 		r = tool_error("no sandbox '%s' (list_sandboxes shows them)", id);
@@ -711,6 +730,8 @@ static json_t *run_tool(struct mcp *m, struct call *c, int *code, char *msg, siz
 		r = do_write(m, c, s, args);
 	else if (!strcmp(name, "read_file"))
 		r = do_read(m, c, s, args);
+	else if (mcp_gui_is_tool(name))
+		r = mcp_gui_call(name, args, s->id, s->dir);
 	else if (!strcmp(name, "reset_sandbox"))
 		r = do_control(m, s, "reset", args, c->cancel[0]);
 	else
@@ -729,7 +750,7 @@ static bool known_tool(const char *name)
 	for (size_t i = 0; name && i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(name, names[i]))
 			return true;
-	return false;
+	return mcp_gui_is_tool(name);
 }
 
 static void call_free(struct call *c)
@@ -929,6 +950,11 @@ int mcp_create(const struct mcp_config *cfg, struct mcp **out)
 		m->cfg.max_sandboxes = MCP_DEFAULT_MAX_SANDBOXES;
 	m->cid = 3;
 	snprintf(m->ignition, sizeof(m->ignition), "%s", cfg->ignition ? cfg->ignition : "");
+	if (cfg->gpu && (cfg->base || strlen(cfg->gpu) >= sizeof(m->gpu))) {
+		ret = -EINVAL; /* a base snapshot fixes the machine, display or not */
+		goto free_m;
+	}
+	snprintf(m->gpu, sizeof(m->gpu), "%s", cfg->gpu ? cfg->gpu : "");
 	if (cfg->base) {
 		if (!realpath(cfg->base, m->base)) {
 			ret = -errno;
@@ -997,11 +1023,14 @@ void mcp_destroy(struct mcp *m)
 /* --- the command ----------------------------------------------------------------------- */
 
 static const char mcp_usage[] =
-	"Usage: ignition mcp [--base SNAPSHOT_DIR] [--max-sandboxes N]\n"
+	"Usage: ignition mcp [--base SNAPSHOT_DIR | --gpu WxH] [--max-sandboxes N]\n"
 	"A Model Context Protocol server on stdin/stdout (JSON-RPC 2.0, one message per line)\n"
 	"whose tools create and drive sandboxes: microVMs cloned from SNAPSHOT_DIR (a snapshot of\n"
 	"a guest whose agent is up, docs/mcp.md), or booted from the default guest without it.\n"
 	"  --base DIR           snapshot every sandbox is restored from\n"
+	"  --gpu WxH            booted sandboxes get a display of this size (64x64 to\n"
+	"                       3840x2160) for the screenshot, type, key, click and resize\n"
+	"                       tools; a --base snapshot has one if it was taken with one\n"
 	"  --max-sandboxes N    sandboxes at once (default 8)\n"
 	"  -h, --help           show this help\n"
 	"Sandboxes live in a private directory under $TMPDIR (or /tmp); all are killed and the\n"
@@ -1034,7 +1063,7 @@ static void on_signal(int sig)
 
 int mcp_main(int argc, char **argv)
 {
-	const char *base = NULL;
+	const char *base = NULL, *gpu = NULL;
 	unsigned long max = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -1042,6 +1071,22 @@ int mcp_main(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(argv[i], "--base") && i + 1 < argc) {
 			base = argv[++i];
+		} else if (!strcmp(argv[i], "--gpu") && i + 1 < argc) {
+			unsigned w, h;
+			char tail;
+			gpu = argv[++i];
+			/* Digits only (sscanf alone would take signs and spaces), as `run`'s
+			 * --gpu, which the sandboxes get. */
+			if (strspn(gpu, "0123456789x") != strlen(gpu) ||
+			    sscanf(gpu, "%ux%u%c", &w, &h, &tail) != 2 || w < DISPLAY_MIN_DIM ||
+			    h < DISPLAY_MIN_DIM || w > DISPLAY_MAX_W || h > DISPLAY_MAX_H) {
+				fprintf(stderr,
+					"ignition mcp: error: --gpu: bad mode '%s' (want WxH from "
+					"%ux%u to %ux%u)\n",
+					gpu, DISPLAY_MIN_DIM, DISPLAY_MIN_DIM, DISPLAY_MAX_W,
+					DISPLAY_MAX_H);
+				return 2;
+			}
 		} else if (!strcmp(argv[i], "--max-sandboxes") && i + 1 < argc) {
 			char *end;
 			max = strtoul(argv[++i], &end, 10);
@@ -1055,6 +1100,11 @@ int mcp_main(int argc, char **argv)
 				mcp_usage);
 			return 2;
 		}
+	}
+	if (base && gpu) {
+		fprintf(stderr, "ignition mcp: error: --gpu is for booted sandboxes; a --base "
+				"snapshot has a display if it was taken with one\n");
+		return 2;
 	}
 	char self[PATH_MAX];
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -1076,6 +1126,7 @@ int mcp_main(int argc, char **argv)
 		.base = base,
 		.max_sandboxes = (unsigned)max,
 		.ignition = self,
+		.gpu = gpu,
 		.write = write_stdout,
 	};
 	struct mcp *m;

@@ -25,6 +25,7 @@ struct mcp_config {
 	const char *base; /* snapshot directory sandboxes are cloned from; NULL: fresh boots */
 	unsigned max_sandboxes; /* 0: MCP_DEFAULT_MAX_SANDBOXES */
 	const char *ignition;	/* the ignition binary the sandboxes run (its absolute path) */
+	const char *gpu;	/* "WxH": booted sandboxes get a display (--gpu); NULL: none */
 	mcp_write_fn write;
 	void *write_ctx;
 };

@@ -195,9 +195,13 @@ static int start_once(const struct sandbox_spec *s, pid_t *pid, char *err, size_
 			snprintf(err, n, "cannot copy %s: %s", rootfs, strerror(-ret));
 			return ret;
 		}
-		const char *const argv[] = { s->ignition,     "run",	   "--disk", disk,
-					     "--track-dirty", "--control", control,  "--vsock",
-					     vsock_arg,	      NULL };
+		/* With a display: --gpu WxH gives the VM a virtio-gpu with keyboard and tablet,
+		 * headless (the display tools reach it through the control socket). */
+		const char *const argv[] = {
+			s->ignition, "run",   "--disk",	 disk,	    "--track-dirty",
+			"--control", control, "--vsock", vsock_arg, s->gpu ? "--gpu" : NULL,
+			s->gpu,	     NULL
+		};
 		ret = spawn(s->dir, argv, pid);
 	}
 	if (ret) {

@@ -21,6 +21,7 @@ struct sandbox_spec {
 	uint32_t cid;	      /* guest CID (a restore keeps the snapshot's) */
 	int ready_ms;	      /* how long to wait for the agent to answer */
 	int cancel_fd;	      /* readable: give up (-ECANCELED); -1: none */
+	const char *gpu;      /* a booted sandbox's display mode "WxH" (--gpu); NULL: none */
 };
 
 /* Start the VM and wait until its agent answers a ping; *pid gets the child as soon as it

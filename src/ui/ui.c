@@ -17,13 +17,3 @@ int ui_start(const struct ui_opts *o, struct display *d, const struct ui_input *
 void ui_stop(struct ui *u)
 {
 }
-
-int ui_screenshot_png(struct display *d, const char *path, uint32_t *w, uint32_t *h)
-{
-	return -ENOSYS;
-}
-
-int ui_screenshot_png_mem(struct display *d, uint8_t **png, size_t *len, uint32_t *w, uint32_t *h)
-{
-	return -ENOSYS;
-}

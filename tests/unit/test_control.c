@@ -331,6 +331,414 @@ static void test_snapshot(void **state)
 	assert_int_equal(f.snapshot_calls, 8);
 }
 
+/* ---- the display commands, against a fake display ---- */
+
+#define NO_DISPLAY "this VM has no display (start it with --gui, --vnc or --gpu)"
+
+struct gfake {
+	bool has_display, active;
+	uint32_t w, h;
+	uint64_t serial;
+	int calls; /* every op */
+	char path[CONTROL_PATH_MAX];
+	char text[CONTROL_TYPE_MAX];
+	char keys[CONTROL_KEYS_MAX];
+	uint32_t ptr[8][3]; /* pointer calls: x, y, buttons */
+	int nr_ptr;
+	int ptr_fail_at; /* the pointer call (1-based) that fails; 0: none */
+	uint32_t rw, rh;
+};
+
+static int no_display(struct gfake *g, char *err, size_t n)
+{
+	g->calls++;
+	if (g->has_display)
+		return 0;
+	snprintf(err, n, NO_DISPLAY);
+	return -ENODEV;
+}
+
+static int gf_screenshot(void *ctx, const char *path, uint32_t *w, uint32_t *h, char *err, size_t n)
+{
+	struct gfake *g = ctx;
+	int ret = no_display(g, err, n);
+
+	if (ret)
+		return ret;
+	snprintf(g->path, sizeof(g->path), "%s", path);
+	if (!g->active) {
+		snprintf(err, n, "the guest has not set a display mode yet");
+		return -EAGAIN;
+	}
+	*w = g->w;
+	*h = g->h;
+	return 0;
+}
+
+static int gf_display(void *ctx, struct control_display *d, char *err, size_t n)
+{
+	struct gfake *g = ctx;
+	int ret = no_display(g, err, n);
+
+	if (ret)
+		return ret;
+	*d = (struct control_display){ .active = g->active,
+				       /* an inactive display's stale size must not show */
+				       .width = g->w,
+				       .height = g->h,
+				       .serial = g->serial };
+	return 0;
+}
+
+static int gf_type(void *ctx, const char *text, char *err, size_t n)
+{
+	struct gfake *g = ctx;
+	int ret = no_display(g, err, n);
+
+	if (ret)
+		return ret;
+	snprintf(g->text, sizeof(g->text), "%s", text);
+	if (strchr(text, '\x7f')) {
+		snprintf(err, n, "cannot type character 0x7f");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int gf_key(void *ctx, const char *keys, char *err, size_t n)
+{
+	struct gfake *g = ctx;
+	int ret = no_display(g, err, n);
+
+	if (ret)
+		return ret;
+	snprintf(g->keys, sizeof(g->keys), "%s", keys);
+	if (strstr(keys, "hyper")) {
+		snprintf(err, n, "unknown key \"hyper\"");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int gf_pointer(void *ctx, uint32_t x, uint32_t y, uint32_t buttons, char *err, size_t n)
+{
+	struct gfake *g = ctx;
+	int ret = no_display(g, err, n);
+
+	if (ret)
+		return ret;
+	assert_true(g->nr_ptr < 8);
+	g->ptr[g->nr_ptr][0] = x;
+	g->ptr[g->nr_ptr][1] = y;
+	g->ptr[g->nr_ptr][2] = buttons;
+	if (++g->nr_ptr == g->ptr_fail_at) {
+		snprintf(err, n, "the tablet's queue is full");
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static int gf_resize(void *ctx, uint32_t w, uint32_t h, char *err, size_t n)
+{
+	struct gfake *g = ctx;
+	int ret = no_display(g, err, n);
+
+	if (ret)
+		return ret;
+	g->rw = w;
+	g->rh = h;
+	return 0;
+}
+
+static void gfake_init(struct gfake *g, struct control_ops *ops)
+{
+	memset(g, 0, sizeof(*g));
+	g->has_display = g->active = true;
+	g->w = 1280;
+	g->h = 800;
+	g->serial = 42;
+	*ops = (struct control_ops){ .ctx = g,
+				     .screenshot = gf_screenshot,
+				     .display = gf_display,
+				     .type = gf_type,
+				     .key = gf_key,
+				     .pointer = gf_pointer,
+				     .resize = gf_resize };
+}
+
+static void test_screenshot(void **state)
+{
+	struct control_ops ops;
+	struct gfake g;
+	static char line[CONTROL_PATH_MAX + 64];
+
+	gfake_init(&g, &ops);
+	expect(&ops, "{\"cmd\":\"screenshot\",\"path\":\"/tmp/s.png\"}", 0,
+	       "{\"ok\":true,\"path\":\"/tmp/s.png\",\"width\":1280,\"height\":800}");
+	assert_string_equal(g.path, "/tmp/s.png");
+	expect(&ops, "{\"path\":\"rel/caf\\u00e9.png\",\"cmd\":\"screenshot\"}", 0,
+	       "{\"ok\":true,\"path\":\"rel/caf\xc3\xa9.png\",\"width\":1280,\"height\":800}");
+	assert_string_equal(g.path, "rel/caf\xc3\xa9.png");
+	assert_int_equal(g.calls, 2);
+	/* Arguments checked before the op runs. */
+	expect(&ops, "{\"cmd\":\"screenshot\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"screenshot: \\\"path\\\" is missing\"}");
+	expect(&ops, "{\"cmd\":\"screenshot\",\"path\":null}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"screenshot: \\\"path\\\" must be a string, got "
+	       "null\"}");
+	expect(&ops, "{\"cmd\":\"screenshot\",\"path\":7}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"screenshot: \\\"path\\\" must be a string, got a "
+	       "number\"}");
+	expect(&ops, "{\"cmd\":\"screenshot\",\"path\":\"\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"screenshot: \\\"path\\\" is empty\"}");
+	expect(&ops, "{\"cmd\":\"screenshot\",\"path\":\"/a\",\"dir\":\"/b\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"screenshot: unknown field \\\"dir\\\"\"}");
+	{
+		const char pre[] = "{\"cmd\":\"screenshot\",\"path\":\"";
+		size_t k = sizeof(pre) - 1;
+		int ret;
+		char *s;
+
+		memcpy(line, pre, k);
+		memset(line + k, 'p', CONTROL_PATH_MAX);
+		memcpy(line + k + CONTROL_PATH_MAX, "\"}", 3);
+		expect_error(&ops, line, strlen(line), -ENAMETOOLONG,
+			     "screenshot: \\\"path\\\" is longer than 4095 bytes");
+		/* 4095 bytes: taken. */
+		memcpy(line + k + CONTROL_PATH_MAX - 1, "\"}", 3);
+		s = run(&ops, line, &ret);
+		assert_int_equal(ret, 0);
+		assert_int_equal(strlen(g.path), CONTROL_PATH_MAX - 1);
+		free(s);
+	}
+	assert_int_equal(g.calls, 3);
+	/* No mode yet: the op's reason. */
+	g.active = false;
+	expect(&ops, "{\"cmd\":\"screenshot\",\"path\":\"/tmp/s.png\"}", -EAGAIN,
+	       "{\"ok\":false,\"error\":\"screenshot: the guest has not set a display mode "
+	       "yet\"}");
+}
+
+static void test_display(void **state)
+{
+	struct control_ops ops;
+	struct gfake g;
+
+	gfake_init(&g, &ops);
+	expect(&ops, "{\"cmd\":\"display\"}", 0,
+	       "{\"ok\":true,\"active\":true,\"width\":1280,\"height\":800,\"serial\":42}");
+	g.serial = UINT64_MAX;
+	g.w = 3840;
+	g.h = 2160;
+	expect(&ops, "{\"cmd\":\"display\"}", 0,
+	       "{\"ok\":true,\"active\":true,\"width\":3840,\"height\":2160,"
+	       "\"serial\":9223372036854775807}");
+	/* Inactive: no size, whatever the op left in it. */
+	g.active = false;
+	g.serial = 7;
+	expect(&ops, "{\"cmd\":\"display\"}", 0,
+	       "{\"ok\":true,\"active\":false,\"width\":0,\"height\":0,\"serial\":7}");
+	expect(&ops, "{\"cmd\":\"display\",\"wait\":1}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"display: unknown field \\\"wait\\\"\"}");
+	assert_int_equal(g.calls, 3);
+}
+
+static void test_type_key(void **state)
+{
+	struct control_ops ops;
+	struct gfake g;
+	static char line[CONTROL_TYPE_MAX + 64];
+
+	gfake_init(&g, &ops);
+	expect(&ops, "{\"cmd\":\"type\",\"text\":\"echo ignition-$((6*7))\\n\"}", 0,
+	       "{\"ok\":true}");
+	assert_string_equal(g.text, "echo ignition-$((6*7))\n");
+	expect(&ops, "{\"cmd\":\"key\",\"keys\":\"ctrl+alt+t\"}", 0, "{\"ok\":true}");
+	assert_string_equal(g.keys, "ctrl+alt+t");
+	/* The op's refusal, passed on. */
+	expect(&ops, "{\"cmd\":\"type\",\"text\":\"a\\u007fb\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"type: cannot type character 0x7f\"}");
+	expect(&ops, "{\"cmd\":\"key\",\"keys\":\"hyper+a\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"key: unknown key \\\"hyper\\\"\"}");
+	assert_int_equal(g.calls, 4);
+	/* Types, emptiness, lengths, field names. */
+	expect(&ops, "{\"cmd\":\"type\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"type: \\\"text\\\" is missing\"}");
+	expect(&ops, "{\"cmd\":\"type\",\"text\":[\"a\"]}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"type: \\\"text\\\" must be a string, got an array\"}");
+	expect(&ops, "{\"cmd\":\"type\",\"text\":\"\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"type: \\\"text\\\" is empty\"}");
+	expect(&ops, "{\"cmd\":\"type\",\"keys\":\"a\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"type: unknown field \\\"keys\\\"\"}");
+	expect(&ops, "{\"cmd\":\"key\",\"keys\":true}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"key: \\\"keys\\\" must be a string, got a boolean\"}");
+	expect(&ops, "{\"cmd\":\"key\",\"key\":\"a\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"key: unknown field \\\"key\\\"\"}");
+	expect(&ops, "{\"cmd\":\"key\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"key: \\\"keys\\\" is missing\"}");
+	/* Escaped NUL would cut the text short: refused by the parser. */
+	expect_error(&ops, "{\"cmd\":\"type\",\"text\":\"a\\u0000b\"}",
+		     strlen("{\"cmd\":\"type\",\"text\":\"a\\u0000b\"}"), -EINVAL,
+		     "invalid JSON at byte ");
+	memcpy(line, "{\"cmd\":\"type\",\"text\":\"", 22);
+	memset(line + 22, 'x', CONTROL_TYPE_MAX);
+	memcpy(line + 22 + CONTROL_TYPE_MAX, "\"}", 3);
+	expect_error(&ops, line, strlen(line), -E2BIG,
+		     "type: \\\"text\\\" is longer than 4095 bytes");
+	memset(line + 22 + CONTROL_KEYS_MAX, '"', 1);
+	memcpy(line + 23 + CONTROL_KEYS_MAX, "}", 2);
+	memcpy(line, "{\"cmd\":\"key\",\"keys\":\"x", 22);
+	expect_error(&ops, line, strlen(line), -E2BIG,
+		     "key: \\\"keys\\\" is longer than 255 bytes");
+	assert_int_equal(g.calls, 4);
+	/* No display: every op says so, after its arguments were found good. */
+	g.has_display = false;
+	expect(&ops, "{\"cmd\":\"type\",\"text\":\"a\"}", -ENODEV,
+	       "{\"ok\":false,\"error\":\"type: " NO_DISPLAY "\"}");
+	expect(&ops, "{\"cmd\":\"key\",\"keys\":\"Return\"}", -ENODEV,
+	       "{\"ok\":false,\"error\":\"key: " NO_DISPLAY "\"}");
+	expect(&ops, "{\"cmd\":\"screenshot\",\"path\":\"/x.png\"}", -ENODEV,
+	       "{\"ok\":false,\"error\":\"screenshot: " NO_DISPLAY "\"}");
+	expect(&ops, "{\"cmd\":\"display\"}", -ENODEV,
+	       "{\"ok\":false,\"error\":\"display: " NO_DISPLAY "\"}");
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":1,\"y\":1}", -ENODEV,
+	       "{\"ok\":false,\"error\":\"pointer: " NO_DISPLAY "\"}");
+	expect(&ops, "{\"cmd\":\"click\",\"x\":1,\"y\":1}", -ENODEV,
+	       "{\"ok\":false,\"error\":\"click: " NO_DISPLAY "\"}");
+	expect(&ops, "{\"cmd\":\"resize\",\"width\":640,\"height\":480}", -ENODEV,
+	       "{\"ok\":false,\"error\":\"resize: " NO_DISPLAY "\"}");
+}
+
+static void test_pointer_click(void **state)
+{
+	struct control_ops ops;
+	struct gfake g;
+
+	gfake_init(&g, &ops);
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":10,\"y\":20,\"buttons\":5}", 0, "{\"ok\":true}");
+	/* buttons is optional: nothing held. */
+	expect(&ops, "{\"cmd\":\"pointer\",\"y\":2159,\"x\":3839}", 0, "{\"ok\":true}");
+	assert_int_equal(g.nr_ptr, 2);
+	assert_int_equal(g.ptr[0][0], 10);
+	assert_int_equal(g.ptr[0][1], 20);
+	assert_int_equal(g.ptr[0][2], CONTROL_BUTTON_LEFT | CONTROL_BUTTON_MIDDLE);
+	assert_int_equal(g.ptr[1][0], 3839);
+	assert_int_equal(g.ptr[1][1], 2159);
+	assert_int_equal(g.ptr[1][2], 0);
+	/* click: move, press, release at the same place. */
+	g.nr_ptr = 0;
+	expect(&ops, "{\"cmd\":\"click\",\"x\":100,\"y\":200,\"button\":\"right\"}", 0,
+	       "{\"ok\":true}");
+	assert_int_equal(g.nr_ptr, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(g.ptr[i][0], 100);
+		assert_int_equal(g.ptr[i][1], 200);
+		assert_int_equal(g.ptr[i][2], i == 1 ? CONTROL_BUTTON_RIGHT : 0);
+	}
+	g.nr_ptr = 0;
+	expect(&ops, "{\"cmd\":\"click\",\"x\":0,\"y\":0}", 0, "{\"ok\":true}");
+	assert_int_equal(g.ptr[1][2], CONTROL_BUTTON_LEFT);
+	g.nr_ptr = 0;
+	expect(&ops, "{\"cmd\":\"click\",\"x\":0,\"y\":0,\"button\":\"middle\"}", 0,
+	       "{\"ok\":true}");
+	assert_int_equal(g.ptr[1][2], CONTROL_BUTTON_MIDDLE);
+	/* A failing press stops the click there (no release of a button never pressed). */
+	g.nr_ptr = 0;
+	g.ptr_fail_at = 2;
+	expect(&ops, "{\"cmd\":\"click\",\"x\":1,\"y\":2}", -EAGAIN,
+	       "{\"ok\":false,\"error\":\"click: the tablet's queue is full\"}");
+	assert_int_equal(g.nr_ptr, 2);
+	g.ptr_fail_at = 0;
+	g.nr_ptr = 0;
+	/* Ranges and types. */
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":3840,\"y\":0}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"pointer: \\\"x\\\" must be 0 to 3839, got 3840\"}");
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":0,\"y\":2160}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"pointer: \\\"y\\\" must be 0 to 2159, got 2160\"}");
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":-1,\"y\":0}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"pointer: \\\"x\\\" must be 0 to 3839, got -1\"}");
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":1.5,\"y\":0}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"pointer: \\\"x\\\" must be an integer, got a "
+	       "number\"}");
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":\"1\",\"y\":0}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"pointer: \\\"x\\\" must be an integer, got a "
+	       "string\"}");
+	/* Beyond 64 bits: jansson refuses the number itself. */
+	expect_error(&ops, "{\"cmd\":\"pointer\",\"x\":99999999999999999999,\"y\":0}",
+		     strlen("{\"cmd\":\"pointer\",\"x\":99999999999999999999,\"y\":0}"), -EINVAL,
+		     "invalid JSON at byte ");
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":9223372036854775807,\"y\":0}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"pointer: \\\"x\\\" must be 0 to 3839, got "
+	       "9223372036854775807\"}");
+	expect(&ops, "{\"cmd\":\"pointer\",\"y\":0}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"pointer: \\\"x\\\" is missing\"}");
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":0}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"pointer: \\\"y\\\" is missing\"}");
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":0,\"y\":0,\"buttons\":8}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"pointer: \\\"buttons\\\" must be 0 to 7, got 8\"}");
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":0,\"y\":0,\"buttons\":\"left\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"pointer: \\\"buttons\\\" must be an integer, got a "
+	       "string\"}");
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":0,\"y\":0,\"button\":\"left\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"pointer: unknown field \\\"button\\\"\"}");
+	expect(&ops, "{\"cmd\":\"click\",\"x\":0,\"y\":0,\"button\":\"LEFT\"}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"click: \\\"button\\\" must be left, right or middle, "
+	       "got \\\"LEFT\\\"\"}");
+	expect(&ops, "{\"cmd\":\"click\",\"x\":0,\"y\":0,\"button\":1}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"click: \\\"button\\\" must be a string, got a "
+	       "number\"}");
+	expect(&ops, "{\"cmd\":\"click\",\"x\":0,\"y\":0,\"buttons\":1}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"click: unknown field \\\"buttons\\\"\"}");
+	expect(&ops, "{\"cmd\":\"click\",\"x\":0}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"click: \\\"y\\\" is missing\"}");
+	assert_int_equal(g.nr_ptr, 0);
+}
+
+static void test_resize(void **state)
+{
+	struct control_ops ops;
+	struct gfake g;
+
+	gfake_init(&g, &ops);
+	expect(&ops, "{\"cmd\":\"resize\",\"width\":1024,\"height\":768}", 0, "{\"ok\":true}");
+	assert_int_equal(g.rw, 1024);
+	assert_int_equal(g.rh, 768);
+	expect(&ops, "{\"cmd\":\"resize\",\"width\":64,\"height\":64}", 0, "{\"ok\":true}");
+	expect(&ops, "{\"cmd\":\"resize\",\"width\":3840,\"height\":2160}", 0, "{\"ok\":true}");
+	assert_int_equal(g.rw, 3840);
+	assert_int_equal(g.rh, 2160);
+	assert_int_equal(g.calls, 3);
+	expect(&ops, "{\"cmd\":\"resize\",\"width\":63,\"height\":768}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"resize: \\\"width\\\" must be 64 to 3840, got 63\"}");
+	expect(&ops, "{\"cmd\":\"resize\",\"width\":1024,\"height\":2161}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"resize: \\\"height\\\" must be 64 to 2160, got "
+	       "2161\"}");
+	expect(&ops, "{\"cmd\":\"resize\",\"width\":1024}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"resize: \\\"height\\\" is missing\"}");
+	expect(&ops, "{\"cmd\":\"resize\",\"width\":\"1024\",\"height\":768}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"resize: \\\"width\\\" must be an integer, got a "
+	       "string\"}");
+	expect(&ops, "{\"cmd\":\"resize\",\"width\":1024,\"height\":768,\"depth\":24}", -EINVAL,
+	       "{\"ok\":false,\"error\":\"resize: unknown field \\\"depth\\\"\"}");
+	assert_int_equal(g.calls, 3);
+	/* A creator without display ops: not supported, arguments or not. */
+	ops = (struct control_ops){ 0 };
+	expect(&ops, "{\"cmd\":\"resize\",\"width\":1,\"height\":1}", -EOPNOTSUPP,
+	       "{\"ok\":false,\"error\":\"resize: not supported\"}");
+	expect(&ops, "{\"cmd\":\"screenshot\",\"path\":\"/x\"}", -EOPNOTSUPP,
+	       "{\"ok\":false,\"error\":\"screenshot: not supported\"}");
+	expect(&ops, "{\"cmd\":\"display\"}", -EOPNOTSUPP,
+	       "{\"ok\":false,\"error\":\"display: not supported\"}");
+	expect(&ops, "{\"cmd\":\"type\",\"text\":\"a\"}", -EOPNOTSUPP,
+	       "{\"ok\":false,\"error\":\"type: not supported\"}");
+	expect(&ops, "{\"cmd\":\"key\",\"keys\":\"a\"}", -EOPNOTSUPP,
+	       "{\"ok\":false,\"error\":\"key: not supported\"}");
+	expect(&ops, "{\"cmd\":\"pointer\",\"x\":0,\"y\":0}", -EOPNOTSUPP,
+	       "{\"ok\":false,\"error\":\"pointer: not supported\"}");
+	expect(&ops, "{\"cmd\":\"click\",\"x\":0,\"y\":0}", -EOPNOTSUPP,
+	       "{\"ok\":false,\"error\":\"click: not supported\"}");
+}
+
 static void test_bad_json(void **state)
 {
 	static const char *const lines[] = {
@@ -415,10 +823,12 @@ static void test_unknown(void **state)
 	fake_init(&f, &ops);
 	expect(&ops, "{\"cmd\":\"reboot\"}", -EINVAL,
 	       "{\"ok\":false,\"error\":\"unknown command \\\"reboot\\\" (known: pause, resume, "
-	       "snapshot, status, checkpoint, reset)\"}");
+	       "snapshot, status, checkpoint, reset, screenshot, display, type, key, pointer, "
+	       "click, resize)\"}");
 	expect(&ops, "{\"cmd\":\"PAUSE\"}", -EINVAL,
 	       "{\"ok\":false,\"error\":\"unknown command \\\"PAUSE\\\" (known: pause, resume, "
-	       "snapshot, status, checkpoint, reset)\"}");
+	       "snapshot, status, checkpoint, reset, screenshot, display, type, key, pointer, "
+	       "click, resize)\"}");
 	/* Fields are checked per command: a typo is not silently ignored. */
 	expect(&ops, "{\"cmd\":\"snapshot\",\"dri\":\"/x\"}", -EINVAL,
 	       "{\"ok\":false,\"error\":\"snapshot: unknown field \\\"dri\\\"\"}");
@@ -1062,6 +1472,11 @@ int main(void)
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_snapshot),
 		cmocka_unit_test(test_checkpoint_reset),
+		cmocka_unit_test(test_screenshot),
+		cmocka_unit_test(test_display),
+		cmocka_unit_test(test_type_key),
+		cmocka_unit_test(test_pointer_click),
+		cmocka_unit_test(test_resize),
 		cmocka_unit_test(test_bad_json),
 		cmocka_unit_test(test_not_an_object),
 		cmocka_unit_test(test_wrong_types),

@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""Graphical guests (docs/gui.md): the desktop guest (`make guest-gui`: cage + foot on the
+virtio-gpu display, guest/out/rootfs-gui.ext4) driven from the host.  DRAFT: written before the
+devices and the image were merged; nothing here has run against a real guest yet.
+
+Boot A  `--guest gui --gui=headless --vnc 127.0.0.1:PORT --control SOCK`:
+        - the guest says "ignition-gui: ready" on its serial console (IGN_GUI_READY: another
+          text to wait for);
+        - the screen gets drawn: the display goes active, its serial moves, a screenshot is not
+          blank (many distinct colours) and foot's background colour dominates it;
+        - `echo ignition-$((6*7))` + Enter typed through the control socket (virtio-input) makes
+          `ignition-42` appear on the screen, read back with OCR (tesseract);
+        - `key` with "ctrl+l" clears foot's screen (the OCR no longer finds it);
+        - a `resize` to 1024x768 gives screenshots of 1024x768 once the guest follows;
+        - vncsnapshot grabs the same screen over VNC: same size, same mean colour (VNC's copy is
+          a JPEG, so nearly, not exactly);
+        - a click, a pointer move and the errors of bad commands are answered as documented.
+Boot B  the same guest with `--gui` (SDL) on an Xvfb server: the X11 screen (`xwd -root`,
+        converted by ImageMagick) shows the terminal, and OCR finds text typed there.
+
+One boot per configuration; every check appends "PASS|FAIL guest/NAME (reason)" to $IGN_RESULTS
+(guest_test.py's result()).  Run alone: `python3 tests/guest/gui.py`; from guest_test.py:
+`import gui; gui.gui_checks(tmp)`.  Host tools (Debian): tesseract-ocr, vncsnapshot, xvfb,
+x11-apps (xwd), imagemagick (convert), e2fsprogs (debugfs)."""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from guest_test import (CMD_TIMEOUT, GUEST_DIR, LOGIN_TIMEOUT, Guest, Timeout,  # noqa: E402
+                        check, result, sized)
+
+ROOTFS_GUI = os.path.join(GUEST_DIR, "rootfs-gui.ext4")
+READY = os.environ.get("IGN_GUI_READY", "ignition-gui: ready").encode()
+GUI_MEM = os.environ.get("IGN_GUI_MEM", "512")
+# Bounds on a wedged desktop, not expected durations: cage + foot start after the boot, and a
+# shell's echo is redrawn by foot through the emulated guest kernel on kvm_pvm hosts.
+DRAWN_TIMEOUT = float(os.environ.get("IGN_GUI_DRAWN_TIMEOUT", sized(kvm=120, pvm=600)))
+TEXT_TIMEOUT = sized(kvm=30, pvm=180)
+RESIZE_TIMEOUT = sized(kvm=30, pvm=180)
+# foot's default background: 111111 up to foot 1.15 (Debian 12 has 1.13), 242424 after; a
+# foot.ini in the image wins (read with debugfs, see foot_background()).
+FOOT_DEFAULT_BG = [0x111111, 0x242424]
+TOOLS = ("tesseract", "vncsnapshot", "Xvfb", "xwd", "convert", "debugfs")
+
+
+# ---- the control socket -------------------------------------------------------------------
+
+class Control:
+    """One connection to ignition's control socket: a JSON line out, a JSON line back."""
+
+    def __init__(self, path, timeout=CMD_TIMEOUT):
+        self.path = path
+        deadline = time.monotonic() + timeout
+        while True:  # the socket appears once ignition has set the VM up
+            try:
+                self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.s.settimeout(60)
+                self.s.connect(path)
+                break
+            except OSError:
+                self.s.close()
+                if time.monotonic() > deadline:
+                    raise Timeout(f"no control socket at {path} after {timeout:.0f}s")
+                time.sleep(0.2)
+        self.f = self.s.makefile("r")
+
+    def raw(self, cmd):
+        """Send `cmd` (a dict, or a str sent as it is) and return the answer dict."""
+        line = cmd if isinstance(cmd, str) else json.dumps(cmd)
+        self.s.sendall(line.encode() + b"\n")
+        ans = self.f.readline()
+        if not ans:
+            raise Timeout("the control socket closed")
+        return json.loads(ans)
+
+    def __call__(self, **cmd):
+        """The answer of a command that must work (RuntimeError with its error otherwise)."""
+        ans = self.raw(cmd)
+        if not ans.get("ok"):
+            raise RuntimeError(f"{cmd['cmd']}: {ans.get('error')}")
+        return ans
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+
+# ---- images (no PIL here: ImageMagick turns anything into raw RGB) ---------------------------
+
+def png_size(path):
+    """(width, height) from a PNG's IHDR chunk."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise ValueError(f"{path} is not a PNG")
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def rgb(path):
+    """(width, height, bytes of RGB triplets) of any image file."""
+    out = subprocess.run(["convert", path, "-format", "%w %h", "info:"], capture_output=True,
+                         check=True, timeout=60).stdout.split()
+    w, h = int(out[0]), int(out[1])
+    data = subprocess.run(["convert", path, "-depth", "8", "rgb:-"], capture_output=True,
+                          check=True, timeout=60).stdout
+    if len(data) != w * h * 3:
+        raise ValueError(f"{path}: {len(data)} bytes of RGB for {w}x{h}")
+    return w, h, data
+
+
+def colour_stats(data, step=7):
+    """(distinct colours, the most common one, its share) over every `step`-th pixel."""
+    counts = {}
+    n = 0
+    for i in range(0, len(data) - 2, 3 * step):
+        c = data[i] << 16 | data[i + 1] << 8 | data[i + 2]
+        counts[c] = counts.get(c, 0) + 1
+        n += 1
+    top = max(counts, key=counts.get) if counts else 0
+    return len(counts), top, (counts.get(top, 0) / n if n else 0.0)
+
+
+def mean_colour(data):
+    n = len(data) // 3
+    return tuple(sum(data[k::3]) / n for k in range(3)) if n else (0, 0, 0)
+
+
+def near(c, want, tol=6):
+    return all(abs((c >> s & 255) - (want >> s & 255)) <= tol for s in (16, 8, 0))
+
+
+def ocr(path, tmp):
+    """tesseract's text of a screen shot.  foot draws light text on a dark background in a
+    small font: grey, negated (dark on light) and scaled up 3x, which tesseract reads well."""
+    big = os.path.join(tmp, "ocr-input.png")
+    subprocess.run(["convert", path, "-colorspace", "Gray", "-negate", "-resize", "300%", big],
+                   check=True, timeout=120)
+    p = subprocess.run(["tesseract", big, "-", "--psm", "6"], capture_output=True, timeout=300)
+    return p.stdout.decode(errors="replace")
+
+
+# The result of the typed command, not the command line itself (which says $((6*7))); OCR may
+# read i/l/1 for one another.
+ANSWER = re.compile(r"[il1|]gn[il1|]t[il1|]on-42")
+
+
+def has_answer(text):
+    return ANSWER.search(text.replace(" ", "")) is not None
+
+
+# ---- the guest ------------------------------------------------------------------------------
+
+def foot_background(image):
+    """foot's background colour: an uncommented `background=RRGGBB` in the image's foot.ini
+    (system or root's), else foot's defaults (a list of candidates)."""
+    for f in ("/root/.config/foot/foot.ini", "/etc/xdg/foot/foot.ini"):
+        p = subprocess.run(["debugfs", "-R", f"cat {f}", image], capture_output=True)
+        m = re.search(rb"^\s*background\s*=\s*([0-9a-fA-F]{6})", p.stdout, re.M)
+        if m:
+            return [int(m.group(1), 16)]
+    return FOOT_DEFAULT_BG
+
+
+def drain(g):
+    """Read what the console has (the UART waits for room on ignition's stdout: a console
+    nobody reads would stall the guest)."""
+    while g._read(0):
+        pass
+
+
+def wait_drawn(g, ctl, tmp, bgs, name):
+    """Wait until the screen shows foot: active, drawn (serial moved), a screenshot with many
+    colours whose most common one is foot's background.  Returns the last screenshot's stats
+    (or raises Timeout)."""
+    deadline = time.monotonic() + DRAWN_TIMEOUT
+    shot = os.path.join(tmp, f"{name}-drawn.png")
+    last_serial, stats = None, None
+    while time.monotonic() < deadline:
+        drain(g)
+        if g.proc.poll() is not None:
+            raise Timeout(f"ignition exited ({g.proc.returncode}) before the screen was drawn")
+        d = ctl(cmd="display")
+        if d["active"] and d["serial"] != last_serial:
+            last_serial = d["serial"]
+            ctl(cmd="screenshot", path=shot)
+            w, h, data = rgb(shot)
+            stats = colour_stats(data)
+            distinct, top, share = stats
+            if distinct >= 8 and share >= 0.5 and any(near(top, bg) for bg in bgs):
+                return d, shot, stats
+        time.sleep(0.5)
+    raise Timeout(f"the screen did not show foot within {DRAWN_TIMEOUT:.0f}s (last: "
+                  f"{'no screenshot' if stats is None else 'colours %d, top %06x at %.0f%%' % (stats[0], stats[1], 100 * stats[2])})")
+
+
+def wait_settled(ctl, quiet=1.0, timeout=30):
+    """Wait until the display serial has not moved for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = ctl(cmd="display")["serial"], time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        s = ctl(cmd="display")["serial"]
+        if s != last:
+            last, since = s, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return True
+    return False
+
+
+def wait_text(g, grab, tmp, want=True, timeout=TEXT_TIMEOUT):
+    """OCR screenshots from grab(path) until has_answer() is `want`; (ok, last OCR text)."""
+    deadline = time.monotonic() + timeout
+    shot = os.path.join(tmp, "ocr.png")
+    text = ""
+    while time.monotonic() < deadline:
+        drain(g)
+        grab(shot)
+        text = ocr(shot, tmp)
+        if has_answer(text) == want:
+            return True, text
+        time.sleep(1)
+    return False, text
+
+
+def free_vnc_display():
+    """A VNC display number N whose port 5900+N is free on 127.0.0.1 (vncsnapshot takes
+    HOST:DISPLAY)."""
+    for n in range(37, 99):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", 5900 + n))
+            return n
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free VNC port in 5937..5998")
+
+
+def boot_headless(tmp, bgs):
+    image = os.path.join(tmp, "rootfs-gui-a.ext4")
+    shutil.copyfile(ROOTFS_GUI, image)
+    sock = os.path.join(tmp, "gui-a.ctl")
+    disp = free_vnc_display()
+    g = Guest("gui-headless-vnc", ["--guest", "gui", "--gui=headless", "--mem", GUI_MEM,
+                                   "--vnc", f"127.0.0.1:{5900 + disp}", "--control", sock,
+                                   "--disk", image])
+    ctl = None
+    try:
+        ctl = Control(sock)
+        # Before the guest draws: the display is there but inactive, and says so.
+        d = ctl(cmd="display")
+        check("gui-display-command", set(d) == {"ok", "active", "width", "height", "serial"},
+              json.dumps(d))
+        try:
+            g.expect(re.escape(READY), LOGIN_TIMEOUT)
+            result("PASS", "gui-ready-line")
+        except Timeout as e:
+            result("FAIL", "gui-ready-line", g.why(e))
+        d, shot, (distinct, top, share) = wait_drawn(g, ctl, tmp, bgs, "a")
+        result("PASS", "gui-screen-drawn")
+        check("gui-screen-not-blank", distinct >= 8, f"{distinct} distinct colours")
+        check("gui-foot-background-dominates", share >= 0.5 and any(near(top, b) for b in bgs),
+              f"top colour {top:06x} at {100 * share:.0f}%, foot's is "
+              f"{', '.join('%06x' % b for b in bgs)}")
+        check("gui-screenshot-is-png-of-mode", png_size(shot) == (d["width"], d["height"]),
+              f"PNG {png_size(shot)}, display {d['width']}x{d['height']}")
+
+        # Typing through virtio-input, read back by OCR.
+        grab = lambda p: ctl(cmd="screenshot", path=p)  # noqa: E731
+        s0 = ctl(cmd="display")["serial"]
+        ctl(cmd="type", text="echo ignition-$((6*7))\n")
+        ok, text = wait_text(g, grab, tmp)
+        check("gui-type-serial-moves", ctl(cmd="display")["serial"] != s0,
+              "the screen did not change after typing")
+        check("gui-type-ocr-ignition-42", ok, f"OCR read: {text[-300:]!r}")
+        # A key combination: ctrl+l makes the shell clear foot's screen.
+        ctl(cmd="key", keys="ctrl+l")
+        ok, text = wait_text(g, grab, tmp, want=False)
+        check("gui-key-ctrl-l-clears", ok, f"OCR still reads: {text[-300:]!r}")
+        # Pointer commands reach the guest (nothing to see in foot: answered ok is the check).
+        w, h = d["width"], d["height"]
+        ok = (ctl.raw({"cmd": "pointer", "x": w // 2, "y": h // 2})["ok"] and
+              ctl.raw({"cmd": "click", "x": w // 2, "y": h // 2, "button": "left"})["ok"])
+        check("gui-pointer-click", ok)
+        ans = ctl.raw({"cmd": "pointer", "x": w, "y": 0})
+        check("gui-pointer-outside-refused", not ans["ok"] and "outside" in ans["error"],
+              json.dumps(ans))
+        ans = ctl.raw({"cmd": "type", "text": "caf\u00e9"})
+        check("gui-type-untypable-refused", not ans["ok"], json.dumps(ans))
+        ans = ctl.raw({"cmd": "screenshot", "path": os.path.join(tmp, "nodir", "x.png")})
+        check("gui-screenshot-bad-path", not ans["ok"] and "No such file" in ans["error"],
+              json.dumps(ans))
+
+        # VNC sees the same screen: size equal, mean colour within a JPEG's error.
+        wait_settled(ctl)
+        vnc_jpg = os.path.join(tmp, "vnc.jpg")
+        p = subprocess.run(["vncsnapshot", "-quiet", "-allowblank", "-nojpeg", "-nocursor",
+                            "-quality", "100", f"127.0.0.1:{disp}", vnc_jpg],
+                           capture_output=True, timeout=120)
+        ctl(cmd="screenshot", path=os.path.join(tmp, "vnc-ref.png"))
+        if check("gui-vncsnapshot-runs", p.returncode == 0 and os.path.exists(vnc_jpg),
+                 f"exit {p.returncode}: {p.stderr.decode(errors='replace')[-300:]}"):
+            vw, vh, vdata = rgb(vnc_jpg)
+            rw, rh, rdata = rgb(os.path.join(tmp, "vnc-ref.png"))
+            check("gui-vnc-same-size", (vw, vh) == (rw, rh), f"VNC {vw}x{vh}, control {rw}x{rh}")
+            vm, rm = mean_colour(vdata), mean_colour(rdata)
+            check("gui-vnc-same-picture", all(abs(a - b) <= 4 for a, b in zip(vm, rm)),
+                  f"mean RGB over VNC {tuple(round(x, 1) for x in vm)}, control "
+                  f"{tuple(round(x, 1) for x in rm)}")
+
+        # Resize: a request; the guest (cage) follows with a new mode.
+        ctl(cmd="resize", width=1024, height=768)
+        deadline = time.monotonic() + RESIZE_TIMEOUT
+        while time.monotonic() < deadline:
+            drain(g)
+            d = ctl(cmd="display")
+            if d["active"] and (d["width"], d["height"]) == (1024, 768):
+                break
+            time.sleep(0.5)
+        check("gui-resize-mode", (d["width"], d["height"]) == (1024, 768),
+              f"display still {d['width']}x{d['height']} after {RESIZE_TIMEOUT}s")
+        wait_settled(ctl)
+        shot = os.path.join(tmp, "resized.png")
+        ans = ctl(cmd="screenshot", path=shot)
+        check("gui-resize-screenshot-1024x768",
+              (ans["width"], ans["height"]) == (1024, 768) and png_size(shot) == (1024, 768),
+              f"answer {ans['width']}x{ans['height']}, PNG {png_size(shot)}")
+        ans = ctl.raw({"cmd": "resize", "width": 32, "height": 32})
+        check("gui-resize-out-of-limits", not ans["ok"] and "64 to 3840" in ans["error"],
+              json.dumps(ans))
+        ctl.close()
+        ctl = None
+        g.send(b"\x01x")
+        rc = g.wait_exit(60)
+        check("gui-headless-ctrl-a-x-exit-0", rc == 0, f"exit status {rc}")
+    except Timeout as e:
+        result("FAIL", "gui-headless", g.why(e))
+    except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as e:
+        result("FAIL", "gui-headless", f"{type(e).__name__}: {e}; {g.why(Exception(''))}")
+    finally:
+        if ctl:
+            ctl.close()
+        g.close()
+
+
+def boot_sdl(tmp, bgs):
+    """--gui (SDL) on Xvfb: the X11 screen shows the terminal."""
+    xdisp = None
+    for n in range(77, 120):
+        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
+            xdisp = n
+            break
+    if xdisp is None:
+        result("FAIL", "gui-sdl-xvfb", "no free X display number")
+        return
+    xlog = open(os.path.join(tmp, "xvfb.log"), "wb")
+    xvfb = subprocess.Popen(["Xvfb", f":{xdisp}", "-screen", "0", "1600x1000x24", "-nolisten",
+                             "tcp"], stdout=xlog, stderr=xlog, start_new_session=True)
+    g = None
+    ctl = None
+    old_env = {k: os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.exists(f"/tmp/.X11-unix/X{xdisp}"):
+            if xvfb.poll() is not None or time.monotonic() > deadline:
+                result("FAIL", "gui-sdl-xvfb", f"Xvfb :{xdisp} did not start (see xvfb.log)")
+                return
+            time.sleep(0.1)
+        # Guest() passes our environment on: SDL must pick X11, not a host Wayland.
+        os.environ["DISPLAY"] = f":{xdisp}"
+        os.environ.pop("WAYLAND_DISPLAY", None)
+        os.environ["SDL_VIDEODRIVER"] = "x11"
+        image = os.path.join(tmp, "rootfs-gui-b.ext4")
+        shutil.copyfile(ROOTFS_GUI, image)
+        sock = os.path.join(tmp, "gui-b.ctl")
+        g = Guest("gui-sdl-xvfb", ["--guest", "gui", "--gui", "--mem", GUI_MEM, "--control",
+                                   sock, "--disk", image])
+        ctl = Control(sock)
+        wait_drawn(g, ctl, tmp, bgs, "b")
+        result("PASS", "gui-sdl-screen-drawn")
+
+        def grab_x11(path):
+            xwd = subprocess.run(["xwd", "-root", "-silent", "-display", f":{xdisp}"],
+                                 capture_output=True, check=True, timeout=60).stdout
+            subprocess.run(["convert", "xwd:-", f"png:{path}"], input=xwd, check=True,
+                           timeout=60)
+
+        # The window is on the X screen: foot's background covers a good part of it.
+        x11 = os.path.join(tmp, "x11.png")
+        grab_x11(x11)
+        _, _, data = rgb(x11)
+        counts = colour_stats(data)
+        share = 0.0
+        for bg in bgs:  # the window is smaller than the screen: its share, not the majority
+            hits = sum(1 for i in range(0, len(data) - 2, 21)
+                       if near(data[i] << 16 | data[i + 1] << 8 | data[i + 2], bg))
+            share = max(share, hits / (len(data) // 21 or 1))
+        check("gui-sdl-window-shows-foot", share >= 0.2,
+              f"foot's background on {100 * share:.0f}% of the X screen "
+              f"({counts[0]} colours)")
+        ctl(cmd="type", text="echo ignition-$((6*7))\n")
+        ok, text = wait_text(g, grab_x11, tmp)
+        check("gui-sdl-ocr-ignition-42", ok, f"OCR of the X screen read: {text[-300:]!r}")
+        ctl.close()
+        ctl = None
+        g.send(b"\x01x")
+        rc = g.wait_exit(60)
+        check("gui-sdl-ctrl-a-x-exit-0", rc == 0, f"exit status {rc}")
+    except Timeout as e:
+        result("FAIL", "gui-sdl", g.why(e) if g else str(e))
+    except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as e:
+        result("FAIL", "gui-sdl", f"{type(e).__name__}: {e}")
+    finally:
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if ctl:
+            ctl.close()
+        if g:
+            g.close()
+        xvfb.terminate()
+        try:
+            xvfb.wait(10)
+        except subprocess.TimeoutExpired:
+            xvfb.kill()
+            xvfb.wait()
+        xlog.close()
+
+
+def gui_checks(tmp):
+    """Both boots (guest_test.py's entry point): tmp is a scratch directory."""
+    if not os.path.exists(ROOTFS_GUI):
+        result("FAIL", "gui-image", f"{ROOTFS_GUI} missing: run make guest-gui")
+        return
+    missing = [t for t in TOOLS if not shutil.which(t)]
+    if missing:
+        result("FAIL", "gui-host-tools", f"missing {', '.join(missing)} (packages.txt)")
+        return
+    bgs = foot_background(ROOTFS_GUI)
+    t0 = time.monotonic()
+    boot_headless(tmp, bgs)
+    print(f"    GUI boot A (headless + VNC): {time.monotonic() - t0:.0f} s", flush=True)
+    t0 = time.monotonic()
+    boot_sdl(tmp, bgs)
+    print(f"    GUI boot B (SDL on Xvfb): {time.monotonic() - t0:.0f} s", flush=True)
+
+
+def main():
+    if not os.path.exists("/dev/kvm"):
+        result("FAIL", "kvm", "no /dev/kvm")
+        return 1
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.makedirs(os.path.join(root, "build"), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="ign-gui-", dir=os.path.join(root, "build"))
+    try:
+        gui_checks(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
