@@ -221,12 +221,6 @@ uint16_t ui_key_code(const char *name)
 	return name ? key_code_n(name, strlen(name)) : 0;
 }
 
-static void set_err(char *err, size_t n, const char *fmt, const char *s, size_t len)
-{
-	if (err && n)
-		snprintf(err, n, fmt, (int)len, s);
-}
-
 static struct virtio_input_event key_ev(uint16_t code, bool down)
 {
 	return (struct virtio_input_event){ VIRTIO_INPUT_EV_KEY, code, down ? 1u : 0u };
@@ -253,7 +247,8 @@ int ui_keys(const struct ui_input *in, const char *combo, char *err, size_t n)
 	if (!in || !in->kbd)
 		return -ENODEV;
 	if (!combo || !*combo) {
-		set_err(err, n, "empty key combination%.*s", "", 0);
+		if (err && n)
+			snprintf(err, n, "empty key combination");
 		return -EINVAL;
 	}
 	for (;;) {
@@ -262,14 +257,15 @@ int ui_keys(const struct ui_input *in, const char *combo, char *err, size_t n)
 		uint16_t code = key_code_n(p, len);
 
 		if (!code) {
-			if (len)
-				set_err(err, n, "unknown key '%.*s'", p, len);
-			else
-				set_err(err, n, "empty key name in a combination%.*s", "", 0);
+			if (err && n && len)
+				snprintf(err, n, "unknown key '%.*s'", (int)len, p);
+			else if (err && n)
+				snprintf(err, n, "empty key name in '%s'", combo);
 			return -EINVAL;
 		}
 		if (nk == MAX_COMBO) {
-			set_err(err, n, "more than 8 keys in '%.*s'", combo, strlen(combo));
+			if (err && n)
+				snprintf(err, n, "more than %d keys in '%s'", MAX_COMBO, combo);
 			return -EINVAL;
 		}
 		codes[nk++] = code;
