@@ -49,8 +49,9 @@ struct virtio_input {
 	pthread_mutex_t mu;
 	struct virtio_input_event ring[VIRTIO_INPUT_RING];
 	unsigned head, count;
-	uint8_t host_down[KEY_BYTES]; /* what the host's events say is held */
-	uint8_t owed[KEY_BYTES];      /* releases that were dropped: sent once there is room */
+	uint8_t host_down[KEY_BYTES];	/* what the host's events say is held */
+	uint8_t queued_down[KEY_BYTES]; /* pressed as of the last event that went into the ring */
+	uint8_t owed[KEY_BYTES];	/* releases that were dropped: sent once there is room */
 	/* Wakes the event loop; registered on `ev` by virtio_input_add(). */
 	int kick_fd;
 	struct evloop *ev;
@@ -280,6 +281,7 @@ static void ring_put_owed(struct virtio_input *in)
 	for (unsigned c = 0; c <= VIRTIO_INPUT_KEY_MAX; c++) {
 		if (!bit_get(in->owed, c))
 			continue;
+		bit_set(in->queued_down, c, false);
 		grp[g++] = (struct virtio_input_event){ VIRTIO_INPUT_EV_KEY, (uint16_t)c, 0 };
 		if (g == VIRTIO_INPUT_MAX_GROUP - 1) {
 			grp[g++] = (struct virtio_input_event){ 0 };
@@ -586,6 +588,7 @@ static int input_restore(void *dev, const struct snap_file *f, const char *id)
 	pthread_mutex_lock(&in->mu);
 	in->head = in->count = 0;
 	memset(in->host_down, 0, sizeof(in->host_down));
+	memset(in->queued_down, 0, sizeof(in->queued_down));
 	memcpy(in->owed, down, sizeof(down));
 	ring_put_owed(in); /* the ring is empty: they fit */
 	pthread_mutex_unlock(&in->mu);
@@ -721,16 +724,24 @@ int virtio_input_send(struct virtio_input *in, const struct virtio_input_event *
 		if (ev[i].type == VIRTIO_INPUT_EV_KEY)
 			bit_set(in->host_down, ev[i].code, ev[i].value != 0);
 	if (VIRTIO_INPUT_RING - in->count < n) {
-		/* Dropped whole; releases in it are owed, presses not (a later event for the
-		 * same key supersedes what was owed). */
-		for (unsigned i = 0; i < n; i++)
-			if (ev[i].type == VIRTIO_INPUT_EV_KEY)
-				bit_set(in->owed, ev[i].code, ev[i].value == 0);
+		/* Dropped whole.  A release of a key whose press went in is owed; a press
+		 * supersedes what was owed for its key. */
+		for (unsigned i = 0; i < n; i++) {
+			if (ev[i].type != VIRTIO_INPUT_EV_KEY)
+				continue;
+			if (ev[i].value)
+				bit_set(in->owed, ev[i].code, false);
+			else if (bit_get(in->queued_down, ev[i].code))
+				bit_set(in->owed, ev[i].code, true);
+		}
 		ret = -ENOBUFS;
 	} else {
-		for (unsigned i = 0; i < n; i++)
-			if (ev[i].type == VIRTIO_INPUT_EV_KEY)
-				bit_set(in->owed, ev[i].code, false);
+		for (unsigned i = 0; i < n; i++) {
+			if (ev[i].type != VIRTIO_INPUT_EV_KEY)
+				continue;
+			bit_set(in->owed, ev[i].code, false);
+			bit_set(in->queued_down, ev[i].code, ev[i].value != 0);
+		}
 		ring_put(in, ev, n);
 	}
 	pthread_mutex_unlock(&in->mu);
