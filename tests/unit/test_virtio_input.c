@@ -1,6 +1,8 @@
 /* virtio-input (virtio 1.2 §5.8) driven through the virtio-mmio transport by the fake driver:
  * config space of both kinds, event delivery in whole groups, the bounded ring, the status
  * queue, hostile buffers, snapshots, and senders on other threads. */
+#include "core/devmgr.h"
+#include "core/evloop.h"
 #include "devices/virtio/input.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
@@ -18,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -662,6 +665,67 @@ static void test_send_from_thread(void **state)
 	assert_int_equal(total, 2 * THREAD_GROUPS);
 }
 
+/* The production path: virtio_input_add() on a device manager with an event loop.  send()
+ * only wakes the loop; the loop's callback takes the transport lock and delivers; QueueNotify
+ * writes are forwarded to the loop too. */
+static void *loop_thread(void *arg)
+{
+	return (void *)(intptr_t)evloop_run(arg);
+}
+
+static int bind_ok(void *ctx, struct irq_line *l)
+{
+	return 0;
+}
+
+static bool wait_used(struct fake_vq *f, uint16_t want)
+{
+	for (unsigned i = 0; i < 5000; i++) {
+		if (fake_vq_used_idx(f) == want)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static void test_event_loop(void **state)
+{
+	struct devmgr_hooks hooks = { .irq_bind = bind_ok };
+	struct virtio_input_event press[] = { key(KEY_A, 1), SYN }, rel[] = { key(KEY_A, 0), SYN };
+	struct virtio_input_event got[4];
+	struct fin x = { 0 };
+	struct devmgr dm;
+	struct evloop ev;
+	struct dm_dev *d;
+	pthread_t th;
+
+	(void)state;
+	fake_mem_init(&x.mem, FIN_RAM_SIZE);
+	assert_int_equal(evloop_init(&ev), 0);
+	devmgr_init(&dm, &x.mem.gm, &ev, &hooks);
+	assert_int_equal(virtio_input_add(&dm, "virtio-input0", VIRTIO_INPUT_KEYBOARD, &x.in), 0);
+	d = devmgr_find(&dm, "virtio-input0");
+	assert_non_null(d);
+	x.t = d->dev;
+	assert_int_equal(pthread_create(&th, NULL, loop_thread, &ev), 0);
+	fin_bring_up(&x, QSIZE);
+	/* Sent before there are buffers: it waits, then goes in when they come. */
+	assert_int_equal(virtio_input_send(x.in, press, 2), 0);
+	fin_post(&x, 4);
+	assert_true(wait_used(&x.evq, 2));
+	assert_int_equal(virtio_input_send(x.in, rel, 2), 0);
+	assert_true(wait_used(&x.evq, 4));
+	assert_int_equal(fin_take(&x, got, 4), 4);
+	expect_events(got, 2, press, 2);
+	expect_events(got + 2, 2, rel, 2);
+	assert_int_equal(virtio_input_pending(x.in), 0);
+	evloop_stop(&ev);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	devmgr_destroy(&dm); /* destroys the transport and the device */
+	evloop_destroy(&ev);
+	fake_mem_free(&x.mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -681,6 +745,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup_kbd, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_bad_records, setup_kbd, teardown),
 		cmocka_unit_test_setup_teardown(test_send_from_thread, setup_kbd, teardown),
+		cmocka_unit_test(test_event_loop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
