@@ -7,6 +7,7 @@
 
 #include "devices/virtio/virtio.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct devmgr;
@@ -63,5 +64,49 @@ int virtio_input_send(struct virtio_input *in, const struct virtio_input_event *
 
 /* Free the device (also virtio_input_ops.destroy). */
 void virtio_input_destroy(struct virtio_input *in);
+
+/* ---- Added by the implementation ---- */
+
+/* Config space selectors (virtio 1.2 §5.8.4, enum virtio_input_config_select). */
+#define VIRTIO_INPUT_CFG_UNSET	   0x00
+#define VIRTIO_INPUT_CFG_ID_NAME   0x01
+#define VIRTIO_INPUT_CFG_ID_SERIAL 0x02
+#define VIRTIO_INPUT_CFG_ID_DEVIDS 0x03
+#define VIRTIO_INPUT_CFG_PROP_BITS 0x10
+#define VIRTIO_INPUT_CFG_EV_BITS   0x11
+#define VIRTIO_INPUT_CFG_ABS_INFO  0x12
+/* Config space layout: select, subsel, size, 5 reserved bytes, then a 128-byte union. */
+#define VIRTIO_INPUT_CFG_SELECT 0
+#define VIRTIO_INPUT_CFG_SUBSEL 1
+#define VIRTIO_INPUT_CFG_SIZE	2
+#define VIRTIO_INPUT_CFG_U	8
+#define VIRTIO_INPUT_CFG_LEN	(8 + 128)
+
+#define VIRTIO_INPUT_EV_LED	 0x11
+#define VIRTIO_INPUT_BUS_VIRTUAL 0x06	/* BUS_VIRTUAL, linux/input.h */
+#define VIRTIO_INPUT_VENDOR	 0x4947 /* "IG" */
+#define VIRTIO_INPUT_KEY_MAX	 0x2ff	/* KEY_MAX */
+
+/* Largest queue the device offers (Linux posts at most 64 event buffers). */
+#define VIRTIO_INPUT_QUEUE_SIZE 64
+/* Events the device holds for the guest (whole groups; a send that does not fit is dropped). */
+#define VIRTIO_INPUT_RING 4096
+/* Most events in one group (up to and including its SYN_REPORT). */
+#define VIRTIO_INPUT_MAX_GROUP 16
+
+/* The device's kind. */
+enum virtio_input_kind virtio_input_kind(const struct virtio_input *in);
+
+/* Whether key or button `code` is held as far as the host's events say (every event
+ * virtio_input_send() accepted, delivered or dropped; cleared by a restore, which releases
+ * every key the guest saw pressed).  Front ends derive button changes from it. */
+bool virtio_input_key_down(struct virtio_input *in, uint16_t code);
+
+/* The keyboard LEDs the guest set through the status queue (bit n = LED code n: 0 NumLock,
+ * 1 CapsLock, 2 ScrollLock). */
+uint8_t virtio_input_leds(struct virtio_input *in);
+
+/* Events waiting for the guest (tests, diagnostics). */
+unsigned virtio_input_pending(struct virtio_input *in);
 
 #endif
