@@ -394,6 +394,15 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 	if (ret)
 		return ret;
 	(*count)++;
+	if (kind == SECCOMP_THREAD_VNC) {
+		/* libvncserver reads RLIMIT_NOFILE for every new client (its fdQuota): getrlimit
+		 * is prlimit64(0, resource, NULL, old); reading only, and only our own. */
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2,
+				       SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A2(SCMP_CMP_EQ, 0));
+		if (ret)
+			return ret;
+		(*count)++;
+	}
 	if (kind == SECCOMP_THREAD_EVLOOP) {
 		/* madvise MADV_DONTDUMP: an in-place checkpoint's copy of guest RAM taken while
 		 * the VM runs (control `checkpoint`, Ctrl-A c) stays out of core dumps. */

@@ -226,6 +226,8 @@ uint16_t sdl_scancode_to_evdev(int scancode)
 	return scancode > 0 && scancode < SDL_NUM_SCANCODES ? keymap[scancode] : 0;
 }
 
+static const struct ui_input no_input;
+
 /* What an input call returned: -ENODEV (no such device: --gpu without input, tests) is
  * normal; anything else is logged, rate-limited. */
 static void sent(int ret)
@@ -670,7 +672,7 @@ int sdl_start(const struct ui_opts *o, struct display *d, const struct ui_input 
 		return -ENOMEM;
 	}
 	s->d = d;
-	s->in = in;
+	s->in = in ? in : &no_input; /* input calls then say -ENODEV */
 	s->quit = o->quit;
 	s->snapshot = o->snapshot;
 	s->ctx = o->ctx;

@@ -87,6 +87,8 @@ static void vnc_err(const char *fmt, ...)
 	va_end(ap);
 }
 
+static const struct ui_input no_input;
+
 /* What an input call returned: -ENODEV (no such device: --gpu without input, tests) is
  * normal; anything else is logged, rate-limited. */
 static void sent(int ret)
@@ -315,7 +317,7 @@ int vnc_start(const struct ui_opts *o, struct display *d, const struct ui_input 
 		snprintf(err, n, "--vnc: out of memory");
 		return -ENOMEM;
 	}
-	v->in = in;
+	v->in = in ? in : &no_input; /* input calls then say -ENODEV */
 	v->listen_fd = -1;
 	v->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (v->wake_fd < 0 || v->wake_fd >= FD_SETSIZE) {
