@@ -33,7 +33,7 @@
 #define SDL_POLL_MS 10
 /* A window resize becomes a mode request once the size has been still this long. */
 #define RESIZE_DEBOUNCE_MS 200
-#define SDL_KEYS (KEY_MAX + 1)
+#define SDL_KEYS	   (KEY_MAX + 1)
 
 struct sdl_ui {
 	struct ui_shadow sh;
@@ -250,7 +250,7 @@ static void send_key(struct sdl_ui *s, uint16_t code, bool down)
 	if (down)
 		s->keys[code / 8] |= (uint8_t)(1u << (code % 8));
 	else
-		s->keys[code / 8] &= (uint8_t)~(1u << (code % 8));
+		s->keys[code / 8] &= (uint8_t) ~(1u << (code % 8));
 	sent(ui_key(s->in, code, down)); /* -ENODEV without a keyboard */
 }
 
@@ -385,7 +385,10 @@ static void on_key(struct sdl_ui *s, const SDL_KeyboardEvent *k)
 	uint16_t code = sdl_scancode_to_evdev(k->keysym.scancode);
 	SDL_Keymod mod = SDL_GetModState();
 
-	if (down && mod & KMOD_CTRL && mod & KMOD_ALT && hotkey(s, k->keysym.scancode))
+	/* Ctrl+Alt, but not AltGr (X11 reports it as MODE): AltGr+Q and AltGr+S type '@' and
+	 * other characters on many layouts. */
+	if (down && mod & KMOD_CTRL && mod & KMOD_ALT && !(mod & KMOD_MODE) &&
+	    hotkey(s, k->keysym.scancode))
 		return;
 	/* The guest repeats held keys itself (Linux input core autorepeat); a key whose press
 	 * it never saw (a hotkey) is not released either. */
@@ -408,8 +411,10 @@ static void window_resized(struct sdl_ui *s, int w, int h)
 		cw = DISPLAY_MAX_W;
 	if (ch > DISPLAY_MAX_H)
 		ch = DISPLAY_MAX_H;
-	if (s->sh.active && cw == s->sh.w && ch == s->sh.h) {
-		s->resize_pending = false; /* the guest's own mode (or our resize to it) */
+	if (cw == s->sh.w && ch == s->sh.h) {
+		/* The size shown already: the guest's own mode (our resize to it), or the
+		 * preferred mode while there is no scanout. */
+		s->resize_pending = false;
 		return;
 	}
 	s->resize_pending = true;
@@ -461,8 +466,8 @@ static void on_event(struct sdl_ui *s, const SDL_Event *e)
 	case SDL_MOUSEWHEEL:
 		if (e->wheel.y)
 			sent(ui_wheel(s->in, e->wheel.direction == SDL_MOUSEWHEEL_FLIPPED
-						      ? -e->wheel.y
-						      : e->wheel.y));
+						     ? -e->wheel.y
+						     : e->wheel.y));
 		break;
 	case SDL_WINDOWEVENT:
 		switch (e->window.event) {

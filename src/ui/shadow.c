@@ -51,8 +51,8 @@ static uint32_t swap(uint32_t p)
 	return (p & 0xff00u) | (p >> 16 & 0xffu) | (p & 0xffu) << 16;
 }
 
-static void copy_rows(struct ui_shadow *s, const uint32_t *src, uint32_t x, uint32_t y,
-		      uint32_t w, uint32_t h)
+static void copy_rows(struct ui_shadow *s, const uint32_t *src, uint32_t x, uint32_t y, uint32_t w,
+		      uint32_t h)
 {
 	for (uint32_t row = y; row < y + h; row++) {
 		const uint32_t *in = src + (size_t)row * s->w + x;

@@ -82,8 +82,10 @@ static void vnc_err(const char *fmt, ...)
 {
 	va_list ap;
 
+	/* Its warning about widths that are not a multiple of 4 (old viewers) is not ours to
+	 * fix: the guest picks the mode. */
 	va_start(ap, fmt);
-	vnc_vlog(LOG_WARN, fmt, ap);
+	vnc_vlog(strstr(fmt, "multiple of 4") ? LOG_DEBUG : LOG_WARN, fmt, ap);
 	va_end(ap);
 }
 
@@ -111,7 +113,7 @@ static void set_key(struct vnc *v, uint16_t code, bool down)
 	if (down)
 		v->keys[code / 8] |= (uint8_t)(1u << (code % 8));
 	else
-		v->keys[code / 8] &= (uint8_t)~(1u << (code % 8));
+		v->keys[code / 8] &= (uint8_t) ~(1u << (code % 8));
 }
 
 static void on_key(rfbBool down, rfbKeySym sym, rfbClientPtr cl)
@@ -353,9 +355,9 @@ int vnc_start(const struct ui_opts *o, struct display *d, const struct ui_input 
 	s->httpPort = s->http6Port = 0;
 	s->httpDir = NULL;
 	s->autoPort = FALSE;
-	s->deferUpdateTime = 0; /* send at once: damage already wakes the thread */
+	s->deferUpdateTime = 0;	   /* send at once: damage already wakes the thread */
 	s->deferPtrUpdateTime = 0; /* pass every pointer event on at once, not on a later pass */
-	s->cursor = NULL;	/* the guest draws its own; none painted into the frame */
+	s->cursor = NULL;	   /* the guest draws its own; none painted into the frame */
 	s->kbdAddEvent = on_key;
 	s->ptrAddEvent = on_pointer;
 	s->newClientHook = on_new_client;
