@@ -54,6 +54,7 @@ struct sdl_ui {
 	uint32_t tex_w, tex_h;
 	bool grabbed, fullscreen, redraw;
 	uint32_t buttons;
+	uint32_t px, py; /* the pointer's last position in the display */
 	bool resize_pending;
 	uint32_t resize_w, resize_h;
 	uint32_t resize_at; /* SDL_GetTicks() deadline */
@@ -262,7 +263,7 @@ static void release_all(struct sdl_ui *s)
 			send_key(s, code, false);
 	if (s->buttons) {
 		s->buttons = 0;
-		sent(ui_pointer(s->in, 0, 0, 0));
+		sent(ui_pointer(s->in, s->px, s->py, 0));
 	}
 }
 
@@ -383,7 +384,7 @@ static void on_key(struct sdl_ui *s, const SDL_KeyboardEvent *k)
 {
 	bool down = k->type == SDL_KEYDOWN;
 	uint16_t code = sdl_scancode_to_evdev(k->keysym.scancode);
-	SDL_Keymod mod = SDL_GetModState();
+	uint16_t mod = k->keysym.mod; /* the modifiers held when this key went down */
 
 	/* Ctrl+Alt, but not AltGr (X11 reports it as MODE): AltGr+Q and AltGr+S type '@' and
 	 * other characters on many layouts. */
@@ -438,8 +439,6 @@ static void request_size(struct sdl_ui *s)
 
 static void on_event(struct sdl_ui *s, const SDL_Event *e)
 {
-	uint32_t x, y;
-
 	switch (e->type) {
 	case SDL_QUIT:
 		release_all(s);
@@ -451,8 +450,8 @@ static void on_event(struct sdl_ui *s, const SDL_Event *e)
 		on_key(s, &e->key);
 		break;
 	case SDL_MOUSEMOTION:
-		map_point(s, e->motion.x, e->motion.y, &x, &y);
-		sent(ui_pointer(s->in, x, y, s->buttons));
+		map_point(s, e->motion.x, e->motion.y, &s->px, &s->py);
+		sent(ui_pointer(s->in, s->px, s->py, s->buttons));
 		break;
 	case SDL_MOUSEBUTTONDOWN:
 	case SDL_MOUSEBUTTONUP:
@@ -460,8 +459,8 @@ static void on_event(struct sdl_ui *s, const SDL_Event *e)
 			s->buttons |= sdl_button(e->button.button);
 		else
 			s->buttons &= ~sdl_button(e->button.button);
-		map_point(s, e->button.x, e->button.y, &x, &y);
-		sent(ui_pointer(s->in, x, y, s->buttons));
+		map_point(s, e->button.x, e->button.y, &s->px, &s->py);
+		sent(ui_pointer(s->in, s->px, s->py, s->buttons));
 		break;
 	case SDL_MOUSEWHEEL:
 		if (e->wheel.y)

@@ -26,6 +26,7 @@
 #include <linux/input-event-codes.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <rfb/rfb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,89 @@
 
 #define W 320
 #define H 240
+
+/* ---- link seam: the front ends' input calls land here ----
+ * This file defines ui_key, ui_pointer, ui_wheel and ui_keysym_code, so src/ui/input.c (and
+ * the virtio-input devices behind it) is not linked in: every call the VNC server or the
+ * window makes is recorded instead, from their threads. */
+#define MAX_EV 64
+enum rec_kind { REC_KEY, REC_PTR, REC_WHEEL };
+static struct {
+	pthread_mutex_t lock;
+	unsigned n;
+	struct {
+		enum rec_kind kind;
+		uint32_t a, b, c; /* key: code, down; pointer: x, y, buttons; wheel: clicks */
+	} ev[MAX_EV];
+} rec = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void record(enum rec_kind kind, uint32_t a, uint32_t b, uint32_t c)
+{
+	pthread_mutex_lock(&rec.lock);
+	if (rec.n < MAX_EV)
+		rec.ev[rec.n++] = (typeof(rec.ev[0])){ kind, a, b, c };
+	pthread_mutex_unlock(&rec.lock);
+}
+
+int ui_key(const struct ui_input *in, uint16_t code, bool down)
+{
+	record(REC_KEY, code, down, 0);
+	return 0;
+}
+
+int ui_pointer(const struct ui_input *in, uint32_t x, uint32_t y, uint32_t buttons)
+{
+	record(REC_PTR, x, y, buttons);
+	return 0;
+}
+
+int ui_wheel(const struct ui_input *in, int clicks)
+{
+	record(REC_WHEEL, (uint32_t)clicks, 0, 0);
+	return 0;
+}
+
+/* Enough of the X11 keysym table for the tests: lower- and upper-case a. */
+uint16_t ui_keysym_code(uint32_t keysym, bool *shift)
+{
+	*shift = keysym == 'A';
+	return keysym == 'a' || keysym == 'A' ? KEY_A : 0;
+}
+
+/* Wait (up to 5 s) until `n` events are recorded; then take them. */
+static unsigned wait_events(unsigned n)
+{
+	unsigned got = 0;
+
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&rec.lock);
+		got = rec.n;
+		pthread_mutex_unlock(&rec.lock);
+		if (got >= n)
+			break;
+		poll(NULL, 0, 10);
+	}
+	return got;
+}
+
+static void reset_events(void)
+{
+	pthread_mutex_lock(&rec.lock);
+	rec.n = 0;
+	pthread_mutex_unlock(&rec.lock);
+}
+
+static bool has_event(enum rec_kind kind, uint32_t a, uint32_t b, uint32_t c)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&rec.lock);
+	for (unsigned i = 0; i < rec.n && !found; i++)
+		found = rec.ev[i].kind == kind && rec.ev[i].a == a && rec.ev[i].b == b &&
+			rec.ev[i].c == c;
+	pthread_mutex_unlock(&rec.lock);
+	return found;
+}
 
 /* A pattern that tells rows, columns and the three channels apart. */
 static uint32_t pattern(uint32_t x, uint32_t y, uint32_t salt)
@@ -317,14 +401,28 @@ static void test_vnc_frames(void **state)
 	request(fd, false, w, h);
 	assert_int_equal(read_update(fd, img, w, h, &nw, &nh), (size_t)W * H);
 	check_frame(img, w, h, 1);
-	/* Input with no devices behind it: a key (KeyEvent 'a'), a click, a wheel click. */
+	/* Input (RFB 7.5.4, 7.5.5): 'a' pressed and released, 'A' pressed (the client sent its
+	 * own shift: no shift added), a left click at (10, 10), a move with the right button
+	 * held (mask bit 2), a wheel click up (button 4 pressed, released). */
 	{
-		static const uint8_t key[] = { 4, 1, 0, 0, 0, 0, 0, 'a', 4, 0, 0, 0, 0, 0, 0, 'a' };
-		static const uint8_t ptr[] = { 5, 1, 0, 10, 0, 10, 5, 0, 0, 11, 0, 10,
-					       5, 8, 0, 11, 0, 10, 5, 0, 0, 11, 0, 10 };
+		static const uint8_t key[] = { 4, 1, 0, 0,   0, 0, 0, 'a', 4, 0, 0, 0,
+					       0, 0, 0, 'a', 4, 1, 0, 0,   0, 0, 0, 'A' };
+		static const uint8_t ptr[] = { 5, 1, 0, 10, 0, 10, 5, 0, 0, 10, 0, 10,
+					       5, 4, 0, 11, 0, 12, 5, 0, 0, 11, 0, 12,
+					       5, 8, 0, 11, 0, 12, 5, 0, 0, 11, 0, 12 };
 
+		reset_events();
 		wr(fd, key, sizeof(key));
 		wr(fd, ptr, sizeof(ptr));
+		assert_true(wait_events(8) >= 8);
+		assert_true(has_event(REC_KEY, KEY_A, true, 0));
+		assert_true(has_event(REC_KEY, KEY_A, false, 0));
+		assert_false(has_event(REC_KEY, KEY_LEFTSHIFT, true, 0));
+		assert_true(has_event(REC_PTR, 10, 10, UI_BUTTON_LEFT));
+		assert_true(has_event(REC_PTR, 10, 10, 0));
+		assert_true(has_event(REC_PTR, 11, 12, UI_BUTTON_RIGHT));
+		assert_true(has_event(REC_PTR, 11, 12, 0));
+		assert_true(has_event(REC_WHEEL, 1, 0, 0));
 	}
 	/* Damage: a green pixel arrives in an incremental update. */
 	request(fd, true, w, h);
@@ -355,7 +453,11 @@ static void test_vnc_frames(void **state)
 	while (read_update(fd, img2, 400, 300, &nw, &nh) < 400 * 300)
 		request(fd, false, 400, 300);
 	check_frame(img2, 400, 300, 2);
+	/* The client goes with 'A' still down: the guest gets the release. */
+	reset_events();
 	close(fd);
+	assert_true(wait_events(1) >= 1);
+	assert_true(has_event(REC_KEY, KEY_A, false, 0));
 	vnc_stop(v);
 	free(img);
 	free(img2);
