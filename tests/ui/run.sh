@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GUI front ends on a real display server, without a guest: the SDL window under Xvfb
-# (screenshots with xwd, colours counted with ImageMagick), the window's error without a
-# display, and the VNC server read by Debian's vncsnapshot.  The frames come from
-# `build/tests/test_ui --sdl-show | --vnc-show PORT` (tests/unit/test_ui.c), which runs the
+# (screenshots with xwd, colours counted with ImageMagick; input, hotkeys and resizes from
+# pushed SDL events), the window's error without a display, and the VNC server read by
+# Debian's vncsnapshot.  The frames come from
+# `build/tests/test_ui --sdl-show | --sdl-events | --vnc-show PORT` (tests/unit/test_ui.c), which runs the
 # front ends under the VMM's seccomp filters.  One PASS/FAIL line per check; exit 1 on a FAIL.
 # Usage: tests/ui/run.sh [path/to/test_ui]
 set -u
@@ -115,6 +116,19 @@ else
 		fail ui/sdl-mode "no second READY"
 	fi
 	finish ui/sdl-stop
+fi
+
+# ---- the window's input, hotkeys and resizes (SDL events pushed by test_ui) ----
+"$bin" --sdl-events >"$tmp/events.out" 2>"$tmp/events.err"
+st=$?
+while read -r status name why; do
+	case $status in
+	PASS) result PASS "$name" ;;
+	FAIL) fail "${name%:}" "$why" ;;
+	esac
+done <"$tmp/events.out"
+if [ $st -ne 0 ] && ! grep -q '^FAIL' "$tmp/events.out"; then
+	fail ui/sdl-events "exit status $st: $(tail -n 3 "$tmp/events.err" | tr '\n' ' ')"
 fi
 
 # ---- no display: one clear line ----

@@ -4,7 +4,7 @@
  * messages with no input device).  The VNC thread runs under its own seccomp filter, so a
  * system call missing from its list ends this binary with the SIGSYS line.
  *
- * `test_ui --sdl-show` and `test_ui --vnc-show PORT` are not unit tests: tests/ui/run.sh runs
+ * `test_ui --sdl-show`, `--sdl-events` and `--vnc-show PORT` are not unit tests: tests/ui/run.sh runs
  * them to check the SDL window under Xvfb and the VNC server with vncsnapshot (show()). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <SDL2/SDL.h>
 #include <rfb/rfb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,17 @@ static void reset_events(void)
 	pthread_mutex_lock(&rec.lock);
 	rec.n = 0;
 	pthread_mutex_unlock(&rec.lock);
+}
+
+static unsigned count_kind(enum rec_kind kind)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&rec.lock);
+	for (unsigned i = 0; i < rec.n; i++)
+		n += rec.ev[i].kind == kind;
+	pthread_mutex_unlock(&rec.lock);
+	return n;
 }
 
 static bool has_event(enum rec_kind kind, uint32_t a, uint32_t b, uint32_t c)
@@ -707,6 +719,167 @@ out:
 	return 0;
 }
 
+/* `test_ui --sdl-events` (tests/ui/run.sh, under Xvfb): SDL events pushed into the window's
+ * queue from this thread, and what the window did with them.  One "PASS name" or
+ * "FAIL name: why" line per check on stdout; exit 1 if any failed. */
+static int quits, snapshots;
+static uint32_t resized_w, resized_h;
+
+static void on_quit(void *ctx)
+{
+	__atomic_add_fetch(&quits, 1, __ATOMIC_SEQ_CST);
+}
+
+static void on_snapshot(void *ctx)
+{
+	__atomic_add_fetch(&snapshots, 1, __ATOMIC_SEQ_CST);
+}
+
+static int on_resize(void *opaque, uint32_t w, uint32_t h)
+{
+	__atomic_store_n(&resized_w, w, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&resized_h, h, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static int failures;
+
+static void check(bool ok, const char *name, const char *why)
+{
+	printf(ok ? "PASS %s\n" : "FAIL %s: %s\n", name, why);
+	fflush(stdout);
+	failures += !ok;
+}
+
+static void push_key(int type, SDL_Scancode sc, uint16_t mod, int repeat)
+{
+	SDL_Event e = { .type = (uint32_t)type };
+
+	e.key.state = type == SDL_KEYDOWN ? SDL_PRESSED : SDL_RELEASED;
+	e.key.repeat = (uint8_t)repeat;
+	e.key.keysym.scancode = sc;
+	e.key.keysym.mod = mod;
+	SDL_PushEvent(&e);
+}
+
+static void push_window(uint8_t event, int d1, int d2)
+{
+	SDL_Event e = { .type = SDL_WINDOWEVENT };
+
+	e.window.event = event;
+	e.window.data1 = d1;
+	e.window.data2 = d2;
+	SDL_PushEvent(&e);
+}
+
+/* Wait up to 5 s for that event to be recorded. */
+static void wait_for(enum rec_kind kind, uint32_t a, uint32_t b, uint32_t c)
+{
+	for (int i = 0; i < 500 && !has_event(kind, a, b, c); i++)
+		poll(NULL, 0, 10);
+}
+
+/* Wait up to 5 s for *counter to reach n. */
+static bool wait_count(int *counter, int n)
+{
+	for (int i = 0; i < 500 && __atomic_load_n(counter, __ATOMIC_SEQ_CST) < n; i++)
+		poll(NULL, 0, 10);
+	return __atomic_load_n(counter, __ATOMIC_SEQ_CST) >= n;
+}
+
+static int sdl_events(void)
+{
+	struct ui_opts o = { .mode = UI_SDL, .quit = on_quit, .snapshot = on_snapshot };
+	struct seccomp_config sc = { 0 };
+	struct display *d = NULL;
+	struct ui *u;
+	char err[256] = "";
+	const uint16_t ctrl_alt = KMOD_LCTRL | KMOD_LALT;
+	SDL_Window *win;
+	SDL_Event e;
+
+	if (seccomp_filters_build(&sc) || display_create(W, H, &d) ||
+	    display_set_mode(d, W, H, true))
+		return 1;
+	display_set_resize_handler(d, on_resize, NULL);
+	if (ui_start(&o, d, NULL, &u, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 3;
+	}
+	/* Keys: a press and a release; an auto-repeat is not passed on. */
+	reset_events();
+	push_key(SDL_KEYDOWN, SDL_SCANCODE_A, 0, 0);
+	push_key(SDL_KEYDOWN, SDL_SCANCODE_A, 0, 1);
+	push_key(SDL_KEYUP, SDL_SCANCODE_A, 0, 0);
+	wait_events(2);
+	poll(NULL, 0, 100);
+	check(count_kind(REC_KEY) == 2 && has_event(REC_KEY, KEY_A, true, 0) &&
+		      has_event(REC_KEY, KEY_A, false, 0),
+	      "ui/sdl-events/keys", "not KEY_A down then up, once");
+	/* Hotkeys are not passed on; AltGr+Q is a key. */
+	reset_events();
+	push_key(SDL_KEYDOWN, SDL_SCANCODE_S, ctrl_alt, 0);
+	push_key(SDL_KEYUP, SDL_SCANCODE_S, ctrl_alt, 0);
+	check(wait_count(&snapshots, 1), "ui/sdl-events/ctrl-alt-s", "no snapshot call");
+	push_key(SDL_KEYDOWN, SDL_SCANCODE_Q, ctrl_alt, 0);
+	push_key(SDL_KEYUP, SDL_SCANCODE_Q, ctrl_alt, 0);
+	check(wait_count(&quits, 1), "ui/sdl-events/ctrl-alt-q", "no quit call");
+	push_key(SDL_KEYDOWN, SDL_SCANCODE_Q, KMOD_LCTRL | KMOD_RALT | KMOD_MODE, 0);
+	wait_for(REC_KEY, KEY_Q, true, 0);
+	check(has_event(REC_KEY, KEY_Q, true, 0) && !has_event(REC_KEY, KEY_S, true, 0) &&
+		      __atomic_load_n(&quits, __ATOMIC_SEQ_CST) == 1,
+	      "ui/sdl-events/hotkeys-not-passed", "a hotkey reached the guest, or AltGr+Q did not");
+	/* Grab: the title says how to release it. */
+	push_key(SDL_KEYDOWN, SDL_SCANCODE_G, ctrl_alt, 0);
+	win = SDL_GetWindowFromID(1);
+	for (int i = 0; i < 200 && win && !strstr(SDL_GetWindowTitle(win), "release"); i++)
+		poll(NULL, 0, 10);
+	check(win && strstr(SDL_GetWindowTitle(win), "ignition 320x240 (Ctrl+Alt+G to release)"),
+	      "ui/sdl-events/grab-title", win ? SDL_GetWindowTitle(win) : "no window");
+	push_key(SDL_KEYDOWN, SDL_SCANCODE_G, ctrl_alt, 0);
+	/* Focus lost: held keys are released (Q is still down from AltGr+Q). */
+	reset_events();
+	push_window(SDL_WINDOWEVENT_FOCUS_LOST, 0, 0);
+	wait_for(REC_KEY, KEY_Q, false, 0);
+	check(has_event(REC_KEY, KEY_Q, false, 0), "ui/sdl-events/focus-release", "Q not released");
+	/* Pointer: window pixels are display pixels at this size; buttons and the wheel. */
+	reset_events();
+	e = (SDL_Event){ .type = SDL_MOUSEMOTION };
+	e.motion.x = 160;
+	e.motion.y = 120;
+	SDL_PushEvent(&e);
+	e = (SDL_Event){ .type = SDL_MOUSEBUTTONDOWN };
+	e.button.button = SDL_BUTTON_RIGHT;
+	e.button.x = 100;
+	e.button.y = 50;
+	SDL_PushEvent(&e);
+	e.type = SDL_MOUSEBUTTONUP;
+	SDL_PushEvent(&e);
+	e = (SDL_Event){ .type = SDL_MOUSEWHEEL };
+	e.wheel.y = -2;
+	SDL_PushEvent(&e);
+	wait_for(REC_WHEEL, (uint32_t)-2, 0, 0);
+	check(has_event(REC_PTR, 160, 120, 0) && has_event(REC_PTR, 100, 50, UI_BUTTON_RIGHT) &&
+		      has_event(REC_PTR, 100, 50, 0) && has_event(REC_WHEEL, (uint32_t)-2, 0, 0),
+	      "ui/sdl-events/pointer", "motion, right button or wheel not as sent");
+	/* A window resize becomes one mode request, after the debounce. */
+	push_window(SDL_WINDOWEVENT_SIZE_CHANGED, 500, 400);
+	poll(NULL, 0, 100);
+	check(__atomic_load_n(&resized_w, __ATOMIC_SEQ_CST) == 0, "ui/sdl-events/resize-debounce",
+	      "requested before 200 ms");
+	for (int i = 0; i < 300 && !__atomic_load_n(&resized_w, __ATOMIC_SEQ_CST); i++)
+		poll(NULL, 0, 10);
+	check(resized_w == 500 && resized_h == 400, "ui/sdl-events/resize", "no 500x400 request");
+	/* Closing the window quits. */
+	e = (SDL_Event){ .type = SDL_QUIT };
+	SDL_PushEvent(&e);
+	check(wait_count(&quits, 2), "ui/sdl-events/close", "no quit call");
+	ui_stop(u);
+	display_destroy(d);
+	seccomp_filters_free();
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -716,6 +889,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_ui_filters),
 	};
 
+	if (argc > 1 && !strcmp(argv[1], "--sdl-events"))
+		return sdl_events();
 	if (argc > 1 && !strcmp(argv[1], "--sdl-show"))
 		return show(0);
 	if (argc > 2 && !strcmp(argv[1], "--vnc-show"))
