@@ -429,7 +429,7 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 		/* libvncserver reads RLIMIT_NOFILE for every new client (its fdQuota): getrlimit
 		 * is prlimit64(0, resource, NULL, old); reading only, and only our own. */
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2,
-				       SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A2(SCMP_CMP_EQ, 0));
+				       arg_masked(0, UINT64_MAX, 0), arg_masked(2, UINT64_MAX, 0));
 		if (ret)
 			return ret;
 		(*count)++;

@@ -56,7 +56,8 @@ struct vnc {
 
 /* ---- logging: libvncserver's global log hooks ---- */
 
-static void vnc_vlog(enum log_level lvl, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vnc_vlog(enum log_level lvl, const char *fmt,
+							   va_list ap)
 {
 	char line[256];
 	size_t len;
@@ -69,7 +70,7 @@ static void vnc_vlog(enum log_level lvl, const char *fmt, va_list ap)
 		log_msg(lvl, __FILE__, __LINE__, "vnc: %s", line);
 }
 
-static void vnc_log(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void vnc_log(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -78,7 +79,7 @@ static void vnc_log(const char *fmt, ...)
 	va_end(ap);
 }
 
-static void vnc_err(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void vnc_err(const char *fmt, ...)
 {
 	va_list ap;
 
