@@ -81,10 +81,14 @@ __attribute__((format(printf, 1, 2))) static void vnc_log(const char *fmt, ...)
 
 __attribute__((format(printf, 1, 2))) static void vnc_err(const char *fmt, ...)
 {
+	static uint64_t rl;
 	va_list ap;
 
-	/* Its warning about widths that are not a multiple of 4 (old viewers) is not ours to
-	 * fix: the guest picks the mode. */
+	/* Clients can make these (bad passwords, TLS attempts...): rate-limited.  The warning
+	 * about widths that are not a multiple of 4 (old viewers) is not ours to fix: the guest
+	 * picks the mode. */
+	if (!log_ratelimit(&rl, 10))
+		return;
 	va_start(ap, fmt);
 	vnc_vlog(strstr(fmt, "multiple of 4") ? LOG_DEBUG : LOG_WARN, fmt, ap);
 	va_end(ap);
