@@ -558,6 +558,8 @@ static void draw(struct sdl_ui *s)
 
 static int open_window(struct sdl_ui *s)
 {
+	const char *x = getenv("DISPLAY"), *wl = getenv("WAYLAND_DISPLAY");
+	bool have_x = x && *x, have_wl = wl && *wl;
 	SDL_RendererInfo ri;
 
 	/* SDL must leave the terminal, the signals and the host's power settings alone: the
@@ -566,14 +568,26 @@ static int open_window(struct sdl_ui *s)
 	SDL_SetHint(SDL_HINT_VIDEO_ALLOW_SCREENSAVER, "1");
 	SDL_SetHint(SDL_HINT_GRAB_KEYBOARD, "1"); /* grabbed: Alt+Tab goes to the guest */
 	SDL_SetHint(SDL_HINT_MOUSE_FOCUS_CLICKTHROUGH, "1");
-	/* Only window-system drivers: SDL's KMS/DRM and framebuffer drivers would take the
-	 * console's tty and keyboard.  SDL_VIDEODRIVER in the environment still wins. */
-	SDL_SetHint(SDL_HINT_VIDEODRIVER, "x11,wayland");
-	if (SDL_InitSubSystem(SDL_INIT_VIDEO)) {
-		log_debug("sdl: SDL_Init: %s", SDL_GetError());
-		snprintf(s->init_err, sizeof(s->init_err),
-			 "--gui: cannot open a window (no X11/Wayland display: DISPLAY unset?); "
-			 "use --gui=headless or --vnc");
+
+	/* Only window-system drivers, and only those the environment names: SDL's KMS/DRM and
+	 * framebuffer drivers would take the console's tty and keyboard, and libwayland prints
+	 * to stderr when it finds no compositor.  SDL_VIDEODRIVER in the environment still
+	 * wins. */
+	SDL_SetHint(SDL_HINT_VIDEODRIVER, have_x && have_wl ? "x11,wayland"
+					  : have_wl	    ? "wayland"
+							    : "x11");
+	if ((!have_x && !have_wl && !getenv("SDL_VIDEODRIVER")) ||
+	    SDL_InitSubSystem(SDL_INIT_VIDEO)) {
+		if (have_x || have_wl)
+			snprintf(s->init_err, sizeof(s->init_err),
+				 "--gui: cannot open a window on %s=%s (%s); use --gui=headless or "
+				 "--vnc",
+				 have_x ? "DISPLAY" : "WAYLAND_DISPLAY", have_x ? x : wl,
+				 SDL_GetError());
+		else
+			snprintf(s->init_err, sizeof(s->init_err),
+				 "--gui: cannot open a window (no X11/Wayland display: DISPLAY "
+				 "unset?); use --gui=headless or --vnc");
 		return -ENODEV;
 	}
 	s->win = SDL_CreateWindow("ignition", SDL_WINDOWPOS_CENTERED, SDL_WINDOWPOS_CENTERED,
