@@ -34,6 +34,9 @@ else
 	result FAIL asan-build
 fi
 
+section "GUI front ends (SDL under Xvfb, VNC, no guest)"
+tests/ui/run.sh build/tests/test_ui || true
+
 section "format"
 if command -v clang-format >/dev/null; then
 	if make -s format-check >/tmp/ignition-format.log 2>&1; then

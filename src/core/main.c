@@ -311,6 +311,22 @@ static void snapshot_request_cb(void *opaque, uint32_t events)
 		snapshot_key(opaque);
 }
 
+/* The window's hotkeys (docs/gui.md), called on the window's thread.  Ctrl+Alt+S is Ctrl-A s
+ * taken on the event loop: the thread only wakes the loop the way a guest's request does, so
+ * the window keeps drawing while the snapshot is written. */
+static void gui_snapshot(void *ctx)
+{
+	snapshot_requested(ctx);
+}
+
+/* Ctrl+Alt+Q or closing the window: Ctrl-A x. */
+static void gui_quit(void *ctx)
+{
+	struct machine *m = ctx;
+
+	power_request(&m->vm.power, VM_STOP_QUIT);
+}
+
 /* The control socket's operations (event-loop thread). */
 static uint64_t started_ms;
 
@@ -771,6 +787,9 @@ int run_machine(struct machine *mp, const struct run_opts *ro)
 
 		if (uo.mode == UI_NONE)
 			uo.mode = UI_HEADLESS;
+		uo.quit = gui_quit;
+		uo.snapshot = gui_snapshot;
+		uo.ctx = mp;
 		ret = ui_start(&uo, mp->display, &ui_in, &ui, err, sizeof(err));
 		if (ret)
 			die(1, "GUI: %s", err);

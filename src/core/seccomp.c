@@ -42,7 +42,8 @@
 #define EVLOOP (1u << SECCOMP_THREAD_EVLOOP)
 #define MAIN   (1u << SECCOMP_THREAD_MAIN)
 #define API    (1u << SECCOMP_THREAD_API)
-#define ALL    (VCPU | EVLOOP | MAIN | API)
+#define VNC    (1u << SECCOMP_THREAD_VNC)
+#define ALL    (VCPU | EVLOOP | MAIN | API | VNC)
 
 /* System calls allowed without argument checks, and which thread kinds may make them. */
 static const struct {
@@ -80,9 +81,9 @@ static const struct {
 	{ SCMP_SYS(epoll_ctl), VCPU | EVLOOP | MAIN | API },
 	{ SCMP_SYS(timerfd_settime), VCPU | EVLOOP },
 	{ SCMP_SYS(timerfd_gettime), VCPU | EVLOOP },
-	{ SCMP_SYS(shutdown), VCPU | EVLOOP | MAIN | API },
-	{ SCMP_SYS(writev), VCPU | EVLOOP },
-	{ SCMP_SYS(fcntl), VCPU | EVLOOP | API },
+	{ SCMP_SYS(shutdown), VCPU | EVLOOP | MAIN | API | VNC },
+	{ SCMP_SYS(writev), VCPU | EVLOOP | VNC },
+	{ SCMP_SYS(fcntl), VCPU | EVLOOP | API | VNC },
 	/* The event loop: epoll, disk I/O (virtio-blk: vectored reads/writes, FLUSH =
 	 * fdatasync, DISCARD/WRITE_ZEROES = fallocate, io_uring), virtio-rng (getrandom),
 	 * slirp's poll rounds and host sockets, TAP, vsock's Unix sockets. */
@@ -110,18 +111,29 @@ static const struct {
 	{ SCMP_SYS(connect), EVLOOP },
 	/* The REST API (API): libmicrohttpd accepts clients on the listening socket it was
 	 * handed, reads requests and sends answers; it opens no file and no new socket. */
-	{ SCMP_SYS(accept4), EVLOOP | API },
-	{ SCMP_SYS(accept), API },
+	{ SCMP_SYS(accept4), EVLOOP | API | VNC },
+	{ SCMP_SYS(accept), API | VNC },
 	{ SCMP_SYS(bind), EVLOOP },
 	{ SCMP_SYS(listen), EVLOOP },
-	{ SCMP_SYS(sendto), EVLOOP | API },
-	{ SCMP_SYS(recvfrom), EVLOOP | API },
-	{ SCMP_SYS(sendmsg), EVLOOP | API },
-	{ SCMP_SYS(recvmsg), EVLOOP },
-	{ SCMP_SYS(getsockopt), EVLOOP | API },
-	{ SCMP_SYS(setsockopt), EVLOOP | API },
-	{ SCMP_SYS(getsockname), EVLOOP | API },
-	{ SCMP_SYS(getpeername), EVLOOP },
+	{ SCMP_SYS(sendto), EVLOOP | API | VNC },
+	{ SCMP_SYS(recvfrom), EVLOOP | API | VNC },
+	{ SCMP_SYS(sendmsg), EVLOOP | API | VNC },
+	{ SCMP_SYS(recvmsg), EVLOOP | VNC },
+	{ SCMP_SYS(getsockopt), EVLOOP | API | VNC },
+	{ SCMP_SYS(setsockopt), EVLOOP | API | VNC },
+	{ SCMP_SYS(getsockname), EVLOOP | API | VNC },
+	{ SCMP_SYS(getpeername), EVLOOP | VNC },
+	/* The VNC server (VNC): libvncserver 0.9.14 waits with select() (its main loop, and
+	 * when a client's socket is full), accepts clients on the socket ignition bound and
+	 * handed it (it binds nothing itself), makes them non-blocking with TCP_NODELAY,
+	 * reads and writes them, and stamps time() into its statistics.  It opens no file
+	 * and creates no socket: libgcrypt (DES for VNC authentication, SHA-1 for WebSocket
+	 * handshakes) is initialised before the filter (vnc.c). */
+	{ SCMP_SYS(select), VNC },
+	{ SCMP_SYS(pselect6), VNC },
+	{ SCMP_SYS(time), VNC },
+	{ SCMP_SYS(nanosleep), VNC },
+	{ SCMP_SYS(clock_nanosleep), VNC },
 	/* Snapshots (Ctrl-A s, the control socket) are written from the event loop: a temporary
 	 * directory, the state, memory and manifest files, disk copies (reflink or
 	 * copy_file_range over the data extents, lseek SEEK_DATA/SEEK_HOLE), fsync, rename;
@@ -214,7 +226,69 @@ static const struct {
 	{ KVM_SET_USER_MEMORY_REGION, EVLOOP }, /* reset: KVM drops its stale mappings */
 };
 
-static const char *const kind_names[SECCOMP_THREAD_KINDS] = { "vcpu", "evloop", "main", "api" };
+static const char *const kind_names[SECCOMP_THREAD_KINDS] = { "vcpu", "evloop", "main",
+							      "api",  "vnc",	"gui" };
+
+/* The SDL window's thread (SECCOMP_THREAD_GUI) gets a deny-list: everything is allowed but
+ * these, which trap like any refused call.  Why not an allowlist: what the thread calls is
+ * decided by the host's graphics stack, not by ignition (Xlib or Wayland, the GL driver that
+ * SDL's accelerated renderer loads: Mesa's DRM ioctls differ per GPU, llvmpipe starts
+ * threads, proprietary drivers do more), so an allowlist tested here would kill --gui on
+ * the next host, and a refused call ends the VM.  The thread parses nothing from the guest
+ * (it copies pixels out of the display, whose modes display.c bounds) and talks only to the
+ * local display server.  What the deny-list still closes is the way out of the process for
+ * an attacker who already controls another thread and so, through the shared memory, can
+ * make this one run code: new programs, other processes' memory, namespaces and mounts,
+ * kernel modules, BPF and the like. */
+static const int gui_denied[] = {
+	SCMP_SYS(execve),
+	SCMP_SYS(execveat),
+	SCMP_SYS(ptrace),
+	SCMP_SYS(process_vm_readv),
+	SCMP_SYS(process_vm_writev),
+	SCMP_SYS(mount),
+	SCMP_SYS(umount2),
+	SCMP_SYS(pivot_root),
+	SCMP_SYS(chroot),
+	SCMP_SYS(unshare),
+	SCMP_SYS(setns),
+	SCMP_SYS(init_module),
+	SCMP_SYS(finit_module),
+	SCMP_SYS(delete_module),
+	SCMP_SYS(kexec_load),
+	SCMP_SYS(kexec_file_load),
+	SCMP_SYS(bpf),
+	SCMP_SYS(perf_event_open),
+	SCMP_SYS(reboot),
+	SCMP_SYS(swapon),
+	SCMP_SYS(swapoff),
+	SCMP_SYS(acct),
+	SCMP_SYS(keyctl),
+	SCMP_SYS(add_key),
+	SCMP_SYS(request_key),
+	SCMP_SYS(uselib),
+	SCMP_SYS(userfaultfd),
+	SCMP_SYS(open_by_handle_at),
+	SCMP_SYS(name_to_handle_at),
+	SCMP_SYS(setuid),
+	SCMP_SYS(setgid),
+	SCMP_SYS(setreuid),
+	SCMP_SYS(setregid),
+	SCMP_SYS(setresuid),
+	SCMP_SYS(setresgid),
+	SCMP_SYS(setgroups),
+	SCMP_SYS(settimeofday),
+	SCMP_SYS(clock_settime),
+	SCMP_SYS(clock_adjtime),
+	SCMP_SYS(adjtimex),
+	SCMP_SYS(iopl),
+	SCMP_SYS(ioperm),
+	SCMP_SYS(quotactl),
+	SCMP_SYS(fanotify_init),
+	SCMP_SYS(lookup_dcookie),
+	SCMP_SYS(vhangup),
+	SCMP_SYS(personality),
+};
 
 /* Highest x86_64 system call number named in the SIGSYS message (Linux 6.x uses < 460). */
 #define NAMES_MAX 512
@@ -351,6 +425,15 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 	if (ret)
 		return ret;
 	(*count)++;
+	if (kind == SECCOMP_THREAD_VNC) {
+		/* libvncserver reads RLIMIT_NOFILE for every new client (its fdQuota): getrlimit
+		 * is prlimit64(0, resource, NULL, old); reading only, and only our own. */
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2,
+				       arg_masked(0, UINT64_MAX, 0), arg_masked(2, UINT64_MAX, 0));
+		if (ret)
+			return ret;
+		(*count)++;
+	}
 	if (kind == SECCOMP_THREAD_EVLOOP) {
 		/* madvise MADV_DONTDUMP: an in-place checkpoint's copy of guest RAM taken while
 		 * the VM runs (control `checkpoint`, Ctrl-A c) stays out of core dumps. */
@@ -390,10 +473,24 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 	return 0;
 }
 
+static int add_denials(scmp_filter_ctx ctx, size_t *count)
+{
+	*count = 0;
+	for (size_t i = 0; i < sizeof(gui_denied) / sizeof(gui_denied[0]); i++) {
+		int ret = seccomp_rule_add(ctx, SCMP_ACT_TRAP, gui_denied[i], 0);
+
+		if (ret)
+			return ret;
+		(*count)++;
+	}
+	return 0;
+}
+
 /* Compile one allowlist to BPF through a memfd (libseccomp 2.5 exports to a file only). */
 static int build_one(enum seccomp_thread kind, const struct seccomp_config *cfg)
 {
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
+	bool deny = kind == SECCOMP_THREAD_GUI;
+	scmp_filter_ctx ctx = seccomp_init(deny ? SCMP_ACT_ALLOW : SCMP_ACT_TRAP);
 	struct sock_filter *insns = NULL;
 	off_t len;
 	int fd = -1, ret;
@@ -403,7 +500,8 @@ static int build_one(enum seccomp_thread kind, const struct seccomp_config *cfg)
 	/* A foreign-arch call (int 0x80 from 64-bit code) gets the same trap and message. */
 	ret = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_TRAP);
 	if (!ret)
-		ret = add_rules(ctx, kind, cfg, &rule_counts[kind]);
+		ret = deny ? add_denials(ctx, &rule_counts[kind])
+			   : add_rules(ctx, kind, cfg, &rule_counts[kind]);
 	if (ret)
 		goto out;
 	fd = memfd_create("ignition-seccomp", MFD_CLOEXEC);

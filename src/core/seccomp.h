@@ -20,6 +20,9 @@ enum seccomp_thread {
 	SECCOMP_THREAD_EVLOOP, /* queue work, back ends (disk, slirp/TAP, vsock), console input */
 	SECCOMP_THREAD_MAIN,   /* waits for the stop request, then tears the VM down */
 	SECCOMP_THREAD_API,    /* the REST API's HTTP server (src/api/server.c) */
+	SECCOMP_THREAD_VNC,    /* the VNC server (src/ui/vnc.c): network clients, the display */
+	/* The SDL window (src/ui/sdl.c): a deny-list, not an allowlist (seccomp.c says why). */
+	SECCOMP_THREAD_GUI,
 	SECCOMP_THREAD_KINDS,
 };
 
@@ -44,11 +47,12 @@ bool seccomp_filters_built(void);
  * the event-loop thread then issues a system call no filter allows. */
 int seccomp_thread_install(enum seccomp_thread kind, const char *name)
 	__attribute__((warn_unused_result));
-/* Number of allowlist rules (system calls, or one per allowed ioctl request) of `kind`. */
+/* Number of allowlist rules (system calls, or one per allowed ioctl request) of `kind`; for
+ * SECCOMP_THREAD_GUI, the number of refused system calls. */
 size_t seccomp_allowlist_size(enum seccomp_thread kind);
 /* Number of BPF instructions of the compiled filter of `kind` (0 if not built). */
 size_t seccomp_filter_insns(enum seccomp_thread kind);
-/* The kind's name: "vcpu", "evloop", "main", "api". */
+/* The kind's name: "vcpu", "evloop", "main", "api", "vnc", "gui". */
 const char *seccomp_thread_name(enum seccomp_thread kind);
 /* Free the compiled programs (the installed filters stay, as the kernel keeps them). */
 void seccomp_filters_free(void);
