@@ -44,6 +44,7 @@ enum snap_rec_type {
 	SNAP_REC_VIRTIO_RNG = 13,
 	SNAP_REC_VIRTIO_BALLOON = 14,
 	SNAP_REC_VIRTIO_VSOCK = 15,
+	SNAP_REC_VIRTIO_GPU = 16, /* resources, scanout, cursor (devices/virtio/gpu.c) */
 	SNAP_REC_SERIAL = 20,
 	SNAP_REC_RTC = 21,
 	SNAP_REC_BOOT_TIMER = 22,
