@@ -234,8 +234,8 @@ static bool mode_ok(uint32_t w, uint32_t h)
 
 /* Copy the resource rectangle (x, y, w, h), already inside r, clipped to the scanout's, to the
  * display at the matching display coordinates. */
-static void blit(struct virtio_gpu *g, const struct gpu_res *r, uint32_t x, uint32_t y,
-		 uint32_t w, uint32_t h)
+static void blit(struct virtio_gpu *g, const struct gpu_res *r, uint32_t x, uint32_t y, uint32_t w,
+		 uint32_t h)
 {
 	const struct gpu_scanout *s = &g->scanout;
 	uint64_t x0 = x > s->x ? x : s->x, y0 = y > s->y ? y : s->y;
@@ -342,11 +342,11 @@ void virtio_gpu_build_edid(uint32_t w, uint32_t h, uint8_t e[VIRTIO_GPU_EDID_SIZ
 	memcpy(e, magic, sizeof(magic));
 	e[8] = (uint8_t)(mfg >> 8);
 	e[9] = (uint8_t)mfg;
-	e[10] = 0x01; /* product code 1 */
+	e[10] = 0x01;	     /* product code 1 */
 	e[17] = 2024 - 1990; /* year of manufacture; week 0 = unspecified */
 	e[18] = 1;	     /* EDID 1.4 */
 	e[19] = 4;
-	e[20] = 0x80; /* digital input */
+	e[20] = 0x80;						  /* digital input */
 	e[21] = (uint8_t)((mm_w + 5) / 10 ? (mm_w + 5) / 10 : 1); /* cm */
 	e[22] = (uint8_t)((mm_h + 5) / 10 ? (mm_h + 5) / 10 : 1);
 	e[23] = 120;  /* gamma 2.2 */
@@ -402,8 +402,7 @@ static uint32_t cmd_get_edid(struct virtio_gpu *g, const uint8_t *req)
 
 static uint32_t cmd_create_2d(struct virtio_gpu *g, const uint8_t *req)
 {
-	uint32_t id = get32(req, 24), fmt = get32(req, 28), w = get32(req, 32),
-		 h = get32(req, 36);
+	uint32_t id = get32(req, 24), fmt = get32(req, 28), w = get32(req, 32), h = get32(req, 36);
 	struct gpu_res *r;
 	uint64_t bytes;
 
@@ -487,8 +486,8 @@ static uint32_t cmd_flush(struct virtio_gpu *g, const uint8_t *req)
 	if (!r)
 		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
 	if (!rect_inside(x, y, w, h, r->width, r->height)) {
-		log_guest("virtio-gpu: flush of %ux%u+%u+%u outside its %ux%u resource", w, h, x,
-			  y, r->width, r->height);
+		log_guest("virtio-gpu: flush of %ux%u+%u+%u outside its %ux%u resource", w, h, x, y,
+			  r->width, r->height);
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
 	if (g->scanout.resource_id == r->id)
@@ -656,10 +655,10 @@ static uint32_t handle(struct virtio_gpu *g, unsigned q, const struct virtq_elem
 		/* §5.7.6.10: both cursor commands carry struct virtio_gpu_update_cursor.  Linux
 		 * gives no response buffer (the spec names OK_NODATA): answer only if there is
 		 * room for a header. */
-		need_req = type == VIRTIO_GPU_CMD_UPDATE_CURSOR ||
-					   type == VIRTIO_GPU_CMD_MOVE_CURSOR
-				   ? REQ_CURSOR
-				   : VIRTIO_GPU_HDR_SIZE;
+		need_req =
+			type == VIRTIO_GPU_CMD_UPDATE_CURSOR || type == VIRTIO_GPU_CMD_MOVE_CURSOR
+				? REQ_CURSOR
+				: VIRTIO_GPU_HDR_SIZE;
 		need_resp = 0;
 	} else {
 		need_req = req_size(type);
@@ -747,7 +746,7 @@ static uint32_t handle(struct virtio_gpu *g, unsigned q, const struct virtq_elem
 	 * complete when answered. */
 	if (get32(req, 4) & VIRTIO_GPU_FLAG_FENCE) {
 		virtio_put_le(g->resp + 4, VIRTIO_GPU_FLAG_FENCE, 4);
-		memcpy(g->resp + 8, req + 8, 8);  /* fence_id */
+		memcpy(g->resp + 8, req + 8, 8);   /* fence_id */
 		memcpy(g->resp + 16, req + 16, 4); /* ctx_id */
 	}
 	return (uint32_t)virtq_elem_write(e, 0, g->resp, len);
@@ -811,7 +810,9 @@ static void gpu_queue_notify(void *dev, unsigned q)
 
 	if (!g->active)
 		return;
-	vq = q == VIRTIO_GPU_Q_CONTROL ? g->ctrl_vq : q == VIRTIO_GPU_Q_CURSOR ? g->cursor_vq : NULL;
+	vq = q == VIRTIO_GPU_Q_CONTROL	? g->ctrl_vq
+	     : q == VIRTIO_GPU_Q_CURSOR ? g->cursor_vq
+					: NULL;
 	if (!vq)
 		return;
 	for (unsigned n = 0;; n++) {
@@ -1067,9 +1068,10 @@ static int gpu_restore(void *dev, const struct snap_file *f, const char *id)
 	if (!oom && !rd.err) {
 		const struct gpu_res *sr = loaded_find(l, s.resource_id);
 
-		if (s.resource_id ? !sr || !rect_inside(s.x, s.y, s.w, s.h, sr->width, sr->height) ||
-					    !mode_ok(s.w, s.h)
-				  : s.x || s.y || s.w || s.h)
+		if (s.resource_id
+			    ? !sr || !rect_inside(s.x, s.y, s.w, s.h, sr->width, sr->height) ||
+				      !mode_ok(s.w, s.h)
+			    : s.x || s.y || s.w || s.h)
 			snap_fail(&rd);
 		if (c.resource_id && !loaded_find(l, c.resource_id))
 			snap_fail(&rd);
