@@ -852,7 +852,7 @@ static int gpu_activate(void *dev, struct virtio_mmio *t, uint64_t features, str
 	g->cursor_vq = nr > VIRTIO_GPU_Q_CURSOR && vqs[VIRTIO_GPU_Q_CURSOR].ready
 			       ? &vqs[VIRTIO_GPU_Q_CURSOR]
 			       : NULL;
-	g->mmio = t;
+	__atomic_store_n(&g->mmio, t, __ATOMIC_RELEASE);
 	g->active = true;
 	/* A host resize while the device was not active (before DRIVER_OK, or between a
 	 * restore and its re-activation) was only recorded: tell the driver now. */
