@@ -412,6 +412,8 @@ const char *snap_rec_name(enum snap_rec_type type)
 		return "virtio-balloon";
 	case SNAP_REC_VIRTIO_VSOCK:
 		return "virtio-vsock";
+	case SNAP_REC_VIRTIO_GPU:
+		return "virtio-gpu";
 	case SNAP_REC_VIRTIO_INPUT:
 		return "virtio-input";
 	case SNAP_REC_SERIAL:

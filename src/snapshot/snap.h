@@ -44,7 +44,8 @@ enum snap_rec_type {
 	SNAP_REC_VIRTIO_RNG = 13,
 	SNAP_REC_VIRTIO_BALLOON = 14,
 	SNAP_REC_VIRTIO_VSOCK = 15,
-	SNAP_REC_VIRTIO_INPUT = 17, /* a keyboard or tablet (16 is left to virtio-gpu) */
+	SNAP_REC_VIRTIO_GPU = 16,   /* resources, scanout, cursor (devices/virtio/gpu.c) */
+	SNAP_REC_VIRTIO_INPUT = 17, /* a keyboard or tablet (devices/virtio/input.c) */
 	SNAP_REC_SERIAL = 20,
 	SNAP_REC_RTC = 21,
 	SNAP_REC_BOOT_TIMER = 22,

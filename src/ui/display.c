@@ -138,11 +138,11 @@ int display_blit(struct display *d, uint32_t x, uint32_t y, uint32_t w, uint32_t
 		uint32_t *o = d->pixels + (size_t)(y + row) * d->w + x;
 
 		if (fmt == DISPLAY_FMT_BGRX || fmt == DISPLAY_FMT_BGRA) {
-			/* The common case (Linux's XRGB8888) is the frame's own layout. */
+			/* The common case (Linux's XRGB8888) is the frame's own layout; the X or
+			 * A byte is not ours to keep (frame words are 0x00RRGGBB). */
 			memcpy(o, s, (size_t)w * 4);
-			if (fmt == DISPLAY_FMT_BGRA)
-				for (uint32_t col = 0; col < w; col++)
-					o[col] &= 0x00ffffffu;
+			for (uint32_t col = 0; col < w; col++)
+				o[col] &= 0x00ffffffu;
 			continue;
 		}
 		for (uint32_t col = 0; col < w; col++)
