@@ -11,7 +11,7 @@
 # usage: build.sh GUEST_DIR OUTPUT_IMAGE CACHE_DIR
 set -euo pipefail
 
-RECIPE=2
+RECIPE=3
 SUITE=bookworm
 # Debian packages of the desktop (dependencies come along; no Recommends).
 PACKAGES=(cage foot seatd libseat1 udev fontconfig fonts-dejavu-core xkb-data busybox mount)
@@ -77,7 +77,9 @@ mirrors=()
 [ -z "$deb822" ] || { echo "$deb822" >"$dir/host.sources" && mirrors+=("$dir/host.sources"); }
 say "mmdebstrap $SUITE (${PACKAGES[*]}) from the host's apt sources; log: $log"
 # Recommends off (they would bring Mesa's GL drivers, ~100 MB of LLVM, and Xwayland); no
-# documentation, manuals or translations. The customize hooks build the font cache so the
+# documentation, manuals or translations; no libinput device-group rule (it runs a program
+# per input device with a phys attribute, the virtio ones included, seconds each on kvm_pvm
+# hosts, for tablet/pad pairing only). The customize hooks build the font cache so the
 # first start of foot does not, give root an empty password (serial console login) and add
 # "user" (uid 1000), who runs cage and foot: cage refuses to run as root.
 comma_list=$(IFS=,; echo "${PACKAGES[*]}")
@@ -90,6 +92,7 @@ mmdebstrap --mode=root --variant=essential --include="$comma_list" \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
 	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
+	--dpkgopt='path-exclude=/usr/lib/udev/rules.d/80-libinput-device-groups.rules' \
 	--customize-hook='chroot "$1" fc-cache -f' \
 	--customize-hook='sed -i "s/^root:[^:]*:/root::/" "$1/etc/shadow"' \
 	--customize-hook='chroot "$1" useradd -m -u 1000 -U -G video,input,render -s /bin/bash user' \
@@ -107,7 +110,7 @@ say "debootstrapped in ${t_strap} s; adding ignition's files"
 
 install -m 755 "$guest/gui/init" "$stage/usr/sbin/ign-gui-init"
 cp -R "$guest/gui/files"/. "$stage"/
-chmod 644 "$stage/etc/profile.d/ign-tunables.sh" "$stage/etc/xdg/foot/foot.ini" "$stage/etc/hostname"
+chmod 644 "$stage/etc/profile.d/ign-tunables.sh" "$stage/etc/xdg/foot/foot.ini" "$stage/etc/hostname" "$stage/etc/fstab"
 # The static guest helpers of the busybox root file system (rootfs/build.sh explains them).
 gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o "$stage/usr/bin/ign-blkbench" \
 	"$guest/rootfs/ign-blkbench.c"
@@ -117,7 +120,7 @@ gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$guest/../s
 	-o "$stage/usr/sbin/ign-agent" "$guest/agent/ign-agent.c" "$guest/../src/agent/proto.c"
 install -m 755 "$guest/rootfs/files/usr/bin/ign-snapshot" "$stage/usr/bin/ign-snapshot"
 chown -R 0:0 "$stage/usr/local" "$stage/usr/sbin/ign-gui-init" "$stage/etc/xdg/foot" \
-	"$stage/etc/hostname" "$stage/etc/profile.d/ign-tunables.sh" "$stage"/usr/bin/ign-* "$stage/usr/sbin/ign-agent"
+	"$stage/etc/hostname" "$stage/etc/fstab" "$stage/etc/profile.d/ign-tunables.sh" "$stage"/usr/bin/ign-* "$stage/usr/sbin/ign-agent"
 
 # Size: what the tree uses plus a quarter, at least 64 MiB free, in 16 MiB steps.
 used_mib=$(($(du -sxk "$stage" | cut -f1) / 1024))
