@@ -71,7 +71,7 @@ TEST_FAKE_SRCS := $(sort $(filter-out $(TEST_SRCS),$(wildcard tests/unit/*.c)))
 TEST_FAKE_OBJS := $(TEST_FAKE_SRCS:%.c=$(BUILD)/%.o)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all install unit unit-bins asan test guest guest-fuzz guest-tests bench fuzz fuzz-smoke format format-check \
+.PHONY: all install unit unit-bins asan test guest guest-gui guest-fuzz guest-tests bench fuzz fuzz-smoke format format-check \
 	clean
 all: $(BUILD)/ignition $(BUILD)/firecracker
 
@@ -107,6 +107,10 @@ asan:
 # Guest assets (kernels, rootfs) into guest/out/, from Debian packages only.
 guest:
 	$(MAKE) -C guest
+
+# The desktop guest (cage + foot; mmdebstrap, needs root) into guest/out/rootfs-gui.ext4.
+guest-gui:
+	$(MAKE) -C guest gui
 
 # The fuzz harness images (planted, libpng) into guest/out/fuzz/ (docs/fuzzing.md).
 guest-fuzz:

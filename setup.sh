@@ -40,6 +40,12 @@ echo "setup: building ignition"
 make -j"$(nproc)" all
 echo "setup: building the guest (kernel, initramfs, root filesystem; the first time takes a while)"
 make guest
+if [ "$(id -u)" -eq 0 ]; then
+	echo "setup: building the desktop guest (Debian bookworm + cage + foot with mmdebstrap; a minute or two)"
+	make guest-gui
+else
+	echo "setup: skipping the desktop guest: mmdebstrap needs root (run: sudo make guest-gui)"
+fi
 
 if [ $boot = 1 ]; then
 	echo "setup: booting the default guest; log in as root, Ctrl-A x quits"

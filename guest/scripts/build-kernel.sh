@@ -106,9 +106,11 @@ krel=$(cat "$ksrc/include/config/kernel.release")
 echo "$krel" >"$dir/release"
 rm -rf "$ksrc"
 touch "$dir/done"
-# Older builds (other keys) are dead weight once this one exists.
-for old in "$cache"/kernel-min-*; do
-	[ "$old" = "$dir" ] || rm -rf "$old"
+# Keep the three newest finished builds (other keys) and drop older ones: a cache shared
+# by worktrees or branches with different fragments (the GUI kernel, say) then does not
+# rebuild at every switch, and never loses a build another tree is about to copy.
+ls -1dt "$cache"/kernel-min-*/done 2>/dev/null | tail -n +4 | while IFS= read -r stamp; do
+	rm -rf "${stamp%/done}"
 done
 install_outputs
 end=$(date +%s)

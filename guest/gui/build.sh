@@ -1,0 +1,144 @@
+#!/bin/bash
+# Build the desktop guest's root file system (out/rootfs-gui.ext4): Debian bookworm from the
+# host's own apt sources with mmdebstrap (cage, foot, seatd, udev, a font; no systemd as
+# init), our init (gui/init) and files (gui/files/), the static guest helpers of the busybox
+# rootfs, then `mke2fs -d` into an ext4 image sized with headroom.
+# Cached in CACHE/gui-<key>/ where <key> hashes the package list, the host's apt sources, init,
+# files, the helpers' sources and RECIPE: an unchanged tree never rebuilds. Bump RECIPE when
+# this script changes what goes into the image or how it is made.
+# mmdebstrap needs root here (root mode: files owned by root, device nodes in /dev).
+#
+# usage: build.sh GUEST_DIR OUTPUT_IMAGE CACHE_DIR
+set -euo pipefail
+
+RECIPE=3
+SUITE=bookworm
+# Debian packages of the desktop (dependencies come along; no Recommends).
+PACKAGES=(cage foot seatd libseat1 udev fontconfig fonts-dejavu-core xkb-data busybox mount)
+
+guest=$1 image=$2 cache=$3
+say() { printf '[rootfs-gui] %s\n' "$*"; }
+die() { printf '[rootfs-gui] error: %s\n' "$*" >&2; exit 1; }
+
+# The host's own apt sources, binary ("deb") entries only: one-line entries, and deb822
+# stanzas whose Types has "deb" (written as Types: deb, so no source indices are fetched).
+host_list() {
+	local f
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -f "$f" ] && grep -E '^[[:space:]]*deb[[:space:]]' "$f"
+	done
+	return 0
+}
+host_deb822() {
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		awk 'BEGIN { RS = ""; ORS = "" }
+			{ keep = 0; out = ""; n = split($0, l, "\n")
+			  for (i = 1; i <= n; i++) {
+				if (l[i] ~ /^#/) continue
+				if (l[i] ~ /^Types:/) { if (l[i] ~ /[: ]deb( |$)/) keep = 1; l[i] = "Types: deb" }
+				out = out l[i] "\n"
+			  }
+			  if (keep) print out "\n" }' "$f"
+	done
+}
+
+list=$(host_list)
+deb822=$(host_deb822)
+sources="$list$deb822"
+[ -n "$sources" ] || die "no Debian binary package sources in /etc/apt/sources.list{,.d/}"
+
+key=$({
+	echo "recipe $RECIPE $SUITE ${PACKAGES[*]}"
+	echo "$sources"
+	cat "$guest/gui/init" "$guest/rootfs/ign-blkbench.c" "$guest/rootfs/ign-touch.c" \
+		"$guest/agent/ign-agent.c" "$guest/../src/agent/proto.c" "$guest/../src/agent/proto.h"
+	(cd "$guest/gui/files" && find . -print0 | LC_ALL=C sort -z | xargs -0 ls -ld --time-style=+ | awk '{ $2 = ""; print }' &&
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 cat)
+} | sha256sum | cut -c1-16)
+dir=$cache/gui-$key
+
+if [ -f "$dir/done" ]; then
+	cmp -s "$dir/rootfs-gui.ext4" "$image" 2>/dev/null ||
+		{ cp "$dir/rootfs-gui.ext4" "$image.tmp" && mv "$image.tmp" "$image"; }
+	say "cached build $key: nothing to do"
+	exit 0
+fi
+[ "$(id -u)" = 0 ] || die "mmdebstrap builds the desktop image as root here: run 'sudo make guest-gui'"
+
+start=$(date +%s)
+rm -rf "$dir"
+mkdir -p "$dir"
+log=$dir/build.log
+stage=$dir/root
+mirrors=()
+[ -z "$list" ] || { echo "$list" >"$dir/host.list" && mirrors+=("$dir/host.list"); }
+[ -z "$deb822" ] || { echo "$deb822" >"$dir/host.sources" && mirrors+=("$dir/host.sources"); }
+say "mmdebstrap $SUITE (${PACKAGES[*]}) from the host's apt sources; log: $log"
+# Recommends off (they would bring Mesa's GL drivers, ~100 MB of LLVM, and Xwayland); no
+# documentation, manuals or translations; no libinput device-group rule (it runs a program
+# per input device with a phys attribute, the virtio ones included, seconds each on kvm_pvm
+# hosts, for tablet/pad pairing only). The customize hooks build the font cache so the
+# first start of foot does not, give root an empty password (serial console login) and add
+# "user" (uid 1000), who runs cage and foot: cage refuses to run as root.
+comma_list=$(IFS=,; echo "${PACKAGES[*]}")
+set +e
+# The merged-usr hook sets up merged /usr the debootstrap way and installs usr-is-merged:
+# otherwise the essential init-system-helpers pulls in usrmerge and ~50 MB of Perl.
+mmdebstrap --mode=root --variant=essential --include="$comma_list" \
+	--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+	--aptopt='APT::Install-Recommends "false"' \
+	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+	--dpkgopt='path-exclude=/usr/share/locale/*' \
+	--dpkgopt='path-exclude=/usr/lib/udev/rules.d/80-libinput-device-groups.rules' \
+	--customize-hook='chroot "$1" fc-cache -f' \
+	--customize-hook='sed -i "s/^root:[^:]*:/root::/" "$1/etc/shadow"' \
+	--customize-hook='chroot "$1" useradd -m -u 1000 -U -G video,input,render -s /bin/bash user' \
+	--customize-hook='rm -f "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/*_Packages' \
+	"$SUITE" "$stage" "${mirrors[@]}" 2>&1 | tee -a "$log" |
+	sed -un 's/^I: /[rootfs-gui]   /p'
+rc=${PIPESTATUS[0]}
+set -e
+[ "$rc" = 0 ] || {
+	tail -n 30 "$log" >&2
+	die "mmdebstrap failed (full log $log)"
+}
+t_strap=$(($(date +%s) - start))
+say "debootstrapped in ${t_strap} s; adding ignition's files"
+
+install -m 755 "$guest/gui/init" "$stage/usr/sbin/ign-gui-init"
+cp -R "$guest/gui/files"/. "$stage"/
+chmod 644 "$stage/etc/profile.d/ign-tunables.sh" "$stage/etc/xdg/foot/foot.ini" "$stage/etc/hostname" "$stage/etc/fstab"
+# The static guest helpers of the busybox root file system (rootfs/build.sh explains them).
+gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o "$stage/usr/bin/ign-blkbench" \
+	"$guest/rootfs/ign-blkbench.c"
+gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o "$stage/usr/bin/ign-touch" \
+	"$guest/rootfs/ign-touch.c"
+gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$guest/../src" \
+	-o "$stage/usr/sbin/ign-agent" "$guest/agent/ign-agent.c" "$guest/../src/agent/proto.c"
+install -m 755 "$guest/rootfs/files/usr/bin/ign-snapshot" "$stage/usr/bin/ign-snapshot"
+chown -R 0:0 "$stage/usr/local" "$stage/usr/sbin/ign-gui-init" "$stage/etc/xdg/foot" \
+	"$stage/etc/hostname" "$stage/etc/fstab" "$stage/etc/profile.d/ign-tunables.sh" "$stage"/usr/bin/ign-* "$stage/usr/sbin/ign-agent"
+
+# Size: what the tree uses plus a quarter, at least 64 MiB free, in 16 MiB steps.
+used_mib=$(($(du -sxk "$stage" | cut -f1) / 1024))
+extra=$((used_mib / 4 > 64 ? used_mib / 4 : 64))
+size=$(((used_mib + extra + 15) / 16 * 16))
+inodes=$(($(find "$stage" -xdev | wc -l) * 2 + 8192))
+say "tree: ${used_mib} MiB, $(find "$stage" -xdev | wc -l) entries; making a ${size} MiB ext4 image"
+rm -f "$dir/rootfs-gui.ext4"
+truncate -s "${size}M" "$dir/rootfs-gui.ext4"
+# As rootfs/build.sh: 4 KiB blocks, 256-byte inodes, no reserved blocks, fixed UUID and hash
+# seed, inode tables and journal zeroed now instead of by ext4lazyinit in every guest boot.
+mke2fs -q -F -t ext4 -b 4096 -I 256 -N "$inodes" -L ignition-gui -m 0 \
+	-U 6a1d2c3b-4e5f-4a6b-8c7d-0e1f2a3b4c5d \
+	-E lazy_itable_init=0,lazy_journal_init=0,hash_seed=1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f \
+	-d "$stage" "$dir/rootfs-gui.ext4" >>"$log" 2>&1 || die "mke2fs failed (see $log)"
+e2fsck -fn "$dir/rootfs-gui.ext4" >>"$log" 2>&1 || die "e2fsck finds the new image inconsistent (see $log)"
+rm -rf "$stage"
+touch "$dir/done"
+mkdir -p "$(dirname "$image")"
+cp "$dir/rootfs-gui.ext4" "$image.tmp" && mv "$image.tmp" "$image"
+say "done: $image ($size MiB, $(du -k "$image" | cut -f1) KiB allocated), $(($(date +%s) - start)) s"
