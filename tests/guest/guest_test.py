@@ -26,6 +26,9 @@ Boot 6  the control plane: Firecracker's REST API with curl (tests/api/curl_test
         1000 connections, a --config-file boot, then configure + InstanceStart + shell, pause,
         snapshot, load into a second process; that snapshot (its guest agent up) is the base of
         the MCP test: sandboxes cloned by `ignition mcp`, driven by the MCP SDK client.
+Boot 7  the desktop guest (guest/out/rootfs-gui.ext4: cage + foot on virtio-gpu, virtio-input
+        keyboard and tablet), headless with VNC, then with an SDL window on Xvfb
+        (tests/guest/gui.py): the screen drawn, typing read back by OCR, resize, VNC grab.
 
 Every boot runs once.  A timeout, a crash of this script inside a boot, or ignition dying is a
 FAIL line for that boot; the remaining boots still run.  Workloads are sized by host kind
@@ -490,6 +493,14 @@ def boot6(rootfs, tmp):
     print(f"    MCP test: {time.monotonic() - t0:.0f} s (exit {p.returncode})", flush=True)
 
 
+def boot7(rootfs, tmp):
+    """The desktop guest (tests/guest/gui.py): headless + VNC, then an SDL window on Xvfb."""
+    del rootfs  # the GUI test copies the desktop image itself
+    import gui
+    gui.RESULTS = RESULTS
+    gui.gui_checks(tmp)
+
+
 def main():
     if not os.path.exists("/dev/kvm"):
         # tests/guest/run.sh runs this inside the nested harness where /dev/kvm is absent;
@@ -507,16 +518,16 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ign-guest-", dir=os.path.join(ROOT, "build"))
     status = 0
     try:
-        only = os.environ.get("IGN_GUEST_ONLY", "1,2,3,4,5,6").split(",")
+        only = os.environ.get("IGN_GUEST_ONLY", "1,2,3,4,5,6,7").split(",")
         for n, fn in (("1", boot1), ("2", boot2), ("3", boot3), ("4", boot4), ("5", boot5),
-                      ("6", boot6)):
+                      ("6", boot6), ("7", boot7)):
             if n not in only:
                 continue
             rootfs = os.path.join(tmp, f"rootfs{n}.ext4")
             t0 = time.monotonic()
             try:
                 shutil.copyfile(rootfs_src, rootfs)
-                if fn in (boot1, boot2, boot4, boot5, boot6):
+                if fn in (boot1, boot2, boot4, boot5, boot6, boot7):
                     fn(rootfs, tmp)
                 else:
                     fn(rootfs)

@@ -735,6 +735,10 @@ static uint32_t handle(struct virtio_gpu *g, unsigned q, const struct virtq_elem
 			resp_type = VIRTIO_GPU_RESP_ERR_UNSPEC;
 			break;
 		}
+		log_debug("virtio-gpu: cmd %#x res %u rect %ux%u+%u+%u -> %#x", type,
+			  get32(req, type == VIRTIO_GPU_CMD_TRANSFER_TO_HOST_2D ? 48 : 40),
+			  get32(req, 32), get32(req, 36), get32(req, 24), get32(req, 28),
+			  resp_type);
 		if (resp_type == MALFORMED)
 			return 0;
 	}
