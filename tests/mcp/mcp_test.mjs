@@ -39,8 +39,9 @@ try {
 
   const { tools } = await client.listTools();
   const names = tools.map((t) => t.name).sort();
-  const want = ["create_sandbox", "destroy_sandbox", "exec", "list_sandboxes", "read_file",
-    "reset_sandbox", "snapshot_sandbox", "write_file"];
+  const want = ["click", "create_sandbox", "destroy_sandbox", "exec", "key", "list_sandboxes",
+    "read_file", "reset_sandbox", "resize", "screenshot", "snapshot_sandbox", "type",
+    "write_file"];
   check("list_tools", JSON.stringify(names) === JSON.stringify(want) &&
     tools.every((t) => t.inputSchema?.type === "object"), names.join(","));
 
@@ -98,15 +99,20 @@ try {
   check("cancel", aborted && Date.now() - k0 < 30000 && rk.structuredContent?.stdout === "killed\n",
     `aborted=${aborted} ${text(rk)}`);
 
-  // Long calls do not block others: a 4 s command and a quick one meanwhile (same sandbox:
-  // the server runs each call on its own thread, the agent forks per request).
+  // Long calls do not block others: a 20 s command and a quick one meanwhile (same sandbox:
+  // the server runs each call on its own thread, the agent forks per request).  The quick
+  // one must be answered first; serialised it would come after the long one's 20 s.  (20 s,
+  // not less: a fork + exec in the guest alone took up to 8 s on a kvm_pvm host.)
   const p0 = Date.now();
-  const longCall = call("exec", { sandbox_id: b, command: "sleep 4; echo slow" });
+  let slowMs = 0;
+  const longCall = call("exec", { sandbox_id: b, command: "sleep 20; echo slow", timeout_s: 120 }, slow)
+    .then((r) => { slowMs = Date.now() - p0; return r; });
   const quick = await call("exec", { sandbox_id: b, command: "echo quick" });
   const quickMs = Date.now() - p0;
   const slowR = await longCall;
-  check("parallel_calls", quick.structuredContent?.stdout === "quick\n" && quickMs < 4000 &&
-    slowR.structuredContent?.stdout === "slow\n", `quick after ${quickMs} ms`);
+  check("parallel_calls", quick.structuredContent?.stdout === "quick\n" && quickMs < 20000 &&
+    quickMs < slowMs && slowR.structuredContent?.stdout === "slow\n",
+    `quick after ${quickMs} ms, slow after ${slowMs} ms`);
 
   const snapDir = `${process.env.TMPDIR || "/tmp"}/ign-mcp-test-snap-${process.pid}`;
   const rsn = await call("snapshot_sandbox", { sandbox_id: b, dir: snapDir }, slow);
