@@ -4,6 +4,7 @@
  * {"type":"image","data":BASE64,"mimeType":"image/png"}; a tool's own failure is a result
  * with isError true and the reason as text, so the model can read it. */
 #include "mcp/gui.h"
+#include "util/fileio.h"
 
 #include "core/control.h"
 #include "mcp/sandbox.h"
@@ -265,20 +266,12 @@ static int slurp(const char *path, size_t max, uint8_t **buf, size_t *len)
 		ret = -ENOMEM;
 		goto close_fd;
 	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, *buf + got, (size_t)st.st_size - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			ret = r < 0 ? -errno : -EIO;
-			break;
-		}
-		got += (size_t)r;
-	}
+	ret = pread_full(fd, *buf, (size_t)st.st_size, 0);
 	if (ret) {
 		free(*buf);
 		*buf = NULL;
+	} else {
+		got = (size_t)st.st_size;
 	}
 	*len = got;
 close_fd:
