@@ -493,6 +493,13 @@ static int run_resize(const struct control_ops *ops, const json_t *req, json_t *
 	return ret ? ret : ops->resize(ops->ctx, w, h, err, n);
 }
 
+static int run_kvm_stats(const struct control_ops *ops, const json_t *req, json_t *ans, char *err,
+			 size_t n)
+{
+	(void)req;
+	return ops->kvm_stats ? ops->kvm_stats(ops->ctx, ans, err, n) : unsupported(err, n);
+}
+
 static const char *const no_fields[] = { NULL };
 static const char *const snapshot_fields[] = { "dir", NULL };
 static const char *const screenshot_fields[] = { "path", NULL };
@@ -510,6 +517,7 @@ static const struct command commands[] = {
 	{ "status", no_fields, run_status },
 	{ "checkpoint", no_fields, run_checkpoint },
 	{ "reset", no_fields, run_reset },
+	{ "kvm_stats", no_fields, run_kvm_stats },
 	{ "screenshot", screenshot_fields, run_screenshot },
 	{ "display", no_fields, run_display },
 	{ "type", type_fields, run_type },

@@ -8,6 +8,9 @@
  *                                           "mem_mib":512,"uptime_ms":1234}
  *   {"cmd":"checkpoint"}                -> {"ok":true}   (needs --track-dirty)
  *   {"cmd":"reset"}                     -> {"ok":true,"reset_us":180,"pages":42}
+ *   {"cmd":"kvm_stats"}                 -> {"ok":true,"vm":{"remote_tlb_flush":3,...},
+ *                                           "vcpus":[{"exits":12345,"halt_exits":67,...}]}
+ *                                           (KVM's own counters, core/kvm_stats.h)
  *
  * With a display (--gui, --vnc, --gpu; docs/gui.md):
  *   {"cmd":"screenshot","path":"/t/s.png"} -> {"ok":true,"path":"/t/s.png","width":1280,
@@ -44,6 +47,7 @@
 
 struct evloop;
 struct control;
+struct json_t;
 
 /* Clients served at once; one more is accepted, told so in an error line and closed. */
 #define CONTROL_MAX_CLIENTS 8
@@ -108,6 +112,8 @@ struct control_ops {
 	/* Mark an in-place checkpoint / roll the VM back to it (pages copied back, time taken). */
 	int (*checkpoint)(void *ctx, char *err, size_t n);
 	int (*reset)(void *ctx, uint64_t *reset_us, uint64_t *pages, char *err, size_t n);
+	/* Put KVM's statistics into `ans` (a JSON object: "vm" and "vcpus"). */
+	int (*kvm_stats)(void *ctx, struct json_t *ans, char *err, size_t n);
 	/* The display (docs/gui.md).  A VM without one fails them all with -ENODEV and the
 	 * reason "this VM has no display (start it with --gui, --vnc or --gpu)". */
 	/* Write the current frame as a PNG file at `path` (non-empty, < CONTROL_PATH_MAX);

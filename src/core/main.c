@@ -6,6 +6,7 @@
 #include "core/console.h"
 #include "core/control.h"
 #include "core/jail.h"
+#include "core/kvm_stats.h"
 #include "core/machine.h"
 #include "core/metrics.h"
 #include "core/run.h"
@@ -18,6 +19,7 @@
 #include "snapshot/checkpoint.h"
 #include "snapshot/snapshot.h"
 #include "snapshot/store.h"
+#include "core/vcpu.h"
 #include "core/vm.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/net.h"
@@ -431,6 +433,39 @@ static int ctl_status(void *ctx, struct control_status *st, char *err, size_t n)
 	return 0;
 }
 
+/* KVM's counters of the VM and of each vCPU (event-loop thread: the statistics files are read
+ * with pread, which its seccomp filter allows). */
+static int ctl_kvm_stats(void *ctx, json_t *ans, char *err, size_t n)
+{
+	struct vm *vm = &key_machine->vm;
+	json_t *o = json_object(), *arr = json_array();
+	int ret = o && arr ? 0 : -ENOMEM;
+
+	(void)ctx;
+	if (!ret && vm->stats_fd < 0)
+		ret = -EOPNOTSUPP;
+	if (!ret)
+		ret = kvm_stats_read(vm->stats_fd, o);
+	for (unsigned i = 0; !ret && i < vm->cfg.nr_vcpus; i++) {
+		json_t *c = json_object();
+
+		ret = !c || json_array_append_new(arr, c) ? -ENOMEM : 0;
+		if (!ret && vm->vcpus[i] && vm->vcpus[i]->stats_fd >= 0)
+			ret = kvm_stats_read(vm->vcpus[i]->stats_fd, c);
+	}
+	if (!ret)
+		ret = json_object_set(ans, "vm", o) || json_object_set(ans, "vcpus", arr) ? -ENOMEM
+											  : 0;
+	json_decref(o);
+	json_decref(arr);
+	if (ret)
+		snprintf(err, n, "%s",
+			 ret == -EOPNOTSUPP
+				 ? "this host's KVM has no binary statistics (Linux 5.14+)"
+				 : strerror(-ret));
+	return ret;
+}
+
 /* The display commands of the control socket (event-loop thread; docs/gui.md): through the
  * same struct ui_input the front ends use, whose functions are thread-safe. */
 static struct ui_input ui_in; /* outlives the front ends' threads */
@@ -739,6 +774,7 @@ int run_machine(struct machine *mp, const struct run_opts *ro)
 							.status = ctl_status,
 							.checkpoint = ctl_checkpoint,
 							.reset = ctl_reset,
+							.kvm_stats = ctl_kvm_stats,
 							.screenshot = ctl_screenshot,
 							.display = ctl_display,
 							.type = ctl_type,

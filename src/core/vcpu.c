@@ -3,6 +3,7 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
+#include "core/kvm_stats.h"
 #include "core/metrics.h"
 #include "core/seccomp.h"
 #include "core/vcpu_state.h"
@@ -224,6 +225,7 @@ int vcpu_create(struct vm *vm, unsigned index, uint64_t entry, struct vcpu **out
 		free(v);
 		return ret;
 	}
+	v->stats_fd = kvm_stats_open(v->fd); /* optional: only the kvm_stats command reads it */
 	v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (v->run == MAP_FAILED) {
 		ret = -errno;
@@ -622,5 +624,7 @@ void vcpu_destroy(struct vcpu *v)
 		munmap(v->run, (size_t)v->vm->run_size);
 	if (v->fd >= 0)
 		close(v->fd);
+	if (v->stats_fd >= 0)
+		close(v->stats_fd);
 	free(v);
 }

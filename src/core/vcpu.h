@@ -13,6 +13,7 @@ struct vcpu {
 	struct vm *vm;
 	unsigned index;
 	int fd;
+	int stats_fd; /* KVM_GET_STATS_FD, -1 without (core/kvm_stats.h) */
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;

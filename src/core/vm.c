@@ -1,6 +1,7 @@
 #include "core/vm.h"
 
 #include "arch/x86/layout.h"
+#include "core/kvm_stats.h"
 #include "core/seccomp.h"
 #include "core/vcpu.h"
 #include "snapshot/snap.h"
@@ -283,7 +284,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 	int ret;
 
 	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->sig_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->sig_fd = vm->stats_fd = -1;
 	vm->ev.epfd = vm->ev.stop_fd = -1;
 	vm->cfg = *cfg;
 	vm->power = (struct power_sink){ .request = power_cb, .ctx = vm };
@@ -303,6 +304,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 		*why = "KVM_CREATE_VM failed";
 		return -errno;
 	}
+	vm->stats_fd = kvm_stats_open(vm->vm_fd); /* optional: the kvm_stats command */
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		if (ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, required[i].cap) <= 0) {
 			log_error("KVM lacks %s", required[i].name);
@@ -614,11 +616,13 @@ void vm_destroy(struct vm *vm)
 		close(vm->stop_fd);
 	if (vm->sig_fd >= 0)
 		close(vm->sig_fd);
+	if (vm->stats_fd >= 0)
+		close(vm->stats_fd);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
-	vm->stop_fd = vm->sig_fd = vm->vm_fd = vm->kvm_fd = -1;
+	vm->stop_fd = vm->sig_fd = vm->vm_fd = vm->kvm_fd = vm->stats_fd = -1;
 	if (vm->pause_sync_init) {
 		pthread_mutex_destroy(&vm->pause_lock);
 		pthread_cond_destroy(&vm->pause_cond);

@@ -47,6 +47,7 @@ struct vm_dirty {
 struct vm {
 	int kvm_fd;
 	int vm_fd;
+	int stats_fd; /* KVM_GET_STATS_FD of vm_fd, -1 without (core/kvm_stats.h) */
 	int run_size; /* size of each vCPU's kvm_run mapping */
 	struct vm_config cfg;
 	struct gmem gm;
