@@ -119,15 +119,16 @@ long gmem_huge_pages_free(void)
 {
 	FILE *f = fopen("/proc/meminfo", "re");
 	char line[128];
-	long v = -ENOENT;
+	long v = -ENOENT, rsvd = 0;
 
 	if (!f)
 		return -errno;
+	/* Reserved pages (a mapping's, not yet touched) still count as free there. */
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "HugePages_Free: %ld", &v) == 1)
-			break;
+		if (sscanf(line, "HugePages_Free: %ld", &v) != 1)
+			(void)sscanf(line, "HugePages_Rsvd: %ld", &rsvd);
 	fclose(f);
-	return v;
+	return v < 0 ? v : v - rsvd;
 }
 
 void gmem_init_flat(struct gmem *gm, void *host, uint64_t size)

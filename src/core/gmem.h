@@ -58,7 +58,8 @@ int gmem_alloc_flags(struct gmem *gm, uint64_t size, unsigned flags)
 /* Close gm->uffd (any thread, at most once whoever calls): the handler is gone, so faults
  * waiting on it are woken and the range becomes plain anonymous memory (zero pages). */
 void gmem_uffd_release(struct gmem *gm);
-/* Free 2 MiB huge pages of the host's pool (/proc/meminfo HugePages_Free), or -errno. */
+/* 2 MiB huge pages of the host's pool a new mapping can still reserve (/proc/meminfo
+ * HugePages_Free - HugePages_Rsvd), or -errno. */
 long gmem_huge_pages_free(void);
 /* Map `size` bytes of the file `fd` (a snapshot's memory file, exactly `size` long) as guest
  * RAM, MAP_PRIVATE: pages load from the file on first touch, writes stay in this process. */

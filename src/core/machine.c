@@ -274,11 +274,12 @@ int machine_create(struct machine *m, const struct machine_config *cfg,
 	err[0] = '\0';
 	if (cfg->huge_pages && (cfg->mem_mib % 2 || (env && env->mem_fd >= 0))) {
 		ret = err_set(-EINVAL, err, err_size,
-			      cfg->mem_mib % 2 ? "huge pages: the memory size (%llu MiB) must be a "
-						 "multiple of 2 MiB"
-					       : "huge pages: guest memory cannot be a mapping of a "
-						 "memory file (%llu MiB); load it with a page-fault "
-						 "handler (Uffd)",
+			      cfg->mem_mib % 2
+				      ? "huge pages: the memory size (%llu MiB) must be a "
+					"multiple of 2 MiB"
+				      : "huge pages: guest memory cannot be a mapping of a "
+					"memory file (%llu MiB); load it with a page-fault "
+					"handler (Uffd)",
 			      (unsigned long long)cfg->mem_mib);
 		goto err;
 	}

@@ -96,7 +96,7 @@ struct machine_env {
 	/* Guest RAM anonymous and registered with userfaultfd for a page-fault handler to
 	 * fill (a restore's Uffd backend, src/core/uffd.h); mem_fd must be -1. */
 	bool mem_uffd;
-	bool track_dirty;	/* --track-dirty: diff snapshots and in-place reset */
+	bool track_dirty; /* --track-dirty: diff snapshots and in-place reset */
 	/* NULL, or MACHINE_MAX_DISKS entries: disks built from open files (the machine
 	 * duplicates them; cfg.disks[i].path then only says where the disk came from). */
 	const struct machine_disk_fds *disk_fds;
@@ -129,7 +129,7 @@ struct machine {
 	char snap_parent[MACHINE_PATH_MAX];
 	uint8_t snap_id[16];
 	char cwd[MACHINE_PATH_MAX]; /* at creation: makes relative snapshot paths absolute */
-	struct uffd_backend *uffd; /* the page-fault handler serving RAM (a Uffd load), or NULL */
+	struct uffd_backend *uffd;  /* the page-fault handler serving RAM (a Uffd load), or NULL */
 };
 
 /* Open the network back ends (first: a missing privilege or a taken port is reported before

@@ -218,8 +218,9 @@ int uffd_backend_connect(struct gmem *gm, const char *path, struct uffd_backend 
 	}
 	ret = send_handshake(b, json, (size_t)len);
 	if (ret) {
-		err_set(ret, err, n, "cannot send the memory mappings to the page-fault handler at "
-				     "'%s': %s",
+		err_set(ret, err, n,
+			"cannot send the memory mappings to the page-fault handler at "
+			"'%s': %s",
 			path, strerror(-ret));
 		goto fail;
 	}

@@ -366,8 +366,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 	if (ret) {
 		*why = ret == -ENOMEM && (cfg->mem_flags & GMEM_HUGETLB)
 			       ? "cannot reserve the guest's huge pages"
-		       : cfg->mem_flags & GMEM_UFFD ? "cannot register guest memory with userfaultfd"
-						    : "cannot allocate guest memory";
+		       : cfg->mem_flags & GMEM_UFFD
+			       ? "cannot register guest memory with userfaultfd"
+			       : "cannot allocate guest memory";
 		return ret;
 	}
 	if (cfg->track_dirty) {

@@ -724,19 +724,21 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	e.disk_fds = disk_fds;
 	t_disks = log_uptime_us();
 	if (uffd && chain) {
-		ret = err_set(-EINVAL, err, n,
-			      "snapshot '%s' is a Diff: its memory file holds only the pages of its "
-			      "layer, which a page-fault handler cannot serve alone; flatten it "
-			      "first (ignition snapshot flatten)",
-			      dir);
+		ret = err_set(
+			-EINVAL, err, n,
+			"snapshot '%s' is a Diff: its memory file holds only the pages of its "
+			"layer, which a page-fault handler cannot serve alone; flatten it "
+			"first (ignition snapshot flatten)",
+			dir);
 		goto out;
 	}
 	if (cfg.huge_pages && !uffd) {
-		ret = err_set(-EINVAL, err, n,
-			      "snapshot '%s' is of a VM with huge pages: as in Firecracker it loads "
-			      "only with a page-fault handler (mem_backend Uffd), not by mapping its "
-			      "memory file",
-			      dir);
+		ret = err_set(
+			-EINVAL, err, n,
+			"snapshot '%s' is of a VM with huge pages: as in Firecracker it loads "
+			"only with a page-fault handler (mem_backend Uffd), not by mapping its "
+			"memory file",
+			dir);
 		goto out;
 	}
 	/* A Diff maps its chain's root; the layers are laid over it once the VM exists.  With

@@ -56,7 +56,8 @@ static void test_json(void **state)
 	assert_int_equal(uffd_mappings_json(&gm, buf, 40), -ENOSPC);
 	/* Two regions (RAM above the 3 GiB hole): offsets follow the memory file's layout. */
 	gm.nr_regions = 2;
-	gm.regions[1] = (struct gmem_region){ .gpa = 1ull << 32, .size = 4096, .hva = (void *)8192 };
+	gm.regions[1] =
+		(struct gmem_region){ .gpa = 1ull << 32, .size = 4096, .hva = (void *)8192 };
 	gm.hugetlb = true;
 	len = uffd_mappings_json(&gm, buf, sizeof(buf));
 	assert_true(len > 0);
