@@ -73,7 +73,12 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all install unit unit-bins asan test guest guest-gui guest-fuzz guest-tests bench fuzz fuzz-smoke format format-check \
 	clean
-all: $(BUILD)/ignition $(BUILD)/firecracker
+all: $(BUILD)/ignition $(BUILD)/firecracker $(BUILD)/uffd_handler
+
+# The page-fault handler that the API test serves a Uffd snapshot load with (docs/api.md).
+$(BUILD)/uffd_handler: tests/api/uffd_handler.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(JANSSON_LIBS)
 
 # Firecracker mode (src/api/fc_main.c): argv[0] "firecracker" selects it, so a tool that execs
 # `firecracker` gets ignition.  `make install FIRECRACKER=1` puts both names on the PATH.

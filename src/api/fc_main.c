@@ -514,7 +514,8 @@ static int build_load(const struct api_snapshot_load *l, char *err, size_t n)
 
 	env.track_dirty = l->track_dirty;
 	env.mmds = api.mmds;
-	snprintf(mem, sizeof(mem), "%s/memory", l->snapshot_path);
+	/* With a page-fault handler the memory file need not be there: check the state. */
+	snprintf(mem, sizeof(mem), "%s/%s", l->snapshot_path, l->uffd_path[0] ? "state" : "memory");
 	if (stat(mem, &a) < 0)
 		return err_set(-errno, err, n,
 			       "snapshot_path '%s' is not an ignition snapshot directory (%s: %s)",
@@ -542,6 +543,7 @@ static int build_load(const struct api_snapshot_load *l, char *err, size_t n)
 	manifest_facts(l->snapshot_path, &cid, nets, l->nr_net_overrides);
 	ov.nr_nets = l->nr_net_overrides;
 	ov.nets = nets;
+	ov.uffd_path = l->uffd_path[0] ? l->uffd_path : NULL;
 	if (l->vsock_uds[0]) {
 		ov.vsock_path = l->vsock_uds;
 		ov.vsock_cid = cid;

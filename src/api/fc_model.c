@@ -448,9 +448,14 @@ int fc_model_machine(struct fc_model *m, json_t *body, bool patch, char *err, si
 			   "cpu_template `%s` is not supported by ignition (only `None`: ignition "
 			   "picks its own CPUID template for the host)%s",
 			   tmpl, "");
-	if (strcmp(huge, "None"))
-		return bad(err, n, "huge_pages `%s` is not supported by ignition (only `None`)",
+	if (strcmp(huge, "None") && strcmp(huge, "2M"))
+		return bad(err, n, "huge_pages `%s` is not supported: expected `None` or `2M`",
 			   huge);
+	if (!strcmp(huge, "2M") && mem % 2)
+		return bad(err, n,
+			   "The memory size (MiB) is invalid: with huge_pages `2M` it must be a "
+			   "multiple of 2 (got %llu)",
+			   (unsigned long long)mem);
 	m->vcpus = (unsigned)vcpus;
 	m->mem_mib = mem;
 	m->smt = smt;
@@ -844,6 +849,7 @@ int fc_model_to_machine(const struct fc_model *m, struct machine_config *cfg, ch
 	cfg->mem_mib = m->mem_mib;
 	cfg->smp = m->vcpus;
 	cfg->cpu_template = CPU_TEMPLATE_AUTO;
+	cfg->huge_pages = !strcmp(m->huge_pages, "2M");
 	snprintf(cfg->kernel, sizeof(cfg->kernel), "%s", m->kernel);
 	snprintf(cfg->initrd, sizeof(cfg->initrd), "%s", m->initrd);
 	/* Firecracker's default command line when none is given, minus what ignition does not

@@ -263,12 +263,10 @@ static int parse_load(struct api *a, json_t *j, struct api_snapshot_load *l, cha
 				       err, n)))
 			return ret;
 		if (!strcmp(type, "Uffd")) {
-			snprintf(err, n,
-				 "mem_backend backend_type `Uffd` is not supported by "
-				 "ignition (only `File`)");
-			return -EINVAL;
-		}
-		if (strcmp(type, "File")) {
+			/* The path is the page-fault handler's socket, not a memory file. */
+			memcpy(l->uffd_path, l->mem_path, sizeof(l->uffd_path));
+			l->mem_path[0] = '\0';
+		} else if (strcmp(type, "File")) {
 			snprintf(err, n, "invalid backend_type: expected `File` or `Uffd`");
 			return -EINVAL;
 		}

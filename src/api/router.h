@@ -34,6 +34,8 @@ struct api_net_override {
 struct api_snapshot_load {
 	char snapshot_path[MACHINE_PATH_MAX];
 	char mem_path[MACHINE_PATH_MAX]; /* mem_backend.backend_path (File), or "" */
+	/* mem_backend.backend_path (Uffd): the page-fault handler's socket, or "" */
+	char uffd_path[MACHINE_PATH_MAX];
 	bool track_dirty;
 	bool resume_vm;
 	int nr_net_overrides;

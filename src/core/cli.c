@@ -34,6 +34,8 @@ const char cli_usage[] =
 	"                       foot, `make guest-gui`; implies --gui=headless unless --gui)\n"
 	"  --smp N              number of vCPUs, 1 to 32 (default 1)\n"
 	"  --mem MiB            guest RAM in MiB, 16 to 1048576 (default 256)\n"
+	"  --huge-pages         guest RAM from 2 MiB hugetlb pages, reserved at start from\n"
+	"                       /proc/sys/vm/nr_hugepages (--mem a multiple of 2)\n"
 	"  --no-acpi            no ACPI tables; describe virtio-mmio devices on the command line\n"
 	"                       (virtio_mmio.device=...) for kernels built that way\n"
 	"  --no-rng             leave out the virtio-rng entropy device (present by default,\n"
@@ -146,6 +148,7 @@ enum {
 	OPT_VSOCK,
 	OPT_MMDS,
 	OPT_NO_RNG,
+	OPT_HUGE_PAGES,
 	OPT_BALLOON,
 	OPT_NO_SECCOMP,
 	OPT_CHROOT,
@@ -561,6 +564,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		{ "vsock", required_argument, NULL, OPT_VSOCK },
 		{ "mmds", required_argument, NULL, OPT_MMDS },
 		{ "no-rng", no_argument, NULL, OPT_NO_RNG },
+		{ "huge-pages", no_argument, NULL, OPT_HUGE_PAGES },
 		{ "balloon", optional_argument, NULL, OPT_BALLOON },
 		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 		{ "chroot", required_argument, NULL, OPT_CHROOT },
@@ -606,6 +610,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		case OPT_NO_ACPI:
 		case OPT_CPU_TEMPLATE:
 		case OPT_NO_RNG:
+		case OPT_HUGE_PAGES:
 		case OPT_BALLOON:
 		case OPT_MAC:
 		case OPT_GPU:
@@ -763,6 +768,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		case OPT_NO_RNG:
 			o->m.no_rng = true;
 			break;
+		case OPT_HUGE_PAGES:
+			o->m.huge_pages = true;
+			break;
 		case OPT_BALLOON: {
 			const char *a = optarg;
 
@@ -885,6 +893,11 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			memcpy(o->m.nets[0].mac, mac, sizeof(mac));
 			o->m.nets[0].has_mac = true;
 		}
+	}
+	if (o->m.huge_pages && o->m.mem_mib % 2) {
+		snprintf(err, err_size,
+			 "--huge-pages: --mem must be a multiple of 2 MiB (2 MiB pages)");
+		return -EINVAL;
 	}
 	if (o->restore_dir && shaping) {
 		snprintf(err, err_size,

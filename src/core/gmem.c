@@ -3,29 +3,74 @@
 #include "arch/x86/layout.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
-static int map_ram(struct gmem *gm, uint64_t size, int fd)
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << 26) /* log2(2 MiB) << MAP_HUGE_SHIFT */
+#endif
+
+/* A userfaultfd on the whole mapping, missing mode (Documentation/admin-guide/mm/
+ * userfaultfd.rst): every first touch of a page, by a vCPU through KVM or by the VMM, waits
+ * until the handler fills it (UFFDIO_COPY / UFFDIO_ZEROPAGE).  Not user-mode only: KVM's
+ * own accesses must fault through it too.  EVENT_REMOVE, as Firecracker asks for: a balloon
+ * madvise(MADV_DONTNEED) tells the handler, which then zero-fills those pages instead of
+ * serving the snapshot's old bytes again. */
+static int register_uffd(struct gmem *gm)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)gm->map, .len = gm->map_size },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api) < 0 || ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	gm->uffd = fd;
+	gm->uffd_open = true;
+	gm->lazy = true;
+	return 0;
+}
+
+static int map_ram(struct gmem *gm, uint64_t size, int fd, unsigned flags)
 {
 	uint64_t low = size < LAYOUT_MMIO_HOLE_START ? size : LAYOUT_MMIO_HOLE_START;
+	bool huge = flags & GMEM_HUGETLB;
+	int mflags = MAP_PRIVATE | (fd < 0 ? MAP_ANONYMOUS : 0);
 	void *map;
 
 	memset(gm, 0, sizeof(*gm));
-	if (size == 0 || size > LAYOUT_MAX_RAM)
+	gm->uffd = -1;
+	if (size == 0 || size > LAYOUT_MAX_RAM || (huge && (size % GMEM_HUGE_SIZE || fd >= 0)))
 		return -EINVAL;
-	map = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_NORESERVE | (fd < 0 ? MAP_ANONYMOUS : 0), fd, 0);
+	/* Huge pages are reserved from the pool now (no MAP_NORESERVE): a pool too small is
+	 * ENOMEM here, at start, not a SIGBUS when the guest first touches the missing page. */
+	mflags |= huge ? MAP_HUGETLB | MAP_HUGE_2MB : MAP_NORESERVE;
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, mflags, fd, 0);
 	if (map == MAP_FAILED)
 		return -errno;
 	/* Guest RAM is mostly page cache and anonymous memory; huge pages cut TLB misses and
 	 * the cost of touching it.  Advisory only (and not for a file mapping, whose pages are
-	 * the file's page cache, shared by every clone of the snapshot). */
-	if (fd < 0)
+	 * the file's page cache, shared by every clone of the snapshot, nor hugetlb). */
+	if (fd < 0 && !huge)
 		madvise(map, size, MADV_HUGEPAGE);
 	madvise(map, size, MADV_DONTDUMP);
 	gm->file_backed = fd >= 0;
+	gm->hugetlb = huge;
 	gm->map = map;
 	gm->map_size = size;
 	gm->owned = true;
@@ -38,17 +83,52 @@ static int map_ram(struct gmem *gm, uint64_t size, int fd)
 						       .hva = (uint8_t *)map + low };
 		gm->nr_regions = 2;
 	}
+	if (flags & GMEM_UFFD) {
+		int ret = register_uffd(gm);
+
+		if (ret) {
+			gmem_free(gm);
+			return ret;
+		}
+	}
 	return 0;
 }
 
 int gmem_alloc(struct gmem *gm, uint64_t size)
 {
-	return map_ram(gm, size, -1);
+	return map_ram(gm, size, -1, 0);
+}
+
+int gmem_alloc_flags(struct gmem *gm, uint64_t size, unsigned flags)
+{
+	return map_ram(gm, size, -1, flags);
 }
 
 int gmem_map_file(struct gmem *gm, uint64_t size, int fd)
 {
-	return fd < 0 ? -EBADF : map_ram(gm, size, fd);
+	return fd < 0 ? -EBADF : map_ram(gm, size, fd, 0);
+}
+
+void gmem_uffd_release(struct gmem *gm)
+{
+	if (__atomic_exchange_n(&gm->uffd_open, false, __ATOMIC_ACQ_REL))
+		close(gm->uffd);
+}
+
+long gmem_huge_pages_free(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	long v = -ENOENT, rsvd = 0;
+
+	if (!f)
+		return -errno;
+	/* Reserved pages (a mapping's, not yet touched) still count as free there. */
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "HugePages_Free: %ld", &v) != 1)
+			(void)sscanf(line, "HugePages_Rsvd: %ld", &rsvd);
+	fclose(f);
+	return v < 0 ? v : v - rsvd;
 }
 
 void gmem_init_flat(struct gmem *gm, void *host, uint64_t size)
@@ -57,10 +137,12 @@ void gmem_init_flat(struct gmem *gm, void *host, uint64_t size)
 	gm->regions[0] = (struct gmem_region){ .gpa = 0, .size = size, .hva = host };
 	gm->nr_regions = 1;
 	gm->ram_size = size;
+	gm->uffd = -1;
 }
 
 void gmem_free(struct gmem *gm)
 {
+	gmem_uffd_release(gm);
 	free(gm->vmm_dirty);
 	if (gm->owned && gm->map)
 		munmap(gm->map, gm->map_size);
@@ -117,6 +199,11 @@ int gmem_discard(const struct gmem *gm, uint64_t gpa, uint64_t len)
 	if (!p)
 		return -EFAULT;
 	if (!len)
+		return 0;
+	/* A hugetlb page can only be dropped whole, and the balloon gives back 4 KiB pages
+	 * whose neighbours the guest still uses: keep them (the guest cannot use them while
+	 * they are in the balloon, but the host gets nothing back; as in Firecracker). */
+	if (gm->hugetlb)
 		return 0;
 	/* The range now reads as zeros: for a diff snapshot or a reset it changed. */
 	gmem_mark_dirty(gm, gpa, len);

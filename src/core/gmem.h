@@ -23,6 +23,14 @@ struct gmem {
 	size_t map_size;
 	bool owned;	  /* map was allocated by gmem_alloc or gmem_map_file */
 	bool file_backed; /* a private mapping of a snapshot's memory file */
+	bool hugetlb;	  /* MAP_HUGETLB: 2 MiB pages from the host's pool (GMEM_HUGETLB) */
+	/* GMEM_UFFD: the mapping is registered with userfaultfd `uffd` (missing mode), whose
+	 * faults an external handler serves.  uffd_open is false without one, and once
+	 * gmem_uffd_release() closed it.  lazy stays true: pages not yet served are not zero,
+	 * whatever mincore says (a snapshot reads them all). */
+	int uffd;
+	bool uffd_open;
+	bool lazy;
 	/* Dirty tracking (gmem_track_dirty): a bit per 4 KiB page of RAM, numbered by RAM
 	 * offset (region 0 first, then region 1: the memory file's layout), set for every page
 	 * the VMM itself writes.  NULL when not tracking. */
@@ -32,9 +40,27 @@ struct gmem {
 
 #define GMEM_PAGE_SHIFT 12
 #define GMEM_PAGE_SIZE	(1ull << GMEM_PAGE_SHIFT)
+#define GMEM_HUGE_SIZE	(2ull << 20) /* the one huge page size (x86_64 PMD) */
+
+/* gmem_alloc_flags: back RAM with 2 MiB hugetlb pages, reserved from the host's pool at
+ * mmap time (-ENOMEM when the pool is too small; size must be a multiple of 2 MiB). */
+#define GMEM_HUGETLB (1u << 0)
+/* gmem_alloc_flags: register the mapping with a new userfaultfd (missing mode, with
+ * UFFD_FEATURE_EVENT_REMOVE) kept in gm->uffd, for a page-fault handler to fill. */
+#define GMEM_UFFD (1u << 1)
 
 /* Allocate `size` bytes of anonymous guest RAM laid out around the MMIO hole. */
 int gmem_alloc(struct gmem *gm, uint64_t size) __attribute__((warn_unused_result));
+/* The same with GMEM_* flags.  -EINVAL for a hugetlb size not a multiple of 2 MiB, -ENOMEM
+ * when the host's huge page pool cannot hold it, -errno of userfaultfd/UFFDIO_API/REGISTER. */
+int gmem_alloc_flags(struct gmem *gm, uint64_t size, unsigned flags)
+	__attribute__((warn_unused_result));
+/* Close gm->uffd (any thread, at most once whoever calls): the handler is gone, so faults
+ * waiting on it are woken and the range becomes plain anonymous memory (zero pages). */
+void gmem_uffd_release(struct gmem *gm);
+/* 2 MiB huge pages of the host's pool a new mapping can still reserve (/proc/meminfo
+ * HugePages_Free - HugePages_Rsvd), or -errno. */
+long gmem_huge_pages_free(void);
 /* Map `size` bytes of the file `fd` (a snapshot's memory file, exactly `size` long) as guest
  * RAM, MAP_PRIVATE: pages load from the file on first touch, writes stay in this process. */
 int gmem_map_file(struct gmem *gm, uint64_t size, int fd) __attribute__((warn_unused_result));

@@ -6,6 +6,7 @@
 #include "arch/x86/layout.h"
 #include "arch/x86/mptable.h"
 #include "core/console.h"
+#include "core/uffd.h"
 #include "devices/boot_timer.h"
 #include "devices/fuzz.h"
 #include "devices/power.h"
@@ -32,6 +33,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -231,6 +233,27 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 	return 0;
 }
 
+/* The host's pool of 2 MiB pages cannot hold the guest: say how many it needs and where. */
+static void huge_pages_error(uint64_t mem_mib, char *err, size_t n)
+{
+	long need = (long)(mem_mib / 2), free_pages = gmem_huge_pages_free();
+	char now[32] = "?";
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "re");
+
+	if (f) {
+		if (!fgets(now, sizeof(now), f))
+			snprintf(now, sizeof(now), "?");
+		now[strcspn(now, "\n")] = '\0';
+		fclose(f);
+	}
+	err_set(-ENOMEM, err, n,
+		"huge pages: the guest's %llu MiB need %ld free 2 MiB huge pages, the host has "
+		"%ld free (/proc/sys/vm/nr_hugepages is %s): raise it, e.g. `echo %ld > "
+		"/proc/sys/vm/nr_hugepages` as root",
+		(unsigned long long)mem_mib, need, free_pages < 0 ? 0 : free_pages, now,
+		need + (long)strtol(now, NULL, 10) - (free_pages < 0 ? 0 : free_pages));
+}
+
 int machine_create(struct machine *m, const struct machine_config *cfg,
 		   const struct machine_env *env, char *err, size_t err_size)
 {
@@ -249,6 +272,17 @@ int machine_create(struct machine *m, const struct machine_config *cfg,
 		snprintf(m->cwd, sizeof(m->cwd), "/");
 	m->cfg = *cfg;
 	err[0] = '\0';
+	if (cfg->huge_pages && (cfg->mem_mib % 2 || (env && env->mem_fd >= 0))) {
+		ret = err_set(-EINVAL, err, err_size,
+			      cfg->mem_mib % 2
+				      ? "huge pages: the memory size (%llu MiB) must be a "
+					"multiple of 2 MiB"
+				      : "huge pages: guest memory cannot be a mapping of a "
+					"memory file (%llu MiB); load it with a page-fault "
+					"handler (Uffd)",
+			      (unsigned long long)cfg->mem_mib);
+		goto err;
+	}
 	ret = open_backends(m, env, err, err_size);
 	if (ret)
 		goto err;
@@ -256,6 +290,8 @@ int machine_create(struct machine *m, const struct machine_config *cfg,
 				 .nr_vcpus = m->cfg.smp,
 				 .cpu_template = m->cfg.cpu_template,
 				 .mem_fd = env ? env->mem_fd : -1,
+				 .mem_flags = (m->cfg.huge_pages ? GMEM_HUGETLB : 0u) |
+					      (env && env->mem_uffd ? GMEM_UFFD : 0u),
 				 .track_dirty = env && env->track_dirty };
 	if (vc.cpu_template == CPU_TEMPLATE_AUTO)
 		vc.cpu_template = cpuid_detect_template("/sys");
@@ -263,7 +299,9 @@ int machine_create(struct machine *m, const struct machine_config *cfg,
 	log_info("CPU template: %s", cpuid_template_name(vc.cpu_template));
 	ret = vm_create(&m->vm, &vc, &why);
 	if (ret) {
-		if (ret == -ENOENT || ret == -EACCES || ret == -EPERM)
+		if (ret == -ENOMEM && m->cfg.huge_pages)
+			huge_pages_error(m->cfg.mem_mib, err, err_size);
+		else if (ret == -ENOENT || ret == -EACCES || ret == -EPERM)
 			err_set(ret, err, err_size,
 				"%s: %s (is KVM available, and may this user open /dev/kvm?)", why,
 				strerror(-ret));
@@ -363,6 +401,8 @@ int machine_boot(struct machine *m, char *err, size_t n)
 
 void machine_destroy(struct machine *m)
 {
+	uffd_backend_destroy(m->uffd);
+	m->uffd = NULL;
 	for (int i = 0; i < MACHINE_MAX_NETS; i++) {
 		if (m->backends[i])
 			m->backends[i]->ops->destroy(m->backends[i]);
@@ -429,8 +469,8 @@ void machine_console_port(struct machine *m, struct console_port *port)
  * then tx, then virtio-rng's: each bandwidth then ops as u64 size, one_time_burst,
  * refill_time_ms).  Older records still load, without limits.  Only the configuration is
  * saved: a restored device starts with full buckets.  Version 4 appends bool gpu, u32
- * gpu_width, u32 gpu_height. */
-#define MACHINE_STATE_VERSION 4
+ * gpu_width, u32 gpu_height.  Version 5 appends bool huge_pages. */
+#define MACHINE_STATE_VERSION 5
 
 static void put_rl(struct snap_writer *w, const struct ratelimit_cfg *c)
 {
@@ -508,6 +548,7 @@ void machine_config_save(const struct machine_config *c, struct snap_writer *w)
 	snap_put_bool(w, c->gpu);
 	snap_put_u32(w, c->gpu_width);
 	snap_put_u32(w, c->gpu_height);
+	snap_put_bool(w, c->huge_pages);
 }
 
 int machine_config_load(struct machine_config *c, const struct snap_file *f, char *err, size_t n)
@@ -598,12 +639,15 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 			       c->gpu_height < DISPLAY_MIN_DIM || c->gpu_height > DISPLAY_MAX_H))
 			snap_fail(&r);
 	}
+	if (r.version >= 5)
+		c->huge_pages = snap_get_bool(&r);
 	if (snap_reader_done(&r))
 		return err_set(-EINVAL, err, n, "the machine record is malformed");
 	if (c->mem_mib < 16 || c->mem_mib > (LAYOUT_MAX_RAM >> 20) || c->smp < 1 ||
 	    c->smp > VM_MAX_VCPUS || c->cpu_template == CPU_TEMPLATE_AUTO ||
 	    (unsigned)c->cpu_template > CPU_TEMPLATE_NO_PV_HC ||
-	    (c->vsock_path[0] && (c->vsock_cid < 3 || c->vsock_cid == 0xffffffffu)))
+	    (c->vsock_path[0] && (c->vsock_cid < 3 || c->vsock_cid == 0xffffffffu)) ||
+	    (c->huge_pages && c->mem_mib % 2))
 		return err_set(
 			-EINVAL, err, n,
 			"the machine record has values out of range (memory %llu MiB, %u vCPUs)",

@@ -60,6 +60,8 @@ struct machine_config {
 	 * (docs/gui.md); gpu_width x gpu_height is the mode it offers first. */
 	bool gpu;
 	uint32_t gpu_width, gpu_height;
+	/* Guest RAM from 2 MiB hugetlb pages (Firecracker's huge_pages "2M"); mem_mib even. */
+	bool huge_pages;
 	/* What was booted (informational once running; a restore does not reload it). */
 	char kernel[MACHINE_PATH_MAX];
 	char initrd[MACHINE_PATH_MAX];
@@ -82,6 +84,7 @@ struct vmgenid;
 struct fuzzdev;
 struct mmds;
 struct display;
+struct uffd_backend;
 struct virtio_gpu;
 struct virtio_input;
 
@@ -90,7 +93,10 @@ struct machine_env {
 	int console_fd;		/* the serial port's output (stdout) */
 	const char *chroot_dir; /* --chroot: vsock_path is inside it; NULL if none */
 	int mem_fd;		/* >= 0: guest RAM is a private mapping of this file (restore) */
-	bool track_dirty;	/* --track-dirty: diff snapshots and in-place reset */
+	/* Guest RAM anonymous and registered with userfaultfd for a page-fault handler to
+	 * fill (a restore's Uffd backend, src/core/uffd.h); mem_fd must be -1. */
+	bool mem_uffd;
+	bool track_dirty; /* --track-dirty: diff snapshots and in-place reset */
 	/* NULL, or MACHINE_MAX_DISKS entries: disks built from open files (the machine
 	 * duplicates them; cfg.disks[i].path then only says where the disk came from). */
 	const struct machine_disk_fds *disk_fds;
@@ -123,6 +129,7 @@ struct machine {
 	char snap_parent[MACHINE_PATH_MAX];
 	uint8_t snap_id[16];
 	char cwd[MACHINE_PATH_MAX]; /* at creation: makes relative snapshot paths absolute */
+	struct uffd_backend *uffd;  /* the page-fault handler serving RAM (a Uffd load), or NULL */
 };
 
 /* Open the network back ends (first: a missing privilege or a taken port is reported before

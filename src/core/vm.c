@@ -364,9 +364,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 	}
 	vm->pause_sync_init = true;
 	ret = cfg->mem_fd >= 0 ? gmem_map_file(&vm->gm, cfg->mem_bytes, cfg->mem_fd)
-			       : gmem_alloc(&vm->gm, cfg->mem_bytes);
+			       : gmem_alloc_flags(&vm->gm, cfg->mem_bytes, cfg->mem_flags);
 	if (ret) {
-		*why = "cannot allocate guest memory";
+		*why = ret == -ENOMEM && (cfg->mem_flags & GMEM_HUGETLB)
+			       ? "cannot reserve the guest's huge pages"
+		       : cfg->mem_flags & GMEM_UFFD
+			       ? "cannot register guest memory with userfaultfd"
+			       : "cannot allocate guest memory";
 		return ret;
 	}
 	if (cfg->track_dirty) {

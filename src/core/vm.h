@@ -27,6 +27,7 @@ struct vm_config {
 	unsigned nr_vcpus;
 	enum cpu_template cpu_template; /* resolved (never AUTO) */
 	int mem_fd;			/* >= 0: guest RAM maps this file (gmem_map_file) */
+	unsigned mem_flags;		/* else: GMEM_HUGETLB, GMEM_UFFD (gmem_alloc_flags) */
 	bool track_dirty;		/* log the pages the guest and the VMM write */
 };
 

@@ -3,6 +3,7 @@
 
 #include "core/machine.h"
 #include "core/metrics.h"
+#include "core/uffd.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/blk_cow.h"
 #include "devices/virtio/net.h"
@@ -103,7 +104,9 @@ static int write_memory(int dirfd, const struct gmem *gm, uint64_t *written)
 		ret = -errno;
 		goto out;
 	}
-	if (!gm->file_backed) {
+	/* Pages of a handler-served VM (gm->lazy) the guest never touched are not resident
+	 * either, but they hold the handler's bytes: read those in full too. */
+	if (!gm->file_backed && !gm->lazy) {
 		resident = malloc(pages);
 		if (!resident) {
 			ret = -ENOMEM;
@@ -239,6 +242,8 @@ static json_t *config_json(const struct machine_config *c)
 		json_object_set_new(
 			o, "vsock",
 			json_pack("{s:i, s:s}", "cid", (int)c->vsock_cid, "path", c->vsock_path));
+	if (o && c->huge_pages)
+		json_object_set_new(o, "huge_pages", json_string("2M"));
 	return o;
 }
 
@@ -634,6 +639,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	int dirfd, memfd = -1, ret;
 	char why[256];
 	struct stat st;
+	const char *uffd = ov ? ov->uffd_path : NULL;
 
 	uint64_t t_begin = log_uptime_us(), t_state, t_disks, t_machine, t_vm, t_devs;
 
@@ -717,23 +723,47 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	}
 	e.disk_fds = disk_fds;
 	t_disks = log_uptime_us();
-	/* A Diff maps its chain's root; the layers are laid over it once the VM exists. */
+	if (uffd && chain) {
+		ret = err_set(
+			-EINVAL, err, n,
+			"snapshot '%s' is a Diff: its memory file holds only the pages of its "
+			"layer, which a page-fault handler cannot serve alone; flatten it "
+			"first (ignition snapshot flatten)",
+			dir);
+		goto out;
+	}
+	if (cfg.huge_pages && !uffd) {
+		ret = err_set(
+			-EINVAL, err, n,
+			"snapshot '%s' is of a VM with huge pages: as in Firecracker it loads "
+			"only with a page-fault handler (mem_backend Uffd), not by mapping its "
+			"memory file",
+			dir);
+		goto out;
+	}
+	/* A Diff maps its chain's root; the layers are laid over it once the VM exists.  With
+	 * a handler the memory file is optional (an in-place checkpoint maps it if present). */
 	memfd = chain ? dup(chain->l[0].memfd) : openat(dirfd, "memory", O_RDONLY | O_CLOEXEC);
-	if (memfd < 0 || fstat(memfd, &st) < 0) {
+	if (memfd < 0 && uffd && errno == ENOENT) {
+		/* served by the handler alone */
+	} else if (memfd < 0 || fstat(memfd, &st) < 0) {
 		ret = err_set(-errno, err, n, "snapshot '%s': memory file: %s", dir,
 			      strerror(errno));
 		goto out;
-	}
-	if ((uint64_t)st.st_size != cfg.mem_mib << 20) {
+	} else if ((uint64_t)st.st_size != cfg.mem_mib << 20) {
 		ret = err_set(-EINVAL, err, n,
 			      "snapshot '%s': the memory file has %lld bytes, the machine %llu MiB",
 			      dir, (long long)st.st_size, (unsigned long long)cfg.mem_mib);
 		goto out;
 	}
-	e.mem_fd = memfd;
+	e.mem_fd = uffd ? -1 : memfd;
+	e.mem_uffd = uffd != NULL;
 	ret = machine_create(m, &cfg, &e, err, n);
 	if (ret)
 		goto out;
+	/* Before anything touches guest memory: every first touch waits for the handler. */
+	if (uffd && (ret = uffd_backend_connect(&m->vm.gm, uffd, &m->uffd, err, n)))
+		goto out_machine;
 	if (chain) {
 		ret = layer_chain_apply(chain, m->vm.gm.map);
 		if (ret) {
@@ -743,7 +773,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		}
 		log_info("restore: %d layers laid over '%s'", chain->n - 1, chain->l[0].dir);
 	}
-	if (m->vm.dirty.on && ov && ov->checkpoint) {
+	if (m->vm.dirty.on && ov && ov->checkpoint && memfd >= 0) {
 		ret = checkpoint_from_memory_file(ov->checkpoint, m, memfd, chain);
 		if (ret) {
 			err_set(ret, err, n, "cannot map the snapshot's memory for resets: %s",
@@ -811,6 +841,8 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		err_set(ret, err, n, "vmgenid: no new generation: %s", strerror(-ret));
 		goto out_machine;
 	}
+	if (m->uffd && (ret = uffd_backend_start(m->uffd, &m->vm, err, n)))
+		goto out_machine;
 	/* For bench/snapshot.sh (IGNITION_LOG=info): where a restore's time goes. */
 	log_info("restore timeline (us since start): begin %llu, state file read and checked "
 		 "+%llu, private disks +%llu, VM + memory mapping + devices +%llu (of which KVM "

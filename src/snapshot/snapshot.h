@@ -43,6 +43,11 @@ struct snapshot_overrides {
 	uint32_t vsock_cid; /* with vsock_path: must be the snapshot's CID */
 	int nr_nets;	    /* >0: replace the snapshot's network back ends with these */
 	const struct machine_net *nets; /* [nr_nets] */
+	/* Not NULL: guest RAM is filled by the page-fault handler listening on this Unix
+	 * socket (the Uffd backend, src/core/uffd.h) instead of mapping `memory`.  Refused for a
+	 * Diff snapshot (its memory file holds only its layer); required for a snapshot of a VM
+	 * with huge pages (as in Firecracker: hugetlb memory cannot map a file). */
+	const char *uffd_path;
 	/* With env->track_dirty: made the restored snapshot's memory (the first half of a
 	 * checkpoint; checkpoint_take completes it before the VM runs).  May be NULL. */
 	struct checkpoint *checkpoint;

@@ -13,6 +13,8 @@ import tempfile
 import threading
 import time
 
+import mem_backend  # tests/api/mem_backend.py: the Uffd and huge-page checks
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IGNITION = os.environ.get("IGNITION", os.path.join(ROOT, "build", "ignition"))
 GUEST_DIR = os.environ.get("IGNITION_GUEST_DIR", os.path.join(ROOT, "guest", "out"))
@@ -220,9 +222,11 @@ def part_a(tmp):
         fault("pause-before-start", sock, "PATCH", "/vm", {"state": "Paused"}, "before starting")
         fault("snapshot-before-start", sock, "PUT", "/snapshot/create",
               {"snapshot_path": "/tmp/x"}, "before starting")
-        fault("load-uffd", sock, "PUT", "/snapshot/load",
+        fault("load-uffd-no-snapshot", sock, "PUT", "/snapshot/load",
               {"snapshot_path": "/tmp/x", "mem_backend": {"backend_type": "Uffd",
-                                                          "backend_path": "/u"}}, "Uffd")
+                                                          "backend_path": "/u"}}, "snapshot")
+        fault("huge-pages-odd-memory", sock, "PUT", "/machine-config",
+              {"vcpu_count": 1, "mem_size_mib": 129, "huge_pages": "2M"}, "multiple of 2")
         fault("load-missing", sock, "PUT", "/snapshot/load", {"snapshot_path": tmp + "/none"},
               "snapshot")
         fault("ctrl-alt-del-before-start", sock, "PUT", "/actions",
@@ -474,6 +478,8 @@ def main(keep_snapshot=None):
             try:
                 part_b(tmp)
                 snap = os.path.join(tmp, "snap")
+                mem_backend.part_uffd(sys.modules[__name__], tmp, snap)
+                mem_backend.part_huge(sys.modules[__name__], tmp)
                 if keep_snapshot and os.path.exists(os.path.join(snap, "state")):
                     shutil.move(snap, keep_snapshot)
             except Exception as e:  # a timeout or a dead process: one FAIL line, not a crash

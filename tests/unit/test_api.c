@@ -261,7 +261,13 @@ static void test_machine_config(void **state)
 		     "vcpu_count");
 	expect_fault("PATCH", "/machine-config", "{\"smt\":true}", "smt");
 	expect_fault("PATCH", "/machine-config", "{\"cpu_template\":\"C3\"}", "C3");
-	expect_fault("PATCH", "/machine-config", "{\"huge_pages\":\"2M\"}", "2M");
+	expect_fault("PATCH", "/machine-config", "{\"huge_pages\":\"1G\"}", "1G");
+	expect_fault("PATCH", "/machine-config", "{\"huge_pages\":\"2M\",\"mem_size_mib\":255}",
+		     "multiple of 2");
+	assert_string_equal(a.model.huge_pages, "None");
+	assert_int_equal(req("PATCH", "/machine-config", "{\"huge_pages\":\"2M\"}"), 204);
+	assert_string_equal(a.model.huge_pages, "2M");
+	assert_int_equal(req("PATCH", "/machine-config", "{\"huge_pages\":\"None\"}"), 204);
 	expect_fault("PATCH", "/machine-config", "{\"mem_size_mib\":1.5}", "mem_size_mib");
 	assert_int_equal(a.model.mem_mib, 256);
 }
@@ -439,9 +445,13 @@ static void test_snapshot_load(void **state)
 {
 	(void)state;
 	expect_fault("PUT", "/snapshot/load",
-		     "{\"snapshot_path\":\"/s\",\"mem_backend\":{\"backend_type\":\"Uffd\","
+		     "{\"snapshot_path\":\"/s\",\"mem_backend\":{\"backend_type\":\"Mmap\","
 		     "\"backend_path\":\"/u\"}}",
-		     "Uffd");
+		     "backend_type");
+	expect_fault("PUT", "/snapshot/load",
+		     "{\"snapshot_path\":\"/s\",\"mem_backend\":{\"backend_type\":\"Uffd\"}}",
+		     "backend_path");
+	assert_int_equal(fk.loads, 0);
 	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\":\"/s\",\"clock_realtime\":false}",
 		     "clock_realtime");
 	expect_fault("PUT", "/snapshot/load",
@@ -465,6 +475,20 @@ static void test_snapshot_load(void **state)
 	assert_string_equal(fk.load.net_overrides[0].host_dev_name, "tap9");
 	assert_string_equal(fk.load.vsock_uds, "/v2");
 	assert_int_equal(req("PATCH", "/vm", "{\"state\":\"Resumed\"}"), 204);
+	assert_int_equal(a.state, API_RUNNING);
+}
+
+/* mem_backend Uffd: the path goes to the load as the handler's socket, not a memory file. */
+static void test_snapshot_load_uffd(void **state)
+{
+	(void)state;
+	assert_int_equal(req("PUT", "/snapshot/load",
+			     "{\"snapshot_path\":\"/s\",\"resume_vm\":true,\"mem_backend\":"
+			     "{\"backend_type\":\"Uffd\",\"backend_path\":\"/run/pf.sock\"}}"),
+			 204);
+	assert_int_equal(fk.loads, 1);
+	assert_string_equal(fk.load.uffd_path, "/run/pf.sock");
+	assert_string_equal(fk.load.mem_path, "");
 	assert_int_equal(a.state, API_RUNNING);
 }
 
@@ -567,6 +591,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_small_devices, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_load_uffd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_roundtrip_and_machine, setup, teardown),
 		cmocka_unit_test(test_evloop_call),
 	};

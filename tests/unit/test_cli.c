@@ -315,6 +315,23 @@ static void test_restore_options(void **state)
 	assert_null(o.restore_dir);
 }
 
+/* --huge-pages: 2 MiB pages need a memory size in whole 2 MiB; a snapshot fixes it. */
+static void test_huge_pages(void **state)
+{
+	static struct cli_opts o;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(PARSE(&o, err, "--mem", "512"), 0);
+	assert_false(o.m.huge_pages);
+	assert_int_equal(PARSE(&o, err, "--huge-pages", "--mem", "512"), 0);
+	assert_true(o.m.huge_pages);
+	assert_int_equal(PARSE(&o, err, "--huge-pages", "--mem", "129"), -EINVAL);
+	assert_non_null(strstr(err, "multiple of 2"));
+	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--huge-pages"), -EINVAL);
+	assert_non_null(strstr(err, "--huge-pages cannot be used with --restore"));
+}
+
 /* --metrics-path, --log-path, --level: paths kept, Firecracker's level names in any case. */
 static void test_metrics_and_log_options(void **state)
 {
@@ -444,6 +461,7 @@ int main(void)
 		cmocka_unit_test(test_usage_mentions_every_flag),
 		cmocka_unit_test(test_net_user_exposure),
 		cmocka_unit_test(test_restore_options),
+		cmocka_unit_test(test_huge_pages),
 		cmocka_unit_test(test_metrics_and_log_options),
 		cmocka_unit_test(test_mmds),
 		cmocka_unit_test(test_gui),

@@ -52,6 +52,7 @@ static void fill_sample(void)
 	strcpy(sample.vsock_path, "/tmp/v.sock");
 	sample.fuzz = true;
 	sample.gpu = true;
+	sample.huge_pages = true;
 	sample.gpu_width = 1024;
 	sample.gpu_height = 768;
 	sample.disks[1].rl = (struct ratelimit_cfg){ .bandwidth = { 2 << 20, 1 << 20, 1000 },
@@ -68,6 +69,8 @@ static void fill_sample(void)
 #define RL_BYTES ((2 + 2 * 2 + 1) * 6 * 8)
 /* v4: bool gpu + two u32. */
 #define GPU_BYTES (1 + 4 + 4)
+/* v5: bool huge_pages. */
+#define HUGE_BYTES 1
 
 static void encode(const struct machine_config *c, struct snap_writer *w, struct snap_file *f)
 {
@@ -124,6 +127,12 @@ static void many_vcpus(struct machine_config *c)
 	c->smp = VM_MAX_VCPUS + 1;
 }
 
+/* Huge pages of 2 MiB cannot hold an odd number of MiB. */
+static void huge_odd_mem(struct machine_config *c)
+{
+	c->mem_mib = 511;
+}
+
 static void auto_template(struct machine_config *c)
 {
 	c->cpu_template = CPU_TEMPLATE_AUTO;
@@ -155,6 +164,7 @@ static void test_refuses_values(void **state)
 	expect_refused(tiny_mem, "memory");
 	expect_refused(no_vcpus, "vcpus");
 	expect_refused(many_vcpus, "vcpus");
+	expect_refused(huge_odd_mem, "huge pages, odd memory");
 	expect_refused(auto_template, "template");
 	expect_refused(bad_template, "template");
 	expect_refused(bad_cid, "cid");
@@ -197,7 +207,7 @@ static void test_refuses_truncation_and_version(void **state)
 	/* Every shorter payload, re-framed as a valid file. */
 	for (size_t cut = 0; cut < r.len; cut += 7) {
 		snap_writer_init(&t);
-		snap_rec_begin(&t, SNAP_REC_MACHINE, 4, "machine");
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 5, "machine");
 		snap_put_bytes(&t, r.p, cut);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
@@ -206,18 +216,33 @@ static void test_refuses_truncation_and_version(void **state)
 	}
 	/* Another version. */
 	snap_writer_init(&t);
-	snap_rec_begin(&t, SNAP_REC_MACHINE, 5, "machine");
+	snap_rec_begin(&t, SNAP_REC_MACHINE, 6, "machine");
 	snap_put_bytes(&t, r.p, r.len);
 	assert_int_equal(snap_writer_finish(&t), 0);
 	assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "version 5"));
+	assert_non_null(strstr(err, "version 6"));
 	snap_writer_free(&t);
+	/* Version 4 (before huge pages): loads without them; with the byte left over refused. */
+	for (int extra = 0; extra <= 1; extra++) {
+		snap_writer_init(&t);
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 4, "machine");
+		snap_put_bytes(&t, r.p, r.len - HUGE_BYTES + (size_t)extra);
+		assert_int_equal(snap_writer_finish(&t), 0);
+		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
+		assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)),
+				 extra ? -EINVAL : 0);
+		if (!extra) {
+			assert_false(back.huge_pages);
+			assert_true(back.gpu);
+		}
+		snap_writer_free(&t);
+	}
 	/* Version 3 (before the GPU): loads without it; with its bytes left over refused. */
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 3, "machine");
-		snap_put_bytes(&t, r.p, r.len - GPU_BYTES + (size_t)extra);
+		snap_put_bytes(&t, r.p, r.len - HUGE_BYTES - GPU_BYTES + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {
@@ -234,7 +259,7 @@ static void test_refuses_truncation_and_version(void **state)
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 2, "machine");
-		snap_put_bytes(&t, r.p, r.len - GPU_BYTES - RL_BYTES + (size_t)extra);
+		snap_put_bytes(&t, r.p, r.len - HUGE_BYTES - GPU_BYTES - RL_BYTES + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {
@@ -255,7 +280,8 @@ static void test_refuses_truncation_and_version(void **state)
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 1, "machine");
-		snap_put_bytes(&t, r.p, r.len - GPU_BYTES - RL_BYTES - 1 + (size_t)extra);
+		snap_put_bytes(&t, r.p,
+			       r.len - HUGE_BYTES - GPU_BYTES - RL_BYTES - 1 + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {

@@ -355,7 +355,7 @@ export async function runLoad(api, sock, snapDir, { memFile, overrides = {} } = 
 	if (memFile) body.mem_backend = { backend_type: "File", backend_path: memFile };
 	await c("err-load-uffd", "PUT", "/snapshot/load",
 		{ snapshot_path: snapDir, mem_backend: { backend_type: "Uffd", backend_path: "/nonexistent.sock" } },
-		{ status: 400, fault: /Uffd/ });
+		{ status: 400, fault: /page-fault handler/ });
 	await c("snapshot-load", "PUT", "/snapshot/load", body, { status: 204, timeoutMs: 120000 });
 	await c("get-root-loaded", "GET", "/", undefined, { status: 200,
 		verify: (r) => eq(r.json.state, "Paused", "state") });
