@@ -1,17 +1,19 @@
 #!/bin/bash
 # Build the fuzz harness images (docs/fuzzing.md, "Images"):
-#   build.sh GUEST_DIR OUT_DIR CACHE_DIR [planted] [libpng]   (default: both)
+#   build.sh GUEST_DIR OUT_DIR CACHE_DIR [planted] [libpng] [exits]   (default: all three)
 # into OUT_DIR:
 #   planted.cpio, libpng.cpio        initramfs images: /init, /harness, its loader and libraries
 #   planted, libpng                  the harnesses themselves (run natively with files to replay)
 #   seeds/planted/, seeds/libpng/    seed corpora, generated here (make-seeds.py)
+#   exits.cpio                       a harness that panics or powers off the guest on request,
+#                                    run as PID 1 (exits.c; the tests of crash codes 0x200/0x201)
 # Targets are built with clang, -fsanitize=address and -fsanitize-coverage=trace-pc-guard; the
 # guest library (fuzz.c) without either.  libpng comes from Debian's source package
 # (fetch-libpng.sh); zlib is the system one, uninstrumented.  Debian packages only.
 set -euo pipefail
 guest=$1 out=$2 cache=$3
 shift 3
-targets=${*:-planted libpng}
+targets=${*:-planted libpng exits}
 here=$guest/fuzz
 
 for t in clang:clang cpio:cpio python3:python3 ldd:libc-bin gcc:gcc; do
@@ -31,15 +33,17 @@ TARGET_CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address -fsanitize-cove
 
 # The guest library: no coverage, no sanitizer (it implements the coverage callbacks).
 clang -O2 -g -Wall -Wextra -Werror -c "$here/fuzz.c" -o "$obj/fuzz.o"
-# /init: static, so it needs nothing from the image.
+# /init: static, so it needs nothing from the image; init-exec makes the harness PID 1.
 gcc -O2 -Wall -Wextra -Werror -static "$here/init.c" -o "$obj/init"
+gcc -O2 -Wall -Wextra -Werror -static -DINIT_EXEC "$here/init.c" -o "$obj/init-exec"
 
-# image NAME BINARY: NAME.cpio with /init, /harness and every shared object it loads.
+# image NAME BINARY [INIT]: NAME.cpio with /init (default: the forking one), /harness and every
+# shared object it loads.
 image() {
-	local name=$1 bin=$2 stage=$cache/stage-$1 lib
+	local name=$1 bin=$2 init=${3:-$obj/init} stage=$cache/stage-$1 lib
 	rm -rf "$stage"
 	mkdir -p "$stage/proc" "$stage/dev" "$stage/tmp"
-	cp "$obj/init" "$stage/init"
+	cp "$init" "$stage/init"
 	cp "$bin" "$stage/harness"
 	# ldd lists "name => /path (addr)" and the loader as "/lib64/ld-linux... (addr)".
 	for lib in $(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
@@ -86,8 +90,15 @@ for t in $targets; do
 		echo "guest-fuzz: libpng $(basename "$src"), $(ls "$out/seeds/libpng" | wc -l) seeds decode"
 		image libpng "$out/libpng"
 		;;
+	exits)
+		# No sanitizer (nothing to find), coverage so that each command has its edges.
+		clang -O1 -g -fsanitize-coverage=trace-pc-guard -I"$here" -c "$here/exits.c" \
+			-o "$obj/exits.o"
+		clang "$obj/exits.o" "$obj/fuzz.o" -o "$out/exits"
+		image exits "$out/exits" "$obj/init-exec"
+		;;
 	*)
-		echo "guest-fuzz: unknown target '$t' (planted, libpng)" >&2
+		echo "guest-fuzz: unknown target '$t' (planted, libpng, exits)" >&2
 		exit 1
 		;;
 	esac

@@ -1,6 +1,10 @@
 /* /init of the fuzz harness images (guest/fuzz/build.sh): mount /proc and /dev, run the
  * harness (/harness) with the environment it needs in this VM, and power off when it exits
- * (the fuzzer normally resets the VM long before).  Static, no dependencies. */
+ * (the fuzzer normally resets the VM long before).  Static, no dependencies.
+ *
+ * Built with -DINIT_EXEC (the "exits" image), it execs the harness instead of forking it: the
+ * harness is PID 1, and when it exits the kernel panics ("Attempted to kill init!"), which is
+ * how the tests make a guest kernel panic without sysrq in the minimal kernel. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -33,7 +37,11 @@ int main(void)
 	       0);
 	setenv("ASAN_OPTIONS", "abort_on_error=1:detect_leaks=0:symbolize=0:detect_odr_violation=0",
 	       0);
+#ifdef INIT_EXEC
+	pid = 0;
+#else
 	pid = fork();
+#endif
 	if (pid == 0) {
 		/* FUZZ_QUIET=1 on the kernel command line (ignition fuzz's default): the harness's
 		 * output (a sanitizer's report) goes nowhere instead of through the emulated serial

@@ -43,7 +43,8 @@
 #define MAIN   (1u << SECCOMP_THREAD_MAIN)
 #define API    (1u << SECCOMP_THREAD_API)
 #define VNC    (1u << SECCOMP_THREAD_VNC)
-#define ALL    (VCPU | EVLOOP | MAIN | API | VNC)
+#define FUZZ   (1u << SECCOMP_THREAD_FUZZ)
+#define ALL    (VCPU | EVLOOP | MAIN | API | VNC | FUZZ)
 
 /* System calls allowed without argument checks, and which thread kinds may make them. */
 static const struct {
@@ -163,6 +164,14 @@ static const struct {
 	 * the snapshot the event loop just wrote. */
 	{ SCMP_SYS(link), API },
 	{ SCMP_SYS(linkat), API },
+	/* `ignition fuzz`'s host loop (FUZZ), from strace of fuzzing sessions with crashes and
+	 * hangs: it restores its SIGINT/SIGTERM handlers when the loop ends, sizes stdout's
+	 * buffer (newfstatat) for the summary, and removes a solution or corpus file it could
+	 * not write in full.  Its resets: the ioctls below; its fuzz VM has no virtio device, so
+	 * a reset re-arms no ioeventfd and arms no timer.  pause/resume: tgkill, futex. */
+	{ SCMP_SYS(rt_sigaction), FUZZ },
+	{ SCMP_SYS(newfstatat), FUZZ },
+	{ SCMP_SYS(unlink), FUZZ },
 };
 
 /* ioctl requests, compared on the low 32 bits (the request argument is an int in some
@@ -207,9 +216,10 @@ static const struct {
 	{ KVM_GET_PIT2, EVLOOP },
 	{ KVM_GET_CLOCK, EVLOOP },
 	{ FICLONE, EVLOOP },
-	/* --track-dirty: a snapshot, checkpoint or reset harvests the dirty log (event loop). */
-	{ KVM_GET_DIRTY_LOG, EVLOOP },
-	{ KVM_CLEAR_DIRTY_LOG, EVLOOP },
+	/* --track-dirty: a snapshot, checkpoint or reset harvests the dirty log (event loop;
+	 * `ignition fuzz`: its host loop resets the VM before every input). */
+	{ KVM_GET_DIRTY_LOG, EVLOOP | FUZZ },
+	{ KVM_CLEAR_DIRTY_LOG, EVLOOP | FUZZ },
 	/* In-place reset: each parked vCPU loads its own state; the event loop loads the
 	 * VM-wide state and re-arms the devices' queue ioeventfds. */
 	{ KVM_SET_MP_STATE, VCPU },
@@ -220,14 +230,14 @@ static const struct {
 	{ KVM_SET_DEBUGREGS, VCPU },
 	{ KVM_SET_LAPIC, VCPU },
 	{ KVM_SET_MSRS, VCPU },
-	{ KVM_SET_IRQCHIP, EVLOOP },
-	{ KVM_SET_PIT2, EVLOOP },
-	{ KVM_SET_CLOCK, EVLOOP },
-	{ KVM_SET_USER_MEMORY_REGION, EVLOOP }, /* reset: KVM drops its stale mappings */
+	{ KVM_SET_IRQCHIP, EVLOOP | FUZZ },
+	{ KVM_SET_PIT2, EVLOOP | FUZZ },
+	{ KVM_SET_CLOCK, EVLOOP | FUZZ },
+	{ KVM_SET_USER_MEMORY_REGION, EVLOOP | FUZZ }, /* reset: KVM drops its stale mappings */
 };
 
-static const char *const kind_names[SECCOMP_THREAD_KINDS] = { "vcpu", "evloop", "main",
-							      "api",  "vnc",	"gui" };
+static const char *const kind_names[SECCOMP_THREAD_KINDS] = { "vcpu", "evloop", "main", "api",
+							      "vnc",  "fuzz",	"gui" };
 
 /* The SDL window's thread (SECCOMP_THREAD_GUI) gets a deny-list: everything is allowed but
  * these, which trap like any refused call.  Why not an allowlist: what the thread calls is
@@ -430,6 +440,16 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 		 * is prlimit64(0, resource, NULL, old); reading only, and only our own. */
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2,
 				       arg_masked(0, UINT64_MAX, 0), arg_masked(2, UINT64_MAX, 0));
+		if (ret)
+			return ret;
+		(*count)++;
+	}
+	if (kind == SECCOMP_THREAD_FUZZ) {
+		/* Solutions and corpus entries are new files created exclusively (fuzz/corpus.c);
+		 * seeds, dictionary and a replayed input are read before the filter. */
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+				       arg_masked(2, O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC,
+						  O_WRONLY | O_CREAT | O_EXCL));
 		if (ret)
 			return ret;
 		(*count)++;

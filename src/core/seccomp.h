@@ -21,6 +21,9 @@ enum seccomp_thread {
 	SECCOMP_THREAD_MAIN,   /* waits for the stop request, then tears the VM down */
 	SECCOMP_THREAD_API,    /* the REST API's HTTP server (src/api/server.c) */
 	SECCOMP_THREAD_VNC,    /* the VNC server (src/ui/vnc.c): network clients, the display */
+	/* `ignition fuzz`'s host loop (src/fuzz/): resets the VM, reads its coverage, writes
+	 * inputs into it and saves solutions; its VM's threads are the kinds above. */
+	SECCOMP_THREAD_FUZZ,
 	/* The SDL window (src/ui/sdl.c): a deny-list, not an allowlist (seccomp.c says why). */
 	SECCOMP_THREAD_GUI,
 	SECCOMP_THREAD_KINDS,
@@ -52,7 +55,7 @@ int seccomp_thread_install(enum seccomp_thread kind, const char *name)
 size_t seccomp_allowlist_size(enum seccomp_thread kind);
 /* Number of BPF instructions of the compiled filter of `kind` (0 if not built). */
 size_t seccomp_filter_insns(enum seccomp_thread kind);
-/* The kind's name: "vcpu", "evloop", "main", "api", "vnc", "gui". */
+/* The kind's name: "vcpu", "evloop", "main", "api", "vnc", "fuzz", "gui". */
 const char *seccomp_thread_name(enum seccomp_thread kind);
 /* Free the compiled programs (the installed filters stay, as the kernel keeps them). */
 void seccomp_filters_free(void);

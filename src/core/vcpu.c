@@ -219,9 +219,16 @@ int vcpu_create(struct vm *vm, unsigned index, uint64_t entry, struct vcpu **out
 		return -ENOMEM;
 	v->vm = vm;
 	v->index = index;
+	v->msr_buf = calloc(1, sizeof(*v->msr_buf) +
+				       VCPU_STATE_MAX_MSRS * sizeof(v->msr_buf->entries[0]));
+	if (!v->msr_buf) {
+		free(v);
+		return -ENOMEM;
+	}
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (v->fd < 0) {
 		ret = -errno;
+		free(v->msr_buf);
 		free(v);
 		return ret;
 	}
@@ -252,6 +259,7 @@ err_unmap:
 	munmap(v->run, (size_t)vm->run_size);
 err_close:
 	close(v->fd);
+	free(v->msr_buf);
 	free(v);
 	return ret;
 }
@@ -626,5 +634,6 @@ void vcpu_destroy(struct vcpu *v)
 		close(v->fd);
 	if (v->stats_fd >= 0)
 		close(v->stats_fd);
+	free(v->msr_buf);
 	free(v);
 }

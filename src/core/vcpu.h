@@ -20,6 +20,10 @@ struct vcpu {
 	uint64_t exits;		/* KVM_RUN returns (statistics) */
 	uint64_t int3_injected; /* int3 emulation failures turned into #BP */
 	bool exit_requested;	/* vcpu_request_exit() during the current exit */
+	/* KVM_GET_MSRS/KVM_SET_MSRS buffer of VCPU_STATE_MAX_MSRS entries (vcpu_state.c),
+	 * allocated with the vCPU: a reset loads MSRs thousands of times a second, and a
+	 * per-call allocation there shows as RSS growth under ASan (its quarantine). */
+	struct kvm_msrs *msr_buf;
 };
 
 /* Create vCPU `index`, set its CPUID, MSRs, LAPIC and FPU; the boot vCPU (index 0) also gets

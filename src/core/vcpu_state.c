@@ -43,26 +43,27 @@ int vcpu_state_msr_list(int kvm_fd, uint32_t *out, unsigned max)
 	return (int)n;
 }
 
-/* KVM_GET_MSRS stops at the first MSR this vCPU cannot read: drop that one and go on. */
+/* KVM_GET_MSRS stops at the first MSR this vCPU cannot read: drop that one and go on.  The
+ * vCPU's own buffer (struct vcpu's msr_buf, VCPU_STATE_MAX_MSRS entries): this runs on its
+ * thread, as does set_msrs. */
 static int get_msrs(struct vcpu *v, struct vcpu_state *st)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[VCPU_STATE_MAX_MSRS];
-	} *buf = calloc(1, sizeof(*buf));
+	struct kvm_msrs *buf = v->msr_buf;
 	unsigned n = 0, want = v->vm->nr_msr_index;
 	const uint32_t *idx = v->vm->msr_index;
 	int ret = 0;
 
-	if (!buf)
-		return -ENOMEM;
+	if (want > VCPU_STATE_MAX_MSRS)
+		return -E2BIG;
 	for (unsigned i = 0; i < want;) {
 		int got;
 
-		buf->hdr.nmsrs = want - i;
+		buf->nmsrs = want - i;
+		buf->pad = 0;
 		for (unsigned j = 0; j < want - i; j++) {
-			buf->e[j].index = idx[i + j];
-			buf->e[j].data = 0;
+			buf->entries[j].index = idx[i + j];
+			buf->entries[j].reserved = 0;
+			buf->entries[j].data = 0;
 		}
 		got = ioctl(v->fd, KVM_GET_MSRS, buf);
 		if (got < 0) {
@@ -70,11 +71,10 @@ static int get_msrs(struct vcpu *v, struct vcpu_state *st)
 			break;
 		}
 		for (int j = 0; j < got; j++)
-			st->msrs[n++] = buf->e[j];
+			st->msrs[n++] = buf->entries[j];
 		i += (unsigned)got + 1; /* skip the unreadable one */
 	}
 	st->nr_msrs = n;
-	free(buf);
 	return ret;
 }
 
@@ -122,18 +122,15 @@ int vcpu_state_get(struct vcpu *v, struct vcpu_state *st)
 
 static int set_msrs(struct vcpu *v, const struct vcpu_state *st)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[VCPU_STATE_MAX_MSRS];
-	} *buf = calloc(1, sizeof(*buf));
+	struct kvm_msrs *buf = v->msr_buf;
 	int got;
 
-	if (!buf)
-		return -ENOMEM;
-	buf->hdr.nmsrs = st->nr_msrs;
-	memcpy(buf->e, st->msrs, st->nr_msrs * sizeof(st->msrs[0]));
+	if (st->nr_msrs > VCPU_STATE_MAX_MSRS)
+		return -EINVAL;
+	buf->nmsrs = st->nr_msrs;
+	buf->pad = 0;
+	memcpy(buf->entries, st->msrs, st->nr_msrs * sizeof(st->msrs[0]));
 	got = ioctl(v->fd, KVM_SET_MSRS, buf);
-	free(buf);
 	if (got < 0)
 		return -errno;
 	/* KVM sets them in order and stops at one it refuses: a snapshot from a host with MSRs

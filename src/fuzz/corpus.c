@@ -512,6 +512,7 @@ static int save_solution(const struct fuzz_solutions *s, const struct fuzz_solut
 			 const uint8_t *data, size_t len, char *err, size_t n)
 {
 	char path[PATH_MAX + 48], hex[17]; /* dir was checked shorter than PATH_MAX - 32 */
+	char *text;
 	json_t *j;
 	int ret;
 
@@ -543,11 +544,17 @@ static int save_solution(const struct fuzz_solutions *s, const struct fuzz_solut
 		goto oom;
 	}
 	strcat(path, ".json");
-	ret = json_dump_file(j, path, JSON_COMPACT | JSON_SORT_KEYS);
+	/* Created exclusively like the input itself (json_dump_file would open it O_TRUNC): the
+	 * host loop's seccomp filter lets it create new files only. */
+	text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
-	if (ret) {
-		snprintf(err, n, "solution metadata '%s': cannot write it", path);
-		return -EIO;
+	if (!text)
+		goto oom;
+	ret = write_new_file(path, (const uint8_t *)text, strlen(text));
+	free(text);
+	if (ret && ret != -EEXIST) {
+		snprintf(err, n, "solution metadata '%s': %s", path, strerror(-ret));
+		return ret;
 	}
 	return 0;
 oom:

@@ -7,9 +7,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Reset times: one bin per microsecond below RESET_EXACT, then one per power of two. */
-#define RESET_EXACT 4096u
-#define RESET_LOG2  64u
+/* Reset times: one bin per microsecond below RESET_EXACT (2^RESET_EXACT_LOG2), then log-linear:
+ * each power of two [2^k, 2^(k+1)) cut into RESET_SUB equal bins, so a bin is at most 1/8 of
+ * its values wide (a power-of-two bin said "8192" for anything from 8 to 16 ms). */
+#define RESET_EXACT_LOG2 12u
+#define RESET_EXACT	 (1u << RESET_EXACT_LOG2)
+#define RESET_SUB_LOG2	 3u
+#define RESET_SUB	 (1u << RESET_SUB_LOG2)
+#define RESET_LOGLIN	 ((64u - RESET_EXACT_LOG2) * RESET_SUB)
 
 struct fuzz_engine {
 	struct fuzz_target *t;
@@ -37,8 +42,9 @@ struct fuzz_engine {
 	size_t sweep_n, sweep_cap;
 	bool sweeping; /* the input being run comes from the sweep */
 	uint64_t resets;
+	uint64_t reset_min, reset_max; /* of the times noted: percentiles stay within them */
 	uint64_t reset_exact[RESET_EXACT];
-	uint64_t reset_log2[RESET_LOG2];
+	uint64_t reset_loglin[RESET_LOGLIN];
 };
 
 /* The input run when no --seed directory is given: short, so that the first mutations reach
@@ -146,25 +152,43 @@ void fuzz_engine_destroy(struct fuzz_engine *e)
 	free(e);
 }
 
+/* The log-linear bin of us >= RESET_EXACT: its power of two k (bit length - 1) and the next
+ * RESET_SUB_LOG2 bits below the leading one. */
+static unsigned loglin_bin(uint64_t us)
+{
+	unsigned k = 63u - (unsigned)__builtin_clzll(us);
+	unsigned sub = (unsigned)(us >> (k - RESET_SUB_LOG2)) & (RESET_SUB - 1);
+
+	return (k - RESET_EXACT_LOG2) * RESET_SUB + sub;
+}
+
+/* The middle of log-linear bin b: its lower bound plus half its width. */
+static uint64_t loglin_mid(unsigned b)
+{
+	unsigned k = b / RESET_SUB + RESET_EXACT_LOG2, sub = b % RESET_SUB;
+	uint64_t width = (uint64_t)1 << (k - RESET_SUB_LOG2);
+
+	return (uint64_t)(RESET_SUB + sub) * width + width / 2;
+}
+
 void fuzz_engine_note_reset_us(struct fuzz_engine *e, uint64_t us)
 {
-	unsigned k = 0;
-
 	if (!e)
 		return;
+	if (!e->resets || us < e->reset_min)
+		e->reset_min = us;
+	if (us > e->reset_max)
+		e->reset_max = us;
 	e->resets++;
-	if (us < RESET_EXACT) {
+	if (us < RESET_EXACT)
 		e->reset_exact[us]++;
-		return;
-	}
-	while (k < 63 && (us >> (k + 1)))
-		k++;
-	e->reset_log2[k]++;
+	else
+		e->reset_loglin[loglin_bin(us)]++;
 }
 
 int64_t fuzz_engine_reset_percentile(const struct fuzz_engine *e, double p)
 {
-	uint64_t want, seen = 0;
+	uint64_t want, seen = 0, v;
 
 	if (!e->resets || p <= 0 || p > 100)
 		return -1;
@@ -174,12 +198,21 @@ int64_t fuzz_engine_reset_percentile(const struct fuzz_engine *e, double p)
 		want++;
 	if (want == 0)
 		want = 1;
-	for (unsigned v = 0; v < RESET_EXACT; v++)
-		if ((seen += e->reset_exact[v]) >= want)
-			return v;
-	for (unsigned k = 0; k < RESET_LOG2; k++)
-		if ((seen += e->reset_log2[k]) >= want)
-			return (int64_t)1 << k;
+	for (unsigned u = 0; u < RESET_EXACT; u++)
+		if ((seen += e->reset_exact[u]) >= want)
+			return u;
+	for (unsigned b = 0; b < RESET_LOGLIN; b++) {
+		if ((seen += e->reset_loglin[b]) < want)
+			continue;
+		/* Within half a bin (1/16 of the value) of the sample, and never outside the
+		 * range of the samples (a bin holding only the largest one answers it). */
+		v = loglin_mid(b);
+		if (v > e->reset_max)
+			v = e->reset_max;
+		if (v < e->reset_min)
+			v = e->reset_min;
+		return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+	}
 	return -1;
 }
 

@@ -100,8 +100,9 @@ void fuzz_engine_stats(const struct fuzz_engine *e, struct fuzz_stats *st);
 int fuzz_engine_summary(const struct fuzz_engine *e, FILE *out) __attribute__((warn_unused_result));
 /* Record one reset duration in microseconds (e may be NULL: ignored). */
 void fuzz_engine_note_reset_us(struct fuzz_engine *e, uint64_t us);
-/* The p-th percentile (0 < p <= 100) of the reset times noted, or -1 if none: exact below
- * 4096 us, the power of two below the value above. */
+/* The p-th percentile (0 < p <= 100, nearest rank) of the reset times noted, or -1 if none:
+ * exact below 4096 us; above, the middle of its log-linear bin (8 per power of two), i.e.
+ * within 1/16 of the exact value, kept within the smallest and largest time noted. */
 int64_t fuzz_engine_reset_percentile(const struct fuzz_engine *e, double p);
 void fuzz_engine_destroy(struct fuzz_engine *e);
 

@@ -1,7 +1,11 @@
 #include "fuzz/fuzz_main.h"
 
+#include "core/seccomp.h"
+#include "util/log.h"
+
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
@@ -42,12 +46,14 @@ const char fuzz_usage[] =
 	"  --timeout-ms N       a run longer than N ms is a hang, 1 to 3600000 (default 1000)\n"
 	"  --replay FILE        run FILE once and print its outcome instead of fuzzing:\n"
 	"                       'ok|crash code=N|hang len=N edges=N edges_hash=HEX'; only\n"
-	"                       --kernel, --initrd, --mem, --cmdline, --timeout-ms, --repeat\n"
-	"                       go with it\n"
+	"                       --kernel, --initrd, --mem, --cmdline, --timeout-ms, --repeat,\n"
+	"                       --no-seccomp go with it\n"
 	"  --repeat N           with --replay: run the input N times (1 to 100000), each from the\n"
 	"                       checkpoint, and say whether every run had the same outcome and\n"
 	"                       coverage: 'stable: N runs' or 'unstable: K different results\n"
 	"                       in N runs' (exit status 1)\n"
+	"  --no-seccomp         no system call filters (every thread is filtered by default,\n"
+	"                       as for 'ignition run')\n"
 	"  -h, --help           show this help\n"
 	"\n"
 	"Crash codes: 1 to 64 a fatal signal, 256 a sanitizer's report (guest/fuzz/fuzz.h),\n"
@@ -83,6 +89,7 @@ enum {
 	OPT_MAX_LEN,
 	OPT_SEED_VALUE,
 	OPT_TIMEOUT_MS,
+	OPT_NO_SECCOMP,
 };
 
 static int parse_u64(const char *s, unsigned long long min, unsigned long long max,
@@ -120,6 +127,7 @@ int fuzz_main_parse(int argc, char **argv, struct fuzz_cli *o, char *err, size_t
 		{ "max-len", required_argument, NULL, OPT_MAX_LEN },
 		{ "seed-value", required_argument, NULL, OPT_SEED_VALUE },
 		{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS },
+		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -160,6 +168,9 @@ int fuzz_main_parse(int argc, char **argv, struct fuzz_cli *o, char *err, size_t
 			break;
 		case OPT_REPLAY:
 			o->replay = optarg;
+			break;
+		case OPT_NO_SECCOMP:
+			o->no_seccomp = true;
 			break;
 		case OPT_UNTIL_CRASH:
 			o->eng.until_crash = true;
@@ -262,6 +273,26 @@ static void on_stop_signal(int sig)
 	stop_requested = 1;
 }
 
+/* The host loop's own filter, once the VM runs and every file it reads is read (seeds,
+ * dictionary, the replayed input): from here it only resets the VM, writes inputs into it,
+ * reads coverage and creates new files (solutions, corpus).  No-op without built filters. */
+static int lockdown(void)
+{
+	int ret;
+
+	/* jansson seeds its hash function from /dev/urandom on the first JSON object (a
+	 * solution's metadata, the summary): here, before the filter, which opens no file for
+	 * reading. */
+	json_object_seed(0);
+	ret = seccomp_thread_install(SECCOMP_THREAD_FUZZ, "fuzz");
+
+	if (ret)
+		fprintf(stderr,
+			"ignition: error: cannot install the fuzz thread's seccomp filter: %s\n",
+			strerror(-ret));
+	return ret;
+}
+
 static int replay(struct fuzz_target *t, const char *path, unsigned repeat)
 {
 	struct fuzz_replay r, again;
@@ -280,6 +311,10 @@ static int replay(struct fuzz_target *t, const char *path, unsigned repeat)
 			"ignition: error: replay input '%s' is %zu bytes; the harness takes 1 to "
 			"%zu\n",
 			path, full, t->max_len);
+		free(data);
+		return 3;
+	}
+	if (lockdown()) {
 		free(data);
 		return 3;
 	}
@@ -324,6 +359,10 @@ static int fuzz(struct fuzz_target *t, struct fuzz_cli *o)
 		fprintf(stderr, "ignition: error: %s\n", err);
 		return 3;
 	}
+	if (lockdown()) {
+		fuzz_engine_destroy(e);
+		return 3;
+	}
 	/* No SA_RESTART: a blocking call in the target returns EINTR and the loop sees the flag. */
 	sigemptyset(&sa.sa_mask);
 	stop_requested = 0;
@@ -349,6 +388,7 @@ int fuzz_main(int argc, char **argv)
 	static const struct fuzz_main_target vm = {
 		.open = fuzz_vm_target_open,
 		.close = fuzz_vm_target_close,
+		.seccomp = true,
 	};
 
 	return fuzz_main_with(argc, argv, &vm);
@@ -369,11 +409,32 @@ int fuzz_main_with(int argc, char **argv, const struct fuzz_main_target *target)
 		fputs(fuzz_usage, stdout);
 		return 0;
 	}
+	if (o.no_seccomp && target->seccomp)
+		fputs("ignition: warning: --no-seccomp: the VMM runs without system call filters\n",
+		      stderr);
+	if (target->seccomp && !o.no_seccomp) {
+		/* No terminal to restore (the guest console goes to a file): no on_fatal. */
+		struct seccomp_config sc = { .slirp = false };
+		int ret = seccomp_filters_build(&sc);
+
+		if (ret) {
+			fprintf(stderr, "ignition: error: cannot build the seccomp filters: %s\n",
+				strerror(-ret));
+			return 3;
+		}
+		log_info("seccomp: allowlists vcpu %zu, evloop %zu, main %zu, fuzz %zu rules",
+			 seccomp_allowlist_size(SECCOMP_THREAD_VCPU),
+			 seccomp_allowlist_size(SECCOMP_THREAD_EVLOOP),
+			 seccomp_allowlist_size(SECCOMP_THREAD_MAIN),
+			 seccomp_allowlist_size(SECCOMP_THREAD_FUZZ));
+	}
 	if (target->open(&o.vm, &t, err, sizeof(err))) {
 		fprintf(stderr, "ignition: error: %s\n", err);
+		seccomp_filters_free(); /* none installed on this thread: no later lockdown */
 		return 3;
 	}
 	status = o.replay ? replay(&t, o.replay, o.repeat) : fuzz(&t, &o);
 	target->close(&t);
+	seccomp_filters_free(); /* the programs; the installed filters stay */
 	return status;
 }

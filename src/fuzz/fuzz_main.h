@@ -19,6 +19,7 @@ struct fuzz_cli {
 	struct fuzz_engine_opts eng; /* status/status_ms are set by fuzz_main() */
 	const char *replay;	     /* --replay FILE: run it once instead of fuzzing */
 	unsigned repeat;	     /* --repeat N (with --replay): run it N times, compare */
+	bool no_seccomp;	     /* --no-seccomp: no system call filters (as `ignition run`) */
 	bool help;
 };
 
@@ -31,6 +32,11 @@ extern const char fuzz_usage[];
 struct fuzz_main_target {
 	int (*open)(const struct fuzz_vm_opts *o, struct fuzz_target *t, char *err, size_t n);
 	void (*close)(struct fuzz_target *t);
+	/* Seccomp (docs/fuzzing.md, "Process hardening"): the filters are built before open(),
+	 * whose VM threads install theirs as `ignition run`'s do, and the calling thread (the
+	 * host loop) installs SECCOMP_THREAD_FUZZ's once the VM is up and every input file is
+	 * read.  False for an in-process target (the unit tests), or with --no-seccomp. */
+	bool seccomp;
 };
 
 /* `ignition fuzz ...` (argv[0] is "fuzz") on the VM target: the process exit status (0 fuzzing

@@ -21,7 +21,9 @@ Boot 4  the rest of the device set, --smp 4 (2 on kvm_pvm hosts, see SMP_WIDE): 
         each tests/guest/dev_*.py module adds arguments and checks to one shared boot; Ctrl-A x
         -> exit 0 and the terminal settings restored.
 Boot 5  the snapshot fuzzer (`ignition fuzz`, the planted-bug harness): the crash found within a
-        bounded number of runs, it replays, coverage stable over 100 resets (tests/guest/fuzz.py).
+        bounded number of runs, it replays, coverage stable over 100 resets; the exits harness:
+        a guest panic and a poweroff are crashes 512 and 513, every thread is filtered
+        (tests/guest/fuzz.py).
 Boot 6  the control plane: Firecracker's REST API with curl (tests/api/curl_test.py): errors,
         1000 connections, a --config-file boot, then configure + InstanceStart + shell, pause,
         snapshot, load into a second process; that snapshot (its guest agent up) is the base of
@@ -469,6 +471,7 @@ def boot5(rootfs, tmp):
     import fuzz
     del rootfs  # the harness boots from its own initramfs
     fuzz.fuzz_checks(tmp)
+    fuzz.exits_checks(tmp)
 
 
 def boot6(rootfs, tmp):

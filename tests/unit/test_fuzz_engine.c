@@ -439,12 +439,79 @@ static void test_reset_percentiles(void **state)
 	assert_int_equal(fuzz_engine_reset_percentile(e, 50), 50);
 	assert_int_equal(fuzz_engine_reset_percentile(e, 99), 99);
 	assert_int_equal(fuzz_engine_reset_percentile(e, 100), 100);
-	/* Above the exact range: the power of two below. */
+	/* Above the exact range: the middle of the 1/8-of-a-power-of-two bin [9216, 10240),
+	 * not the power of two below (8192). */
 	for (int i = 0; i < 300; i++)
 		fuzz_engine_note_reset_us(e, 10000);
-	assert_int_equal(fuzz_engine_reset_percentile(e, 99), 8192);
+	assert_int_equal(fuzz_engine_reset_percentile(e, 99), 9728);
 	assert_int_equal(fuzz_engine_reset_percentile(e, 0), -1);
 	fuzz_engine_note_reset_us(NULL, 5); /* no engine: ignored */
+	fuzz_engine_destroy(e);
+}
+
+/* Answers stay within the smallest and largest time noted: a time noted alone is answered
+ * exactly, not as the middle of its bin. */
+static void test_reset_percentile_within_samples(void **state)
+{
+	struct fuzz_engine_opts o = { .runs = 1 };
+	struct fuzz_engine *e;
+	char err[128];
+
+	assert_int_equal(fuzz_engine_create(&e, &target, &o, err, sizeof(err)), 0);
+	fuzz_engine_note_reset_us(e, 8200); /* bin [8192, 9216), middle 8704 */
+	assert_int_equal(fuzz_engine_reset_percentile(e, 50), 8200);
+	assert_int_equal(fuzz_engine_reset_percentile(e, 99), 8200);
+	for (int i = 0; i < 99; i++)
+		fuzz_engine_note_reset_us(e, 16383); /* bin [15360, 16384), middle 15872 */
+	assert_int_equal(fuzz_engine_reset_percentile(e, 1), 8704);
+	assert_int_equal(fuzz_engine_reset_percentile(e, 50), 15872);
+	assert_int_equal(fuzz_engine_reset_percentile(e, 100), 15872);
+	fuzz_engine_destroy(e);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Against the exact nearest-rank percentile of a sorted copy: spread times from 1 us to 2^40 us
+ * (a fixed xorshift sequence), every answer within 1/16 of the exact one (exact below 4096). */
+static void test_reset_percentile_error_bound(void **state)
+{
+	static const double ps[] = { 0.1, 1, 10, 25, 50, 75, 90, 99, 99.9, 100 };
+	enum { N = 5000 };
+	uint64_t *v = malloc(N * sizeof(*v)), x = 0x9e3779b97f4a7c15ull;
+	struct fuzz_engine_opts o = { .runs = 1 };
+	struct fuzz_engine *e;
+	char err[128];
+
+	assert_non_null(v);
+	assert_int_equal(fuzz_engine_create(&e, &target, &o, err, sizeof(err)), 0);
+	for (int i = 0; i < N; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* A random bit length 1..40, then random bits below it: log-uniform. */
+		v[i] = (x >> 24) & ((1ull << (1 + x % 40)) - 1);
+		fuzz_engine_note_reset_us(e, v[i]);
+	}
+	qsort(v, N, sizeof(*v), cmp_u64);
+	for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+		size_t rank = (size_t)((double)N * ps[i] / 100.0 + 0.999999);
+		uint64_t want = v[(rank ? rank : 1) - 1];
+		int64_t got = fuzz_engine_reset_percentile(e, ps[i]);
+		uint64_t diff = (uint64_t)got > want ? (uint64_t)got - want : want - (uint64_t)got;
+
+		assert_true(got >= 0);
+		if (want < 4096)
+			assert_int_equal(got, want);
+		else if (diff > want / 16)
+			fail_msg("p%g: %lld, exact %llu", ps[i], (long long)got,
+				 (unsigned long long)want);
+	}
+	free(v);
 	fuzz_engine_destroy(e);
 }
 
@@ -547,6 +614,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_by_runs_time_flag, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_and_summary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_percentiles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_percentile_within_samples, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_reset_percentile_error_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corpus_dir_and_max_len, setup, teardown),
 	};

@@ -45,6 +45,7 @@ static void test_defaults(void **state)
 	assert_int_equal(o.eng.max_len, 0); /* 4096 capped to the target, once it is open */
 	assert_false(o.eng.has_rng_seed);
 	assert_null(o.replay);
+	assert_false(o.no_seccomp);
 	assert_false(o.help);
 }
 
@@ -86,6 +87,13 @@ static void test_all_flags(void **state)
 			 0);
 	assert_string_equal(o.replay, "/crash");
 	assert_null(o.eng.solutions_dir);
+	/* --no-seccomp goes with fuzzing and with --replay. */
+	assert_int_equal(PARSE(&o, err, "--kernel", "/k", "--initrd", "/h", "--no-seccomp"), 0);
+	assert_true(o.no_seccomp);
+	assert_int_equal(PARSE(&o, err, "--kernel", "/k", "--initrd", "/h", "--replay", "/crash",
+			       "--no-seccomp"),
+			 0);
+	assert_true(o.no_seccomp);
 
 	assert_int_equal(PARSE(&o, err, "--help"), 0);
 	assert_true(o.help);
@@ -159,9 +167,9 @@ static void test_bad_usage(void **state)
 static void test_usage_mentions_every_flag(void **state)
 {
 	static const char *const flags[] = {
-		"--kernel", "--initrd",	   "--mem",	   "--cmdline",	   "--seed ",
-		"--corpus", "--solutions", "--dict",	   "--replay",	   "--runs",
-		"--time",   "--max-len",   "--seed-value", "--timeout-ms", "--help",
+		"--kernel",	"--initrd",	"--mem",    "--cmdline",    "--seed ", "--corpus",
+		"--solutions",	"--dict",	"--replay", "--runs",	    "--time",  "--max-len",
+		"--seed-value", "--timeout-ms", "--help",   "--no-seccomp",
 	};
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)

@@ -12,12 +12,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -101,7 +103,10 @@ static void test_sizes(void **state)
 		    seccomp_allowlist_size(SECCOMP_THREAD_EVLOOP));
 	assert_true(seccomp_allowlist_size(SECCOMP_THREAD_VCPU) <
 		    seccomp_allowlist_size(SECCOMP_THREAD_EVLOOP));
+	assert_true(seccomp_allowlist_size(SECCOMP_THREAD_FUZZ) <
+		    seccomp_allowlist_size(SECCOMP_THREAD_EVLOOP));
 	assert_string_equal(seccomp_thread_name(SECCOMP_THREAD_VCPU), "vcpu");
+	assert_string_equal(seccomp_thread_name(SECCOMP_THREAD_FUZZ), "fuzz");
 	assert_true(seccomp_filters_built());
 }
 
@@ -289,6 +294,92 @@ static void test_main_refuses_sockets(void **state)
 	assert_non_null(strstr(c.err, "refused system call socket (41) in thread main"));
 }
 
+/* ---- `ignition fuzz`'s host loop ---- */
+
+static char fuzz_path[64];
+
+/* What the host loop does between runs: a reset's VM ioctls (on a non-KVM fd: refused by the
+ * driver, not by the filter), a solution created exclusively, written, and removed (its
+ * failure path), stdout sized for the summary, the stop handlers put back. */
+static void fuzz_work(void)
+{
+	static const unsigned long reset_ioctls[] = {
+		KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG, KVM_SET_USER_MEMORY_REGION,
+		KVM_SET_IRQCHIP,   KVM_SET_PIT2,	KVM_SET_CLOCK,
+	};
+	struct sigaction sa = { .sa_handler = SIG_DFL };
+	struct stat st;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(reset_ioctls) / sizeof(reset_ioctls[0]); i++)
+		if (ioctl(STDERR_FILENO, reset_ioctls[i], NULL) == 0 || errno != ENOTTY)
+			_exit(BAD_ALLOWED);
+	fd = open(fuzz_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, "crash", 5) != 5 || close(fd) < 0 || unlink(fuzz_path) < 0)
+		_exit(BAD_ALLOWED);
+	if (fstat(STDOUT_FILENO, &st) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		_exit(BAD_ALLOWED);
+}
+
+static void test_fuzz_allows_its_work(void **state)
+{
+	struct child c;
+
+	snprintf(fuzz_path, sizeof(fuzz_path), "/tmp/ign-seccomp-fuzz-%d", (int)getpid());
+	unlink(fuzz_path);
+	run_child(SECCOMP_THREAD_FUZZ, "fuzz", fuzz_work, &c);
+	assert_int_equal(exit_code(&c), 0);
+	assert_int_equal(access(fuzz_path, F_OK), -1);
+}
+
+static void fuzz_read_file(void)
+{
+	/* Seeds and the dictionary are read before the filter; jansson's /dev/urandom too. */
+	open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+}
+
+static void fuzz_truncate(void)
+{
+	/* What json_dump_file() does: an existing solution must never be rewritten. */
+	open(fuzz_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+
+static void fuzz_kvm_run(void)
+{
+	/* The vCPU's, not the host loop's. */
+	ioctl(STDERR_FILENO, KVM_RUN, 0);
+}
+
+static void fuzz_socket(void)
+{
+	socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+static void test_fuzz_refuses_the_rest(void **state)
+{
+	static const struct {
+		void (*body)(void);
+		const char *msg;
+	} cases[] = {
+		{ fuzz_read_file, "refused system call openat (257) in thread fuzz\n" },
+		{ fuzz_truncate, "refused system call openat (257) in thread fuzz\n" },
+		{ fuzz_kvm_run, "refused system call ioctl (16) in thread fuzz\n" },
+		{ fuzz_socket, "refused system call socket (41) in thread fuzz\n" },
+		{ make_pipe, "refused system call pipe2 (293) in thread fuzz\n" },
+	};
+	struct child c;
+
+	snprintf(fuzz_path, sizeof(fuzz_path), "/tmp/ign-seccomp-fuzz-%d", (int)getpid());
+	unlink(fuzz_path);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		run_child(SECCOMP_THREAD_FUZZ, "fuzz", cases[i].body, &c);
+		assert_int_equal(exit_code(&c), SECCOMP_EXIT_STATUS);
+		if (!strstr(c.err, cases[i].msg))
+			fail_msg("case %zu: stderr '%s'", i, c.err);
+	}
+	assert_int_equal(access(fuzz_path, F_OK), -1);
+}
+
 /* ---- the self-test hook and --no-seccomp ---- */
 
 static void nothing(void)
@@ -349,6 +440,8 @@ int main(void)
 		cmocka_unit_test(test_evloop_open_read_only),
 		cmocka_unit_test(test_evloop_creates_new_files_only),
 		cmocka_unit_test(test_main_refuses_sockets),
+		cmocka_unit_test(test_fuzz_allows_its_work),
+		cmocka_unit_test(test_fuzz_refuses_the_rest),
 		cmocka_unit_test(test_selftest_hook),
 		cmocka_unit_test(test_not_built_installs_nothing),
 	};
