@@ -77,12 +77,39 @@ LOGIN_TIMEOUT = float(os.environ.get("IGN_LOGIN_TIMEOUT", "420"))
 CMD_TIMEOUT = float(os.environ.get("IGN_CMD_TIMEOUT", "120"))
 
 
+# Where the time goes: every result is also written with its time since this script started
+# to build/guest-logs/check-times.log, and phase() prints how long each part of a boot took.
+# (Wall-clock based and shared through the environment: the modules import this file again.)
+T0 = float(os.environ.setdefault("IGN_GUEST_T0", str(time.time())))
+
+
 def result(status, name, reason=""):
     line = f"{status} guest/{name}" + (f" ({reason})" if reason else "")
     with open(RESULTS, "a") as f:
         f.write(line + "\n")
+    try:
+        os.makedirs(LOG_DIR, exist_ok=True)
+        with open(os.path.join(LOG_DIR, "check-times.log"), "a") as f:
+            f.write(f"{time.time() - T0:8.1f} s  {status} guest/{name}\n")
+    except OSError:
+        pass
     tag = {"PASS": "ok  ", "FAIL": "FAIL", "SKIP": "skip"}[status]
     print(f"  {tag}  guest/{name}" + (f": {reason}" if reason else ""), flush=True)
+
+
+class phase:
+    """`with phase("name"):` prints "info  name: N s" when the block ends (also on errors)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        print(f"  info  {self.name}: {time.monotonic() - self.t0:.1f} s", flush=True)
+        return False
 
 
 def check(name, cond, reason=""):
@@ -285,7 +312,8 @@ def boot1(rootfs, tmp):
     g = Guest("boot1-smp1", ["--smp", "1", "--disk", rootfs, "--net", "user",
                              "--snapshot-dir", os.path.join(tmp, "snap1")])
     try:
-        g.login()
+        with phase("boot 1 launch to login"):
+            g.login()
         result("PASS", "login-root")
         st, out = g.run("nproc")
         check("nproc-smp1", st == 0 and out == "1", f"nproc said {out!r}")
@@ -310,8 +338,10 @@ def boot1(rootfs, tmp):
             d = int(f[0], 16)  # Linux new_encode_dev: minor low byte, major, minor high bits
             ok = f"{(d >> 8) & 0xfff}:{(d & 0xff) | ((d >> 12) & 0xfff00)}" == f[1]
         check("root-on-virtio-blk", ok, out)
-        check_avx_mask(g)
-        snap = snapshot.take(g, tmp)
+        with phase("boot 1 AVX mask and pipelines"):
+            check_avx_mask(g)
+        with phase("boot 1 snapshot"):
+            snap = snapshot.take(g, tmp)
         st, _ = g.run("echo ignition-was-here > /root/persist.txt && sync")
         check("write-file-and-sync", st == 0)
         g.send("poweroff\n")
@@ -435,12 +465,14 @@ def boot4_once(mods, rootfs, tmp):
         args += m.args(ctx)
     g = Guest(f"boot4-devices-smp{SMP_WIDE}", args)
     try:
-        g.login()
+        with phase("boot 4 launch to login"):
+            g.login()
         st, out = g.run("nproc")
         check(f"nproc-smp{SMP_WIDE}", st == 0 and out == str(SMP_WIDE), f"nproc said {out!r}")
         for m in mods:
             try:
-                m.checks(g, ctx)
+                with phase(m.__name__):
+                    m.checks(g, ctx)
             except Timeout as e:
                 result("FAIL", f"{m.__name__}", g.why(e))
             except Exception as e:  # a bug in a module fails that module, not the boot
@@ -457,7 +489,8 @@ def boot4_once(mods, rootfs, tmp):
     finally:
         g.close()
         if snap:  # before the modules' clean-up: the vsock directory must still be there
-            snapshot.devices_restore(snap, SMP_WIDE, ctx)
+            with phase("boot 4 restore"):
+                snapshot.devices_restore(snap, SMP_WIDE, ctx)
         for m in mods:
             if hasattr(m, "cleanup"):
                 m.cleanup(ctx)
@@ -516,6 +549,8 @@ def main():
     # Scratch space under build/ (not /tmp): inside the nested harness L1 has its own /tmp.
     os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="ign-guest-", dir=os.path.join(ROOT, "build"))
+    os.makedirs(LOG_DIR, exist_ok=True)
+    open(os.path.join(LOG_DIR, "check-times.log"), "w").close()
     status = 0
     try:
         only = os.environ.get("IGN_GUEST_ONLY", "1,2,3,4,5,6,7").split(",")

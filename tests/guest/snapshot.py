@@ -28,7 +28,7 @@ import zlib
 
 import layers
 
-from guest_test import CMD_TIMEOUT, Guest, IGNITION, check, debugfs_cat, result, sized
+from guest_test import CMD_TIMEOUT, Guest, IGNITION, check, debugfs_cat, phase, result, sized
 
 SNAP_LINE = re.compile(r"snapshot (\S+)(?: \(Diff: \d+ dirty pages\))? written in (\d+) ms \(paused (\d+) us, state (\d+) us, "
                        r"memory (\d+) of (\d+) MiB in (\d+) ms, disks (\d+) ms\)")
@@ -338,8 +338,9 @@ def clones(snap, tmp, n=4):
         srv.shutdown()
 
 
-def after(snap, tmp):
-    """Resume the snapshot in a new process and check the guest continued."""
+def resume(snap, tmp):
+    """The snapshot resumed in a new process: the guest carries on. Returns the directory of
+    the snapshot the resumed guest asks for."""
     snap2 = os.path.join(tmp, "snap2")
     r = Guest("boot1-restored", ["--restore", snap, "--snapshot-dir", snap2])
     try:
@@ -393,13 +394,27 @@ def after(snap, tmp):
         result("FAIL", "snapshot-restore", r.why(e))
     finally:
         r.close()
+    return snap2
+
+
+def after(snap, tmp):
+    """Resume the snapshot in a new process and check the guest continued; then the clones,
+    the refusals, the Diff chain and reset, all from the same snapshot."""
+    with phase("restore"):
+        snap2 = resume(snap, tmp)
     if os.path.exists(os.path.join(snap2, "state")):
-        second_generation(snap2)
-    clones(snap, tmp)
-    refusals(snap, tmp)
-    killed_midway(snap, tmp)
-    layers.diff_chain(snap, tmp)
-    layers.reset(snap, tmp)
+        with phase("restore of the clone's snapshot"):
+            second_generation(snap2)
+    with phase("four clones"):
+        clones(snap, tmp)
+    with phase("damaged snapshots refused"):
+        refusals(snap, tmp)
+    with phase("killed while snapshotting"):
+        killed_midway(snap, tmp)
+    with phase("Diff snapshot chain"):
+        layers.diff_chain(snap, tmp)
+    with phase("reset"):
+        layers.reset(snap, tmp)
 
 
 def devices_snapshot(g, tmp):
