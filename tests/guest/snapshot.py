@@ -4,14 +4,15 @@ take(g, tmp): at the root shell a variable is exported and a background counter 
 writes a snapshot (one line on stderr with its timings), the directory has its files and no
 temporary left, and the guest carries on.
 
-after(snap, tmp): once boot 1 has powered off, `--restore` resumes the snapshot in a new
-process: the same shell session (the variable is still set, typing works), the counter keeps
-counting, `date` reads the host's time, a file written in the clone is in the clone's private
-disk and not in the snapshot's copy, Ctrl-A x ends it.  Then damaged copies of the snapshot
-(one flipped byte in `state`, a truncated `state`, a truncated `memory`, another format version,
-an unknown record type, a device record of another kind) are each refused with one clear
-line and exit status 1, never a crash; so is a snapshot written by a process killed with
-SIGKILL while writing one (its target is absent or whole; the .tmp- directory is no snapshot).
+start_after(snap, tmp): while boot 1's guest goes on and after it is off (two workers, see
+Jobs), `--restore` resumes the snapshot in a new process: the same shell session (the
+variable is still set, typing works), the counter keeps counting, `date` reads the host's
+time, a file written in the clone is in the clone's private disk and not in the snapshot's
+copy, Ctrl-A x ends it.  Then damaged copies of the snapshot (one flipped byte in `state`, a
+truncated `state`, a truncated `memory`, another format version, an unknown record type, a
+device record of another kind) are each refused with one clear line and exit status 1, never
+a crash; so is a snapshot written by a process killed with SIGKILL while writing one (its
+target is absent or whole; the .tmp- directory is no snapshot).
 
 clones(snap, tmp): four restores of the snapshot run at once, each its own machine (a new MAC,
 its own /dev/urandom, lease, NAT and hostfwd, a private disk); see clones() below."""
@@ -397,24 +398,81 @@ def resume(snap, tmp):
     return snap2
 
 
-def after(snap, tmp):
-    """Resume the snapshot in a new process and check the guest continued; then the clones,
-    the refusals, the Diff chain and reset, all from the same snapshot."""
-    with phase("restore"):
+class Jobs:
+    """Independent groups of checks worked through by two workers: a thread started here, and
+    the caller's thread once it calls join() (boot 1's guest has one vCPU, the host at least
+    two cores).  Until join() the caller counts as a running job.  An exclusive job (the four
+    clones, four guests at once) waits until nothing else runs and runs alone, so no guest
+    gets less than half a core.  A job that raises is a FAIL line with its reason; the others
+    still run."""
+
+    def __init__(self, jobs):
+        self.jobs = list(jobs)  # (name, fn, exclusive)
+        self.cv = threading.Condition()
+        self.running = 1  # the caller's own guest, until join()
+        self.alone = False
+        self.thread = None
+        # One CPU: no second worker, join() runs every job in turn.
+        if len(os.sched_getaffinity(0)) >= 2:
+            self.thread = threading.Thread(target=self._work, daemon=True)
+            self.thread.start()
+
+    def _next(self):
+        with self.cv:
+            while self.jobs:
+                exclusive = self.jobs[0][2]
+                if not self.alone and not (exclusive and self.running):
+                    name, fn, self.alone = self.jobs.pop(0)
+                    self.running += 1
+                    return name, fn
+                self.cv.wait()
+            return None
+
+    def _done(self):
+        with self.cv:
+            self.running -= 1
+            self.alone = False
+            self.cv.notify_all()
+
+    def _work(self):
+        while True:
+            job = self._next()
+            if job is None:
+                return
+            name, fn = job
+            try:
+                with phase(name):
+                    fn()
+            except Exception as e:  # a bug in a job fails that job, not the others
+                result("FAIL", f"snapshot-job-{name.replace(' ', '-')}",
+                       f"{type(e).__name__}: {e}")
+            finally:
+                self._done()
+
+    def join(self):
+        self._done()  # the caller's guest is off: this thread is a worker now
+        self._work()
+        if self.thread:
+            self.thread.join()
+
+
+def start_after(snap, tmp):
+    """Start the checks of boot 1's snapshot, each in new processes restored from it: resumed
+    (and its own snapshot resumed again, and a restore killed while snapshotting), four clones,
+    the Diff chain, reset, the damaged copies refused.  Returns the Jobs; join() waits (and
+    helps)."""
+    def restore_chain():
         snap2 = resume(snap, tmp)
-    if os.path.exists(os.path.join(snap2, "state")):
-        with phase("restore of the clone's snapshot"):
+        if os.path.exists(os.path.join(snap2, "state")):
             second_generation(snap2)
-    with phase("four clones"):
-        clones(snap, tmp)
-    with phase("damaged snapshots refused"):
-        refusals(snap, tmp)
-    with phase("killed while snapshotting"):
+        # In this job: the only other one that writes a snapshot next to boot 1's in tmp.
         killed_midway(snap, tmp)
-    with phase("Diff snapshot chain"):
-        layers.diff_chain(snap, tmp)
-    with phase("reset"):
-        layers.reset(snap, tmp)
+
+    return Jobs([("restore", restore_chain, False),
+                 ("Diff snapshot chain", lambda: layers.diff_chain(snap, tmp), False),
+                 ("reset", lambda: layers.reset(snap, tmp), False),
+                 ("damaged snapshots refused", lambda: refusals(snap, tmp), False),
+                 ("four clones", lambda: clones(snap, tmp), True)])
 
 
 def devices_snapshot(g, tmp):
