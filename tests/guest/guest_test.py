@@ -198,11 +198,21 @@ class Guest:
             os.write(self.wfd, data[i:i + 16])
             time.sleep(0.02)
 
-    def login(self):
+    def login(self, echo=True):
+        """Log in as root.  echo=False then turns the terminal's echo off (`stty -echo`): the
+        shell reads each command as one line from the kernel instead of a character at a time
+        in its line editor, which echoes every character back through the emulated UART.
+        The serial console costs milliseconds of emulated guest kernel work per character on
+        kvm_pvm hosts: the echo of a typed command was a good part of a command's cost.
+        Commands and their output are the same (run() never matched the echo)."""
         self.expect(rb"login: ", LOGIN_TIMEOUT)
         self.login_s = time.monotonic() - self.start
         self.send("root\n")
         self.expect(rb"# ", CMD_TIMEOUT)
+        if not echo:
+            self.send("stty -echo; echo __Q''UIET__\n")
+            self.expect(rb"__QUIET__\r*\n", CMD_TIMEOUT)
+            self.expect(rb"# ", CMD_TIMEOUT)
 
     def run(self, cmd, timeout=CMD_TIMEOUT):
         """Run a shell command in the guest; return (status, output)."""
@@ -319,7 +329,7 @@ def boot1(rootfs, tmp):
                              "--snapshot-dir", os.path.join(tmp, "snap1")])
     try:
         with phase("boot 1 launch to login"):
-            g.login()
+            g.login(echo=False)
         result("PASS", "login-root")
         # Each command is a round trip over the serial console (milliseconds of emulated
         # guest kernel work per character on kvm_pvm hosts) and each process start more:
@@ -483,7 +493,7 @@ def boot4_once(mods, rootfs, tmp):
     g = Guest(f"boot4-devices-smp{SMP_WIDE}", args)
     try:
         with phase("boot 4 launch to login"):
-            g.login()
+            g.login(echo=False)
         st, out = g.run("nproc")
         check(f"nproc-smp{SMP_WIDE}", st == 0 and out == str(SMP_WIDE), f"nproc said {out!r}")
         for m in mods:
