@@ -544,11 +544,13 @@ def devices_restore(snap, smp, ctx):
         # The restore bounced every link with a new MAC: ign-netwatch re-probes eth0 (a new
         # interface, no address) and takes a lease through the new user-mode NAT.
         old = " ".join((dev_net.USER_MAC, dev_net.USER2_MAC, dev_net.TAP_MAC))
-        st, out = r.run("n=0; while case \" %s \" in *\" $(cat /sys/class/net/eth0/address) \"*) "
-                        "true;; *) false;; esac && [ $n -lt 120 ]; do sleep 1; n=$((n+1)); done; "
+        # (The MAC read with a builtin: a process each second is emulated work on kvm_pvm.)
+        st, out = r.run("n=0; while read -r a < /sys/class/net/eth0/address; case \" %s \" in "
+                        "*\" $a \"*) true;; *) false;; esac && [ $n -lt 120 ]; do sleep 1; "
+                        "n=$((n+1)); done; "
                         "until ip -4 addr show eth0 | grep -q 'inet 10.0.2.15' || [ $n -ge 180 ]; "
-                        "do sleep 1; n=$((n+1)); done; cat /sys/class/net/eth0/address; "
-                        "ip -4 addr show eth0 | grep -c 'inet 10.0.2.15'" % old,
+                        "do sleep 1; n=$((n+1)); done; read -r a < /sys/class/net/eth0/address; "
+                        "echo $a; ip -4 addr show eth0 | grep -c 'inet 10.0.2.15'" % old,
                         timeout=sized(kvm=200, pvm=400))
         f = out.split()
         check("restore-new-mac", st == 0 and len(f) >= 2 and f[-2] not in old.split(),
