@@ -148,7 +148,9 @@ endif
 # all compiled by clang with ASan + UBSan and coverage instrumentation.
 FUZZ_CC ?= clang
 FUZZ_BUILD := build/fuzz
-FUZZ_SECONDS ?= 20
+# A smoke run: the seeds and a short mutation of each target, to catch crashes (a long campaign
+# is `make fuzz-smoke FUZZ_SECONDS=600` or a target run by hand, docs/architecture.md).
+FUZZ_SECONDS ?= 10
 FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # clang's -Wcast-align fires on every cast to a wider type (gcc's only on strict-alignment
 # targets), and it flags the GNU struct kvm_msrs idiom in vcpu.c: both are off here, while UBSan

@@ -49,7 +49,7 @@ else
 	result SKIP format-check "clang-format not installed"
 fi
 
-section "fuzz smoke (libFuzzer, ${FUZZ_SECONDS:-20} s per target)"
+section "fuzz smoke (libFuzzer, ${FUZZ_SECONDS:-10} s per target)"
 # Every fuzz/fuzz_*.c target runs from its own seeds (make fuzz-smoke); one result per target.
 fuzz_cc=${FUZZ_CC:-clang}
 fuzz_probe=$(mktemp -d)
@@ -66,7 +66,7 @@ elif ! make -s -j"$jobs" fuzz >/tmp/ignition-fuzz-build.log 2>&1; then
 	tail -n 30 /tmp/ignition-fuzz-build.log
 	result FAIL fuzz-build "make fuzz failed"
 else
-	make -k -s -j"$jobs" fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-20}" \
+	make -k -s -j"$jobs" fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-10}" \
 		>/tmp/ignition-fuzz.log 2>&1
 	for src in fuzz/fuzz_*.c; do
 		name=fuzz/$(basename "$src" .c)

@@ -4,14 +4,15 @@ take(g, tmp): at the root shell a variable is exported and a background counter 
 writes a snapshot (one line on stderr with its timings), the directory has its files and no
 temporary left, and the guest carries on.
 
-after(snap, tmp): once boot 1 has powered off, `--restore` resumes the snapshot in a new
-process: the same shell session (the variable is still set, typing works), the counter keeps
-counting, `date` reads the host's time, a file written in the clone is in the clone's private
-disk and not in the snapshot's copy, Ctrl-A x ends it.  Then damaged copies of the snapshot
-(one flipped byte in `state`, a truncated `state`, a truncated `memory`, another format version,
-an unknown record type, a device record of another kind) are each refused with one clear
-line and exit status 1, never a crash; so is a snapshot written by a process killed with
-SIGKILL while writing one (its target is absent or whole; the .tmp- directory is no snapshot).
+start_after(snap, tmp): while boot 1's guest goes on and after it is off (two workers, see
+Jobs), `--restore` resumes the snapshot in a new process: the same shell session (the
+variable is still set, typing works), the counter keeps counting, `date` reads the host's
+time, a file written in the clone is in the clone's private disk and not in the snapshot's
+copy, Ctrl-A x ends it.  Then damaged copies of the snapshot (one flipped byte in `state`, a
+truncated `state`, a truncated `memory`, another format version, an unknown record type, a
+device record of another kind) are each refused with one clear line and exit status 1, never
+a crash; so is a snapshot written by a process killed with SIGKILL while writing one (its
+target is absent or whole; the .tmp- directory is no snapshot).
 
 clones(snap, tmp): four restores of the snapshot run at once, each its own machine (a new MAC,
 its own /dev/urandom, lease, NAT and hostfwd, a private disk); see clones() below."""
@@ -28,7 +29,7 @@ import zlib
 
 import layers
 
-from guest_test import CMD_TIMEOUT, Guest, IGNITION, check, debugfs_cat, result, sized
+from guest_test import CMD_TIMEOUT, Guest, IGNITION, check, debugfs_cat, phase, result, sized
 
 SNAP_LINE = re.compile(r"snapshot (\S+)(?: \(Diff: \d+ dirty pages\))? written in (\d+) ms \(paused (\d+) us, state (\d+) us, "
                        r"memory (\d+) of (\d+) MiB in (\d+) ms, disks (\d+) ms\)")
@@ -92,9 +93,10 @@ def _ignition_restore(snap, timeout=30):
 
 
 def _damaged(snap, tmp, name, damage):
-    """A copy of the snapshot with `damage(dir)` applied (memory reflinked or copied)."""
+    """A copy of the snapshot with `damage(dir)` applied (reflinked where the file system can,
+    holes kept: `memory` is the guest's whole RAM with only the used part written)."""
     d = os.path.join(tmp, f"bad-{name}")
-    shutil.copytree(snap, d)
+    subprocess.run(["cp", "-a", "--reflink=auto", "--sparse=always", snap, d], check=True)
     damage(d)
     return d
 
@@ -338,8 +340,9 @@ def clones(snap, tmp, n=4):
         srv.shutdown()
 
 
-def after(snap, tmp):
-    """Resume the snapshot in a new process and check the guest continued."""
+def resume(snap, tmp):
+    """The snapshot resumed in a new process: the guest carries on. Returns the directory of
+    the snapshot the resumed guest asks for."""
     snap2 = os.path.join(tmp, "snap2")
     r = Guest("boot1-restored", ["--restore", snap, "--snapshot-dir", snap2])
     try:
@@ -351,12 +354,19 @@ def after(snap, tmp):
         m = re.search(r"mark=(\S+)\s+(\d+)", out)
         check("restore-same-shell-session", st == 0 and m is not None and
               m.group(1).startswith("warm-"), out)
-        time.sleep(3)
-        st, out2 = r.run("cat /tmp/ign-counter")
-        try:
-            counting = int(out2.split()[-1]) > int(m.group(2))
-        except (ValueError, IndexError, AttributeError):
-            counting = False
+        # The counter ticks once a second: read it (a shell builtin, no process) each second
+        # until it moves, the last time once 3 s have passed (the fixed wait this replaced).
+        counting, out2, deadline = False, "", time.monotonic() + 3
+        while not counting:
+            time.sleep(1)
+            last = time.monotonic() >= deadline
+            st, out2 = r.run("read c < /tmp/ign-counter; echo $c")
+            try:
+                counting = int(out2.split()[-1]) > int(m.group(2))
+            except (ValueError, IndexError, AttributeError):
+                break
+            if last:
+                break
         check("restore-background-counter-keeps-counting", st == 0 and counting,
               f"{out!r} then {out2!r}")
         # Wall-clock time is brought forward over the downtime (KVM_CLOCK_REALTIME): the
@@ -393,13 +403,84 @@ def after(snap, tmp):
         result("FAIL", "snapshot-restore", r.why(e))
     finally:
         r.close()
-    if os.path.exists(os.path.join(snap2, "state")):
-        second_generation(snap2)
-    clones(snap, tmp)
-    refusals(snap, tmp)
-    killed_midway(snap, tmp)
-    layers.diff_chain(snap, tmp)
-    layers.reset(snap, tmp)
+    return snap2
+
+
+class Jobs:
+    """Independent groups of checks worked through by two workers: a thread started here, and
+    the caller's thread once it calls join() (boot 1's guest has one vCPU, the host at least
+    two cores).  Until join() the caller counts as a running job.  An exclusive job (the four
+    clones, four guests at once) waits until nothing else runs and runs alone, so no guest
+    gets less than half a core.  A job that raises is a FAIL line with its reason; the others
+    still run."""
+
+    def __init__(self, jobs):
+        self.jobs = list(jobs)  # (name, fn, exclusive)
+        self.cv = threading.Condition()
+        self.running = 1  # the caller's own guest, until join()
+        self.alone = False
+        self.thread = None
+        # One CPU: no second worker, join() runs every job in turn.
+        if len(os.sched_getaffinity(0)) >= 2:
+            self.thread = threading.Thread(target=self._work, daemon=True)
+            self.thread.start()
+
+    def _next(self):
+        with self.cv:
+            while self.jobs:
+                exclusive = self.jobs[0][2]
+                if not self.alone and not (exclusive and self.running):
+                    name, fn, self.alone = self.jobs.pop(0)
+                    self.running += 1
+                    return name, fn
+                self.cv.wait()
+            return None
+
+    def _done(self):
+        with self.cv:
+            self.running -= 1
+            self.alone = False
+            self.cv.notify_all()
+
+    def _work(self):
+        while True:
+            job = self._next()
+            if job is None:
+                return
+            name, fn = job
+            try:
+                with phase(name):
+                    fn()
+            except Exception as e:  # a bug in a job fails that job, not the others
+                result("FAIL", f"snapshot-job-{name.replace(' ', '-')}",
+                       f"{type(e).__name__}: {e}")
+            finally:
+                self._done()
+
+    def join(self):
+        self._done()  # the caller's guest is off: this thread is a worker now
+        self._work()
+        if self.thread:
+            self.thread.join()
+
+
+def start_after(snap, tmp):
+    """Start the checks of boot 1's snapshot, each in new processes restored from it: resumed
+    (and its own snapshot resumed again, and a restore killed while snapshotting), four clones,
+    the Diff chain, reset, the damaged copies refused.  Returns the Jobs; join() waits (and
+    helps)."""
+    def restore_chain():
+        snap2 = resume(snap, tmp)
+        if os.path.exists(os.path.join(snap2, "state")):
+            second_generation(snap2)
+        # In this job: the only other one that writes a snapshot next to boot 1's in tmp.
+        killed_midway(snap, tmp)
+
+    return Jobs([("restore", restore_chain, False),
+                 ("Diff snapshot chain", lambda: layers.diff_chain(snap, tmp), False),
+                 ("reset", lambda: layers.reset(snap, tmp), False),
+                 ("damaged snapshots refused", lambda: refusals(snap, tmp), False),
+                 ("four clones", lambda: clones(snap, tmp), True)])
 
 
 def devices_snapshot(g, tmp):
@@ -463,11 +544,13 @@ def devices_restore(snap, smp, ctx):
         # The restore bounced every link with a new MAC: ign-netwatch re-probes eth0 (a new
         # interface, no address) and takes a lease through the new user-mode NAT.
         old = " ".join((dev_net.USER_MAC, dev_net.USER2_MAC, dev_net.TAP_MAC))
-        st, out = r.run("n=0; while case \" %s \" in *\" $(cat /sys/class/net/eth0/address) \"*) "
-                        "true;; *) false;; esac && [ $n -lt 120 ]; do sleep 1; n=$((n+1)); done; "
+        # (The MAC read with a builtin: a process each second is emulated work on kvm_pvm.)
+        st, out = r.run("n=0; while read -r a < /sys/class/net/eth0/address; case \" %s \" in "
+                        "*\" $a \"*) true;; *) false;; esac && [ $n -lt 120 ]; do sleep 1; "
+                        "n=$((n+1)); done; "
                         "until ip -4 addr show eth0 | grep -q 'inet 10.0.2.15' || [ $n -ge 180 ]; "
-                        "do sleep 1; n=$((n+1)); done; cat /sys/class/net/eth0/address; "
-                        "ip -4 addr show eth0 | grep -c 'inet 10.0.2.15'" % old,
+                        "do sleep 1; n=$((n+1)); done; read -r a < /sys/class/net/eth0/address; "
+                        "echo $a; ip -4 addr show eth0 | grep -c 'inet 10.0.2.15'" % old,
                         timeout=sized(kvm=200, pvm=400))
         f = out.split()
         check("restore-new-mac", st == 0 and len(f) >= 2 and f[-2] not in old.split(),
