@@ -16,6 +16,7 @@
 #include "core/metrics.h"
 #include "core/run.h"
 #include "core/vm.h"
+#include "devices/i8042.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
@@ -181,7 +182,16 @@ struct ev_op {
 	char err[API_ERR_MAX];
 };
 
-enum { EV_PAUSE, EV_RESUME, EV_SNAPSHOT, EV_BALLOON, EV_STATS, EV_STATS_INTERVAL, EV_RATELIMIT };
+enum {
+	EV_PAUSE,
+	EV_RESUME,
+	EV_SNAPSHOT,
+	EV_BALLOON,
+	EV_STATS,
+	EV_STATS_INTERVAL,
+	EV_RATELIMIT,
+	EV_CTRL_ALT_DEL,
+};
 
 static int snapshot_on_loop(struct ev_op *op)
 {
@@ -196,6 +206,26 @@ static int snapshot_on_loop(struct ev_op *op)
 	if (ret)
 		return ret;
 	metrics_snapshot_time(st.total_us);
+	return 0;
+}
+
+/* SendCtrlAltDel: the keys through the i8042, as Firecracker does on x86. */
+static int ctrl_alt_del_on_loop(struct ev_op *op)
+{
+	int ret;
+
+	if (!machine.i8042)
+		return err_set(-ENODEV, op->err, sizeof(op->err), "The microVM has no keyboard");
+	ret = i8042_send_ctrl_alt_del(machine.i8042);
+	if (ret == -EAGAIN)
+		return err_set(ret, op->err, sizeof(op->err),
+			       "The guest has turned its keyboard off: Ctrl+Alt+Del not sent");
+	if (ret == -ENOSPC)
+		return err_set(ret, op->err, sizeof(op->err),
+			       "The guest has not read the keys sent before: Ctrl+Alt+Del not sent");
+	if (ret)
+		return err_set(ret, op->err, sizeof(op->err), "Cannot send Ctrl+Alt+Del: %s",
+			       strerror(-ret));
 	return 0;
 }
 
@@ -226,6 +256,8 @@ static int on_loop(void *arg)
 		virtio_balloon_set_target(machine.balloon,
 					  op->value << (20 - VIRTIO_BALLOON_PAGE_SHIFT));
 		return 0;
+	case EV_CTRL_ALT_DEL:
+		return ctrl_alt_del_on_loop(op);
 	case EV_RATELIMIT:
 		return api_apply_ratelimit(&machine, op->rl_kind, (int)op->value, op->rl, op->tx,
 					   op->err, sizeof(op->err));
@@ -358,11 +390,9 @@ static int op_stats_interval(void *ctx, uint32_t stats_s, char *err, size_t n)
 
 static int op_ctrl_alt_del(void *ctx, char *err, size_t n)
 {
+	struct ev_op op = { .kind = EV_CTRL_ALT_DEL };
 	(void)ctx;
-	return err_set(
-		-EOPNOTSUPP, err, n,
-		"SendCtrlAltDel is not supported: ignition's i8042 is a reset-line stub with "
-		"no keyboard to send the keys through (the guest powers off with `poweroff`)");
+	return on_vm(&op, err, n);
 }
 
 static int op_flush(void *ctx, char *err, size_t n)
