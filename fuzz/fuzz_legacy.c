@@ -106,10 +106,8 @@ static void create(struct devs *d)
 	     "bus_register");
 	must(bus_register(&d->pio, windows[2].base, windows[2].ports, &power_acpi_ops, d->pm),
 	     "bus_register");
-	must(bus_register(&d->pio, windows[3].base, 1, &i8042_data_ops, d->kbd),
-	     "bus_register");
-	must(bus_register(&d->pio, windows[4].base, 1, &i8042_cmd_ops, d->kbd),
-	     "bus_register");
+	must(bus_register(&d->pio, windows[3].base, 1, &i8042_data_ops, d->kbd), "bus_register");
+	must(bus_register(&d->pio, windows[4].base, 1, &i8042_cmd_ops, d->kbd), "bus_register");
 	must(bus_register(&d->mmio, LAYOUT_MMIO_START, BOOT_TIMER_SIZE, &boot_timer_ops, d->bt),
 	     "bus_register");
 }

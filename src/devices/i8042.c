@@ -45,10 +45,10 @@
 struct i8042_state {
 	uint8_t ctr;
 	uint8_t outport;
-	uint8_t ctl_cmd; /* controller command waiting for its data byte at 0x60, or 0 */
-	uint8_t kbd_cmd; /* keyboard command waiting for its parameter, or 0 */
-	bool last_cmd;	 /* the last write went to 0x64 (status bit 3) */
-	bool scanning;	 /* the keyboard sends key codes (0xF4 on, 0xF5 off) */
+	uint8_t ctl_cmd;  /* controller command waiting for its data byte at 0x60, or 0 */
+	uint8_t kbd_cmd;  /* keyboard command waiting for its parameter, or 0 */
+	bool last_cmd;	  /* the last write went to 0x64 (status bit 3) */
+	bool scanning;	  /* the keyboard sends key codes (0xF4 on, 0xF5 off) */
 	uint8_t last_kbd; /* the keyboard's last byte sent, for 0xFE resend */
 	uint8_t last_out; /* the output register's last value: what an empty read returns */
 	bool irq_sent;	  /* the byte presented now has had its IRQ edge */
@@ -388,7 +388,8 @@ static void cmd_write(void *dev, uint64_t off, unsigned size, uint64_t val)
 int i8042_send_ctrl_alt_del(struct i8042 *k)
 {
 	/* Set 2: LeftCtrl, LeftAlt, Delete (0xE0 0x71) made, then broken (0xF0 prefix). */
-	static const uint8_t seq[] = { 0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14 };
+	static const uint8_t seq[] = { 0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0,
+				       0x71, 0xf0, 0x11, 0xf0, 0x14 };
 	struct i8042_state *s = &k->st;
 	bool raise = false;
 	int ret = 0;

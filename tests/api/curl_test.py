@@ -71,6 +71,7 @@ class Proc:
 
     def __init__(self, tmp, name, sock, extra=()):
         self.master, slave = os.openpty()
+        self.sock = sock
         self.buf = b""
         self.log = open(os.path.join(tmp, f"{name}.console.log"), "wb")
         self.errpath = os.path.join(tmp, f"{name}.stderr.log")
@@ -397,11 +398,35 @@ def part_b(tmp):
             check("loaded-shell", rc == 0 and "restored-state" in out, f"{rc} {out!r}")
         except TimeoutError as e:
             check("loaded-shell", False, str(e))
+        else:
+            loaded_extras(p2)
     finally:
         p1.stop() if p1.proc.poll() is None else None
         if p2:
             p2.stop()
             check("second-stopped", p2.proc.returncode is not None, "")
+
+
+# ---- boot session extras (h-api): SendCtrlAltDel.  Kept in functions of their own. ----
+
+
+def loaded_extras(p):
+    """In the process that loaded the snapshot: SendCtrlAltDel through the restored i8042."""
+    ctrl_alt_del_check(p, p.sock)
+
+
+def ctrl_alt_del_check(p, sock, timeout=180):
+    """SendCtrlAltDel: Ctrl+Alt+Del through the i8042; the guest's init (busybox,
+    ::ctrlaltdel:/sbin/reboot) reboots, which ends ignition with status 0."""
+    st, _, text = curl(sock, "PUT", "/actions", {"action_type": "SendCtrlAltDel"})
+    check("ctrl-alt-del", st == 204, f"{st} {text[:200]}")
+    t0 = time.monotonic()
+    try:
+        rc = p.proc.wait(timeout)
+        check("ctrl-alt-del-exits", rc == 0, f"exit status {rc}")
+        print(f"    SendCtrlAltDel to exit {time.monotonic() - t0:.1f} s", flush=True)
+    except subprocess.TimeoutExpired:
+        check("ctrl-alt-del-exits", False, f"ignition still running {timeout} s later")
 
 
 def part_c(tmp):

@@ -22,6 +22,7 @@
 /* ---- fakes ---- */
 static struct {
 	int starts, pauses, resumes, snaps, loads, loggers, metrics, balloons, ratelimits, flushes;
+	int cads;
 	int fail; /* next op returns this */
 	struct api_snapshot_create snap;
 	struct api_snapshot_load load;
@@ -108,8 +109,14 @@ static int f_rl(void *c, const char *kind, int idx, const struct ratelimit_cfg *
 	return outcome(&fk.ratelimits, e, n);
 }
 
+static int f_cad(void *c, char *e, size_t n)
+{
+	(void)c;
+	return outcome(&fk.cads, e, n);
+}
 static const struct api_ops ops = {
 	.instance_start = f_start,
+	.ctrl_alt_del = f_cad,
 	.pause = f_pause,
 	.resume = f_resume,
 	.flush_metrics = f_flush,
@@ -389,6 +396,9 @@ static void test_lifecycle(void **state)
 	expect_fault("PUT", "/logger", "{}", "after starting");
 	expect_fault("PUT", "/metrics", "{\"metrics_path\":\"/m\"}", "after starting");
 	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\":\"/s\"}", "not allowed");
+	/* SendCtrlAltDel goes to the machine. */
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}"), 204);
+	assert_int_equal(fk.cads, 1);
 	expect_fault("PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\",\"path_on_host\":\"/x\"}",
 		     "path_on_host");
 	/* A limiter change after start goes to the device. */
@@ -432,7 +442,16 @@ static void test_lifecycle(void **state)
 	assert_int_equal(a.model.has_balloon, false);
 	expect_fault("PATCH", "/balloon", "{\"amount_mib\":1}", "not configured");
 	/* A NULL op: 400, not a crash. */
-	expect_fault("PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", "not supported");
+	{
+		static struct api_ops none;
+
+		none = ops;
+		none.ctrl_alt_del = NULL;
+		a.ops = &none;
+		expect_fault("PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}",
+			     "not supported");
+		a.ops = &ops;
+	}
 }
 
 static void test_snapshot_load(void **state)
