@@ -313,6 +313,7 @@ def part_b(tmp):
                  ("vsock", "PUT", "/vsock",
                   {"guest_cid": 3, "uds_path": os.path.join(tmp, "v.sock")}),
                  ("start", "PUT", "/actions", {"action_type": "InstanceStart"})]
+        steps[-1:-1] = extra_preboot_steps(tmp)
         for name, method, path, body in steps:
             st, _, text = curl(sock1, method, path, body)
             if not check("boot-" + name, st == 204, f"{st} {text[:300]}"):
@@ -351,6 +352,7 @@ def part_b(tmp):
         check("mmds-get", st == 200 and js and
               js["latest"]["meta-data"] == {"ami-id": "ami-patched", "hostname": "api-guest"},
               f"{st} {js}")
+        drive_swap_checks(p1, sock1, tmp)
         p1.run("echo restored-state > /tmp/marker")
         fault("snapshot-needs-pause", sock1, "PUT", "/snapshot/create",
               {"snapshot_type": "Full", "snapshot_path": snap}, "paused")
@@ -407,11 +409,74 @@ def part_b(tmp):
             check("second-stopped", p2.proc.returncode is not None, "")
 
 
-# ---- boot session extras (h-api): SendCtrlAltDel.  Kept in functions of their own. ----
+# ---- boot session extras (h-api): a data drive swapped live, SendCtrlAltDel.  Kept in
+# functions of their own. ----
+
+DATA_SECTORS = (1 << 20) // 512  # the data drive at boot: 1 MiB, "first-image" at offset 0
+SWAP_SECTORS = (2 << 20) // 512  # the image PATCHed in: 2 MiB, "second-image"
+
+
+def make_image(path, size, text):
+    with open(path, "wb") as f:
+        f.write(text.encode())
+        f.truncate(size)
+
+
+def extra_preboot_steps(tmp):
+    """Devices of the boot session beyond the guide's: a writable data drive (/dev/vdb, later
+    swapped) and a balloon with statistics."""
+    data = os.path.join(tmp, "data1.img")
+    make_image(data, DATA_SECTORS * 512, "first-image")
+    return [("data-drive", "PUT", "/drives/data",
+             {"drive_id": "data", "path_on_host": data, "is_root_device": False,
+              "is_read_only": False}),
+            ("balloon", "PUT", "/balloon",
+             {"amount_mib": 0, "deflate_on_oom": True, "stats_polling_interval_s": 1})]
+
+
+
+def drive_swap_checks(p, sock, tmp):
+    """PATCH /drives/data path_on_host on the running guest: refused for a locked or missing
+    image (the old one stays), then a bigger image with other content, which the guest sees
+    after the config-change interrupt (size) and reads without its page cache (O_DIRECT)."""
+    import fcntl
+    read = "dd if=/dev/vdb bs=512 count=1 iflag=direct 2>/dev/null | head -c 12; echo"
+    rc, out = p.run("cat /sys/block/vdb/size; " + read)
+    check("drive-before-swap", rc == 0 and out.split() == [str(DATA_SECTORS), "first-image"],
+          f"{rc} {out!r}")
+    new = os.path.join(tmp, "data2.img")
+    make_image(new, SWAP_SECTORS * 512, "second-image")
+    fault("patch-drive-missing-image", sock, "PATCH", "/drives/data",
+          {"drive_id": "data", "path_on_host": os.path.join(tmp, "none.img")}, "none.img")
+    with open(new, "r+b") as held:  # a POSIX lock conflicts with ignition's OFD lock
+        fcntl.lockf(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fault("patch-drive-locked-image", sock, "PATCH", "/drives/data",
+              {"drive_id": "data", "path_on_host": new}, "in use")
+    rc, out = p.run(read)
+    check("drive-kept-after-refusal", rc == 0 and out.strip() == "first-image", f"{rc} {out!r}")
+    st, _, text = curl(sock, "PATCH", "/drives/data", {"drive_id": "data", "path_on_host": new})
+    check("patch-drive-path", st == 204, f"{st} {text[:200]}")
+    rc, out = p.run("for i in $(seq 50); do [ $(cat /sys/block/vdb/size) = %d ] && break; "
+                    "sleep 0.2; done; cat /sys/block/vdb/size; %s" % (SWAP_SECTORS, read))
+    check("drive-guest-sees-new-image",
+          rc == 0 and out.split() == [str(SWAP_SECTORS), "second-image"], f"{rc} {out!r}")
+    rc, out = p.run("echo written-by-guest | dd of=/dev/vdb bs=512 seek=8 conv=sync "
+                    "oflag=direct 2>/dev/null; sync")
+    with open(new, "rb") as f:
+        f.seek(8 * 512)
+        check("drive-guest-writes-new-image", f.read(16) == b"written-by-guest", f"{rc} {out!r}")
+    st, js, _ = curl(sock, "GET", "/vm/config")
+    paths = [d.get("path_on_host") for d in (js or {}).get("drives", []) if d.get("drive_id") == "data"]
+    check("drive-path-in-vm-config", paths == [new], f"{st} {paths}")
 
 
 def loaded_extras(p):
-    """In the process that loaded the snapshot: SendCtrlAltDel through the restored i8042."""
+    """In the process that loaded the snapshot: the swapped-in data image is what the snapshot
+    kept (it recorded the new path), then SendCtrlAltDel through the restored i8042."""
+    rc, out = p.run("cat /sys/block/vdb/size; dd if=/dev/vdb bs=512 count=1 iflag=direct "
+                    "2>/dev/null | head -c 12; echo")
+    check("loaded-drive-is-swapped-image",
+          rc == 0 and out.split() == [str(SWAP_SECTORS), "second-image"], f"{rc} {out!r}")
     ctrl_alt_del_check(p, p.sock)
 
 
