@@ -352,6 +352,7 @@ def part_b(tmp):
         check("mmds-get", st == 200 and js and
               js["latest"]["meta-data"] == {"ami-id": "ami-patched", "hostname": "api-guest"},
               f"{st} {js}")
+        openapi_running(sock1, "running-")
         drive_swap_checks(p1, sock1, tmp)
         p1.run("echo restored-state > /tmp/marker")
         fault("snapshot-needs-pause", sock1, "PUT", "/snapshot/create",
@@ -409,8 +410,8 @@ def part_b(tmp):
             check("second-stopped", p2.proc.returncode is not None, "")
 
 
-# ---- boot session extras (h-api): a data drive swapped live, SendCtrlAltDel.  Kept in
-# functions of their own. ----
+# ---- boot session extras (h-api): a data drive swapped live, OpenAPI checks of the running
+# VM's answers, SendCtrlAltDel.  Kept in functions of their own. ----
 
 DATA_SECTORS = (1 << 20) // 512  # the data drive at boot: 1 MiB, "first-image" at offset 0
 SWAP_SECTORS = (2 << 20) // 512  # the image PATCHed in: 2 MiB, "second-image"
@@ -424,7 +425,7 @@ def make_image(path, size, text):
 
 def extra_preboot_steps(tmp):
     """Devices of the boot session beyond the guide's: a writable data drive (/dev/vdb, later
-    swapped) and a balloon with statistics."""
+    swapped) and a balloon with statistics (so GET /balloon/statistics has an answer)."""
     data = os.path.join(tmp, "data1.img")
     make_image(data, DATA_SECTORS * 512, "first-image")
     return [("data-drive", "PUT", "/drives/data",
@@ -433,6 +434,33 @@ def extra_preboot_steps(tmp):
             ("balloon", "PUT", "/balloon",
              {"amount_mib": 0, "deflate_on_oom": True, "stats_polling_interval_s": 1})]
 
+
+def openapi_running(sock, prefix):
+    """Every answer of a running VM validated against docs/api.yaml by check.mjs (npm's
+    openapi-response-validator): one PASS/FAIL line per check."""
+    pkg = os.path.join(ROOT, "tests", "api", "openapi")
+    if not shutil.which("node") or not shutil.which("npm"):
+        result("FAIL", f"openapi-{prefix}checks", "node and npm are needed (Debian: nodejs npm)")
+        return
+    if not os.path.isdir(os.path.join(pkg, "node_modules")):
+        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=pkg,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            result("FAIL", f"openapi-{prefix}checks", "npm ci failed: " + r.stderr[-200:])
+            return
+    r = subprocess.run(["node", os.path.join(pkg, "check.mjs"), "--running", sock,
+                        "rootfs,data", "balloon", prefix],
+                       capture_output=True, text=True, timeout=300)
+    n = 0
+    for line in r.stdout.splitlines():
+        m = re.match(r"(PASS|FAIL) api/(\S+)(?: \((.*)\))?$", line)
+        if not m or m.group(2) == "openapi-spec":
+            continue
+        result(m.group(1), m.group(2), m.group(3) or "")
+        n += 1
+    if r.returncode != 0 or n == 0:
+        result("FAIL", f"openapi-{prefix}checks",
+               f"check.mjs exit {r.returncode} after {n} checks: {r.stderr[-200:]}")
 
 
 def drive_swap_checks(p, sock, tmp):
