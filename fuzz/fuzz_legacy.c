@@ -1,6 +1,6 @@
 /* The legacy devices a guest reaches by port I/O, and the boot-timer's MMIO slot, behind real
  * buses as the vCPU exit path drives them: the 16550 UART (COM1), the CMOS RTC, the ACPI
- * sleep/reset registers, the i8042 stub, the boot timer; plus the host-controlled bytes that
+ * sleep/reset registers, the i8042 keyboard controller, the boot timer; plus the host-controlled bytes that
  * reach the UART: serial_input() and the console's Ctrl-A escape machine (console_input()).
  * Input: operations, the first byte of each (modulo 8):
  *   0/1 port read/write:  u8 device, u8 offset, u8 size (1 << (v & 3)) [, u32 value] — the
@@ -11,13 +11,14 @@
  *   4   console_input:    u8 len, bytes
  *   5   RTC clock:        u64 >> 2: host ns since the epoch
  *   6   reset every device (a guest reboot)
- *   7   read the devices' counters */
+ *   7   read the devices' counters, and press Ctrl+Alt+Del on the i8042's keyboard */
 #include "arch/x86/layout.h"
 #include "core/bus.h"
 #include "core/console.h"
 #include "core/irq.h"
 #include "core/power.h"
 #include "devices/boot_timer.h"
+#include "devices/i8042.h"
 #include "devices/power.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
@@ -48,11 +49,11 @@ static void stop(void *ctx, enum vm_stop_reason reason)
 
 struct devs {
 	struct bus pio, mmio;
-	struct irq_line irq;
+	struct irq_line irq, kbd_irq;
 	struct serial *uart;
 	struct rtc *rtc;
 	struct power *pm;
-	struct power_i8042 *kbd;
+	struct i8042 *kbd;
 	struct boot_timer *bt;
 	struct console *con;
 };
@@ -63,8 +64,8 @@ static const struct {
 	{ LAYOUT_PORT_COM1, SERIAL_NR_PORTS },
 	{ LAYOUT_PORT_RTC, RTC_NR_PORTS },
 	{ LAYOUT_PORT_ACPI_PM, 3 },
-	{ POWER_I8042_DATA, 1 },
-	{ POWER_I8042_CMD, 1 },
+	{ I8042_DATA_PORT, 1 },
+	{ I8042_CMD_PORT, 1 },
 };
 
 static void must(int ret, const char *what)
@@ -86,13 +87,14 @@ static void create(struct devs *d)
 
 	memset(d, 0, sizeof(*d));
 	d->irq.fd = -1;
+	d->kbd_irq.fd = -1;
 	bus_init(&d->pio, "pio");
 	bus_init(&d->mmio, "mmio");
 	must(serial_create(&d->irq, null_fd, &d->uart), "serial_create");
 	must(rtc_create(&d->rtc), "rtc_create");
 	rtc_set_clock(d->rtc, fake_clock, NULL);
 	must(power_create(&sink, &d->pm), "power_create");
-	must(power_i8042_create(&sink, &d->kbd), "power_i8042_create");
+	must(i8042_create(&d->kbd_irq, &sink, &d->kbd), "i8042_create");
 	must(boot_timer_create(null_fd, &d->bt), "boot_timer_create");
 	port = (struct console_port){ .input = uart_input,
 				      .room_fd = serial_rx_room_fd(d->uart),
@@ -104,10 +106,8 @@ static void create(struct devs *d)
 	     "bus_register");
 	must(bus_register(&d->pio, windows[2].base, windows[2].ports, &power_acpi_ops, d->pm),
 	     "bus_register");
-	must(bus_register(&d->pio, windows[3].base, 1, &power_i8042_data_ops, d->kbd),
-	     "bus_register");
-	must(bus_register(&d->pio, windows[4].base, 1, &power_i8042_cmd_ops, d->kbd),
-	     "bus_register");
+	must(bus_register(&d->pio, windows[3].base, 1, &i8042_data_ops, d->kbd), "bus_register");
+	must(bus_register(&d->pio, windows[4].base, 1, &i8042_cmd_ops, d->kbd), "bus_register");
 	must(bus_register(&d->mmio, LAYOUT_MMIO_START, BOOT_TIMER_SIZE, &boot_timer_ops, d->bt),
 	     "bus_register");
 }
@@ -118,7 +118,7 @@ static void destroy(struct devs *d)
 	serial_destroy(d->uart);
 	rtc_destroy(d->rtc);
 	power_destroy(d->pm);
-	power_i8042_destroy(d->kbd);
+	i8042_destroy(d->kbd);
 	boot_timer_destroy(d->bt);
 }
 
@@ -190,12 +190,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			reset_bus(&d.pio);
 			reset_bus(&d.mmio);
 			break;
-		default:
+		default: {
+			int r = i8042_send_ctrl_alt_del(d.kbd);
+
+			FUZZ_CHECK(r == 0 || r == -ENOSPC || r == -EAGAIN);
 			(void)serial_tx_dropped(d.uart);
 			(void)rtc_offset(d.rtc);
 			(void)boot_timer_ms(d.bt);
 			FUZZ_CHECK(serial_rx_pending(d.uart) <= SERIAL_RX_FIFO);
 			break;
+		}
 		}
 	}
 	destroy(&d);

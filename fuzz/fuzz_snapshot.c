@@ -2,8 +2,8 @@
  * is a state file.  snap_file_parse() must accept it or refuse it with a reason; every record of
  * an accepted file must lie inside it; then fresh devices get their records as a VM restore
  * hands them out, under the ids the boot path gives them (main.c: serial_add "serial0",
- * rtc_add "rtc", boot_timer_add "boot-timer", power_acpi_add "acpi-pm"; the i8042 has no
- * state).  A device that refuses its record must be left exactly as it was (its save does not
+ * rtc_add "rtc", boot_timer_add "boot-timer", power_acpi_add "acpi-pm", i8042_add
+ * "i8042").  A device that refuses its record must be left exactly as it was (its save does not
  * change); one that accepts it must save the very same payload back and stay usable (every
  * register read, a few writes).
  *
@@ -15,9 +15,9 @@
  * runs twice: once as it is (the checksum check itself), and once with the CRC recomputed over
  * the mutated bytes, which lets the fuzzer reach the framing and the device records.
  *
- * Seeds (LLVMFuzzerInitialize, into $IGN_FUZZ_SEED_DIR): state files saved from the four
+ * Seeds (LLVMFuzzerInitialize, into $IGN_FUZZ_SEED_DIR): state files saved from the five
  * devices fresh, busy (UART with a divisor, RX bytes and interrupts pending; RTC stopped while
- * the guest sets it; boot timer fired; WAK_STS set) and in loopback with a running RTC, and a
+ * the guest sets it; boot timer fired; WAK_STS set; i8042 keys queued) and in loopback with a running RTC, and a
  * Diff snapshot's machine and layer records. */
 #include "arch/x86/layout.h"
 #include "core/gmem.h"
@@ -26,6 +26,7 @@
 #include "core/vcpu_state.h"
 #include "core/power.h"
 #include "devices/boot_timer.h"
+#include "devices/i8042.h"
 #include "devices/power.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
@@ -63,9 +64,10 @@ struct devs {
 	struct rtc *rtc;
 	struct boot_timer *bt;
 	struct power *pm;
+	struct i8042 *kbd;
 };
 
-enum { D_SERIAL, D_RTC, D_BOOT_TIMER, D_POWER, NR_DEVS };
+enum { D_SERIAL, D_RTC, D_BOOT_TIMER, D_POWER, D_I8042, NR_DEVS };
 
 static const struct {
 	const struct dev_ops *ops;
@@ -76,6 +78,7 @@ static const struct {
 	[D_RTC] = { &rtc_ops, SNAP_REC_RTC, "rtc" },
 	[D_BOOT_TIMER] = { &boot_timer_ops, SNAP_REC_BOOT_TIMER, "boot-timer" },
 	[D_POWER] = { &power_acpi_ops, SNAP_REC_POWER, "acpi-pm" },
+	[D_I8042] = { &i8042_data_ops, SNAP_REC_I8042, "i8042" },
 };
 
 static void must(int ret, const char *what)
@@ -93,6 +96,7 @@ static void create(struct devs *d)
 	rtc_set_clock(d->rtc, fake_clock, NULL);
 	must(boot_timer_create(null_fd, &d->bt), "boot_timer_create");
 	must(power_create(&sink, &d->pm), "power_create");
+	must(i8042_create(&d->irq, &sink, &d->kbd), "i8042_create");
 }
 
 static void destroy(struct devs *d)
@@ -101,6 +105,7 @@ static void destroy(struct devs *d)
 	rtc_destroy(d->rtc);
 	boot_timer_destroy(d->bt);
 	power_destroy(d->pm);
+	i8042_destroy(d->kbd);
 }
 
 static void *dev_of(struct devs *d, int i)
@@ -112,6 +117,8 @@ static void *dev_of(struct devs *d, int i)
 		return d->rtc;
 	case D_BOOT_TIMER:
 		return d->bt;
+	case D_I8042:
+		return d->kbd;
 	default:
 		return d->pm;
 	}
@@ -159,6 +166,21 @@ static void exercise(struct devs *d, int i)
 		boot_timer_ops.write(d->bt, 0, 1, BOOT_TIMER_MAGIC);
 		FUZZ_CHECK(boot_timer_ms(d->bt) != 0);
 		break;
+	case D_I8042: {
+		int r;
+
+		/* Drain what the record queued (bounded), then a command and a key press. */
+		for (int n = 0; n < 2 + I8042_QUEUE; n++) {
+			(void)i8042_cmd_ops.read(d->kbd, 0, 1);
+			(void)i8042_data_ops.read(d->kbd, 0, 1);
+		}
+		FUZZ_CHECK(!(i8042_cmd_ops.read(d->kbd, 0, 1) & I8042_STR_OBF));
+		i8042_cmd_ops.write(d->kbd, 0, 1, 0xaa);
+		FUZZ_CHECK(i8042_data_ops.read(d->kbd, 0, 1) == 0x55);
+		r = i8042_send_ctrl_alt_del(d->kbd);
+		FUZZ_CHECK(r == 0 || r == -EAGAIN || r == -ENOSPC);
+		break;
+	}
 	default:
 		(void)power_acpi_ops.read(d->pm, OFF_STS, 1);
 		power_acpi_ops.write(d->pm, OFF_STS, 1, POWER_WAK_STS);
@@ -466,6 +488,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	boot_timer_ops.write(d.bt, 0, 1, BOOT_TIMER_MAGIC);
 	power_acpi_ops.write(d.pm, LAYOUT_ACPI_SLEEP_CTL - LAYOUT_PORT_ACPI_PM, 1,
 			     3 << POWER_SLP_TYP_SHIFT | POWER_SLP_EN);
+	/* Keys queued behind a translated, disabled keyboard port; a LED command waiting. */
+	i8042_cmd_ops.write(d.kbd, 0, 1, 0x60);
+	i8042_data_ops.write(d.kbd, 0, 1, I8042_CTR_DEFAULT | I8042_CTR_XLATE | I8042_CTR_KBDDIS);
+	i8042_data_ops.write(d.kbd, 0, 1, 0xed);
+	if (i8042_send_ctrl_alt_del(d.kbd))
+		fuzz_fail("i8042_send_ctrl_alt_del");
 	seed_state(&d, "busy");
 	destroy(&d);
 

@@ -16,6 +16,7 @@
 #include "core/metrics.h"
 #include "core/run.h"
 #include "core/vm.h"
+#include "devices/i8042.h"
 #include "devices/virtio/balloon.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
@@ -137,6 +138,46 @@ int api_apply_ratelimit(struct machine *m, const char *kind, int index,
 	return 0;
 }
 
+int api_swap_drive(struct machine *m, int index, int fd, const char *path, char *err, size_t n)
+{
+	int ret;
+
+	if (index < 0 || index >= m->cfg.nr_disks || !m->disks[index]) {
+		close(fd);
+		return err_set(-ENODEV, err, n, "no such drive");
+	}
+	if (strlen(path) >= sizeof(m->cfg.disks[index].path)) {
+		close(fd);
+		return err_set(-ENAMETOOLONG, err, n, "path_on_host is too long");
+	}
+	ret = virtio_blk_swap(m->disks[index], fd, path);
+	if (ret == -EBUSY)
+		return err_set(ret, err, n,
+			       "Unable to patch the block device: '%s' is in use by another "
+			       "process (locked %s)",
+			       path, virtio_blk_locked_rw(path) ? "read-write" : "read-only");
+	if (ret == -EINVAL)
+		return err_set(ret, err, n,
+			       "Unable to patch the block device: '%s' is not a regular file or "
+			       "block device of at least 512 bytes",
+			       path);
+	if (ret == -EPERM)
+		return err_set(ret, err, n,
+			       "Unable to patch the block device: an in-place reset checkpoint "
+			       "holds the current image");
+	if (ret)
+		return err_set(ret, err, n, "Unable to patch the block device: '%s': %s", path,
+			       strerror(-ret));
+	/* The disk is that file now: a later snapshot copies it from there, and a restore's
+	 * private copy of the old image is no longer what the disk reads. */
+	snprintf(m->cfg.disks[index].path, sizeof(m->cfg.disks[index].path), "%s", path);
+	if (m->private_fds[index] >= 0) {
+		close(m->private_fds[index]);
+		m->private_fds[index] = -1;
+	}
+	return 0;
+}
+
 /* ---- API operations that need the main thread ---- */
 static int ask_main(enum req_kind kind, const struct fc_model *m, const struct api_snapshot_load *l,
 		    char *err, size_t n)
@@ -178,10 +219,22 @@ struct ev_op {
 	const struct ratelimit_cfg *rl, *tx;
 	const struct api_snapshot_create *snap;
 	char **json;
+	int fd;		  /* EV_DRIVE_PATH: the new image, open; disk index in value */
+	const char *path; /* EV_DRIVE_PATH: its path */
 	char err[API_ERR_MAX];
 };
 
-enum { EV_PAUSE, EV_RESUME, EV_SNAPSHOT, EV_BALLOON, EV_STATS, EV_STATS_INTERVAL, EV_RATELIMIT };
+enum {
+	EV_PAUSE,
+	EV_RESUME,
+	EV_SNAPSHOT,
+	EV_BALLOON,
+	EV_STATS,
+	EV_STATS_INTERVAL,
+	EV_RATELIMIT,
+	EV_CTRL_ALT_DEL,
+	EV_DRIVE_PATH,
+};
 
 static int snapshot_on_loop(struct ev_op *op)
 {
@@ -196,6 +249,27 @@ static int snapshot_on_loop(struct ev_op *op)
 	if (ret)
 		return ret;
 	metrics_snapshot_time(st.total_us);
+	return 0;
+}
+
+/* SendCtrlAltDel: the keys through the i8042, as Firecracker does on x86. */
+static int ctrl_alt_del_on_loop(struct ev_op *op)
+{
+	int ret;
+
+	if (!machine.i8042)
+		return err_set(-ENODEV, op->err, sizeof(op->err), "The microVM has no keyboard");
+	ret = i8042_send_ctrl_alt_del(machine.i8042);
+	if (ret == -EAGAIN)
+		return err_set(ret, op->err, sizeof(op->err),
+			       "The guest has turned its keyboard off: Ctrl+Alt+Del not sent");
+	if (ret == -ENOSPC)
+		return err_set(
+			ret, op->err, sizeof(op->err),
+			"The guest has not read the keys sent before: Ctrl+Alt+Del not sent");
+	if (ret)
+		return err_set(ret, op->err, sizeof(op->err), "Cannot send Ctrl+Alt+Del: %s",
+			       strerror(-ret));
 	return 0;
 }
 
@@ -226,6 +300,15 @@ static int on_loop(void *arg)
 		virtio_balloon_set_target(machine.balloon,
 					  op->value << (20 - VIRTIO_BALLOON_PAGE_SHIFT));
 		return 0;
+	case EV_CTRL_ALT_DEL:
+		return ctrl_alt_del_on_loop(op);
+	case EV_DRIVE_PATH: {
+		int fd = op->fd;
+
+		op->fd = -1; /* taken over by api_swap_drive */
+		return api_swap_drive(&machine, (int)op->value, fd, op->path, op->err,
+				      sizeof(op->err));
+	}
 	case EV_RATELIMIT:
 		return api_apply_ratelimit(&machine, op->rl_kind, (int)op->value, op->rl, op->tx,
 					   op->err, sizeof(op->err));
@@ -358,11 +441,9 @@ static int op_stats_interval(void *ctx, uint32_t stats_s, char *err, size_t n)
 
 static int op_ctrl_alt_del(void *ctx, char *err, size_t n)
 {
+	struct ev_op op = { .kind = EV_CTRL_ALT_DEL };
 	(void)ctx;
-	return err_set(
-		-EOPNOTSUPP, err, n,
-		"SendCtrlAltDel is not supported: ignition's i8042 is a reset-line stub with "
-		"no keyboard to send the keys through (the guest powers off with `poweroff`)");
+	return on_vm(&op, err, n);
 }
 
 static int op_flush(void *ctx, char *err, size_t n)
@@ -402,6 +483,31 @@ static int op_ratelimit(void *ctx, const char *kind, int index, const struct rat
 	return on_vm(&op, err, n);
 }
 
+/* PATCH /drives path_on_host after start: the image is opened here (the API thread's filter
+ * allows opening an existing file; the event loop's never opens one for writing), with the
+ * drive's read-only-ness, and swapped in on the event loop. */
+static int op_drive_path(void *ctx, int index, const char *path, char *err, size_t n)
+{
+	struct ev_op op = { .kind = EV_DRIVE_PATH, .value = (uint32_t)index, .path = path };
+	bool ro;
+	int ret;
+	(void)ctx;
+
+	if (!__atomic_load_n(&hand.running, __ATOMIC_ACQUIRE))
+		return err_set(-ESHUTDOWN, err, n, "The microVM is not running");
+	if (index < 0 || index >= machine.cfg.nr_disks)
+		return err_set(-ENODEV, err, n, "no such drive");
+	ro = machine.cfg.disks[index].read_only;
+	op.fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
+	if (op.fd < 0)
+		return err_set(-errno, err, n, "Unable to patch the block device: '%s': %s", path,
+			       strerror(errno));
+	ret = on_vm(&op, err, n);
+	if (op.fd >= 0) /* the loop never took it (the VM stopped meanwhile) */
+		close(op.fd);
+	return ret;
+}
+
 static const struct api_ops ops = {
 	.instance_start = op_start,
 	.ctrl_alt_del = op_ctrl_alt_del,
@@ -416,6 +522,7 @@ static const struct api_ops ops = {
 	.balloon_stats = op_stats,
 	.balloon_stats_interval = op_stats_interval,
 	.ratelimit = op_ratelimit,
+	.drive_path = op_drive_path,
 };
 
 /* ---- Building the machine (main thread) ---- */

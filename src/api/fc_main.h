@@ -18,4 +18,10 @@ int api_apply_ratelimit(struct machine *m, const char *kind, int index,
 			const struct ratelimit_cfg *rl, const struct ratelimit_cfg *tx, char *err,
 			size_t n) __attribute__((warn_unused_result));
 
+/* Put running disk `index` on the image open as `fd` (taken over, closed on failure too),
+ * found at `path` (PATCH /drives path_on_host).  On the event-loop thread.  The new path goes
+ * into m->cfg, so a later snapshot copies that image; a failure leaves the old one in use. */
+int api_swap_drive(struct machine *m, int index, int fd, const char *path, char *err, size_t n)
+	__attribute__((warn_unused_result));
+
 #endif

@@ -340,6 +340,27 @@ static void live_ratelimit(struct api *a, const char *kind, int idx, int dev,
 	done(r, a->ops->ratelimit(a->ops->ctx, kind, dev, rl, tx, r->err, sizeof(r->err)));
 }
 
+/* PATCH of a drive's path_on_host after start: the device swaps its image live.  Returns
+ * true when it did (the reply is left to the caller), false after answering the fault. */
+static bool live_drive_path(struct api *a, int idx, const struct fc_model *t, struct reply *r)
+{
+	int ret;
+
+	if (idx < 0) {
+		fault(r, "no such drive");
+		return false;
+	}
+	if (!need_op(r, a->ops->drive_path))
+		return false;
+	ret = a->ops->drive_path(a->ops->ctx, fc_model_disk_index(t, idx), t->drives[idx].path,
+				 r->err, sizeof(r->err));
+	if (ret) {
+		done(r, ret);
+		return false;
+	}
+	return true;
+}
+
 static void do_drive(struct api *a, const char *id, json_t *j, bool patch, struct reply *r)
 {
 	static struct fc_model t;
@@ -355,18 +376,21 @@ static void do_drive(struct api *a, const char *id, json_t *j, bool patch, struc
 		a->model = t;
 		return done(r, 0);
 	}
-	if (json_object_get(j, "path_on_host"))
-		return fault(r, "Changing a drive's path_on_host after start is not supported by "
-				"ignition.");
 	idx = -1;
 	for (int i = 0; i < t.nr_drives; i++)
 		if (!strcmp(t.drives[i].id, id))
 			idx = i;
-	if (!json_object_get(j, "rate_limiter"))
-		return done(r, 0);
-	live_ratelimit(a, "drive", idx, fc_model_disk_index(&t, idx), &t, r);
+	if (json_object_get(j, "path_on_host") && !live_drive_path(a, idx, &t, r))
+		return;
+	if (json_object_get(j, "rate_limiter"))
+		live_ratelimit(a, "drive", idx, fc_model_disk_index(&t, idx), &t, r);
+	else
+		done(r, 0);
+	/* A limiter refused after a new image was taken: the model keeps the new path. */
 	if (r->status == 204)
 		a->model = t;
+	else if (json_object_get(j, "path_on_host"))
+		memcpy(a->model.drives[idx].path, t.drives[idx].path, sizeof(t.drives[idx].path));
 }
 
 static void do_net(struct api *a, const char *id, json_t *j, bool patch, struct reply *r)

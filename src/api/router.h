@@ -68,6 +68,8 @@ struct api_ops {
 	/* After start: a device's new rate limiter ("drive"/"net"/"entropy", model index). */
 	int (*ratelimit)(void *ctx, const char *kind, int index, const struct ratelimit_cfg *rl,
 			 const struct ratelimit_cfg *tx, char *err, size_t n);
+	/* After start: put drive `index` (machine disk index) on the image at `path`. */
+	int (*drive_path)(void *ctx, int index, const char *path, char *err, size_t n);
 };
 
 struct mmds;

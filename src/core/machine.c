@@ -9,6 +9,7 @@
 #include "core/uffd.h"
 #include "devices/boot_timer.h"
 #include "devices/fuzz.h"
+#include "devices/i8042.h"
 #include "devices/power.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
@@ -126,6 +127,9 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 	ret = power_add(dm, &m->vm.power);
 	if (ret)
 		return err_set(ret, err, n, "power device: %s", strerror(-ret));
+	ret = i8042_add(dm, &m->vm.power, &m->i8042);
+	if (ret)
+		return err_set(ret, err, n, "i8042 keyboard controller: %s", strerror(-ret));
 	for (int i = 0; i < m->cfg.nr_disks; i++) {
 		const struct machine_disk *d = &m->cfg.disks[i];
 		const struct machine_disk_fds *f = env && env->disk_fds ? &env->disk_fds[i] : NULL;

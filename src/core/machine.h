@@ -85,6 +85,7 @@ struct fuzzdev;
 struct mmds;
 struct display;
 struct uffd_backend;
+struct i8042;
 struct virtio_gpu;
 struct virtio_input;
 
@@ -111,6 +112,7 @@ struct machine {
 	struct serial *uart;
 	struct vmgenid *vmgenid; /* a restore starts a new generation */
 	struct boot_timer *boot_timer;
+	struct i8042 *i8042; /* the keyboard controller: SendCtrlAltDel types through it */
 	struct virtio_net *nets[MACHINE_MAX_NETS]; /* eth0...; Ctrl-A n toggles eth0's link */
 	struct virtio_balloon *balloon;
 	struct fuzzdev *fuzz; /* cfg.fuzz's device, else NULL */

@@ -454,6 +454,20 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 			return ret;
 		(*count)++;
 	}
+	if (kind == SECCOMP_THREAD_API) {
+		/* PATCH /drives path_on_host after start: the new image is opened here, read-only
+		 * or read-write as the drive is, never created or truncated, and handed to the
+		 * event loop (whose filter opens no existing file for writing). */
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+				       arg_masked(2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY));
+		if (!ret)
+			ret = seccomp_rule_add(
+				ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+				arg_masked(2, O_ACCMODE | O_CREAT | O_TRUNC, O_RDWR));
+		if (ret)
+			return ret;
+		*count += 2;
+	}
 	if (kind == SECCOMP_THREAD_EVLOOP) {
 		/* madvise MADV_DONTDUMP: an in-place checkpoint's copy of guest RAM taken while
 		 * the VM runs (control `checkpoint`, Ctrl-A c) stays out of core dumps. */

@@ -1,6 +1,5 @@
-/* Hardware-reduced ACPI sleep/reset registers and the i8042 reset stub.  Snapshots: the ACPI
- * device saves its status register; the i8042 stub has no state (its reads are constant, its
- * only command acts at once), so it has no record.  The power sink is the VM's, not state. */
+/* Hardware-reduced ACPI sleep/reset registers.  Snapshots: the device saves its status
+ * register.  The power sink is the VM's, not state.  (The i8042's reset line: i8042.c.) */
 #include "devices/power.h"
 
 #include "arch/x86/layout.h"
@@ -25,10 +24,6 @@ struct power_state {
 struct power {
 	struct power_sink sink;
 	struct power_state st;
-};
-
-struct power_i8042 {
-	struct power_sink sink;
 };
 
 /* ---- ACPI ---- */
@@ -162,111 +157,7 @@ int power_acpi_add(struct devmgr *dm, const struct power_sink *sink, struct powe
 	return ret;
 }
 
-/* ---- i8042 ---- */
-
-/* Status and data read 0: output buffer empty (no byte to read), input buffer empty (ready
- * for a command), so Linux's kb_wait() before the reset command never spins. */
-static uint64_t i8042_read(void *dev, uint64_t off, unsigned size)
-{
-	return 0;
-}
-
-static void i8042_data_write(void *dev, uint64_t off, unsigned size, uint64_t val)
-{
-	/* Keyboard/controller data: nothing listens. */
-}
-
-static void i8042_cmd_write(void *dev, uint64_t off, unsigned size, uint64_t val)
-{
-	struct power_i8042 *k = dev;
-
-	/* Commands 0xF0-0xFF pulse the output port lines whose bit is 0; bit 0 is the CPU
-	 * reset line, so 0xFE (and any even value in that range) resets (8042 command set).
-	 * Other commands are ignored. */
-	if ((val & 0xf0) == 0xf0 && !(val & 1))
-		power_request(&k->sink, VM_STOP_REBOOT);
-}
-
-static void i8042_destroy(void *dev)
-{
-	power_i8042_destroy(dev);
-}
-
-const struct dev_ops power_i8042_data_ops = {
-	.name = "i8042-data",
-	.sizes = BUS_SZ1,
-	.read = i8042_read,
-	.write = i8042_data_write,
-	.destroy = i8042_destroy,
-};
-
-const struct dev_ops power_i8042_cmd_ops = {
-	.name = "i8042-cmd", .sizes = BUS_SZ1, .read = i8042_read, .write = i8042_cmd_write,
-	/* no destroy: the data port's slot owns the state */
-};
-
-int power_i8042_create(const struct power_sink *sink, struct power_i8042 **out)
-{
-	struct power_i8042 *k = calloc(1, sizeof(*k));
-
-	if (!k)
-		return -ENOMEM;
-	if (sink)
-		k->sink = *sink;
-	*out = k;
-	return 0;
-}
-
-void power_i8042_destroy(struct power_i8042 *k)
-{
-	free(k);
-}
-
-static int i8042_create(struct devmgr *dm, struct dm_dev *slot, const void *sink, void **dev)
-{
-	struct power_i8042 *k;
-	int ret = power_i8042_create(sink, &k);
-
-	if (!ret)
-		*dev = k;
-	return ret;
-}
-
-/* The command port's slot shares the data port's state: nothing to create or destroy. */
-static int i8042_lend(struct devmgr *dm, struct dm_dev *slot, const void *k, void **dev)
-{
-	*dev = (void *)k;
-	return 0;
-}
-
-int power_i8042_add(struct devmgr *dm, const struct power_sink *sink, struct power_i8042 **out)
-{
-	const struct dm_slot_req data = {
-		.id = "i8042", .kind = DM_PIO, .base = POWER_I8042_DATA, .len = 1
-	};
-	const struct dm_slot_req cmd = {
-		.id = "i8042-cmd", .kind = DM_PIO, .base = POWER_I8042_CMD, .len = 1
-	};
-	void *k;
-	int ret;
-
-	/* Two slots (ports 0x60 and 0x64 are not contiguous), one state: the data slot owns it.
-	 * If the command slot fails, the data slot stays attached and the manager frees the
-	 * state with it, as power_add() leaves its ACPI slot: a start-up failure is fatal. */
-	ret = devmgr_add(dm, &data, &power_i8042_data_ops, i8042_create, i8042_destroy, sink, &k);
-	if (ret)
-		return ret;
-	ret = devmgr_add(dm, &cmd, &power_i8042_cmd_ops, i8042_lend, NULL, k, NULL);
-	if (!ret && out)
-		*out = k;
-	return ret;
-}
-
 int power_add(struct devmgr *dm, const struct power_sink *sink)
 {
-	int ret = power_acpi_add(dm, sink, NULL);
-
-	/* On an i8042 failure the ACPI slot stays attached and owned by the manager, which the
-	 * caller destroys anyway: a start-up failure is fatal. */
-	return ret ? ret : power_i8042_add(dm, sink, NULL);
+	return power_acpi_add(dm, sink, NULL);
 }

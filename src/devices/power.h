@@ -1,8 +1,7 @@
 /* Power and reset controls the guest can reach:
  *  - hardware-reduced ACPI (ACPI 6.4 §4.1): the FADT's SLEEP_CONTROL_REG, SLEEP_STATUS_REG
  *    and RESET_REG, at LAYOUT_ACPI_SLEEP_CTL / _STS / LAYOUT_ACPI_RESET (8-bit ports);
- *  - a minimal i8042 keyboard controller (ports 0x60/0x64) whose only job is the classic
- *    "pulse reset line" command 0xFE that Linux tries when ACPI reset does not work.
+ *  (the i8042's "pulse reset line" command, which Linux's reboot=k uses, is in i8042.c).
  * Stop requests go to a struct power_sink; nothing here touches KVM.  Safe from any thread. */
 #ifndef IGNITION_DEVICES_POWER_H
 #define IGNITION_DEVICES_POWER_H
@@ -14,7 +13,6 @@
 
 struct devmgr;
 struct power;
-struct power_i8042;
 
 /* SLEEP_CONTROL_REG (ACPI 6.4 §4.8.3.7): SLP_TYP in bits 4:2, SLP_EN in bit 5. */
 #define POWER_SLP_TYP_SHIFT 2
@@ -25,14 +23,8 @@ struct power_i8042;
 /* SLEEP_STATUS_REG (ACPI 6.4 §4.8.3.8): WAK_STS, write 1 to clear. */
 #define POWER_WAK_STS 0x80
 
-#define POWER_I8042_DATA  0x60
-#define POWER_I8042_CMD	  0x64
-#define POWER_I8042_RESET 0xfe /* pulse output bit 0 = CPU reset */
-
 /* The bus ops (exposed for tests). */
 extern const struct dev_ops power_acpi_ops;
-extern const struct dev_ops power_i8042_data_ops;
-extern const struct dev_ops power_i8042_cmd_ops;
 
 /* ACPI sleep/reset registers stopping the VM through `sink` (copied). */
 int power_create(const struct power_sink *sink, struct power **out)
@@ -42,17 +34,7 @@ void power_destroy(struct power *p);
 int power_acpi_add(struct devmgr *dm, const struct power_sink *sink, struct power **out)
 	__attribute__((warn_unused_result));
 
-/* The i8042 stub. */
-int power_i8042_create(const struct power_sink *sink, struct power_i8042 **out)
-	__attribute__((warn_unused_result));
-void power_i8042_destroy(struct power_i8042 *k);
-/* Reserve ports 0x60 ("i8042") and 0x64 ("i8042-cmd") and attach the stub to both (the 0x60
- * slot owns it).  Two one-port windows leave 0x61-0x63 (port B, in-kernel PIT speaker) free.
- * If adding 0x64 fails after 0x60 succeeded, the stub stays owned by the manager. */
-int power_i8042_add(struct devmgr *dm, const struct power_sink *sink, struct power_i8042 **out)
-	__attribute__((warn_unused_result));
-
-/* Both of the above: what the boot path registers. */
+/* The ACPI registers: what the boot path registers (power_acpi_add without a handle). */
 int power_add(struct devmgr *dm, const struct power_sink *sink) __attribute__((warn_unused_result));
 
 #endif

@@ -426,6 +426,8 @@ const char *snap_rec_name(enum snap_rec_type type)
 		return "power";
 	case SNAP_REC_FUZZ:
 		return "fuzz";
+	case SNAP_REC_I8042:
+		return "i8042";
 	}
 	return "unknown";
 }

@@ -50,7 +50,8 @@ enum snap_rec_type {
 	SNAP_REC_RTC = 21,
 	SNAP_REC_BOOT_TIMER = 22,
 	SNAP_REC_POWER = 23,
-	SNAP_REC_FUZZ = 24, /* the fuzz device's input length and crash code */
+	SNAP_REC_FUZZ = 24,  /* the fuzz device's input length and crash code */
+	SNAP_REC_I8042 = 25, /* the keyboard controller and its keyboard (devices/i8042.c) */
 };
 
 struct snap_writer {

@@ -573,6 +573,7 @@ static int check_records(const struct snap_file *f, struct machine *m, char *why
 		case SNAP_REC_RTC:
 		case SNAP_REC_BOOT_TIMER:
 		case SNAP_REC_POWER:
+		case SNAP_REC_I8042:
 			ok = devmgr_find(&m->vm.dm, r.id) != NULL;
 			break;
 		default:

@@ -20,6 +20,9 @@ IGNITION = os.environ.get("IGNITION", os.path.join(ROOT, "build", "ignition"))
 GUEST_DIR = os.environ.get("IGNITION_GUEST_DIR", os.path.join(ROOT, "guest", "out"))
 RESULTS = os.environ.get("IGN_RESULTS", "/dev/null")
 LOGIN_TIMEOUT = float(os.environ.get("IGN_LOGIN_TIMEOUT", "300"))
+# Every other wait for the guest multiplied (a host busy with other guests: kvm_pvm emulates
+# guest kernel code, and a shell prompt can take minutes there).
+TIMEOUT_SCALE = float(os.environ.get("IGN_TIMEOUT_SCALE", "1"))
 failed = 0
 
 
@@ -73,6 +76,7 @@ class Proc:
 
     def __init__(self, tmp, name, sock, extra=()):
         self.master, slave = os.openpty()
+        self.sock = sock
         self.buf = b""
         self.log = open(os.path.join(tmp, f"{name}.console.log"), "wb")
         self.errpath = os.path.join(tmp, f"{name}.stderr.log")
@@ -99,6 +103,8 @@ class Proc:
         return bool(data)
 
     def expect(self, pattern, timeout):
+        if timeout != LOGIN_TIMEOUT:
+            timeout *= TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         rx = re.compile(pattern)
         while True:
@@ -316,6 +322,7 @@ def part_b(tmp):
                  ("vsock", "PUT", "/vsock",
                   {"guest_cid": 3, "uds_path": os.path.join(tmp, "v.sock")}),
                  ("start", "PUT", "/actions", {"action_type": "InstanceStart"})]
+        steps[-1:-1] = extra_preboot_steps(tmp)
         for name, method, path, body in steps:
             st, _, text = curl(sock1, method, path, body)
             if not check("boot-" + name, st == 204, f"{st} {text[:300]}"):
@@ -354,6 +361,8 @@ def part_b(tmp):
         check("mmds-get", st == 200 and js and
               js["latest"]["meta-data"] == {"ami-id": "ami-patched", "hostname": "api-guest"},
               f"{st} {js}")
+        openapi_running(sock1, "running-")
+        drive_swap_checks(p1, sock1, tmp)
         p1.run("echo restored-state > /tmp/marker")
         fault("snapshot-needs-pause", sock1, "PUT", "/snapshot/create",
               {"snapshot_type": "Full", "snapshot_path": snap}, "paused")
@@ -401,11 +410,134 @@ def part_b(tmp):
             check("loaded-shell", rc == 0 and "restored-state" in out, f"{rc} {out!r}")
         except TimeoutError as e:
             check("loaded-shell", False, str(e))
+        else:
+            loaded_extras(p2)
     finally:
         p1.stop() if p1.proc.poll() is None else None
         if p2:
             p2.stop()
             check("second-stopped", p2.proc.returncode is not None, "")
+
+
+# ---- boot session extras (h-api): a data drive swapped live, OpenAPI checks of the running
+# VM's answers, SendCtrlAltDel.  Kept in functions of their own. ----
+
+DATA_SECTORS = (1 << 20) // 512  # the data drive at boot: 1 MiB, "first-image" at offset 0
+SWAP_SECTORS = (2 << 20) // 512  # the image PATCHed in: 2 MiB, "second-image"
+
+
+def make_image(path, size, text):
+    with open(path, "wb") as f:
+        f.write(text.encode())
+        f.truncate(size)
+
+
+def extra_preboot_steps(tmp):
+    """Devices of the boot session beyond the guide's: a writable data drive (/dev/vdb, later
+    swapped) and a balloon with statistics (so GET /balloon/statistics has an answer)."""
+    data = os.path.join(tmp, "data1.img")
+    make_image(data, DATA_SECTORS * 512, "first-image")
+    return [("data-drive", "PUT", "/drives/data",
+             {"drive_id": "data", "path_on_host": data, "is_root_device": False,
+              "is_read_only": False}),
+            ("balloon", "PUT", "/balloon",
+             {"amount_mib": 0, "deflate_on_oom": True, "stats_polling_interval_s": 1})]
+
+
+def openapi_running(sock, prefix):
+    """Every answer of a running VM validated against docs/api.yaml by check.mjs (npm's
+    openapi-response-validator): one PASS/FAIL line per check."""
+    pkg = os.path.join(ROOT, "tests", "api", "openapi")
+    if not shutil.which("node") or not shutil.which("npm"):
+        result("FAIL", f"openapi-{prefix}checks", "node and npm are needed (Debian: nodejs npm)")
+        return
+    if not os.path.isdir(os.path.join(pkg, "node_modules")):
+        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=pkg,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            result("FAIL", f"openapi-{prefix}checks", "npm ci failed: " + r.stderr[-200:])
+            return
+    r = subprocess.run(["node", os.path.join(pkg, "check.mjs"), "--running", sock,
+                        "rootfs,data", "balloon", prefix],
+                       capture_output=True, text=True, timeout=300)
+    n = 0
+    for line in r.stdout.splitlines():
+        m = re.match(r"(PASS|FAIL) api/(\S+)(?: \((.*)\))?$", line)
+        if not m or m.group(2) == "openapi-spec":
+            continue
+        result(m.group(1), m.group(2), m.group(3) or "")
+        n += 1
+    if r.returncode != 0 or n == 0:
+        result("FAIL", f"openapi-{prefix}checks",
+               f"check.mjs exit {r.returncode} after {n} checks: {r.stderr[-200:]}")
+
+
+def drive_swap_checks(p, sock, tmp):
+    """PATCH /drives/data path_on_host on the running guest: refused for a locked or missing
+    image (the old one stays), then a bigger image with other content, which the guest sees
+    after the config-change interrupt (size) and reads without its page cache (O_DIRECT)."""
+    import fcntl
+    read = "dd if=/dev/vdb bs=512 count=1 iflag=direct 2>/dev/null | head -c 12 | tr -d '\\0'; echo"
+    rc, out = p.run("cat /sys/block/vdb/size; " + read)
+    check("drive-before-swap", rc == 0 and out.split() == [str(DATA_SECTORS), "first-image"],
+          f"{rc} {out!r}")
+    new = os.path.join(tmp, "data2.img")
+    make_image(new, SWAP_SECTORS * 512, "second-image")
+    fault("patch-drive-missing-image", sock, "PATCH", "/drives/data",
+          {"drive_id": "data", "path_on_host": os.path.join(tmp, "none.img")}, "none.img")
+    with open(new, "r+b") as held:  # a POSIX lock conflicts with ignition's OFD lock
+        fcntl.lockf(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fault("patch-drive-locked-image", sock, "PATCH", "/drives/data",
+              {"drive_id": "data", "path_on_host": new}, "in use")
+    rc, out = p.run(read)
+    check("drive-kept-after-refusal", rc == 0 and out.strip() == "first-image", f"{rc} {out!r}")
+    st, _, text = curl(sock, "PATCH", "/drives/data", {"drive_id": "data", "path_on_host": new})
+    check("patch-drive-path", st == 204, f"{st} {text[:200]}")
+    rc, out = p.run("for i in $(seq 50); do [ $(cat /sys/block/vdb/size) = %d ] && break; "
+                    "sleep 0.2; done; cat /sys/block/vdb/size; %s" % (SWAP_SECTORS, read))
+    check("drive-guest-sees-new-image",
+          rc == 0 and out.split() == [str(SWAP_SECTORS), "second-image"], f"{rc} {out!r}")
+    rc, out = p.run("echo written-by-guest | dd of=/dev/vdb bs=512 seek=8 conv=sync "
+                    "oflag=direct 2>/dev/null; sync")
+    with open(new, "rb") as f:
+        f.seek(8 * 512)
+        check("drive-guest-writes-new-image", f.read(16) == b"written-by-guest", f"{rc} {out!r}")
+    st, js, _ = curl(sock, "GET", "/vm/config")
+    paths = [d.get("path_on_host") for d in (js or {}).get("drives", []) if d.get("drive_id") == "data"]
+    check("drive-path-in-vm-config", paths == [new], f"{st} {paths}")
+
+
+def loaded_extras(p):
+    """In the process that loaded the snapshot: the swapped-in data image is what the snapshot
+    kept (it recorded the new path), then SendCtrlAltDel through the restored i8042."""
+    rc, out = p.run("cat /sys/block/vdb/size; dd if=/dev/vdb bs=512 count=1 iflag=direct "
+                    "2>/dev/null | head -c 12; echo")
+    check("loaded-drive-is-swapped-image",
+          rc == 0 and out.split() == [str(SWAP_SECTORS), "second-image"], f"{rc} {out!r}")
+    ctrl_alt_del_check(p, p.sock)
+
+
+def ctrl_alt_del_check(p, sock, timeout=180):
+    """SendCtrlAltDel: Ctrl+Alt+Del through the i8042; the guest's init (busybox,
+    ::ctrlaltdel:/sbin/reboot) reboots, which ends ignition with status 0."""
+    st, _, text = curl(sock, "PUT", "/actions", {"action_type": "SendCtrlAltDel"})
+    check("ctrl-alt-del", st == 204, f"{st} {text[:200]}")
+    t0 = time.monotonic()
+    deadline = t0 + timeout * TIMEOUT_SCALE
+    # Keep reading the console meanwhile: the kernel's "reboot: Restarting system" (printed
+    # even with `quiet`) says that the guest rebooted, not merely that ignition stopped.
+    while p.proc.poll() is None and time.monotonic() < deadline:
+        p._read(1.0)
+    while p._read(0.2):
+        pass
+    rc = p.proc.poll()
+    if rc is None:
+        check("ctrl-alt-del-exits", False, f"ignition still running {timeout} s later")
+        return
+    check("ctrl-alt-del-exits", rc == 0, f"exit status {rc}")
+    check("ctrl-alt-del-guest-rebooted", b"Restarting system" in p.buf,
+          "no 'reboot: Restarting system' on the console")
+    print(f"    SendCtrlAltDel to exit {time.monotonic() - t0:.1f} s", flush=True)
 
 
 def part_c(tmp):

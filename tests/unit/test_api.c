@@ -22,6 +22,9 @@
 /* ---- fakes ---- */
 static struct {
 	int starts, pauses, resumes, snaps, loads, loggers, metrics, balloons, ratelimits, flushes;
+	int cads, swaps;
+	int swap_index;
+	char swap_path[64];
 	int fail; /* next op returns this */
 	struct api_snapshot_create snap;
 	struct api_snapshot_load load;
@@ -108,8 +111,23 @@ static int f_rl(void *c, const char *kind, int idx, const struct ratelimit_cfg *
 	return outcome(&fk.ratelimits, e, n);
 }
 
+static int f_cad(void *c, char *e, size_t n)
+{
+	(void)c;
+	return outcome(&fk.cads, e, n);
+}
+static int f_drive_path(void *c, int index, const char *path, char *e, size_t n)
+{
+	(void)c;
+	fk.swap_index = index;
+	snprintf(fk.swap_path, sizeof(fk.swap_path), "%s", path);
+	return outcome(&fk.swaps, e, n);
+}
+
 static const struct api_ops ops = {
 	.instance_start = f_start,
+	.ctrl_alt_del = f_cad,
+	.drive_path = f_drive_path,
 	.pause = f_pause,
 	.resume = f_resume,
 	.flush_metrics = f_flush,
@@ -395,8 +413,31 @@ static void test_lifecycle(void **state)
 	expect_fault("PUT", "/logger", "{}", "after starting");
 	expect_fault("PUT", "/metrics", "{\"metrics_path\":\"/m\"}", "after starting");
 	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\":\"/s\"}", "not allowed");
-	expect_fault("PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\",\"path_on_host\":\"/x\"}",
-		     "path_on_host");
+	/* SendCtrlAltDel goes to the machine. */
+	assert_int_equal(req("PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}"), 204);
+	assert_int_equal(fk.cads, 1);
+	/* A new image for a running drive goes to the device; the model (GET /vm/config)
+	 * follows only when the device took it. */
+	fk.fail = -EBUSY;
+	expect_fault("PATCH", "/drives/rootfs",
+		     "{\"drive_id\":\"rootfs\",\"path_on_host\":\"/locked\"}", "fake failure");
+	fk.fail = 0;
+	assert_int_equal(req("GET", "/vm/config", NULL), 200);
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_array_get(json_object_get(last_json, "drives"), 0), "path_on_host")),
+		"/r");
+	assert_int_equal(
+		req("PATCH", "/drives/rootfs", "{\"drive_id\":\"rootfs\",\"path_on_host\":\"/x\"}"),
+		204);
+	assert_int_equal(fk.swaps, 2);
+	assert_int_equal(fk.swap_index, 0);
+	assert_string_equal(fk.swap_path, "/x");
+	assert_int_equal(req("GET", "/vm/config", NULL), 200);
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_array_get(json_object_get(last_json, "drives"), 0), "path_on_host")),
+		"/x");
 	/* A limiter change after start goes to the device. */
 	assert_int_equal(
 		req("PATCH", "/drives/rootfs",
@@ -438,7 +479,16 @@ static void test_lifecycle(void **state)
 	assert_int_equal(a.model.has_balloon, false);
 	expect_fault("PATCH", "/balloon", "{\"amount_mib\":1}", "not configured");
 	/* A NULL op: 400, not a crash. */
-	expect_fault("PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", "not supported");
+	{
+		static struct api_ops none;
+
+		none = ops;
+		none.ctrl_alt_del = NULL;
+		a.ops = &none;
+		expect_fault("PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}",
+			     "not supported");
+		a.ops = &ops;
+	}
 }
 
 static void test_snapshot_load(void **state)

@@ -1,4 +1,4 @@
-/* ACPI sleep/reset registers and the i8042 reset: each port value gives the sink the right
+/* ACPI sleep/reset registers: each port value gives the sink the right
  * stop reason, and nothing else stops the VM; snapshots keep the sleep status register. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,53 +105,28 @@ static void test_acpi_widths(void **state)
 	assert_int_equal(sk.n, 0);
 }
 
-static void test_i8042(void **state)
-{
-	/* Status: output buffer empty, input buffer empty. */
-	assert_int_equal(inb(POWER_I8042_CMD), 0);
-	assert_int_equal(inb(POWER_I8042_DATA), 0);
-	/* Harmless commands and data. */
-	outb(POWER_I8042_CMD, 0x20); /* read CTR */
-	outb(POWER_I8042_CMD, 0xaa); /* self test */
-	outb(POWER_I8042_CMD, 0xff); /* pulse nothing */
-	outb(POWER_I8042_DATA, POWER_I8042_RESET);
-	assert_int_equal(sk.n, 0);
-	/* Port 0x61 is not ours. */
-	assert_null(bus_find(&dm.pio, 0x61));
-	outb(POWER_I8042_CMD, POWER_I8042_RESET);
-	assert_int_equal(sk.n, 1);
-	assert_int_equal(sk.last, VM_STOP_REBOOT);
-}
-
 static void test_separate_helpers(void **state)
 {
 	struct devmgr d;
 	struct power *p;
-	struct power_i8042 *k;
 
 	devmgr_init(&d, NULL, NULL, NULL);
 	assert_int_equal(power_acpi_add(&d, &ps, &p), 0);
 	assert_non_null(p);
+	assert_non_null(devmgr_find(&d, "acpi-pm"));
+	/* The i8042 is a device of its own now (test_i8042.c). */
 	assert_null(devmgr_find(&d, "i8042"));
-	assert_int_equal(power_i8042_add(&d, &ps, &k), 0);
-	assert_non_null(k);
-	assert_non_null(devmgr_find(&d, "i8042"));
-	assert_non_null(devmgr_find(&d, "i8042-cmd"));
 	devmgr_destroy(&d);
 }
 
 static void test_no_sink(void **state)
 {
 	struct power *p;
-	struct power_i8042 *k;
 
 	/* A NULL sink is allowed: requests are dropped. */
 	assert_int_equal(power_create(NULL, &p), 0);
 	power_acpi_ops.write(p, 0, 1, POWER_SLP_TYP_S5 << POWER_SLP_TYP_SHIFT | POWER_SLP_EN);
 	power_destroy(p);
-	assert_int_equal(power_i8042_create(NULL, &k), 0);
-	power_i8042_cmd_ops.write(k, 0, 1, POWER_I8042_RESET);
-	power_i8042_destroy(k);
 }
 
 static void test_add_conflict(void **state)
@@ -159,7 +134,6 @@ static void test_add_conflict(void **state)
 	/* Ids already taken: errors, no leak (ASan checks). */
 	assert_int_equal(power_add(&dm, &ps), -EINVAL);
 	assert_int_equal(power_acpi_add(&dm, &ps, NULL), -EINVAL);
-	assert_int_equal(power_i8042_add(&dm, &ps, NULL), -EINVAL);
 }
 
 /* ---- snapshots ---- */
@@ -189,7 +163,7 @@ static void test_snapshot_round_trip(void **state)
 	assert_int_equal(devmgr_save(&dm, &w), 0);
 	assert_int_equal(snap_writer_finish(&w), 0);
 	assert_int_equal(snap_file_parse(&f, w.buf, w.len, why, sizeof(why)), 0);
-	/* One record for the ACPI registers, none for the stateless i8042. */
+	/* One record for the ACPI registers. */
 	assert_int_equal(snap_file_find(&f, SNAP_REC_POWER, "acpi-pm", &r), 0);
 	assert_int_equal(r.version, 1);
 	assert_int_equal(r.len, 1);
@@ -271,7 +245,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_acpi_other_sleep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acpi_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acpi_widths, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_i8042, setup, teardown),
 		cmocka_unit_test(test_separate_helpers),
 		cmocka_unit_test(test_no_sink),
 		cmocka_unit_test_setup_teardown(test_add_conflict, setup, teardown),

@@ -1582,6 +1582,157 @@ static void test_metrics(void **state)
 	json_decref(m);
 }
 
+/* ---- PATCH /drives path_on_host: virtio_blk_swap ---- */
+
+/* A second image of `sectors` sectors filled with `fill`; its fd (O_RDWR) in *fd. */
+static void make_other(char *path, size_t n, uint64_t sectors, uint8_t fill, int *fd)
+{
+	static uint8_t buf[512];
+
+	snprintf(path, n, "/tmp/ignition-blk-other-XXXXXX");
+	*fd = mkstemp(path);
+	assert_true(*fd >= 0);
+	memset(buf, fill, sizeof(buf));
+	for (uint64_t i = 0; i < sectors; i++)
+		assert_int_equal(pwrite(*fd, buf, sizeof(buf), (off_t)(i * 512)), 512);
+}
+
+static uint64_t cfg_capacity(struct fixture *x)
+{
+	return virtio_mmio_dev_ops.read(x->t, VIRTIO_MMIO_CONFIG + VIRTIO_BLK_CFG_CAPACITY, 8);
+}
+
+static void test_swap(void **state)
+{
+	struct fixture *x = *state;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	uint32_t gen = fdrv_rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION);
+	uint64_t irqs = x->irq.count;
+	char other[64];
+	uint8_t *d, buf[512];
+	int ofd, probe;
+
+	make_other(other, sizeof(other), 2 * SECTORS, 0x5a, &ofd);
+	assert_int_equal(virtio_blk_swap(x->blk, open(other, O_RDWR | O_CLOEXEC), other), 0);
+	/* The driver is told: new capacity, generation moved, a config interrupt. */
+	assert_int_equal(virtio_blk_capacity(x->blk), 2 * SECTORS);
+	assert_int_equal(cfg_capacity(x), 2 * SECTORS);
+	assert_int_not_equal(fdrv_rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION), gen);
+	assert_true(fdrv_rd(x->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+	assert_true(x->irq.count > irqs);
+	fdrv_wr(x->t, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_INT_CONFIG);
+	/* Reads come from the new image, also past the old end; writes go there. */
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, 2 * SECTORS - 1, 512, true, NULL),
+			 VIRTIO_BLK_S_OK);
+	d = fake_mem_ptr(&x->mem, DATA_GPA, 512);
+	for (int i = 0; i < 512; i++)
+		assert_int_equal(d[i], 0x5a);
+	memset(d, 0xc3, 512);
+	assert_int_equal(request(x, VIRTIO_BLK_T_OUT, 1, 512, false, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(ofd, buf, 512, 512), 512);
+	assert_int_equal(buf[0], 0xc3);
+	file_read(x, 512, buf, 512);
+	expect_pattern(buf, 512, 512); /* the old image is untouched */
+	/* The old image's lock went with it; the new one is held. */
+	probe = open(x->path, O_RDWR | O_CLOEXEC);
+	assert_int_equal(fcntl(probe, F_OFD_SETLK, &fl), 0);
+	close(probe);
+	probe = open(other, O_RDWR | O_CLOEXEC);
+	assert_int_equal(fcntl(probe, F_OFD_SETLK, &fl), -1);
+	close(probe);
+	close(ofd);
+	unlink(other);
+}
+
+static void test_swap_refused(void **state)
+{
+	struct fixture *x = *state;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	uint32_t gen = fdrv_rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION);
+	char other[64];
+	uint8_t *d;
+	int ofd, holder;
+
+	/* Not a disk, smaller than a sector, locked by someone else. */
+	assert_int_equal(virtio_blk_swap(x->blk, open("/tmp", O_RDONLY | O_CLOEXEC), "/tmp"),
+			 -EINVAL);
+	make_other(other, sizeof(other), 0, 0, &ofd);
+	assert_int_equal(write(ofd, "abc", 3), 3);
+	assert_int_equal(virtio_blk_swap(x->blk, open(other, O_RDWR | O_CLOEXEC), other), -EINVAL);
+	assert_int_equal(ftruncate(ofd, 8 * 512), 0);
+	holder = open(other, O_RDWR | O_CLOEXEC);
+	assert_int_equal(fcntl(holder, F_OFD_SETLK, &fl), 0);
+	assert_int_equal(virtio_blk_swap(x->blk, open(other, O_RDWR | O_CLOEXEC), other), -EBUSY);
+	close(holder);
+	/* Each time the old image stayed, unannounced. */
+	assert_int_equal(virtio_blk_capacity(x->blk), SECTORS);
+	assert_int_equal(cfg_capacity(x), SECTORS);
+	assert_int_equal(fdrv_rd(x->t, VIRTIO_MMIO_CONFIG_GENERATION), gen);
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, 5, 512, true, NULL), VIRTIO_BLK_S_OK);
+	d = fake_mem_ptr(&x->mem, DATA_GPA, 512);
+	expect_pattern(d, 5 * 512, 512);
+	/* A checkpoint for an in-place reset pins the image. */
+	assert_int_equal(virtio_blk_checkpoint(x->blk), 0);
+	assert_int_equal(virtio_blk_swap(x->blk, open(other, O_RDWR | O_CLOEXEC), other), -EPERM);
+	assert_int_equal(virtio_blk_capacity(x->blk), SECTORS);
+	close(ofd);
+	unlink(other);
+}
+
+/* The same file again, grown meanwhile: the new size, and no conflict with our own lock. */
+static void test_swap_same_file(void **state)
+{
+	struct fixture *x = *state;
+
+	assert_int_equal(ftruncate(x->fd, 3 * SECTORS * 512), 0);
+	assert_int_equal(virtio_blk_swap(x->blk, open(x->path, O_RDWR | O_CLOEXEC), x->path), 0);
+	assert_int_equal(virtio_blk_capacity(x->blk), 3 * SECTORS);
+	assert_int_equal(cfg_capacity(x), 3 * SECTORS);
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, 4, 512, true, NULL), VIRTIO_BLK_S_OK);
+	expect_pattern(fake_mem_ptr(&x->mem, DATA_GPA, 512), 4 * 512, 512);
+}
+
+/* Requests in flight finish on the old image, answered, before the switch. */
+static void test_swap_in_flight(void **state)
+{
+	struct fixture *x = *state;
+	char other[64];
+	int ofd;
+
+	make_other(other, sizeof(other), SECTORS, 0x11, &ofd);
+	publish_reads(x, 8, 3);
+	fdrv_wr(x->t, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 8);
+	assert_int_equal(virtio_blk_swap(x->blk, open(other, O_RDWR | O_CLOEXEC), other), 0);
+	assert_int_equal(virtio_blk_in_flight(x->blk), 0);
+	assert_int_equal(fake_vq_used_idx(&x->f), 8);
+	expect_reads(x, 8, 3);
+	close(ofd);
+	unlink(other);
+}
+
+static void test_swap_read_only(void **state)
+{
+	struct fixture *x = *state;
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+	char other[64];
+	int ofd, reader;
+
+	make_other(other, sizeof(other), SECTORS / 2, 0x22, &ofd);
+	/* Another reader does not keep a read-only disk out. */
+	reader = open(other, O_RDONLY | O_CLOEXEC);
+	assert_int_equal(fcntl(reader, F_OFD_SETLK, &fl), 0);
+	assert_int_equal(virtio_blk_swap(x->blk, open(other, O_RDONLY | O_CLOEXEC), other), 0);
+	assert_int_equal(virtio_blk_capacity(x->blk), SECTORS / 2);
+	fdrv_wr(x->t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	assert_true(fdrv_rd(x->t, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << VIRTIO_BLK_F_RO));
+	assert_int_equal(request(x, VIRTIO_BLK_T_IN, 1, 512, true, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)fake_mem_ptr(&x->mem, DATA_GPA, 1), 0x22);
+	close(reader);
+	close(ofd);
+	unlink(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1657,6 +1808,11 @@ int main(void)
 		cmocka_unit_test(test_lock_ro_ro),
 		cmocka_unit_test(test_lock_posix_holder),
 		cmocka_unit_test(test_event_loop),
+		cmocka_unit_test_setup_teardown(test_swap, setup_rw, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_refused, setup_rw, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_same_file, setup_rw, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_in_flight, setup_async, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_read_only, setup_ro, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -50,6 +50,7 @@
 /* Interrupt lines.  GSIs 0..15 are the ISA IRQs; virtio devices get 5..22 minus the fixed
  * ones; 23 is the VMGenID's (its Generic Event Device, an edge-triggered line, the same on
  * every machine). */
+#define LAYOUT_GSI_I8042   1
 #define LAYOUT_GSI_COM1	   4
 #define LAYOUT_GSI_RTC	   8
 #define LAYOUT_GSI_FIRST   5

@@ -1603,6 +1603,101 @@ int virtio_blk_rollback(struct virtio_blk *b)
 	return ret;
 }
 
+/* The size of the image open as fd, in sectors: a regular file or a block device (whose
+ * st_size is 0: seek to its end) of at least one sector. */
+static int image_sectors(int fd, uint64_t *sectors)
+{
+	struct stat st;
+	off_t size;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return -EINVAL;
+	size = lseek(fd, 0, SEEK_END);
+	if (size < 0)
+		return -errno;
+	*sectors = (uint64_t)size / VIRTIO_BLK_SECTOR_SIZE;
+	return *sectors ? 0 : -EINVAL;
+}
+
+static bool same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+int virtio_blk_swap(struct virtio_blk *b, int fd, const char *name)
+{
+	struct virtio_mmio *t = __atomic_load_n(&b->lock_t, __ATOMIC_ACQUIRE);
+	uint64_t sectors = 0;
+	bool same;
+	int ret;
+
+	if (t)
+		virtio_mmio_lock(t);
+	ret = image_sectors(fd, &sectors);
+	if (ret)
+		goto refuse;
+	/* An armed in-place reset checkpoint describes the old image's blocks. */
+	if (b->undo && blk_undo_armed(b->undo)) {
+		ret = -EPERM;
+		goto refuse;
+	}
+	/* The same file again (Firecracker's way to announce a resized image): keep our open
+	 * file and its lock, which a second open file description of ours would conflict with. */
+	same = !b->cow && same_file(fd, b->fd);
+	if (!same) {
+		ret = lock_image(fd, b->read_only, name);
+		if (ret)
+			goto refuse;
+	}
+	/* Requests in flight finish on the old image (and are answered): nothing is popped
+	 * meanwhile, the transport lock is ours. */
+	if (b->uring && b->in_flight && wait_all(b, true, -1) && b->t)
+		virtio_mmio_notify_used(b->t, b->vq);
+	if (same) {
+		close(fd);
+	} else {
+		if (!b->read_only && fsync(b->fd) < 0)
+			log_warn("virtio-blk: flushing the image being replaced: %s",
+				 strerror(errno));
+		close(b->fd);
+		b->fd = fd;
+		if (b->cow) {
+			/* A restore's copy-on-write disk becomes a plain image. */
+			blk_cow_destroy(b->cow);
+			b->cow = NULL;
+			close(b->base_fd);
+			b->base_fd = -1;
+		}
+		if (b->undo) {
+			/* Sized for the old image and made beside it; a new one cannot be
+			 * created now (seccomp): in-place resets report this instead. */
+			blk_undo_destroy(b->undo);
+			b->undo = NULL;
+			b->undo_err = -EOPNOTSUPP;
+		}
+	}
+	b->capacity = sectors;
+	build_config(b);
+	/* §5.2.4, §2.5.1: the capacity may have changed; a driver that is up re-reads it. */
+	if (b->t)
+		virtio_mmio_config_changed(b->t);
+	if (t)
+		virtio_mmio_unlock(t);
+	log_info("virtio-blk: now on '%s' (%llu sectors)", name, (unsigned long long)sectors);
+	return 0;
+
+refuse:
+	if (t)
+		virtio_mmio_unlock(t);
+	close(fd);
+	return ret;
+}
+
 uint64_t virtio_blk_undo_blocks(const struct virtio_blk *b)
 {
 	return blk_undo_saved_blocks(b->undo);

@@ -152,6 +152,18 @@ int virtio_blk_rollback(struct virtio_blk *b) __attribute__((warn_unused_result)
 /* Blocks saved since the checkpoint or the last rollback: what the next rollback rewrites. */
 uint64_t virtio_blk_undo_blocks(const struct virtio_blk *b);
 
+/* Put the disk on another image (Firecracker's PATCH /drives path_on_host), on the event loop:
+ * `fd` is the new image, open with the disk's read-only-ness, taken over (closed on failure
+ * too); `name` names it in messages.  The image is checked (a regular file or block device of
+ * at least one sector: else -EINVAL) and locked as at creation (-EBUSY); requests in flight
+ * complete on the old image first; then the old one is flushed and closed, the capacity in
+ * config space becomes the new image's and a driver that is up gets a configuration change
+ * interrupt (virtio 1.2 §2.5.1).  The same file as now only refreshes the capacity.  -EPERM
+ * while an in-place reset checkpoint is armed; a copy-on-write disk becomes a plain image and
+ * a writable disk loses its undo log.  On failure the old image stays in use. */
+int virtio_blk_swap(struct virtio_blk *b, int fd, const char *name)
+	__attribute__((warn_unused_result));
+
 /* Wait for (or cancel) requests in flight, close the image (dropping its lock) and free the
  * device (also virtio_blk_ops.destroy). */
 void virtio_blk_destroy(struct virtio_blk *b);

@@ -2,18 +2,20 @@
 // against docs/api.yaml with a real OpenAPI 2.0 response validator (openapi-response-validator,
 // after @apidevtools/swagger-parser has validated and dereferenced the document).
 //
-// Usage: node check.mjs SOCKET      (node check.mjs --spec-only: only validate docs/api.yaml)
+// Usage: node check.mjs SOCKET      (node check.mjs --spec-only: only validate docs/api.yaml;
+//        node check.mjs --running SOCKET [DRIVE,...] [balloon]: a VM already running)
 // Prints one line per check, "PASS api/openapi-NAME" or "FAIL api/openapi-NAME (reason)", and
 // exits 0 even when checks fail (the caller counts the lines); exit 2 only when it cannot start
 // (bad usage, docs/api.yaml unreadable or invalid).
 //
 // The sequence needs no guest: everything is pre-boot configuration, reads back, and errors.
 // A test with a booted VM imports the helpers instead:
-//   import { loadSpec, checkCall, runPreboot, runPostboot, runLoad } from "./check.mjs";
+//   import { loadSpec, checkCall, runPreboot, runPostboot, runLoad, runRunning } from "./check.mjs";
 //   const api = await loadSpec();
 //   await runPreboot(api, sock, dir, { kernel, rootfs, bootArgs }); // configure a real guest
 //   await runPostboot(api, sock, snapDir, { ifaceId: "eth0" });   // start ... pause, snapshot
 //   await runLoad(api, sock2, snapDir);                            // second process: load, resume
+//   await runRunning(api, sock, { drives: ["rootfs"] });          // any running VM: GETs, refusals
 //   await checkCall(api, sock, "my-check", "PATCH", "/vm", { state: "Paused" }, { status: 204 });
 
 import http from "node:http";
@@ -348,6 +350,50 @@ export async function runPostboot(api, sock, snapDir, { memLink, driveId = "root
 	await c("err-vm-bad-state", "PATCH", "/vm", { state: "Stopped" }, { status: 400 });
 }
 
+/**
+ * Against a VM that is already running (booted or loaded by the caller, e.g. boot 6 of
+ * tests/guest/guest_test.py through tests/api/curl_test.py): every GET answer and the
+ * after-start refusals, validated against the spec, without changing the VM (the one PATCH
+ * sets the balloon target it already has).  `drives`: the drive ids configured; `balloon`:
+ * whether a balloon with statistics was configured.
+ */
+export async function runRunning(api, sock, { drives = [], balloon = false, prefix = "running-" } = {}) {
+	const c = (name, method, p, body, expect) => checkCall(api, sock, prefix + name, method, p, body, expect);
+	await c("get-root", "GET", "/", undefined, { status: 200,
+		verify: (r) => ["Running", "Paused"].includes(r.json.state) ? undefined : `state ${r.json.state}` });
+	await c("get-version", "GET", "/version", undefined, { status: 200 });
+	await c("get-vm-config", "GET", "/vm/config", undefined, { status: 200,
+		verify: (r) => eq((r.json.drives || []).map((d) => d.drive_id).sort(), [...drives].sort(), "drive ids") });
+	await c("get-machine-config", "GET", "/machine-config", undefined, { status: 200 });
+	await c("get-mmds", "GET", "/mmds", undefined, { status: 200 });
+	if (balloon) {
+		let target;
+		const got = await c("get-balloon", "GET", "/balloon", undefined, { status: 200,
+			verify: (r) => { target = r.json.amount_mib; return undefined; } });
+		await c("get-balloon-statistics", "GET", "/balloon/statistics", undefined, { status: 200,
+			verify: (r) => typeof r.json.actual_mib === "number" ? undefined : "no actual_mib" });
+		if (got.ok)
+			await c("patch-balloon-same", "PATCH", "/balloon", { amount_mib: target }, { status: 204 });
+	} else {
+		await c("err-get-balloon", "GET", "/balloon", undefined, { status: 400 });
+		await c("err-get-balloon-statistics", "GET", "/balloon/statistics", undefined, { status: 400 });
+	}
+	// Refused after start, with a fault_message.
+	await c("err-start-twice", "PUT", "/actions", { action_type: "InstanceStart" }, { status: 400, fault: /after starting/ });
+	await c("err-boot-source", "PUT", "/boot-source", { kernel_image_path: "/nonexistent" }, { status: 400 });
+	await c("err-machine-config", "PATCH", "/machine-config", { vcpu_count: 1 }, { status: 400 });
+	await c("err-put-drive", "PUT", "/drives/new", { drive_id: "new", path_on_host: "/nonexistent", is_root_device: false }, { status: 400 });
+	await c("err-patch-drive-missing-image", "PATCH", `/drives/${drives[0] || "rootfs"}`,
+		{ drive_id: drives[0] || "rootfs", path_on_host: "/nonexistent/image" }, { status: 400, fault: /nonexistent/ });
+	await c("err-vsock", "PUT", "/vsock", { guest_cid: 9, uds_path: "/nonexistent.sock" }, { status: 400 });
+	await c("err-logger", "PUT", "/logger", { level: "Info" }, { status: 400 });
+	await c("err-load", "PUT", "/snapshot/load", { snapshot_path: "/nonexistent" }, { status: 400 });
+	await c("err-snapshot-running", "PUT", "/snapshot/create", { snapshot_path: "/nonexistent/snap" }, { status: 400 });
+	await c("err-vm-state", "PATCH", "/vm", { state: "Stopped" }, { specRejects: true, status: 400 });
+	await c("err-unknown-path", "GET", "/no-such-endpoint", undefined, { status: 400 });
+	await c("get-root-still", "GET", "/", undefined, { status: 200 });
+}
+
 /** In a fresh `ignition --api-sock`: loads snapDir (paused), checks the state, resumes it. */
 export async function runLoad(api, sock, snapDir, { memFile, overrides = {} } = {}) {
 	const c = (name, method, p, body, expect) => checkCall(api, sock, name, method, p, body, expect);
@@ -366,9 +412,11 @@ export async function runLoad(api, sock, snapDir, { memFile, overrides = {} } = 
 }
 
 async function main() {
-	const sock = process.argv[2];
+	// --running SOCKET [drive-id,...] [balloon|-] [PREFIX]: a VM already running (runRunning).
+	const running = process.argv[2] === "--running";
+	const sock = process.argv[running ? 3 : 2];
 	if (!sock) {
-		console.error("usage: node check.mjs SOCKET | --spec-only");
+		console.error("usage: node check.mjs SOCKET | --spec-only | --running SOCKET [DRIVE,...] [balloon]");
 		process.exit(2);
 	}
 	let api;
@@ -380,6 +428,12 @@ async function main() {
 	}
 	console.log("PASS api/openapi-spec");
 	if (sock === "--spec-only") return;
+	if (running) {
+		const drives = (process.argv[4] || "").split(",").filter((d) => d);
+		await runRunning(api, sock, { drives, balloon: process.argv[5] === "balloon",
+			prefix: process.argv[6] || "running-" });
+		return;
+	}
 	const dir = fs.mkdtempSync(path.join(process.env.TMPDIR || os.tmpdir(), "ign-openapi-"));
 	try {
 		await runPreboot(api, sock, dir);
