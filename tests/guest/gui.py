@@ -55,7 +55,7 @@ FOOT_DEFAULT_BG = [0x111111, 0x242424]
 # How soon after a restore (or reset) the screen must be there: the restored display shows
 # the snapshot's scanout before the vCPUs run; on a kvm_pvm host the guest itself redraws
 # only every 10-30 s (docs/gui.md, "Known problems"), so this could not be the guest's doing.
-AT_ONCE = float(os.environ.get("IGN_GUI_AT_ONCE", "8"))
+AT_ONCE = float(os.environ.get("IGN_GUI_AT_ONCE", "10"))
 TOOLS = ("vncsnapshot", "Xvfb", "xwd", "convert", "debugfs")
 
 

@@ -1160,6 +1160,15 @@ static void test_snapshot_round_trip(void **state)
 	virtio_gpu_ops.queue_notify(r->g, 0);
 	assert_true(fake_vq_get_used(&x->f[0], &used_id, &used_len));
 	expect_screen(x, r->d, 16, 8, 96, 64, 5);
+
+	/* An in-place reset: the device is reset (the screen goes off), guest RAM rolled back
+	 * (here: the backing redrawn), the record loaded: the screen is back at once, read from
+	 * the backing as it is now, with no command from the guest. */
+	virtio_gpu_ops.reset(r->g);
+	assert_false(display_mode(r->d, &pw, &ph));
+	draw_scattered(x, 4);
+	assert_int_equal(virtio_gpu_ops.restore(r->g, &s.f, SNAP_ID), 0);
+	expect_screen(x, r->d, 16, 8, 96, 64, 4);
 	snap_writer_free(&s.w);
 	snap_writer_free(&s2.w);
 	restored_destroy(r);
