@@ -240,7 +240,8 @@ static void gpu_op(struct vh *h, void *dev, struct fuzz_in *in)
 		size_t n = fuzz_bytes(in, fuzz_u16(in) % 1024, &raw);
 
 		snap_writer_init(&w);
-		snap_rec_begin(&w, SNAP_REC_VIRTIO_GPU, 1, FUZZ_ID);
+		/* The current version: an accepted record must save back byte for byte. */
+		snap_rec_begin(&w, SNAP_REC_VIRTIO_GPU, 2, FUZZ_ID);
 		snap_put_bytes(&w, raw, n);
 		payload(&w, &f, &p, &len);
 		restore_check(h, &f, p, len, false);

@@ -173,6 +173,17 @@ void display_preferred(struct display *d, uint32_t *w, uint32_t *h)
 	pthread_mutex_unlock(&d->lock);
 }
 
+int display_set_preferred(struct display *d, uint32_t w, uint32_t h)
+{
+	if (!dims_ok(w, h))
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	d->pref_w = w;
+	d->pref_h = h;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
 int display_add_listener(struct display *d, const struct display_listener *l)
 {
 	pthread_mutex_lock(&d->lock);

@@ -75,6 +75,10 @@ int display_blit(struct display *d, uint32_t x, uint32_t y, uint32_t w, uint32_t
 void display_set_resize_handler(struct display *d, display_resize_fn fn, void *opaque);
 /* The preferred mode (what display info reports); display_request_size() updates it. */
 void display_preferred(struct display *d, uint32_t *w, uint32_t *h);
+/* Set the preferred mode without asking anyone (a restored device brings back what it
+ * reported before its snapshot).  -EINVAL out of limits. */
+int display_set_preferred(struct display *d, uint32_t w, uint32_t h)
+	__attribute__((warn_unused_result));
 
 /* ---- Consumer side (front ends, screenshots) ---- */
 

@@ -30,8 +30,10 @@ Boot 6  the control plane: Firecracker's REST API with curl (tests/api/curl_test
         snapshot, load into a second process; that snapshot (its guest agent up) is the base of
         the MCP test: sandboxes cloned by `ignition mcp`, driven by the MCP SDK client.
 Boot 7  the desktop guest (guest/out/rootfs-gui.ext4: cage + foot on virtio-gpu, virtio-input
-        keyboard and tablet), headless with VNC, then with an SDL window on Xvfb
-        (tests/guest/gui.py): the screen drawn, typing read back by OCR, resize, VNC grab.
+        keyboard and tablet), booted once, headless with VNC (tests/guest/gui.py): the screen
+        drawn, the input and resize commands, VNC grab, a serial shell; its snapshot then
+        restored with an SDL window on Xvfb: the screen there at once, VNC, the shell, an
+        in-place reset showing the screen at once again.
 
 Every boot runs once.  A timeout, a crash of this script inside a boot, or ignition dying is a
 FAIL line for that boot; the remaining boots still run.  Workloads are sized by host kind
@@ -559,7 +561,8 @@ def boot6(rootfs, tmp):
 
 
 def boot7(rootfs, tmp):
-    """The desktop guest (tests/guest/gui.py): headless + VNC, then an SDL window on Xvfb."""
+    """The desktop guest (tests/guest/gui.py): one boot headless + VNC, then its snapshot
+    restored with an SDL window on Xvfb."""
     del rootfs  # the GUI test copies the desktop image itself
     import gui
     gui.RESULTS = RESULTS

@@ -445,6 +445,22 @@ static void test_gui(void **state)
 	/* The mode is part of the snapshot: not with --restore. */
 	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--gpu", "1024x768"), -EINVAL);
 	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--gui"), 0);
+	/* The front ends are the host's choice: any of them with --restore. */
+	assert_int_equal(
+		PARSE(&o, err, "--restore", "/s", "--gui=sdl", "--vnc", "5901", "--control", "/c"),
+		0);
+	assert_string_equal(o.restore_dir, "/s");
+	assert_int_equal(o.ui.mode, UI_SDL);
+	assert_true(o.ui.vnc);
+	assert_int_equal(o.ui.vnc_port, 5901);
+	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--vnc", "127.0.0.1:5902"), 0);
+	assert_int_equal(o.ui.mode, UI_HEADLESS);
+	assert_true(o.ui.vnc);
+	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--gui=headless"), 0);
+	assert_int_equal(o.ui.mode, UI_HEADLESS);
+	assert_false(o.ui.vnc);
+	/* The desktop guest's image and kernel are the snapshot's. */
+	assert_int_equal(PARSE(&o, err, "--restore", "/s", "--guest", "gui"), -EINVAL);
 }
 
 int main(void)

@@ -179,6 +179,18 @@ static void test_resize_requests(void **state)
 	assert_int_equal(h, 768);
 	answer = -EIO;
 	assert_int_equal(display_request_size(d, 800, 600), -EIO);
+	/* Setting the preferred mode (a restore) asks nobody; out of limits it is refused. */
+	resized_w = resized_h = 0;
+	assert_int_equal(display_set_preferred(d, 1600, 900), 0);
+	assert_int_equal(resized_w, 0);
+	display_preferred(d, &w, &h);
+	assert_int_equal(w, 1600);
+	assert_int_equal(h, 900);
+	assert_int_equal(display_set_preferred(d, 63, 900), -EINVAL);
+	assert_int_equal(display_set_preferred(d, 1600, DISPLAY_MAX_H + 1), -EINVAL);
+	display_preferred(d, &w, &h);
+	assert_int_equal(w, 1600);
+	assert_int_equal(h, 900);
 	display_set_resize_handler(d, NULL, NULL);
 	assert_int_equal(display_request_size(d, 800, 600), -ENOTSUP);
 	display_destroy(d);

@@ -1083,7 +1083,7 @@ static void test_snapshot_round_trip(void **state)
 {
 	struct fixture *x = *state;
 	uint64_t caddr = FB_GPA + 0x80000;
-	uint32_t clen = 64 * 64 * 4, nr, nr2, used_id, used_len;
+	uint32_t clen = 64 * 64 * 4, nr, nr2, used_id, used_len, pw, ph;
 	struct virtio_gpu_cursor c;
 	struct snap_buf s, s2;
 	const uint8_t *p1, *p2;
@@ -1122,6 +1122,10 @@ static void test_snapshot_round_trip(void **state)
 	assert_int_equal(c.hot_y, 2);
 	assert_int_equal(virtio_mmio_dev_ops.read(r->t, VIRTIO_MMIO_CONFIG, 4),
 			 VIRTIO_GPU_EVENT_DISPLAY);
+	/* The host's request stands in the restored device: display info reports it. */
+	display_preferred(r->d, &pw, &ph);
+	assert_int_equal(pw, 800);
+	assert_int_equal(ph, 600);
 	/* Saved again: the same record, byte for byte. */
 	snap_take(r->t, r->g, &s2);
 	payload(&s, &p1, &l1);
@@ -1156,6 +1160,15 @@ static void test_snapshot_round_trip(void **state)
 	virtio_gpu_ops.queue_notify(r->g, 0);
 	assert_true(fake_vq_get_used(&x->f[0], &used_id, &used_len));
 	expect_screen(x, r->d, 16, 8, 96, 64, 5);
+
+	/* An in-place reset: the device is reset (the screen goes off), guest RAM rolled back
+	 * (here: the backing redrawn), the record loaded: the screen is back at once, read from
+	 * the backing as it is now, with no command from the guest. */
+	virtio_gpu_ops.reset(r->g);
+	assert_false(display_mode(r->d, &pw, &ph));
+	draw_scattered(x, 4);
+	assert_int_equal(virtio_gpu_ops.restore(r->g, &s.f, SNAP_ID), 0);
+	expect_screen(x, r->d, 16, 8, 96, 64, 4);
 	snap_writer_free(&s.w);
 	snap_writer_free(&s2.w);
 	restored_destroy(r);
@@ -1172,12 +1185,13 @@ struct gpu_rec {
 	uint32_t len;
 	uint32_t s_id, s_x, s_y, s_w, s_h;
 	uint32_t c_id;
+	uint32_t pref_w, pref_h; /* version 2 */
 	bool truncated, trailing;
 };
 
 static struct gpu_rec good_rec(void)
 {
-	return (struct gpu_rec){ .version = 1,
+	return (struct gpu_rec){ .version = 2,
 				 .nr = 2,
 				 .id2 = 2,
 				 .fmt = DISPLAY_FMT_BGRX,
@@ -1189,7 +1203,9 @@ static struct gpu_rec good_rec(void)
 				 .s_id = 1,
 				 .s_w = FB_W,
 				 .s_h = FB_H,
-				 .c_id = 2 };
+				 .c_id = 2,
+				 .pref_w = 1024,
+				 .pref_h = 768 };
 }
 
 static void build_rec(struct snap_buf *s, const struct gpu_rec *g)
@@ -1217,6 +1233,10 @@ static void build_rec(struct snap_buf *s, const struct gpu_rec *g)
 	snap_put_u32(&s->w, g->c_id);
 	for (unsigned i = 0; i < 4; i++)
 		snap_put_u32(&s->w, 0);
+	if (g->version >= 2) {
+		snap_put_u32(&s->w, g->pref_w);
+		snap_put_u32(&s->w, g->pref_h);
+	}
 	if (g->trailing)
 		snap_put_u8(&s->w, 0);
 	if (g->truncated)
@@ -1227,19 +1247,33 @@ static void build_rec(struct snap_buf *s, const struct gpu_rec *g)
 static void test_snapshot_refused(void **state)
 {
 	struct fixture *x = *state;
-	struct gpu_rec bad[20];
+	struct gpu_rec bad[24];
 	unsigned n = 0;
 	struct restored *r = restored_create(x);
 	struct snap_buf s;
 	uint32_t nr, w, h;
 	uint64_t bytes;
 
-	/* The good record is accepted (and shows its screen). */
+	/* The good record is accepted (and shows its screen, reports its preferred mode). */
 	draw(x, FB_GPA, FB_W, FB_H, 6);
 	bad[0] = good_rec();
 	build_rec(&s, &bad[0]);
 	assert_int_equal(virtio_gpu_ops.restore(r->g, &s.f, SNAP_ID), 0);
 	expect_screen(x, r->d, 0, 0, FB_W, FB_H, 6);
+	display_preferred(r->d, &w, &h);
+	assert_int_equal(w, 1024);
+	assert_int_equal(h, 768);
+	snap_writer_free(&s.w);
+	restored_destroy(r);
+	/* A version 1 record (no preferred mode) still restores, the display keeps its own. */
+	r = restored_create(x);
+	bad[0].version = 1;
+	build_rec(&s, &bad[0]);
+	assert_int_equal(virtio_gpu_ops.restore(r->g, &s.f, SNAP_ID), 0);
+	expect_screen(x, r->d, 0, 0, FB_W, FB_H, 6);
+	display_preferred(r->d, &w, &h);
+	assert_int_equal(w, DISP_W);
+	assert_int_equal(h, DISP_H);
 	snap_writer_free(&s.w);
 	restored_destroy(r);
 
@@ -1249,7 +1283,8 @@ static void test_snapshot_refused(void **state)
 		bad[n].field = (value); \
 		n++;                    \
 	} while (0)
-	BAD(version, 2);
+	BAD(version, 0);
+	BAD(version, 3);
 	BAD(events, 2);
 	BAD(nr, VIRTIO_GPU_MAX_RESOURCES + 1);
 	BAD(id2, 0);
@@ -1265,6 +1300,8 @@ static void test_snapshot_refused(void **state)
 	BAD(s_w, 32);
 	BAD(s_id, 0); /* off, but with a rectangle */
 	BAD(c_id, 9);
+	BAD(pref_w, DISPLAY_MIN_DIM - 1);
+	BAD(pref_h, DISPLAY_MAX_H + 1);
 	BAD(truncated, true);
 	BAD(trailing, true);
 #undef BAD

@@ -897,7 +897,7 @@ static int gpu_resize(void *opaque, uint32_t w, uint32_t h)
 
 /* ---- snapshots ----
  *
- * SNAP_REC_VIRTIO_GPU, version 1 (the transport saves status, features and queues):
+ * SNAP_REC_VIRTIO_GPU, version 2 (the transport saves status, features and queues):
  *   u32 events_read
  *   u32 resource count (<= VIRTIO_GPU_MAX_RESOURCES), then per resource:
  *     u32 id (nonzero, unique), u32 format (display_format_valid), u32 width, u32 height
@@ -908,17 +908,32 @@ static int gpu_resize(void *opaque, uint32_t w, uint32_t h)
  *   scanout 0: u32 resource id (0 = off), u32 x, y, width, height (all 0 when off; else
  *     inside the resource and within the display's mode limits)
  *   cursor: u32 resource id (0 or a resource above), u32 x, y, hot_x, hot_y
- * Pixels are not saved: a 2D resource's pixels are what the guest last transferred from its
- * backing, and the backing is guest RAM, which the memory file holds and which is restored
- * first.  Restore reads each resource's pixels back from its backing (rows of width * 4 bytes
- * from offset 0, Linux's framebuffer layout) and shows the scanout at once.  Pixels the guest
- * had drawn but not yet transferred show up early; nothing else differs.  No quiesce: every
- * command completes within the call that pops it. */
-#define VIRTIO_GPU_STATE_VERSION 1
+ *   (version 2) u32 preferred width, u32 preferred height: the mode GET_DISPLAY_INFO and
+ *     GET_EDID report (the machine's --gpu mode, or the host's last resize request), within
+ *     the display's mode limits.  A version 1 record leaves the display's own (the machine
+ *     record's mode), which is what a restore of such a snapshot did before.
+ * Plain data only: no pixels, no host pointers.  A 2D resource's pixels are what the guest
+ * last transferred from its backing, and the backing is guest RAM, which the memory file holds
+ * and which is restored first.  Restore re-creates each host resource, reads its pixels back
+ * from its backing (rows of width * 4 bytes from offset 0, Linux's framebuffer layout; every
+ * entry resolved through gmem_ptr again, as a transfer does) and shows the scanout on the
+ * display before the vCPUs run, so a restored or reset guest's screen is there at once
+ * without the guest redrawing.  Pixels the guest had drawn but not yet transferred show up
+ * early; nothing else differs.
+ *
+ * Saved at a quiesced point: a snapshot (or checkpoint) pauses the vCPUs, and the transport
+ * calls this with its lock held, which every command also holds from pop to push
+ * (queue_notify), so the record always falls between two whole commands.  No quiesce op:
+ * no command is left half-done between calls.  A host resize (another thread) sets the
+ * preferred mode before it takes the transport lock to raise its event: one that races the
+ * save may be recorded with its mode but without its event, and the restored guest then
+ * sees that mode at its next GET_DISPLAY_INFO, not at once. */
+#define VIRTIO_GPU_STATE_VERSION 2
 
 static int gpu_save(void *dev, struct snap_writer *w, const char *id)
 {
 	struct virtio_gpu *g = dev;
+	uint32_t pw, ph;
 
 	snap_rec_begin(w, SNAP_REC_VIRTIO_GPU, VIRTIO_GPU_STATE_VERSION, id);
 	snap_put_u32(w, __atomic_load_n(&g->events_read, __ATOMIC_ACQUIRE));
@@ -946,6 +961,9 @@ static int gpu_save(void *dev, struct snap_writer *w, const char *id)
 	snap_put_u32(w, g->cursor.y);
 	snap_put_u32(w, g->cursor.hot_x);
 	snap_put_u32(w, g->cursor.hot_y);
+	display_preferred(g->d, &pw, &ph);
+	snap_put_u32(w, pw);
+	snap_put_u32(w, ph);
 	return w->err;
 }
 
@@ -1031,16 +1049,16 @@ static int gpu_restore(void *dev, const struct snap_file *f, const char *id)
 	struct virtio_gpu_cursor c = { 0 };
 	struct snap_reader rd;
 	struct loaded *l;
-	uint32_t events, n;
+	uint32_t events, n, pw = 0, ph = 0;
 	bool oom = false;
 
 	if (snap_file_find(f, SNAP_REC_VIRTIO_GPU, id, &rd)) {
 		log_warn("virtio-gpu: no state record for '%s'", id);
 		return -EINVAL;
 	}
-	if (rd.version != VIRTIO_GPU_STATE_VERSION) {
-		log_warn("virtio-gpu: %s: state version %u, this build reads %u", id, rd.version,
-			 VIRTIO_GPU_STATE_VERSION);
+	if (rd.version < 1 || rd.version > VIRTIO_GPU_STATE_VERSION) {
+		log_warn("virtio-gpu: %s: state version %u, this build reads 1 to %u", id,
+			 rd.version, VIRTIO_GPU_STATE_VERSION);
 		return -EINVAL;
 	}
 	if (!g->gm) {
@@ -1069,6 +1087,12 @@ static int gpu_restore(void *dev, const struct snap_file *f, const char *id)
 	c.y = snap_get_u32(&rd);
 	c.hot_x = snap_get_u32(&rd);
 	c.hot_y = snap_get_u32(&rd);
+	if (rd.version >= 2) {
+		pw = snap_get_u32(&rd);
+		ph = snap_get_u32(&rd);
+		if (!mode_ok(pw, ph))
+			snap_fail(&rd);
+	}
 	if (!oom && !rd.err) {
 		const struct gpu_res *sr = loaded_find(l, s.resource_id);
 
@@ -1110,6 +1134,9 @@ static int gpu_restore(void *dev, const struct snap_file *f, const char *id)
 	loaded_free(l);
 	g->cursor = c;
 	__atomic_store_n(&g->events_read, events, __ATOMIC_RELEASE);
+	/* Checked above with the display's own limits: cannot fail. */
+	if (pw && display_set_preferred(g->d, pw, ph))
+		log_warn("virtio-gpu: %s: preferred mode %ux%u refused", id, pw, ph);
 	if (s.resource_id && scanout_show(g, find_res(g, s.resource_id), &s))
 		log_warn("virtio-gpu: %s: cannot show the restored %ux%u scanout", id, s.w, s.h);
 	return 0;
