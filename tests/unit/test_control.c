@@ -824,13 +824,11 @@ static void test_unknown(void **state)
 	expect(&ops, "{\"cmd\":\"reboot\"}", -EINVAL,
 	       "{\"ok\":false,\"error\":\"unknown command \\\"reboot\\\" (known: pause, resume, "
 	       "snapshot, status, checkpoint, reset, kvm_stats, screenshot, display, type, key, "
-	       "pointer, "
-	       "click, resize)\"}");
+	       "pointer, click, resize)\"}");
 	expect(&ops, "{\"cmd\":\"PAUSE\"}", -EINVAL,
 	       "{\"ok\":false,\"error\":\"unknown command \\\"PAUSE\\\" (known: pause, resume, "
 	       "snapshot, status, checkpoint, reset, kvm_stats, screenshot, display, type, key, "
-	       "pointer, "
-	       "click, resize)\"}");
+	       "pointer, click, resize)\"}");
 	/* Fields are checked per command: a typo is not silently ignored. */
 	expect(&ops, "{\"cmd\":\"snapshot\",\"dri\":\"/x\"}", -EINVAL,
 	       "{\"ok\":false,\"error\":\"snapshot: unknown field \\\"dri\\\"\"}");
