@@ -283,16 +283,6 @@ def boot_headless(tmp, bgs):
         check("gui-screenshot-is-png-of-mode", png_size(shot) == (d["width"], d["height"]),
               f"PNG {png_size(shot)}, display {d['width']}x{d['height']}")
 
-        # Typing through virtio-input: foot's shell runs the line, and its output is read back
-        # from a screenshot with OCR (the shell computes 42: the typed line alone does not
-        # contain it).
-        ans = ctl.raw({"cmd": "type", "text": "echo ignition-$((6*7))\n"})
-        check("gui-type-command", ans.get("ok") is True, json.dumps(ans))
-        try:
-            took, text = wait_text(g, ctl, tmp, "ignition-42")
-            result("PASS", "gui-typed-text-on-screen", f"OCR found it after {took:.1f}s")
-        except Timeout as e:
-            result("FAIL", "gui-typed-text-on-screen", str(e))
         ans = ctl.raw({"cmd": "key", "keys": "ctrl+l"})
         check("gui-key-command", ans.get("ok") is True, json.dumps(ans))
         # Pointer commands reach the guest (nothing to see in foot: answered ok is the check).
@@ -343,6 +333,25 @@ def boot_headless(tmp, bgs):
         except Timeout as e:
             result("FAIL", "gui-serial-shell", g.why(e))
 
+        # Typing through virtio-input: foot's shell runs the line, and its output is read back
+        # from a screenshot with OCR (the shell computes 42: the typed line alone does not
+        # contain it).  First, from the serial shell, wait until cage holds every event
+        # device open: keys typed before libinput has the keyboard are dropped by the guest
+        # kernel (no reader), as on any machine, and on a kvm_pvm host udev hands the devices
+        # to cage well after foot is drawn.
+        try:
+            took = wait_input_open(g)
+            result("PASS", "gui-input-devices-opened", f"after {took:.0f}s")
+        except Timeout as e:
+            result("FAIL", "gui-input-devices-opened", g.why(e))
+        ans = ctl.raw({"cmd": "type", "text": "echo ignition-$((6*7))\n"})
+        check("gui-type-command", ans.get("ok") is True, json.dumps(ans))
+        try:
+            took, text = wait_text(g, ctl, tmp, "ignition-42")
+            result("PASS", "gui-typed-text-on-screen", f"OCR found it after {took:.1f}s")
+        except Timeout as e:
+            result("FAIL", "gui-typed-text-on-screen", str(e))
+
         # The snapshot the restore below starts from, taken paused so that the reference
         # screenshot is the screen it holds.
         ctl(cmd="pause")
@@ -375,6 +384,25 @@ def serial_echo(g, name, n):
     """Check `name`: the serial shell computes n*7 (raises Timeout if it does not answer)."""
     st, out = g.run(f"echo ign-$(({n}*7))")
     check(name, st == 0 and f"ign-{n * 7}" in out, f"status {st}: {out[-200:]!r}")
+
+
+def wait_input_open(g):
+    """Seconds until every /dev/input/event* of the guest is held open by some process (cage,
+    which gets them from seatd); polled from the serial root shell.  Raises Timeout."""
+    start = time.monotonic()
+    deadline = start + DRAWN_TIMEOUT
+    cmd = ("ls -l /proc/[0-9]*/fd 2>/dev/null | grep -o '/dev/input/event[0-9]*' | sort -u | "
+           "tr '\\n' ' '; echo; ls /dev/input | grep -c '^event'")
+    out = ""
+    while time.monotonic() < deadline:
+        st, out = g.run(cmd)
+        lines = out.splitlines()
+        if st == 0 and len(lines) == 2 and lines[1].strip().isdigit():
+            if int(lines[1]) > 0 and len(lines[0].split()) == int(lines[1]):
+                return time.monotonic() - start
+        time.sleep(3)
+    raise Timeout(f"the input devices were not all open within {DRAWN_TIMEOUT:.0f}s "
+                  f"(last: {out!r})")
 
 
 def serial_login(g):
