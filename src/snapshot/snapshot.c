@@ -569,6 +569,8 @@ static int check_records(const struct snap_file *f, struct machine *m, char *why
 		case SNAP_REC_VIRTIO_RNG:
 		case SNAP_REC_VIRTIO_BALLOON:
 		case SNAP_REC_VIRTIO_VSOCK:
+		case SNAP_REC_VIRTIO_GPU:
+		case SNAP_REC_VIRTIO_INPUT:
 		case SNAP_REC_SERIAL:
 		case SNAP_REC_RTC:
 		case SNAP_REC_BOOT_TIMER:
