@@ -344,8 +344,15 @@ def boot_headless(tmp, bgs):
             result("PASS", "gui-input-devices-opened", f"after {took:.0f}s")
         except Timeout as e:
             result("FAIL", "gui-input-devices-opened", g.why(e))
-        ans = ctl.raw({"cmd": "type", "text": "echo ignition-$((6*7))\n"})
-        check("gui-type-command", ans.get("ok") is True, json.dumps(ans))
+        # One `type` per character, as a person types: a whole line in one command reaches the
+        # guest as one burst of ~100 events, more than the guest's evdev buffer holds before
+        # cage reads it, and evdev then drops the burst (docs/gui.md, "Known problems").
+        answers = []
+        for ch in "echo ignition-$((6*7))\n":
+            answers.append(ctl.raw({"cmd": "type", "text": ch}))
+            time.sleep(0.05)
+        check("gui-type-command", all(a.get("ok") is True for a in answers),
+              json.dumps([a for a in answers if a.get("ok") is not True][:3]))
         try:
             took, text = wait_text(g, ctl, tmp, "ignition-42")
             result("PASS", "gui-typed-text-on-screen", f"OCR found it after {took:.1f}s")
