@@ -35,10 +35,12 @@ Boot 7  the desktop guest (guest/out/rootfs-gui.ext4: cage + foot on virtio-gpu,
         restored with an SDL window on Xvfb: the screen there at once, VNC, the shell, an
         in-place reset showing the screen at once again.
 
-Every boot runs once.  A timeout, a crash of this script inside a boot, or ignition dying is a
-FAIL line for that boot; the remaining boots still run.  Workloads are sized by host kind
-(HOST_KIND: "kvm", "pvm" for kvm_pvm, where guest kernel code is emulated, or "nested" inside
-tests/nested); waits are for readiness, never fixed sleeps.
+Every boot runs once, in its own process; two boots run at once on a host with two or more
+cores (IGN_GUEST_LANES=N to choose; 1 runs them in order in this process), longest first.
+A timeout, a crash of this script inside a boot, a boot's process dying or outliving
+IGN_BOOT_BOUND, or ignition dying is a FAIL line for that boot; the remaining boots still run.
+Workloads are sized by host kind (HOST_KIND: "kvm", "pvm" for kvm_pvm, where guest kernel code
+is emulated, or "nested" inside tests/nested); waits are for readiness, never fixed sleeps.
 """
 import os
 import re
@@ -569,48 +571,136 @@ def boot7(rootfs, tmp):
     gui.gui_checks(tmp)
 
 
+BOOTS = {"1": boot1, "2": boot2, "3": boot3, "4": boot4, "5": boot5, "6": boot6, "7": boot7}
+# The order boots are handed to lanes: longest first (as measured on a kvm_pvm host: 1 and 4
+# ~450 s, 7 ~400 s, 6 ~300 s, 5 ~230 s, 2 ~120 s, 3 a SKIP there), so that the lanes end close
+# together.
+BOOT_ORDER = ("1", "4", "7", "6", "5", "2", "3")
+# A lane's boot that has not ended after this long is killed and is a FAIL: a bound on a wedged
+# boot (every wait inside has its own), so that a hang is a FAIL line, not a CI time-out.
+BOOT_BOUND = float(os.environ.get("IGN_BOOT_BOUND", "2700"))
+# Exit status of a boot worker whose failure is already recorded as a FAIL line.
+RECORDED_FAILURE = 3
+
+
+def lane_count(boots):
+    """IGN_GUEST_LANES, else one boot per host core up to 2 (each lane's guest mostly keeps
+    one core busy; a third would slow every guest)."""
+    v = os.environ.get("IGN_GUEST_LANES", "")
+    n = int(v) if v.isdigit() and int(v) > 0 else min(2, os.cpu_count() or 1)
+    return max(1, min(n, len(boots)))
+
+
+def run_boot(n, tmp):
+    """Boot n in this process.  0, or RECORDED_FAILURE with a FAIL line written."""
+    fn = BOOTS[n]
+    rootfs = os.path.join(tmp, f"rootfs{n}.ext4")
+    t0 = time.monotonic()
+    status = 0
+    try:
+        shutil.copyfile(os.path.join(GUEST_DIR, "rootfs.ext4"), rootfs)
+        if fn is boot3:
+            fn(rootfs)
+        else:
+            fn(rootfs, tmp)
+    except Exception as e:  # a crash here fails this boot; the others still run
+        import traceback
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        result("FAIL", f"boot{n}", f"{type(e).__name__}: {e} "
+               f"(guest_test.py:{where.lineno} in {where.name})")
+        status = RECORDED_FAILURE
+    finally:
+        try:
+            os.unlink(rootfs)
+        except OSError:
+            pass
+    print(f"    boot {n}: {time.monotonic() - t0:.0f} s", flush=True)
+    return status
+
+
+def run_lanes(boots, lanes):
+    """Run the boots in `lanes` worker processes at once (this script with IGN_GUEST_WORKER=N),
+    each boot's output kept in build/guest-logs/bootN.out and printed when the boot ends, so
+    that a boot's lines stay together.  A worker that dies, or outlives BOOT_BOUND, is a FAIL
+    line for its boot (its process group is killed: its guests too)."""
+    queue = [n for n in BOOT_ORDER if n in boots]
+    running = {}  # pid -> (boot, Popen, start time, output file)
+    status = 0
+    print(f"    {len(queue)} boots in {lanes} lanes at once", flush=True)
+    while queue or running:
+        while queue and len(running) < lanes:
+            n = queue.pop(0)
+            out = open(os.path.join(LOG_DIR, f"boot{n}.out"), "w+")
+            env = dict(os.environ, IGN_GUEST_WORKER=n)
+            p = subprocess.Popen([sys.executable, os.path.abspath(__file__)], env=env,
+                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
+            running[p.pid] = (n, p, time.monotonic(), out)
+            print(f"    boot {n}: started ({time.time() - T0:.0f} s into the guest tests)",
+                  flush=True)
+        time.sleep(1)
+        for pid, (n, p, t0, out) in list(running.items()):
+            rc = p.poll()
+            late = rc is None and time.monotonic() - t0 > BOOT_BOUND
+            if rc is None and not late:
+                continue
+            if late:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+                rc = p.returncode
+            else:
+                try:  # whatever the worker left behind in its session (guests) goes too
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            del running[pid]
+            out.seek(0)
+            sys.stdout.write(f"  --- boot {n} ---\n" + out.read())
+            out.close()
+            if late:
+                result("FAIL", f"boot{n}", f"not finished after {BOOT_BOUND:.0f} s: killed "
+                       f"(see build/guest-logs/boot{n}.out)")
+            elif rc not in (0, RECORDED_FAILURE):
+                result("FAIL", f"boot{n}", f"the boot's test process ended with status {rc} "
+                       f"(see build/guest-logs/boot{n}.out)")
+            if rc != 0:
+                status = 1
+    return status
+
+
 def main():
     if not os.path.exists("/dev/kvm"):
         # tests/guest/run.sh runs this inside the nested harness where /dev/kvm is absent;
         # reaching here without it is a broken set-up, not a reason to skip.
         result("FAIL", "kvm", "no /dev/kvm: run tests/guest/run.sh, which uses tests/nested")
         return 1
-    rootfs_src = os.path.join(GUEST_DIR, "rootfs.ext4")
-    for f in ("vmlinux-min", "bzImage-min", "rootfs.ext4"):
-        if not os.path.exists(os.path.join(GUEST_DIR, f)):
-            result("FAIL", "guest-assets", f"{GUEST_DIR}/{f} missing: run make guest")
-            return 1
-    print(f"    host kind: {HOST_KIND}", flush=True)
+    worker = os.environ.get("IGN_GUEST_WORKER")
+    if not worker:
+        for f in ("vmlinux-min", "bzImage-min", "rootfs.ext4"):
+            if not os.path.exists(os.path.join(GUEST_DIR, f)):
+                result("FAIL", "guest-assets", f"{GUEST_DIR}/{f} missing: run make guest")
+                return 1
+        print(f"    host kind: {HOST_KIND}", flush=True)
+        os.makedirs(LOG_DIR, exist_ok=True)
+        open(os.path.join(LOG_DIR, "check-times.log"), "w").close()
     # Scratch space under build/ (not /tmp): inside the nested harness L1 has its own /tmp.
     os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="ign-guest-", dir=os.path.join(ROOT, "build"))
-    os.makedirs(LOG_DIR, exist_ok=True)
-    open(os.path.join(LOG_DIR, "check-times.log"), "w").close()
-    status = 0
     try:
-        only = os.environ.get("IGN_GUEST_ONLY", "1,2,3,4,5,6,7").split(",")
-        for n, fn in (("1", boot1), ("2", boot2), ("3", boot3), ("4", boot4), ("5", boot5),
-                      ("6", boot6), ("7", boot7)):
-            if n not in only:
-                continue
-            rootfs = os.path.join(tmp, f"rootfs{n}.ext4")
-            t0 = time.monotonic()
-            try:
-                shutil.copyfile(rootfs_src, rootfs)
-                if fn in (boot1, boot2, boot4, boot5, boot6, boot7):
-                    fn(rootfs, tmp)
-                else:
-                    fn(rootfs)
-            except Exception as e:  # a crash here fails this boot; the others still run
-                import traceback
-                where = traceback.extract_tb(e.__traceback__)[-1]
-                result("FAIL", f"boot{n}", f"{type(e).__name__}: {e} "
-                       f"(guest_test.py:{where.lineno} in {where.name})")
+        if worker:
+            return run_boot(worker, tmp)
+        only = os.environ.get("IGN_GUEST_ONLY", ",".join(BOOTS)).split(",")
+        boots = [n for n in BOOT_ORDER if n in only]
+        lanes = lane_count(boots)
+        if lanes > 1:
+            return run_lanes(boots, lanes)
+        status = 0
+        for n in sorted(boots):
+            if run_boot(n, tmp) != 0:
                 status = 1
-            print(f"    boot {n}: {time.monotonic() - t0:.0f} s", flush=True)
+        return status
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return status
 
 
 if __name__ == "__main__":
