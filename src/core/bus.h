@@ -18,6 +18,13 @@ struct snap_file;
 #define BUS_SZ8	   8u
 #define BUS_SZ_ANY (BUS_SZ1 | BUS_SZ2 | BUS_SZ4 | BUS_SZ8)
 
+/* A snapshot record a device writes: its type (enum snap_rec_type, src/snapshot/snap.h) and the
+ * version its save writes, which is the newest its restore reads.  {0, 0}: none. */
+struct dev_rec {
+	uint16_t type;
+	uint16_t version;
+};
+
 /* The ops table every bus device implements (DESIGN.md §2).  Optional entries may be NULL. */
 struct dev_ops {
 	const char *name;
@@ -39,6 +46,14 @@ struct dev_ops {
 	 * created from the same machine description, validating every value.  0 or -errno. */
 	int (*save)(void *dev, struct snap_writer *w, const char *id);
 	int (*restore)(void *dev, const struct snap_file *f, const char *id);
+	/* The one place a device kind names its record: `save` may write only this record (and
+	 * inner_rec's), and a restore accepts exactly the records its devices declare here
+	 * (devmgr_check_record).  Set exactly when save and restore are; devmgr_add refuses an
+	 * ops table that has one without the other. */
+	struct dev_rec rec;
+	/* A device that holds another one (the virtio transport and its virtio device): the held
+	 * device's record, which save writes after rec; {0, 0} if it has none.  May be NULL. */
+	struct dev_rec (*inner_rec)(const void *dev);
 	/* Free everything the device owns. */
 	void (*destroy)(void *dev);
 };

@@ -259,6 +259,21 @@ void devmgr_irqs_release(struct devmgr *dm)
 	}
 }
 
+/* A device kind that saves must name its record and load it back; one that names a record
+ * must save it (core/bus.h, dev_ops.rec). */
+static bool ops_consistent(const struct dev_ops *ops)
+{
+	bool saves = ops->save != NULL;
+
+	if (saves == (ops->rec.type != 0) && saves == (ops->restore != NULL))
+		return true;
+	log_error("device kind %s: save, restore and its snapshot record type disagree "
+		  "(save %s, restore %s, record type %u): a bug in its ops table",
+		  ops->name, saves ? "set" : "unset", ops->restore ? "set" : "unset",
+		  (unsigned)ops->rec.type);
+	return false;
+}
+
 /* devmgr_attach() without releasing the slot on failure. */
 static int attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
 {
@@ -281,7 +296,7 @@ static int attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops
 
 int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
 {
-	int ret = attach(dm, d, ops, dev);
+	int ret = ops_consistent(ops) ? attach(dm, d, ops, dev) : -EINVAL;
 
 	if (ret)
 		free_slot(dm, d);
@@ -315,6 +330,8 @@ int devmgr_add(struct devmgr *dm, const struct dm_slot_req *req, const struct de
 	void *dev = NULL;
 	int ret;
 
+	if (!ops_consistent(ops))
+		return -EINVAL;
 	ret = reserve(dm, req, &slot);
 	if (ret)
 		return ret;
@@ -397,10 +414,44 @@ void devmgr_quiesce(struct devmgr *dm)
 
 #define SLOT_VERSION 1
 
+unsigned devmgr_records(const struct dm_dev *d, struct dev_rec out[DM_MAX_RECS])
+{
+	unsigned n = 0;
+
+	if (!d->ops)
+		return 0;
+	if (d->ops->rec.type)
+		out[n++] = d->ops->rec;
+	if (d->ops->inner_rec) {
+		struct dev_rec inner = d->ops->inner_rec(d->dev);
+
+		if (inner.type)
+			out[n++] = inner;
+	}
+	return n;
+}
+
+/* The records one device declares, as the writer's filter while its save runs. */
+struct declared {
+	struct dev_rec recs[DM_MAX_RECS];
+	unsigned n;
+};
+
+static bool declared_allows(void *ctx, uint16_t type, uint16_t version)
+{
+	const struct declared *dc = ctx;
+
+	for (unsigned i = 0; i < dc->n; i++)
+		if (dc->recs[i].type == type && dc->recs[i].version == version)
+			return true;
+	return false;
+}
+
 int devmgr_save(struct devmgr *dm, struct snap_writer *w)
 {
 	for (int i = 0; i < dm->nr_devs; i++) {
 		struct dm_dev *d = dm->devs[i];
+		struct declared dc;
 		int ret;
 
 		snap_rec_begin(w, SNAP_REC_SLOT, SLOT_VERSION, d->id);
@@ -410,10 +461,56 @@ int devmgr_save(struct devmgr *dm, struct snap_writer *w)
 		snap_put_bool(w, d->has_irq);
 		snap_put_u32(w, d->has_irq ? d->irq.gsi : 0);
 		snap_put_bool(w, d->has_irq && d->irq.level);
-		if (d->ops && d->ops->save && (ret = d->ops->save(d->dev, w, d->id)))
+		if (!d->ops || !d->ops->save)
+			continue;
+		dc.n = devmgr_records(d, dc.recs);
+		w->allow = declared_allows;
+		w->allow_ctx = &dc;
+		ret = d->ops->save(d->dev, w, d->id);
+		w->allow = NULL;
+		w->allow_ctx = NULL;
+		if (!ret)
+			ret = w->err;
+		if (ret == -EPROTO)
+			log_error("device %s (%s): its save wrote a snapshot record it does not "
+				  "declare (dev_ops.rec): a bug in the device",
+				  d->id, d->ops->name);
+		if (ret)
 			return ret;
 	}
 	return w->err;
+}
+
+int devmgr_check_record(struct devmgr *dm, uint16_t type, uint16_t version, const char *id,
+			char *why, size_t why_size)
+{
+	struct dm_dev *d = devmgr_find(dm, id);
+	struct dev_rec recs[DM_MAX_RECS];
+	unsigned n = d ? devmgr_records(d, recs) : 0;
+
+	if (type == SNAP_REC_SLOT && d)
+		return 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (recs[i].type != type)
+			continue;
+		if (version > recs[i].version)
+			return err_set(-EINVAL, why, why_size,
+				       "device '%s': its %s record is version %u, newer than this "
+				       "ignition reads (%u)",
+				       id, snap_rec_name(type), version, recs[i].version);
+		return 0;
+	}
+	if (!snap_rec_known(type))
+		return err_set(-EINVAL, why, why_size,
+			       "unknown record type %u ('%s'): written by another program?",
+			       (unsigned)type, id);
+	if (d)
+		return err_set(-EINVAL, why, why_size,
+			       "a %s record for '%s', a %s device, which writes no such record",
+			       snap_rec_name(type), id, d->ops ? d->ops->name : "bare");
+	return err_set(-EINVAL, why, why_size,
+		       "a %s record for '%s', which this machine does not have",
+		       snap_rec_name(type), id);
 }
 
 int devmgr_restore(struct devmgr *dm, const struct snap_file *f, char *why, size_t why_size)

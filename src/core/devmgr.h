@@ -20,6 +20,7 @@ struct snap_file;
 
 #define DM_MAX_DEVS 48
 #define DM_ID_MAX   32
+#define DM_MAX_RECS 2 /* records one slot's device writes: its own and an inner device's */
 
 /* On disk in slot records: never renumber.  DM_LINE: an interrupt line and no window (a
  * device the guest reaches through guest memory and ACPI only: VMGenID). */
@@ -96,7 +97,9 @@ struct dm_slot_req {
  *     the device still has its line while it is torn down (NULL: create lent dev, nothing to
  *     undo);
  *   - success: the manager owns dev and frees it with ops->destroy (devmgr_destroy).
- * On success *out (if not NULL) is dev.  0 or -errno; on failure nothing is left behind. */
+ * On success *out (if not NULL) is dev.  0 or -errno; on failure nothing is left behind.
+ * An ops table with a save but no record declared (or the reverse, or save without restore)
+ * is -EINVAL before anything is reserved: every device kind that saves names its record. */
 int devmgr_add(struct devmgr *dm, const struct dm_slot_req *req, const struct dev_ops *ops,
 	       int (*create)(struct devmgr *dm, struct dm_dev *slot, const void *arg, void **dev),
 	       void (*destroy)(void *dev), const void *arg, void **out)
@@ -115,7 +118,8 @@ int devmgr_reserve_pio(struct devmgr *dm, const char *id, uint16_t base, uint16_
 int devmgr_reserve_line(struct devmgr *dm, const char *id, uint32_t gsi, struct dm_dev **out)
 	__attribute__((warn_unused_result));
 /* Put a reserved slot's device on its bus (a DM_LINE slot has none: it is only recorded).
- * On failure the slot is released. */
+ * On failure the slot is released.  -EINVAL (as devmgr_add) for an ops table whose save,
+ * restore and rec do not agree (core/bus.h). */
 int devmgr_attach(struct devmgr *dm, struct dm_dev *d, const struct dev_ops *ops, void *dev)
 	__attribute__((warn_unused_result));
 /* Ask every attached device to describe itself, in registration order. */
@@ -133,8 +137,21 @@ struct dm_dev *devmgr_find(struct devmgr *dm, const char *id);
 /* Quiesce every device (dev_ops.quiesce), in registration order. */
 void devmgr_quiesce(struct devmgr *dm);
 /* Append a SNAP_REC_SLOT record per device (kind, window, interrupt line) followed by the
- * device's own records (dev_ops.save).  0 or -errno. */
+ * device's own records (dev_ops.save).  A device may write only the records it declares
+ * (devmgr_records): anything else fails the save with -EPROTO and a log line naming it, so a
+ * snapshot the loader would refuse is never written.  0 or -errno. */
 int devmgr_save(struct devmgr *dm, struct snap_writer *w) __attribute__((warn_unused_result));
+/* The records the device on slot `d` declares (dev_ops.rec, then its inner_rec): what its save
+ * writes and a restore accepts for it.  Fills out[] and returns how many (0..DM_MAX_RECS). */
+unsigned devmgr_records(const struct dm_dev *d, struct dev_rec out[DM_MAX_RECS]);
+/* Whether a record found in a snapshot belongs to this machine's devices: a slot record for a
+ * slot it has, or a record that the device with that id declares, of a version no newer than
+ * the one it declares (each device's restore checks the rest).  This is the loader's only
+ * notion of a device record: it comes from the devices' ops tables, so a device kind cannot
+ * save a record that restore does not know.  0, or -EINVAL with one line in why: an unknown
+ * record type, or a known one for a device this machine lacks or that does not write it. */
+int devmgr_check_record(struct devmgr *dm, uint16_t type, uint16_t version, const char *id,
+			char *why, size_t why_size) __attribute__((warn_unused_result));
 /* Hold every interrupt line while a restore or an in-place reset loads device and vCPU state,
  * and release them once the vCPUs are loaded: a raise made in between is delivered at release
  * (edge lines: one edge; level lines: asserted if the owner's level is high).  See irq.h. */

@@ -497,45 +497,12 @@ static void run_exit_hook(struct vcpu *v)
  * while parked, and return when resumed or stopping. */
 static void park(struct vcpu *v)
 {
-	struct vm *vm = v->vm;
-	unsigned gen;
-
 	complete_exit(v);
 	/* Tell the guest kernel it was stopped by the host (no soft-lockup report for the
 	 * pause); EINVAL when the guest does not use kvmclock. */
 	if (ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0) < 0 && errno != EINVAL)
 		log_debug("vCPU %u: KVM_KVMCLOCK_CTRL: %s", v->index, strerror(errno));
-	pthread_mutex_lock(&vm->pause_lock);
-	gen = vm->task_gen;
-	vm->parked++;
-	pthread_cond_broadcast(&vm->pause_cond);
-	while (vm->pause_req && !stop_requested(v)) {
-		if (vm->task_gen != gen) {
-			int ret;
-
-			gen = vm->task_gen;
-			pthread_mutex_unlock(&vm->pause_lock);
-			ret = vm->task_load ? vcpu_state_set(v, &vm->task_states[v->index])
-					    : vcpu_state_get(v, &vm->task_states[v->index]);
-			pthread_mutex_lock(&vm->pause_lock);
-			if (ret && !vm->task_err)
-				vm->task_err = ret;
-			vm->task_done++;
-			pthread_cond_broadcast(&vm->pause_cond);
-			continue;
-		}
-		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-	}
-	vm->parked--;
-	pthread_mutex_unlock(&vm->pause_lock);
-}
-
-static void thread_exits(struct vcpu *v)
-{
-	pthread_mutex_lock(&v->vm->pause_lock);
-	v->vm->started--;
-	pthread_cond_broadcast(&v->vm->pause_cond);
-	pthread_mutex_unlock(&v->vm->pause_lock);
+	vcpu_pause_park(&v->vm->pause, v);
 }
 
 static void *vcpu_loop(struct vcpu *v);
@@ -545,7 +512,7 @@ static void *vcpu_main(void *arg)
 	struct vcpu *v = arg;
 
 	vcpu_loop(v);
-	thread_exits(v);
+	vcpu_pause_thread_exits(&v->vm->pause);
 	return NULL;
 }
 
@@ -570,7 +537,7 @@ static void *vcpu_loop(struct vcpu *v)
 		log_info("vCPU 0: first KVM_RUN at %llu us since start",
 			 (unsigned long long)log_uptime_us());
 	while (!stop_requested(v)) {
-		if (__atomic_load_n(&v->vm->pause_req, __ATOMIC_ACQUIRE)) {
+		if (vcpu_pause_requested(&v->vm->pause)) {
 			park(v);
 			continue;
 		}
@@ -600,12 +567,10 @@ int vcpu_start(struct vcpu *v)
 
 	/* Counted before the thread exists, so a pause never waits for a thread that has not
 	 * started: it parks as soon as it runs. */
-	pthread_mutex_lock(&v->vm->pause_lock);
-	v->vm->started++;
-	pthread_mutex_unlock(&v->vm->pause_lock);
+	vcpu_pause_thread_starting(&v->vm->pause);
 	ret = pthread_create(&v->thread, NULL, vcpu_main, v);
 	if (ret) {
-		thread_exits(v);
+		vcpu_pause_thread_exits(&v->vm->pause);
 		return -ret;
 	}
 	v->started = true;

@@ -358,11 +358,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, const char **why)
 	if (vm->xsave_size < (int)sizeof(struct kvm_xsave))
 		vm->xsave_size = (int)sizeof(struct kvm_xsave);
 	vm->has_sregs2 = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SREGS2) > 0;
-	if (pthread_mutex_init(&vm->pause_lock, NULL) || pthread_cond_init(&vm->pause_cond, NULL)) {
+	ret = vcpu_pause_init(&vm->pause, &vm->stop_reason);
+	if (ret) {
 		*why = "cannot create the pause lock";
-		return -ENOMEM;
+		return ret;
 	}
-	vm->pause_sync_init = true;
 	ret = cfg->mem_fd >= 0 ? gmem_map_file(&vm->gm, cfg->mem_bytes, cfg->mem_fd)
 			       : gmem_alloc_flags(&vm->gm, cfg->mem_bytes, cfg->mem_flags);
 	if (ret) {
@@ -583,9 +583,7 @@ enum vm_stop_reason vm_run(struct vm *vm)
 	}
 	wait_for_stop(vm);
 	/* Parked vCPUs wait on the pause condition: wake them to see the stop. */
-	pthread_mutex_lock(&vm->pause_lock);
-	pthread_cond_broadcast(&vm->pause_cond);
-	pthread_mutex_unlock(&vm->pause_lock);
+	vcpu_pause_wake(&vm->pause);
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 		if (!vm->vcpus[i])
 			continue;
@@ -627,71 +625,36 @@ void vm_destroy(struct vm *vm)
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
 	vm->stop_fd = vm->sig_fd = vm->vm_fd = vm->kvm_fd = vm->stats_fd = -1;
-	if (vm->pause_sync_init) {
-		pthread_mutex_destroy(&vm->pause_lock);
-		pthread_cond_destroy(&vm->pause_cond);
-		vm->pause_sync_init = false;
-	}
+	vcpu_pause_destroy(&vm->pause);
 }
 
-static bool stopping(const struct vm *vm)
+static void kick_all(void *ctx)
 {
-	return __atomic_load_n(&vm->stop_reason, __ATOMIC_ACQUIRE) != VM_STOP_NONE;
+	struct vm *vm = ctx;
+
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+		if (vm->vcpus[i])
+			vcpu_kick(vm->vcpus[i]);
 }
 
 int vm_pause(struct vm *vm)
 {
-	int ret = 0;
-
-	pthread_mutex_lock(&vm->pause_lock);
-	if (vm->pause_req) {
-		ret = -EALREADY;
-		goto out;
-	}
-	__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
-	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
-		if (vm->vcpus[i])
-			vcpu_kick(vm->vcpus[i]);
-	while (vm->parked < vm->started && !stopping(vm))
-		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-	if (stopping(vm)) {
-		__atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
-		pthread_cond_broadcast(&vm->pause_cond);
-		ret = -ESHUTDOWN;
-	}
-out:
-	pthread_mutex_unlock(&vm->pause_lock);
-	return ret;
+	return vcpu_pause_all(&vm->pause, kick_all, vm);
 }
 
 void vm_pause_request(struct vm *vm)
 {
-	pthread_mutex_lock(&vm->pause_lock);
-	__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&vm->pause_lock);
+	vcpu_pause_request(&vm->pause);
 }
 
 int vm_wait_paused(struct vm *vm)
 {
-	int ret = 0;
-
-	pthread_mutex_lock(&vm->pause_lock);
-	while (vm->pause_req && vm->parked < vm->started && !stopping(vm))
-		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-	if (stopping(vm))
-		ret = -ESHUTDOWN;
-	else if (!vm->pause_req)
-		ret = -EAGAIN;
-	pthread_mutex_unlock(&vm->pause_lock);
-	return ret;
+	return vcpu_pause_wait(&vm->pause);
 }
 
 void vm_resume(struct vm *vm)
 {
-	pthread_mutex_lock(&vm->pause_lock);
-	__atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
-	pthread_cond_broadcast(&vm->pause_cond);
-	pthread_mutex_unlock(&vm->pause_lock);
+	vcpu_pause_resume(&vm->pause);
 }
 
 void vm_set_vcpu_exit_hook(struct vm *vm, void (*fn)(void *ctx, struct vcpu *v), void *ctx)
@@ -702,47 +665,13 @@ void vm_set_vcpu_exit_hook(struct vm *vm, void (*fn)(void *ctx, struct vcpu *v),
 
 bool vm_paused(struct vm *vm)
 {
-	return __atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE);
-}
-
-/* Run a save or load task on every parked vCPU thread. */
-static int vcpu_task(struct vm *vm, struct vcpu_state *states, bool load)
-{
-	int ret;
-
-	pthread_mutex_lock(&vm->pause_lock);
-	if (!vm->pause_req || vm->parked < vm->started) {
-		pthread_mutex_unlock(&vm->pause_lock);
-		return -EBUSY;
-	}
-	if (vm->started < vm->cfg.nr_vcpus) {
-		/* Not running yet (or some threads gone): read from here instead. */
-		pthread_mutex_unlock(&vm->pause_lock);
-		return -ESRCH;
-	}
-	vm->task_states = states;
-	vm->task_load = load;
-	vm->task_err = 0;
-	vm->task_done = 0;
-	vm->task_gen++;
-	pthread_cond_broadcast(&vm->pause_cond);
-	while (vm->task_done < vm->started && !stopping(vm))
-		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
-	ret = vm->task_done < vm->started ? -ESHUTDOWN : vm->task_err;
-	vm->task_states = NULL;
-	pthread_mutex_unlock(&vm->pause_lock);
-	return ret;
+	return vcpu_pause_requested(&vm->pause);
 }
 
 int vm_save_vcpus(struct vm *vm, struct vcpu_state *out)
 {
-	bool threads;
-
-	pthread_mutex_lock(&vm->pause_lock);
-	threads = vm->started > 0;
-	pthread_mutex_unlock(&vm->pause_lock);
-	if (threads)
-		return vcpu_task(vm, out, false);
+	if (vcpu_pause_threads(&vm->pause))
+		return vcpu_pause_task(&vm->pause, out, false, vm->cfg.nr_vcpus);
 	/* Before vm_run (a checkpoint of a VM just restored): read from this thread. */
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 		int ret = vcpu_state_get(vm->vcpus[i], &out[i]);
@@ -755,13 +684,9 @@ int vm_save_vcpus(struct vm *vm, struct vcpu_state *out)
 
 int vm_load_vcpus(struct vm *vm, const struct vcpu_state *in)
 {
-	bool threads;
-
-	pthread_mutex_lock(&vm->pause_lock);
-	threads = vm->started > 0;
-	pthread_mutex_unlock(&vm->pause_lock);
-	if (threads) /* the states are only read (vcpu_state_set) */
-		return vcpu_task(vm, (struct vcpu_state *)(uintptr_t)in, true);
+	if (vcpu_pause_threads(&vm->pause)) /* the states are only read (vcpu_state_set) */
+		return vcpu_pause_task(&vm->pause, (struct vcpu_state *)(uintptr_t)in, true,
+				       vm->cfg.nr_vcpus);
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 		int ret = vcpu_state_set(vm->vcpus[i], &in[i]);
 

@@ -8,6 +8,7 @@
 #include "core/evloop.h"
 #include "core/gmem.h"
 #include "core/power.h"
+#include "core/vcpu_pause.h"
 #include "core/vcpu_state.h"
 
 #include <pthread.h>
@@ -72,20 +73,8 @@ struct vm {
 	uint64_t memslot_us; /* how long KVM_SET_USER_MEMORY_REGION took (vm_create) */
 	uint64_t remap_us;   /* how long the last vm_remap_memory took */
 	bool has_sregs2;
-	struct vm_dirty dirty; /* cfg.track_dirty */
-	/* Pause rendezvous (vm_pause): vCPUs park on pause_cond while pause_req is set; a
-	 * parked vCPU runs a task (save its state into task_states[index]) when task_gen moves. */
-	pthread_mutex_t pause_lock;
-	pthread_cond_t pause_cond;
-	bool pause_sync_init;
-	bool pause_req;
-	unsigned parked;    /* vCPU threads parked */
-	unsigned started;   /* vCPU threads started and not yet exited */
-	unsigned task_gen;  /* bumped per task */
-	unsigned task_done; /* vCPUs that finished the current task */
-	int task_err;	    /* first error of the current task */
-	bool task_load;	    /* the task loads task_states (in-place reset), else saves */
-	struct vcpu_state *task_states;
+	struct vm_dirty dirty;	 /* cfg.track_dirty */
+	struct vcpu_pause pause; /* the pause rendezvous with the vCPU threads (vcpu_pause.h) */
 	unsigned nr_extra_slots; /* vm_add_mem_slot: slots GMEM_MAX_REGIONS.. */
 	/* vcpu_request_exit(): run on the vCPU's thread once its current exit is complete. */
 	void (*vcpu_exit_hook)(void *ctx, struct vcpu *v);

@@ -120,6 +120,7 @@ const struct dev_ops boot_timer_ops = {
 	.write = ops_write,
 	.save = ops_save,
 	.restore = ops_restore,
+	.rec = { SNAP_REC_BOOT_TIMER, BOOT_TIMER_STATE_VERSION },
 	.quiesce = ops_quiesce,
 	.destroy = ops_destroy,
 	/* no reset: the boot time is measured once per VMM process, across guest reboots */

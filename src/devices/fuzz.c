@@ -192,6 +192,7 @@ const struct dev_ops fuzzdev_ops = {
 	.describe = ops_describe,
 	.save = ops_save,
 	.restore = ops_restore,
+	.rec = { SNAP_REC_FUZZ, FUZZ_STATE_VERSION },
 	.destroy = ops_destroy,
 };
 

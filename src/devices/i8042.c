@@ -525,6 +525,7 @@ const struct dev_ops i8042_data_ops = {
 	.describe = ops_describe,
 	.save = ops_save,
 	.restore = ops_restore,
+	.rec = { SNAP_REC_I8042, I8042_STATE_VERSION },
 	.destroy = ops_destroy,
 };
 

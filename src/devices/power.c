@@ -114,6 +114,7 @@ const struct dev_ops power_acpi_ops = {
 	.reset = acpi_reset,
 	.save = acpi_save,
 	.restore = acpi_restore,
+	.rec = { SNAP_REC_POWER, POWER_STATE_VERSION },
 	.destroy = acpi_destroy,
 };
 

@@ -487,6 +487,7 @@ const struct dev_ops rtc_ops = {
 	.reset = ops_reset,
 	.save = ops_save,
 	.restore = ops_restore,
+	.rec = { SNAP_REC_RTC, RTC_STATE_VERSION },
 	.destroy = ops_destroy,
 };
 

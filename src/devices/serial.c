@@ -520,6 +520,7 @@ const struct dev_ops serial_ops = {
 	.describe = ops_describe,
 	.save = ops_save,
 	.restore = ops_restore,
+	.rec = { SNAP_REC_SERIAL, SERIAL_STATE_VERSION },
 	.destroy = ops_destroy,
 };
 

@@ -104,6 +104,11 @@ void snap_rec_begin(struct snap_writer *w, enum snap_rec_type type, uint16_t ver
 			w->err = -EINVAL;
 		return;
 	}
+	if (w->allow && !w->allow(w->allow_ctx, (uint16_t)type, version)) {
+		if (!w->err)
+			w->err = -EPROTO;
+		return;
+	}
 	h = grow(w, SNAP_REC_HEADER);
 	if (!h)
 		return;
@@ -383,7 +388,8 @@ int snap_reader_done(const struct snap_reader *r)
 	return r->err || r->off != r->len ? -EINVAL : 0;
 }
 
-const char *snap_rec_name(enum snap_rec_type type)
+/* NULL for a type this program does not know. */
+static const char *rec_name(enum snap_rec_type type)
 {
 	switch (type) {
 	case SNAP_REC_MACHINE:
@@ -429,5 +435,17 @@ const char *snap_rec_name(enum snap_rec_type type)
 	case SNAP_REC_I8042:
 		return "i8042";
 	}
-	return "unknown";
+	return NULL;
+}
+
+const char *snap_rec_name(enum snap_rec_type type)
+{
+	const char *name = rec_name(type);
+
+	return name ? name : "unknown";
+}
+
+bool snap_rec_known(uint16_t type)
+{
+	return rec_name((enum snap_rec_type)type) != NULL;
 }

@@ -59,13 +59,18 @@ struct snap_writer {
 	size_t len, cap;
 	size_t rec_start; /* offset of the open record's header; 0 = none open */
 	uint32_t count;	  /* records closed so far */
-	int err;	  /* first error (-ENOMEM, -EINVAL), sticky */
+	int err;	  /* first error (-ENOMEM, -EINVAL, -EPROTO), sticky */
+	/* While set, a record that allow() refuses fails the file with -EPROTO: the device
+	 * manager lets a device write only the records it declares (core/bus.h, dev_ops.rec). */
+	bool (*allow)(void *ctx, uint16_t type, uint16_t version);
+	void *allow_ctx;
 };
 
 /* An empty file (header only); w->err says if even that failed. */
 void snap_writer_init(struct snap_writer *w);
 void snap_writer_free(struct snap_writer *w);
-/* Open a record (closing any open one).  `id` longer than SNAP_ID_MAX - 1 is -EINVAL. */
+/* Open a record (closing any open one).  `id` longer than SNAP_ID_MAX - 1 is -EINVAL; a
+ * record w->allow refuses is -EPROTO. */
 void snap_rec_begin(struct snap_writer *w, enum snap_rec_type type, uint16_t version,
 		    const char *id);
 void snap_put_u8(struct snap_writer *w, uint8_t v);
@@ -125,5 +130,7 @@ int snap_reader_done(const struct snap_reader *r) __attribute__((warn_unused_res
 
 /* Human-readable name of a record type ("virtio-blk"), for error lines. */
 const char *snap_rec_name(enum snap_rec_type type);
+/* Whether `type` is one of enum snap_rec_type (a record type this program knows). */
+bool snap_rec_known(uint16_t type);
 
 #endif

@@ -40,7 +40,7 @@ void kg_spin(struct kvm_guest_code *c);
  * walk, a guest-memory write the dirty log would show besides the code's own stores. */
 int kvm_guest_install(const struct gmem *gm, const struct kvm_guest_code *c);
 
-/* Run vCPU v on this thread (no vCPU thread: vm->started stays 0) until the guest writes an
+/* Run vCPU v on this thread (no vCPU thread: vm->pause.started stays 0) until the guest writes an
  * I/O port, then complete that exit (a KVM_RUN with immediate_exit, as vm_pause does) so the
  * vCPU is at a clean instruction boundary, RIP past the OUT.  *port and *value (al) say what
  * was written.  0, -EIO on any other exit (its reason in *port), or -errno. */

@@ -9,9 +9,11 @@
 #include "core/bus.h"
 #include "core/devmgr.h"
 #include "core/evloop.h"
+#include "snapshot/snap.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -593,6 +595,184 @@ static void test_devmgr_add_bad_requests(void **state)
 	devmgr_destroy(&dm);
 }
 
+/* Snapshot records.  A device kind names the record its save writes in its ops table
+ * (dev_ops.rec, and inner_rec for a device inside another); the manager lets it write only
+ * those and answers the loader from them (devmgr_check_record). */
+struct rec_dev {
+	uint16_t type, version; /* what its save writes */
+	int creates;
+};
+
+static int rec_save(void *dev, struct snap_writer *w, const char *id)
+{
+	const struct rec_dev *r = dev;
+
+	snap_rec_begin(w, r->type, r->version, id);
+	snap_put_u8(w, 1);
+	return 0;
+}
+
+static int rec_restore(void *dev, const struct snap_file *f, const char *id)
+{
+	return 0;
+}
+
+static struct dev_rec rec_inner(const void *dev)
+{
+	return (struct dev_rec){ SNAP_REC_VIRTIO_BLK, 2 };
+}
+
+static int rec_create(struct devmgr *dm, struct dm_dev *slot, const void *arg, void **dev)
+{
+	struct rec_dev *r = (struct rec_dev *)arg;
+
+	r->creates++;
+	*dev = r;
+	return 0;
+}
+
+static const struct dev_ops rec_ops = {
+	.name = "rtc-like", .save = rec_save, .restore = rec_restore, .rec = { SNAP_REC_RTC, 1 }
+};
+static const struct dev_ops outer_ops = { .name = "outer",
+					  .save = rec_save,
+					  .restore = rec_restore,
+					  .rec = { SNAP_REC_VIRTIO_MMIO, 1 },
+					  .inner_rec = rec_inner };
+static const struct dev_ops plain_ops = { .name = "plain" }; /* nothing to save */
+
+/* An ops table whose save, restore and record disagree is refused before anything is
+ * reserved or created (devmgr_add) or at attach (the slot is released). */
+static void test_devmgr_records_must_be_declared(void **state)
+{
+	static const struct dev_ops bad[] = {
+		{ .name = "save, no record", .save = rec_save, .restore = rec_restore },
+		{ .name = "record, no save", .rec = { SNAP_REC_RTC, 1 } },
+		{ .name = "save, no restore", .save = rec_save, .rec = { SNAP_REC_RTC, 1 } },
+		{ .name = "restore, no save", .restore = rec_restore, .rec = { SNAP_REC_RTC, 1 } },
+	};
+	const struct dm_slot_req req = { .id = "dev", .kind = DM_PIO, .base = 0x70, .len = 2 };
+	struct rec_dev r = { 0 };
+	struct dm_dev *slot;
+	struct devmgr dm;
+
+	devmgr_init(&dm, NULL, NULL, NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(devmgr_add(&dm, &req, &bad[i], rec_create, NULL, &r, NULL),
+				 -EINVAL);
+		assert_int_equal(r.creates, 0);
+		assert_int_equal(dm.nr_devs, 0);
+		assert_int_equal(devmgr_reserve_pio(&dm, "dev", 0x70, 2, -1, &slot), 0);
+		assert_int_equal(devmgr_attach(&dm, slot, &bad[i], &r), -EINVAL);
+		assert_int_equal(dm.nr_devs, 0);
+	}
+	/* The consistent tables are taken. */
+	assert_int_equal(devmgr_add(&dm, &req, &rec_ops, rec_create, NULL, &r, NULL), 0);
+	assert_int_equal(devmgr_reserve_pio(&dm, "plain", 0x80, 1, -1, &slot), 0);
+	assert_int_equal(devmgr_attach(&dm, slot, &plain_ops, &r), 0);
+	devmgr_destroy(&dm);
+}
+
+/* devmgr_save: a device writes its declared record (type and version) or the save fails with
+ * -EPROTO; the filter is gone once the device's save returns. */
+static void test_devmgr_save_only_declared(void **state)
+{
+	struct rec_dev ok = { .type = SNAP_REC_RTC, .version = 1 };
+	struct rec_dev wrong_type = { .type = SNAP_REC_SERIAL, .version = 1 };
+	struct rec_dev wrong_version = { .type = SNAP_REC_RTC, .version = 2 };
+	struct rec_dev *devs[] = { &ok, &wrong_type, &wrong_version };
+	const int want[] = { 0, -EPROTO, -EPROTO };
+	struct dev_rec recs[DM_MAX_RECS];
+	struct snap_writer w;
+	struct snap_file f;
+	struct snap_reader r;
+	struct dm_dev *slot;
+	struct devmgr dm;
+
+	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
+		devmgr_init(&dm, NULL, NULL, NULL);
+		assert_int_equal(devmgr_reserve_pio(&dm, "rtc", 0x70, 2, -1, &slot), 0);
+		assert_int_equal(devmgr_attach(&dm, slot, &rec_ops, devs[i]), 0);
+		assert_int_equal(devmgr_records(slot, recs), 1);
+		assert_int_equal(recs[0].type, SNAP_REC_RTC);
+		snap_writer_init(&w);
+		assert_int_equal(devmgr_save(&dm, &w), want[i]);
+		assert_null(w.allow);
+		if (!want[i]) {
+			assert_int_equal(snap_writer_finish(&w), 0);
+			assert_int_equal(snap_file_parse(&f, w.buf, w.len, NULL, 0), 0);
+			assert_int_equal(snap_file_find(&f, SNAP_REC_RTC, "rtc", &r), 0);
+		}
+		snap_writer_free(&w);
+		devmgr_destroy(&dm);
+	}
+	/* A device inside another writes both records. */
+	devmgr_init(&dm, NULL, NULL, NULL);
+	assert_int_equal(devmgr_reserve_mmio(&dm, "outer0", 0x200, false, &slot), 0);
+	assert_int_equal(devmgr_attach(&dm, slot, &outer_ops, &ok), 0);
+	assert_int_equal(devmgr_records(slot, recs), 2);
+	assert_int_equal(recs[0].type, SNAP_REC_VIRTIO_MMIO);
+	assert_int_equal(recs[1].type, SNAP_REC_VIRTIO_BLK);
+	assert_int_equal(recs[1].version, 2);
+	snap_writer_init(&w);
+	assert_int_equal(devmgr_save(&dm, &w), -EPROTO); /* it wrote an RTC record */
+	snap_writer_free(&w);
+	devmgr_destroy(&dm);
+}
+
+static void expect_refused(struct devmgr *dm, uint16_t type, uint16_t version, const char *id,
+			   const char *want)
+{
+	char why[256] = "";
+
+	assert_int_equal(devmgr_check_record(dm, type, version, id, why, sizeof(why)), -EINVAL);
+	if (!strstr(why, want))
+		fail_msg("record %u v%u '%s': \"%s\", expected \"%s\"", type, version, id, why,
+			 want);
+}
+
+/* What the loader asks: each record belongs to a device that declares it, at a version no
+ * newer than declared; an unknown type, a device this machine lacks and a record its device
+ * does not write are each one line saying which. */
+static void test_devmgr_check_record(void **state)
+{
+	struct rec_dev r = { 0 };
+	struct dm_dev *slot;
+	struct devmgr dm;
+	char why[256];
+
+	devmgr_init(&dm, NULL, NULL, NULL);
+	assert_int_equal(devmgr_reserve_pio(&dm, "rtc", 0x70, 2, -1, &slot), 0);
+	assert_int_equal(devmgr_attach(&dm, slot, &rec_ops, &r), 0);
+	assert_int_equal(devmgr_reserve_mmio(&dm, "outer0", 0x200, false, &slot), 0);
+	assert_int_equal(devmgr_attach(&dm, slot, &outer_ops, &r), 0);
+	assert_int_equal(devmgr_reserve_pio(&dm, "plain", 0x80, 1, -1, &slot), 0);
+	assert_int_equal(devmgr_attach(&dm, slot, &plain_ops, &r), 0);
+
+	assert_int_equal(devmgr_check_record(&dm, SNAP_REC_SLOT, 1, "plain", why, sizeof(why)), 0);
+	assert_int_equal(devmgr_check_record(&dm, SNAP_REC_RTC, 1, "rtc", why, sizeof(why)), 0);
+	assert_int_equal(devmgr_check_record(&dm, SNAP_REC_RTC, 0, "rtc", why, sizeof(why)), 0);
+	assert_int_equal(
+		devmgr_check_record(&dm, SNAP_REC_VIRTIO_MMIO, 1, "outer0", why, sizeof(why)), 0);
+	assert_int_equal(
+		devmgr_check_record(&dm, SNAP_REC_VIRTIO_BLK, 2, "outer0", why, sizeof(why)), 0);
+
+	expect_refused(&dm, SNAP_REC_SLOT, 1, "gone",
+		       "a device slot record for 'gone', which "
+		       "this machine does not have");
+	expect_refused(&dm, SNAP_REC_RTC, 2, "rtc", "its RTC record is version 2, newer than");
+	expect_refused(&dm, SNAP_REC_VIRTIO_BLK, 3, "outer0", "newer than this ignition reads (2)");
+	expect_refused(&dm, SNAP_REC_SERIAL, 1, "rtc", "a serial record for 'rtc', a rtc-like");
+	expect_refused(&dm, SNAP_REC_RTC, 1, "plain", "which writes no such record");
+	expect_refused(&dm, SNAP_REC_VIRTIO_GPU, 2, "virtio-gpu",
+		       "a virtio-gpu record for 'virtio-gpu', which this machine does not have");
+	expect_refused(&dm, 999, 1, "rtc", "unknown record type 999 ('rtc')");
+	expect_refused(&dm, 999, 1, "mystery", "unknown record type 999 ('mystery')");
+	/* Records of the VM itself are not the devices' to claim. */
+	expect_refused(&dm, SNAP_REC_MACHINE, 1, "machine", "which this machine does not have");
+	devmgr_destroy(&dm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -607,6 +787,9 @@ int main(void)
 		cmocka_unit_test(test_devmgr_add_attach_fails),
 		cmocka_unit_test(test_devmgr_add_lent),
 		cmocka_unit_test(test_devmgr_add_bad_requests),
+		cmocka_unit_test(test_devmgr_records_must_be_declared),
+		cmocka_unit_test(test_devmgr_save_only_declared),
+		cmocka_unit_test(test_devmgr_check_record),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

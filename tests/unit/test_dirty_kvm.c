@@ -2,7 +2,7 @@
  * hand-written 64-bit guest code (kvm_guest.h) instead of a kernel: milliseconds, no boot.
  *
  * In the first two tests the vCPU runs on the test's own thread (kvm_guest_run), never on a
- * vCPU thread: vm->started stays 0, so vm_pause returns at once and checkpoint_take and
+ * vCPU thread: vm->pause.started stays 0, so vm_pause returns at once and checkpoint_take and
  * checkpoint_reset save and load the vCPU state from this thread (vm_save_vcpus' and
  * vm_load_vcpus' path for a VM not yet running).  Each run stops at an OUT the guest makes,
  * completed before the test looks at the VM: the consistent point vm_pause gives a running
@@ -353,7 +353,7 @@ static void test_checkpoint_reset(void **state)
 
 	/* The checkpoint, taken where the guest stopped; the vCPU is not on a thread. */
 	run_to(m.vm.vcpus[0], 0);
-	assert_int_equal(m.vm.started, 0);
+	assert_int_equal(m.vm.pause.started, 0);
 	if (checkpoint_take(&c, &m, err, sizeof(err)))
 		fail_msg("checkpoint_take: %s", err);
 	assert_true(c.valid);
@@ -518,7 +518,7 @@ static void test_checkpoint_reset_threads(void **state)
 	/* The checkpoint, taken while the vCPU thread runs the loop (paused here). */
 	counter_above(ram, 0);
 	assert_int_equal(vm_pause(&m.vm), 0);
-	assert_int_equal(m.vm.started, 1);
+	assert_int_equal(m.vm.pause.started, 1);
 	if (checkpoint_take(&c, &m, err, sizeof(err)))
 		fail_msg("checkpoint_take: %s", err);
 	assert_true(vm_paused(&m.vm)); /* the caller's pause is the caller's to end */

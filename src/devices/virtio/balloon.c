@@ -447,6 +447,7 @@ const struct virtio_device_ops virtio_balloon_ops = {
 	.reset = balloon_reset,
 	.save = balloon_save,
 	.restore = balloon_restore,
+	.rec = { SNAP_REC_VIRTIO_BALLOON, VIRTIO_BALLOON_STATE_VERSION },
 	.destroy = balloon_destroy,
 };
 

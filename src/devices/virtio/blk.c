@@ -1130,6 +1130,7 @@ const struct virtio_device_ops virtio_blk_ops = {
 	.quiesce = blk_quiesce,
 	.save = blk_save,
 	.restore = blk_restore,
+	.rec = { SNAP_REC_VIRTIO_BLK, VIRTIO_BLK_STATE_VERSION },
 	.destroy = blk_destroy,
 };
 

@@ -1161,6 +1161,7 @@ const struct virtio_device_ops virtio_gpu_ops = {
 	.reset = gpu_reset,
 	.save = gpu_save,
 	.restore = gpu_restore,
+	.rec = { SNAP_REC_VIRTIO_GPU, VIRTIO_GPU_STATE_VERSION },
 	.destroy = gpu_destroy,
 };
 

@@ -614,6 +614,7 @@ const struct virtio_device_ops virtio_input_ops = {
 	.reset = input_reset,
 	.save = input_save,
 	.restore = input_restore,
+	.rec = { SNAP_REC_VIRTIO_INPUT, VIRTIO_INPUT_STATE_VERSION },
 	.destroy = input_destroy,
 };
 

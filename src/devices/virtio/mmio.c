@@ -870,6 +870,14 @@ unlock:
 	return ret;
 }
 
+/* The virtio device's record, which mmio_save writes after the transport's. */
+static struct dev_rec mmio_inner_rec(const void *opaque)
+{
+	const struct virtio_mmio *t = opaque;
+
+	return t->ops->rec;
+}
+
 const struct dev_ops virtio_mmio_dev_ops = {
 	.name = "virtio-mmio",
 	.sizes = BUS_SZ_ANY,
@@ -880,6 +888,8 @@ const struct dev_ops virtio_mmio_dev_ops = {
 	.describe = mmio_describe,
 	.save = mmio_save,
 	.restore = mmio_restore,
+	.rec = { SNAP_REC_VIRTIO_MMIO, VIRTIO_MMIO_STATE_VERSION },
+	.inner_rec = mmio_inner_rec,
 	.destroy = mmio_destroy,
 };
 
@@ -894,6 +904,14 @@ int virtio_mmio_create(struct gmem *gm, struct irq_line *irq, const struct virti
 	    ops->num_queues > VIRTIO_MAX_QUEUES ||
 	    !virtq_size_valid(ops->queue_max_size, VIRTIO_QUEUE_MAX_SIZE))
 		return -EINVAL;
+	/* A device that saves names its record (virtio.h), so that a restore knows it. */
+	if ((ops->save != NULL) != (ops->rec.type != 0) ||
+	    (ops->save != NULL) != (ops->restore != NULL)) {
+		log_error("%s: save, restore and its snapshot record type disagree: a bug in its "
+			  "ops table",
+			  ops->name);
+		return -EINVAL;
+	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;

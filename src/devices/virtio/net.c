@@ -1072,6 +1072,7 @@ const struct virtio_device_ops virtio_net_ops = {
 	.quiesce = net_quiesce,
 	.save = net_save,
 	.restore = net_restore,
+	.rec = { SNAP_REC_VIRTIO_NET, VIRTIO_NET_STATE_VERSION },
 	.destroy = net_destroy,
 };
 

@@ -266,6 +266,7 @@ const struct virtio_device_ops virtio_rng_ops = {
 	.reset = rng_reset,
 	.save = rng_save,
 	.restore = rng_restore,
+	.rec = { SNAP_REC_VIRTIO_RNG, VIRTIO_RNG_STATE_VERSION },
 	.destroy = rng_destroy,
 };
 

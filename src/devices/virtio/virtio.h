@@ -4,6 +4,8 @@
 #ifndef IGNITION_DEVICES_VIRTIO_VIRTIO_H
 #define IGNITION_DEVICES_VIRTIO_VIRTIO_H
 
+#include "core/bus.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,6 +96,10 @@ struct virtio_device_ops {
 	 * device with no state of its own. */
 	int (*save)(void *dev, struct snap_writer *w, const char *id);
 	int (*restore)(void *dev, const struct snap_file *f, const char *id);
+	/* The device's own record, declared as struct dev_ops.rec is (the transport reports it
+	 * through its inner_rec): set exactly when save and restore are, else
+	 * virtio_mmio_create() refuses the table. */
+	struct dev_rec rec;
 	/* Free the device. */
 	void (*destroy)(void *dev);
 };

@@ -1162,6 +1162,7 @@ const struct virtio_device_ops virtio_vsock_ops = {
 	.quiesce = vsock_quiesce,
 	.save = vsock_save,
 	.restore = vsock_restore,
+	.rec = { SNAP_REC_VIRTIO_VSOCK, VIRTIO_VSOCK_STATE_VERSION },
 	.destroy = vsock_destroy_op,
 };
 
