@@ -51,6 +51,9 @@ gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o usr/bin/ign-blkbench \
 	"$guest/rootfs/ign-blkbench.c"
 # Guest-side helper of the balloon test: touch N MiB from user space (see the source).
 gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o usr/bin/ign-touch "$guest/rootfs/ign-touch.c"
+# ign-netwatch's wait for a link change (a netlink socket instead of a poll a second).
+gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o usr/bin/ign-linkwait \
+	"$guest/rootfs/ign-linkwait.c"
 # The agent of `ignition mcp` (docs/agent.md): exec and files over vsock port 52, started by
 # init.  Its frame codec is the host's (src/agent/proto.c).
 gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$guest/../src" \
