@@ -632,10 +632,8 @@ static void new_identity(struct machine *m, const struct snapshot_overrides *ov,
 	}
 }
 
-/* The REST API's network_overrides applied to the snapshot's description `c`: by interface id,
- * or by position when the snapshot records no ids.  keep_mac[i]: interface i was overridden. */
-static int override_backends(struct machine_config *c, const struct snapshot_overrides *ov,
-			     bool keep_mac[MACHINE_MAX_NETS], char *err, size_t n)
+int snapshot_override_backends(struct machine_config *c, const struct snapshot_overrides *ov,
+			       bool keep_mac[MACHINE_MAX_NETS], char *err, size_t n)
 {
 	bool named = false;
 
@@ -766,7 +764,8 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 			memcpy(cfg.nets[i].id, id, sizeof(id));
 		}
 	}
-	if (ov && ov->nr_net_backends && (ret = override_backends(&cfg, ov, keep_mac, err, n)))
+	if (ov && ov->nr_net_backends &&
+	    (ret = snapshot_override_backends(&cfg, ov, keep_mac, err, n)))
 		goto out;
 	for (int i = 0; i < cfg.nr_disks; i++) {
 		char name[16];

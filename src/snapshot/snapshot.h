@@ -71,6 +71,16 @@ struct snapshot_overrides {
  * with the VM paused and quiesced (checkpoint.c).  0 or -errno. */
 int snapshot_capture(struct machine *m, struct snap_writer *w) __attribute__((warn_unused_result));
 
+/* ov's net_backends (the REST API's network_overrides) applied to a snapshot's description `c`:
+ * by interface id, or by position when `c` records no ids (the interface then takes the
+ * override's id); only kind and TAP name change.  keep_mac[i] (all false on entry) is set for
+ * each interface overridden.  0, or -EINVAL with the reason (an id the snapshot lacks, one
+ * given twice, more overrides than interfaces, a bad TAP name); `c` may then be partly
+ * changed. */
+int snapshot_override_backends(struct machine_config *c, const struct snapshot_overrides *ov,
+			       bool keep_mac[MACHINE_MAX_NETS], char *err, size_t n)
+	__attribute__((warn_unused_result));
+
 struct checkpoint;
 /* Rebuild the machine recorded in `dir` and load its state, so that vm_run() continues the
  * guest where it was.  Guest RAM is a private mapping of `memory` (nothing copied); each

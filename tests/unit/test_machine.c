@@ -11,6 +11,7 @@
 #include "core/machine.h"
 #include "devices/serial.h"
 #include "snapshot/snap.h"
+#include "snapshot/snapshot.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -378,6 +379,68 @@ static void test_refuses_truncation_and_version(void **state)
 	snap_writer_free(&w);
 }
 
+/* Firecracker's network_overrides: by the id the snapshot recorded, only the back end
+ * changes (MAC, limiters, forwards stay); a snapshot without ids goes by position. */
+static void test_net_overrides(void **state)
+{
+	static struct machine_config c;
+	struct snapshot_net_override o[3] = {
+		{ .id = "net2", .kind = MACHINE_NET_USER },
+		{ .id = "net1", .kind = MACHINE_NET_TAP, .tap = "tap5" },
+	};
+	struct snapshot_overrides ov = { .nr_net_backends = 2, .net_backends = o };
+	bool keep[MACHINE_MAX_NETS] = { false };
+	char err[256] = "";
+
+	fill_sample();
+	c = sample;
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), 0);
+	assert_true(keep[0] && keep[1]);
+	assert_int_equal(c.nets[0].kind, MACHINE_NET_TAP);
+	assert_string_equal(c.nets[0].tap, "tap5");
+	assert_string_equal(c.nets[0].id, "net1");
+	assert_memory_equal(c.nets[0].mac, sample.nets[0].mac, 6);
+	assert_memory_equal(&c.nets[0].rx_rl, &sample.nets[0].rx_rl, sizeof(c.nets[0].rx_rl));
+	assert_int_equal(c.nets[1].kind, MACHINE_NET_USER);
+	assert_string_equal(c.nets[1].tap, "");
+	assert_memory_equal(&c.nets[1].tx_rl, &sample.nets[1].tx_rl, sizeof(c.nets[1].tx_rl));
+	/* An id the snapshot does not have; one given twice; more than it has. */
+	o[0].id = "eth9";
+	c = sample;
+	memset(keep, 0, sizeof(keep));
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "eth9"));
+	o[0].id = "net1";
+	c = sample;
+	memset(keep, 0, sizeof(keep));
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "twice"));
+	o[2] = o[1];
+	ov.nr_net_backends = 3;
+	c = sample;
+	memset(keep, 0, sizeof(keep));
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), -EINVAL);
+	/* A TAP without a usable name. */
+	ov.nr_net_backends = 1;
+	o[0] = (struct snapshot_net_override){ .id = "net1",
+					       .kind = MACHINE_NET_TAP,
+					       .tap = "a-name-too-long-for-a-tap" };
+	c = sample;
+	memset(keep, 0, sizeof(keep));
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), -EINVAL);
+	/* No ids recorded (an older snapshot): by position, taking the override's id. */
+	c = sample;
+	memset(c.nets[0].id, 0, sizeof(c.nets[0].id));
+	memset(c.nets[1].id, 0, sizeof(c.nets[1].id));
+	o[0] = (struct snapshot_net_override){ .id = "wan", .kind = MACHINE_NET_TAP, .tap = "t1" };
+	memset(keep, 0, sizeof(keep));
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), 0);
+	assert_true(keep[0] && !keep[1]);
+	assert_string_equal(c.nets[0].id, "wan");
+	assert_string_equal(c.nets[0].tap, "t1");
+	assert_string_equal(c.nets[1].id, "");
+}
+
 static void on_timer(void *opaque, uint32_t events)
 {
 	evloop_stop(opaque);
@@ -430,6 +493,7 @@ int main(void)
 		cmocka_unit_test(test_console_port_reaches_uart),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_empty_ids),
+		cmocka_unit_test(test_net_overrides),
 		cmocka_unit_test(test_refuses_values),
 		cmocka_unit_test(test_refuses_counts),
 		cmocka_unit_test(test_refuses_truncation_and_version),
