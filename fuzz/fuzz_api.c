@@ -50,9 +50,10 @@ static int f_snap(void *c, const struct api_snapshot_create *s, char *e, size_t 
 	FUZZ_CHECK(s->snapshot_path[0]);
 	return res(e, n);
 }
-static int f_load(void *c, const struct api_snapshot_load *l, char *e, size_t n)
+static int f_load(void *c, const struct api_snapshot_load *l, struct fc_model *m, char *e, size_t n)
 {
 	(void)c;
+	(void)m;
 	FUZZ_CHECK(l->nr_net_overrides >= 0 && l->nr_net_overrides <= MACHINE_MAX_NETS);
 	return res(e, n);
 }

@@ -79,6 +79,7 @@ static struct {
 	enum req_kind req;
 	const struct fc_model *model;
 	const struct api_snapshot_load *load;
+	struct fc_model *restored; /* REQ_LOAD: receives the restored machine's model */
 	bool done;
 	int ret;
 	char err[API_ERR_MAX];
@@ -180,7 +181,7 @@ int api_swap_drive(struct machine *m, int index, int fd, const char *path, char 
 
 /* ---- API operations that need the main thread ---- */
 static int ask_main(enum req_kind kind, const struct fc_model *m, const struct api_snapshot_load *l,
-		    char *err, size_t n)
+		    struct fc_model *restored, char *err, size_t n)
 {
 	int ret;
 
@@ -188,6 +189,7 @@ static int ask_main(enum req_kind kind, const struct fc_model *m, const struct a
 	hand.req = kind;
 	hand.model = m;
 	hand.load = l;
+	hand.restored = restored;
 	hand.done = false;
 	hand.err[0] = '\0';
 	pthread_cond_broadcast(&hand.cond);
@@ -202,13 +204,14 @@ static int ask_main(enum req_kind kind, const struct fc_model *m, const struct a
 static int op_start(void *ctx, const struct fc_model *m, char *err, size_t n)
 {
 	(void)ctx;
-	return ask_main(REQ_START, m, NULL, err, n);
+	return ask_main(REQ_START, m, NULL, NULL, err, n);
 }
 
-static int op_load(void *ctx, const struct api_snapshot_load *l, char *err, size_t n)
+static int op_load(void *ctx, const struct api_snapshot_load *l, struct fc_model *m, char *err,
+		   size_t n)
 {
 	(void)ctx;
-	return ask_main(REQ_LOAD, &api.model, l, err, n);
+	return ask_main(REQ_LOAD, NULL, l, m, err, n);
 }
 
 /* ---- Operations on the running VM: on the event-loop thread ---- */
@@ -319,6 +322,7 @@ static int on_loop(void *arg)
 		if (virtio_balloon_set_stats_interval(machine.balloon, op->value))
 			return err_set(-EINVAL, op->err, sizeof(op->err),
 				       "Statistics were not enabled when the microVM started");
+		machine.cfg.balloon_stats_s = op->value; /* what a later snapshot records */
 		return 0;
 	case EV_STATS: {
 		struct virtio_balloon_stats s;
@@ -396,7 +400,7 @@ static int op_resume(void *ctx, char *err, size_t n)
 
 	/* Loaded without resume_vm: the machine waits for this to start running. */
 	if (!__atomic_load_n(&hand.running, __ATOMIC_ACQUIRE))
-		return ask_main(REQ_RESUME, NULL, NULL, err, n);
+		return ask_main(REQ_RESUME, NULL, NULL, NULL, err, n);
 	return on_vm(&op, err, n);
 }
 
@@ -581,41 +585,13 @@ static int build_boot(const struct fc_model *fm, char *err, size_t n)
 	return 0;
 }
 
-/* The snapshot's manifest: the vsock CID and MACs an override must keep. */
-static void manifest_facts(const char *dir, uint32_t *cid, struct machine_net *nets, int nr)
-{
-	char path[PATH_MAX + 16];
-	json_t *m, *c, *v, *e;
-	size_t i;
-
-	snprintf(path, sizeof(path), "%s/manifest.json", dir);
-	m = json_load_file(path, 0, NULL);
-	c = json_object_get(m, "config");
-	if ((v = json_object_get(json_object_get(c, "vsock"), "cid")) && json_is_integer(v))
-		*cid = (uint32_t)json_integer_value(v);
-	json_array_foreach(json_object_get(c, "nets"), i, e)
-	{
-		const char *mac = json_string_value(json_object_get(e, "mac"));
-		unsigned b[6];
-
-		if ((int)i >= nr || !mac ||
-		    sscanf(mac, "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6)
-			continue;
-		nets[i].has_mac = true;
-		for (int k = 0; k < 6; k++)
-			nets[i].mac[k] = (uint8_t)b[k];
-	}
-	json_decref(m);
-}
-
 static int build_load(const struct api_snapshot_load *l, char *err, size_t n)
 {
-	static struct machine_net nets[MACHINE_MAX_NETS];
+	struct snapshot_net_override nets[MACHINE_MAX_NETS];
 	struct snapshot_overrides ov = { .checkpoint = run_checkpoint() };
 	struct machine_env env = { .console_fd = STDOUT_FILENO, .mem_fd = -1 };
 	char mem[PATH_MAX + 16];
 	struct stat a, b;
-	uint32_t cid = 0;
 	uint64_t t0 = log_uptime_us();
 	int ret;
 
@@ -634,27 +610,24 @@ static int build_load(const struct api_snapshot_load *l, char *err, size_t n)
 			       "mem_backend backend_path '%s' must be the snapshot's memory file "
 			       "(%s, or a hard link to it)",
 			       l->mem_path, mem);
-	memset(nets, 0, sizeof(nets));
+	/* Firecracker's network_overrides name interfaces by iface_id; the snapshot's record
+	 * says which device that is (snapshot_restore). */
 	for (int i = 0; i < l->nr_net_overrides; i++) {
 		const char *dev = l->net_overrides[i].host_dev_name;
+		bool user = !strcmp(dev, FC_NET_USER);
 
-		if (!strcmp(dev, FC_NET_USER)) {
-			nets[i].kind = MACHINE_NET_USER;
-		} else {
-			if (!dev[0] || strlen(dev) >= sizeof(nets[i].tap))
-				return err_set(-EINVAL, err, n, "invalid host_dev_name `%s`", dev);
-			nets[i].kind = MACHINE_NET_TAP;
-			snprintf(nets[i].tap, sizeof(nets[i].tap), "%s", dev);
-		}
+		nets[i] = (struct snapshot_net_override){
+			.id = l->net_overrides[i].iface_id,
+			.kind = user ? MACHINE_NET_USER : MACHINE_NET_TAP,
+			.tap = user ? NULL : dev,
+		};
 	}
-	manifest_facts(l->snapshot_path, &cid, nets, l->nr_net_overrides);
-	ov.nr_nets = l->nr_net_overrides;
-	ov.nets = nets;
+	ov.nr_net_backends = l->nr_net_overrides;
+	ov.net_backends = nets;
 	ov.uffd_path = l->uffd_path[0] ? l->uffd_path : NULL;
-	if (l->vsock_uds[0]) {
+	/* The guest keeps its CID: only the host side's socket moves. */
+	if (l->vsock_uds[0])
 		ov.vsock_path = l->vsock_uds;
-		ov.vsock_cid = cid;
-	}
 	ret = snapshot_restore(&machine, l->snapshot_path, &ov, &env, err, n);
 	if (ret)
 		return ret;
@@ -665,6 +638,12 @@ static int build_load(const struct api_snapshot_load *l, char *err, size_t n)
 		return err_set(ret, err, n, "cannot set up the stop signals: %s", strerror(-ret));
 	}
 	return 0;
+}
+
+/* The balloon's current target in MiB. */
+static uint32_t balloon_target_mib(struct virtio_balloon *b)
+{
+	return virtio_balloon_target(b) >> (20 - VIRTIO_BALLOON_PAGE_SHIFT);
 }
 
 /* Answer the waiting API call. */
@@ -898,6 +877,12 @@ int fc_main(int argc, char **argv)
 				reply(ret, err);
 				continue;
 			}
+			/* From now on the API answers for the restored machine: its description
+			 * after the overrides and the clone's new MACs, as the guest has it. */
+			fc_model_from_machine(hand.restored, &machine.cfg,
+					      machine.balloon ? balloon_target_mib(machine.balloon)
+							      : 0,
+					      l->track_dirty);
 			ro.restored = true;
 			ro.track_dirty = l->track_dirty;
 			if (resume) {

@@ -867,6 +867,13 @@ int fc_model_to_machine(const struct fc_model *m, struct machine_config *cfg, ch
 			cfg->disks[d].read_only = fd->read_only;
 			if (fd->has_rl)
 				cfg->disks[d].rl = fd->rl;
+			/* Recorded in a snapshot, so that a load knows the drive by its id. */
+			snprintf(cfg->disks[d].id, sizeof(cfg->disks[d].id), "%s", fd->id);
+			cfg->disks[d].root = fd->root;
+			snprintf(cfg->disks[d].partuuid, sizeof(cfg->disks[d].partuuid), "%s",
+				 fd->partuuid);
+			cfg->disks[d].writeback = !strcmp(fd->cache_type, "Writeback");
+			cfg->disks[d].async = !strcmp(fd->io_engine, "Async");
 			d++;
 			if (!fd->root)
 				continue;
@@ -891,6 +898,7 @@ int fc_model_to_machine(const struct fc_model *m, struct machine_config *cfg, ch
 			mn->kind = MACHINE_NET_TAP;
 			snprintf(mn->tap, sizeof(mn->tap), "%s", fn->host_dev);
 		}
+		snprintf(mn->id, sizeof(mn->id), "%s", fn->id);
 		mn->has_mac = fn->has_mac;
 		memcpy(mn->mac, fn->mac, 6);
 		if (fn->has_rx)
@@ -904,10 +912,97 @@ int fc_model_to_machine(const struct fc_model *m, struct machine_config *cfg, ch
 	if (m->has_rng_rl)
 		cfg->rng_rl = m->rng_rl;
 	cfg->balloon = m->has_balloon;
+	cfg->balloon_deflate_on_oom = m->deflate_on_oom;
 	cfg->balloon_stats_s = m->stats_s;
 	if (m->has_vsock) {
 		cfg->vsock_cid = m->cid;
 		snprintf(cfg->vsock_path, sizeof(cfg->vsock_path), "%s", m->uds);
 	}
 	return 0;
+}
+
+/* Is `id` taken by one of the first n drives (nets: network interfaces) of the model? */
+static bool id_taken(const struct fc_model *m, bool nets, int n, const char *id)
+{
+	for (int j = 0; j < n; j++)
+		if (!strcmp(id, nets ? m->nets[j].id : m->drives[j].id))
+			return true;
+	return false;
+}
+
+/* `id` if it is a valid API id not used by an earlier device of its kind, else the first free
+ * prefix<N> from `index` on. */
+static void restored_id(char out[FC_ID_MAX], const char *id, const struct fc_model *m, bool nets,
+			int index)
+{
+	const char *prefix = nets ? "eth" : "drive";
+
+	snprintf(out, FC_ID_MAX, "%s", id);
+	for (int k = index; !valid_id(out) || id_taken(m, nets, index, out); k++)
+		snprintf(out, FC_ID_MAX, "%s%d", prefix, k);
+}
+
+void fc_model_from_machine(struct fc_model *m, const struct machine_config *cfg,
+			   uint32_t balloon_mib, bool track_dirty)
+{
+	int nd = cfg->nr_disks < MACHINE_MAX_DISKS ? cfg->nr_disks : MACHINE_MAX_DISKS;
+	int nn = cfg->nr_nets < MACHINE_MAX_NETS ? cfg->nr_nets : MACHINE_MAX_NETS;
+
+	m->has_boot = cfg->kernel[0] != '\0';
+	snprintf(m->kernel, sizeof(m->kernel), "%s", cfg->kernel);
+	snprintf(m->initrd, sizeof(m->initrd), "%s", cfg->initrd);
+	/* What the guest booted with, root= included. */
+	snprintf(m->boot_args, sizeof(m->boot_args), "%s", cfg->cmdline);
+	m->has_boot_args = true;
+	m->vcpus = cfg->smp;
+	m->mem_mib = cfg->mem_mib;
+	m->smt = false;
+	m->track_dirty = track_dirty;
+	snprintf(m->cpu_template, sizeof(m->cpu_template), "None");
+	snprintf(m->huge_pages, sizeof(m->huge_pages), "%s", cfg->huge_pages ? "2M" : "None");
+	m->nr_drives = nd;
+	for (int i = 0; i < nd; i++) {
+		const struct machine_disk *md = &cfg->disks[i];
+		struct fc_drive *d = &m->drives[i];
+
+		memset(d, 0, sizeof(*d));
+		restored_id(d->id, md->id, m, false, i);
+		snprintf(d->path, sizeof(d->path), "%s", md->path);
+		/* Only the first disk can be the root device (fc_model_to_machine's order). */
+		d->root = md->root && i == 0;
+		d->read_only = md->read_only;
+		snprintf(d->partuuid, sizeof(d->partuuid), "%s", d->root ? md->partuuid : "");
+		snprintf(d->cache_type, sizeof(d->cache_type), "%s",
+			 md->writeback ? "Writeback" : "Unsafe");
+		snprintf(d->io_engine, sizeof(d->io_engine), "%s", md->async ? "Async" : "Sync");
+		d->has_rl = !ratelimit_cfg_none(&md->rl);
+		d->rl = md->rl;
+	}
+	m->nr_nets = nn;
+	for (int i = 0; i < nn; i++) {
+		const struct machine_net *mn = &cfg->nets[i];
+		struct fc_net *d = &m->nets[i];
+
+		memset(d, 0, sizeof(*d));
+		restored_id(d->id, mn->id, m, true, i);
+		snprintf(d->host_dev, sizeof(d->host_dev), "%s",
+			 mn->kind == MACHINE_NET_TAP ? mn->tap : FC_NET_USER);
+		d->has_mac = mn->has_mac;
+		memcpy(d->mac, mn->mac, sizeof(d->mac));
+		d->has_rx = !ratelimit_cfg_none(&mn->rx_rl);
+		d->rx = mn->rx_rl;
+		d->has_tx = !ratelimit_cfg_none(&mn->tx_rl);
+		d->tx = mn->tx_rl;
+	}
+	m->has_vsock = cfg->vsock_path[0] != '\0';
+	m->vsock_id[0] = '\0';
+	m->cid = m->has_vsock ? cfg->vsock_cid : 0;
+	snprintf(m->uds, sizeof(m->uds), "%s", cfg->vsock_path);
+	m->has_entropy = !cfg->no_rng;
+	m->has_rng_rl = !cfg->no_rng && !ratelimit_cfg_none(&cfg->rng_rl);
+	m->rng_rl = cfg->rng_rl;
+	m->has_balloon = cfg->balloon;
+	m->balloon_mib = cfg->balloon ? balloon_mib : 0;
+	m->deflate_on_oom = cfg->balloon && cfg->balloon_deflate_on_oom;
+	m->stats_s = cfg->balloon ? cfg->balloon_stats_s : 0;
 }

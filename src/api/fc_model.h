@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FC_ID_MAX 64 /* drive_id, iface_id, vsock_id (with the NUL) */
+#define FC_ID_MAX MACHINE_ID_MAX /* drive_id, iface_id, vsock_id (with the NUL) */
 /* host_dev_name of a network interface on ignition's user networking (libslirp) instead of a
  * TAP device: ignition's extension of Firecracker's API (docs/api.md). */
 #define FC_NET_USER "ignition:user"
@@ -127,6 +127,15 @@ json_t *fc_model_balloon_json(const struct fc_model *m);
 int fc_model_disk_index(const struct fc_model *m, int drive);
 int fc_model_to_machine(const struct fc_model *m, struct machine_config *cfg, char *err, size_t n)
 	__attribute__((warn_unused_result));
+/* The model of a running machine built from `cfg` (after a snapshot load: the description it
+ * was rebuilt from, with the load's overrides and a clone's new MACs): boot source (the
+ * command line the guest booted with), machine-config (`track_dirty` as the load asked),
+ * drives, network interfaces, vsock, entropy and balloon (`balloon_mib` its current target)
+ * under the ids the snapshot recorded, or drive<N> / eth<N> where it recorded none.  Drives
+ * keep the machine's disk order (fc_model_disk_index is then the identity).  The logger,
+ * metrics and MMDS settings of `m` stay as they are. */
+void fc_model_from_machine(struct fc_model *m, const struct machine_config *cfg,
+			   uint32_t balloon_mib, bool track_dirty);
 /* Index in the model's network list of iface `id`, or -1. */
 int fc_model_net_index(const struct fc_model *m, const char *id);
 

@@ -289,6 +289,16 @@ static int parse_load(struct api *a, json_t *j, struct api_snapshot_load *l, cha
 				return ret;
 		}
 		l->nr_net_overrides = (int)json_array_size(v);
+		for (int k = 0; k < l->nr_net_overrides; k++)
+			for (int q = 0; q < k; q++)
+				if (!strcmp(l->net_overrides[k].iface_id,
+					    l->net_overrides[q].iface_id)) {
+					snprintf(err, n,
+						 "network_overrides: iface_id `%.64s` is given "
+						 "twice",
+						 l->net_overrides[k].iface_id);
+					return -EINVAL;
+				}
 	}
 	if ((v = json_object_get(j, "vsock_override"))) {
 		if ((ret = fc_json_fields(v, "vsock override", vo_fields, err, n)) ||
@@ -307,6 +317,7 @@ static int parse_load(struct api *a, json_t *j, struct api_snapshot_load *l, cha
 static void do_snapshot_load(struct api *a, json_t *j, struct reply *r)
 {
 	static struct api_snapshot_load l;
+	static struct fc_model t;
 	int ret = parse_load(a, j, &l, r->err, sizeof(r->err));
 
 	if (ret)
@@ -317,9 +328,13 @@ static void do_snapshot_load(struct api *a, json_t *j, struct reply *r)
 			   "resources.");
 	if (!need_op(r, a->ops->snapshot_load))
 		return;
-	ret = a->ops->snapshot_load(a->ops->ctx, &l, r->err, sizeof(r->err));
-	if (!ret)
+	t = a->model;
+	ret = a->ops->snapshot_load(a->ops->ctx, &l, &t, r->err, sizeof(r->err));
+	if (!ret) {
+		/* The restored machine's devices, as GET /vm/config and the PATCH calls see them. */
+		a->model = t;
 		a->state = l.resume_vm ? API_RUNNING : API_PAUSED;
+	}
 	done(r, ret);
 }
 

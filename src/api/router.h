@@ -55,8 +55,11 @@ struct api_ops {
 	/* Resume a running VM, or run a VM loaded with resume_vm false. */
 	int (*resume)(void *ctx, char *err, size_t n);
 	int (*snapshot_create)(void *ctx, const struct api_snapshot_create *c, char *err, size_t n);
-	/* Load (before start); the machine runs if l->resume_vm. */
-	int (*snapshot_load)(void *ctx, const struct api_snapshot_load *l, char *err, size_t n);
+	/* Load (before start); the machine runs if l->resume_vm.  On success *m describes the
+	 * restored machine (fc_model_from_machine: its devices under their ids), the router's
+	 * model from then on. */
+	int (*snapshot_load)(void *ctx, const struct api_snapshot_load *l, struct fc_model *m,
+			     char *err, size_t n);
 	/* Pre-boot: open the log / metrics destination. */
 	int (*logger)(void *ctx, const struct fc_model *m, char *err, size_t n);
 	int (*metrics)(void *ctx, const char *path, char *err, size_t n);

@@ -780,6 +780,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			     !strncmp(argv[optind], "stats=", 6)))
 				a = argv[optind++];
 			o->m.balloon = true;
+			o->m.balloon_deflate_on_oom = true;
 			o->m.balloon_stats_s = 5;
 			if (a && parse_balloon(a, o)) {
 				snprintf(err, err_size,

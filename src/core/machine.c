@@ -202,8 +202,11 @@ static int add_devices(struct machine *m, const struct machine_env *env, char *e
 	if (m->cfg.vsock_path[0] && (ret = add_vsock(m, env, err, n)))
 		return ret;
 	if (m->cfg.balloon) {
-		struct virtio_balloon_opts bo = { .step_mib = m->cfg.balloon_step_mib,
-						  .stats_s = m->cfg.balloon_stats_s };
+		struct virtio_balloon_opts bo = {
+			.step_mib = m->cfg.balloon_step_mib,
+			.stats_s = m->cfg.balloon_stats_s,
+			.no_deflate_on_oom = !m->cfg.balloon_deflate_on_oom,
+		};
 
 		ret = virtio_balloon_add(dm, &bo, &m->balloon);
 		if (ret)
@@ -473,8 +476,13 @@ void machine_console_port(struct machine *m, struct console_port *port)
  * then tx, then virtio-rng's: each bandwidth then ops as u64 size, one_time_burst,
  * refill_time_ms).  Older records still load, without limits.  Only the configuration is
  * saved: a restored device starts with full buckets.  Version 4 appends bool gpu, u32
- * gpu_width, u32 gpu_height.  Version 5 appends bool huge_pages. */
-#define MACHINE_STATE_VERSION 5
+ * gpu_width, u32 gpu_height.  Version 5 appends bool huge_pages.  Version 6 appends what the
+ * REST API knows the devices by, so that a restored machine answers for them under the same ids
+ * (docs/api.md): per disk its id, bool root, partuuid, bool writeback, bool async; per network
+ * device its id; then bool balloon_deflate_on_oom.  Older records load with no ids (the API
+ * then names the devices drive0.../eth0...) and with the balloon offering deflate-on-OOM, as
+ * every balloon did before. */
+#define MACHINE_STATE_VERSION 6
 
 static void put_rl(struct snap_writer *w, const struct ratelimit_cfg *c)
 {
@@ -553,6 +561,31 @@ void machine_config_save(const struct machine_config *c, struct snap_writer *w)
 	snap_put_u32(w, c->gpu_width);
 	snap_put_u32(w, c->gpu_height);
 	snap_put_bool(w, c->huge_pages);
+	for (int i = 0; i < c->nr_disks && i < MACHINE_MAX_DISKS; i++) {
+		const struct machine_disk *d = &c->disks[i];
+
+		snap_put_str(w, d->id, sizeof(d->id) - 1);
+		snap_put_bool(w, d->root);
+		snap_put_str(w, d->partuuid, sizeof(d->partuuid) - 1);
+		snap_put_bool(w, d->writeback);
+		snap_put_bool(w, d->async);
+	}
+	for (int i = 0; i < c->nr_nets && i < MACHINE_MAX_NETS; i++)
+		snap_put_str(w, c->nets[i].id, sizeof(c->nets[i].id) - 1);
+	snap_put_bool(w, c->balloon_deflate_on_oom);
+}
+
+/* Two devices of a kind under one non-empty id would make the API's answers ambiguous. */
+static bool ids_unique(const char *first, size_t stride, int count)
+{
+	for (int i = 0; i < count; i++) {
+		const char *a = first + stride * (size_t)i;
+
+		for (int j = 0; a[0] && j < i; j++)
+			if (!strcmp(a, first + stride * (size_t)j))
+				return false;
+	}
+	return true;
 }
 
 int machine_config_load(struct machine_config *c, const struct snap_file *f, char *err, size_t n)
@@ -645,6 +678,28 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 	}
 	if (r.version >= 5)
 		c->huge_pages = snap_get_bool(&r);
+	if (r.version >= 6) {
+		for (int i = 0; i < c->nr_disks; i++) {
+			struct machine_disk *d = &c->disks[i];
+
+			snap_get_str(&r, d->id, sizeof(d->id));
+			d->root = snap_get_bool(&r);
+			snap_get_str(&r, d->partuuid, sizeof(d->partuuid));
+			d->writeback = snap_get_bool(&r);
+			d->async = snap_get_bool(&r);
+			/* The root device is the first disk (/dev/vda). */
+			if (d->root && i)
+				snap_fail(&r);
+		}
+		for (int i = 0; i < c->nr_nets; i++)
+			snap_get_str(&r, c->nets[i].id, sizeof(c->nets[i].id));
+		c->balloon_deflate_on_oom = snap_get_bool(&r);
+		if (!ids_unique(c->disks[0].id, sizeof(c->disks[0]), c->nr_disks) ||
+		    !ids_unique(c->nets[0].id, sizeof(c->nets[0]), c->nr_nets))
+			snap_fail(&r);
+	} else {
+		c->balloon_deflate_on_oom = c->balloon;
+	}
 	if (snap_reader_done(&r))
 		return err_set(-EINVAL, err, n, "the machine record is malformed");
 	if (c->mem_mib < 16 || c->mem_mib > (LAYOUT_MAX_RAM >> 20) || c->smp < 1 ||

@@ -18,11 +18,19 @@
 #define MACHINE_MAX_NETS    4
 #define MACHINE_PATH_MAX    4096
 #define MACHINE_CMDLINE_MAX 4096
+#define MACHINE_ID_MAX	    64 /* a device's API id (drive_id, iface_id) with its NUL */
 
 struct machine_disk {
 	char path[MACHINE_PATH_MAX];
 	bool read_only;
 	struct ratelimit_cfg rl; /* the disk's rate limiter (none: no limit) */
+	/* What the REST API was told about the drive (docs/api.md), kept so that a restored
+	 * machine answers for it under the same id; "" / false from the command line. */
+	char id[MACHINE_ID_MAX];
+	bool root;	   /* is_root_device (only disk 0 can be) */
+	char partuuid[64]; /* with root: root=PARTUUID= */
+	bool writeback;	   /* cache_type Writeback (else Unsafe) */
+	bool async;	   /* io_engine Async (else Sync) */
 };
 
 enum machine_net_kind { MACHINE_NET_USER, MACHINE_NET_TAP };
@@ -36,6 +44,7 @@ struct machine_net {
 	int nr_fwd;
 	unsigned slirp_flags; /* NET_SLIRP_HOST_LOOPBACK, NET_SLIRP_RESTRICTED (user only) */
 	struct ratelimit_cfg rx_rl, tx_rl; /* rate limiters of the two directions */
+	char id[MACHINE_ID_MAX];	   /* the REST API's iface_id, or "" (command line) */
 };
 
 /* Everything that decides what the guest sees.  Plain data: copied, saved in snapshots. */
@@ -51,6 +60,7 @@ struct machine_config {
 	bool no_rng;		     /* leave out the virtio-rng device */
 	struct ratelimit_cfg rng_rl; /* the virtio-rng device's rate limiter */
 	bool balloon;		     /* a virtio-balloon device */
+	bool balloon_deflate_on_oom; /* it offers VIRTIO_BALLOON_F_DEFLATE_ON_OOM */
 	uint32_t balloon_step_mib;   /* Ctrl-A b step; 0: the default (128) */
 	uint32_t balloon_stats_s;    /* seconds between statistics requests, 0: on demand only */
 	uint32_t vsock_cid;	     /* guest CID (>= 3) when vsock_path[0] */

@@ -219,20 +219,22 @@ static json_t *config_json(const struct machine_config *c)
 	json_t *o;
 
 	for (int i = 0; i < c->nr_disks; i++)
-		json_array_append_new(disks, json_pack("{s:s, s:b, s:s?}", "path", c->disks[i].path,
-						       "read_only", c->disks[i].read_only, "file",
-						       c->disks[i].read_only ? NULL : "disk"));
+		json_array_append_new(disks,
+				      json_pack("{s:s, s:b, s:s?, s:s?}", "path", c->disks[i].path,
+						"read_only", c->disks[i].read_only, "file",
+						c->disks[i].read_only ? NULL : "disk", "id",
+						c->disks[i].id[0] ? c->disks[i].id : NULL));
 	for (int i = 0; i < c->nr_nets; i++) {
 		const struct machine_net *n = &c->nets[i];
 		char mac[18];
 
 		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1],
 			 n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
-		json_array_append_new(nets,
-				      json_pack("{s:s, s:s?, s:s?}", "kind",
-						n->kind == MACHINE_NET_TAP ? "tap" : "user", "tap",
-						n->kind == MACHINE_NET_TAP ? n->tap : NULL, "mac",
-						n->has_mac ? mac : NULL));
+		json_array_append_new(
+			nets, json_pack("{s:s, s:s?, s:s?, s:s?}", "kind",
+					n->kind == MACHINE_NET_TAP ? "tap" : "user", "tap",
+					n->kind == MACHINE_NET_TAP ? n->tap : NULL, "mac",
+					n->has_mac ? mac : NULL, "id", n->id[0] ? n->id : NULL));
 	}
 	o = json_pack("{s:I, s:i, s:b, s:o, s:o, s:b, s:b, s:s, s:s, s:s}", "mem_mib",
 		      (json_int_t)c->mem_mib, "vcpus", (int)c->smp, "acpi", !c->no_acpi, "disks",
@@ -594,7 +596,8 @@ static int check_records(const struct snap_file *f, struct machine *m, char *why
  * run (mac= with --net) or a fresh one, and its link bounces so that the guest re-probes it and
  * renews its lease.  After the vCPUs are loaded: an interrupt raised before would land in a
  * LAPIC that the vCPU state then overwrites. */
-static void new_identity(struct machine *m, const struct snapshot_overrides *ov)
+static void new_identity(struct machine *m, const struct snapshot_overrides *ov,
+			 const bool keep_mac[MACHINE_MAX_NETS])
 {
 	for (int i = 0; i < m->cfg.nr_nets; i++) {
 		struct machine_net *c = &m->cfg.nets[i];
@@ -604,6 +607,8 @@ static void new_identity(struct machine *m, const struct snapshot_overrides *ov)
 			continue;
 		if (ov && ov->nr_nets && ov->nets[i].has_mac)
 			memcpy(mac, ov->nets[i].mac, sizeof(mac));
+		else if (keep_mac[i] && c->has_mac)
+			memcpy(mac, c->mac, sizeof(mac));
 		else
 			virtio_net_random_mac(mac);
 		if (virtio_net_set_mac_after_restore(m->nets[i], mac))
@@ -616,9 +621,56 @@ static void new_identity(struct machine *m, const struct snapshot_overrides *ov)
 	}
 }
 
+int snapshot_override_backends(struct machine_config *c, const struct snapshot_overrides *ov,
+			       bool keep_mac[MACHINE_MAX_NETS], char *err, size_t n)
+{
+	bool named = false;
+
+	for (int i = 0; i < c->nr_nets; i++)
+		named |= c->nets[i].id[0] != '\0';
+	if (ov->nr_net_backends > c->nr_nets)
+		return err_set(-EINVAL, err, n,
+			       "network_overrides: %d interfaces given, the snapshot has %d",
+			       ov->nr_net_backends, c->nr_nets);
+	for (int k = 0; k < ov->nr_net_backends; k++) {
+		const struct snapshot_net_override *o = &ov->net_backends[k];
+		struct machine_net *net;
+		int i = named ? -1 : k;
+
+		for (int j = 0; named && j < c->nr_nets; j++)
+			if (!strcmp(c->nets[j].id, o->id))
+				i = j;
+		if (i < 0)
+			return err_set(-EINVAL, err, n,
+				       "network_overrides: the snapshot has no network interface "
+				       "`%.64s`",
+				       o->id);
+		if (keep_mac[i])
+			return err_set(-EINVAL, err, n,
+				       "network_overrides: interface `%.64s` is given twice",
+				       o->id);
+		net = &c->nets[i];
+		if (o->kind == MACHINE_NET_TAP &&
+		    (!o->tap || !o->tap[0] || strlen(o->tap) >= sizeof(net->tap)))
+			return err_set(-EINVAL, err, n,
+				       "network_overrides: `%.64s`: invalid TAP device name",
+				       o->id);
+		if (strlen(o->id) >= sizeof(net->id))
+			return err_set(-EINVAL, err, n, "network_overrides: iface_id too long");
+		if (!named)
+			snprintf(net->id, sizeof(net->id), "%s", o->id);
+		net->kind = o->kind;
+		snprintf(net->tap, sizeof(net->tap), "%s",
+			 o->kind == MACHINE_NET_TAP ? o->tap : "");
+		keep_mac[i] = true;
+	}
+	return 0;
+}
+
 int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_overrides *ov,
 		     const struct machine_env *env, char *err, size_t n)
 {
+	bool keep_mac[MACHINE_MAX_NETS] = { false };
 	struct machine_env e = *env;
 	struct machine_config cfg;
 	struct machine_disk_fds disk_fds[MACHINE_MAX_DISKS];
@@ -676,7 +728,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 			ret = err_set(-EINVAL, err, n, "--vsock: the snapshot has no vsock device");
 			goto out;
 		}
-		if (ov->vsock_cid != cfg.vsock_cid) {
+		if (ov->vsock_cid && ov->vsock_cid != cfg.vsock_cid) {
 			ret = err_set(-EINVAL, err, n,
 				      "--vsock: the snapshot's guest CID is %u, not %u",
 				      cfg.vsock_cid, ov->vsock_cid);
@@ -692,8 +744,18 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 				      ov->nr_nets, cfg.nr_nets);
 			goto out;
 		}
-		memcpy(cfg.nets, ov->nets, sizeof(cfg.nets[0]) * (size_t)cfg.nr_nets);
+		for (int i = 0; i < cfg.nr_nets; i++) {
+			char id[MACHINE_ID_MAX];
+
+			/* The API's name for the interface stays: only the back end changes. */
+			memcpy(id, cfg.nets[i].id, sizeof(id));
+			cfg.nets[i] = ov->nets[i];
+			memcpy(cfg.nets[i].id, id, sizeof(id));
+		}
 	}
+	if (ov && ov->nr_net_backends &&
+	    (ret = snapshot_override_backends(&cfg, ov, keep_mac, err, n)))
+		goto out;
 	for (int i = 0; i < cfg.nr_disks; i++) {
 		char name[16];
 
@@ -825,7 +887,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 		goto out_machine;
 	}
 	devmgr_irqs_release(&m->vm.dm);
-	new_identity(m, ov);
+	new_identity(m, ov, keep_mac);
 	/* A clone is a new generation: a new VMGenID and its interrupt, raised only now that
 	 * the vCPUs' LAPIC state is loaded (loading it would drop an interrupt already in IRR). */
 	ret = vmgenid_new_generation(m->vmgenid);

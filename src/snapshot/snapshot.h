@@ -36,13 +36,27 @@ int snapshot_create(struct machine *m, const char *dir, struct snapshot_stats *s
 /* A new directory name under `parent` for a snapshot taken now: PARENT/YYYYmmdd-HHMMSS-mmm. */
 void snapshot_default_dir(const char *parent, char *out, size_t size);
 
+/* Firecracker's network_overrides entry: interface `id` gets another back end; its MAC (the
+ * snapshot's), rate limiters and the rest stay as recorded. */
+struct snapshot_net_override {
+	const char *id;
+	enum machine_net_kind kind;
+	const char *tap; /* MACHINE_NET_TAP: the TAP device's name */
+};
+
 /* What a restore may change (Firecracker's network_overrides / vsock_override and disks). */
 struct snapshot_overrides {
 	const char *disks[MACHINE_MAX_DISKS]; /* per disk index: this file, not a private copy */
 	const char *vsock_path;
-	uint32_t vsock_cid; /* with vsock_path: must be the snapshot's CID */
+	uint32_t vsock_cid; /* with vsock_path: must be the snapshot's CID; 0: not checked */
 	int nr_nets;	    /* >0: replace the snapshot's network back ends with these */
-	const struct machine_net *nets; /* [nr_nets] */
+	const struct machine_net *nets; /* [nr_nets] (the command line's --net, by position) */
+	/* The REST API's network_overrides, by interface id (a snapshot that records no ids, from
+	 * before version 6 of the machine record or the command line: by position, and the
+	 * interface takes the override's id).  An overridden interface keeps the snapshot's
+	 * MAC (as in Firecracker); the others get a clone's new one. */
+	int nr_net_backends;
+	const struct snapshot_net_override *net_backends; /* [nr_net_backends] */
 	/* Not NULL: guest RAM is filled by the page-fault handler listening on this Unix
 	 * socket (the Uffd backend, src/core/uffd.h) instead of mapping `memory`.  Refused for a
 	 * Diff snapshot (its memory file holds only its layer); required for a snapshot of a VM
@@ -56,6 +70,16 @@ struct snapshot_overrides {
 /* Capture the VM's state as a state image (vCPUs, VM-wide state, devices; no layer record)
  * with the VM paused and quiesced (checkpoint.c).  0 or -errno. */
 int snapshot_capture(struct machine *m, struct snap_writer *w) __attribute__((warn_unused_result));
+
+/* ov's net_backends (the REST API's network_overrides) applied to a snapshot's description `c`:
+ * by interface id, or by position when `c` records no ids (the interface then takes the
+ * override's id); only kind and TAP name change.  keep_mac[i] (all false on entry) is set for
+ * each interface overridden.  0, or -EINVAL with the reason (an id the snapshot lacks, one
+ * given twice, more overrides than interfaces, a bad TAP name); `c` may then be partly
+ * changed. */
+int snapshot_override_backends(struct machine_config *c, const struct snapshot_overrides *ov,
+			       bool keep_mac[MACHINE_MAX_NETS], char *err, size_t n)
+	__attribute__((warn_unused_result));
 
 struct checkpoint;
 /* Rebuild the machine recorded in `dir` and load its state, so that vm_run() continues the

@@ -396,10 +396,16 @@ def part_b(tmp):
         check("first-stopped", rc1 is not None, f"{rc1}")
         # The snapshot into a second process.
         p2 = Proc(tmp, "vm2", sock2)
+        # With Firecracker's overrides: the interface by its id (same back end kind), the
+        # vsock's host socket moved.
+        vsock2 = os.path.join(tmp, "v2.sock")
         st, _, text = curl(sock2, "PUT", "/snapshot/load",
                            {"snapshot_path": snap,
                             "mem_backend": {"backend_type": "File",
                                             "backend_path": os.path.join(tmp, "mem")},
+                            "network_overrides": [{"iface_id": "eth0",
+                                                   "host_dev_name": "ignition:user"}],
+                            "vsock_override": {"uds_path": vsock2},
                             "resume_vm": True})
         check("snapshot-load", st == 204, f"{st} {text}")
         st, js, _ = curl(sock2, "GET", "/")
@@ -411,7 +417,7 @@ def part_b(tmp):
         except TimeoutError as e:
             check("loaded-shell", False, str(e))
         else:
-            loaded_extras(p2)
+            loaded_extras(p2, tmp, rootfs, vsock2)
     finally:
         p1.stop() if p1.proc.poll() is None else None
         if p2:
@@ -507,14 +513,84 @@ def drive_swap_checks(p, sock, tmp):
     check("drive-path-in-vm-config", paths == [new], f"{st} {paths}")
 
 
-def loaded_extras(p):
+LOADED_SECTORS = (3 << 20) // 512  # the image PATCHed into the loaded VM: "third-image"
+
+
+def loaded_extras(p, tmp, rootfs, vsock2):
     """In the process that loaded the snapshot: the swapped-in data image is what the snapshot
-    kept (it recorded the new path), then SendCtrlAltDel through the restored i8042."""
-    rc, out = p.run("cat /sys/block/vdb/size; dd if=/dev/vdb bs=512 count=1 iflag=direct "
-                    "2>/dev/null | head -c 12; echo")
+    kept (it recorded the new path); the API answers for the restored devices (GET /vm/config,
+    PATCH of a drive's image and of an interface's rate limiter, OpenAPI validation); then
+    SendCtrlAltDel through the restored i8042."""
+    read = "dd if=/dev/vdb bs=512 count=1 iflag=direct 2>/dev/null | head -c 12 | tr -d '\\0'; echo"
+    rc, out = p.run("cat /sys/block/vdb/size; " + read)
     check("loaded-drive-is-swapped-image",
           rc == 0 and out.split() == [str(SWAP_SECTORS), "second-image"], f"{rc} {out!r}")
+    loaded_config_checks(p, p.sock, tmp, rootfs, vsock2, read)
+    openapi_running(p.sock, "loaded-")
     ctrl_alt_del_check(p, p.sock)
+
+
+def loaded_config_checks(p, sock, tmp, rootfs, vsock2, read):
+    """The loaded VM's configuration as Firecracker keeps it: the snapshot's drives, interface,
+    vsock (its override), balloon and machine; the MAC the clone got is the guest's."""
+    st, js, text = curl(sock, "GET", "/vm/config")
+    js = js if st == 200 and isinstance(js, dict) else {}
+    drives = {d.get("drive_id"): d for d in js.get("drives", [])}
+    root, data = drives.get("rootfs", {}), drives.get("data", {})
+    check("loaded-vm-config-drives",
+          sorted(drives) == ["data", "rootfs"] and root.get("path_on_host") == rootfs
+          and root.get("is_root_device") is True and root.get("is_read_only") is False
+          and data.get("path_on_host") == os.path.join(tmp, "data2.img")
+          and data.get("is_root_device") is False and data.get("is_read_only") is False,
+          f"{st} {json.dumps(js.get('drives'))[:400]}")
+    nics = js.get("network-interfaces", [])
+    nic = nics[0] if len(nics) == 1 else {}
+    mac = nic.get("guest_mac", "")
+    check("loaded-vm-config-interface",
+          nic.get("iface_id") == "eth0" and nic.get("host_dev_name") == "ignition:user"
+          and re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac) is not None,
+          f"{st} {json.dumps(nics)[:300]}")
+    check("loaded-vm-config-vsock",
+          js.get("vsock") == {"guest_cid": 3, "uds_path": vsock2} and os.path.exists(vsock2),
+          f"{js.get('vsock')} (socket there: {os.path.exists(vsock2)})")
+    check("loaded-vm-config-balloon",
+          js.get("balloon") == {"amount_mib": 0, "deflate_on_oom": True,
+                                "stats_polling_interval_s": 1}, f"{js.get('balloon')}")
+    mc = js.get("machine-config", {})
+    check("loaded-vm-config-machine",
+          mc.get("vcpu_count") == 1 and mc.get("mem_size_mib") == 256, f"{mc}")
+    # The clone's MAC: the guest re-probes its NIC after the link bounce (ign-netwatch).
+    rc, out = p.run("for i in $(seq 100); do [ \"$(cat /sys/class/net/eth0/address)\" = '%s' ] "
+                    "&& break; sleep 0.2; done; cat /sys/class/net/eth0/address" % mac)
+    check("loaded-guest-mac-is-vm-config", rc == 0 and mac and out.strip() == mac,
+          f"vm/config {mac!r}, guest {out!r}")
+    # PATCH /drives/data path_on_host on the restored drive: the guest sees the new image.
+    new = os.path.join(tmp, "data3.img")
+    make_image(new, LOADED_SECTORS * 512, "third-image")
+    st, _, text = curl(sock, "PATCH", "/drives/data", {"drive_id": "data", "path_on_host": new})
+    check("loaded-patch-drive-path", st == 204, f"{st} {text[:200]}")
+    rc, out = p.run("for i in $(seq 50); do [ $(cat /sys/block/vdb/size) = %d ] && break; "
+                    "sleep 0.2; done; cat /sys/block/vdb/size; %s" % (LOADED_SECTORS, read))
+    check("loaded-drive-guest-sees-new-image",
+          rc == 0 and out.split() == [str(LOADED_SECTORS), "third-image"], f"{rc} {out!r}")
+    # PATCH /network-interfaces/eth0: a rate limiter on the restored NIC, a bad one refused.
+    limiter = {"bandwidth": {"size": 1048576, "one_time_burst": 0, "refill_time": 100}}
+    st, _, text = curl(sock, "PATCH", "/network-interfaces/eth0",
+                       {"iface_id": "eth0", "rx_rate_limiter": limiter})
+    check("loaded-patch-net-rate-limiter", st == 204, f"{st} {text[:200]}")
+    fault("loaded-patch-net-bad-limiter", sock, "PATCH", "/network-interfaces/eth0",
+          {"iface_id": "eth0", "tx_rate_limiter": {"ops": {"size": 10, "refill_time": 0}}},
+          "refill_time")
+    fault("loaded-patch-unknown-drive", sock, "PATCH", "/drives/nope",
+          {"drive_id": "nope", "path_on_host": new}, "does not exist")
+    st, js, _ = curl(sock, "GET", "/vm/config")
+    js = js if st == 200 and isinstance(js, dict) else {}
+    data = [d for d in js.get("drives", []) if d.get("drive_id") == "data"]
+    nics = js.get("network-interfaces", [])
+    check("loaded-vm-config-after-patches",
+          [d.get("path_on_host") for d in data] == [new] and len(nics) == 1
+          and nics[0].get("rx_rate_limiter") == limiter and "tx_rate_limiter" not in nics[0],
+          f"{st} {json.dumps(data)[:200]} {json.dumps(nics)[:300]}")
 
 
 def ctrl_alt_del_check(p, sock, timeout=180):

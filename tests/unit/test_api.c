@@ -25,7 +25,8 @@ static struct {
 	int cads, swaps;
 	int swap_index;
 	char swap_path[64];
-	int fail; /* next op returns this */
+	int fail;      /* next op returns this */
+	bool restored; /* f_load hands back restored_cfg's model */
 	struct api_snapshot_create snap;
 	struct api_snapshot_load load;
 	uint32_t balloon_mib;
@@ -70,11 +71,19 @@ static int f_snap(void *c, const struct api_snapshot_create *s, char *e, size_t 
 	fk.snap = *s;
 	return outcome(&fk.snaps, e, n);
 }
-static int f_load(void *c, const struct api_snapshot_load *l, char *e, size_t n)
+/* The machine a fake load "restores" (fk.restored set: its model is handed back). */
+static struct machine_config restored_cfg;
+
+static int f_load(void *c, const struct api_snapshot_load *l, struct fc_model *m, char *e, size_t n)
 {
+	int ret;
+
 	(void)c;
 	fk.load = *l;
-	return outcome(&fk.loads, e, n);
+	ret = outcome(&fk.loads, e, n);
+	if (!ret && fk.restored)
+		fc_model_from_machine(m, &restored_cfg, 32, l->track_dirty);
+	return ret;
 }
 static int f_logger(void *c, const struct fc_model *m, char *e, size_t n)
 {
@@ -594,6 +603,209 @@ static void test_config_roundtrip_and_machine(void **state)
 	assert_non_null(strstr(err, "kernel"));
 }
 
+/* A booted model's machine description (what a snapshot records) gives back the same
+ * devices: GET /vm/config of a loaded VM lists what the booted one listed. */
+static void test_model_from_machine_round_trip(void **state)
+{
+	static const char doc[] =
+		"{\"boot-source\":{\"kernel_image_path\":\"/k\",\"initrd_path\":\"/i\","
+		"\"boot_args\":\"console=ttyS0\"},"
+		"\"drives\":[{\"drive_id\":\"data\",\"path_on_host\":\"/"
+		"d\",\"is_root_device\":false,"
+		"\"is_read_only\":true,\"cache_type\":\"Writeback\",\"io_engine\":\"Async\","
+		"\"rate_limiter\":{\"bandwidth\":{\"size\":2097152,\"one_time_burst\":0,"
+		"\"refill_time\":1000}}},"
+		"{\"drive_id\":\"rootfs\",\"path_on_host\":\"/r\",\"is_root_device\":true,"
+		"\"is_read_only\":false,\"partuuid\":\"abcd-01\"}],"
+		"\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":256,\"huge_pages\":\"2M\"},"
+		"\"network-interfaces\":[{\"iface_id\":\"net1\",\"host_dev_name\":\"ignition:"
+		"user\","
+		"\"guest_mac\":\"02:fc:00:00:00:05\",\"rx_rate_limiter\":{\"ops\":{\"size\":100,"
+		"\"one_time_burst\":0,\"refill_time\":1000}}},"
+		"{\"iface_id\":\"net2\",\"host_dev_name\":\"tap7\"}],"
+		"\"vsock\":{\"guest_cid\":7,\"uds_path\":\"/v\"},\"entropy\":{},"
+		"\"balloon\":{\"amount_mib\":0,\"deflate_on_oom\":true,"
+		"\"stats_polling_interval_s\":5},"
+		"\"logger\":{\"log_path\":\"/l\",\"level\":\"Info\"}}";
+	static struct fc_model m, back;
+	static struct machine_config cfg;
+	json_t *j = json_loads(doc, 0, NULL), *booted, *d, *n;
+	char err[256];
+
+	(void)state;
+	fc_model_init(&m);
+	assert_int_equal(fc_model_config_file(&m, j, err, sizeof(err)), 0);
+	json_decref(j);
+	booted = fc_model_to_json(&m);
+	assert_int_equal(fc_model_to_machine(&m, &cfg, err, sizeof(err)), 0);
+	/* The machine description carries the API's names. */
+	assert_string_equal(cfg.disks[0].id, "rootfs");
+	assert_true(cfg.disks[0].root);
+	assert_string_equal(cfg.disks[0].partuuid, "abcd-01");
+	assert_string_equal(cfg.disks[1].id, "data");
+	assert_true(cfg.disks[1].writeback && cfg.disks[1].async);
+	assert_string_equal(cfg.nets[0].id, "net1");
+	assert_true(cfg.balloon_deflate_on_oom);
+	/* A load: a fresh model (logger only) takes the machine's devices. */
+	fc_model_init(&back);
+	back.has_logger = true;
+	fc_model_from_machine(&back, &cfg, 12, true);
+	assert_true(back.has_logger);
+	assert_true(back.track_dirty);
+	assert_int_equal(back.balloon_mib, 12);
+	assert_string_equal(back.boot_args, "console=ttyS0 root=PARTUUID=abcd-01 rw");
+	j = fc_model_to_json(&back);
+	d = json_object_get(j, "drives");
+	assert_int_equal(json_array_size(d), 2);
+	/* Machine order: the root device first; its index is the machine's disk index. */
+	assert_string_equal(json_string_value(json_object_get(json_array_get(d, 0), "drive_id")),
+			    "rootfs");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(d, 0), "partuuid")),
+			    "abcd-01");
+	assert_true(json_is_true(json_object_get(json_array_get(d, 0), "is_root_device")));
+	assert_int_equal(fc_model_disk_index(&back, 0), 0);
+	assert_int_equal(fc_model_disk_index(&back, 1), 1);
+	/* The data drive comes back exactly as it was configured. */
+	assert_true(json_equal(json_array_get(d, 1),
+			       json_array_get(json_object_get(booted, "drives"), 0)));
+	json_decref(booted);
+	n = json_object_get(j, "network-interfaces");
+	assert_int_equal(json_array_size(n), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(n, 0), "guest_mac")),
+			    "02:fc:00:00:00:05");
+	assert_non_null(json_object_get(json_array_get(n, 0), "rx_rate_limiter"));
+	assert_null(json_object_get(json_array_get(n, 0), "tx_rate_limiter"));
+	assert_string_equal(
+		json_string_value(json_object_get(json_array_get(n, 1), "host_dev_name")), "tap7");
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(j, "vsock"), "guest_cid")), 7);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "machine-config"),
+							      "huge_pages")),
+			    "2M");
+	assert_true(json_is_true(json_object_get(json_object_get(j, "balloon"), "deflate_on_oom")));
+	assert_true(json_is_object(json_object_get(j, "entropy")));
+	assert_true(json_is_object(json_object_get(j, "logger")));
+	/* What it answers loads as a config file again (one layout). */
+	fc_model_init(&m);
+	assert_int_equal(fc_model_config_file(&m, j, err, sizeof(err)), 0);
+	json_decref(j);
+}
+
+/* A snapshot without ids (older record, command line): drive<N> / eth<N>, never two devices
+ * under one id, and an invalid recorded id replaced. */
+static void test_model_from_machine_default_ids(void **state)
+{
+	static struct machine_config cfg;
+	static struct fc_model m;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.mem_mib = 128;
+	cfg.smp = 1;
+	cfg.no_rng = true;
+	cfg.nr_disks = 3;
+	strcpy(cfg.disks[0].path, "/a");
+	strcpy(cfg.disks[1].path, "/b");
+	strcpy(cfg.disks[1].id, "drive0");
+	strcpy(cfg.disks[2].path, "/c");
+	strcpy(cfg.disks[2].id, "bad id/");
+	cfg.disks[2].root = true; /* not the first disk: not a root device */
+	cfg.nr_nets = 1;
+	fc_model_init(&m);
+	fc_model_from_machine(&m, &cfg, 0, false);
+	assert_string_equal(m.drives[0].id, "drive0");
+	assert_string_equal(m.drives[1].id, "drive1");
+	assert_string_equal(m.drives[2].id, "drive2");
+	assert_false(m.drives[2].root);
+	assert_string_equal(m.nets[0].id, "eth0");
+	assert_string_equal(m.nets[0].host_dev, FC_NET_USER);
+	assert_false(m.has_entropy);
+	assert_false(m.has_balloon);
+	assert_false(m.has_vsock);
+	assert_false(m.has_boot);
+}
+
+/* After a load the router answers for the restored devices: GET /vm/config, PATCH of a drive's
+ * image (machine disk index) and of an interface's limiter, GET /balloon. */
+static void test_snapshot_load_restores_devices(void **state)
+{
+	static struct fc_model m;
+	char err[256];
+	json_t *d;
+
+	(void)state;
+	/* The booted VM's description, as its snapshot records it. */
+	api_init(&a, "t1", &ops, NULL);
+	configure();
+	assert_int_equal(req("PUT", "/drives/data",
+			     "{\"drive_id\":\"data\",\"path_on_host\":\"/d\","
+			     "\"is_root_device\":false}"),
+			 204);
+	assert_int_equal(req("PUT", "/network-interfaces/net1",
+			     "{\"iface_id\":\"net1\",\"host_dev_name\":\"ignition:user\"}"),
+			 204);
+	assert_int_equal(req("PUT", "/balloon", "{\"amount_mib\":0,\"deflate_on_oom\":false}"),
+			 204);
+	m = a.model;
+	assert_int_equal(fc_model_to_machine(&m, &restored_cfg, err, sizeof(err)), 0);
+	memcpy(restored_cfg.nets[0].mac, "\x02\x00\x00\x00\x00\x09", 6); /* a clone's MAC */
+	restored_cfg.nets[0].has_mac = true;
+	/* A fresh process loads it. */
+	api_init(&a, "t2", &ops, NULL);
+	fk.restored = true;
+	assert_int_equal(req("GET", "/balloon", NULL), 400);
+	assert_int_equal(req("PUT", "/snapshot/load", "{\"snapshot_path\":\"/s\"}"), 204);
+	assert_int_equal(req("GET", "/vm/config", NULL), 200);
+	d = json_object_get(last_json, "drives");
+	assert_int_equal(json_array_size(d), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(d, 1), "drive_id")),
+			    "data");
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_array_get(json_object_get(last_json, "network-interfaces"), 0),
+			"guest_mac")),
+		"02:00:00:00:00:09");
+	assert_int_equal(req("GET", "/balloon", NULL), 200);
+	assert_int_equal(json_integer_value(json_object_get(last_json, "amount_mib")), 32);
+	assert_true(json_is_false(json_object_get(last_json, "deflate_on_oom")));
+	/* Paused after the load: the PATCH calls reach the restored devices. */
+	assert_int_equal(
+		req("PATCH", "/drives/data", "{\"drive_id\":\"data\",\"path_on_host\":\"/d2\"}"),
+		204);
+	assert_int_equal(fk.swaps, 1);
+	assert_int_equal(fk.swap_index, 1);
+	assert_string_equal(fk.swap_path, "/d2");
+	assert_int_equal(req("PATCH", "/network-interfaces/net1",
+			     "{\"iface_id\":\"net1\",\"rx_rate_limiter\":{\"bandwidth\":"
+			     "{\"size\":1048576,\"refill_time\":100}}}"),
+			 204);
+	assert_int_equal(fk.ratelimits, 1);
+	assert_string_equal(fk.kind, "net");
+	assert_int_equal(fk.rl.bandwidth.size, 1048576);
+	assert_int_equal(req("GET", "/vm/config", NULL), 200);
+	assert_string_equal(
+		json_string_value(json_object_get(
+			json_array_get(json_object_get(last_json, "drives"), 1), "path_on_host")),
+		"/d2");
+	assert_non_null(
+		json_object_get(json_array_get(json_object_get(last_json, "network-interfaces"), 0),
+				"rx_rate_limiter"));
+	expect_fault("PATCH", "/drives/nope", "{\"drive_id\":\"nope\",\"path_on_host\":\"/x\"}",
+		     "does not exist");
+	/* A failed load leaves the model alone. */
+	api_init(&a, "t3", &ops, NULL);
+	fk.fail = -EINVAL;
+	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\":\"/s\"}", "fake failure");
+	assert_int_equal(a.model.nr_drives, 0);
+	fk.fail = 0;
+	/* The same interface twice in network_overrides is refused before any load. */
+	expect_fault("PUT", "/snapshot/load",
+		     "{\"snapshot_path\":\"/s\",\"network_overrides\":["
+		     "{\"iface_id\":\"net1\",\"host_dev_name\":\"tap1\"},"
+		     "{\"iface_id\":\"net1\",\"host_dev_name\":\"tap2\"}]}",
+		     "twice");
+}
+
 /* ---- evloop_call ---- */
 static int add_one(void *arg)
 {
@@ -642,6 +854,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_load_uffd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_load_restores_devices, setup,
+						teardown),
+		cmocka_unit_test(test_model_from_machine_round_trip),
+		cmocka_unit_test(test_model_from_machine_default_ids),
 		cmocka_unit_test_setup_teardown(test_config_roundtrip_and_machine, setup, teardown),
 		cmocka_unit_test(test_evloop_call),
 	};

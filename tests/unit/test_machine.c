@@ -11,6 +11,7 @@
 #include "core/machine.h"
 #include "devices/serial.h"
 #include "snapshot/snap.h"
+#include "snapshot/snapshot.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -60,6 +61,15 @@ static void fill_sample(void)
 	sample.nets[0].rx_rl.bandwidth = (struct tbucket_cfg){ 1 << 20, 0, 100 };
 	sample.nets[1].tx_rl.ops = (struct tbucket_cfg){ 1000, 5, 1000 };
 	sample.rng_rl.bandwidth = (struct tbucket_cfg){ 4096, 0, 1000 };
+	strcpy(sample.disks[0].id, "rootfs");
+	sample.disks[0].root = true;
+	strcpy(sample.disks[0].partuuid, "abcd-01");
+	strcpy(sample.disks[1].id, "data");
+	sample.disks[1].writeback = true;
+	sample.disks[1].async = true;
+	strcpy(sample.nets[0].id, "net1");
+	strcpy(sample.nets[1].id, "net2");
+	sample.balloon_deflate_on_oom = false; /* older records meant true */
 	strcpy(sample.kernel, "/boot/vmlinux");
 	strcpy(sample.cmdline, "console=ttyS0 root=/dev/vda rw");
 }
@@ -71,6 +81,10 @@ static void fill_sample(void)
 #define GPU_BYTES (1 + 4 + 4)
 /* v5: bool huge_pages. */
 #define HUGE_BYTES 1
+/* v6: per disk id, bool root, partuuid, two bools; per net id (each string a u32 length and
+ * its bytes); bool balloon_deflate_on_oom. */
+#define IDS_BYTES \
+	((4 + 6 + 1 + 4 + 7 + 1 + 1) + (4 + 4 + 1 + 4 + 0 + 1 + 1) + (4 + 4) + (4 + 4) + 1)
 
 static void encode(const struct machine_config *c, struct snap_writer *w, struct snap_file *f)
 {
@@ -148,6 +162,22 @@ static void bad_cid(struct machine_config *c)
 	c->vsock_cid = 2;
 }
 
+/* Only the first disk can be the root device (it is /dev/vda). */
+static void root_not_first(struct machine_config *c)
+{
+	c->disks[1].root = true;
+}
+
+static void same_drive_ids(struct machine_config *c)
+{
+	strcpy(c->disks[1].id, "rootfs");
+}
+
+static void same_iface_ids(struct machine_config *c)
+{
+	strcpy(c->nets[1].id, "net1");
+}
+
 static void tap_without_name(struct machine_config *c)
 {
 	c->nets[1].tap[0] = '\0';
@@ -169,6 +199,29 @@ static void test_refuses_values(void **state)
 	expect_refused(bad_template, "template");
 	expect_refused(bad_cid, "cid");
 	expect_refused(tap_without_name, "tap");
+	expect_refused(root_not_first, "root device");
+	expect_refused(same_drive_ids, "drive ids");
+	expect_refused(same_iface_ids, "iface ids");
+}
+
+/* Devices without API ids (the command line) are fine several times over. */
+static void test_empty_ids(void **state)
+{
+	static struct machine_config c, back;
+	struct snap_writer w;
+	struct snap_file f;
+	char err[256];
+
+	fill_sample();
+	c = sample;
+	for (int i = 0; i < 2; i++) {
+		memset(c.disks[i].id, 0, sizeof(c.disks[i].id));
+		memset(c.nets[i].id, 0, sizeof(c.nets[i].id));
+	}
+	encode(&c, &w, &f);
+	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), 0);
+	assert_memory_equal(&back, &c, sizeof(back));
+	snap_writer_free(&w);
 }
 
 /* Counts past the arrays are refused before anything is read into them. */
@@ -207,7 +260,7 @@ static void test_refuses_truncation_and_version(void **state)
 	/* Every shorter payload, re-framed as a valid file. */
 	for (size_t cut = 0; cut < r.len; cut += 7) {
 		snap_writer_init(&t);
-		snap_rec_begin(&t, SNAP_REC_MACHINE, 5, "machine");
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 6, "machine");
 		snap_put_bytes(&t, r.p, cut);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
@@ -216,18 +269,39 @@ static void test_refuses_truncation_and_version(void **state)
 	}
 	/* Another version. */
 	snap_writer_init(&t);
-	snap_rec_begin(&t, SNAP_REC_MACHINE, 6, "machine");
+	snap_rec_begin(&t, SNAP_REC_MACHINE, 7, "machine");
 	snap_put_bytes(&t, r.p, r.len);
 	assert_int_equal(snap_writer_finish(&t), 0);
 	assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "version 6"));
+	assert_non_null(strstr(err, "version 7"));
 	snap_writer_free(&t);
+	/* Version 5 (before the API's ids): loads with none, the balloon offering
+	 * deflate-on-OOM as every balloon did; with the ids' bytes left over refused. */
+	for (int extra = 0; extra <= 1; extra++) {
+		snap_writer_init(&t);
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 5, "machine");
+		snap_put_bytes(&t, r.p, r.len - IDS_BYTES + (size_t)extra);
+		assert_int_equal(snap_writer_finish(&t), 0);
+		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
+		assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)),
+				 extra ? -EINVAL : 0);
+		if (!extra) {
+			assert_string_equal(back.disks[0].id, "");
+			assert_false(back.disks[0].root);
+			assert_string_equal(back.disks[0].partuuid, "");
+			assert_false(back.disks[1].writeback);
+			assert_string_equal(back.nets[0].id, "");
+			assert_true(back.balloon_deflate_on_oom);
+			assert_true(back.huge_pages);
+		}
+		snap_writer_free(&t);
+	}
 	/* Version 4 (before huge pages): loads without them; with the byte left over refused. */
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 4, "machine");
-		snap_put_bytes(&t, r.p, r.len - HUGE_BYTES + (size_t)extra);
+		snap_put_bytes(&t, r.p, r.len - IDS_BYTES - HUGE_BYTES + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)),
@@ -242,7 +316,7 @@ static void test_refuses_truncation_and_version(void **state)
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 3, "machine");
-		snap_put_bytes(&t, r.p, r.len - HUGE_BYTES - GPU_BYTES + (size_t)extra);
+		snap_put_bytes(&t, r.p, r.len - IDS_BYTES - HUGE_BYTES - GPU_BYTES + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {
@@ -259,7 +333,9 @@ static void test_refuses_truncation_and_version(void **state)
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 2, "machine");
-		snap_put_bytes(&t, r.p, r.len - HUGE_BYTES - GPU_BYTES - RL_BYTES + (size_t)extra);
+		snap_put_bytes(&t, r.p,
+			       r.len - IDS_BYTES - HUGE_BYTES - GPU_BYTES - RL_BYTES +
+				       (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {
@@ -281,7 +357,8 @@ static void test_refuses_truncation_and_version(void **state)
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 1, "machine");
 		snap_put_bytes(&t, r.p,
-			       r.len - HUGE_BYTES - GPU_BYTES - RL_BYTES - 1 + (size_t)extra);
+			       r.len - IDS_BYTES - HUGE_BYTES - GPU_BYTES - RL_BYTES - 1 +
+				       (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {
@@ -300,6 +377,68 @@ static void test_refuses_truncation_and_version(void **state)
 	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
 	snap_writer_free(&t);
 	snap_writer_free(&w);
+}
+
+/* Firecracker's network_overrides: by the id the snapshot recorded, only the back end
+ * changes (MAC, limiters, forwards stay); a snapshot without ids goes by position. */
+static void test_net_overrides(void **state)
+{
+	static struct machine_config c;
+	struct snapshot_net_override o[3] = {
+		{ .id = "net2", .kind = MACHINE_NET_USER },
+		{ .id = "net1", .kind = MACHINE_NET_TAP, .tap = "tap5" },
+	};
+	struct snapshot_overrides ov = { .nr_net_backends = 2, .net_backends = o };
+	bool keep[MACHINE_MAX_NETS] = { false };
+	char err[256] = "";
+
+	fill_sample();
+	c = sample;
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), 0);
+	assert_true(keep[0] && keep[1]);
+	assert_int_equal(c.nets[0].kind, MACHINE_NET_TAP);
+	assert_string_equal(c.nets[0].tap, "tap5");
+	assert_string_equal(c.nets[0].id, "net1");
+	assert_memory_equal(c.nets[0].mac, sample.nets[0].mac, 6);
+	assert_memory_equal(&c.nets[0].rx_rl, &sample.nets[0].rx_rl, sizeof(c.nets[0].rx_rl));
+	assert_int_equal(c.nets[1].kind, MACHINE_NET_USER);
+	assert_string_equal(c.nets[1].tap, "");
+	assert_memory_equal(&c.nets[1].tx_rl, &sample.nets[1].tx_rl, sizeof(c.nets[1].tx_rl));
+	/* An id the snapshot does not have; one given twice; more than it has. */
+	o[0].id = "eth9";
+	c = sample;
+	memset(keep, 0, sizeof(keep));
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "eth9"));
+	o[0].id = "net1";
+	c = sample;
+	memset(keep, 0, sizeof(keep));
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "twice"));
+	o[2] = o[1];
+	ov.nr_net_backends = 3;
+	c = sample;
+	memset(keep, 0, sizeof(keep));
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), -EINVAL);
+	/* A TAP without a usable name. */
+	ov.nr_net_backends = 1;
+	o[0] = (struct snapshot_net_override){ .id = "net1",
+					       .kind = MACHINE_NET_TAP,
+					       .tap = "a-name-too-long-for-a-tap" };
+	c = sample;
+	memset(keep, 0, sizeof(keep));
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), -EINVAL);
+	/* No ids recorded (an older snapshot): by position, taking the override's id. */
+	c = sample;
+	memset(c.nets[0].id, 0, sizeof(c.nets[0].id));
+	memset(c.nets[1].id, 0, sizeof(c.nets[1].id));
+	o[0] = (struct snapshot_net_override){ .id = "wan", .kind = MACHINE_NET_TAP, .tap = "t1" };
+	memset(keep, 0, sizeof(keep));
+	assert_int_equal(snapshot_override_backends(&c, &ov, keep, err, sizeof(err)), 0);
+	assert_true(keep[0] && !keep[1]);
+	assert_string_equal(c.nets[0].id, "wan");
+	assert_string_equal(c.nets[0].tap, "t1");
+	assert_string_equal(c.nets[1].id, "");
 }
 
 static void on_timer(void *opaque, uint32_t events)
@@ -353,6 +492,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_console_port_reaches_uart),
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_empty_ids),
+		cmocka_unit_test(test_net_overrides),
 		cmocka_unit_test(test_refuses_values),
 		cmocka_unit_test(test_refuses_counts),
 		cmocka_unit_test(test_refuses_truncation_and_version),

@@ -28,8 +28,9 @@ struct virtio_balloon {
 				   * state below */
 	int timer_fd;		  /* statistics timer, or -1 */
 	uint32_t step_pages;
-	uint32_t ram_pages; /* the largest target: all of guest RAM */
-	bool can_discard;   /* host pages are 4 KiB: discarding works per balloon page */
+	uint32_t ram_pages;  /* the largest target: all of guest RAM */
+	bool can_discard;    /* host pages are 4 KiB: discarding works per balloon page */
+	bool deflate_on_oom; /* VIRTIO_BALLOON_F_DEFLATE_ON_OOM offered */
 	uint8_t config[VIRTIO_BALLOON_CFG_SIZE]; /* num_pages, actual (§5.5.4) */
 	/* VIRTIO_BALLOON_EV_REACHED: armed by a target change, raised (once) by the driver's
 	 * write of an `actual` equal to it; pending events wait in `events` for the user. */
@@ -77,11 +78,13 @@ static uint32_t cfg_get(const struct virtio_balloon *b, unsigned off)
 
 static uint64_t balloon_features(void *dev)
 {
+	struct virtio_balloon *b = dev;
+
 	/* No MUST_TELL_HOST: a deflated page needs nothing from us, so the guest may reuse it
 	 * before telling (§5.5.6.1).  No free-page hinting, poisoning or reporting. */
 	return VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
 	       VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_BALLOON_F_STATS_VQ) |
-	       VIRTIO_BIT(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+	       (b->deflate_on_oom ? VIRTIO_BIT(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) : 0);
 }
 
 static uint64_t balloon_config_read(void *dev, uint32_t off, unsigned size)
@@ -604,6 +607,7 @@ int virtio_balloon_create(struct gmem *gm, struct evloop *ev, const struct virti
 	b->ram_pages = ram_pages > UINT32_MAX ? UINT32_MAX : (uint32_t)ram_pages;
 	b->step_pages = step_mib << (20 - VIRTIO_BALLOON_PAGE_SHIFT);
 	b->can_discard = sysconf(_SC_PAGESIZE) == VIRTIO_BALLOON_PAGE_SIZE;
+	b->deflate_on_oom = !(o && o->no_deflate_on_oom);
 	if (!b->can_discard)
 		log_warn("virtio-balloon: host pages are not 4 KiB; inflated pages stay resident");
 	if (ev && stats_s) {

@@ -80,6 +80,9 @@ struct virtio_mmio;
 struct virtio_balloon_opts {
 	uint32_t step_mib; /* Ctrl-A b toggles the target between 0 and this; 0: the default */
 	uint32_t stats_s;  /* seconds between statistics requests; 0: only on demand */
+	/* Leave VIRTIO_BALLOON_F_DEFLATE_ON_OOM out (Firecracker's deflate_on_oom false): the
+	 * guest then never takes pages back from the balloon under memory pressure. */
+	bool no_deflate_on_oom;
 };
 
 /* The guest's latest statistics. */
