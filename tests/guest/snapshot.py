@@ -53,8 +53,11 @@ def take(g, tmp):
     snap = os.path.join(tmp, "snap1")
     # The counter waits with `read -t` on a FIFO rather than `sleep`: a process a second is
     # a good part of a host core on kvm_pvm hosts, and the clones run four of these at once.
+    # It overwrites the file in place (`1<>`, no truncation; the numbers only grow longer):
+    # with `>` a snapshot taken between the truncation and the write restored an empty file
+    # (seen once, on a loaded host).
     st, _ = g.run("export IGN_MARK=warm-$$; mkfifo /tmp/ign-tick; (exec 3<>/tmp/ign-tick; "
-                  "i=0; while :; do i=$((i+1)); echo $i > /tmp/ign-counter; read -t 1 _ <&3; "
+                  "i=0; while :; do i=$((i+1)); echo $i 1<>/tmp/ign-counter; read -t 1 _ <&3; "
                   "done) >/dev/null 2>&1 & true")
     # The counter has started (a fork is seconds of emulated work on kvm_pvm hosts), and how
     # far the guest's clock is from the host's before the snapshot (the boot allows 120 s).
