@@ -39,6 +39,7 @@ struct cli_opts {
 	char mmds_file[CLI_PATH_MAX]; /* "": no MMDS */
 	unsigned mmds_version;	      /* 1 or 2 */
 	uint32_t mmds_ipv4;	      /* host order, in 169.254.0.0/16 */
+	unsigned mmds_ifaces;	      /* bit i: ethi serves it (eth=N; default eth0) */
 	bool help;
 	/* GUI (docs/gui.md): --gui[=sdl|headless], --vnc [ADDR:]PORT[,password-file=F], --gpu WxH.
 	 * Any of them adds the GPU and input devices (m.gpu). */
