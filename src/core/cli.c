@@ -802,8 +802,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			if (o->mmds_file[0] || parse_mmds(optarg, o)) {
 				snprintf(err, err_size,
 					 "--mmds: bad or repeated value '%s' (want FILE[,v1|v2]"
-					 "[,addr=IP] with IP in 169.254.0.0/16)",
-					 optarg);
+					 "[,addr=IP][,eth=N]... with IP in 169.254.0.0/16, N "
+					 "0 to %d)",
+					 optarg, MACHINE_MAX_NETS - 1);
 				return -EINVAL;
 			}
 			break;

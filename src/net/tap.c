@@ -188,7 +188,7 @@ static bool mmds_to_slirp(struct net_tap *t, const struct iovec *iov, int n)
 	uint8_t peek[34], *f = t->mmds_buf, garp[MMDS_NET_ARP_LEN];
 	const uint8_t *hdr = iov[0].iov_base;
 	size_t len = 0, got = 0;
-	uint32_t guest_ip;
+	uint32_t guest_ip, dst;
 	uint16_t port;
 	struct iovec one;
 
@@ -203,10 +203,10 @@ static bool mmds_to_slirp(struct net_tap *t, const struct iovec *iov, int n)
 		len += iov[i].iov_len;
 	}
 	/* A cheap look first: ARP, or IPv4 to MMDS_IP. */
+	dst = (uint32_t)peek[30] << 24 | (uint32_t)peek[31] << 16 | (uint32_t)peek[32] << 8 |
+	      peek[33];
 	if (got < sizeof(peek) || len > NET_MAX_FRAME || peek[12] != 0x08 ||
-	    !(peek[13] == 0x06 ||
-	      (peek[13] == 0x00 && (uint32_t)peek[30] << 24 | (uint32_t)peek[31] << 16 |
-					   (uint32_t)peek[32] << 8 | peek[33]) == t->mmds_ip))
+	    !(peek[13] == 0x06 || (peek[13] == 0x00 && dst == t->mmds_ip)))
 		return false;
 	got = 0;
 	for (int i = 1; i < n; i++) {
