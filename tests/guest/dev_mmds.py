@@ -7,7 +7,7 @@ a forged one, and gets IMDS text or JSON as its Accept header says.
 With dev_net.py's TAP interface (eth2, when TAP is possible here) MMDS is served there too
 (--mmds ...,eth=0,eth=2): before dev_net.py moves the TAP into its namespace, the guest gives
 that interface an address of its own and routes 169.254.169.254 through it, once via a
-gateway (a static neighbour: the frames carry that gateway's MAC) and once on-link (the guest
+gateway (a static ARP entry: the frames carry that gateway's MAC) and once on-link (the guest
 ARPs for MMDS and ignition's private slirp answers), and gets a token and metadata both ways."""
 import json
 import os
@@ -59,14 +59,15 @@ def check_tap(g, ctx):
     eth = dev_net.iface_by_mac(g, dev_net.TAP_MAC)
     if not check("mmds-tap-interface", eth is not None, f"no interface with {dev_net.TAP_MAC}"):
         return
-    st, out = g.run(f"ip link set {eth} up && ip addr add 10.0.3.9/24 dev {eth} && "
-                    f"ip neigh replace 10.0.3.1 lladdr 02:00:00:00:03:01 dev {eth} nud permanent && "
-                    f"ip route add 169.254.169.254/32 via 10.0.3.1 dev {eth} && "
-                    "ip route get 169.254.169.254")
-    if not check("mmds-tap-route", st == 0 and f"dev {eth}" in out and "src 10.0.3.9" in out,
-                 f"status {st}: {out[-300:]!r}"):
-        return
     try:
+        st, out = g.run(f"ip link set {eth} up && ip addr add 10.0.3.9/24 dev {eth} && "
+                        f"arp -i {eth} -s 10.0.3.1 02:00:00:00:03:01 && "
+                        f"ip route add 169.254.169.254/32 via 10.0.3.1 dev {eth} && "
+                        "ip route get 169.254.169.254")
+        if not check("mmds-tap-route",
+                     st == 0 and f"dev {eth}" in out and "src 10.0.3.9" in out,
+                     f"status {st}: {out[-300:]!r}"):
+            return
         st, out = g.run(TOKEN_REQ)
         token = token_of(out)
         check("mmds-tap-v2-token", st == 0 and "200" in out and len(token) == 64,
@@ -86,7 +87,7 @@ def check_tap(g, ctx):
               f"status {st}: {out!r}")
     finally:
         # dev_net.py sets the interface up its own way afterwards.
-        g.run(f"ip route del 169.254.169.254/32 dev {eth}; ip neigh del 10.0.3.1 dev {eth}; "
+        g.run(f"ip route del 169.254.169.254/32 dev {eth}; arp -i {eth} -d 10.0.3.1; "
               f"ip addr del 10.0.3.9/24 dev {eth}")
 
 
