@@ -8,7 +8,6 @@
 #include "net/slirp.h"
 #include "util/log.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
@@ -48,7 +47,7 @@ struct net_tap {
 	struct net_backend *mmds;
 	uint32_t mmds_ip;
 	uint32_t *mmds_guest_ip; /* [65536] */
-	uint8_t *mmds_buf;	 /* [NET_MAX_FRAME] */
+	uint8_t *mmds_buf;	 /* [2 * NET_MAX_FRAME]: guest-sent, guest-bound */
 };
 
 /* The address the guest's MMDS connections have inside the private slirp's network. */
@@ -161,7 +160,7 @@ static int tap_start(struct net_backend *be, struct evloop *ev)
 static void mmds_receive(void *opaque, const uint8_t *hdr, const uint8_t *frame, size_t len)
 {
 	struct net_tap *t = opaque;
-	uint8_t *copy = t->mmds_buf;
+	uint8_t *copy = t->mmds_buf + NET_MAX_FRAME; /* the guest-bound half */
 
 	if (len < NET_MIN_FRAME || len > NET_MAX_FRAME)
 		return;
@@ -185,7 +184,7 @@ static void mmds_receive_flush(void *opaque)
  * any check, so the guest cannot change it between check and use. */
 static bool mmds_to_slirp(struct net_tap *t, const struct iovec *iov, int n)
 {
-	uint8_t peek[34], *f = t->mmds_buf, garp[MMDS_NET_ARP_LEN];
+	uint8_t peek[34] = { 0 }, *f = t->mmds_buf, garp[MMDS_NET_ARP_LEN];
 	const uint8_t *hdr = iov[0].iov_base;
 	size_t len = 0, got = 0;
 	uint32_t guest_ip, dst;
@@ -441,7 +440,7 @@ int net_tap_add_mmds(struct net_backend *be, struct mmds *m, char *err, size_t e
 	if (be->ops != &tap_ops || t->mmds || t->ev)
 		return -EINVAL;
 	t->mmds_guest_ip = calloc(65536, sizeof(*t->mmds_guest_ip));
-	t->mmds_buf = malloc(NET_MAX_FRAME);
+	t->mmds_buf = malloc(2 * (size_t)NET_MAX_FRAME);
 	if (!t->mmds_guest_ip || !t->mmds_buf) {
 		snprintf(err, err_size, "MMDS on tap %s: out of memory", t->name);
 		return -ENOMEM;
