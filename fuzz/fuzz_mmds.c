@@ -45,6 +45,9 @@ static void frames(const uint8_t *data, size_t size)
 {
 	uint8_t *f = malloc(size ? size : 1), out[MMDS_NET_ARP_LEN];
 	static const uint8_t mac[6] = { 0x52, 0x55, 10, 0, 2, 2 };
+	static uint32_t by_port[65536];
+	uint32_t gip = 0;
+	uint16_t port = 0;
 
 	if (!f)
 		return;
@@ -56,6 +59,22 @@ static void frames(const uint8_t *data, size_t size)
 		FUZZ_CHECK(mmds_net_arp_reply(f, size, MMDS_DEFAULT_IPV4, mac, out) == 0);
 	memcpy(f, data, size);
 	mmds_net_from_slirp(f, size, MMDS_DEFAULT_IPV4, 0x0a0002fdu);
+	/* The TAP path: out, then (any frame as slirp's answer) in, with one port known. */
+	memcpy(f, data, size);
+	switch (mmds_net_tap_out(f, size, MMDS_DEFAULT_IPV4, 0x0a00020fu, &gip, &port)) {
+	case MMDS_NET_TAP_ARP:
+		FUZZ_CHECK(memcmp(f, data, size) == 0);
+		break;
+	case MMDS_NET_TAP_TCP:
+		by_port[port] = gip ? gip : 1;
+		break;
+	case MMDS_NET_TAP_PASS:
+		FUZZ_CHECK(memcmp(f, data, size) == 0);
+		break;
+	}
+	memcpy(f, data, size);
+	mmds_net_tap_in(f, size, MMDS_DEFAULT_IPV4, 0x0a00020fu, by_port);
+	by_port[port] = 0;
 	free(f);
 }
 

@@ -47,10 +47,11 @@ const char cli_usage[] =
 	"  --vsock CID,PATH     a virtio-vsock device with guest CID (3 to 4294967294): a guest\n"
 	"                       connect to port P reaches the Unix socket PATH_P; host programs\n"
 	"                       connect to PATH, write 'CONNECT <port>\\n', read 'OK <n>\\n'\n"
-	"  --mmds FILE[,v1|v2][,addr=IP]\n"
-	"                       serve FILE's JSON object as metadata (MMDS) to eth0, which\n"
-	"                       must be --net user, at http://IP/ (default 169.254.169.254, in\n"
-	"                       169.254.0.0/16); v2 (default v1) requires a session token\n"
+	"  --mmds FILE[,v1|v2][,addr=IP][,eth=N]...\n"
+	"                       serve FILE's JSON object as metadata (MMDS) at http://IP/\n"
+	"                       (default 169.254.169.254, in 169.254.0.0/16) to eth0, or to\n"
+	"                       each ethN named (--net user or tap); v2 (default v1) requires\n"
+	"                       a session token\n"
 	"  --net user[,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]...[,host-loopback=on]\n"
 	"           [,restricted=on][,mac=MAC]\n"
 	"                       a virtio-net device on user-mode NAT (libslirp, no privileges):\n"
@@ -297,7 +298,7 @@ static int parse_vsock(const char *arg, struct cli_opts *o)
 	return 0;
 }
 
-/* --mmds FILE[,v1|v2][,addr=IP] */
+/* --mmds FILE[,v1|v2][,addr=IP][,eth=N]... */
 static int parse_mmds(const char *arg, struct cli_opts *o)
 {
 	const char *opt = strchr(arg, ',');
@@ -307,6 +308,7 @@ static int parse_mmds(const char *arg, struct cli_opts *o)
 		return -EINVAL;
 	o->mmds_version = 1;
 	o->mmds_ipv4 = 0xa9fea9feu; /* 169.254.169.254 */
+	o->mmds_ifaces = 0;
 	while (opt) {
 		const char *next = strchr(++opt, ',');
 		size_t n = next ? (size_t)(next - opt) : strlen(opt);
@@ -322,11 +324,16 @@ static int parse_mmds(const char *arg, struct cli_opts *o)
 			    (ntohl(a.s_addr) & 0xffff0000u) != 0xa9fe0000u)
 				return -EINVAL;
 			o->mmds_ipv4 = ntohl(a.s_addr);
+		} else if (n == 5 && !strncmp(opt, "eth=", 4) && opt[4] >= '0' &&
+			   opt[4] < '0' + MACHINE_MAX_NETS) {
+			o->mmds_ifaces |= 1u << (opt[4] - '0');
 		} else {
 			return -EINVAL;
 		}
 		opt = next;
 	}
+	if (!o->mmds_ifaces)
+		o->mmds_ifaces = 1; /* eth0 */
 	memcpy(o->mmds_file, arg, len);
 	o->mmds_file[len] = '\0';
 	return 0;
@@ -795,8 +802,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			if (o->mmds_file[0] || parse_mmds(optarg, o)) {
 				snprintf(err, err_size,
 					 "--mmds: bad or repeated value '%s' (want FILE[,v1|v2]"
-					 "[,addr=IP] with IP in 169.254.0.0/16)",
-					 optarg);
+					 "[,addr=IP][,eth=N]... with IP in 169.254.0.0/16, N "
+					 "0 to %d)",
+					 optarg, MACHINE_MAX_NETS - 1);
 				return -EINVAL;
 			}
 			break;
@@ -918,8 +926,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		o->m.gpu_width = 1280;
 		o->m.gpu_height = 800;
 	}
-	if (o->mmds_file[0] && (!o->m.nr_nets || o->m.nets[0].kind != MACHINE_NET_USER)) {
-		snprintf(err, err_size, "--mmds needs eth0 to be --net user (TAP: not yet)");
+	if (o->mmds_file[0] && o->mmds_ifaces >> o->m.nr_nets) {
+		snprintf(err, err_size, "--mmds: eth%d has no --net",
+			 31 - __builtin_clz(o->mmds_ifaces));
 		return -EINVAL;
 	}
 	if (o->initrd && !o->kernel) {

@@ -35,10 +35,12 @@ struct cli_opts {
 	const char *snapshot_dir; /* --snapshot-dir DIR: where Ctrl-A s writes */
 	const char *control_path; /* --control PATH: the line-JSON control socket */
 	bool track_dirty;	  /* --track-dirty: diff snapshots, Ctrl-A c / r */
-	/* --mmds FILE[,v1|v2][,addr=IP]: MMDS on eth0 (user networking) with FILE's JSON. */
+	/* --mmds FILE[,v1|v2][,addr=IP][,eth=N]...: MMDS with FILE's JSON on eth0 or the ethN named
+	 * (user networking or TAP). */
 	char mmds_file[CLI_PATH_MAX]; /* "": no MMDS */
 	unsigned mmds_version;	      /* 1 or 2 */
 	uint32_t mmds_ipv4;	      /* host order, in 169.254.0.0/16 */
+	unsigned mmds_ifaces;	      /* bit i: ethi serves it (eth=N; default eth0) */
 	bool help;
 	/* GUI (docs/gui.md): --gui[=sdl|headless], --vnc [ADDR:]PORT[,password-file=F], --gpu WxH.
 	 * Any of them adds the GPU and input devices (m.gpu). */

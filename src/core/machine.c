@@ -57,11 +57,10 @@ static int open_backends(struct machine *m, const struct machine_env *env, char 
 			return ret;
 		if (!(mc.ifaces & (1u << i)))
 			continue;
-		if (n->kind != MACHINE_NET_USER) {
-			snprintf(err, err_size, "MMDS on eth%d: only user networking serves it", i);
-			return -EINVAL;
-		}
-		ret = net_slirp_add_mmds(m->backends[i], env->mmds, err, err_size);
+		m->tap_mmds |= n->kind == MACHINE_NET_TAP;
+		ret = n->kind == MACHINE_NET_TAP
+			      ? net_tap_add_mmds(m->backends[i], env->mmds, err, err_size)
+			      : net_slirp_add_mmds(m->backends[i], env->mmds, err, err_size);
 		if (ret)
 			return ret;
 	}

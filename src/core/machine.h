@@ -131,7 +131,8 @@ struct machine {
 	struct virtio_gpu *gpu;
 	struct virtio_input *kbd, *tablet;
 	struct net_backend *backends[MACHINE_MAX_NETS]; /* until their device owns them */
-	struct virtio_blk *disks[MACHINE_MAX_DISKS];	/* cfg.disks[i]'s device */
+	bool tap_mmds; /* a TAP back end serves MMDS through a private slirp (seccomp) */
+	struct virtio_blk *disks[MACHINE_MAX_DISKS]; /* cfg.disks[i]'s device */
 	/* A restore's private disks (unlinked files: a copy, or a copy-on-write overlay whose
 	 * base the device holds), open while the machine lives; -1 where none. */
 	int private_fds[MACHINE_MAX_DISKS];

@@ -602,7 +602,9 @@ static void enter_jail(const struct cli_opts *o)
  * without --mmds; exits on errors (start-up). */
 static struct mmds *setup_mmds(const struct cli_opts *o)
 {
-	struct mmds_config c = { .version = o->mmds_version, .ipv4 = o->mmds_ipv4, .ifaces = 1 };
+	struct mmds_config c = { .version = o->mmds_version,
+				 .ipv4 = o->mmds_ipv4,
+				 .ifaces = o->mmds_ifaces };
 	struct mmds *m;
 	char *buf, err[256];
 	size_t len = 0;
@@ -808,6 +810,8 @@ int run_machine(struct machine *mp, const struct run_opts *ro)
 	if (!ro->no_seccomp) {
 		struct seccomp_config sc = { .on_fatal = console_restore };
 
+		/* libslirp: user networking, and MMDS on TAP interfaces (a private slirp). */
+		sc.slirp = mp->tap_mmds;
 		for (int i = 0; i < mp->cfg.nr_nets; i++)
 			sc.slirp |= mp->cfg.nets[i].kind == MACHINE_NET_USER;
 		ret = seccomp_filters_build(&sc);

@@ -96,8 +96,25 @@ bool mmds_net_from_slirp(uint8_t *f, size_t len, uint32_t mmds_ip, uint32_t fwd_
 	return true;
 }
 
-/* RFC 826: htype 1 (Ethernet), ptype IPv4, hlen 6, plen 4, op 1 (request) / 2 (reply).
- * out may be NULL: only say whether req is a request for mmds_ip. */
+/* RFC 826: htype 1 (Ethernet), ptype IPv4, hlen 6, plen 4, then op, sender, target. */
+static void put_arp(uint8_t *out, const uint8_t dst[6], uint16_t op, const uint8_t sha[6],
+		    uint32_t sip, const uint8_t *tha_tip)
+{
+	memcpy(out, dst, 6);
+	memcpy(out + 6, sha, 6);
+	put16(out + 12, ETH_P_ARP);
+	put16(out + 14, 1);
+	put16(out + 16, ETH_P_IPV4);
+	out[18] = 6;
+	out[19] = 4;
+	put16(out + 20, op);
+	memcpy(out + 22, sha, 6);
+	put32(out + 28, sip);
+	memcpy(out + 32, tha_tip, 10);
+}
+
+/* op 1 (request) / 2 (reply).  out may be NULL: only say whether req is a request for
+ * mmds_ip. */
 size_t mmds_net_arp_reply(const uint8_t *req, size_t len, uint32_t mmds_ip, const uint8_t mac[6],
 			  uint8_t *out)
 {
@@ -109,16 +126,49 @@ size_t mmds_net_arp_reply(const uint8_t *req, size_t len, uint32_t mmds_ip, cons
 		return 0;
 	if (!out)
 		return MMDS_NET_ARP_LEN;
-	memcpy(out, req + 6, 6); /* to the asker */
-	memcpy(out + 6, mac, 6);
-	put16(out + 12, ETH_P_ARP);
-	put16(out + 14, 1);
-	put16(out + 16, ETH_P_IPV4);
-	out[18] = 6;
-	out[19] = 4;
-	put16(out + 20, 2);
-	memcpy(out + 22, mac, 6); /* sender: MMDS at mac */
-	put32(out + 28, mmds_ip);
-	memcpy(out + 32, a + 8, 10); /* target: the asker's MAC and IPv4 */
+	/* To the asker, from MMDS at mac; target: the asker's MAC and IPv4. */
+	put_arp(out, req + 6, 2, mac, mmds_ip, a + 8);
 	return MMDS_NET_ARP_LEN;
+}
+
+size_t mmds_net_garp(const uint8_t mac[6], uint32_t ip, uint8_t *out)
+{
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	uint8_t target[10] = { 0 };
+
+	put32(target + 6, ip); /* target IP = sender IP: gratuitous */
+	put_arp(out, bcast, 1, mac, ip, target);
+	return MMDS_NET_ARP_LEN;
+}
+
+enum mmds_net_tap_verdict mmds_net_tap_out(uint8_t *f, size_t len, uint32_t mmds_ip,
+					   uint32_t inner_ip, uint32_t *guest_ip, uint16_t *port)
+{
+	uint8_t *ip, *tcp;
+
+	if (mmds_net_arp_reply(f, len, mmds_ip, (const uint8_t[6]){ 0 }, NULL))
+		return MMDS_NET_TAP_ARP;
+	ip = tcp_of(f, len, &tcp);
+	if (!ip || get32(ip + 16) != mmds_ip || get16(tcp + 2) != MMDS_NET_PORT)
+		return MMDS_NET_TAP_PASS;
+	*guest_ip = get32(ip + 12);
+	*port = get16(tcp);
+	set_addr(ip, tcp, 12, inner_ip);
+	return MMDS_NET_TAP_TCP;
+}
+
+bool mmds_net_tap_in(uint8_t *f, size_t len, uint32_t mmds_ip, uint32_t inner_ip,
+		     const uint32_t *guest_by_port)
+{
+	uint8_t *tcp, *ip = tcp_of(f, len, &tcp);
+	uint32_t to;
+
+	if (!ip || get32(ip + 12) != mmds_ip || get16(tcp) != MMDS_NET_PORT ||
+	    get32(ip + 16) != inner_ip)
+		return false;
+	to = guest_by_port[get16(tcp + 2)];
+	if (!to)
+		return false;
+	set_addr(ip, tcp, 16, to);
+	return true;
 }

@@ -1,8 +1,11 @@
 #include "net/tap.h"
 
+#include "api/mmds.h"
 #include "core/evloop.h"
 #include "devices/virtio/net.h"
 #include "net/backend.h"
+#include "net/mmds_net.h"
+#include "net/slirp.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -37,7 +40,18 @@ struct net_tap {
 	bool wake_added; /* wake_fd is in the event loop */
 	char name[IFNAMSIZ];
 	uint8_t buf[NET_VNET_HDR_BYTES + NET_MAX_FRAME]; /* frames nobody takes */
+	/* MMDS (net_tap_add_mmds): a private slirp back end in restricted mode that sees only
+	 * the guest's frames for MMDS, the address the guest sends to (host order), the
+	 * guest's address for each TCP port it uses towards MMDS (0: none yet), and a copy of
+	 * each such frame (never rewritten in guest memory). */
+	struct net_backend *mmds;
+	uint32_t mmds_ip;
+	uint32_t *mmds_guest_ip; /* [65536] */
+	uint8_t *mmds_buf;	 /* [2 * NET_MAX_FRAME]: guest-sent, guest-bound */
 };
+
+/* The address the guest's MMDS connections have inside the private slirp's network. */
+#define MMDS_INNER_ADDR 0x0a00020fu /* NET_SLIRP_GUEST_ADDR, 10.0.2.15 */
 
 static void tap_readable(void *opaque, uint32_t events);
 
@@ -129,6 +143,8 @@ static int tap_start(struct net_backend *be, struct evloop *ev)
 	int ret;
 
 	t->ev = ev;
+	if (t->mmds && (ret = t->mmds->ops->start(t->mmds, ev)))
+		return ret;
 	ret = evloop_add(ev, t->wake_fd, EPOLLIN, tap_wake, t);
 	if (ret)
 		return ret;
@@ -137,10 +153,103 @@ static int tap_start(struct net_backend *be, struct evloop *ev)
 	return t->watching ? 0 : -EIO;
 }
 
+/* The private slirp's frames for the guest: MMDS's answers (its source already MMDS_IP, see
+ * slirp.c) get the guest's own address as destination; the ARP reply for MMDS_IP passes;
+ * slirp's ARP requests (for MMDS_INNER_ADDR, which mmds_to_slirp announces before every
+ * segment) and anything else stay inside. */
+static void mmds_receive(void *opaque, const uint8_t *hdr, const uint8_t *frame, size_t len)
+{
+	struct net_tap *t = opaque;
+	uint8_t *copy = t->mmds_buf + NET_MAX_FRAME; /* the guest-bound half */
+
+	if (len < NET_MIN_FRAME || len > NET_MAX_FRAME)
+		return;
+	if (frame[12] == 0x08 && frame[13] == 0x06) {
+		if (!mmds_net_arp_reply(frame, len, MMDS_INNER_ADDR, (const uint8_t[6]){ 0 }, NULL))
+			net_backend_deliver(&t->be, NULL, frame, len);
+		return;
+	}
+	memcpy(copy, frame, len);
+	if (mmds_net_tap_in(copy, len, t->mmds_ip, MMDS_INNER_ADDR, t->mmds_guest_ip))
+		net_backend_deliver(&t->be, NULL, copy, len);
+}
+
+static void mmds_receive_flush(void *opaque)
+{
+	net_backend_flush(&((struct net_tap *)opaque)->be);
+}
+
+/* A guest frame for MMDS (iov[0] the virtio-net header, then the frame): to the private slirp
+ * instead of the TAP device.  False: not for MMDS, send it on.  The frame is copied before
+ * any check, so the guest cannot change it between check and use. */
+static bool mmds_to_slirp(struct net_tap *t, const struct iovec *iov, int n)
+{
+	uint8_t peek[34] = { 0 }, *f = t->mmds_buf, garp[MMDS_NET_ARP_LEN];
+	const uint8_t *hdr = iov[0].iov_base;
+	size_t len = 0, got = 0;
+	uint32_t guest_ip, dst;
+	uint16_t port;
+	struct iovec one;
+
+	if (n < 2 || iov[0].iov_len != NET_VNET_HDR_BYTES)
+		return false;
+	for (int i = 1; i < n; i++) {
+		size_t c =
+			iov[i].iov_len < sizeof(peek) - got ? iov[i].iov_len : sizeof(peek) - got;
+
+		memcpy(peek + got, iov[i].iov_base, c);
+		got += c;
+		len += iov[i].iov_len;
+	}
+	/* A cheap look first: ARP, or IPv4 to MMDS_IP. */
+	dst = (uint32_t)peek[30] << 24 | (uint32_t)peek[31] << 16 | (uint32_t)peek[32] << 8 |
+	      peek[33];
+	if (got < sizeof(peek) || len > NET_MAX_FRAME || peek[12] != 0x08 ||
+	    !(peek[13] == 0x06 || (peek[13] == 0x00 && dst == t->mmds_ip)))
+		return false;
+	got = 0;
+	for (int i = 1; i < n; i++) {
+		memcpy(f + got, iov[i].iov_base, iov[i].iov_len);
+		got += iov[i].iov_len;
+	}
+	if (hdr[VIRTIO_NET_HDR_FLAGS] & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+		uint16_t start = (uint16_t)virtio_get_le(hdr + VIRTIO_NET_HDR_CSUM_START, 2);
+		uint16_t off = (uint16_t)virtio_get_le(hdr + VIRTIO_NET_HDR_CSUM_OFFSET, 2);
+
+		if ((size_t)start + off + 2 > len)
+			return false;
+		virtio_net_complete_csum(f, len, start, off);
+	}
+	switch (mmds_net_tap_out(f, len, t->mmds_ip, MMDS_INNER_ADDR, &guest_ip, &port)) {
+	case MMDS_NET_TAP_PASS:
+		return false;
+	case MMDS_NET_TAP_ARP:
+		break;
+	case MMDS_NET_TAP_TCP:
+		/* slirp has no segmentation: a GSO frame to MMDS is dropped (requests are
+		 * small; TCP sends it again). */
+		if (hdr[VIRTIO_NET_HDR_GSO_TYPE] != VIRTIO_NET_HDR_GSO_NONE)
+			return true;
+		t->mmds_guest_ip[port] = guest_ip;
+		/* slirp answers MMDS_INNER_ADDR at the guest's MAC: tell it first. */
+		mmds_net_garp(f + 6, MMDS_INNER_ADDR, garp);
+		one = (struct iovec){ garp, sizeof(garp) };
+		if (t->mmds->ops->send(t->mmds, &one, 1))
+			return true;
+		break;
+	}
+	one = (struct iovec){ f, len };
+	if (t->mmds->ops->send(t->mmds, &one, 1))
+		log_guest("tap %s: MMDS frame dropped", t->name);
+	return true;
+}
+
 static int tap_send(struct net_backend *be, const struct iovec *iov, int n)
 {
 	struct net_tap *t = (struct net_tap *)be;
 
+	if (t->mmds && mmds_to_slirp(t, iov, n))
+		return 0;
 	for (;;) {
 		ssize_t r = writev(t->fd, iov, n);
 
@@ -161,6 +270,8 @@ static void tap_set_rx_enabled(struct net_backend *be, bool on)
 	uint64_t one = 1;
 	ssize_t r;
 
+	if (t->mmds)
+		t->mmds->ops->set_rx_enabled(t->mmds, on);
 	if (__atomic_exchange_n(&t->want_rx, on, __ATOMIC_ACQ_REL) == on)
 		return;
 	r = write(t->wake_fd, &one, sizeof(one));
@@ -198,6 +309,10 @@ static void tap_destroy(struct net_backend *be)
 		if (t->wake_added)
 			evloop_del(t->ev, t->wake_fd);
 	}
+	if (t->mmds)
+		t->mmds->ops->destroy(t->mmds);
+	free(t->mmds_guest_ip);
+	free(t->mmds_buf);
 	close(t->fd);
 	close(t->wake_fd);
 	free(t);
@@ -314,4 +429,33 @@ close_fd:
 free_tap:
 	free(t);
 	return ret;
+}
+
+int net_tap_add_mmds(struct net_backend *be, struct mmds *m, char *err, size_t err_size)
+{
+	struct net_tap *t = (struct net_tap *)be;
+	struct mmds_config c;
+	int ret;
+
+	if (be->ops != &tap_ops || t->mmds || t->ev)
+		return -EINVAL;
+	t->mmds_guest_ip = calloc(65536, sizeof(*t->mmds_guest_ip));
+	t->mmds_buf = malloc(2 * (size_t)NET_MAX_FRAME);
+	if (!t->mmds_guest_ip || !t->mmds_buf) {
+		snprintf(err, err_size, "MMDS on tap %s: out of memory", t->name);
+		return -ENOMEM;
+	}
+	/* Restricted: the guest reaches nothing through it but the MMDS forward. */
+	ret = net_slirp_create(NULL, 0, NET_SLIRP_RESTRICTED, &t->mmds, err, err_size);
+	if (ret)
+		return ret;
+	ret = net_slirp_add_mmds(t->mmds, m, err, err_size);
+	if (ret)
+		return ret;
+	mmds_get_config(m, &c);
+	t->mmds_ip = c.ipv4;
+	t->mmds->receive = mmds_receive;
+	t->mmds->receive_flush = mmds_receive_flush;
+	t->mmds->receive_opaque = t;
+	return 0;
 }

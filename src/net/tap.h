@@ -12,4 +12,12 @@ struct net_backend;
 int net_tap_create(const char *name, struct net_backend **out, char *err, size_t err_size)
 	__attribute__((warn_unused_result));
 
+/* Serve MMDS `m` to this back end's guest (before it starts): the guest's ARP requests for
+ * MMDS_IP and its TCP to MMDS_IP:80 go to a private libslirp instance in restricted mode
+ * with the MMDS forward of user networking, instead of the TAP device (docs/mmds.md).  0, or
+ * -errno with one line in err. */
+struct mmds;
+int net_tap_add_mmds(struct net_backend *be, struct mmds *m, char *err, size_t err_size)
+	__attribute__((warn_unused_result));
+
 #endif

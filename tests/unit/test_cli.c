@@ -363,7 +363,7 @@ static void test_metrics_and_log_options(void **state)
 	assert_int_equal(PARSE(&o, err, "--level"), -EINVAL);
 }
 
-/* --mmds FILE[,v1|v2][,addr=IP]: defaults, options, and what is refused. */
+/* --mmds FILE[,v1|v2][,addr=IP][,eth=N]: defaults, options, and what is refused. */
 static void test_mmds(void **state)
 {
 	struct cli_opts o;
@@ -388,8 +388,19 @@ static void test_mmds(void **state)
 	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", ",v2"), -EINVAL);
 	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "a", "--mmds", "b"), -EINVAL);
 	assert_int_equal(PARSE(&o, err, "--mmds", "d"), -EINVAL);
-	assert_non_null(strstr(err, "--net user"));
-	assert_int_equal(PARSE(&o, err, "--net", "tap=tap0", "--mmds", "d"), -EINVAL);
+	assert_non_null(strstr(err, "eth0 has no --net"));
+	assert_int_equal(o.mmds_ifaces, 1u);
+	/* TAP interfaces serve it too; eth=N picks interfaces (eth0 only when none is named). */
+	assert_int_equal(PARSE(&o, err, "--net", "tap=tap0", "--mmds", "d"), 0);
+	assert_int_equal(o.mmds_ifaces, 1u);
+	assert_int_equal(PARSE(&o, err, "--net", "user", "--net", "user", "--net", "tap=tap0",
+			       "--mmds", "d,eth=0,v2,eth=2"),
+			 0);
+	assert_int_equal(o.mmds_ifaces, 5u);
+	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "d,eth=1"), -EINVAL);
+	assert_non_null(strstr(err, "eth1 has no --net"));
+	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "d,eth=4"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "d,eth=01"), -EINVAL);
 }
 
 /* --gui, --vnc, --gpu, --guest gui: each adds the GPU; the front end defaults to headless. */

@@ -178,12 +178,130 @@ static void test_arp(void **state)
 	assert_int_equal(mmds_net_to_slirp(req, sizeof(req), MMDS, FWD), MMDS_NET_PASS);
 }
 
+/* TAP: the guest's own address (outside slirp's network) becomes INNER on the way in, and
+ * comes back, found by the guest's port, on the way out. */
+#define TAPG  0x0a000302u /* 10.0.3.2 */
+#define INNER 0x0a00020fu
+
+static void test_tap_both_ways(void **state)
+{
+	static const char *payloads[] = { "", "G", "GET / HTTP/1.1\r\n\r\n", "\xff\xff\xff" };
+	static uint32_t by_port[65536];
+	uint8_t f[256], ref[256];
+	uint32_t gip;
+	uint16_t port;
+
+	for (unsigned i = 0; i < 4; i++) {
+		for (uint32_t sport = 1; sport < 65535; sport += 4099) {
+			size_t len = build(f, TAPG, (uint16_t)sport, MMDS, 80, payloads[i]);
+
+			gip = 0;
+			port = 0;
+			assert_int_equal(mmds_net_tap_out(f, len, MMDS, INNER, &gip, &port),
+					 MMDS_NET_TAP_TCP);
+			assert_int_equal(gip, TAPG);
+			assert_int_equal(port, sport);
+			build(ref, INNER, (uint16_t)sport, MMDS, 80, payloads[i]);
+			assert_memory_equal(f, ref, len);
+			assert_csums_ok(f, len);
+			/* Then slirp.c's own rewrite makes it FWD-bound, and its answer MMDS-sourced. */
+			assert_int_equal(mmds_net_to_slirp(f, len, MMDS, FWD), MMDS_NET_REWRITTEN);
+			len = build(f, FWD, 80, INNER, (uint16_t)sport, payloads[i]);
+			assert_true(mmds_net_from_slirp(f, len, MMDS, FWD));
+			/* Unknown port: not for the guest, unchanged. */
+			memcpy(ref, f, len);
+			by_port[sport] = 0;
+			assert_false(mmds_net_tap_in(f, len, MMDS, INNER, by_port));
+			assert_memory_equal(f, ref, len);
+			by_port[sport] = gip;
+			assert_true(mmds_net_tap_in(f, len, MMDS, INNER, by_port));
+			build(ref, MMDS, 80, TAPG, (uint16_t)sport, payloads[i]);
+			assert_memory_equal(f, ref, len);
+			assert_csums_ok(f, len);
+		}
+	}
+}
+
+static void test_tap_passes_others(void **state)
+{
+	static uint32_t by_port[65536];
+	uint8_t f[256], ref[256];
+	uint32_t gip = 0;
+	uint16_t port = 0;
+	size_t len;
+
+	for (unsigned i = 0; i < 65536; i++)
+		by_port[i] = TAPG;
+	/* Out: another port, another address, a fragment, UDP, cut or lying frames. */
+	len = build(f, TAPG, 1234, MMDS, 81, "x");
+	assert_int_equal(mmds_net_tap_out(f, len, MMDS, INNER, &gip, &port), MMDS_NET_TAP_PASS);
+	len = build(f, TAPG, 1234, 0x0a000301u, 80, "x");
+	assert_int_equal(mmds_net_tap_out(f, len, MMDS, INNER, &gip, &port), MMDS_NET_TAP_PASS);
+	len = build(f, TAPG, 1234, MMDS, 80, "x");
+	f[20] |= 0x20;
+	assert_int_equal(mmds_net_tap_out(f, len, MMDS, INNER, &gip, &port), MMDS_NET_TAP_PASS);
+	len = build(f, TAPG, 1234, MMDS, 80, "x");
+	f[23] = 17;
+	assert_int_equal(mmds_net_tap_out(f, len, MMDS, INNER, &gip, &port), MMDS_NET_TAP_PASS);
+	len = build(f, TAPG, 1234, MMDS, 80, "abc");
+	memcpy(ref, f, len);
+	for (size_t cut = 0; cut < 14 + 40; cut++) {
+		assert_int_equal(mmds_net_tap_out(f, cut, MMDS, INNER, &gip, &port),
+				 MMDS_NET_TAP_PASS);
+		assert_int_equal(mmds_net_tap_in(f, cut, MMDS, INNER, by_port), false);
+		assert_memory_equal(f, ref, len);
+	}
+	f[16] = 0x40;
+	assert_int_equal(mmds_net_tap_out(f, len, MMDS, INNER, &gip, &port), MMDS_NET_TAP_PASS);
+	assert_int_equal(gip, 0);
+	/* In: only from MMDS:80 to INNER. */
+	len = build(f, MMDS, 81, INNER, 1234, "x");
+	assert_false(mmds_net_tap_in(f, len, MMDS, INNER, by_port));
+	len = build(f, MMDS, 80, 0x0a000210u, 1234, "x");
+	assert_false(mmds_net_tap_in(f, len, MMDS, INNER, by_port));
+	len = build(f, FWD, 80, INNER, 1234, "x");
+	assert_false(mmds_net_tap_in(f, len, MMDS, INNER, by_port));
+	len = build(f, MMDS, 80, INNER, 1234, "x");
+	f[20] |= 0x20;
+	assert_false(mmds_net_tap_in(f, len, MMDS, INNER, by_port));
+}
+
+static void test_tap_arp_and_garp(void **state)
+{
+	static const uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+	static const uint8_t want[MMDS_NET_ARP_LEN] = {
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x06,
+		0x00, 0x01, 0x08, 0x00, 6,    4,    0x00, 0x01, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56,
+		10,   0,    2,	  15,	0,    0,    0,	  0,	0,    0,    10,	  0,	2,    15
+	};
+	uint8_t req[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34,
+			    0x56, 0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 6,    4,	  0x00, 0x01,
+			    0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 10,   0,    3,	  2,	0,
+			    0,	  0,	0,    0,    0,	  169,	254,  169,  254 };
+	uint8_t g[MMDS_NET_ARP_LEN], ref[60];
+	uint32_t gip = 0;
+	uint16_t port = 0;
+
+	memcpy(ref, req, sizeof(req));
+	assert_int_equal(mmds_net_tap_out(req, sizeof(req), MMDS, INNER, &gip, &port),
+			 MMDS_NET_TAP_ARP);
+	assert_memory_equal(req, ref, sizeof(req)); /* passed on as it is */
+	req[41] = 1;				    /* for another address: to the TAP */
+	assert_int_equal(mmds_net_tap_out(req, sizeof(req), MMDS, INNER, &gip, &port),
+			 MMDS_NET_TAP_PASS);
+	assert_int_equal(mmds_net_garp(mac, INNER, g), MMDS_NET_ARP_LEN);
+	assert_memory_equal(g, want, sizeof(want));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rewrite_both_ways),
 		cmocka_unit_test(test_passes_others),
 		cmocka_unit_test(test_arp),
+		cmocka_unit_test(test_tap_both_ways),
+		cmocka_unit_test(test_tap_passes_others),
+		cmocka_unit_test(test_tap_arp_and_garp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -706,7 +706,7 @@ static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
 /* NEEDS_CSUM (§5.1.6.2): the checksum from csum_start to the end, which already includes the
  * pseudo-header sum the driver left in the field, goes at csum_start + csum_offset.  A UDP
  * checksum of 0 means "none", so 0 is sent as 0xffff (the same in one's complement). */
-static void complete_csum(uint8_t *frame, size_t len, uint16_t start, uint16_t offset)
+void virtio_net_complete_csum(uint8_t *frame, size_t len, uint16_t start, uint16_t offset)
 {
 	uint16_t c = (uint16_t)~csum_add(0, frame + start, len - start);
 
@@ -776,9 +776,10 @@ static void tx_one(struct virtio_net *n, struct virtq_elem *e)
 		/* One copy, which also stops the guest changing the frame under the checksum. */
 		virtq_elem_read(e, VIRTIO_NET_HDR_BYTES, n->linear, len);
 		if (hdr[VIRTIO_NET_HDR_FLAGS] & VIRTIO_NET_HDR_F_NEEDS_CSUM)
-			complete_csum(n->linear, len,
-				      (uint16_t)virtio_get_le(hdr + VIRTIO_NET_HDR_CSUM_START, 2),
-				      (uint16_t)virtio_get_le(hdr + VIRTIO_NET_HDR_CSUM_OFFSET, 2));
+			virtio_net_complete_csum(
+				n->linear, len,
+				(uint16_t)virtio_get_le(hdr + VIRTIO_NET_HDR_CSUM_START, 2),
+				(uint16_t)virtio_get_le(hdr + VIRTIO_NET_HDR_CSUM_OFFSET, 2));
 		n->txiov[0].iov_base = n->linear;
 		n->txiov[0].iov_len = len;
 		ret = n->be->ops->send(n->be, n->txiov, 1);

@@ -129,6 +129,10 @@ int virtio_net_parse_mac(const char *s, uint8_t mac[6]) __attribute__((warn_unus
 /* A random unicast, locally administered MAC (different for every VM). */
 void virtio_net_random_mac(uint8_t mac[6]);
 
+/* NEEDS_CSUM (§5.1.6.2): complete the checksum at start + offset over frame[start..len).  The
+ * caller has checked start + offset + 2 <= len. */
+void virtio_net_complete_csum(uint8_t *frame, size_t len, uint16_t start, uint16_t offset);
+
 /* Free the device and its back end (also virtio_net_ops.destroy). */
 void virtio_net_destroy(struct virtio_net *n);
 
