@@ -116,6 +116,22 @@ static void check_decl(const char *name, bool save, bool restore, struct dev_rec
 		fail_msg("%s: record version 0", name);
 }
 
+/* machine_create, or a skip where the host has no usable /dev/kvm (a host fact). */
+static void create_or_skip(struct machine *m, const struct machine_config *cfg,
+			   struct machine_env *env, const char *what)
+{
+	char err[512] = "";
+	int ret = machine_create(m, cfg, env, err, sizeof(err));
+
+	if (kvm_guest_unavailable(ret)) {
+		close(env->console_fd);
+		print_message("no usable /dev/kvm (%s): skipping\n", err);
+		skip();
+	}
+	if (ret)
+		fail_msg("%s: machine_create: %s", what, err);
+}
+
 static void test_kinds_declare_records(void **state)
 {
 	(void)state;
@@ -258,7 +274,6 @@ static void test_every_kind_round_trips(void **state)
 {
 	struct machine_env env = { .console_fd = -1, .mem_fd = -1 };
 	char err[512] = "", before[2048], after[2048], dir[128];
-	int ret;
 
 	(void)state;
 	env.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -267,14 +282,7 @@ static void test_every_kind_round_trips(void **state)
 		struct machine_config cfg;
 
 		fill_config(c, &cfg);
-		ret = machine_create(&m, &cfg, &env, err, sizeof(err));
-		if (kvm_guest_unavailable(ret)) {
-			close(env.console_fd);
-			print_message("no usable /dev/kvm (%s): skipping\n", err);
-			skip();
-		}
-		if (ret)
-			fail_msg("%s: machine_create: %s", config_names[c], err);
+		create_or_skip(&m, &cfg, &env, config_names[c]);
 		for (int i = 0; i < m.vm.dm.nr_devs; i++) {
 			struct kind *k = kind_of(m.vm.dm.devs[i]);
 
@@ -320,20 +328,13 @@ static void test_unknown_record_refused(void **state)
 	struct snap_reader r;
 	uint8_t buf[1 << 16];
 	ssize_t len;
-	int fd, ret;
+	int fd;
 
 	(void)state;
 	fill_config(C_BASE, &cfg);
 	env.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	assert_true(env.console_fd >= 0);
-	ret = machine_create(&m, &cfg, &env, err, sizeof(err));
-	if (kvm_guest_unavailable(ret)) {
-		close(env.console_fd);
-		print_message("no usable /dev/kvm (%s): skipping\n", err);
-		skip();
-	}
-	if (ret)
-		fail_msg("machine_create: %s", err);
+	create_or_skip(&m, &cfg, &env, "base");
 	assert_int_equal(vm_setup_vcpus(&m.vm, KVM_GUEST_CODE_GPA), 0);
 	snprintf(dir, sizeof(dir), "%s/snap-unknown", tmp);
 	if (snapshot_create(&m, dir, NULL, err, sizeof(err)))
