@@ -258,7 +258,7 @@ class Guest:
     def why(self, e):
         """A failure's reason: the timeout, plus ignition's own last words if it ended
         (a triple-fault or emulation-failure line with its register dump) and the console's
-        last line."""
+        last lines."""
         msg = str(e)
         rc = self.proc.poll()
         if rc is not None:
@@ -267,7 +267,9 @@ class Guest:
         tail = [l for l in self.buf.decode(errors="replace").replace("\r", "").splitlines()
                 if l.strip()]
         if tail:
-            msg += f"; console: {tail[-1][-160:]!r}"
+            # The last lines, not only the last one: a shell that died says why above the
+            # prompt that replaced it (a segfault line, a kernel message).
+            msg += f"; console: {' | '.join(l[-160:] for l in tail[-5:])!r}"
         return msg
 
     def terminal_restored(self):

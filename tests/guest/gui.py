@@ -316,15 +316,6 @@ def boot_headless(tmp, bgs):
                   f"mean RGB over VNC {tuple(round(x, 1) for x in vm)}, control "
                   f"{tuple(round(x, 1) for x in rm)}")
 
-        # Resize: the request is passed on (a display-change event; the guest kernel's
-        # connector then lists the new mode first).  cage does not switch to it by itself,
-        # so the screen keeps its mode: not checked here (docs/gui.md, "Known problems").
-        ans = ctl.raw({"cmd": "resize", "width": 1024, "height": 768})
-        check("gui-resize-command", ans.get("ok") is True, json.dumps(ans))
-        ans = ctl.raw({"cmd": "resize", "width": 32, "height": 32})
-        check("gui-resize-out-of-limits", not ans["ok"] and "64 to 3840" in ans["error"],
-              json.dumps(ans))
-
         # A root shell on the serial console, which the restored guest must still answer.
         # A failure here is this check's; the snapshot and the restore still follow.
         try:
@@ -358,6 +349,17 @@ def boot_headless(tmp, bgs):
             result("PASS", "gui-typed-text-on-screen", f"OCR found it after {took:.1f}s")
         except Timeout as e:
             result("FAIL", "gui-typed-text-on-screen", str(e))
+            guest_state(g)
+
+        # Resize (after the typing: it makes the guest's compositor look at its outputs
+        # again): the request is passed on (a display-change event; the guest kernel's
+        # connector then lists the new mode first).  cage does not switch to it by itself,
+        # so the screen keeps its mode: not checked here (docs/gui.md, "Known problems").
+        ans = ctl.raw({"cmd": "resize", "width": 1024, "height": 768})
+        check("gui-resize-command", ans.get("ok") is True, json.dumps(ans))
+        ans = ctl.raw({"cmd": "resize", "width": 32, "height": 32})
+        check("gui-resize-out-of-limits", not ans["ok"] and "64 to 3840" in ans["error"],
+              json.dumps(ans))
 
         # The snapshot the restore below starts from, taken paused so that the reference
         # screenshot is the screen it holds.
@@ -391,6 +393,26 @@ def serial_echo(g, name, n):
     """Check `name`: the serial shell computes n*7 (raises Timeout if it does not answer)."""
     st, out = g.run(f"echo ign-$(({n}*7))")
     check(name, st == 0 and f"ign-{n * 7}" in out, f"status {st}: {out[-200:]!r}")
+
+
+def guest_state(g):
+    """After a failed GUI check, print what the desktop guest is doing (from the serial root
+    shell): the busiest processes (CPU ticks, state, wait channel), the virtio interrupt
+    counts, the load, udev's view of the input devices and cage's last words."""
+    # Shell builtins read /proc (a process per entry would be seconds each on kvm_pvm).
+    cmd = ("for f in /proc/[0-9]*/stat; do read -r pid comm st a b c d e f g h i j ut sy r "
+           "< $f && { w=; read -r w < /proc/$pid/wchan; echo \"$((ut+sy)) $comm $st $w\"; }; "
+           "done 2>/dev/null | sort -rn | head -8 | tr '\\n' ';'; echo; "
+           "grep virtio /proc/interrupts | tr -s ' ' | tr '\\n' ';'; echo; "
+           "cat /proc/loadavg; for d in /sys/class/input/event*/dev; do read -r mm < $d; "
+           "echo \"$d $mm udev:$(grep -c ID_INPUT= /run/udev/data/c$mm 2>&1)\"; done; "
+           "tail -n 5 /run/cage.log")
+    try:
+        st, out = g.run(cmd, timeout=120)
+        for line in out.splitlines():
+            print(f"  info  guest state: {line}", flush=True)
+    except Timeout as e:
+        print(f"  info  guest state: the serial shell did not answer ({e})", flush=True)
 
 
 def wait_input_open(g):
