@@ -89,6 +89,12 @@ section "guest tests"
 tests/guest/run.sh || true
 
 echo "   (test run took ${SECONDS} s)"
+# The failures again, next to the summary: a long log is often read from its end only.
+if grep -q '^FAIL ' "$IGN_RESULTS"; then
+	echo
+	echo "Failed:"
+	grep -a '^FAIL ' "$IGN_RESULTS" | cut -c1-600 | sed 's/^/  /'
+fi
 echo
 summary "$IGN_RESULTS"
 # A run that recorded nothing is a broken run, not a green one.
