@@ -33,7 +33,8 @@ int main(void)
 	 * no leak check (runs end by reset), no symbolizer in the image.
 	 * Values given on the kernel command line (which become /init's environment) win. */
 	setenv("GLIBC_TUNABLES",
-	       "glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512BW,-AVX512VL,-AVX512DQ,-AVX512CD,-FMA,-AVX_Fast_Unaligned_Load",
+	       "glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512BW,-AVX512VL,-AVX512DQ,-AVX512CD,-FMA,"
+	       "-AVX_Fast_Unaligned_Load",
 	       0);
 	setenv("ASAN_OPTIONS", "abort_on_error=1:detect_leaks=0:symbolize=0:detect_odr_violation=0",
 	       0);
