@@ -338,8 +338,8 @@ def boot_headless(tmp, bgs):
             result("PASS", "gui-input-devices-opened", f"after {took:.0f}s")
         except Timeout as e:
             result("FAIL", "gui-input-devices-opened", g.why(e))
-        # One `type` per character, as a person types (docs/gui.md, "Known problems": a whole
-        # line in one command).  First, every key event reaches the guest's input layer: a second reader of the
+        # One `type` per character, as a person types (docs/gui.md, "Known problems").
+        # First, every key event reaches the guest's input layer: a second reader of the
         # keyboard's evdev node (beside cage), started from the serial shell, gets all of
         # them (24-byte input_events: press, SYN, release, SYN a character; shift around
         # the shifted ones).  That is ignition's part, checked on every host.
@@ -391,8 +391,8 @@ def boot_headless(tmp, bgs):
             result("FAIL", "gui-typed-text-on-screen", str(e))
             guest_state(g)
 
-        # Resize (after the typing: it makes the guest's compositor look at its outputs
-        # again): the request is passed on (a display-change event; the guest kernel's
+        # Resize (after the typing, which then runs on the screen as the guest set it up):
+        # the request is passed on (a display-change event; the guest kernel's
         # connector then lists the new mode first).  cage does not switch to it by itself,
         # so the screen keeps its mode: not checked here (docs/gui.md, "Known problems").
         ans = ctl.raw({"cmd": "resize", "width": 1024, "height": 768})
