@@ -294,7 +294,8 @@ def debugfs_cat(image, path):
     return p.stdout.decode(errors="replace")
 
 
-AVX_MASK = "glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512BW,-AVX512VL,-AVX512DQ,-AVX512CD,-FMA,-AVX_Fast_Unaligned_Load"
+AVX_MASK = ("glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512BW,-AVX512VL,-AVX512DQ,-AVX512CD,-FMA,"
+            "-AVX_Fast_Unaligned_Load")
 
 
 def check_avx_mask(g):

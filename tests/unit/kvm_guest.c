@@ -10,16 +10,33 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
 #include "core/gmem.h"
+#include "core/machine.h"
 #include "core/vcpu.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 bool kvm_guest_unavailable(int ret)
 {
 	return ret == -ENOENT || ret == -EACCES || ret == -EPERM;
+}
+
+void kvm_guest_machine_or_skip(struct machine *m, const struct machine_config *cfg,
+			       struct machine_env *env, const char *what)
+{
+	char err[512] = "";
+	int ret = machine_create(m, cfg, env, err, sizeof(err));
+
+	if (kvm_guest_unavailable(ret)) {
+		close(env->console_fd);
+		print_message("no usable /dev/kvm (%s): skipping\n", err);
+		skip();
+	}
+	if (ret)
+		fail_msg("%s: machine_create: %s", what, err);
 }
 
 void kg_bytes(struct kvm_guest_code *c, const void *p, size_t n)

@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 struct gmem;
+struct machine;
+struct machine_config;
+struct machine_env;
 struct vcpu;
 
 #define KVM_GUEST_CODE_GPA 0x100000ull
@@ -24,6 +27,10 @@ struct kvm_guest_code {
 
 /* The error of vm_create/machine_create that means "no usable /dev/kvm here": skip. */
 bool kvm_guest_unavailable(int ret);
+/* machine_create, or a cmocka skip where kvm_guest_unavailable (env->console_fd is closed
+ * first); any other error fails the test, naming `what`. */
+void kvm_guest_machine_or_skip(struct machine *m, const struct machine_config *cfg,
+			       struct machine_env *env, const char *what);
 /* Append raw bytes (the test fails if the buffer is full). */
 void kg_bytes(struct kvm_guest_code *c, const void *p, size_t n);
 /* mov reg, imm64 */

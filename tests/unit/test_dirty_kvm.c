@@ -325,19 +325,11 @@ static void test_checkpoint_reset(void **state)
 	size_t size;
 	char err[256] = "";
 	long rss0, rss1;
-	int ret;
 
 	(void)state;
 	env.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	assert_true(env.console_fd >= 0);
-	ret = machine_create(&m, &cfg, &env, err, sizeof(err));
-	if (kvm_guest_unavailable(ret)) {
-		close(env.console_fd);
-		print_message("no usable /dev/kvm (%s): skipping\n", err);
-		skip();
-	}
-	if (ret)
-		fail_msg("machine_create: %s", err);
+	kvm_guest_machine_or_skip(&m, &cfg, &env, "checkpoints");
 	build_phases(&code, &ckpt1, &ckpt2);
 	assert_int_equal(kvm_guest_install(&m.vm.gm, &code), 0);
 	assert_int_equal(vm_setup_vcpus(&m.vm, KVM_GUEST_CODE_GPA), 0);
@@ -482,27 +474,19 @@ static void test_checkpoint_reset_threads(void **state)
 	struct machine_env env = { .console_fd = -1, .mem_fd = -1, .track_dirty = true };
 	struct kvm_guest_code code = { .n = 0 };
 	struct run_thread rt = { .vm = &m.vm };
-	struct vcpu_state *now = calloc(1, sizeof(*now));
+	struct vcpu_state *now;
 	struct reset_stats st = { 0 };
 	uint64_t count0, count1;
 	uint8_t *ram0, *ram;
 	size_t size;
 	char err[256] = "";
-	int ret;
 
 	(void)state;
-	assert_non_null(now);
 	env.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	assert_true(env.console_fd >= 0);
-	ret = machine_create(&m, &cfg, &env, err, sizeof(err));
-	if (kvm_guest_unavailable(ret)) {
-		close(env.console_fd);
-		free(now);
-		print_message("no usable /dev/kvm (%s): skipping\n", err);
-		skip();
-	}
-	if (ret)
-		fail_msg("machine_create: %s", err);
+	kvm_guest_machine_or_skip(&m, &cfg, &env, "reset");
+	now = calloc(1, sizeof(*now));
+	assert_non_null(now);
 	/* mov rax, COUNTER; 1: inc qword [rax]; inc rcx; jmp 1b   (rcx counts too: a vCPU
 	 * left as it is at the reset has a larger one than the checkpoint's) */
 	kg_mov64(&code, KG_RAX, COUNTER_GPA);

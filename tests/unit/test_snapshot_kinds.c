@@ -116,22 +116,6 @@ static void check_decl(const char *name, bool save, bool restore, struct dev_rec
 		fail_msg("%s: record version 0", name);
 }
 
-/* machine_create, or a skip where the host has no usable /dev/kvm (a host fact). */
-static void create_or_skip(struct machine *m, const struct machine_config *cfg,
-			   struct machine_env *env, const char *what)
-{
-	char err[512] = "";
-	int ret = machine_create(m, cfg, env, err, sizeof(err));
-
-	if (kvm_guest_unavailable(ret)) {
-		close(env->console_fd);
-		print_message("no usable /dev/kvm (%s): skipping\n", err);
-		skip();
-	}
-	if (ret)
-		fail_msg("%s: machine_create: %s", what, err);
-}
-
 static void test_kinds_declare_records(void **state)
 {
 	(void)state;
@@ -282,7 +266,7 @@ static void test_every_kind_round_trips(void **state)
 		struct machine_config cfg;
 
 		fill_config(c, &cfg);
-		create_or_skip(&m, &cfg, &env, config_names[c]);
+		kvm_guest_machine_or_skip(&m, &cfg, &env, config_names[c]);
 		for (int i = 0; i < m.vm.dm.nr_devs; i++) {
 			struct kind *k = kind_of(m.vm.dm.devs[i]);
 
@@ -334,7 +318,7 @@ static void test_unknown_record_refused(void **state)
 	fill_config(C_BASE, &cfg);
 	env.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	assert_true(env.console_fd >= 0);
-	create_or_skip(&m, &cfg, &env, "base");
+	kvm_guest_machine_or_skip(&m, &cfg, &env, "base");
 	assert_int_equal(vm_setup_vcpus(&m.vm, KVM_GUEST_CODE_GPA), 0);
 	snprintf(dir, sizeof(dir), "%s/snap-unknown", tmp);
 	if (snapshot_create(&m, dir, NULL, err, sizeof(err)))
