@@ -213,7 +213,13 @@ class Guest:
         kvm_pvm hosts: the echo of a typed command was a good part of a command's cost.
         Commands and their output are the same (run() never matched the echo).  The prompt
         becomes "# " (was "root@ignition:~# "): 15 characters less on every command; waits
-        for a prompt look for "# " either way."""
+        for a prompt look for "# " either way.
+        The price: with echo off busybox ash (1.35) reads a command with fgets(), which gives
+        up when a signal interrupts it, and ash takes that for the end of its input.  So a
+        background job of this shell that ends while the shell waits at its prompt (SIGCHLD)
+        ends the shell: getty's login prompt follows.  Every job a check starts with `&` must
+        run until the guest ends or be waited for (`wait`) in the command that ends it; that
+        includes the moment a snapshot is taken, or the restored shell exits in its place."""
         self.expect(rb"login: ", LOGIN_TIMEOUT)
         self.login_s = time.monotonic() - self.start
         self.send("root\n")
@@ -270,6 +276,8 @@ class Guest:
             # The last lines, not only the last one: a shell that died says why above the
             # prompt that replaced it (a segfault line, a kernel message).
             msg += f"; console: {' | '.join(l[-160:] for l in tail[-5:])!r}"
+            if tail[-1].endswith("login: "):
+                msg += " (the login shell exited: see Guest.login on background jobs)"
         return msg
 
     def terminal_restored(self):
