@@ -33,6 +33,14 @@
 #include <termios.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SECCOMP_SANITIZER_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SECCOMP_SANITIZER_BUILD 1
+#endif
+#endif
+
 /* si_code of a seccomp SIGSYS (siginfo.h); older libc headers lack the name. */
 #ifndef SYS_SECCOMP
 #define SYS_SECCOMP 1
@@ -435,6 +443,26 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 	if (ret)
 		return ret;
 	(*count)++;
+#ifdef SECCOMP_SANITIZER_BUILD
+	/* ASan/UBSan builds only (make SAN=1): the sanitizer runtime's allocator maps its shadow
+	 * and quarantine with madvise(MADV_NOHUGEPAGE | MADV_DONTDUMP) and its reports read
+	 * sched_getaffinity; without these the filter tests could only run on release builds. */
+	{
+		static const int advice[] = { MADV_NOHUGEPAGE, MADV_DONTDUMP };
+
+		for (size_t i = 0; i < sizeof(advice) / sizeof(advice[0]); i++) {
+			ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(madvise), 1,
+					       arg_masked(2, 0xffffffffu, (uint64_t)advice[i]));
+			if (ret)
+				return ret;
+			(*count)++;
+		}
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_getaffinity), 0);
+		if (ret)
+			return ret;
+		(*count)++;
+	}
+#endif
 	if (kind == SECCOMP_THREAD_VNC) {
 		/* libvncserver reads RLIMIT_NOFILE for every new client (its fdQuota): getrlimit
 		 * is prlimit64(0, resource, NULL, old); reading only, and only our own. */
