@@ -90,7 +90,8 @@ const char cli_usage[] =
 	"                       gets a new MAC (its link bounces), the VMGenID changes;\n"
 	"                       --disk PATH (in order) uses PATH instead of that disk view,\n"
 	"                       --net replaces the network back ends (same count; mac= keeps\n"
-	"                       a MAC), --vsock CID,PATH moves the vsock socket (same CID)\n"
+	"                       a MAC), --vsock CID,PATH moves the vsock socket (same CID),\n"
+	"                       --mmds serves metadata (a snapshot holds none)\n"
 	"  --track-dirty        log the pages the guest writes (KVM's dirty-page bitmap): a\n"
 	"                       snapshot then holds only the pages written since the snapshot\n"
 	"                       this VM was restored from or last wrote (a diff snapshot, with\n"
@@ -926,7 +927,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		o->m.gpu_width = 1280;
 		o->m.gpu_height = 800;
 	}
-	if (o->mmds_file[0] && o->mmds_ifaces >> o->m.nr_nets) {
+	/* With --restore the interfaces are the snapshot's: the machine checks them. */
+	if (o->mmds_file[0] && !o->restore_dir && o->mmds_ifaces >> o->m.nr_nets) {
 		snprintf(err, err_size, "--mmds: eth%d has no --net",
 			 31 - __builtin_clz(o->mmds_ifaces));
 		return -EINVAL;

@@ -46,6 +46,12 @@ static int open_backends(struct machine *m, const struct machine_env *env, char 
 
 	if (env && env->mmds)
 		mmds_get_config(env->mmds, &mc);
+	/* A restore takes its interfaces from the snapshot, so --mmds eth=N is checked here. */
+	if (mc.ifaces >> m->cfg.nr_nets) {
+		snprintf(err, err_size, "MMDS: eth%d has no network device (this machine has %d)",
+			 31 - __builtin_clz(mc.ifaces), m->cfg.nr_nets);
+		return -EINVAL;
+	}
 	for (int i = 0; i < m->cfg.nr_nets; i++) {
 		const struct machine_net *n = &m->cfg.nets[i];
 		int ret = n->kind == MACHINE_NET_TAP

@@ -401,6 +401,10 @@ static void test_mmds(void **state)
 	assert_non_null(strstr(err, "eth1 has no --net"));
 	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "d,eth=4"), -EINVAL);
 	assert_int_equal(PARSE(&o, err, "--net", "user", "--mmds", "d,eth=01"), -EINVAL);
+	/* With --restore the interfaces are the snapshot's: the restore checks them. */
+	assert_int_equal(PARSE(&o, err, "--restore", "snap", "--mmds", "d,v1,eth=2"), 0);
+	assert_int_equal(o.mmds_ifaces, 4u);
+	assert_int_equal(o.mmds_version, 1);
 }
 
 /* --gui, --vnc, --gpu, --guest gui: each adds the GPU; the front end defaults to headless. */
