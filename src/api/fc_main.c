@@ -625,6 +625,7 @@ static int build_load(const struct api_snapshot_load *l, char *err, size_t n)
 	ov.nr_net_backends = l->nr_net_overrides;
 	ov.net_backends = nets;
 	ov.uffd_path = l->uffd_path[0] ? l->uffd_path : NULL;
+	ov.clock_as_saved = l->clock_as_saved;
 	/* The guest keeps its CID: only the host side's socket moves. */
 	if (l->vsock_uds[0])
 		ov.vsock_path = l->vsock_uds;

@@ -244,12 +244,8 @@ static int parse_load(struct api *a, json_t *j, struct api_snapshot_load *l, cha
 	    (ret = fc_json_bool(j, "clock_realtime", false, &realtime, err, n)))
 		return ret;
 	l->track_dirty = diff || track;
-	if (!realtime) {
-		snprintf(err, n,
-			 "clock_realtime false is not supported: ignition always advances the "
-			 "guest clock by the wall-clock time elapsed since the snapshot");
-		return -EINVAL;
-	}
+	/* Absent: ignition advances the clock (Firecracker's default is false; docs/api.md). */
+	l->clock_as_saved = !realtime;
 	if ((v = json_object_get(j, "mem_backend"))) {
 		char type[16] = "";
 

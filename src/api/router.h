@@ -38,6 +38,7 @@ struct api_snapshot_load {
 	char uffd_path[MACHINE_PATH_MAX];
 	bool track_dirty;
 	bool resume_vm;
+	bool clock_as_saved; /* clock_realtime false: the guest clock resumes where it stopped */
 	int nr_net_overrides;
 	struct api_net_override net_overrides[MACHINE_MAX_NETS];
 	char vsock_uds[MACHINE_PATH_MAX]; /* vsock_override.uds_path, or "" */

@@ -849,6 +849,7 @@ int snapshot_restore(struct machine *m, const char *dir, const struct snapshot_o
 	ret = check_records(&f, m, why, sizeof(why));
 	/* Lines raised by device restores wait for the vCPUs' LAPICs (devmgr_irqs_release). */
 	devmgr_irqs_hold(&m->vm.dm);
+	m->vm.clock_as_saved = ov && ov->clock_as_saved; /* also for later in-place resets */
 	if (!ret)
 		ret = vm_restore_state(&m->vm, &f, why, sizeof(why));
 	t_vm = log_uptime_us();

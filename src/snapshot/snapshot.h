@@ -65,6 +65,9 @@ struct snapshot_overrides {
 	/* With env->track_dirty: made the restored snapshot's memory (the first half of a
 	 * checkpoint; checkpoint_take completes it before the VM runs).  May be NULL. */
 	struct checkpoint *checkpoint;
+	/* The guest clock resumes where it stopped (the REST API's clock_realtime: false) instead
+	 * of being brought forward by the wall-clock time elapsed since the snapshot. */
+	bool clock_as_saved;
 };
 
 /* Capture the VM's state as a state image (vCPUs, VM-wide state, devices; no layer record)

@@ -364,6 +364,10 @@ def part_b(tmp):
         openapi_running(sock1, "running-")
         drive_swap_checks(p1, sock1, tmp)
         p1.run("echo restored-state > /tmp/marker")
+        # The guest's clock against the host's (`date +%s`, whole seconds) before the snapshot:
+        # the load below asks for clock_realtime false, so the loaded guest's clock must lag by
+        # the time between this snapshot and that load.
+        skew0 = guest_skew(p1)
         fault("snapshot-needs-pause", sock1, "PUT", "/snapshot/create",
               {"snapshot_type": "Full", "snapshot_path": snap}, "paused")
         st, _, text = curl(sock1, "PATCH", "/vm", {"state": "Paused"})
@@ -375,6 +379,7 @@ def part_b(tmp):
                             "mem_file_path": os.path.join(tmp, "mem")})
         check("snapshot-create", st == 204 and os.path.exists(os.path.join(snap, "state"))
               and os.path.exists(os.path.join(tmp, "mem")), f"{st} {text}")
+        t_snap = time.time()
         st, _, text = curl(sock1, "PATCH", "/vm", {"state": "Resumed"})
         check("resume", st == 204, f"{st} {text}")
         rc, out = p1.run("echo still-alive")
@@ -399,6 +404,8 @@ def part_b(tmp):
         # With Firecracker's overrides: the interface by its id (same back end kind), the
         # vsock's host socket moved.
         vsock2 = os.path.join(tmp, "v2.sock")
+        time.sleep(max(0.0, t_snap + LOAD_GAP_S - time.time()))
+        t_load = time.time()
         st, _, text = curl(sock2, "PUT", "/snapshot/load",
                            {"snapshot_path": snap,
                             "mem_backend": {"backend_type": "File",
@@ -406,6 +413,7 @@ def part_b(tmp):
                             "network_overrides": [{"iface_id": "eth0",
                                                    "host_dev_name": "ignition:user"}],
                             "vsock_override": {"uds_path": vsock2},
+                            "clock_realtime": False,
                             "resume_vm": True})
         check("snapshot-load", st == 204, f"{st} {text}")
         st, js, _ = curl(sock2, "GET", "/")
@@ -414,6 +422,12 @@ def part_b(tmp):
             p2.send("\n")
             rc, out = p2.run("cat /tmp/marker", 120)
             check("loaded-shell", rc == 0 and "restored-state" in out, f"{rc} {out!r}")
+            skew1 = guest_skew(p2)
+            lag = None if skew0 is None or skew1 is None else skew0 - skew1
+            check("load-clock-realtime-false-resumes-where-it-stopped",
+                  lag is not None and abs(lag - (t_load - t_snap)) <= 3,
+                  f"guest clock lags {lag} s more than before the snapshot; "
+                  f"snapshot to load {t_load - t_snap:.1f} s")
         except TimeoutError as e:
             check("loaded-shell", False, str(e))
         else:
@@ -423,6 +437,20 @@ def part_b(tmp):
         if p2:
             p2.stop()
             check("second-stopped", p2.proc.returncode is not None, "")
+
+
+# With clock_realtime false the loaded guest's clock must lag the host's by this much more
+# than before the snapshot: long enough to tell from `date`'s whole seconds.
+LOAD_GAP_S = 8
+
+
+def guest_skew(p):
+    """The guest's clock minus the host's, in seconds (None if `date` did not answer)."""
+    rc, out = p.run("date +%s")
+    try:
+        return int(out.split()[-1]) - time.time() if rc == 0 else None
+    except (ValueError, IndexError):
+        return None
 
 
 # ---- boot session extras (h-api): a data drive swapped live, OpenAPI checks of the running

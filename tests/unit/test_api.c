@@ -511,7 +511,7 @@ static void test_snapshot_load(void **state)
 		     "{\"snapshot_path\":\"/s\",\"mem_backend\":{\"backend_type\":\"Uffd\"}}",
 		     "backend_path");
 	assert_int_equal(fk.loads, 0);
-	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\":\"/s\",\"clock_realtime\":false}",
+	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\":\"/s\",\"clock_realtime\":1}",
 		     "clock_realtime");
 	expect_fault("PUT", "/snapshot/load",
 		     "{\"snapshot_path\":\"/s\",\"mem_file_path\":\"/m\","
@@ -533,6 +533,7 @@ static void test_snapshot_load(void **state)
 	assert_int_equal(fk.load.nr_net_overrides, 1);
 	assert_string_equal(fk.load.net_overrides[0].host_dev_name, "tap9");
 	assert_string_equal(fk.load.vsock_uds, "/v2");
+	assert_false(fk.load.clock_as_saved); /* clock_realtime absent: advanced */
 	assert_int_equal(req("PATCH", "/vm", "{\"state\":\"Resumed\"}"), 204);
 	assert_int_equal(a.state, API_RUNNING);
 }
@@ -549,6 +550,16 @@ static void test_snapshot_load_uffd(void **state)
 	assert_string_equal(fk.load.uffd_path, "/run/pf.sock");
 	assert_string_equal(fk.load.mem_path, "");
 	assert_int_equal(a.state, API_RUNNING);
+}
+
+/* clock_realtime false: the load keeps the guest clock as saved. */
+static void test_snapshot_load_clock_as_saved(void **state)
+{
+	(void)state;
+	assert_int_equal(
+		req("PUT", "/snapshot/load", "{\"snapshot_path\":\"/s\",\"clock_realtime\":false}"),
+		204);
+	assert_true(fk.load.clock_as_saved);
 }
 
 static void test_config_roundtrip_and_machine(void **state)
@@ -854,6 +865,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_load_uffd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_load_clock_as_saved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_load_restores_devices, setup,
 						teardown),
 		cmocka_unit_test(test_model_from_machine_round_trip),
