@@ -35,6 +35,7 @@ void api_init(struct api *a, const char *id, const struct api_ops *ops, struct m
 	snprintf(a->id, sizeof(a->id), "%s", id ? id : "anonymous-instance");
 	a->ops = ops;
 	a->mmds = mmds;
+	a->boot_configured = false;
 }
 
 /* One request's result being built. */
@@ -318,7 +319,7 @@ static void do_snapshot_load(struct api *a, json_t *j, struct reply *r)
 
 	if (ret)
 		return done(r, ret);
-	if (a->state != API_NOT_STARTED)
+	if (a->state != API_NOT_STARTED || a->boot_configured)
 		return fault(
 			r, "Loading a microVM snapshot not allowed after configuring boot-specific "
 			   "resources.");
@@ -622,6 +623,25 @@ static const char *sub_id(const char *path, const char *prefix)
 	return path + n;
 }
 
+/* The routes whose successful PUT or PATCH before the start configures the machine to boot
+ * (Firecracker's "boot-specific resources"); logger, metrics and MMDS data are not. */
+static bool boot_specific(const char *route)
+{
+	static const char *const routes[] = { "/boot-source",
+					      "/drives/{drive_id}",
+					      "/network-interfaces/{iface_id}",
+					      "/machine-config",
+					      "/vsock",
+					      "/entropy",
+					      "/balloon",
+					      "/mmds/config" };
+
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (!strcmp(route, routes[i]))
+			return true;
+	return false;
+}
+
 void api_handle(struct api *a, const char *method, const char *path, const char *body, size_t len,
 		unsigned *status, char **out, const char **route)
 {
@@ -747,6 +767,9 @@ void api_handle(struct api *a, const char *method, const char *path, const char 
 	}
 #undef BODY
 out:
+	if (a->state == API_NOT_STARTED && (put || patch) && r.status == 204 &&
+	    boot_specific(*route))
+		a->boot_configured = true;
 	json_decref(j);
 	*status = r.status;
 	*out = r.out;

@@ -84,6 +84,9 @@ struct api {
 	char id[FC_ID_MAX];
 	const struct api_ops *ops;
 	struct mmds *mmds; /* NULL: the MMDS endpoints answer 400 */
+	/* A boot-specific resource was configured (boot source, machine, a device, MMDS
+	 * config): a snapshot load is then refused, as in Firecracker. */
+	bool boot_configured;
 };
 
 /* Set up `a` with Firecracker's default model (ops are borrowed). */

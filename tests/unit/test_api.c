@@ -552,6 +552,18 @@ static void test_snapshot_load_uffd(void **state)
 	assert_int_equal(a.state, API_RUNNING);
 }
 
+/* As in Firecracker: no load once a boot-specific resource is configured (a refused PUT does
+ * not count, see test_snapshot_load); logger and metrics do not count either. */
+static void test_snapshot_load_after_boot_config(void **state)
+{
+	(void)state;
+	assert_int_equal(req("PUT", "/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":128}"),
+			 204);
+	expect_fault("PUT", "/snapshot/load", "{\"snapshot_path\":\"/s\"}",
+		     "after configuring boot-specific resources");
+	assert_int_equal(fk.loads, 0);
+}
+
 /* clock_realtime false: the load keeps the guest clock as saved. */
 static void test_snapshot_load_clock_as_saved(void **state)
 {
@@ -866,6 +878,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_load_uffd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_load_clock_as_saved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_load_after_boot_config, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_load_restores_devices, setup,
 						teardown),
 		cmocka_unit_test(test_model_from_machine_round_trip),
