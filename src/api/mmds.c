@@ -21,6 +21,7 @@ struct mmds {
 	pthread_mutex_t lock;
 	json_t *data; /* an object; NULL until the first PUT/PATCH */
 	struct mmds_config cfg;
+	struct mmds_jail jail;
 	struct mmds_token tokens[MMDS_TOKENS_MAX];
 	int64_t (*now)(void);
 };
@@ -53,6 +54,20 @@ void mmds_destroy(struct mmds *m)
 	json_decref(m->data);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
+}
+
+void mmds_set_jail(struct mmds *m, const struct mmds_jail *j)
+{
+	pthread_mutex_lock(&m->lock);
+	m->jail = *j;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mmds_get_jail(struct mmds *m, struct mmds_jail *j)
+{
+	pthread_mutex_lock(&m->lock);
+	*j = m->jail;
+	pthread_mutex_unlock(&m->lock);
 }
 
 void mmds_set_clock(struct mmds *m, int64_t (*now)(void))

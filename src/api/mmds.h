@@ -43,6 +43,17 @@ int mmds_set_config(struct mmds *m, const struct mmds_config *c, char *err, size
 	__attribute__((warn_unused_result));
 void mmds_get_config(struct mmds *m, struct mmds_config *c);
 
+/* Where the process will live once it jails itself (--chroot, --uid/--gid): the guest side's
+ * socket (mmds_http.h) is then made inside `root` and owned by the ids, because slirp
+ * connects to it by path for every guest connection, after the jail is entered. */
+struct mmds_jail {
+	char root[256]; /* "": no chroot */
+	bool set_uid, set_gid;
+	uint32_t uid, gid;
+};
+void mmds_set_jail(struct mmds *m, const struct mmds_jail *j);
+void mmds_get_jail(struct mmds *m, struct mmds_jail *j);
+
 /* --- The guest side (added with the implementation; see docs/mmds.md) --- */
 
 #define MMDS_TOKEN_PATH	 "/latest/api/token"

@@ -27,8 +27,12 @@ struct mmds_http {
 	struct MHD_Daemon *d;
 	struct evloop *ev;
 	int listen_fd, epoll_fd, timer_fd;
-	char dir[64];
-	char path[80];
+	/* The directory and socket as this process names them now, and the socket as slirp
+	 * names it when it connects (inside the jail: `path` without the jail's root). */
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path) - sizeof("/http") + 1];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *conn_path;
+	size_t root_len; /* strlen of the jail's root in dir/path; 0 without --chroot */
 };
 
 static int marker;
@@ -124,7 +128,8 @@ int mmds_http_create(struct mmds *m, struct mmds_http **out, char *err, size_t n
 	struct mmds_http *h = calloc(1, sizeof(*h));
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const union MHD_DaemonInfo *info;
-	int ret;
+	struct mmds_jail jail;
+	int ret, len;
 
 	if (!h) {
 		snprintf(err, n, "MMDS: out of memory");
@@ -132,20 +137,50 @@ int mmds_http_create(struct mmds *m, struct mmds_http **out, char *err, size_t n
 	}
 	h->mmds = m;
 	h->listen_fd = h->timer_fd = h->epoll_fd = -1;
-	snprintf(h->dir, sizeof(h->dir), "/tmp/ignition-mmds-XXXXXX");
+	mmds_get_jail(m, &jail);
+	/* With --chroot the directory is made at the top of the new root (its /tmp may not
+	 * exist), and slirp later connects to it by its path inside. */
+	h->root_len = strlen(jail.root);
+	while (h->root_len > 1 && jail.root[h->root_len - 1] == '/')
+		h->root_len--;
+	if (h->root_len == 1)
+		h->root_len = 0; /* --chroot / */
+	len = snprintf(h->dir, sizeof(h->dir), "%.*s%s", (int)h->root_len, jail.root,
+		       h->root_len ? "/ignition-mmds-XXXXXX" : "/tmp/ignition-mmds-XXXXXX");
+	if (len < 0 || (size_t)len >= sizeof(h->dir)) {
+		h->dir[0] = '\0';
+		snprintf(err, n,
+			 "MMDS: the socket path under '%s' would be too long for a Unix socket",
+			 jail.root);
+		ret = -ENAMETOOLONG;
+		goto fail;
+	}
 	if (!mkdtemp(h->dir)) {
 		ret = -errno;
+		snprintf(err, n, "MMDS: cannot create a directory '%s': %s", h->dir,
+			 strerror(-ret));
 		h->dir[0] = '\0';
-		snprintf(err, n, "MMDS: cannot create a directory in /tmp: %s", strerror(-ret));
 		goto fail;
 	}
 	snprintf(h->path, sizeof(h->path), "%s/http", h->dir);
+	h->conn_path = h->path + h->root_len;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", h->path);
 	h->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (h->listen_fd < 0 || bind(h->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    listen(h->listen_fd, MMDS_HTTP_CONNS) < 0) {
 		ret = -errno;
 		snprintf(err, n, "MMDS: cannot listen on %s: %s", h->path, strerror(-ret));
+		goto fail;
+	}
+	/* After --uid/--gid, slirp's connects need search on the directory and write on the
+	 * socket (both 0700/0755 root's as made). */
+	if ((jail.set_uid || jail.set_gid) && (chown(h->dir, jail.set_uid ? jail.uid : (uid_t)-1,
+						     jail.set_gid ? jail.gid : (gid_t)-1) < 0 ||
+					       chown(h->path, jail.set_uid ? jail.uid : (uid_t)-1,
+						     jail.set_gid ? jail.gid : (gid_t)-1) < 0)) {
+		ret = -errno;
+		snprintf(err, n, "MMDS: cannot give %s to the --uid/--gid ids: %s", h->path,
+			 strerror(-ret));
 		goto fail;
 	}
 	h->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -175,7 +210,7 @@ fail:
 
 const char *mmds_http_path(const struct mmds_http *h)
 {
-	return h->path;
+	return h->conn_path;
 }
 
 int mmds_http_start(struct mmds_http *h, struct evloop *ev)
@@ -207,9 +242,11 @@ void mmds_http_destroy(struct mmds_http *h)
 		close(h->listen_fd);
 	if (h->timer_fd >= 0)
 		close(h->timer_fd);
-	if (h->dir[0]) {
-		unlink(h->path);
-		rmdir(h->dir);
-	}
+	/* Named from outside the jail if it was not entered (an error on the way), else from
+	 * inside it. */
+	if (h->dir[0] && unlink(h->path) < 0 && errno == ENOENT && h->root_len)
+		unlink(h->path + h->root_len);
+	if (h->dir[0] && rmdir(h->dir) < 0 && errno == ENOENT && h->root_len)
+		rmdir(h->dir + h->root_len);
 	free(h);
 }

@@ -14,7 +14,8 @@ struct mmds_http;
 /* Bind the socket and start the (idle) server.  0 or -errno with a reason in err. */
 int mmds_http_create(struct mmds *m, struct mmds_http **out, char *err, size_t n)
 	__attribute__((warn_unused_result));
-/* The socket's path (for slirp_add_unix). */
+/* The socket's path as slirp connects to it (slirp_add_unix): inside the jail with
+ * --chroot (mmds_set_jail). */
 const char *mmds_http_path(const struct mmds_http *h);
 /* Serve on `ev` (its thread). */
 int mmds_http_start(struct mmds_http *h, struct evloop *ev) __attribute__((warn_unused_result));

@@ -630,6 +630,18 @@ static struct mmds *setup_mmds(const struct cli_opts *o)
 	if (mmds_put(m, buf, len, err, sizeof(err)) || mmds_set_config(m, &c, err, sizeof(err)))
 		die(1, "--mmds '%s': %s", o->mmds_file, err);
 	free(buf);
+	/* The jail entered later: slirp connects to the MMDS socket from inside it. */
+	if (o->chroot_dir || o->has_uid || o->has_gid) {
+		struct mmds_jail j = {
+			.set_uid = o->has_uid, .set_gid = o->has_gid, .uid = o->uid, .gid = o->gid
+		};
+
+		if (o->chroot_dir &&
+		    snprintf(j.root, sizeof(j.root), "%s", o->chroot_dir) >= (int)sizeof(j.root))
+			die(1, "--mmds with --chroot: the directory name '%s' is too long",
+			    o->chroot_dir);
+		mmds_set_jail(m, &j);
+	}
 	return m;
 }
 
