@@ -42,6 +42,7 @@ int mmds_create(struct mmds **out)
 		return -ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
 	m->cfg = (struct mmds_config){ .version = 1, .ipv4 = MMDS_DEFAULT_IPV4, .ifaces = 0 };
+	m->jail = (struct mmds_jail){ .uid = (uint32_t)-1, .gid = (uint32_t)-1 };
 	m->now = monotonic_ns;
 	*out = m;
 	return 0;

@@ -47,9 +47,8 @@ void mmds_get_config(struct mmds *m, struct mmds_config *c);
  * socket (mmds_http.h) is then made inside `root` and owned by the ids, because slirp
  * connects to it by path for every guest connection, after the jail is entered. */
 struct mmds_jail {
-	char root[256]; /* "": no chroot */
-	bool set_uid, set_gid;
-	uint32_t uid, gid;
+	char root[256];	   /* "": no chroot */
+	uint32_t uid, gid; /* (uint32_t)-1: not changed (chown(2)'s convention) */
 };
 void mmds_set_jail(struct mmds *m, const struct mmds_jail *j);
 void mmds_get_jail(struct mmds *m, struct mmds_jail *j);

@@ -174,10 +174,8 @@ int mmds_http_create(struct mmds *m, struct mmds_http **out, char *err, size_t n
 	}
 	/* After --uid/--gid, slirp's connects need search on the directory and write on the
 	 * socket (both 0700/0755 root's as made). */
-	if ((jail.set_uid || jail.set_gid) && (chown(h->dir, jail.set_uid ? jail.uid : (uid_t)-1,
-						     jail.set_gid ? jail.gid : (gid_t)-1) < 0 ||
-					       chown(h->path, jail.set_uid ? jail.uid : (uid_t)-1,
-						     jail.set_gid ? jail.gid : (gid_t)-1) < 0)) {
+	if ((jail.uid != (uint32_t)-1 || jail.gid != (uint32_t)-1) &&
+	    (chown(h->dir, jail.uid, jail.gid) < 0 || chown(h->path, jail.uid, jail.gid) < 0)) {
 		ret = -errno;
 		snprintf(err, n, "MMDS: cannot give %s to the --uid/--gid ids: %s", h->path,
 			 strerror(-ret));

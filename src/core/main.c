@@ -632,9 +632,8 @@ static struct mmds *setup_mmds(const struct cli_opts *o)
 	free(buf);
 	/* The jail entered later: slirp connects to the MMDS socket from inside it. */
 	if (o->chroot_dir || o->has_uid || o->has_gid) {
-		struct mmds_jail j = {
-			.set_uid = o->has_uid, .set_gid = o->has_gid, .uid = o->uid, .gid = o->gid
-		};
+		struct mmds_jail j = { .uid = o->has_uid ? o->uid : (uint32_t)-1,
+				       .gid = o->has_gid ? o->gid : (uint32_t)-1 };
 
 		if (o->chroot_dir &&
 		    snprintf(j.root, sizeof(j.root), "%s", o->chroot_dir) >= (int)sizeof(j.root))

@@ -393,6 +393,21 @@ static struct scmp_arg_cmp arg_masked(unsigned arg, uint64_t mask, uint64_t valu
 	};
 }
 
+/* One rule per value: `nr` allowed when its argument `arg` (low 32 bits) is one of values[n]. */
+static int allow_values(scmp_filter_ctx ctx, int nr, unsigned arg, const uint32_t *values, size_t n,
+			size_t *count)
+{
+	for (size_t i = 0; i < n; i++) {
+		int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+					   arg_masked(arg, 0xffffffffu, values[i]));
+
+		if (ret)
+			return ret;
+		(*count)++;
+	}
+	return 0;
+}
+
 /* What libslirp 4.7 calls beyond the common socket set (its dynamic symbols: accept, ioctl,
  * stat64, fopen64). */
 static int add_slirp_rules(scmp_filter_ctx ctx, size_t *count)
@@ -438,30 +453,23 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 	}
 	/* madvise: only MADV_DONTNEED (free() trimming, thread stacks at exit, the balloon's
 	 * inflated pages). */
-	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(madvise), 1,
-			       arg_masked(2, 0xffffffffu, MADV_DONTNEED));
+	static const uint32_t dontneed[] = { MADV_DONTNEED };
+
+	ret = allow_values(ctx, SCMP_SYS(madvise), 2, dontneed, 1, count);
 	if (ret)
 		return ret;
-	(*count)++;
 #ifdef SECCOMP_SANITIZER_BUILD
 	/* ASan/UBSan builds only (make SAN=1): the sanitizer runtime's allocator maps its shadow
 	 * and quarantine with madvise(MADV_NOHUGEPAGE | MADV_DONTDUMP) and its reports read
 	 * sched_getaffinity; without these the filter tests could only run on release builds. */
-	{
-		static const int advice[] = { MADV_NOHUGEPAGE, MADV_DONTDUMP };
+	static const uint32_t san_advice[] = { MADV_NOHUGEPAGE, MADV_DONTDUMP };
 
-		for (size_t i = 0; i < sizeof(advice) / sizeof(advice[0]); i++) {
-			ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(madvise), 1,
-					       arg_masked(2, 0xffffffffu, (uint64_t)advice[i]));
-			if (ret)
-				return ret;
-			(*count)++;
-		}
+	ret = allow_values(ctx, SCMP_SYS(madvise), 2, san_advice, 2, count);
+	if (!ret)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_getaffinity), 0);
-		if (ret)
-			return ret;
-		(*count)++;
-	}
+	if (ret)
+		return ret;
+	(*count)++;
 #endif
 	if (kind == SECCOMP_THREAD_VNC) {
 		/* libvncserver reads RLIMIT_NOFILE for every new client (its fdQuota): getrlimit
@@ -517,15 +525,11 @@ static int add_rules(scmp_filter_ctx ctx, enum seccomp_thread kind,
 		*count += 2;
 		/* New sockets: vsock's guest-to-host connects (AF_UNIX), slirp's outbound NAT
 		 * (AF_INET/AF_INET6); nothing else (no netlink, no packet sockets). */
-		static const int domains[] = { AF_UNIX, AF_INET, AF_INET6 };
+		static const uint32_t domains[] = { AF_UNIX, AF_INET, AF_INET6 };
 
-		for (size_t i = 0; i < sizeof(domains) / sizeof(domains[0]); i++) {
-			ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-					       arg_masked(0, 0xffffffffu, (uint32_t)domains[i]));
-			if (ret)
-				return ret;
-			(*count)++;
-		}
+		ret = allow_values(ctx, SCMP_SYS(socket), 0, domains, 3, count);
+		if (ret)
+			return ret;
 		if (cfg->slirp) {
 			ret = add_slirp_rules(ctx, count);
 			if (ret)
