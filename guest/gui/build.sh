@@ -11,7 +11,7 @@
 # usage: build.sh GUEST_DIR OUTPUT_IMAGE CACHE_DIR
 set -euo pipefail
 
-RECIPE=3
+RECIPE=4
 SUITE=bookworm
 # Debian packages of the desktop (dependencies come along; no Recommends).
 PACKAGES=(cage foot seatd libseat1 udev fontconfig fonts-dejavu-core xkb-data busybox mount)
@@ -92,7 +92,7 @@ mmdebstrap --mode=root --variant=essential --include="$comma_list" \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
 	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
-	--dpkgopt='path-exclude=/usr/lib/udev/rules.d/80-libinput-device-groups.rules' \
+	--dpkgopt='path-exclude=/lib/udev/rules.d/80-libinput-device-groups.rules' \
 	--customize-hook='chroot "$1" fc-cache -f' \
 	--customize-hook='sed -i "s/^root:[^:]*:/root::/" "$1/etc/shadow"' \
 	--customize-hook='chroot "$1" useradd -m -u 1000 -U -G video,input,render -s /bin/bash user' \

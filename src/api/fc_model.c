@@ -1005,4 +1005,15 @@ void fc_model_from_machine(struct fc_model *m, const struct machine_config *cfg,
 	m->balloon_mib = cfg->balloon ? balloon_mib : 0;
 	m->deflate_on_oom = cfg->balloon && cfg->balloon_deflate_on_oom;
 	m->stats_s = cfg->balloon ? cfg->balloon_stats_s : 0;
+	/* MMDS as the snapshot configured it (the store itself starts empty). */
+	m->has_mmds = cfg->mmds_ifaces != 0;
+	if (m->has_mmds) {
+		m->mmds_version = cfg->mmds_version;
+		m->mmds_ipv4 = cfg->mmds_ipv4;
+	}
+	m->nr_mmds_ifaces = 0;
+	for (int i = 0; i < nn; i++)
+		if (cfg->mmds_ifaces & (1u << i))
+			snprintf(m->mmds_ifaces[m->nr_mmds_ifaces++], FC_ID_MAX, "%s",
+				 m->nets[i].id);
 }

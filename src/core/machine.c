@@ -44,8 +44,21 @@ static int open_backends(struct machine *m, const struct machine_env *env, char 
 {
 	struct mmds_config mc = { 0 };
 
-	if (env && env->mmds)
+	if (env && env->mmds) {
 		mmds_get_config(env->mmds, &mc);
+		/* A restore: the snapshot's configuration, unless the store was given one. */
+		if (!mc.ifaces && m->cfg.mmds_ifaces) {
+			mc = (struct mmds_config){ .version = m->cfg.mmds_version,
+						   .ipv4 = m->cfg.mmds_ipv4,
+						   .ifaces = m->cfg.mmds_ifaces };
+			if (mmds_set_config(env->mmds, &mc, err, err_size))
+				return -EINVAL;
+		}
+	}
+	/* What is served, and what a snapshot of this machine records. */
+	m->cfg.mmds_version = mc.ifaces ? mc.version : 0;
+	m->cfg.mmds_ipv4 = mc.ifaces ? mc.ipv4 : 0;
+	m->cfg.mmds_ifaces = mc.ifaces;
 	/* A restore takes its interfaces from the snapshot, so --mmds eth=N is checked here. */
 	if (mc.ifaces >> m->cfg.nr_nets) {
 		snprintf(err, err_size, "MMDS: eth%d has no network device (this machine has %d)",
@@ -486,8 +499,9 @@ void machine_console_port(struct machine *m, struct console_port *port)
  * (docs/api.md): per disk its id, bool root, partuuid, bool writeback, bool async; per network
  * device its id; then bool balloon_deflate_on_oom.  Older records load with no ids (the API
  * then names the devices drive0.../eth0...) and with the balloon offering deflate-on-OOM, as
- * every balloon did before. */
-#define MACHINE_STATE_VERSION 6
+ * every balloon did before.  Version 7 appends MMDS's configuration: u32 version, ipv4,
+ * ifaces (all 0: no MMDS); older records load without MMDS. */
+#define MACHINE_STATE_VERSION 7
 
 static void put_rl(struct snap_writer *w, const struct ratelimit_cfg *c)
 {
@@ -578,6 +592,9 @@ void machine_config_save(const struct machine_config *c, struct snap_writer *w)
 	for (int i = 0; i < c->nr_nets && i < MACHINE_MAX_NETS; i++)
 		snap_put_str(w, c->nets[i].id, sizeof(c->nets[i].id) - 1);
 	snap_put_bool(w, c->balloon_deflate_on_oom);
+	snap_put_u32(w, c->mmds_version);
+	snap_put_u32(w, c->mmds_ipv4);
+	snap_put_u32(w, c->mmds_ifaces);
 }
 
 /* Two devices of a kind under one non-empty id would make the API's answers ambiguous. */
@@ -704,6 +721,16 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 			snap_fail(&r);
 	} else {
 		c->balloon_deflate_on_oom = c->balloon;
+	}
+	if (r.version >= 7) {
+		c->mmds_version = snap_get_u32(&r);
+		c->mmds_ipv4 = snap_get_u32(&r);
+		c->mmds_ifaces = snap_get_u32(&r);
+		/* Served on existing interfaces only, as mmds_set_config accepts it. */
+		if (c->mmds_ifaces &&
+		    (c->mmds_ifaces >> c->nr_nets || (c->mmds_version != 1 && c->mmds_version != 2) ||
+		     c->mmds_ipv4 >> 16 != 0xa9fe))
+			snap_fail(&r);
 	}
 	if (snap_reader_done(&r))
 		return err_set(-EINVAL, err, n, "the machine record is malformed");

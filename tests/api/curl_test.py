@@ -347,9 +347,8 @@ def part_b(tmp):
         check("guest-command", rc == 0 and "hello-from-42" in out, f"{rc} {out!r}")
         # MMDS set through the API, read by the guest over 169.254.169.254 (its DHCP lease
         # gives the default route through slirp), then changed live with PATCH.
-        mmds = "wget -q -O - http://169.254.169.254/latest/meta-data/ami-id 2>&1"
-        rc, out = p1.run("for i in $(seq 60); do ip route | grep -q default && break; "
-                         "sleep 1; done; " + mmds)
+        mmds = MMDS_GET
+        rc, out = p1.run(WAIT_ROUTE + mmds)
         check("mmds-guest-get", rc == 0 and out.strip() == "ami-api", f"{rc} {out!r}")
         st, _, text = curl(sock1, "PATCH", "/mmds",
                            {"latest": {"meta-data": {"ami-id": "ami-patched"}}})
@@ -438,6 +437,10 @@ def part_b(tmp):
             p2.stop()
             check("second-stopped", p2.proc.returncode is not None, "")
 
+
+# The guest reads its metadata once it has a default route (its DHCP lease through slirp).
+MMDS_GET = "wget -q -O - http://169.254.169.254/latest/meta-data/ami-id 2>&1"
+WAIT_ROUTE = "for i in $(seq 60); do ip route | grep -q default && break; sleep 1; done; "
 
 # With clock_realtime false the loaded guest's clock must lag the host's by this much more
 # than before the snapshot: long enough to tell from `date`'s whole seconds.
@@ -592,6 +595,17 @@ def loaded_config_checks(p, sock, tmp, rootfs, vsock2, read):
                     "&& break; sleep 0.2; done; cat /sys/class/net/eth0/address" % mac)
     check("loaded-guest-mac-is-vm-config", rc == 0 and mac and out.strip() == mac,
           f"vm/config {mac!r}, guest {out!r}")
+    # MMDS: the snapshot kept its configuration, not its data (as Firecracker's does): the
+    # store is empty until a PUT, then the guest reads it on the same interface.
+    check("loaded-vm-config-mmds",
+          js.get("mmds-config") == {"version": "V1", "network_interfaces": ["eth0"],
+                                    "ipv4_address": "169.254.169.254"},
+          f"{js.get('mmds-config')}")
+    st, store, text = curl(sock, "GET", "/mmds")
+    check("loaded-mmds-store-empty", st == 200 and store == {}, f"{st} {text[:200]}")
+    st, _, text = curl(sock, "PUT", "/mmds", {"latest": {"meta-data": {"ami-id": "ami-loaded"}}})
+    rc, out = p.run(WAIT_ROUTE + MMDS_GET) if st == 204 else (None, text)
+    check("loaded-mmds-guest-get", rc == 0 and out.strip() == "ami-loaded", f"{st} {rc} {out!r}")
     # PATCH /drives/data path_on_host on the restored drive: the guest sees the new image.
     new = os.path.join(tmp, "data3.img")
     make_image(new, LOADED_SECTORS * 512, "third-image")

@@ -669,6 +669,10 @@ static void test_model_from_machine_round_trip(void **state)
 	assert_true(cfg.disks[1].writeback && cfg.disks[1].async);
 	assert_string_equal(cfg.nets[0].id, "net1");
 	assert_true(cfg.balloon_deflate_on_oom);
+	/* MMDS as the snapshot recorded it (machine_create fills it from the store): on net2. */
+	cfg.mmds_version = 2;
+	cfg.mmds_ipv4 = 0xa9fe0001;
+	cfg.mmds_ifaces = 2;
 	/* A load: a fresh model (logger only) takes the machine's devices. */
 	fc_model_init(&back);
 	back.has_logger = true;
@@ -708,6 +712,13 @@ static void test_model_from_machine_round_trip(void **state)
 	assert_true(json_is_true(json_object_get(json_object_get(j, "balloon"), "deflate_on_oom")));
 	assert_true(json_is_object(json_object_get(j, "entropy")));
 	assert_true(json_is_object(json_object_get(j, "logger")));
+	n = json_object_get(j, "mmds-config");
+	assert_string_equal(json_string_value(json_object_get(n, "version")), "V2");
+	assert_string_equal(json_string_value(json_object_get(n, "ipv4_address")), "169.254.0.1");
+	assert_int_equal(json_array_size(json_object_get(n, "network_interfaces")), 1);
+	assert_string_equal(
+		json_string_value(json_array_get(json_object_get(n, "network_interfaces"), 0)),
+		"net2");
 	/* What it answers loads as a config file again (one layout). */
 	fc_model_init(&m);
 	assert_int_equal(fc_model_config_file(&m, j, err, sizeof(err)), 0);

@@ -70,6 +70,9 @@ static void fill_sample(void)
 	strcpy(sample.nets[0].id, "net1");
 	strcpy(sample.nets[1].id, "net2");
 	sample.balloon_deflate_on_oom = false; /* older records meant true */
+	sample.mmds_version = 2;
+	sample.mmds_ipv4 = 0xa9fe0102;
+	sample.mmds_ifaces = 2; /* eth1 */
 	strcpy(sample.kernel, "/boot/vmlinux");
 	strcpy(sample.cmdline, "console=ttyS0 root=/dev/vda rw");
 }
@@ -85,6 +88,8 @@ static void fill_sample(void)
  * its bytes); bool balloon_deflate_on_oom. */
 #define IDS_BYTES \
 	((4 + 6 + 1 + 4 + 7 + 1 + 1) + (4 + 4 + 1 + 4 + 0 + 1 + 1) + (4 + 4) + (4 + 4) + 1)
+/* v7: MMDS's version, address and interfaces, three u32. */
+#define MMDS_BYTES (3 * 4)
 
 static void encode(const struct machine_config *c, struct snap_writer *w, struct snap_file *f)
 {
@@ -124,6 +129,21 @@ static void expect_refused(void (*mutate)(struct machine_config *), const char *
 	assert_true(err[0] != '\0');
 	(void)what;
 	snap_writer_free(&w);
+}
+
+static void mmds_iface_absent(struct machine_config *c)
+{
+	c->mmds_ifaces = 4; /* eth2 of two */
+}
+
+static void mmds_bad_version(struct machine_config *c)
+{
+	c->mmds_version = 3;
+}
+
+static void mmds_bad_address(struct machine_config *c)
+{
+	c->mmds_ipv4 = 0x0a000001; /* 10.0.0.1 */
 }
 
 static void tiny_mem(struct machine_config *c)
@@ -202,6 +222,9 @@ static void test_refuses_values(void **state)
 	expect_refused(root_not_first, "root device");
 	expect_refused(same_drive_ids, "drive ids");
 	expect_refused(same_iface_ids, "iface ids");
+	expect_refused(mmds_iface_absent, "MMDS interface");
+	expect_refused(mmds_bad_version, "MMDS version");
+	expect_refused(mmds_bad_address, "MMDS address");
 }
 
 /* Devices without API ids (the command line) are fine several times over. */
@@ -260,7 +283,7 @@ static void test_refuses_truncation_and_version(void **state)
 	/* Every shorter payload, re-framed as a valid file. */
 	for (size_t cut = 0; cut < r.len; cut += 7) {
 		snap_writer_init(&t);
-		snap_rec_begin(&t, SNAP_REC_MACHINE, 6, "machine");
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 7, "machine");
 		snap_put_bytes(&t, r.p, cut);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
@@ -269,19 +292,35 @@ static void test_refuses_truncation_and_version(void **state)
 	}
 	/* Another version. */
 	snap_writer_init(&t);
-	snap_rec_begin(&t, SNAP_REC_MACHINE, 7, "machine");
+	snap_rec_begin(&t, SNAP_REC_MACHINE, 8, "machine");
 	snap_put_bytes(&t, r.p, r.len);
 	assert_int_equal(snap_writer_finish(&t), 0);
 	assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 	assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "version 7"));
+	assert_non_null(strstr(err, "version 8"));
 	snap_writer_free(&t);
+	/* Version 6 (before MMDS): loads without it; with its bytes left over refused. */
+	for (int extra = 0; extra <= 1; extra++) {
+		snap_writer_init(&t);
+		snap_rec_begin(&t, SNAP_REC_MACHINE, 6, "machine");
+		snap_put_bytes(&t, r.p, r.len - MMDS_BYTES + (size_t)extra);
+		assert_int_equal(snap_writer_finish(&t), 0);
+		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
+		assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)),
+				 extra ? -EINVAL : 0);
+		if (!extra) {
+			assert_int_equal(back.mmds_ifaces, 0);
+			assert_int_equal(back.mmds_version, 0);
+			assert_string_equal(back.nets[0].id, "net1");
+		}
+		snap_writer_free(&t);
+	}
 	/* Version 5 (before the API's ids): loads with none, the balloon offering
 	 * deflate-on-OOM as every balloon did; with the ids' bytes left over refused. */
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 5, "machine");
-		snap_put_bytes(&t, r.p, r.len - IDS_BYTES + (size_t)extra);
+		snap_put_bytes(&t, r.p, r.len - MMDS_BYTES - IDS_BYTES + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)),
@@ -301,7 +340,7 @@ static void test_refuses_truncation_and_version(void **state)
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 4, "machine");
-		snap_put_bytes(&t, r.p, r.len - IDS_BYTES - HUGE_BYTES + (size_t)extra);
+		snap_put_bytes(&t, r.p, r.len - MMDS_BYTES - IDS_BYTES - HUGE_BYTES + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)),
@@ -316,7 +355,7 @@ static void test_refuses_truncation_and_version(void **state)
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 3, "machine");
-		snap_put_bytes(&t, r.p, r.len - IDS_BYTES - HUGE_BYTES - GPU_BYTES + (size_t)extra);
+		snap_put_bytes(&t, r.p, r.len - MMDS_BYTES - IDS_BYTES - HUGE_BYTES - GPU_BYTES + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {
@@ -334,7 +373,7 @@ static void test_refuses_truncation_and_version(void **state)
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 2, "machine");
 		snap_put_bytes(&t, r.p,
-			       r.len - IDS_BYTES - HUGE_BYTES - GPU_BYTES - RL_BYTES +
+			       r.len - MMDS_BYTES - IDS_BYTES - HUGE_BYTES - GPU_BYTES - RL_BYTES +
 				       (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
@@ -357,7 +396,7 @@ static void test_refuses_truncation_and_version(void **state)
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 1, "machine");
 		snap_put_bytes(&t, r.p,
-			       r.len - IDS_BYTES - HUGE_BYTES - GPU_BYTES - RL_BYTES - 1 +
+			       r.len - MMDS_BYTES - IDS_BYTES - HUGE_BYTES - GPU_BYTES - RL_BYTES - 1 +
 				       (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
