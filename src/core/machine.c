@@ -727,9 +727,9 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 		c->mmds_ipv4 = snap_get_u32(&r);
 		c->mmds_ifaces = snap_get_u32(&r);
 		/* Served on existing interfaces only, as mmds_set_config accepts it. */
-		if (c->mmds_ifaces &&
-		    (c->mmds_ifaces >> c->nr_nets || (c->mmds_version != 1 && c->mmds_version != 2) ||
-		     c->mmds_ipv4 >> 16 != 0xa9fe))
+		if (c->mmds_ifaces && (c->mmds_ifaces >> c->nr_nets ||
+				       (c->mmds_version != 1 && c->mmds_version != 2) ||
+				       c->mmds_ipv4 >> 16 != 0xa9fe))
 			snap_fail(&r);
 	}
 	if (snap_reader_done(&r))

@@ -340,7 +340,8 @@ static void test_refuses_truncation_and_version(void **state)
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 4, "machine");
-		snap_put_bytes(&t, r.p, r.len - MMDS_BYTES - IDS_BYTES - HUGE_BYTES + (size_t)extra);
+		snap_put_bytes(&t, r.p,
+			       r.len - MMDS_BYTES - IDS_BYTES - HUGE_BYTES + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)),
@@ -355,7 +356,9 @@ static void test_refuses_truncation_and_version(void **state)
 	for (int extra = 0; extra <= 1; extra++) {
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 3, "machine");
-		snap_put_bytes(&t, r.p, r.len - MMDS_BYTES - IDS_BYTES - HUGE_BYTES - GPU_BYTES + (size_t)extra);
+		snap_put_bytes(&t, r.p,
+			       r.len - MMDS_BYTES - IDS_BYTES - HUGE_BYTES - GPU_BYTES +
+				       (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {
@@ -396,8 +399,8 @@ static void test_refuses_truncation_and_version(void **state)
 		snap_writer_init(&t);
 		snap_rec_begin(&t, SNAP_REC_MACHINE, 1, "machine");
 		snap_put_bytes(&t, r.p,
-			       r.len - MMDS_BYTES - IDS_BYTES - HUGE_BYTES - GPU_BYTES - RL_BYTES - 1 +
-				       (size_t)extra);
+			       r.len - MMDS_BYTES - IDS_BYTES - HUGE_BYTES - GPU_BYTES - RL_BYTES -
+				       1 + (size_t)extra);
 		assert_int_equal(snap_writer_finish(&t), 0);
 		assert_int_equal(snap_file_parse(&f, t.buf, t.len, NULL, 0), 0);
 		if (extra) {
