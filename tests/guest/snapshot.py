@@ -539,7 +539,8 @@ def devices_restore(snap, smp, ctx):
     """The device boot's snapshot resumed: every vCPU runs a busy loop pinned to it; eth0
     comes back with a new MAC and a lease from the new user-mode NAT; vsock works both ways
     after the transport reset; the balloon inflates again."""
-    # MMDS is not in a snapshot (docs/mmds.md): the clone gets a store of its own, V1 this time.
+    # A snapshot keeps MMDS's configuration, not its store, and a command-line restore serves
+    # MMDS only with --mmds (docs/mmds.md): the clone gets a store of its own, V1 this time.
     mmds_args = []
     if "mmds_tap_skip" in ctx:
         mmds = os.path.join(ctx["tmp"], "mmds-clone.json")
