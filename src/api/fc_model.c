@@ -592,15 +592,17 @@ int fc_model_metrics(struct fc_model *m, json_t *body, char *err, size_t n)
 int fc_model_mmds_config(struct fc_model *m, json_t *body, char *err, size_t n)
 {
 	static const char *const fields[] = { "version", "network_interfaces", "ipv4_address",
-					      NULL };
+					      "imds_compat", NULL };
 	char ver[8] = "V1", ip[32] = "169.254.169.254";
 	unsigned a, b, c, d;
 	char tail;
 	json_t *ifs, *v;
+	bool imds_compat = false;
 	size_t i;
 	int ret;
 
 	if ((ret = fc_json_fields(body, "mmds-config", fields, err, n)) ||
+	    (ret = fc_json_bool(body, "imds_compat", false, &imds_compat, err, n)) ||
 	    (ret = fc_json_str(body, "version", false, ver, sizeof(ver), err, n)) ||
 	    (ret = fc_json_str(body, "ipv4_address", false, ip, sizeof(ip), err, n)))
 		return ret;
@@ -629,6 +631,7 @@ int fc_model_mmds_config(struct fc_model *m, json_t *body, char *err, size_t n)
 	m->has_mmds = true;
 	m->mmds_version = ver[1] - '0';
 	m->mmds_ipv4 = a << 24 | b << 16 | c << 8 | d;
+	m->mmds_imds_compat = imds_compat;
 	m->nr_mmds_ifaces = (int)json_array_size(ifs);
 	json_array_foreach(ifs, i, v)
 		snprintf(m->mmds_ifaces[i], FC_ID_MAX, "%s", json_string_value(v));
@@ -804,9 +807,10 @@ json_t *fc_model_to_json(const struct fc_model *m)
 		snprintf(ip, sizeof(ip), "%u.%u.%u.%u", m->mmds_ipv4 >> 24,
 			 (m->mmds_ipv4 >> 16) & 255, (m->mmds_ipv4 >> 8) & 255, m->mmds_ipv4 & 255);
 		json_object_set_new(o, "mmds-config",
-				    json_pack("{s:s,s:o,s:s}", "version",
+				    json_pack("{s:s,s:o,s:s,s:b}", "version",
 					      m->mmds_version == 2 ? "V2" : "V1",
-					      "network_interfaces", ifs, "ipv4_address", ip));
+					      "network_interfaces", ifs, "ipv4_address", ip,
+					      "imds_compat", m->mmds_imds_compat));
 	} else {
 		json_object_set_new(o, "mmds-config", json_null());
 	}
@@ -1010,6 +1014,7 @@ void fc_model_from_machine(struct fc_model *m, const struct machine_config *cfg,
 	if (m->has_mmds) {
 		m->mmds_version = cfg->mmds_version;
 		m->mmds_ipv4 = cfg->mmds_ipv4;
+		m->mmds_imds_compat = cfg->mmds_imds_compat;
 	}
 	m->nr_mmds_ifaces = 0;
 	for (int i = 0; i < nn; i++)

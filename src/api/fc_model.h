@@ -72,6 +72,7 @@ struct fc_model {
 	bool has_mmds;
 	unsigned mmds_version; /* 1 or 2 */
 	uint32_t mmds_ipv4;    /* host order */
+	bool mmds_imds_compat; /* always IMDS text, whatever the guest's Accept header */
 	char mmds_ifaces[MACHINE_MAX_NETS][FC_ID_MAX];
 	int nr_mmds_ifaces;
 };

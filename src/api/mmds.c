@@ -491,7 +491,7 @@ static int handle_get(struct mmds *m, const struct mmds_request *rq, struct mmds
 		msg = "The MMDS data store is not initialized.", status = 404;
 	else if (!(v = lookup(m->data, rq->path)))
 		msg = "Resource not found.", status = 404;
-	else if (wants_json(rq->accept))
+	else if (!m->cfg.imds_compat && wants_json(rq->accept))
 		body = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), ctype = "application/json";
 	else if (json_is_string(v))
 		body = strndup(json_string_value(v), json_string_length(v));

@@ -4,7 +4,7 @@
  *   V1: plain GETs;  V2: a session token first (`PUT /latest/api/token` with
  *   `X-metadata-token-ttl-seconds`), then GETs carrying `X-metadata-token`.
  * Answers are JSON (`Accept: application/json`) or IMDS text (a leaf's value, or an object's
- * keys one per line, sub-objects with a trailing '/').
+ * keys one per line, sub-objects with a trailing '/'); always text with imds_compat.
  *
  * Threading: every function may be called from any thread (one mutex inside); the guest side
  * is served on the event-loop thread. */
@@ -24,6 +24,7 @@ struct mmds_config {
 	unsigned version; /* 1 or 2 */
 	uint32_t ipv4;	  /* host order; link-local 169.254.0.0/16 */
 	uint32_t ifaces;  /* bit i: eth i answers MMDS; 0: MMDS is not reachable */
+	bool imds_compat; /* answer IMDS text whatever the Accept header asks (as EC2's IMDS) */
 };
 
 int mmds_create(struct mmds **out) __attribute__((warn_unused_result));

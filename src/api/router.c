@@ -506,6 +506,7 @@ int api_mmds_config(struct api *a, const struct fc_model *m, char *err, size_t n
 		return err_set(-ENOSYS, err, n, "MMDS is not available in this build of ignition.");
 	c.version = m->mmds_version;
 	c.ipv4 = m->mmds_ipv4;
+	c.imds_compat = m->mmds_imds_compat;
 	/* Interface ids to eth indexes: the model's order is the machine's (eth0, eth1...). */
 	for (int i = 0; i < m->nr_mmds_ifaces; i++) {
 		int idx = fc_model_net_index(m, m->mmds_ifaces[i]);

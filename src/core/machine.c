@@ -50,7 +50,8 @@ static int open_backends(struct machine *m, const struct machine_env *env, char 
 		if (!mc.ifaces && m->cfg.mmds_ifaces) {
 			mc = (struct mmds_config){ .version = m->cfg.mmds_version,
 						   .ipv4 = m->cfg.mmds_ipv4,
-						   .ifaces = m->cfg.mmds_ifaces };
+						   .ifaces = m->cfg.mmds_ifaces,
+						   .imds_compat = m->cfg.mmds_imds_compat };
 			if (mmds_set_config(env->mmds, &mc, err, err_size))
 				return -EINVAL;
 		}
@@ -59,6 +60,7 @@ static int open_backends(struct machine *m, const struct machine_env *env, char 
 	m->cfg.mmds_version = mc.ifaces ? mc.version : 0;
 	m->cfg.mmds_ipv4 = mc.ifaces ? mc.ipv4 : 0;
 	m->cfg.mmds_ifaces = mc.ifaces;
+	m->cfg.mmds_imds_compat = mc.ifaces && mc.imds_compat;
 	/* A restore takes its interfaces from the snapshot, so --mmds eth=N is checked here. */
 	if (mc.ifaces >> m->cfg.nr_nets) {
 		snprintf(err, err_size, "MMDS: eth%d has no network device (this machine has %d)",
@@ -500,7 +502,7 @@ void machine_console_port(struct machine *m, struct console_port *port)
  * device its id; then bool balloon_deflate_on_oom.  Older records load with no ids (the API
  * then names the devices drive0.../eth0...) and with the balloon offering deflate-on-OOM, as
  * every balloon did before.  Version 7 appends MMDS's configuration: u32 version, ipv4,
- * ifaces (all 0: no MMDS); older records load without MMDS. */
+ * ifaces (all 0: no MMDS), bool imds_compat; older records load without MMDS. */
 #define MACHINE_STATE_VERSION 7
 
 static void put_rl(struct snap_writer *w, const struct ratelimit_cfg *c)
@@ -595,6 +597,7 @@ void machine_config_save(const struct machine_config *c, struct snap_writer *w)
 	snap_put_u32(w, c->mmds_version);
 	snap_put_u32(w, c->mmds_ipv4);
 	snap_put_u32(w, c->mmds_ifaces);
+	snap_put_bool(w, c->mmds_imds_compat);
 }
 
 /* Two devices of a kind under one non-empty id would make the API's answers ambiguous. */
@@ -726,6 +729,7 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 		c->mmds_version = snap_get_u32(&r);
 		c->mmds_ipv4 = snap_get_u32(&r);
 		c->mmds_ifaces = snap_get_u32(&r);
+		c->mmds_imds_compat = snap_get_bool(&r);
 		/* Served on existing interfaces only, as mmds_set_config accepts it. */
 		if (c->mmds_ifaces && (c->mmds_ifaces >> c->nr_nets ||
 				       (c->mmds_version != 1 && c->mmds_version != 2) ||

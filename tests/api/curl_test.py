@@ -315,7 +315,7 @@ def part_b(tmp):
                  ("net", "PUT", "/network-interfaces/eth0",
                   {"iface_id": "eth0", "host_dev_name": "ignition:user"}),
                  ("mmds-config", "PUT", "/mmds/config",
-                  {"network_interfaces": ["eth0"], "version": "V1"}),
+                  {"network_interfaces": ["eth0"], "version": "V1", "imds_compat": True}),
                  ("mmds", "PUT", "/mmds",
                   {"latest": {"meta-data": {"ami-id": "ami-api", "hostname": "api-guest"}}}),
                  # The guest agent listens on vsock: the snapshot is the MCP test's base.
@@ -350,6 +350,10 @@ def part_b(tmp):
         mmds = MMDS_GET
         rc, out = p1.run(WAIT_ROUTE + mmds)
         check("mmds-guest-get", rc == 0 and out.strip() == "ami-api", f"{rc} {out!r}")
+        # imds_compat: text even when the guest asks for JSON (which would be "\"ami-api\"").
+        rc, out = p1.run(MMDS_GET.replace("wget ", "wget --header 'Accept: application/json' "))
+        check("mmds-imds-compat-text-for-json", rc == 0 and out.strip() == "ami-api",
+              f"{rc} {out!r}")
         st, _, text = curl(sock1, "PATCH", "/mmds",
                            {"latest": {"meta-data": {"ami-id": "ami-patched"}}})
         check("mmds-patch-live", st == 204, f"{st} {text}")
@@ -599,7 +603,7 @@ def loaded_config_checks(p, sock, tmp, rootfs, vsock2, read):
     # store is empty until a PUT, then the guest reads it on the same interface.
     check("loaded-vm-config-mmds",
           js.get("mmds-config") == {"version": "V1", "network_interfaces": ["eth0"],
-                                    "ipv4_address": "169.254.169.254"},
+                                    "ipv4_address": "169.254.169.254", "imds_compat": True},
           f"{js.get('mmds-config')}")
     st, store, text = curl(sock, "GET", "/mmds")
     check("loaded-mmds-store-empty", st == 200 and store == {}, f"{st} {text[:200]}")

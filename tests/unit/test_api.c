@@ -673,6 +673,7 @@ static void test_model_from_machine_round_trip(void **state)
 	cfg.mmds_version = 2;
 	cfg.mmds_ipv4 = 0xa9fe0001;
 	cfg.mmds_ifaces = 2;
+	cfg.mmds_imds_compat = true;
 	/* A load: a fresh model (logger only) takes the machine's devices. */
 	fc_model_init(&back);
 	back.has_logger = true;
@@ -719,9 +720,16 @@ static void test_model_from_machine_round_trip(void **state)
 	assert_string_equal(
 		json_string_value(json_array_get(json_object_get(n, "network_interfaces"), 0)),
 		"net2");
+	assert_true(json_is_true(json_object_get(n, "imds_compat")));
 	/* What it answers loads as a config file again (one layout). */
 	fc_model_init(&m);
 	assert_int_equal(fc_model_config_file(&m, j, err, sizeof(err)), 0);
+	assert_true(m.has_mmds && m.mmds_imds_compat && m.mmds_version == 2);
+	/* imds_compat must be a boolean. */
+	json_object_set_new(n, "imds_compat", json_string("yes"));
+	fc_model_init(&m);
+	assert_int_equal(fc_model_config_file(&m, j, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "imds_compat"));
 	json_decref(j);
 }
 

@@ -73,6 +73,7 @@ static void fill_sample(void)
 	sample.mmds_version = 2;
 	sample.mmds_ipv4 = 0xa9fe0102;
 	sample.mmds_ifaces = 2; /* eth1 */
+	sample.mmds_imds_compat = true;
 	strcpy(sample.kernel, "/boot/vmlinux");
 	strcpy(sample.cmdline, "console=ttyS0 root=/dev/vda rw");
 }
@@ -88,8 +89,8 @@ static void fill_sample(void)
  * its bytes); bool balloon_deflate_on_oom. */
 #define IDS_BYTES \
 	((4 + 6 + 1 + 4 + 7 + 1 + 1) + (4 + 4 + 1 + 4 + 0 + 1 + 1) + (4 + 4) + (4 + 4) + 1)
-/* v7: MMDS's version, address and interfaces, three u32. */
-#define MMDS_BYTES (3 * 4)
+/* v7: MMDS's version, address and interfaces, three u32, and bool imds_compat. */
+#define MMDS_BYTES (3 * 4 + 1)
 
 static void encode(const struct machine_config *c, struct snap_writer *w, struct snap_file *f)
 {

@@ -307,6 +307,25 @@ static void test_request_formats(void **state)
 	assert_int_equal(mmds_handle(m, &rq, &rs), 0);
 	assert_int_equal(rs.status, 404);
 	free(rs.body);
+	/* imds_compat: IMDS text even when JSON is asked for; a value without a text form is
+	 * then a 501 as for any text request. */
+	{
+		struct mmds_config c;
+		char err[128];
+
+		mmds_get_config(m, &c);
+		c.imds_compat = true;
+		assert_int_equal(mmds_set_config(m, &c, err, sizeof(err)), 0);
+	}
+	assert_int_equal(
+		get(m, "/latest/meta-data/ami-id", "application/json", NULL, body, sizeof(body)),
+		200);
+	assert_string_equal(body, "ami-1");
+	assert_int_equal(get(m, "/latest/meta-data", "application/json", NULL, body, sizeof(body)),
+			 200);
+	assert_string_equal(body, "ami-id\narr\nn\nz/");
+	assert_int_equal(
+		get(m, "/latest/meta-data/arr", "application/json", NULL, body, sizeof(body)), 501);
 	mmds_destroy(m);
 	/* An empty store: 404 for everything. */
 	m = new_store(NULL);
