@@ -9,13 +9,17 @@ if [ "${1:-}" = --label ]; then
 	label=$2
 	shift 2
 fi
+# A binary that runs longer than this is killed and fails (the slowest takes seconds; one
+# once hung in an io_uring wait the host kernel never completed, and stalled the suite).
+limit=${IGN_UNIT_TIMEOUT:-600}
 rc=0
 for bin in "$@"; do
 	name=$(basename "$bin")
 	out=$(mktemp)
 	# cmocka prints "[       OK ] case" / "[  FAILED  ] case" per test case.
-	"$bin" >"$out" 2>&1
+	timeout -k 10 "$limit" "$bin" >"$out" 2>&1
 	status=$?
+	[ $status -eq 124 ] && echo "killed: still running after ${limit} s" >>"$out"
 	cases=0
 	while read -r tag rest; do
 		case "$tag" in
