@@ -1010,15 +1010,15 @@ void fc_model_from_machine(struct fc_model *m, const struct machine_config *cfg,
 	m->deflate_on_oom = cfg->balloon && cfg->balloon_deflate_on_oom;
 	m->stats_s = cfg->balloon ? cfg->balloon_stats_s : 0;
 	/* MMDS as the snapshot configured it (the store itself starts empty). */
-	m->has_mmds = cfg->mmds_ifaces != 0;
+	m->has_mmds = cfg->mmds.ifaces != 0;
 	if (m->has_mmds) {
-		m->mmds_version = cfg->mmds_version;
-		m->mmds_ipv4 = cfg->mmds_ipv4;
-		m->mmds_imds_compat = cfg->mmds_imds_compat;
+		m->mmds_version = cfg->mmds.version;
+		m->mmds_ipv4 = cfg->mmds.ipv4;
+		m->mmds_imds_compat = cfg->mmds.imds_compat;
 	}
 	m->nr_mmds_ifaces = 0;
 	for (int i = 0; i < nn; i++)
-		if (cfg->mmds_ifaces & (1u << i))
+		if (cfg->mmds.ifaces & (1u << i))
 			snprintf(m->mmds_ifaces[m->nr_mmds_ifaces++], FC_ID_MAX, "%s",
 				 m->nets[i].id);
 }

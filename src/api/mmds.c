@@ -250,7 +250,7 @@ char *mmds_get(struct mmds *m)
 	return s;
 }
 
-int mmds_set_config(struct mmds *m, const struct mmds_config *c, char *err, size_t n)
+int mmds_config_check(const struct mmds_config *c, char *err, size_t n)
 {
 	if (c->version != 1 && c->version != 2) {
 		snprintf(err, n, "MMDS version %u: only 1 and 2 exist", c->version);
@@ -262,6 +262,15 @@ int mmds_set_config(struct mmds *m, const struct mmds_config *c, char *err, size
 			 (c->ipv4 >> 16) & 255, (c->ipv4 >> 8) & 255, c->ipv4 & 255);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int mmds_set_config(struct mmds *m, const struct mmds_config *c, char *err, size_t n)
+{
+	int ret = mmds_config_check(c, err, n);
+
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&m->lock);
 	m->cfg = *c;
 	pthread_mutex_unlock(&m->lock);

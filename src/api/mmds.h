@@ -42,6 +42,9 @@ char *mmds_get(struct mmds *m);
  * address outside 169.254.0.0/16. */
 int mmds_set_config(struct mmds *m, const struct mmds_config *c, char *err, size_t n)
 	__attribute__((warn_unused_result));
+/* The check mmds_set_config makes: 0, or -EINVAL with the reason in err[n]. */
+int mmds_config_check(const struct mmds_config *c, char *err, size_t n)
+	__attribute__((warn_unused_result));
 void mmds_get_config(struct mmds *m, struct mmds_config *c);
 
 /* Where the process will live once it jails itself (--chroot, --uid/--gid): the guest side's

@@ -47,20 +47,14 @@ static int open_backends(struct machine *m, const struct machine_env *env, char 
 	if (env && env->mmds) {
 		mmds_get_config(env->mmds, &mc);
 		/* A restore: the snapshot's configuration, unless the store was given one. */
-		if (!mc.ifaces && m->cfg.mmds_ifaces) {
-			mc = (struct mmds_config){ .version = m->cfg.mmds_version,
-						   .ipv4 = m->cfg.mmds_ipv4,
-						   .ifaces = m->cfg.mmds_ifaces,
-						   .imds_compat = m->cfg.mmds_imds_compat };
+		if (!mc.ifaces && m->cfg.mmds.ifaces) {
+			mc = m->cfg.mmds;
 			if (mmds_set_config(env->mmds, &mc, err, err_size))
 				return -EINVAL;
 		}
 	}
 	/* What is served, and what a snapshot of this machine records. */
-	m->cfg.mmds_version = mc.ifaces ? mc.version : 0;
-	m->cfg.mmds_ipv4 = mc.ifaces ? mc.ipv4 : 0;
-	m->cfg.mmds_ifaces = mc.ifaces;
-	m->cfg.mmds_imds_compat = mc.ifaces && mc.imds_compat;
+	m->cfg.mmds = mc.ifaces ? mc : (struct mmds_config){ 0 };
 	/* A restore takes its interfaces from the snapshot, so --mmds eth=N is checked here. */
 	if (mc.ifaces >> m->cfg.nr_nets) {
 		snprintf(err, err_size, "MMDS: eth%d has no network device (this machine has %d)",
@@ -594,10 +588,10 @@ void machine_config_save(const struct machine_config *c, struct snap_writer *w)
 	for (int i = 0; i < c->nr_nets && i < MACHINE_MAX_NETS; i++)
 		snap_put_str(w, c->nets[i].id, sizeof(c->nets[i].id) - 1);
 	snap_put_bool(w, c->balloon_deflate_on_oom);
-	snap_put_u32(w, c->mmds_version);
-	snap_put_u32(w, c->mmds_ipv4);
-	snap_put_u32(w, c->mmds_ifaces);
-	snap_put_bool(w, c->mmds_imds_compat);
+	snap_put_u32(w, c->mmds.version);
+	snap_put_u32(w, c->mmds.ipv4);
+	snap_put_u32(w, c->mmds.ifaces);
+	snap_put_bool(w, c->mmds.imds_compat);
 }
 
 /* Two devices of a kind under one non-empty id would make the API's answers ambiguous. */
@@ -726,14 +720,15 @@ int machine_config_load(struct machine_config *c, const struct snap_file *f, cha
 		c->balloon_deflate_on_oom = c->balloon;
 	}
 	if (r.version >= 7) {
-		c->mmds_version = snap_get_u32(&r);
-		c->mmds_ipv4 = snap_get_u32(&r);
-		c->mmds_ifaces = snap_get_u32(&r);
-		c->mmds_imds_compat = snap_get_bool(&r);
-		/* Served on existing interfaces only, as mmds_set_config accepts it. */
-		if (c->mmds_ifaces && (c->mmds_ifaces >> c->nr_nets ||
-				       (c->mmds_version != 1 && c->mmds_version != 2) ||
-				       c->mmds_ipv4 >> 16 != 0xa9fe))
+		char why[128];
+
+		c->mmds.version = snap_get_u32(&r);
+		c->mmds.ipv4 = snap_get_u32(&r);
+		c->mmds.ifaces = snap_get_u32(&r);
+		c->mmds.imds_compat = snap_get_bool(&r);
+		/* Served on existing interfaces only, as the store accepts it. */
+		if (c->mmds.ifaces &&
+		    (c->mmds.ifaces >> c->nr_nets || mmds_config_check(&c->mmds, why, sizeof(why))))
 			snap_fail(&r);
 	}
 	if (snap_reader_done(&r))

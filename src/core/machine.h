@@ -5,6 +5,7 @@
 #ifndef IGNITION_CORE_MACHINE_H
 #define IGNITION_CORE_MACHINE_H
 
+#include "api/mmds.h"
 #include "arch/x86/cpuid.h"
 #include "core/vm.h"
 #include "net/slirp.h"
@@ -72,14 +73,11 @@ struct machine_config {
 	uint32_t gpu_width, gpu_height;
 	/* Guest RAM from 2 MiB hugetlb pages (Firecracker's huge_pages "2M"); mem_mib even. */
 	bool huge_pages;
-	/* MMDS as the machine serves it (docs/mmds.md): version 1 or 2, its IPv4 address (host
-	 * order, in 169.254.0.0/16), the interfaces that answer (bit i: eth i; 0: none) and
-	 * whether it always answers IMDS text (imds_compat).
-	 * machine_create sets it from the environment's store; a restore whose store has no
-	 * configuration serves the saved one (Firecracker keeps the configuration in a snapshot,
-	 * not the data). */
-	uint32_t mmds_version, mmds_ipv4, mmds_ifaces;
-	bool mmds_imds_compat;
+	/* MMDS as the machine serves it (docs/mmds.md; all zero: not served).  machine_create
+	 * sets it from the environment's store; a restore whose store has no configuration
+	 * serves the saved one (Firecracker keeps the configuration in a snapshot, not the
+	 * data). */
+	struct mmds_config mmds;
 	/* What was booted (informational once running; a restore does not reload it). */
 	char kernel[MACHINE_PATH_MAX];
 	char initrd[MACHINE_PATH_MAX];

@@ -670,10 +670,10 @@ static void test_model_from_machine_round_trip(void **state)
 	assert_string_equal(cfg.nets[0].id, "net1");
 	assert_true(cfg.balloon_deflate_on_oom);
 	/* MMDS as the snapshot recorded it (machine_create fills it from the store): on net2. */
-	cfg.mmds_version = 2;
-	cfg.mmds_ipv4 = 0xa9fe0001;
-	cfg.mmds_ifaces = 2;
-	cfg.mmds_imds_compat = true;
+	cfg.mmds.version = 2;
+	cfg.mmds.ipv4 = 0xa9fe0001;
+	cfg.mmds.ifaces = 2;
+	cfg.mmds.imds_compat = true;
 	/* A load: a fresh model (logger only) takes the machine's devices. */
 	fc_model_init(&back);
 	back.has_logger = true;

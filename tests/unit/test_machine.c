@@ -70,10 +70,10 @@ static void fill_sample(void)
 	strcpy(sample.nets[0].id, "net1");
 	strcpy(sample.nets[1].id, "net2");
 	sample.balloon_deflate_on_oom = false; /* older records meant true */
-	sample.mmds_version = 2;
-	sample.mmds_ipv4 = 0xa9fe0102;
-	sample.mmds_ifaces = 2; /* eth1 */
-	sample.mmds_imds_compat = true;
+	sample.mmds.version = 2;
+	sample.mmds.ipv4 = 0xa9fe0102;
+	sample.mmds.ifaces = 2; /* eth1 */
+	sample.mmds.imds_compat = true;
 	strcpy(sample.kernel, "/boot/vmlinux");
 	strcpy(sample.cmdline, "console=ttyS0 root=/dev/vda rw");
 }
@@ -134,17 +134,17 @@ static void expect_refused(void (*mutate)(struct machine_config *), const char *
 
 static void mmds_iface_absent(struct machine_config *c)
 {
-	c->mmds_ifaces = 4; /* eth2 of two */
+	c->mmds.ifaces = 4; /* eth2 of two */
 }
 
 static void mmds_bad_version(struct machine_config *c)
 {
-	c->mmds_version = 3;
+	c->mmds.version = 3;
 }
 
 static void mmds_bad_address(struct machine_config *c)
 {
-	c->mmds_ipv4 = 0x0a000001; /* 10.0.0.1 */
+	c->mmds.ipv4 = 0x0a000001; /* 10.0.0.1 */
 }
 
 static void tiny_mem(struct machine_config *c)
@@ -310,8 +310,8 @@ static void test_refuses_truncation_and_version(void **state)
 		assert_int_equal(machine_config_load(&back, &f, err, sizeof(err)),
 				 extra ? -EINVAL : 0);
 		if (!extra) {
-			assert_int_equal(back.mmds_ifaces, 0);
-			assert_int_equal(back.mmds_version, 0);
+			assert_int_equal(back.mmds.ifaces, 0);
+			assert_int_equal(back.mmds.version, 0);
 			assert_string_equal(back.nets[0].id, "net1");
 		}
 		snap_writer_free(&t);
