@@ -42,19 +42,18 @@ ALL_CFLAGS += $(JANSSON_CFLAGS)
 LDLIBS += $(JANSSON_LIBS)
 TEST_LDLIBS += $(JANSSON_LIBS)
 # zlib (Debian zlib1g-dev): the CRC-32 of snapshot state files, src/snapshot/snap.c.
-# libmicrohttpd: the HTTP of the REST API (src/api/) and of the guest's metadata service (MMDS)
+# libmicrohttpd: the HTTP of the REST API (src/api/) and of the guest's metadata service (MMDS);
+# only the HTTP module links it (HTTP_MOD_SRCS below)
 MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS := $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 ALL_CFLAGS += $(MHD_CFLAGS)
-LDLIBS += $(MHD_LIBS)
 TEST_LDLIBS += $(MHD_LIBS)
 
 # The GUI (src/ui/, docs/gui.md): SDL2 for the --gui window, libvncserver for --vnc, libpng
-# for screenshots.
+# for screenshots.  Only the GUI module links them (UI_MOD_SRCS below).
 GUI_CFLAGS := $(shell pkg-config --cflags sdl2 libvncserver libpng 2>/dev/null)
 GUI_LIBS := $(shell pkg-config --libs sdl2 libvncserver libpng 2>/dev/null || echo -lSDL2 -lvncserver -lpng16)
 ALL_CFLAGS += $(GUI_CFLAGS)
-LDLIBS += $(GUI_LIBS)
 TEST_LDLIBS += $(GUI_LIBS)
 
 ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
@@ -63,7 +62,17 @@ TEST_LDLIBS += $(ZLIB_LIBS)
 
 SRCS := $(sort $(shell find src -name '*.c'))
 MAIN_SRC := src/core/main.c
-LIB_SRCS := $(filter-out $(MAIN_SRC),$(SRCS))
+# Modules (src/util/module.h): shared objects beside the executable, loaded only by a process
+# that needs them, so that a console VM does not map and relocate their libraries at every
+# launch.  Their objects are position-independent; the unit tests link them in directly.
+# src/exports.list names the executable's functions they call.
+UI_MOD_SRCS := src/ui/ui.c src/ui/sdl.c src/ui/vnc.c src/ui/screenshot.c src/ui/shadow.c
+UI_MOD_OBJS := $(UI_MOD_SRCS:%.c=$(BUILD)/%.o)
+HTTP_MOD_SRCS := src/api/server.c src/api/mmds_http.c
+HTTP_MOD_OBJS := $(HTTP_MOD_SRCS:%.c=$(BUILD)/%.o)
+MOD_OBJS := $(UI_MOD_OBJS) $(HTTP_MOD_OBJS)
+MODULES := $(BUILD)/ignition-ui.so $(BUILD)/ignition-http.so
+LIB_SRCS := $(filter-out $(MAIN_SRC) $(UI_MOD_SRCS) $(HTTP_MOD_SRCS),$(SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
@@ -73,7 +82,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all install unit unit-bins asan test guest guest-gui guest-fuzz guest-tests bench fuzz fuzz-smoke format format-check \
 	clean
-all: $(BUILD)/ignition $(BUILD)/firecracker $(BUILD)/uffd_handler
+all: $(BUILD)/ignition $(MODULES) $(BUILD)/firecracker $(BUILD)/uffd_handler
 
 # The page-fault handler that the API test serves a Uffd snapshot load with (docs/api.md).
 $(BUILD)/uffd_handler: tests/api/uffd_handler.c
@@ -85,8 +94,24 @@ $(BUILD)/uffd_handler: tests/api/uffd_handler.c
 $(BUILD)/firecracker: $(BUILD)/ignition
 	ln -sf ignition $@
 
-$(BUILD)/ignition: $(MAIN_OBJ) $(BUILD)/libignition.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/ignition: $(MAIN_OBJ) $(BUILD)/libignition.a src/exports.list
+	$(CC) $(ALL_CFLAGS) -Wl,--dynamic-list=src/exports.list -o $@ $(MAIN_OBJ) \
+		$(BUILD)/libignition.a $(LDLIBS)
+
+# Only a module's table is visible outside it (fewer symbols and relocations to load).
+$(MOD_OBJS): ALL_CFLAGS += -fPIC -fvisibility=hidden
+$(MOD_OBJS): Makefile
+
+# A module must bind completely against the executable and its own libraries: loading it into
+# `ignition --version` with every symbol bound at once (LD_BIND_NOW) fails the build on a
+# symbol missing from src/exports.list, not a user's run.
+MODULE_LINK = $(CC) $(ALL_CFLAGS) -shared -o $@.tmp $(filter %.o,$^) $(1) && \
+	ASAN_OPTIONS=verify_asan_link_order=0 LD_BIND_NOW=1 LD_PRELOAD=$(abspath $@.tmp) \
+		$(BUILD)/ignition --version >/dev/null && mv $@.tmp $@
+$(BUILD)/ignition-ui.so: $(UI_MOD_OBJS) $(BUILD)/ignition
+	$(call MODULE_LINK,$(GUI_LIBS))
+$(BUILD)/ignition-http.so: $(HTTP_MOD_OBJS) $(BUILD)/ignition
+	$(call MODULE_LINK,$(MHD_LIBS))
 
 $(BUILD)/libignition.a: $(LIB_OBJS)
 	@rm -f $@
@@ -96,13 +121,13 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_FAKE_OBJS) $(BUILD)/libignition.a
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_FAKE_OBJS) $(MOD_OBJS) $(BUILD)/libignition.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(TEST_LDLIBS)
 
 # Unit tests: every device model, no KVM needed.
 unit-bins: $(TEST_BINS)
-unit: $(TEST_BINS) $(BUILD)/ignition
+unit: $(TEST_BINS) $(BUILD)/ignition $(MODULES)
 	@tests/run-unit.sh $(TEST_BINS)
 
 # The same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -136,9 +161,10 @@ bench: $(BUILD)/ignition
 # ignition takes Firecracker's command line and serves its REST API (docs/api.md).
 PREFIX ?= /usr/local
 .PHONY: install
-install: $(BUILD)/ignition
-	install -d $(DESTDIR)$(PREFIX)/bin
+install: $(BUILD)/ignition $(MODULES)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ignition
 	install -m 0755 $(BUILD)/ignition $(DESTDIR)$(PREFIX)/bin/ignition
+	install -m 0644 $(MODULES) $(DESTDIR)$(PREFIX)/lib/ignition/
 ifeq ($(FIRECRACKER),1)
 	ln -sfn ignition $(DESTDIR)$(PREFIX)/bin/firecracker
 endif
@@ -177,7 +203,7 @@ $(FUZZ_BUILD)/libignition-fuzz.a: $(FUZZ_LIB_OBJS)
 	ar rcs $@ $^
 
 $(FUZZ_BINS): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/fuzz/%.o $(FUZZ_BUILD)/libignition-fuzz.a
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) $(GUI_LIBS) -pthread
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(SLIRP_LIBS) $(URING_LIBS) $(SECCOMP_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) -pthread
 
 # Each target runs FUZZ_SECONDS (niced) from a fresh corpus that it seeds itself
 # (IGN_FUZZ_SEED_DIR), with its temporary files in the same throw-away directory, and prints one

@@ -9,7 +9,7 @@
 #include "api/fc_model.h"
 #include "api/mmds.h"
 #include "api/router.h"
-#include "api/server.h"
+#include "api/http.h"
 #include "arch/x86/boot.h"
 #include "core/console.h"
 #include "core/machine.h"
@@ -679,7 +679,7 @@ static void on_ready(void *ctx)
 {
 	(void)ctx;
 	__atomic_store_n(&hand.running, true, __ATOMIC_RELEASE);
-	api_server_filter(server);
+	http_api_filter(server);
 	if (boot_timer)
 		log_warn("boot timer: the machine was built %llu us after start",
 			 (unsigned long long)(log_uptime_us() - t_start_us));
@@ -694,7 +694,7 @@ static void on_stopping(void *ctx)
 	(void)ctx;
 	__atomic_store_n(&hand.running, false, __ATOMIC_RELEASE);
 	/* The API thread must be gone before machine_destroy frees what it could reach. */
-	api_server_stop(server);
+	http_api_stop(server);
 	server = NULL;
 }
 
@@ -845,7 +845,7 @@ int fc_main(int argc, char **argv)
 			fail(1, "%s", err);
 		api.state = API_RUNNING;
 	}
-	if (!no_api && api_server_start(sock, &api, &server, err, sizeof(err)))
+	if (!no_api && http_api_start(sock, &api, &server, err, sizeof(err)))
 		fail(1, "%s", err);
 	if (!no_api && !config && strlen(sock) < sizeof(sock_path)) {
 		struct sigaction sa = { .sa_handler = early_stop };

@@ -3,6 +3,9 @@
  * guest-facing work. */
 #include "api/server.h"
 
+#include "api/http.h"
+#include "api/mmds_http.h"
+
 #include "api/router.h"
 #include "core/metrics.h"
 #include "core/seccomp.h"
@@ -253,3 +256,15 @@ void api_server_stop(struct api_server *s)
 	unlink(s->path);
 	free(s);
 }
+
+/* The HTTP module's table (http.h): this file and mmds_http.c are the module. */
+__attribute__((visibility("default"))) const struct http_module http_module = {
+	.abi = HTTP_MODULE_ABI,
+	.api_server_start = api_server_start,
+	.api_server_filter = api_server_filter,
+	.api_server_stop = api_server_stop,
+	.mmds_http_create = mmds_http_create,
+	.mmds_http_path = mmds_http_path,
+	.mmds_http_start = mmds_http_start,
+	.mmds_http_destroy = mmds_http_destroy,
+};

@@ -816,6 +816,9 @@ int run_machine(struct machine *mp, const struct run_opts *ro)
 	if (ro->track_dirty && ro->restored && do_checkpoint(err, sizeof(err)))
 		die(1, "cannot make the restored snapshot the checkpoint: %s", err);
 
+	/* The GUI module is a file to open: before the jail closes the file system off. */
+	if (mp->display && ui_load(err, sizeof(err)))
+		die(1, "GUI: %s", err);
 	if (ro->jail)
 		enter_jail(ro->jail);
 	if (!ro->no_seccomp) {

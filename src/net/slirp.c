@@ -1,7 +1,7 @@
 #include "net/slirp.h"
 
 #include "api/mmds.h"
-#include "api/mmds_http.h"
+#include "api/http.h"
 #include "core/evloop.h"
 #include "net/backend.h"
 #include "net/mmds_net.h"
@@ -391,7 +391,7 @@ static int slirp_be_start(struct net_backend *be, struct evloop *ev)
 	ret = evloop_add(ev, s->wake_fd, EPOLLIN, on_wake, s);
 	if (ret)
 		goto del_timer;
-	if (s->mmds && (ret = mmds_http_start(s->mmds, ev))) {
+	if (s->mmds && (ret = http_mmds_start(s->mmds, ev))) {
 		evloop_del(ev, s->wake_fd);
 		goto del_timer;
 	}
@@ -468,7 +468,7 @@ static void slirp_be_destroy(struct net_backend *be)
 	}
 	if (s->slirp)
 		slirp_cleanup(s->slirp);
-	mmds_http_destroy(s->mmds);
+	http_mmds_destroy(s->mmds);
 	free(s->mmds_buf);
 	while (s->timers) {
 		struct slirp_timer *t = s->timers;
@@ -652,16 +652,16 @@ int net_slirp_add_mmds(struct net_backend *be, struct mmds *m, char *err, size_t
 		snprintf(err, err_size, "MMDS: out of memory");
 		return -ENOMEM;
 	}
-	ret = mmds_http_create(m, &s->mmds, err, err_size);
+	ret = http_mmds_create(m, &s->mmds, err, err_size);
 	if (ret)
 		return ret;
 	/* The address is fixed before the guest runs (Firecracker refuses /mmds/config then). */
 	mmds_get_config(m, &c);
 	s->mmds_ip = c.ipv4;
 	s->mmds_fwd_ip = MMDS_FWD_ADDR;
-	if (slirp_add_unix(s->slirp, mmds_http_path(s->mmds), &fwd, MMDS_NET_PORT) < 0) {
+	if (slirp_add_unix(s->slirp, http_mmds_path(s->mmds), &fwd, MMDS_NET_PORT) < 0) {
 		snprintf(err, err_size, "MMDS: slirp refused the forward to %s",
-			 mmds_http_path(s->mmds));
+			 http_mmds_path(s->mmds));
 		return -EINVAL;
 	}
 	return 0;

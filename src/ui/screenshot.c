@@ -1,4 +1,4 @@
-/* Screenshots of the display as PNG files (ui.h): the frame is copied under the display's lock
+/* Screenshots of the display as PNG files (ui.h, through frontend.h): the frame is copied under the display's lock
  * (display_copy), then encoded outside it with libpng as 8-bit RGB (PNG 1.2 §4.1.3: colour
  * type 2, bit depth 8), so the producer is held up only for the memcpy.
  *
@@ -6,7 +6,7 @@
  * with O_EXCL, which the event loop's seccomp filter allows; it refuses opening an existing
  * file for writing), fsync'ed, then renamed over the target, so a reader never sees half a PNG
  * and a failed write leaves nothing behind. */
-#include "ui/ui.h"
+#include "ui/frontend.h"
 
 #include "ui/display.h"
 
@@ -129,7 +129,7 @@ free_row:
 	return ret;
 }
 
-int ui_screenshot_png_mem(struct display *d, uint8_t **png, size_t *len, uint32_t *w, uint32_t *h)
+int screenshot_png_mem(struct display *d, uint8_t **png, size_t *len, uint32_t *w, uint32_t *h)
 {
 	struct png_out o = { 0 };
 	uint32_t *px;
@@ -196,7 +196,7 @@ static int open_tmp(const char *path, char *tmp, size_t n)
 	return -EEXIST;
 }
 
-int ui_screenshot_png(struct display *d, const char *path, uint32_t *w, uint32_t *h)
+int screenshot_png(struct display *d, const char *path, uint32_t *w, uint32_t *h)
 {
 	char tmp[PATH_MAX];
 	uint8_t *png;
@@ -205,7 +205,7 @@ int ui_screenshot_png(struct display *d, const char *path, uint32_t *w, uint32_t
 
 	if (!path || !*path)
 		return -EINVAL;
-	ret = ui_screenshot_png_mem(d, &png, &len, w, h);
+	ret = screenshot_png_mem(d, &png, &len, w, h);
 	if (ret)
 		return ret;
 	fd = open_tmp(path, tmp, sizeof(tmp));

@@ -1,5 +1,7 @@
-/* The front ends behind ui.h: the SDL window (sdl.c) and the VNC server (vnc.c), each on a
- * thread of its own, started here in the order that makes a failure leave nothing behind. */
+/* The GUI module's table (frontend.h): the front ends behind ui.h, the SDL window (sdl.c) and
+ * the VNC server (vnc.c), each on a thread of its own, started here in the order that makes a
+ * failure leave nothing behind; and the PNG screenshots (screenshot.c). */
+#include "ui/frontend.h"
 #include "ui/ui.h"
 
 #include "ui/sdl.h"
@@ -14,8 +16,8 @@ struct ui {
 	struct vnc *vnc;
 };
 
-int ui_start(const struct ui_opts *o, struct display *d, const struct ui_input *in, struct ui **out,
-	     char *err, size_t n)
+static int start(const struct ui_opts *o, struct display *d, const struct ui_input *in,
+		 struct ui **out, char *err, size_t n)
 {
 	struct ui *u;
 	int ret;
@@ -44,7 +46,7 @@ free_u:
 	return ret;
 }
 
-void ui_stop(struct ui *u)
+static void stop(struct ui *u)
 {
 	if (!u)
 		return;
@@ -52,3 +54,11 @@ void ui_stop(struct ui *u)
 	vnc_stop(u->vnc);
 	free(u);
 }
+
+__attribute__((visibility("default"))) const struct ui_frontend ui_frontend = {
+	.abi = UI_FRONTEND_ABI,
+	.start = start,
+	.stop = stop,
+	.screenshot_png = screenshot_png,
+	.screenshot_png_mem = screenshot_png_mem,
+};

@@ -1,6 +1,8 @@
 /* The GUI front ends of `ignition run`: an SDL2 window (--gui), a VNC server (--vnc), or none
  * (--gui=headless: screenshots and input through the control socket and MCP).  They read a
- * struct display and send input through struct ui_input; they never touch a device directly. */
+ * struct display and send input through struct ui_input; they never touch a device directly.
+ * They live in a module loaded on demand (frontend.h, util/module.h): every call below but
+ * ui_load() fails with -ENOSYS until ui_load() has succeeded. */
 #ifndef IGNITION_UI_UI_H
 #define IGNITION_UI_UI_H
 
@@ -31,6 +33,9 @@ struct ui_opts {
 	void *ctx;
 };
 
+/* Load the GUI module (frontend.h) if it is not loaded: before a jail is entered, by a process
+ * whose machine has a display.  0, or -errno with one line in err. */
+int ui_load(char *err, size_t n) __attribute__((warn_unused_result));
 /* Start the front ends `o` asks for on their own threads.  0, or -errno with one line in err
  * (no display on the host, port taken...). */
 int ui_start(const struct ui_opts *o, struct display *d, const struct ui_input *in, struct ui **out,
