@@ -114,9 +114,10 @@ struct blk_req {
 	struct iovec *iov; /* OP_READ/OP_WRITE/OP_ZERO_WRITE: what is left to transfer */
 	unsigned niov;
 	/* Copy-on-write disk.  A read goes run by run (blk_cow_run), each from the base or the
-	 * overlay through rio, this slot's view of the data buffers dio[0..dniov) from byte
-	 * rd_done on.  A write or write-zeroes sets bits once it succeeded (mark). */
-	struct iovec *rio, *dio;
+	 * overlay through the slot's run view (b->rio, cow_read_run) of the data buffers
+	 * dio[0..dniov) from byte rd_done on.  A write or write-zeroes sets bits once it
+	 * succeeded (mark). */
+	struct iovec *dio;
 	unsigned dniov;
 	uint64_t rd_off, rd_done, rd_total;
 	enum blk_mark mark;
@@ -304,8 +305,8 @@ static void cow_read_run(struct virtio_blk *b, struct blk_req *r)
 	r->off = r->rd_off + r->rd_done;
 	r->len = blk_cow_run(b->cow, r->off, left, &ovl);
 	r->fd = ovl ? b->fd : b->base_fd;
-	r->niov = iov_slice(r->dio, r->dniov, (size_t)r->rd_done, (size_t)r->len, r->rio);
-	r->iov = r->rio;
+	r->iov = b->rio + (size_t)(r - b->reqs) * VIRTQ_ELEM_MAX_SEGS;
+	r->niov = iov_slice(r->dio, r->dniov, (size_t)r->rd_done, (size_t)r->len, r->iov);
 	r->retries = 0;
 }
 
@@ -1328,11 +1329,12 @@ static int blk_open(struct virtio_blk *b, bool read_only, const char *serial, co
 			ret = blk_cow_create(b->base_fd, b->fd, &b->cow);
 		if (ret)
 			return ret;
+		/* Slot i's run view is rio[i * VIRTQ_ELEM_MAX_SEGS...], found from the slot's
+		 * index when used: a pointer stored in every slot here would touch a page of
+		 * reqs per slot (1 MiB of every clone's memory, idle or not). */
 		b->rio = calloc((size_t)BLK_SLOTS * VIRTQ_ELEM_MAX_SEGS, sizeof(*b->rio));
 		if (!b->rio)
 			return -ENOMEM;
-		for (unsigned i = 0; i < BLK_SLOTS; i++)
-			b->reqs[i].rio = b->rio + (size_t)i * VIRTQ_ELEM_MAX_SEGS;
 	}
 	for (unsigned i = 0; i < BLK_SLOTS; i++)
 		b->free_slots[i] = (uint16_t)(BLK_SLOTS - 1 - i);
