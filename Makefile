@@ -150,10 +150,10 @@ guest-fuzz:
 test:
 	@tests/run-all.sh
 
-guest-tests: $(BUILD)/ignition
+guest-tests: $(BUILD)/ignition $(MODULES)
 	@tests/guest/run.sh
 
-bench: $(BUILD)/ignition
+bench: $(BUILD)/ignition $(MODULES)
 	bench/boot.sh
 
 # `make install [PREFIX=/usr/local] [DESTDIR=...]` copies build/ignition to $(PREFIX)/bin; with

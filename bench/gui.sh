@@ -5,6 +5,6 @@
 # VMMS=qemu|ignition runs one side; MEM_MIB=N (default 512), KEYS=N, FPS_SECONDS=N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-case ${VMMS:-ignition} in *ignition*) [ -x build/ignition ] || make -s all ;; esac
+case ${VMMS:-ignition} in *ignition*) [ -x build/ignition ] && [ -f build/ignition-ui.so ] || make -s all ;; esac
 [ -f guest/out/rootfs-gui.ext4 ] || { echo "bench/gui: run 'make guest-gui' first" >&2; exit 2; }
 exec python3 bench/gui.py "$@"

@@ -25,6 +25,10 @@ Restore `--restore SNAP --gui --vnc 127.0.0.1:PORT --control SOCK --track-dirty`
         by ImageMagick) shows foot's window, VNC the same picture; the serial shell answers;
         an in-place reset (control `reset`, the restored snapshot being the checkpoint) shows
         the screen at once again and the shell still answers.
+MCP     a computer-use agent's session on the same snapshot (tests/mcp/gui_test.mjs, the MCP
+        SDK client driving `ignition mcp --base SNAP`): a sandbox cloned from it, its screen
+        as an image, `echo mcp-$((6*7))` typed with `type` + `key`, `mcp-42` read back from
+        the screenshots by OCR, a `click` answered, the sandbox destroyed.
 
 Every check appends "PASS|FAIL guest/NAME (reason)" to $IGN_RESULTS
 (guest_test.py's result()).  Run alone: `python3 tests/guest/gui.py`; from guest_test.py:
@@ -41,8 +45,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest_test import (CMD_TIMEOUT, GUEST_DIR, LOGIN_TIMEOUT, Guest, Timeout,  # noqa: E402
-                        check, result, sized)
+from guest_test import (CMD_TIMEOUT, GUEST_DIR, IGNITION, LOGIN_TIMEOUT, ROOT,  # noqa: E402
+                        Guest, Timeout, check, result, sized)
 
 ROOTFS_GUI = os.path.join(GUEST_DIR, "rootfs-gui.ext4")
 READY = os.environ.get("IGN_GUI_READY", "ignition-gui: ready").encode()
@@ -265,9 +269,12 @@ def boot_headless(tmp, bgs):
     shutil.copyfile(ROOTFS_GUI, image)
     sock = os.path.join(tmp, "gui-a.ctl")
     disp = free_vnc_display()
+    # vsock: the image's guest agent listens there, so that the snapshot below can be the
+    # base of `ignition mcp` (mcp_session).
     g = Guest("gui-headless-vnc", ["--guest", "gui", "--gui=headless", "--mem", GUI_MEM,
                                    "--vnc", f"127.0.0.1:{5900 + disp}", "--control", sock,
-                                   "--disk", image])
+                                   "--disk", image,
+                                   "--vsock", f"3,{os.path.join(tmp, 'gui-vsock.sock')}"])
     ctl = None
     try:
         ctl = Control(sock)
@@ -657,6 +664,42 @@ def restore_sdl(tmp, bgs, snap, ref):
         xlog.close()
 
 
+def mcp_session(tmp, snap):
+    """The MCP computer-use session (tests/mcp/gui_test.mjs) on a clone of `snap`."""
+    mcp_dir = os.path.join(ROOT, "tests", "mcp")
+    if not shutil.which("node"):
+        result("FAIL", "mcp/gui-node", "node is not installed (setup.sh installs it)")
+        return
+    if not os.path.isdir(os.path.join(mcp_dir, "node_modules", "@modelcontextprotocol", "sdk")):
+        p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=mcp_dir,
+                           capture_output=True, timeout=600)
+        if p.returncode:
+            result("FAIL", "mcp/gui-npm-ci", p.stderr.decode(errors="replace")[-300:])
+            return
+    try:
+        p = subprocess.run(["node", os.path.join(mcp_dir, "gui_test.mjs"), snap, tmp, IGNITION],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=1200)
+    except subprocess.TimeoutExpired:
+        result("FAIL", "mcp/gui-session", "gui_test.mjs did not end within 1200 s")
+        return
+    seen = False
+    for line in p.stdout.decode(errors="replace").splitlines():
+        m = re.match(r"(PASS|FAIL) (\S+)(?: \((.*)\))?$", line)
+        if m:
+            seen = True
+            result(m.group(1), m.group(2), m.group(3) or "")
+    err = p.stderr.decode(errors="replace").splitlines()
+    for line in err:
+        if line.startswith("# "):
+            print(f"  info  {line[2:]}", flush=True)
+    if p.returncode:  # the server's own lines (ignition mcp's stderr) say why
+        for line in [x for x in err if not x.startswith("# ")][-10:]:
+            print(f"    | {line}", flush=True)
+    if not seen:
+        result("FAIL", "mcp/gui-session", f"gui_test.mjs printed no result (exit "
+               f"{p.returncode}): {p.stderr.decode(errors='replace')[-300:]}")
+
+
 def gui_checks(tmp):
     """The boot and the restore (guest_test.py's entry point): tmp is a scratch directory."""
     if not os.path.exists(ROOTFS_GUI):
@@ -677,6 +720,9 @@ def gui_checks(tmp):
     restore_sdl(tmp, bgs, *taken)
     print(f"    GUI restore (SDL on Xvfb, VNC, reset): {time.monotonic() - t0:.0f} s",
           flush=True)
+    t0 = time.monotonic()
+    mcp_session(tmp, taken[0])
+    print(f"    GUI MCP session: {time.monotonic() - t0:.0f} s", flush=True)
 
 
 def main():
