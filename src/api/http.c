@@ -16,21 +16,13 @@ static const struct http_module *mod; /* written once, under lock */
 static const struct http_module *load(char *err, size_t n)
 {
 	const void *t = NULL;
-	int ret;
 
 	pthread_mutex_lock(&lock);
 	if (!mod && &http_module)
 		mod = &http_module;
-	if (!mod) {
-		ret = module_load("ignition-http.so", "http_module", &t, err, n);
-		if (!ret && ((const struct http_module *)t)->abi != HTTP_MODULE_ABI)
-			snprintf(err, n,
-				 "ignition-http.so is from another build of ignition "
-				 "(interface %u, this one needs %u)",
-				 ((const struct http_module *)t)->abi, HTTP_MODULE_ABI);
-		else if (!ret)
-			mod = t;
-	}
+	if (!mod &&
+	    module_load("ignition-http.so", "http_module", HTTP_MODULE_ABI, &t, err, n) == 0)
+		mod = t;
 	pthread_mutex_unlock(&lock);
 	return mod;
 }

@@ -21,7 +21,7 @@ struct mmds_http;
 
 /* The module's table (defined in server.c). */
 struct http_module {
-	uint32_t abi; /* HTTP_MODULE_ABI of the module's build */
+	uint32_t abi; /* HTTP_MODULE_ABI of the module's build; first (module_load checks it) */
 	int (*api_server_start)(const char *path, struct api *a, struct api_server **out, char *err,
 				size_t n);
 	void (*api_server_filter)(struct api_server *s);

@@ -16,7 +16,7 @@ struct ui_opts;
 #define UI_FRONTEND_ABI 1
 
 struct ui_frontend {
-	uint32_t abi; /* UI_FRONTEND_ABI of the module's build */
+	uint32_t abi; /* UI_FRONTEND_ABI of the module's build; first (module_load checks it) */
 	int (*start)(const struct ui_opts *o, struct display *d, const struct ui_input *in,
 		     struct ui **out, char *err, size_t n);
 	void (*stop)(struct ui *u);

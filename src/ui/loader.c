@@ -16,37 +16,25 @@ extern const struct ui_frontend ui_frontend __attribute__((weak));
 /* Set once by ui_load() on the main thread before the front ends' threads start. */
 static const struct ui_frontend *fe;
 
-int ui_load(char *err, size_t n)
-{
-	const void *t;
-	int ret;
-
-	if (fe)
-		return 0;
-	if (&ui_frontend) {
-		fe = &ui_frontend;
-		return 0;
-	}
-	ret = module_load("ignition-ui.so", "ui_frontend", &t, err, n);
-	if (ret)
-		return ret;
-	if (((const struct ui_frontend *)t)->abi != UI_FRONTEND_ABI) {
-		snprintf(err, n,
-			 "ignition-ui.so is from another build of ignition (interface %u, "
-			 "this one needs %u)",
-			 ((const struct ui_frontend *)t)->abi, UI_FRONTEND_ABI);
-		return -ELIBBAD;
-	}
-	fe = t;
-	return 0;
-}
-
-/* For the calls after start-up: the module is loaded by then, or was never needed. */
+/* The table if it is here: loaded, or linked in (the weak reference). */
 static const struct ui_frontend *loaded(void)
 {
 	if (!fe && &ui_frontend)
 		fe = &ui_frontend;
 	return fe;
+}
+
+int ui_load(char *err, size_t n)
+{
+	const void *t;
+	int ret;
+
+	if (loaded())
+		return 0;
+	ret = module_load("ignition-ui.so", "ui_frontend", UI_FRONTEND_ABI, &t, err, n);
+	if (!ret)
+		fe = t;
+	return ret;
 }
 
 int ui_start(const struct ui_opts *o, struct display *d, const struct ui_input *in, struct ui **out,

@@ -29,7 +29,8 @@ static int exe_dir(char *dir, size_t n)
 	return 0;
 }
 
-int module_load(const char *file, const char *symbol, const void **table, char *err, size_t n)
+int module_load(const char *file, const char *symbol, uint32_t abi, const void **table, char *err,
+		size_t n)
 {
 	static const char *const where[] = { "", "/../lib/ignition" };
 	char dir[PATH_MAX], path[PATH_MAX + 64];
@@ -62,6 +63,14 @@ int module_load(const char *file, const char *symbol, const void **table, char *
 	sym = dlsym(h, symbol);
 	if (!sym) {
 		snprintf(err, n, "%s has no %s: not a module of this ignition", path, symbol);
+		dlclose(h);
+		return -ELIBBAD;
+	}
+	if (*(const uint32_t *)sym != abi) {
+		snprintf(err, n,
+			 "%s is from another build of ignition (interface %u, this one needs "
+			 "%u)",
+			 path, *(const uint32_t *)sym, abi);
 		dlclose(h);
 		return -ELIBBAD;
 	}

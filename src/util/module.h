@@ -8,11 +8,14 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 /* Load module `file` (found beside the executable, else in ../lib/ignition/ from it, where
  * `make install` puts it) and set *table to its symbol `symbol`, the module's table of entry
- * points.  A module stays loaded for the life of the process.  0, or -errno with one line in
- * err naming the file and the loader's reason. */
-int module_load(const char *file, const char *symbol, const void **table, char *err, size_t n)
-	__attribute__((warn_unused_result));
+ * points, whose first member is a uint32_t interface number that must equal `abi` (a module
+ * from another build is refused).  A module stays loaded for the life of the process.  0, or
+ * -errno with one line in err naming the file and the loader's reason. */
+int module_load(const char *file, const char *symbol, uint32_t abi, const void **table, char *err,
+		size_t n) __attribute__((warn_unused_result));
 
 #endif

@@ -42,13 +42,22 @@ static int setup(void **state)
 	return 0;
 }
 
+/* What module_load reads as the "table"'s interface number in the shared object used here. */
+static uint32_t cmocka_word(void)
+{
+	uint32_t w;
+
+	memcpy(&w, (const void *)_cmocka_run_group_tests, sizeof(w));
+	return w;
+}
+
 static void test_missing(void **state)
 {
 	const void *t = (const void *)1;
 	char err[512] = "";
 
 	(void)state;
-	assert_int_equal(module_load(name, "x", &t, err, sizeof(err)), -ENOENT);
+	assert_int_equal(module_load(name, "x", 1, &t, err, sizeof(err)), -ENOENT);
 	assert_null(t);
 	assert_non_null(strstr(err, name));
 	assert_non_null(strstr(err, "not found"));
@@ -64,7 +73,7 @@ static void test_not_a_shared_object(void **state)
 	assert_non_null(f);
 	fputs("not an ELF file\n", f);
 	fclose(f);
-	assert_int_equal(module_load(name, "x", &t, err, sizeof(err)), -ELIBBAD);
+	assert_int_equal(module_load(name, "x", 1, &t, err, sizeof(err)), -ELIBBAD);
 	assert_null(t);
 	assert_non_null(strstr(err, "cannot load"));
 	assert_non_null(strstr(err, path));
@@ -79,11 +88,21 @@ static void test_symbol(void **state)
 	(void)state;
 	assert_int_equal(symlink(lib, path), 0);
 	/* A shared object without the table: not a module of this ignition. */
-	assert_int_equal(module_load(name, "no_such_table_here", &t, err, sizeof(err)), -ELIBBAD);
+	assert_int_equal(module_load(name, "no_such_table_here", 1, &t, err, sizeof(err)),
+			 -ELIBBAD);
 	assert_null(t);
 	assert_non_null(strstr(err, "has no no_such_table_here"));
-	/* With it: the table is the object's symbol (the same object the loader already has). */
-	assert_int_equal(module_load(name, "_cmocka_run_group_tests", &t, err, sizeof(err)), 0);
+	/* With it, but another interface number (a table's first four bytes; here the code's):
+	 * a module of another build. */
+	assert_int_equal(module_load(name, "_cmocka_run_group_tests", cmocka_word() + 1, &t, err,
+				     sizeof(err)),
+			 -ELIBBAD);
+	assert_null(t);
+	assert_non_null(strstr(err, "from another build"));
+	/* With the right one: the table is the object's symbol (the object already loaded). */
+	assert_int_equal(
+		module_load(name, "_cmocka_run_group_tests", cmocka_word(), &t, err, sizeof(err)),
+		0);
 	assert_ptr_equal(t, (const void *)_cmocka_run_group_tests);
 	unlink(path);
 }
@@ -102,7 +121,9 @@ static void test_lib_dir(void **state)
 	mkdir(libdir, 0755);
 	snprintf(alt, sizeof(alt), "%s/%s", libdir, name);
 	assert_int_equal(symlink(lib, alt), 0);
-	assert_int_equal(module_load(name, "_cmocka_run_group_tests", &t, err, sizeof(err)), 0);
+	assert_int_equal(
+		module_load(name, "_cmocka_run_group_tests", cmocka_word(), &t, err, sizeof(err)),
+		0);
 	assert_ptr_equal(t, (const void *)_cmocka_run_group_tests);
 	unlink(alt);
 	/* Left empty by this test only: others may use the directory. */
