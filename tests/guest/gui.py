@@ -45,8 +45,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest_test import (CMD_TIMEOUT, GUEST_DIR, IGNITION, LOGIN_TIMEOUT, ROOT,  # noqa: E402
-                        Guest, Timeout, check, result, sized)
+import guest_test  # noqa: E402
+from guest_test import (CMD_TIMEOUT, GUEST_DIR, LOGIN_TIMEOUT, ROOT, Guest,  # noqa: E402
+                        Timeout, check, result, sized)
 
 ROOTFS_GUI = os.path.join(GUEST_DIR, "rootfs-gui.ext4")
 READY = os.environ.get("IGN_GUI_READY", "ignition-gui: ready").encode()
@@ -665,39 +666,13 @@ def restore_sdl(tmp, bgs, snap, ref):
 
 
 def mcp_session(tmp, snap):
-    """The MCP computer-use session (tests/mcp/gui_test.mjs) on a clone of `snap`."""
-    mcp_dir = os.path.join(ROOT, "tests", "mcp")
-    if not shutil.which("node"):
-        result("FAIL", "mcp/gui-node", "node is not installed (setup.sh installs it)")
-        return
-    if not os.path.isdir(os.path.join(mcp_dir, "node_modules", "@modelcontextprotocol", "sdk")):
-        p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=mcp_dir,
-                           capture_output=True, timeout=600)
-        if p.returncode:
-            result("FAIL", "mcp/gui-npm-ci", p.stderr.decode(errors="replace")[-300:])
-            return
+    """The MCP computer-use session (tests/mcp/gui_test.mjs, through tests/mcp/mcp_test.sh,
+    which records its checks) on a clone of `snap`."""
     try:
-        p = subprocess.run(["node", os.path.join(mcp_dir, "gui_test.mjs"), snap, tmp, IGNITION],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=1200)
+        subprocess.run([os.path.join(ROOT, "tests", "mcp", "mcp_test.sh"), "--gui", snap, tmp],
+                       env=dict(os.environ, IGN_RESULTS=guest_test.RESULTS), timeout=1200)
     except subprocess.TimeoutExpired:
-        result("FAIL", "mcp/gui-session", "gui_test.mjs did not end within 1200 s")
-        return
-    seen = False
-    for line in p.stdout.decode(errors="replace").splitlines():
-        m = re.match(r"(PASS|FAIL) (\S+)(?: \((.*)\))?$", line)
-        if m:
-            seen = True
-            result(m.group(1), m.group(2), m.group(3) or "")
-    err = p.stderr.decode(errors="replace").splitlines()
-    for line in err:
-        if line.startswith("# "):
-            print(f"  info  {line[2:]}", flush=True)
-    if p.returncode:  # the server's own lines (ignition mcp's stderr) say why
-        for line in [x for x in err if not x.startswith("# ")][-10:]:
-            print(f"    | {line}", flush=True)
-    if not seen:
-        result("FAIL", "mcp/gui-session", f"gui_test.mjs printed no result (exit "
-               f"{p.returncode}): {p.stderr.decode(errors='replace')[-300:]}")
+        result("FAIL", "mcp-gui-session", "tests/mcp/mcp_test.sh --gui did not end in 1200 s")
 
 
 def gui_checks(tmp):
