@@ -47,11 +47,16 @@ const char fuzz_usage[] =
 	"  --replay FILE        run FILE once and print its outcome instead of fuzzing:\n"
 	"                       'ok|crash code=N|hang len=N edges=N edges_hash=HEX'; only\n"
 	"                       --kernel, --initrd, --mem, --cmdline, --timeout-ms, --repeat,\n"
-	"                       --no-seccomp go with it\n"
+	"                       --checkpoint, --no-seccomp go with it\n"
 	"  --repeat N           with --replay: run the input N times (1 to 100000), each from the\n"
 	"                       checkpoint, and say whether every run had the same outcome and\n"
 	"                       coverage: 'stable: N runs' or 'unstable: K different results\n"
 	"                       in N runs' (exit status 1)\n"
+	"  --checkpoint DIR     keep the VM at the harness's SNAPSHOT_ME as a snapshot in DIR:\n"
+	"                       the first session boots and writes it there, later ones\n"
+	"                       (fuzzing or --replay) restore it instead of booting; refused\n"
+	"                       if made from another kernel, harness, --cmdline or --mem,\n"
+	"                       or before the kernel or harness last changed\n"
 	"  --no-seccomp         no system call filters (every thread is filtered by default,\n"
 	"                       as for 'ignition run')\n"
 	"  -h, --help           show this help\n"
@@ -90,6 +95,7 @@ enum {
 	OPT_SEED_VALUE,
 	OPT_TIMEOUT_MS,
 	OPT_NO_SECCOMP,
+	OPT_CHECKPOINT,
 };
 
 static int parse_u64(const char *s, unsigned long long min, unsigned long long max,
@@ -128,6 +134,7 @@ int fuzz_main_parse(int argc, char **argv, struct fuzz_cli *o, char *err, size_t
 		{ "seed-value", required_argument, NULL, OPT_SEED_VALUE },
 		{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS },
 		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
+		{ "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -171,6 +178,11 @@ int fuzz_main_parse(int argc, char **argv, struct fuzz_cli *o, char *err, size_t
 			break;
 		case OPT_NO_SECCOMP:
 			o->no_seccomp = true;
+			break;
+		case OPT_CHECKPOINT:
+			if (!*optarg)
+				goto bad_value;
+			o->vm.checkpoint_dir = optarg;
 			break;
 		case OPT_UNTIL_CRASH:
 			o->eng.until_crash = true;

@@ -12,13 +12,17 @@
  *   - the coverage map is the device's coverage window, which the guest writes directly.
  * The reset rewrites only the pages dirtied since the checkpoint (--track-dirty is implied),
  * reloads vCPU and device state and keeps no VMGenID change, so every run starts from the same
- * state. */
+ * state.
+ * With --checkpoint DIR the VM at SNAPSHOT_ME is also written to DIR as a snapshot, and a later
+ * session naming the same DIR restores it instead of booting: the vCPU stays parked until the
+ * first run, and the restored memory file is the checkpoint's memory. */
 #include "fuzz/vm_target.h"
 
 #include "core/machine.h"
 #include "core/vcpu.h"
 #include "devices/fuzz.h"
 #include "snapshot/checkpoint.h"
+#include "snapshot/snapshot.h"
 #include "util/guest_files.h"
 #include "util/log.h"
 
@@ -29,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -266,6 +271,113 @@ static void default_cmdline(char *out, size_t size, bool quiet)
 			 quiet ? " FUZZ_QUIET=1" : "");
 }
 
+/* `path` made absolute (as given if that fails: opening it will say why). */
+static void absolute_path(const char *path, char *out, size_t size)
+{
+	char buf[PATH_MAX];
+
+	snprintf(out, size, "%s", realpath(path, buf) ? buf : path);
+}
+
+/* Why the checkpoint made from file `made` (its state file `since`) does not fit file `given`
+ * (--kernel or --initrd, named `what`): a reason in why[], or false when it fits. */
+static bool unfit_file(const char *made, const char *given, const char *what,
+		       const struct stat *since, char *why, size_t n)
+{
+	struct stat sm, sg;
+
+	if (stat(made, &sm) < 0 || stat(given, &sg) < 0 || sm.st_dev != sg.st_dev ||
+	    sm.st_ino != sg.st_ino) {
+		snprintf(why, n, "was made from another %s (%s)", what, made);
+		return true;
+	}
+	if (sg.st_mtim.tv_sec > since->st_mtim.tv_sec ||
+	    (sg.st_mtim.tv_sec == since->st_mtim.tv_sec &&
+	     sg.st_mtim.tv_nsec > since->st_mtim.tv_nsec)) {
+		snprintf(why, n, "is older than the %s %s", what, given);
+		return true;
+	}
+	return false;
+}
+
+/* The checkpoint in --checkpoint's directory restored into vt->m and made the in-memory
+ * checkpoint, its vCPU not started yet.  Refused when it was made from another kernel, harness,
+ * command line or memory size, or before the kernel or harness last changed. */
+static int restore_checkpoint(struct vm_target *vt, const struct fuzz_vm_opts *o,
+			      const struct machine_config *want, const struct machine_env *env,
+			      bool *made, char *err, size_t n)
+{
+	struct snapshot_overrides ov = { .checkpoint = &vt->ck, .clock_as_saved = true };
+	const struct machine_config *got = &vt->m.cfg;
+	char state[PATH_MAX], why[PATH_MAX + 64] = "", cmdline[MACHINE_CMDLINE_MAX];
+	struct stat st;
+	int ret;
+
+	snprintf(state, sizeof(state), "%s/state", o->checkpoint_dir);
+	if (stat(state, &st) < 0) {
+		ret = -errno;
+		snprintf(err, n,
+			 "--checkpoint %s: no checkpoint there (%s): delete it or name "
+			 "another directory",
+			 o->checkpoint_dir, strerror(-ret));
+		return ret;
+	}
+	ret = snapshot_restore(&vt->m, o->checkpoint_dir, &ov, env, err, n);
+	if (ret)
+		return ret; /* the machine is torn down */
+	*made = true;
+	if (!vt->m.fuzz) {
+		snprintf(err, n,
+			 "--checkpoint %s holds a snapshot of a VM without the fuzz device, not a "
+			 "checkpoint of ignition fuzz: name another directory",
+			 o->checkpoint_dir);
+		return -EINVAL;
+	}
+	if (!unfit_file(got->kernel, o->kernel, "kernel", &st, why, sizeof(why)) &&
+	    !unfit_file(got->initrd, o->initrd, "harness", &st, why, sizeof(why))) {
+		/* The booted machine's: this session's, plus where the fuzz device is. */
+		snprintf(cmdline, sizeof(cmdline), "%s", want->cmdline);
+		if (fuzzdev_cmdline(vt->m.fuzz, cmdline, sizeof(cmdline)) ||
+		    strcmp(got->cmdline, cmdline))
+			snprintf(why, sizeof(why), "was made with another kernel command line");
+		else if (got->mem_mib != want->mem_mib)
+			snprintf(why, sizeof(why), "was made with --mem %llu",
+				 (unsigned long long)got->mem_mib);
+	}
+	if (why[0]) {
+		snprintf(err, n,
+			 "--checkpoint %s %s: delete it to make a new one, or name another "
+			 "directory",
+			 o->checkpoint_dir, why);
+		return -ESTALE;
+	}
+	return checkpoint_take(&vt->ck, &vt->m, err, n);
+}
+
+/* Write the VM, parked at SNAPSHOT_ME, to --checkpoint's directory for later sessions. */
+static int write_checkpoint(struct vm_target *vt, const char *dir, char *err, size_t n)
+{
+	struct snapshot_stats st;
+	uint64_t t0 = now_ms();
+	int ret = snapshot_create(&vt->m, dir, &st, err, n);
+
+	if (ret == -EEXIST || ret == -ENOTEMPTY) {
+		/* Another session wrote it meanwhile: that one serves later sessions. */
+		fprintf(stderr,
+			"fuzz: warning: %s appeared while this session booted: kept as is\n", dir);
+		return 0;
+	}
+	if (ret)
+		return ret;
+	fprintf(stderr,
+		"fuzz: checkpoint written to %s in %llu ms (%llu of %llu MiB of memory): later "
+		"sessions with --checkpoint %s start there\n",
+		dir, (unsigned long long)(now_ms() - t0),
+		(unsigned long long)(st.memory_written >> 20),
+		(unsigned long long)(st.memory_bytes >> 20), dir);
+	return 0;
+}
+
 int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, char *err, size_t n)
 {
 	struct machine_config cfg;
@@ -277,6 +389,7 @@ int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, cha
 	enum event ev;
 	uint32_t code;
 	uint64_t t0 = now_ms();
+	bool restored;
 	int ret;
 
 	vt = calloc(1, sizeof(*vt));
@@ -309,15 +422,26 @@ int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, cha
 	cfg.smp = 1;
 	cfg.no_rng = true;
 	cfg.fuzz = true;
-	snprintf(cfg.kernel, sizeof(cfg.kernel), "%s", o->kernel);
-	snprintf(cfg.initrd, sizeof(cfg.initrd), "%s", o->initrd);
+	/* Absolute: a checkpoint records them, and a later session may run elsewhere. */
+	absolute_path(o->kernel, cfg.kernel, sizeof(cfg.kernel));
+	absolute_path(o->initrd, cfg.initrd, sizeof(cfg.initrd));
 	if (o->cmdline)
 		snprintf(cfg.cmdline, sizeof(cfg.cmdline), "%s", o->cmdline);
 	else
 		default_cmdline(cfg.cmdline, sizeof(cfg.cmdline), !(console && *console));
 	env.console_fd = vt->console_fd;
 	t->ctx = vt; /* close() frees what exists from here on */
-	ret = machine_create(&vt->m, &cfg, &env, err, n);
+	/* An existing --checkpoint directory is restored instead of a boot. */
+	restored = o->checkpoint_dir && access(o->checkpoint_dir, F_OK) == 0;
+	if (restored) {
+		bool made = false;
+
+		ret = restore_checkpoint(vt, o, &cfg, &env, &made, err, n);
+		if (ret && made)
+			goto fail;
+	} else {
+		ret = machine_create(&vt->m, &cfg, &env, err, n);
+	}
 	if (ret) {
 		close(vt->console_fd);
 		pthread_mutex_destroy(&vt->lock);
@@ -326,7 +450,7 @@ int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, cha
 		t->ctx = NULL;
 		return ret;
 	}
-	ret = machine_boot(&vt->m, err, n);
+	ret = restored ? 0 : machine_boot(&vt->m, err, n);
 	if (ret)
 		goto fail;
 	fuzzdev_on_doorbell(vt->m.fuzz, on_doorbell, vt);
@@ -336,6 +460,9 @@ int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, cha
 	vt->m.vm.clock_as_saved = true;
 	fuzzdev_input(vt->m.fuzz, &vt->in, &vt->in_size);
 	fuzzdev_coverage(vt->m.fuzz, &cov, &cov_size);
+	/* Restored: the vCPU parks before its first instruction, as at SNAPSHOT_ME after a boot. */
+	if (restored)
+		vm_pause_request(&vt->m.vm);
 	ret = pthread_create(&vt->runner, NULL, runner_main, vt);
 	if (ret) {
 		ret = -ret;
@@ -343,6 +470,11 @@ int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, cha
 		goto fail;
 	}
 	vt->running = true;
+	if (restored) {
+		fprintf(stderr, "fuzz: started from the checkpoint in %s in %.1f s (no boot)\n",
+			o->checkpoint_dir, (double)(now_ms() - t0) / 1000.0);
+		goto ready;
+	}
 	fprintf(stderr, "fuzz: booting %s with %s, waiting for the harness's SNAPSHOT_ME\n",
 		o->kernel, o->initrd);
 	ret = wait_event(vt, BOOT_TIMEOUT_MS, &ev, &code);
@@ -362,9 +494,12 @@ int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, cha
 	ret = checkpoint_take(&vt->ck, &vt->m, err, n);
 	if (ret)
 		goto fail;
-	vt->at_checkpoint = true;
 	fprintf(stderr, "fuzz: checkpoint at SNAPSHOT_ME after %.1f s\n",
 		(double)(now_ms() - t0) / 1000.0);
+	if (o->checkpoint_dir && (ret = write_checkpoint(vt, o->checkpoint_dir, err, n)))
+		goto fail;
+ready:
+	vt->at_checkpoint = true;
 	t->run = vm_run_input;
 	t->cov = cov;
 	t->cov_size = cov_size;

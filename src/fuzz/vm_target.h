@@ -16,9 +16,12 @@ struct fuzz_vm_opts {
 	const char *cmdline; /* --cmdline S, or NULL for the target's default */
 	uint32_t mem_mib;    /* --mem MIB */
 	uint32_t timeout_ms; /* --timeout-ms N: a run longer than this is a FUZZ_HANG */
+	/* --checkpoint DIR: the VM at SNAPSHOT_ME is restored from DIR when DIR exists, else
+	 * written there after the boot; NULL: boot every time. */
+	const char *checkpoint_dir;
 };
 
-/* Boot the harness VM and fill *t (run, cov, cov_size, max_len, ctx).  0, or -errno with a
+/* Boot the harness VM (or restore o->checkpoint_dir) and fill *t (run, cov, cov_size, max_len, ctx).  0, or -errno with a
  * one-line reason in err. */
 int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, char *err, size_t n)
 	__attribute__((warn_unused_result));

@@ -13,13 +13,18 @@ harness (guest/out/fuzz/planted.cpio, the minimal kernel).
   are saved with those codes.  While that session runs (a "sleep" seed keeps one run going 2 s),
   every thread of `ignition fuzz` is in seccomp mode 2, the host loop's thread included.
 
-Each `ignition fuzz` boots the harness VM once (about a minute where the guest kernel is
-emulated, kvm_pvm hosts); crash runs there take seconds (the sanitizer's report runs through
+- With --checkpoint (docs/fuzzing.md) the first session writes the VM at SNAPSHOT_ME to a
+  directory and both replays start from it without booting; once the harness file is newer
+  than that checkpoint, it is refused with one line (exit status 3).
+
+The fuzzing session and the exits session each boot their harness VM once (about a minute
+where the guest kernel is emulated, kvm_pvm hosts); crash runs there take seconds (the sanitizer's report runs through
 the emulated kernel), so the time limit per run is sized by host kind."""
 import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -33,9 +38,8 @@ STATUS = re.compile(r"^#(\d+) execs/s=(\d+) corpus=(\d+) edges=(\d+) crashes=(\d
                     r"elapsed=(\d+)s$", re.M)
 
 
-def _fuzz(args, log, timeout, image="planted.cpio"):
+def _fuzz(args, log, timeout, initrd):
     kernel = os.path.join(GUEST_DIR, "vmlinux-min")
-    initrd = os.path.join(GUEST_DIR, "fuzz", image)
     with open(log, "wb") as err:
         p = subprocess.run([IGNITION, "fuzz", "--kernel", kernel, "--initrd", initrd] + args,
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
@@ -51,11 +55,15 @@ def fuzz_checks(tmp):
         return
     sols = os.path.join(tmp, "solutions")
     per_run_ms = sized(kvm=2000, pvm=30000, nested=30000)
+    # The harness is a copy: the last check makes it newer than the checkpoint.
+    initrd = os.path.join(tmp, "planted.cpio")
+    shutil.copyfile(os.path.join(images, "planted.cpio"), initrd)
+    ckpt = ["--checkpoint", os.path.join(tmp, "planted.ckpt")]
     try:
         rc, out, err = _fuzz(["--seed", os.path.join(images, "seeds", "planted"), "--solutions",
                               sols, "--runs", str(RUNS_BOUND), "--seed-value", "1",
-                              "--timeout-ms", str(per_run_ms), "--until-crash"],
-                             os.path.join(tmp, "fuzz.log"), sized(kvm=600, pvm=2400))
+                              "--timeout-ms", str(per_run_ms), "--until-crash"] + ckpt,
+                             os.path.join(tmp, "fuzz.log"), sized(kvm=600, pvm=2400), initrd)
     except subprocess.TimeoutExpired:
         result("FAIL", "fuzz-finds-planted-crash", "ignition fuzz did not finish in time")
         return
@@ -72,6 +80,8 @@ def fuzz_checks(tmp):
     check("fuzz-status-lines", len(STATUS.findall(err)) >= 1, err[-300:])
     check("fuzz-resets-reported", summary.get("resets", 0) >= 1 and
           summary.get("reset_us_p50", 0) > 0, f"{summary}")
+    check("fuzz-checkpoint-written", "fuzz: checkpoint written to" in err and
+          os.path.exists(os.path.join(ckpt[1], "state")), err[-300:])
     if not crashes:
         return
     try:
@@ -79,23 +89,35 @@ def fuzz_checks(tmp):
             meta = json.load(f)
     except (OSError, ValueError):
         meta = {}
+    # The replays start from the first session's checkpoint: no boot.
     rc, out, err = _fuzz(["--replay", crashes[0], "--repeat", "3", "--timeout-ms",
-                          str(per_run_ms)], os.path.join(tmp, "replay-crash.log"),
-                         sized(kvm=300, pvm=900))
+                          str(per_run_ms)] + ckpt, os.path.join(tmp, "replay-crash.log"),
+                         sized(kvm=300, pvm=900), initrd)
     m = re.search(r"crash code=(\d+) len=\d+ edges=\d+ edges_hash=([0-9a-f]+)", out)
     check("fuzz-crash-replays", rc == 1 and m is not None and int(m.group(1)) == 256 and
           m.group(2) == meta.get("edges_hash") and "stable: 3 runs" in out,
           f"exit {rc}: {out!r} (solution: {meta})")
+    check("fuzz-replay-from-checkpoint-no-boot", "started from the checkpoint" in err and
+          "booting" not in err, err[-300:])
     ok_input = os.path.join(tmp, "ok.in")
     with open(ok_input, "wb") as f:
         f.write(b"FUZ\x04\x01abcd")
     # The time limit of the crash runs: at the default 1 s a loaded kvm_pvm host (load 9 on
     # 2 cores, 2026-12-01) made every run of this input a hang, with any ignition build.
     rc, out, err = _fuzz(["--replay", ok_input, "--repeat", "100", "--timeout-ms",
-                          str(per_run_ms)],
-                         os.path.join(tmp, "replay-ok.log"), sized(kvm=300, pvm=900))
+                          str(per_run_ms)] + ckpt,
+                         os.path.join(tmp, "replay-ok.log"), sized(kvm=300, pvm=900), initrd)
     check("fuzz-coverage-stable-100-runs", rc == 0 and out.startswith("ok ") and
-          "stable: 100 runs" in out, f"exit {rc}: {out!r} {err[-300:]!r}")
+          "stable: 100 runs" in out and "started from the checkpoint" in err,
+          f"exit {rc}: {out!r} {err[-300:]!r}")
+    # A harness rebuilt after the checkpoint: the checkpoint is refused, nothing runs.
+    later = os.stat(os.path.join(ckpt[1], "state")).st_mtime + 10
+    os.utime(initrd, (later, later))
+    rc, out, err = _fuzz(["--replay", ok_input] + ckpt, os.path.join(tmp, "replay-stale.log"),
+                         60, initrd)
+    check("fuzz-checkpoint-older-than-harness-refused",
+          rc == 3 and "is older than the harness" in err and "booting" not in err,
+          f"exit {rc}: {out!r} {err[-300:]!r}")
 
 
 def _seccomp_modes(pid):

@@ -22,7 +22,9 @@ Boot 4  the rest of the device set, --smp 4 (2 on kvm_pvm hosts, see SMP_WIDE): 
         each tests/guest/dev_*.py module adds arguments and checks to one shared boot; Ctrl-A x
         -> exit 0 and the terminal settings restored.
 Boot 5  the snapshot fuzzer (`ignition fuzz`, the planted-bug harness): the crash found within a
-        bounded number of runs, it replays, coverage stable over 100 resets; the exits harness:
+        bounded number of runs, it replays from the session's --checkpoint (no second boot),
+        coverage stable over 100 resets, a checkpoint older than its harness refused; the exits
+        harness:
         a guest panic and a poweroff are crashes 512 and 513, every thread is filtered
         (tests/guest/fuzz.py).
 Boot 6  the control plane: Firecracker's REST API with curl (tests/api/curl_test.py): errors,
@@ -35,9 +37,9 @@ Boot 7  the desktop guest (guest/out/rootfs-gui.ext4: cage + foot on virtio-gpu,
         restored with an SDL window on Xvfb: the screen there at once, VNC, the shell, an
         in-place reset showing the screen at once again.
 
-Every boot runs once, in its own process; on a host with two or more cores boots 1 and 5 run
-side by side (the others alone: BOOT_ALONE says why; IGN_GUEST_LANES=1 runs the boots in
-order in this process).
+Every boot runs once, in its own process; on a host with two or more cores boots 6 and 7,
+then 1 and 5, run side by side (the others alone: BOOT_PAIRS says why; IGN_GUEST_LANES=1 runs
+the boots in order in this process).
 A timeout, a crash of this script inside a boot, a boot's process dying or outliving
 IGN_BOOT_BOUND, or ignition dying is a FAIL line for that boot; the remaining boots still run.
 Workloads are sized by host kind (HOST_KIND: "kvm", "pvm" for kvm_pvm, where guest kernel code
@@ -295,6 +297,21 @@ class Guest:
                     pass
         self.console_log.close()
         self.stderr.close()
+
+
+def sh_wait_dhcp_log(events, limit_s):
+    """Shell code (busybox ash) that waits until /run/dhcp.log (ign-netwatch's and udhcpc's
+    log, guest/README.md "Networking") has lines whose second word is events[0], then one
+    after it that is events[1], ... , for at most limit_s seconds; $f is then 1 when they came.
+    Builtins only: the log is read with `read`, and a second's wait is `read -t 1` on a FIFO
+    nobody writes.  A `grep` and a `sleep` a second are two process starts, each seconds of
+    emulated guest kernel work on kvm_pvm hosts when four clones share the host."""
+    steps = " ".join(f"{i}:{e}) i={i + 1};;" for i, e in enumerate(events))
+    return ("[ -p /tmp/ign-wait ] || mkfifo /tmp/ign-wait; exec 8<>/tmp/ign-wait; "
+            ": >>/run/dhcp.log; n=0; f=; until [ -n \"$f\" ] || [ $n -ge %d ]; do i=0; "
+            "while read -r _ w _; do case $i:$w in %s esac; done </run/dhcp.log; "
+            "[ $i = %d ] && f=1 || read -t 1 _ <&8; n=$((n+1)); done; " %
+            (limit_s, steps, len(events)))
 
 
 def debugfs_cat(image, path):
@@ -584,17 +601,20 @@ def boot7(rootfs, tmp):
 
 
 BOOTS = {"1": boot1, "2": boot2, "3": boot3, "4": boot4, "5": boot5, "6": boot6, "7": boot7}
-# The order boots are started in, and the boots that run with no other boot beside them:
-# - those whose guest has more than one vCPU (2, 3, 4): an SMP guest whose vCPUs lose their
-#   host core stalls on its own spinlocks (boot 4 beside two guests on a 2-core kvm_pvm host:
-#   RCU stall warnings, no login prompt in 420 s);
-# - the desktop guest (7): beside boot 1 on a kvm_pvm host its cage start took longer than the
-#   420 s bound on "ready" (alone it is ready after ~260 s);
-# - the REST API and MCP boot (6): beside boot 1's boot on a kvm_pvm host an MCP sandbox took
-#   40 s for `echo` (its checks bound a quick call at 20 s and a cancel at 30 s).
-# Boots 1 and 5 share the host (boot 1 passed beside the heavier boot 7, boot 5 beside 6).
+# The order boots are started in, and which boots may run beside which (both ways; a boot
+# named in no pair runs alone), measured on a 2-core kvm_pvm host, where every guest is bound
+# by one core's emulation of its kernel:
+# - the SMP guests (2, 3, 4) run alone: an SMP guest whose vCPUs lose their host core stalls
+#   on its own spinlocks (boot 4 beside two guests: RCU stall warnings, no login prompt in
+#   420 s);
+# - the desktop guest (7) and the REST API + MCP boot (6), one guest each at a time, share
+#   the host (2026-12-02: desktop ready after 237 s beside boot 6, 253-282 s alone);
+# - boot 1 runs its own second guest beside its first (snapshot.Jobs), so it shares only with
+#   boot 5, one small guest: beside boot 1 the desktop's cage start took more than 420 s, and
+#   an MCP sandbox of boot 6 40 s for `echo` (its checks bound a quick call at 20 s).
+# Boot 5 (the fuzzer's harness VMs) may also run beside 6 or 7.
 BOOT_ORDER = ("4", "7", "6", "1", "5", "2", "3")
-BOOT_ALONE = {"2", "3", "4", "6", "7"}
+BOOT_PAIRS = {frozenset(p) for p in (("6", "7"), ("1", "5"), ("5", "6"), ("5", "7"))}
 # A lane's boot that has not ended after this long is killed and is a FAIL: a bound on a wedged
 # boot (every wait inside has its own), so that a hang is a FAIL line, not a CI time-out.
 BOOT_BOUND = float(os.environ.get("IGN_BOOT_BOUND", "2700"))
@@ -637,20 +657,27 @@ def run_boot(n, tmp):
     return status
 
 
+def may_start(n, running, lanes):
+    """Whether boot n may start beside the running boots: a free lane, and n paired with each
+    of them in BOOT_PAIRS."""
+    return len(running) < lanes and all(frozenset((n, b)) in BOOT_PAIRS for b in running)
+
+
 def run_lanes(boots, lanes):
-    """Run the boots in worker processes (this script with IGN_GUEST_WORKER=N), up to `lanes`
-    boots at once (BOOT_ALONE's alone), each boot's output kept in
-    build/guest-logs/bootN.out and printed when the boot ends, so that its lines stay together.  A worker that dies, or outlives BOOT_BOUND, is a FAIL
-    line for its boot (its process group is killed: its guests too)."""
+    """Run the boots in worker processes (this script with IGN_GUEST_WORKER=N), in BOOT_ORDER,
+    up to `lanes` at once and only as BOOT_PAIRS allows, each boot's output kept in
+    build/guest-logs/bootN.out and printed when the boot ends, so that its lines stay
+    together.  A worker that dies, or outlives BOOT_BOUND, is a FAIL line for its boot (its
+    process group is killed: its guests too)."""
     queue = [n for n in BOOT_ORDER if n in boots]
     running = {}  # pid -> (boot, Popen, start time, output file)
     status = 0
-    print(f"    {len(queue)} boots, up to {lanes} at once (boots {', '.join(sorted(BOOT_ALONE))} "
-          "alone)", flush=True)
+    pairs = ", ".join("+".join(sorted(p)) for p in sorted(BOOT_PAIRS, key=sorted))
+    print(f"    {len(queue)} boots, up to {lanes} at once (side by side only {pairs})",
+          flush=True)
     while queue or running:
-        # In order; a boot of BOOT_ALONE takes every lane.
-        while queue and sum(lanes if b in BOOT_ALONE else 1 for b, *_ in running.values()) \
-                + (lanes if queue[0] in BOOT_ALONE else 1) <= lanes:
+        # In order: a boot waits until it may run beside every running one.
+        while queue and may_start(queue[0], [b for b, *_ in running.values()], lanes):
             n = queue.pop(0)
             out = open(os.path.join(LOG_DIR, f"boot{n}.out"), "w+")
             env = dict(os.environ, IGN_GUEST_WORKER=n)

@@ -29,7 +29,8 @@ import zlib
 
 import layers
 
-from guest_test import CMD_TIMEOUT, Guest, IGNITION, check, debugfs_cat, phase, result, sized
+from guest_test import (CMD_TIMEOUT, Guest, IGNITION, check, debugfs_cat, phase, result, sized,
+                        sh_wait_dhcp_log)
 
 SNAP_LINE = re.compile(r"snapshot (\S+)(?: \(Diff: \d+ dirty pages\))? written in (\d+) ms \(paused (\d+) us, state (\d+) us, "
                        r"memory (\d+) of (\d+) MiB in (\d+) ms, disks (\d+) ms\)")
@@ -247,8 +248,8 @@ def _host_http(body):
 # In a clone: wait until ign-netwatch has re-probed eth0 after the restore's link bounce (the
 # snapshot was taken before any bounce, so any "reprobed" line is this clone's), then print
 # eth0's MAC and 32 bytes of /dev/urandom.
-CLONE_IDENTITY = ("n=0; while ! grep -q reprobed /run/dhcp.log 2>/dev/null && [ $n -lt 300 ]; "
-                  "do sleep 1; n=$((n+1)); done; cat /sys/class/net/eth0/address; "
+CLONE_IDENTITY = (sh_wait_dhcp_log(["reprobed"], 300) +
+                  "read -r a </sys/class/net/eth0/address; echo $a; "
                   "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; "
                   "dmesg | grep -c 'reseeded due to virtual machine fork'")
 
@@ -312,8 +313,8 @@ def clones(snap, tmp, n=4):
         # Its own lease (ign-netwatch took it after the re-probe), HTTP to the host through
         # its own NAT, and the host into the clone through its own hostfwd.
         net = _on_all(rs, [
-            "n=0; until ip -4 addr show eth0 | grep -q 'inet 10.0.2.15' || [ $n -ge 240 ]; "
-            f"do sleep 1; n=$((n+1)); done; wget -q -O - http://10.0.2.2:{port}/blob; echo; "
+            sh_wait_dhcp_log(["reprobed", "lease"], 240) +
+            f"wget -q -O - http://10.0.2.2:{port}/blob; echo; "
             f"mkdir -p /tmp/www && echo clone-{i} > /tmp/www/who && httpd -p 8080 -h /tmp/www"
             " && echo httpd-up" for i in range(n)], timeout=sized(kvm=120, pvm=600))
         for i, (st, out) in enumerate(net):

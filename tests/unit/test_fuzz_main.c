@@ -94,6 +94,19 @@ static void test_all_flags(void **state)
 			       "--no-seccomp"),
 			 0);
 	assert_true(o.no_seccomp);
+	/* --checkpoint DIR goes with fuzzing and with --replay; an empty name is refused. */
+	assert_int_equal(PARSE(&o, err, "--kernel", "/k", "--initrd", "/h"), 0);
+	assert_null(o.vm.checkpoint_dir);
+	assert_int_equal(PARSE(&o, err, "--kernel", "/k", "--initrd", "/h", "--checkpoint", "/c"),
+			 0);
+	assert_string_equal(o.vm.checkpoint_dir, "/c");
+	assert_int_equal(PARSE(&o, err, "--kernel", "/k", "--initrd", "/h", "--replay", "/crash",
+			       "--checkpoint=/c"),
+			 0);
+	assert_string_equal(o.vm.checkpoint_dir, "/c");
+	assert_int_equal(PARSE(&o, err, "--kernel", "/k", "--initrd", "/h", "--checkpoint="),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--checkpoint"));
 
 	assert_int_equal(PARSE(&o, err, "--help"), 0);
 	assert_true(o.help);
