@@ -471,8 +471,8 @@ int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, cha
 	}
 	vt->running = true;
 	if (restored) {
-		fprintf(stderr, "fuzz: started from the checkpoint in %s in %.1f s (no boot)\n",
-			o->checkpoint_dir, (double)(now_ms() - t0) / 1000.0);
+		fprintf(stderr, "fuzz: started from the checkpoint in %s in %llu ms (no boot)\n",
+			o->checkpoint_dir, (unsigned long long)(now_ms() - t0));
 		goto ready;
 	}
 	fprintf(stderr, "fuzz: booting %s with %s, waiting for the harness's SNAPSHOT_ME\n",
