@@ -11,6 +11,7 @@
 #include "snapshot/checkpoint.h"
 #include "snapshot/layer.h"
 #include "snapshot/snap.h"
+#include "util/fileio.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -504,9 +505,9 @@ static int private_disk(int dirfd, const char *name, struct machine_disk_fds *d)
 
 	if (in < 0)
 		return -errno;
-	out = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	out = open_unnamed(dirfd, ".");
 	if (out < 0) {
-		ret = -errno;
+		ret = out;
 		goto close_in;
 	}
 	if (ioctl(out, FICLONE, in) == 0) {

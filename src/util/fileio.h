@@ -1,4 +1,4 @@
-/* Whole reads and writes at an offset: loop over short transfers and EINTR. */
+/* Whole reads and writes at an offset: loop over short transfers and EINTR; unnamed files. */
 #ifndef IGNITION_UTIL_FILEIO_H
 #define IGNITION_UTIL_FILEIO_H
 
@@ -10,5 +10,11 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off) __attribute__((warn_
 /* Write exactly len bytes at off: 0 or -errno (-EIO if the kernel writes nothing). */
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	__attribute__((warn_unused_result));
+
+/* A new, empty, unnamed file (mode 0600, read-write, close-on-exec) in the directory `dirfd`
+ * (AT_FDCWD and `dir` also work: `dir` is resolved against dirfd): O_TMPFILE, or where the
+ * file system has none (9p, some FUSE and network file systems: EOPNOTSUPP; EISDIR before
+ * Linux 3.11) a file made under a random name there and unlinked at once.  An fd or -errno. */
+int open_unnamed(int dirfd, const char *dir) __attribute__((warn_unused_result));
 
 #endif

@@ -137,7 +137,7 @@ uint64_t virtio_blk_capacity(const struct virtio_blk *b);
  * Discards are then ignored (allowed: §5.2.6.2).  Call with the device quiesced (no request
  * in flight: -EBUSY) and the VM paused, on the event loop.  0 (also for a read-only disk,
  * which has nothing to undo), -ENOMEM, or the error that kept the log from being created
- * (-EOPNOTSUPP: no O_TMPFILE there, -EACCES...); after an error no checkpoint is armed. */
+ * (-EACCES, -EROFS...); after an error no checkpoint is armed. */
 int virtio_blk_checkpoint(struct virtio_blk *b) __attribute__((warn_unused_result));
 
 /* Give every block changed since the checkpoint its content back, fdatasync the image (or the

@@ -64,9 +64,9 @@ int blk_undo_create(const char *dir, uint64_t size, struct blk_undo **out)
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	u->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	u->fd = open_unnamed(AT_FDCWD, dir);
 	if (u->fd < 0) {
-		ret = -errno;
+		ret = u->fd;
 		free(u);
 		return ret;
 	}

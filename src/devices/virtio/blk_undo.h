@@ -16,11 +16,10 @@
 struct blk_cow;
 struct blk_undo;
 
-/* An undo log for a disk of `size` bytes (> 0) kept in an unnamed file (O_TMPFILE) created in
+/* An undo log for a disk of `size` bytes (> 0) kept in an unnamed file (open_unnamed) created in
  * directory `dir` now, so that checkpoints never need to create files later (the event loop's
  * seccomp filter forbids it).  Nothing is armed and no space is used until
- * blk_undo_checkpoint().  -errno of open (-EOPNOTSUPP where the file system has no O_TMPFILE,
- * -EACCES...), -EINVAL, -ENOMEM. */
+ * blk_undo_checkpoint().  -errno of open (-EACCES, -EROFS...), -EINVAL, -ENOMEM. */
 int blk_undo_create(const char *dir, uint64_t size, struct blk_undo **out)
 	__attribute__((warn_unused_result));
 
