@@ -505,7 +505,12 @@ static int private_disk(int dirfd, const char *name, struct machine_disk_fds *d)
 
 	if (in < 0)
 		return -errno;
-	out = open_unnamed(dirfd, ".");
+	if (fstat(in, &st) < 0) {
+		ret = -errno;
+		goto close_in;
+	}
+	/* Of the disk's size: the overlay as it is, a reflink's target replaced by the clone. */
+	out = open_unnamed(dirfd, ".", (uint64_t)st.st_size);
 	if (out < 0) {
 		ret = out;
 		goto close_in;
@@ -519,16 +524,10 @@ static int private_disk(int dirfd, const char *name, struct machine_disk_fds *d)
 	 * reason, as layer_copy_file() falls back to copying: the overlay needs no more of the file
 	 * system than a sparse file.  (A base the kernel cannot read, which a copy would
 	 * report here, shows as I/O errors of the guest's reads instead.) */
-	if (fstat(in, &st) < 0 || ftruncate(out, st.st_size) < 0) {
-		ret = -errno;
-		goto close_out;
-	}
 	d->fd = out;
 	d->base_fd = in;
 	return 0;
 
-close_out:
-	close(out);
 close_in:
 	close(in);
 	return ret;

@@ -44,13 +44,20 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-int open_unnamed(int dirfd, const char *dir)
+int open_unnamed(int dirfd, const char *dir, uint64_t size)
 {
 	static unsigned counter;
 	int fd = openat(dirfd, dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), dfd, ret = -EEXIST;
 
-	if (fd >= 0)
-		return fd;
+	if (size > (uint64_t)INT64_MAX)
+		return fd >= 0 ? (close(fd), -EFBIG) : -EFBIG;
+	if (fd >= 0) {
+		if (ftruncate(fd, (off_t)size) == 0)
+			return fd;
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
 	if (errno != EOPNOTSUPP && errno != EISDIR)
 		return -errno;
 	dfd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -69,7 +76,9 @@ int open_unnamed(int dirfd, const char *dir)
 			ret = -errno;
 			continue;
 		}
-		ret = unlinkat(dfd, name, 0) < 0 ? -errno : fd;
+		ret = ftruncate(fd, (off_t)size) < 0 ? -errno : fd;
+		if (unlinkat(dfd, name, 0) < 0 && ret >= 0)
+			ret = -errno;
 		if (ret < 0)
 			close(fd);
 	}

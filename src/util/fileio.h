@@ -11,10 +11,12 @@ int pread_full(int fd, void *buf, size_t len, uint64_t off) __attribute__((warn_
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	__attribute__((warn_unused_result));
 
-/* A new, empty, unnamed file (mode 0600, read-write, close-on-exec) in the directory `dirfd`
- * (AT_FDCWD and `dir` also work: `dir` is resolved against dirfd): O_TMPFILE, or where the
- * file system has none (9p, some FUSE and network file systems: EOPNOTSUPP; EISDIR before
- * Linux 3.11) a file made under a random name there and unlinked at once.  An fd or -errno. */
-int open_unnamed(int dirfd, const char *dir) __attribute__((warn_unused_result));
+/* A new unnamed file of `size` bytes (sparse: it reads as zeros; mode 0600, read-write,
+ * close-on-exec) in the directory `dir` relative to `dirfd` (AT_FDCWD or a directory fd):
+ * O_TMPFILE, or where the file system has none (9p, some FUSE and network file systems:
+ * EOPNOTSUPP; EISDIR before Linux 3.11) a file made under a fresh name there, sized, and
+ * unlinked at once (sized first: 9p cannot truncate a file once it has no name).  An fd or
+ * -errno. */
+int open_unnamed(int dirfd, const char *dir, uint64_t size) __attribute__((warn_unused_result));
 
 #endif

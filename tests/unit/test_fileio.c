@@ -54,9 +54,14 @@ static void test_unnamed_file(void **state)
 
 	(void)state;
 	memset(in, 0xa5, sizeof(in));
-	fd = open_unnamed(AT_FDCWD, dir);
+	fd = open_unnamed(AT_FDCWD, dir, 1 << 20);
 	assert_true(fd >= 0);
 	assert_int_equal(entries(dir), 0); /* no name in the directory */
+	/* Of the size asked for, reading as zeros. */
+	assert_int_equal(pread_full(fd, out, sizeof(out), (1 << 20) - sizeof(out)), 0);
+	for (size_t i = 0; i < sizeof(out); i++)
+		assert_int_equal(out[i], 0);
+	assert_int_equal(pread_full(fd, out, 1, 1 << 20), -EIO);
 	assert_int_equal(pwrite_full(fd, in, sizeof(in), 1 << 20), 0);
 	assert_int_equal(pread_full(fd, out, sizeof(out), 1 << 20), 0);
 	assert_memory_equal(in, out, sizeof(in));
@@ -68,7 +73,7 @@ static void test_unnamed_file(void **state)
 	/* Relative to a directory fd, as a snapshot's private disk is made. */
 	dfd = open(dir, O_RDONLY | O_DIRECTORY);
 	assert_true(dfd >= 0);
-	fd = open_unnamed(dfd, ".");
+	fd = open_unnamed(dfd, ".", 0);
 	assert_true(fd >= 0);
 	assert_int_equal(entries(dir), 0);
 	close(fd);
@@ -81,13 +86,13 @@ static void test_unnamed_refused(void **state)
 	int fd;
 
 	(void)state;
-	assert_int_equal(open_unnamed(AT_FDCWD, "/nonexistent-ignition-dir"), -ENOENT);
+	assert_int_equal(open_unnamed(AT_FDCWD, "/nonexistent-ignition-dir", 0), -ENOENT);
 	/* A regular file is no directory. */
 	snprintf(file, sizeof(file), "%s/f", dir);
 	fd = open(file, O_CREAT | O_WRONLY, 0600);
 	assert_true(fd >= 0);
 	close(fd);
-	assert_true(open_unnamed(AT_FDCWD, file) < 0);
+	assert_true(open_unnamed(AT_FDCWD, file, 0) < 0);
 	unlink(file);
 }
 

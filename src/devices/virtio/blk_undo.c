@@ -64,7 +64,7 @@ int blk_undo_create(const char *dir, uint64_t size, struct blk_undo **out)
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	u->fd = open_unnamed(AT_FDCWD, dir);
+	u->fd = open_unnamed(AT_FDCWD, dir, size);
 	if (u->fd < 0) {
 		ret = u->fd;
 		free(u);
