@@ -314,6 +314,16 @@ def sh_wait_dhcp_log(events, limit_s):
             (limit_s, steps, len(events)))
 
 
+def sh_wait_default_route(limit_s):
+    """Shell code that waits (builtins only, as sh_wait_dhcp_log) until the guest has a
+    default route, for at most limit_s seconds: a lease logged is not proof of one (a second
+    link bounce right after it flushes the address again)."""
+    return ("[ -p /tmp/ign-wait ] || mkfifo /tmp/ign-wait; exec 8<>/tmp/ign-wait; n=0; r=; "
+            "until [ -n \"$r\" ] || [ $n -ge %d ]; do while read -r _ d _; do "
+            "[ \"$d\" = 00000000 ] && r=1; done </proc/net/route; [ -n \"$r\" ] || "
+            "read -t 1 _ <&8; n=$((n+1)); done; " % limit_s)
+
+
 def debugfs_cat(image, path):
     p = subprocess.run(["debugfs", "-R", f"cat {path}", image], capture_output=True)
     return p.stdout.decode(errors="replace")

@@ -19,6 +19,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 from guest_test import CMD_TIMEOUT, Guest, IGNITION, check, result, sized
@@ -81,10 +82,16 @@ def _digests(r, names):
     return found
 
 
+def sock_dir():
+    """A new directory for a control socket on a local file system (/tmp): the scratch
+    directory under build/ is 9p inside tests/nested, where a socket cannot be bound."""
+    return tempfile.mkdtemp(prefix="ign-ctl-")
+
+
 def diff_chain(snap, tmp):
     d = os.path.join(tmp, "layers")
     os.makedirs(d, exist_ok=True)
-    sock = os.path.join(d, "ctl.sock")
+    sock = os.path.join(sock_dir(), "ctl.sock")
     layers = [os.path.join(d, f"l{k}") for k in (1, 2, 3)]
     sums = {}
     r = Guest("layers-write", ["--restore", snap, "--track-dirty", "--control", sock])
@@ -115,6 +122,7 @@ def diff_chain(snap, tmp):
         if ctl:
             ctl.close()
         r.close()
+        shutil.rmtree(os.path.dirname(sock), ignore_errors=True)
     parents = [snap] + layers[:-1]
     ok, why = True, []
     for layer, parent in zip(layers, parents):
@@ -217,7 +225,7 @@ def _reset_key(r):
 
 
 def reset(snap, tmp):
-    sock = os.path.join(tmp, "reset.sock")
+    sock = os.path.join(sock_dir(), "reset.sock")
     r = Guest("reset", ["--restore", snap, "--track-dirty", "--control", sock])
     ctl = None
     try:
@@ -288,3 +296,4 @@ def reset(snap, tmp):
         if ctl:
             ctl.close()
         r.close()
+        shutil.rmtree(os.path.dirname(sock), ignore_errors=True)

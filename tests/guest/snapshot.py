@@ -30,7 +30,7 @@ import zlib
 import layers
 
 from guest_test import (CMD_TIMEOUT, Guest, IGNITION, check, debugfs_cat, phase, result, sized,
-                        sh_wait_dhcp_log)
+                        sh_wait_default_route, sh_wait_dhcp_log)
 
 SNAP_LINE = re.compile(r"snapshot (\S+)(?: \(Diff: \d+ dirty pages\))? written in (\d+) ms \(paused (\d+) us, state (\d+) us, "
                        r"memory (\d+) of (\d+) MiB in (\d+) ms, disks (\d+) ms\)")
@@ -313,7 +313,7 @@ def clones(snap, tmp, n=4):
         # Its own lease (ign-netwatch took it after the re-probe), HTTP to the host through
         # its own NAT, and the host into the clone through its own hostfwd.
         net = _on_all(rs, [
-            sh_wait_dhcp_log(["reprobed", "lease"], 240) +
+            sh_wait_dhcp_log(["reprobed", "lease"], 240) + sh_wait_default_route(60) +
             f"wget -q -O - http://10.0.2.2:{port}/blob; echo; "
             f"mkdir -p /tmp/www && echo clone-{i} > /tmp/www/who && httpd -p 8080 -h /tmp/www"
             " && echo httpd-up" for i in range(n)], timeout=sized(kvm=120, pvm=600))
