@@ -21,8 +21,8 @@ struct fuzz_vm_opts {
 	const char *checkpoint_dir;
 };
 
-/* Boot the harness VM (or restore o->checkpoint_dir) and fill *t (run, cov, cov_size, max_len, ctx).  0, or -errno with a
- * one-line reason in err. */
+/* Boot the harness VM (or restore o->checkpoint_dir) and fill *t (run, cov, cov_size, max_len,
+ * ctx).  0, or -errno with a one-line reason in err. */
 int fuzz_vm_target_open(const struct fuzz_vm_opts *o, struct fuzz_target *t, char *err, size_t n)
 	__attribute__((warn_unused_result));
 /* Stop the VM and free what open() made (t may be one whose open failed: then a no-op). */

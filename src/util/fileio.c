@@ -47,10 +47,11 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 int open_unnamed(int dirfd, const char *dir, uint64_t size)
 {
 	static unsigned counter;
-	int fd = openat(dirfd, dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600), dfd, ret = -EEXIST;
+	int fd, dfd, ret = -EEXIST;
 
 	if (size > (uint64_t)INT64_MAX)
-		return fd >= 0 ? (close(fd), -EFBIG) : -EFBIG;
+		return -EFBIG;
+	fd = openat(dirfd, dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		if (ftruncate(fd, (off_t)size) == 0)
 			return fd;

@@ -299,6 +299,11 @@ class Guest:
         self.stderr.close()
 
 
+# Shell code: fd 8 is a FIFO nobody writes, so `read -t 1 _ <&8` waits a second without
+# starting a process (the waits below).
+SH_TICK_FD8 = "[ -p /tmp/ign-wait ] || mkfifo /tmp/ign-wait; exec 8<>/tmp/ign-wait; "
+
+
 def sh_wait_dhcp_log(events, limit_s):
     """Shell code (busybox ash) that waits until /run/dhcp.log (ign-netwatch's and udhcpc's
     log, guest/README.md "Networking") has lines whose second word is events[0], then one
@@ -307,8 +312,7 @@ def sh_wait_dhcp_log(events, limit_s):
     nobody writes.  A `grep` and a `sleep` a second are two process starts, each seconds of
     emulated guest kernel work on kvm_pvm hosts when four clones share the host."""
     steps = " ".join(f"{i}:{e}) i={i + 1};;" for i, e in enumerate(events))
-    return ("[ -p /tmp/ign-wait ] || mkfifo /tmp/ign-wait; exec 8<>/tmp/ign-wait; "
-            ": >>/run/dhcp.log; n=0; f=; until [ -n \"$f\" ] || [ $n -ge %d ]; do i=0; "
+    return (SH_TICK_FD8 + ": >>/run/dhcp.log; n=0; f=; until [ -n \"$f\" ] || [ $n -ge %d ]; do i=0; "
             "while read -r _ w _; do case $i:$w in %s esac; done </run/dhcp.log; "
             "[ $i = %d ] && f=1 || read -t 1 _ <&8; n=$((n+1)); done; " %
             (limit_s, steps, len(events)))
@@ -316,9 +320,9 @@ def sh_wait_dhcp_log(events, limit_s):
 
 def sh_wait_default_route(limit_s):
     """Shell code that waits (builtins only, as sh_wait_dhcp_log) until the guest has a
-    default route, for at most limit_s seconds: a lease logged is not proof of one (a second
-    link bounce right after it flushes the address again)."""
-    return ("[ -p /tmp/ign-wait ] || mkfifo /tmp/ign-wait; exec 8<>/tmp/ign-wait; n=0; r=; "
+    default route, for at most limit_s seconds: in the nested harness a clone whose log said
+    "lease" once had no route for its HTTP request (cause not found)."""
+    return (SH_TICK_FD8 + "n=0; r=; "
             "until [ -n \"$r\" ] || [ $n -ge %d ]; do while read -r _ d _; do "
             "[ \"$d\" = 00000000 ] && r=1; done </proc/net/route; [ -n \"$r\" ] || "
             "read -t 1 _ <&8; n=$((n+1)); done; " % limit_s)
