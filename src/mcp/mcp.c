@@ -7,6 +7,7 @@
  * "Utilities: Ping", "Server Features: Tools" (tools/list, tools/call, isError results). */
 #include "mcp/mcp.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -49,9 +50,11 @@ static const char *const protocol_versions[] = { "2025-11-25", "2025-06-18", "20
 #define AGENT_FILE_TIMEOUT_MS 30000
 /* Beyond a command's own timeout: the agent's kill, output transfer. */
 #define AGENT_SLACK_MS 10000
-/* A clone restores in seconds; a fresh boot on a slow (emulated) host takes minutes. */
+/* A clone restores in seconds; a fresh boot on a slow (emulated) host takes minutes.  The
+ * defaults of --ready-timeout; a host running many guests at once may need more. */
 #define READY_RESTORE_MS   60000
 #define READY_BOOT_MS	   300000
+#define READY_MAX_S	   3600
 #define CONTROL_TIMEOUT_MS 120000
 #define RESET_AGENT_MS	   6000
 
@@ -370,7 +373,9 @@ static json_t *do_create(struct mcp *m, struct call *c)
 			.base = m->base[0] ? m->base : NULL,
 			.dir = s->dir,
 			.cid = m->cid,
-			.ready_ms = m->base[0] ? READY_RESTORE_MS : READY_BOOT_MS,
+			.ready_ms = m->cfg.ready_ms ? m->cfg.ready_ms
+				    : m->base[0]    ? READY_RESTORE_MS
+						    : READY_BOOT_MS,
 			.cancel_fd = c->cancel[0],
 			.gpu = m->gpu[0] ? m->gpu : NULL,
 		};
@@ -1024,6 +1029,7 @@ void mcp_destroy(struct mcp *m)
 
 static const char mcp_usage[] =
 	"Usage: ignition mcp [--base SNAPSHOT_DIR | --gpu WxH] [--max-sandboxes N]\n"
+	"                    [--ready-timeout SECONDS]\n"
 	"A Model Context Protocol server on stdin/stdout (JSON-RPC 2.0, one message per line)\n"
 	"whose tools create and drive sandboxes: microVMs cloned from SNAPSHOT_DIR (a snapshot of\n"
 	"a guest whose agent is up, docs/mcp.md), or booted from the default guest without it.\n"
@@ -1032,6 +1038,9 @@ static const char mcp_usage[] =
 	"                       3840x2160) for the screenshot, type, key, click and resize\n"
 	"                       tools; a --base snapshot has one if it was taken with one\n"
 	"  --max-sandboxes N    sandboxes at once (default 8)\n"
+	"  --ready-timeout S    seconds a new sandbox's agent has to answer before\n"
+	"                       create_sandbox fails (1 to 3600; default 60 for a --base\n"
+	"                       clone, 300 for a boot)\n"
 	"  -h, --help           show this help\n"
 	"Sandboxes live in a private directory under $TMPDIR (or /tmp); all are killed and the\n"
 	"directory removed when stdin closes or on SIGTERM, SIGINT or SIGHUP.\n";
@@ -1064,7 +1073,7 @@ static void on_signal(int sig)
 int mcp_main(int argc, char **argv)
 {
 	const char *base = NULL, *gpu = NULL;
-	unsigned long max = 0;
+	unsigned long max = 0, ready_s = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			fputs(mcp_usage, stdout);
@@ -1093,6 +1102,17 @@ int mcp_main(int argc, char **argv)
 			if (*end || max == 0 || max > 1024) {
 				fprintf(stderr,
 					"ignition mcp: error: --max-sandboxes: 1 to 1024\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--ready-timeout") && i + 1 < argc) {
+			char *end;
+			const char *v = argv[++i];
+			ready_s = strtoul(v, &end, 10);
+			if (!isdigit((unsigned char)*v) || *end || ready_s == 0 ||
+			    ready_s > READY_MAX_S) {
+				fprintf(stderr,
+					"ignition mcp: error: --ready-timeout: 1 to %u seconds\n",
+					READY_MAX_S);
 				return 2;
 			}
 		} else {
@@ -1125,6 +1145,7 @@ int mcp_main(int argc, char **argv)
 	struct mcp_config cfg = {
 		.base = base,
 		.max_sandboxes = (unsigned)max,
+		.ready_ms = (unsigned)ready_s * 1000u,
 		.ignition = self,
 		.gpu = gpu,
 		.write = write_stdout,

@@ -26,6 +26,7 @@ struct mcp_config {
 	unsigned max_sandboxes; /* 0: MCP_DEFAULT_MAX_SANDBOXES */
 	const char *ignition;	/* the ignition binary the sandboxes run (its absolute path) */
 	const char *gpu;	/* "WxH": booted sandboxes get a display (--gpu); NULL: none */
+	unsigned ready_ms;	/* a new sandbox's agent must answer within this; 0: the default */
 	mcp_write_fn write;
 	void *write_ctx;
 };

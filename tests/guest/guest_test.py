@@ -85,6 +85,10 @@ def sized(kvm, pvm, nested=None):
 # kvm_pvm workloads are made smaller instead, see sized()).
 LOGIN_TIMEOUT = float(os.environ.get("IGN_LOGIN_TIMEOUT", "420"))
 CMD_TIMEOUT = float(os.environ.get("IGN_CMD_TIMEOUT", "120"))
+# `ignition mcp --ready-timeout` for the MCP sessions (tests/mcp): the server's default (60 s
+# for a clone) is for a host that runs one guest per core; here two parallel clones share two
+# cores with another boot's guest.
+MCP_READY_S = os.environ.get("IGN_MCP_READY_S", "300")
 # Boot 1's guest works while its snapshot's restores run beside it (two guests on two cores):
 # its kernel-heavy steps (reading every process's environment, sync, poweroff) get a larger
 # bound on kvm_pvm hosts, where 120 s was seen exceeded on a loaded host.
@@ -601,7 +605,8 @@ def boot6(rootfs, tmp):
         return
     t0 = time.monotonic()
     p = subprocess.run([os.path.join(ROOT, "tests", "mcp", "mcp_test.sh"), base],
-                       env=dict(os.environ, IGN_RESULTS=RESULTS), timeout=900)
+                       env=dict(os.environ, IGN_RESULTS=RESULTS, IGN_MCP_READY_S=MCP_READY_S),
+                       timeout=900)
     print(f"    MCP test: {time.monotonic() - t0:.0f} s (exit {p.returncode})", flush=True)
 
 

@@ -670,7 +670,8 @@ def mcp_session(tmp, snap):
     which records its checks) on a clone of `snap`."""
     try:
         subprocess.run([os.path.join(ROOT, "tests", "mcp", "mcp_test.sh"), "--gui", snap, tmp],
-                       env=dict(os.environ, IGN_RESULTS=guest_test.RESULTS), timeout=1200)
+                       env=dict(os.environ, IGN_RESULTS=guest_test.RESULTS,
+                                IGN_MCP_READY_S=guest_test.MCP_READY_S), timeout=1200)
     except subprocess.TimeoutExpired:
         result("FAIL", "mcp-gui-session", "tests/mcp/mcp_test.sh --gui did not end in 1200 s")
 

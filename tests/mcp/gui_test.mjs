@@ -56,7 +56,9 @@ function ocr(file) {
   return execFileSync("tesseract", [big, "-"], { timeout: 120000, stdio: ["ignore", "pipe", "ignore"] }).toString();
 }
 
-const transport = new StdioClientTransport({ command: ignition, args: ["mcp", "--base", base], stderr: "inherit" });
+// IGN_MCP_READY_S: the server's --ready-timeout (the guest tests raise it on emulated hosts).
+const ready = process.env.IGN_MCP_READY_S ? ["--ready-timeout", process.env.IGN_MCP_READY_S] : [];
+const transport = new StdioClientTransport({ command: ignition, args: ["mcp", "--base", base, ...ready], stderr: "inherit" });
 const client = new Client({ name: "ignition-mcp-gui-test", version: "0.1" });
 const call = (name, args, opts) => client.callTool({ name, arguments: args }, undefined, opts);
 const t0 = Date.now();

@@ -26,9 +26,11 @@ function check(name, ok, reason) {
 const text = (r) => (r.content || []).map((c) => c.text || "").join("");
 const slow = { timeout: 600000 }; // an emulated guest is slow
 
+// IGN_MCP_READY_S: the server's --ready-timeout (the guest tests raise it on emulated hosts).
+const ready = process.env.IGN_MCP_READY_S ? ["--ready-timeout", process.env.IGN_MCP_READY_S] : [];
 const transport = new StdioClientTransport({
   command: ignition,
-  args: ["mcp", "--base", base],
+  args: ["mcp", "--base", base, ...ready],
   stderr: "inherit",
 });
 const client = new Client({ name: "ignition-mcp-test", version: "0.1" });

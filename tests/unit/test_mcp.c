@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 struct out {
@@ -525,6 +526,50 @@ static void test_gui_screenshot_image(void **state)
 	fake_vm_stop(&v);
 }
 
+/* --ready-timeout (cfg.ready_ms): a VM whose agent never answers (here a script that only
+ * sleeps) fails create_sandbox after that bound, not the 300 s default of a boot, says so,
+ * and leaves no sandbox behind. */
+static void test_ready_timeout(void **state)
+{
+	char dir[] = "/tmp/ign-mcp-ready-XXXXXX", vm[64], rootfs[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(vm, sizeof(vm), "%s/vm", dir);
+	snprintf(rootfs, sizeof(rootfs), "%s/rootfs.ext4", dir);
+	FILE *f = fopen(vm, "w");
+	assert_non_null(f);
+	fputs("#!/bin/sh\nexec sleep 60\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(vm, 0755), 0);
+	f = fopen(rootfs, "w");
+	assert_non_null(f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(setenv("IGNITION_GUEST_DIR", dir, 1), 0);
+	pthread_mutex_init(&out.lock, NULL);
+	out.msgs = json_array();
+	struct mcp_config cfg = {
+		.ignition = vm, .ready_ms = 700, .write = capture, .write_ctx = &out
+	};
+	assert_int_equal(mcp_create(&cfg, &srv), 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	json_t *r = tool("{\"name\":\"create_sandbox\",\"arguments\":{}}");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(json_is_true(json_object_get(r, "isError")));
+	if (!strstr(tool_text(r), "did not answer within 700 ms"))
+		fail_msg("create_sandbox: '%s'", tool_text(r));
+	assert_true(s >= 0.69 && s < 30);
+	r = tool("{\"name\":\"list_sandboxes\"}");
+	assert_int_equal(json_array_size(json_object_get(json_object_get(r, "structuredContent"),
+							 "sandboxes")),
+			 0);
+	teardown(state);
+	unsetenv("IGNITION_GUEST_DIR");
+	unlink(vm);
+	unlink(rootfs);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -535,6 +580,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gui_tool_args, setup, teardown),
 		cmocka_unit_test(test_gui_commands),
 		cmocka_unit_test(test_gui_screenshot_image),
+		cmocka_unit_test(test_ready_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
