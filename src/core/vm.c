@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Addresses KVM needs for its own use below 4 GiB (three pages for the real-mode TSS, one for
@@ -772,6 +773,14 @@ int vm_save_state(struct vm *vm, struct snap_writer *w)
 	memset(&clk, 0, sizeof(clk));
 	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0 || ioctl(vm->vm_fd, KVM_GET_CLOCK, &clk) < 0)
 		return -errno;
+	/* KVM pairs kvmclock with the host's wall clock only when the host clocksource is the
+	 * TSC (not inside tests/nested, for one): then the pairing is ours, taken right after,
+	 * and vm_restore_state moves the clock forward itself. */
+	if (!(clk.flags & KVM_CLOCK_REALTIME)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		clk.realtime = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	}
 	snap_rec_begin(w, SNAP_REC_IRQCHIP, IRQCHIP_STATE_VERSION, "irqchip");
 	put_pic(w, &chip[0].chip.pic);
 	put_pic(w, &chip[1].chip.pic);
@@ -877,9 +886,21 @@ int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t
 		return err_set(-EINVAL, why, why_size, "KVM_SET_PIT2: %s", strerror(errno));
 	/* With KVM_CLOCK_REALTIME KVM adds the wall-clock time elapsed since `realtime` (like
 	 * Firecracker's clock_realtime): the restored guest's clock reads now, and its
-	 * monotonic time moves forward, never back.  Without the flag (a host that did not
-	 * report it) the clock resumes where it stopped. */
-	clk.flags &= vm->clock_as_saved ? 0 : KVM_CLOCK_REALTIME;
+	 * monotonic time moves forward, never back.  A snapshot without the flag holds our own
+	 * pairing (vm_save_state; 0 in snapshots older than it): the same sum is done here.
+	 * clock_as_saved: the clock resumes where it stopped. */
+	if (vm->clock_as_saved) {
+		clk.flags = 0;
+	} else if (clk.flags & KVM_CLOCK_REALTIME) {
+		clk.flags = KVM_CLOCK_REALTIME;
+	} else {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		if (clk.realtime && now > clk.realtime)
+			clk.clock += now - clk.realtime;
+		clk.flags = 0;
+	}
 	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clk) < 0)
 		return err_set(-EINVAL, why, why_size, "KVM_SET_CLOCK: %s", strerror(errno));
 	return 0;
