@@ -86,6 +86,8 @@
 #define ZERO_IOVS  16
 /* How long destroy waits for requests that could not be cancelled (the VM is going away). */
 #define DESTROY_WAIT_MS 5000
+/* A wait without a limit that has gone on this long is reported (once). */
+#define BLK_SLOW_WAIT_MS 10000
 
 /* The operation a request has in the ring (or runs synchronously) next. */
 enum blk_op { OP_NONE, OP_READ, OP_WRITE, OP_FSYNC, OP_FALLOC, OP_ZERO_WRITE };
@@ -779,7 +781,10 @@ static unsigned reap(struct virtio_blk *b, unsigned max, bool deliver)
 	return pushed;
 }
 
-/* Wait until nothing is in flight (at most timeout_ms; -1: no limit); returns requests pushed. */
+/* Wait until nothing is in flight (at most timeout_ms; -1: no limit); returns requests pushed.
+ * No limit for a reset, a snapshot's quiesce or an image swap: a request the kernel still
+ * holds may yet write into guest memory, so it cannot be abandoned; a wait that goes on is
+ * said once, so that a VM stuck on the host's storage is not a silent hang. */
 static unsigned wait_all(struct virtio_blk *b, bool deliver, int timeout_ms)
 {
 	unsigned pushed = 0;
@@ -797,6 +802,10 @@ static unsigned wait_all(struct virtio_blk *b, bool deliver, int timeout_ms)
 		}
 		if (ret == -ETIME && timeout_ms >= 0 && (waited += 1000) >= timeout_ms)
 			break;
+		if (ret == -ETIME && timeout_ms < 0 && (waited += 1000) == BLK_SLOW_WAIT_MS)
+			log_warn("virtio-blk: %u requests still unfinished after %d s: waiting for "
+				 "the host's storage",
+				 b->in_flight, BLK_SLOW_WAIT_MS / 1000);
 		pushed += reap(b, UINT_MAX, deliver);
 	}
 	return pushed;
