@@ -40,6 +40,10 @@ for m in $(cat /lib/modules/load.order); do
 	insmod /lib/modules/$m.ko $params || say "insmod $m$params failed"
 done
 
+# Loopback up: tests talk to servers on 127.0.0.1 in L1 (VNC, slirp's host-loopback
+# forwards); without it a connect there fails with "Network is unreachable".
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up || say "cannot bring up lo"
+
 status_path=$(arg nested.status)
 cmd=$(arg nested.cmd)
 cache=$(arg nested.cache)

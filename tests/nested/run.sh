@@ -15,7 +15,7 @@
 # Environment:
 #   NESTED_DIR      build/cache dir (default <repo>/build/nested); setup.sh is
 #                   run automatically if the kernel/initramfs are missing
-#   NESTED_CPU      QEMU -cpu model (default: max; e.g. EPYC,+svm,+npt / qemu64,+svm)
+#   NESTED_CPU      QEMU -cpu model (default: max,-avx,-avx2, see README.md; e.g. EPYC,+svm,+npt)
 #   NESTED_SMP      L1 vCPUs (default 2)      NESTED_MEM   L1 MiB (default 4096)
 #   NESTED_CACHE    9p cache mode for the host root: loose (default; fast, fine
 #                   because the host does not touch the files while L1 runs),
@@ -86,7 +86,7 @@ done
 
 start=$(date +%s.%N)
 "${pre[@]}" "${NESTED_QEMU:-qemu-system-x86_64}" \
-	-accel tcg -cpu "${NESTED_CPU:-max}" -smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-4096}" \
+	-accel tcg -cpu "${NESTED_CPU:-max,-avx,-avx2}" -smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-4096}" \
 	-nographic -no-reboot -nodefaults -serial stdio -monitor none ${bios[@]+"${bios[@]}"} \
 	-kernel "$DIR/vmlinuz" -initrd "$DIR/initramfs.cpio.gz" -append "$append" \
 	-fsdev local,id=h,path=/,security_model=passthrough,multidevs=remap \
