@@ -18,9 +18,9 @@ Boot 2  bzImage, --smp 2 --no-acpi: virtio_mmio.device= on the command line, the
 Boot 3  Debian's stock cloud kernel + initramfs, stdin/stdout are pipes: login, ACPI
         discovery, poweroff -> exit 0.  SKIP on kvm_pvm hosts (a host fact: an unpatched
         kernel cannot run 64-bit user space there, see guest/README.md).
-Boot 4  the rest of the device set, --smp 4 (2 on kvm_pvm hosts, see SMP_WIDE): nproc, then
-        each tests/guest/dev_*.py module adds arguments and checks to one shared boot; Ctrl-A x
-        -> exit 0 and the terminal settings restored.
+Boot 4  the rest of the device set, --smp 4 (2 on kvm_pvm hosts and in tests/nested, see
+        SMP_WIDE): nproc, then each tests/guest/dev_*.py module adds arguments and checks to
+        one shared boot; Ctrl-A x -> exit 0 and the terminal settings restored.
 Boot 5  the snapshot fuzzer (`ignition fuzz`, the planted-bug harness): the crash found within a
         bounded number of runs, it replays from the session's --checkpoint (no second boot),
         coverage stable over 100 resets, a checkpoint older than its harness refused; the exits
@@ -322,6 +322,13 @@ def sh_wait_dhcp_log(events, limit_s):
             (limit_s, steps, len(events)))
 
 
+def sock_dir():
+    """A new directory for Unix sockets (control, vsock) on a local file system (/tmp): the
+    scratch directory under build/ is 9p inside tests/nested, where a socket cannot be bound
+    (ENXIO).  Left for the system's /tmp clean-up: a restore may bind the same path again."""
+    return tempfile.mkdtemp(prefix="ign-sock-")
+
+
 def sh_wait_default_route(limit_s):
     """Shell code that waits (builtins only, as sh_wait_dhcp_log) until the guest has a
     default route, for at most limit_s seconds: in the nested harness a clone whose log said
@@ -448,7 +455,9 @@ def boot1(rootfs, tmp):
 # its clocksource switch: each vCPU's periodic tick (TSC-deadline timer, so tick_handle_periodic
 # replays every missed tick) takes longer than the tick period at half a core, and the guest
 # never catches up (seen 2026-11-30; profiles in pvclock_clocksource_read/timekeeping_advance).
-SMP_WIDE = sized(kvm=4, pvm=2)
+# Inside tests/nested the same: its L1 has two vCPUs (NESTED_SMP), each a TCG thread (there,
+# with four, L1's kernel twice died of a stack overflow on a vCPU thread during boot 4).
+SMP_WIDE = sized(kvm=4, pvm=2, nested=2)
 
 
 def guest_cmdline(flavour):

@@ -43,11 +43,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest_test  # noqa: E402
 from guest_test import (CMD_TIMEOUT, GUEST_DIR, LOGIN_TIMEOUT, ROOT, Guest,  # noqa: E402
-                        Timeout, check, result, sized)
+                        Timeout, check, result, sized, sock_dir)
 
 ROOTFS_GUI = os.path.join(GUEST_DIR, "rootfs-gui.ext4")
 READY = os.environ.get("IGN_GUI_READY", "ignition-gui: ready").encode()
@@ -67,7 +68,9 @@ FOOT_DEFAULT_BG = [0x111111, 0x242424]
 # How soon after a restore (or reset) the screen must be there: the restored display shows
 # the snapshot's scanout before the vCPUs run; on a kvm_pvm host the guest itself redraws
 # only every 10-30 s (docs/gui.md, "Known problems"), so this could not be the guest's doing.
-AT_ONCE = float(os.environ.get("IGN_GUI_AT_ONCE", "10"))
+# Inside tests/nested the SDL window's first frame alone takes 15-25 s (Mesa's llvmpipe
+# compiles its shaders with LLVM on an emulated CPU; measured 16.2 s and 25.6 s).
+AT_ONCE = float(os.environ.get("IGN_GUI_AT_ONCE", sized(kvm=10, pvm=10, nested=60)))
 TOOLS = ("vncsnapshot", "Xvfb", "xwd", "convert", "debugfs", "tesseract")
 
 
@@ -76,7 +79,8 @@ TOOLS = ("vncsnapshot", "Xvfb", "xwd", "convert", "debugfs", "tesseract")
 class Control:
     """One connection to ignition's control socket: a JSON line out, a JSON line back."""
 
-    def __init__(self, path, timeout=CMD_TIMEOUT):
+    def __init__(self, path, timeout=CMD_TIMEOUT, guest=None):
+        """guest: the Guest whose ignition makes the socket (the wait ends if it exits)."""
         self.path = path
         deadline = time.monotonic() + timeout
         while True:  # the socket appears once ignition has set the VM up
@@ -87,6 +91,8 @@ class Control:
                 break
             except OSError:
                 self.s.close()
+                if guest is not None and guest.proc.poll() is not None:
+                    raise Timeout(f"no control socket at {path}: ignition exited")
                 if time.monotonic() > deadline:
                     raise Timeout(f"no control socket at {path} after {timeout:.0f}s")
                 time.sleep(0.2)
@@ -98,7 +104,7 @@ class Control:
         self.s.sendall(line.encode() + b"\n")
         ans = self.f.readline()
         if not ans:
-            raise Timeout("the control socket closed")
+            raise Timeout(f"the control socket closed instead of answering {line[:80]}")
         return json.loads(ans)
 
     def __call__(self, **cmd):
@@ -268,17 +274,18 @@ def boot_headless(tmp, bgs):
     ref = os.path.join(tmp, "snap-ref.png")
     taken = False
     shutil.copyfile(ROOTFS_GUI, image)
-    sock = os.path.join(tmp, "gui-a.ctl")
+    socks = sock_dir()
+    sock = os.path.join(socks, "gui-a.ctl")
     disp = free_vnc_display()
     # vsock: the image's guest agent listens there, so that the snapshot below can be the
     # base of `ignition mcp` (mcp_session).
     g = Guest("gui-headless-vnc", ["--guest", "gui", "--gui=headless", "--mem", GUI_MEM,
                                    "--vnc", f"127.0.0.1:{5900 + disp}", "--control", sock,
                                    "--disk", image,
-                                   "--vsock", f"3,{os.path.join(tmp, 'gui-vsock.sock')}"])
+                                   "--vsock", f"3,{os.path.join(socks, 'gui-vsock.sock')}"])
     ctl = None
     try:
-        ctl = Control(sock)
+        ctl = Control(sock, guest=g)
         # Before the guest draws: the display is there but inactive, and says so.
         d = ctl(cmd="display")
         check("gui-display-command", set(d) == {"ok", "active", "width", "height", "serial"},
@@ -562,14 +569,14 @@ def restore_sdl(tmp, bgs, snap, ref):
         os.environ["DISPLAY"] = f":{xdisp}"
         os.environ.pop("WAYLAND_DISPLAY", None)
         os.environ["SDL_VIDEODRIVER"] = "x11"
-        sock = os.path.join(tmp, "gui-r.ctl")
+        sock = os.path.join(sock_dir(), "gui-r.ctl")
         disp = free_vnc_display()
         # The front ends are the host's choice, not the snapshot's: --gui and --vnc go with
         # --restore.  --track-dirty makes the restored snapshot the reset checkpoint.
         g = Guest("gui-sdl-restore", ["--restore", snap, "--gui", "--vnc",
                                       f"127.0.0.1:{5900 + disp}", "--control", sock,
                                       "--track-dirty"])
-        ctl = Control(sock)
+        ctl = Control(sock, guest=g)
 
         # First thing: the screen the snapshot held, before the guest has done anything.
         d = ctl(cmd="display")
@@ -642,10 +649,17 @@ def restore_sdl(tmp, bgs, snap, ref):
         g.send(b"\x01x")
         rc = g.wait_exit(60)
         check("gui-sdl-ctrl-a-x-exit-0", rc == 0, f"exit status {rc}")
-    except Timeout as e:
-        result("FAIL", "gui-sdl", g.why(e) if g else str(e))
-    except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as e:
-        result("FAIL", "gui-sdl", f"{type(e).__name__}: {e}")
+    except (Timeout, RuntimeError, ValueError, OSError, subprocess.SubprocessError) as e:
+        # A closed or reset control socket is often ignition ending: let it be reaped, so
+        # that g.why gives its exit status and last words.
+        ours = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == __file__]
+        msg = f"{type(e).__name__}: {e} (gui.py:{ours[-1].lineno if ours else '?'})"
+        if g:
+            try:
+                g.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                pass
+        result("FAIL", "gui-sdl", g.why(msg) if g else msg)
     finally:
         for k, v in old_env.items():
             if v is None:

@@ -19,10 +19,9 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 
-from guest_test import CMD_TIMEOUT, Guest, IGNITION, check, result, sized
+from guest_test import CMD_TIMEOUT, Guest, IGNITION, check, result, sized, sock_dir
 
 RESET_LINE = re.compile(r"Reset-time = (\d+) us \((\d+) pages")
 
@@ -80,12 +79,6 @@ def _digests(r, names):
         if len(f) == 2 and len(f[0]) == 32:
             found[f[1]] = f[0]
     return found
-
-
-def sock_dir():
-    """A new directory for a control socket on a local file system (/tmp): the scratch
-    directory under build/ is 9p inside tests/nested, where a socket cannot be bound."""
-    return tempfile.mkdtemp(prefix="ign-ctl-")
 
 
 def diff_chain(snap, tmp):
