@@ -30,7 +30,8 @@ fi
 # L1 has its own /tmp: keep the results file in the repository's build directory.
 mkdir -p "$root/build/guest-logs"
 inner=$(mktemp "$root/build/guest-results.XXXXXX")
-# A full run takes 3-6 min; 25 min is the bound on a wedged L1 (124: timed out, 125: L1 died).
+# A full run took 9.6 min on a 2-core host (2026-12-02); 25 min is the bound on a wedged L1
+# (124: timed out, 125: L1 died).
 NESTED_LOG="$root/build/guest-logs/nested-console.log" NESTED_TIMEOUT=${NESTED_TIMEOUT:-1500} \
 	"$root/tests/nested/run.sh" -C "$root" -e IGN_RESULTS="$inner" -e IGN_NESTED=1 \
 	-- sh -c 'tests/guest/hardening.sh; exec python3 tests/guest/guest_test.py'

@@ -15,7 +15,8 @@
 # Environment:
 #   NESTED_DIR      build/cache dir (default <repo>/build/nested); setup.sh is
 #                   run automatically if the kernel/initramfs are missing
-#   NESTED_CPU      QEMU -cpu model (default: max,-avx,-avx2, see README.md; e.g. EPYC,+svm,+npt)
+#   NESTED_CPU      QEMU -cpu model (default: max,family=15,model=107,-avx,-avx2, see
+#                   README.md; e.g. EPYC,+svm,+npt)
 #   NESTED_SMP      L1 vCPUs (default 2)      NESTED_MEM   L1 MiB (default 4096)
 #   NESTED_CACHE    9p cache mode for the host root: loose (default; fast, fine
 #                   because the host does not touch the files while L1 runs),
@@ -23,7 +24,8 @@
 #   NESTED_APPEND   extra L1 kernel parameters, e.g. "kvm_amd.npt=0"
 #   NESTED_TIMEOUT  seconds before the L1 is killed (default 1800; 0 = none)
 #   NESTED_LOG      also append the (CR-stripped) L1 console to this file
-#   NESTED_QEMU     qemu binary (default qemu-system-x86_64)
+#   NESTED_QEMU     qemu binary (default: $NESTED_DIR/qemu from backports, see qemu.sh,
+#                   else qemu-system-x86_64)
 #   NESTED_BIOS     firmware for L1 (default QEMU's qboot.rom if present, which
 #                   boots faster than SeaBIOS; "none" = QEMU's default)
 set -u
@@ -77,16 +79,25 @@ tmo=${NESTED_TIMEOUT:-1800}
 pre=()
 [ "$tmo" != 0 ] && pre=(timeout -k 10 "$tmo")
 
+# QEMU: NESTED_QEMU, else the backports one setup.sh extracted (qemu.sh says why), else
+# the system's, each with its own firmware directory.
+qemu=${NESTED_QEMU:-}
+datadir=()
+if [ -z "$qemu" ] && [ -x "$DIR/qemu/usr/bin/qemu-system-x86_64" ]; then
+	qemu=$DIR/qemu/usr/bin/qemu-system-x86_64
+	datadir=(-L "$DIR/qemu/usr/share/qemu")
+fi
+qemu=${qemu:-qemu-system-x86_64}
 # qboot: a much quicker firmware than SeaBIOS for -kernel boots (and no
 # terminal-control junk on the console); fall back to QEMU's default.
 bios=()
-for f in ${NESTED_BIOS:-/usr/share/qemu/qboot.rom /usr/share/seabios/qboot.rom}; do
+for f in ${NESTED_BIOS:-${datadir[1]:-/usr/share/qemu}/qboot.rom /usr/share/seabios/qboot.rom}; do
 	[ -f "$f" ] && { bios=(-bios "$f"); break; }
 done
 
 start=$(date +%s.%N)
-"${pre[@]}" "${NESTED_QEMU:-qemu-system-x86_64}" \
-	-accel tcg -cpu "${NESTED_CPU:-max,-avx,-avx2}" -smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-4096}" \
+"${pre[@]}" "$qemu" ${datadir[@]+"${datadir[@]}"} \
+	-accel tcg -cpu "${NESTED_CPU:-max,family=15,model=107,-avx,-avx2}" -smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-4096}" \
 	-nographic -no-reboot -nodefaults -serial stdio -monitor none ${bios[@]+"${bios[@]}"} \
 	-kernel "$DIR/vmlinuz" -initrd "$DIR/initramfs.cpio.gz" -append "$append" \
 	-fsdev local,id=h,path=/,security_model=passthrough,multidevs=remap \

@@ -10,6 +10,7 @@
 # Output (cached; rerun is a no-op unless the kernel version changes or
 # init.sh/setup.sh are newer than the initramfs):
 #   $NESTED_DIR/vmlinuz  $NESTED_DIR/initramfs.cpio.gz  $NESTED_DIR/kver
+#   $NESTED_DIR/qemu/    QEMU from <release>-backports (qemu.sh), unless NESTED_QEMU is set
 # NESTED_DIR defaults to <repo>/build/nested.
 #
 # Environment:
@@ -41,6 +42,18 @@ for c in /bin/busybox /usr/bin/busybox; do
 	if ! LC_ALL=C readelf -l "$c" 2>/dev/null | grep -q 'interpreter'; then bb=$c; break; fi
 done
 [ -n "$bb" ] || die "need a static busybox (apt-get install busybox-static)"
+
+# 0. QEMU from the release's backports suite, extracted under $DIR/qemu (the system's own
+#    packages are untouched).  Debian 12's QEMU 7.2 brought L1's kernel down about once per
+#    10 minutes of guest tests (README.md, "QEMU"); run.sh uses this one when it is there.
+qemu_dir=$DIR/qemu
+if [ -z "${NESTED_QEMU:-}" ] && { [ "${NESTED_FORCE:-0}" = 1 ] || [ ! -x "$qemu_dir/usr/bin/qemu-system-x86_64" ]; }; then
+	if "$here/qemu.sh" "$qemu_dir"; then
+		log "QEMU $("$qemu_dir/usr/bin/qemu-system-x86_64" --version | head -n1 | sed 's/.*version //')"
+	else
+		log "warning: no QEMU from backports; run.sh falls back to $(command -v qemu-system-x86_64 || echo none)"
+	fi
+fi
 
 # 1. which kernel package?
 kpkg=${NESTED_KPKG:-}
