@@ -69,6 +69,11 @@ mount -t proc proc /mnt/proc
 mount -t sysfs sysfs /mnt/sys
 mount -t devtmpfs devtmpfs /mnt/dev
 mkdir -p /mnt/dev/pts /mnt/dev/shm
+# What udev would add: bash's process substitution needs /dev/fd.
+ln -sf /proc/self/fd /mnt/dev/fd
+ln -sf /proc/self/fd/0 /mnt/dev/stdin
+ln -sf /proc/self/fd/1 /mnt/dev/stdout
+ln -sf /proc/self/fd/2 /mnt/dev/stderr
 mount -t devpts devpts /mnt/dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /mnt/dev/shm 2>/dev/null
 mount -t tmpfs tmpfs /mnt/tmp
@@ -76,7 +81,10 @@ mount -t tmpfs tmpfs /mnt/tmp
 if [ ! -e /mnt/dev/kvm ] && [ -e /sys/class/misc/kvm/dev ]; then
 	mknod /mnt/dev/kvm c "$(cut -d: -f1 /sys/class/misc/kvm/dev)" "$(cut -d: -f2 /sys/class/misc/kvm/dev)"
 fi
-chmod 666 /mnt/dev/kvm 2>/dev/null
+# As on a Debian host: root and the kvm group (the CLI test checks that others are refused).
+kvm_gid=$(grep '^kvm:' /mnt/etc/group 2>/dev/null | cut -d: -f3)
+[ -n "$kvm_gid" ] && chgrp "$kvm_gid" /mnt/dev/kvm 2>/dev/null
+chmod 660 /mnt/dev/kvm 2>/dev/null
 if [ -e /mnt/dev/kvm ]; then
 	say "/dev/kvm present; kvm_amd params: $(cd /sys/module/kvm_amd/parameters 2>/dev/null && for p in npt nested avic vls vgif; do printf '%s=%s ' $p "$(cat $p 2>/dev/null)"; done)"
 else
