@@ -25,9 +25,12 @@ for bin in "$@"; do
 		case "$tag" in
 		OK) result PASS "$label/$name/$rest"; cases=$((cases + 1)) ;;
 		FAILED) result FAIL "$label/$name/$rest"; cases=$((cases + 1)); rc=1 ;;
-		SKIPPED) result SKIP "$label/$name/$rest"; cases=$((cases + 1)) ;;
+		SKIPPED) result SKIP "$label/$name/$rest" "$(grep -m1 '^skip: ' "$out" | cut -c7-)"
+			cases=$((cases + 1)) ;;
 		esac
-	done < <(sed -n -E 's/^\[ *(OK|FAILED|SKIPPED) *\] ([A-Za-z0-9_]+)$/\1 \2/p' "$out")
+	# cmocka names failed and skipped cases twice (again in its closing list): once each.
+	done < <(sed -n -E 's/^\[ *(OK|FAILED|SKIPPED) *\] ([A-Za-z0-9_]+)$/\1 \2/p' "$out" |
+		awk '!seen[$0]++')
 	if [ $status -ne 0 ] || [ $cases -eq 0 ]; then
 		# A crash (sanitizer report, abort) or a binary that ran no case.
 		if ! grep -q -E '^\[ *FAILED *\] [A-Za-z0-9_]+$' "$out"; then

@@ -103,6 +103,21 @@ static void store8(struct kvm_guest_code *c, uint64_t gpa, uint8_t v)
 /* 1. The bitmap log is exact: the pages the guest wrote and nothing else, in both consumers'
  * bitmaps; each consumer clears only its own; a harvested page is caught again when written
  * again (KVM_CLEAR_DIRTY_LOG re-protected it); the VMM's own writes are in it too. */
+/* Inside tests/nested (IGN_NESTED) L1's KVM runs on QEMU's emulated nested paging, whose
+ * dirty log also holds pages the guest only read (its code page and page tables, measured
+ * 2026-12-02): these exact checks need a real MMU.  A fact of that host, not a flaky result;
+ * tests/run-unit.sh takes the "skip: " line as the reason. */
+static void skip_if_emulated_mmu(void)
+{
+	const char *n = getenv("IGN_NESTED");
+
+	if (n && *n) {
+		print_message("skip: inside tests/nested, QEMU's emulated nested paging logs pages "
+			      "the guest only read; exact dirty-log checks need a real MMU\n");
+		skip();
+	}
+}
+
 static void test_dirty_log_exact(void **state)
 {
 	static struct vm vm, off;
@@ -117,6 +132,8 @@ static void test_dirty_log_exact(void **state)
 	const char *why = NULL;
 	uint8_t buf[4] = { 1, 2, 3, 4 };
 	int ret;
+
+	skip_if_emulated_mmu();
 
 	(void)state;
 	cfg.cpu_template = cpuid_detect_template("/sys");
@@ -326,6 +343,8 @@ static void test_checkpoint_reset(void **state)
 	char err[256] = "";
 	long rss0, rss1;
 
+	skip_if_emulated_mmu();
+
 	(void)state;
 	env.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	assert_true(env.console_fd >= 0);
@@ -480,6 +499,8 @@ static void test_checkpoint_reset_threads(void **state)
 	uint8_t *ram0, *ram;
 	size_t size;
 	char err[256] = "";
+
+	skip_if_emulated_mmu();
 
 	(void)state;
 	env.console_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
