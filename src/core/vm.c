@@ -757,6 +757,15 @@ static void get_pic(struct snap_reader *r, struct kvm_pic_state *p)
 		snap_fail(r);
 }
 
+/* The host's wall clock in ns, the unit of kvm_clock_data.realtime. */
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int vm_save_state(struct vm *vm, struct snap_writer *w)
 {
 	struct kvm_irqchip chip[3];
@@ -776,11 +785,8 @@ int vm_save_state(struct vm *vm, struct snap_writer *w)
 	/* KVM pairs kvmclock with the host's wall clock only when the host clocksource is the
 	 * TSC (not inside tests/nested, for one): then the pairing is ours, taken right after,
 	 * and vm_restore_state moves the clock forward itself. */
-	if (!(clk.flags & KVM_CLOCK_REALTIME)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		clk.realtime = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	}
+	if (!(clk.flags & KVM_CLOCK_REALTIME))
+		clk.realtime = realtime_ns();
 	snap_rec_begin(w, SNAP_REC_IRQCHIP, IRQCHIP_STATE_VERSION, "irqchip");
 	put_pic(w, &chip[0].chip.pic);
 	put_pic(w, &chip[1].chip.pic);
@@ -894,9 +900,8 @@ int vm_restore_state(struct vm *vm, const struct snap_file *f, char *why, size_t
 	} else if (clk.flags & KVM_CLOCK_REALTIME) {
 		clk.flags = KVM_CLOCK_REALTIME;
 	} else {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		uint64_t now = realtime_ns();
+
 		if (clk.realtime && now > clk.realtime)
 			clk.clock += now - clk.realtime;
 		clk.flags = 0;
