@@ -20,6 +20,7 @@ import functools
 import hashlib
 import http.server
 import os
+import random
 import re
 import socket
 import subprocess
@@ -36,10 +37,32 @@ TAP_MAC = "52:54:00:ab:cd:ef"
 BLOB_BYTES = sized(kvm=1 << 20, pvm=256 << 10)
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 for a hostfwd.  Not one the kernel hands out by itself:
+    a port from bind(0) is in the ephemeral range, where any outgoing connection (or the next
+    bind(0)) may take it again between this check and ignition's listen (seen: a clone's
+    "cannot listen there (port in use)").  Below that range only explicit binds compete, and
+    this process never gives the same port twice."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    top = max(min(low, 65536), 2048)
+    for port in random.sample(range(top // 2, top), min(4096, top - top // 2)):
+        if port in _ports_given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 below {top}")
 
 
 def sh(cmd, **kw):
