@@ -52,6 +52,7 @@ finish() {
 	if [ -n "$status_path" ] && [ -d /mnt/proc ]; then
 		echo "$1" >"/mnt$status_path" || say "cannot write status file"
 	fi
+	[ -n "$cmd" ] && [ -e /mnt/proc/self ] && chroot /mnt python3 "${cmd%/*}/svm_shutdown.py" report
 	sync
 	for d in dev/pts dev tmp run sys proc; do umount "/mnt/$d" 2>/dev/null; done
 	umount /mnt 2>/dev/null
@@ -95,6 +96,7 @@ say "ready at $(cut -d' ' -f1 /proc/uptime)s"
 
 export HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 if [ -n "$cmd" ]; then
+	chroot /mnt python3 "${cmd%/*}/svm_shutdown.py" arm
 	chroot /mnt /bin/sh "$cmd"
 	rc=$?
 else

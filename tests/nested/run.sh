@@ -17,7 +17,7 @@
 #                   run automatically if the kernel/initramfs are missing
 #   NESTED_CPU      QEMU -cpu model (default: max,family=15,model=107,-avx,-avx2, see
 #                   README.md; e.g. EPYC,+svm,+npt)
-#   NESTED_SMP      L1 vCPUs (default 2)      NESTED_MEM   L1 MiB (default 4096)
+#   NESTED_SMP      L1 vCPUs (default 1: README.md "QEMU" says why)  NESTED_MEM  L1 MiB (default 4096)
 #   NESTED_CACHE    9p cache mode for the host root: loose (default; fast, fine
 #                   because the host does not touch the files while L1 runs),
 #                   mmap, or none (coherent but ~4x slower exec/compile)
@@ -72,6 +72,8 @@ q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 	for a in "$@"; do printf ' %s' "$(q "$a")"; done
 	echo
 } >"$job/cmd.sh"
+# In L1, init.sh records the state of any L2 guest that triple-faults (svm_shutdown.py says why).
+cp "$here/svm_shutdown.py" "$job/" || exit 125
 
 if [ "$verbose" = 1 ]; then klog="loglevel=7"; else klog="quiet loglevel=1"; fi
 append="console=ttyS0 panic=-1 mitigations=off $klog nested.cmd=$job/cmd.sh nested.status=$job/status nested.cache=${NESTED_CACHE:-loose} ${NESTED_APPEND:-}"
@@ -97,7 +99,7 @@ done
 
 start=$(date +%s.%N)
 "${pre[@]}" "$qemu" ${datadir[@]+"${datadir[@]}"} \
-	-accel tcg -cpu "${NESTED_CPU:-max,family=15,model=107,-avx,-avx2}" -smp "${NESTED_SMP:-2}" -m "${NESTED_MEM:-4096}" \
+	-accel tcg -cpu "${NESTED_CPU:-max,family=15,model=107,-avx,-avx2}" -smp "${NESTED_SMP:-1}" -m "${NESTED_MEM:-4096}" \
 	-nographic -no-reboot -nodefaults -serial stdio -monitor none ${bios[@]+"${bios[@]}"} \
 	-kernel "$DIR/vmlinuz" -initrd "$DIR/initramfs.cpio.gz" -append "$append" \
 	-fsdev local,id=h,path=/,security_model=passthrough,multidevs=remap \
