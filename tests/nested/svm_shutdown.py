@@ -75,10 +75,15 @@ def arm():
         os.system(f"mount -t tracefs tracefs {TRACE} 2>/dev/null")
     off = vmcb_offset()
     args = " ".join(f"{n}=+{o}(+{off}(%di)):{t}" for n, o, t in FIELDS)
-    with open(TRACE + "/kprobe_events", "a") as f:
-        f.write(f"p:kprobes/l2_shutdown kvm_amd:shutdown_interception {args}\n")
-    with open(TRACE + "/events/kprobes/l2_shutdown/enable", "w") as f:
-        f.write("1\n")
+    # os.write, not open(..., "a"): Python's append mode seeks, which tracefs refuses (EINVAL).
+    for path, text in ((TRACE + "/kprobe_events",
+                        f"p:kprobes/l2_shutdown kvm_amd:shutdown_interception {args}\n"),
+                       (TRACE + "/events/kprobes/l2_shutdown/enable", "1\n")):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
 
 
 def report():
