@@ -455,9 +455,8 @@ def boot1(rootfs, tmp):
 # its clocksource switch: each vCPU's periodic tick (TSC-deadline timer, so tick_handle_periodic
 # replays every missed tick) takes longer than the tick period at half a core, and the guest
 # never catches up (seen 2026-11-30; profiles in pvclock_clocksource_read/timekeeping_advance).
-# Inside tests/nested the same reasoning: its L1 has two vCPUs (NESTED_SMP), each a TCG
-# thread.  (The L1 kernel crashes once blamed on four vCPUs were QEMU 7.2's emulation, see
-# tests/nested/README.md "QEMU"; with QEMU 10 boot 4 was not tried with four again.)
+# Inside tests/nested two as well: its L1 has one vCPU (NESTED_SMP, tests/nested/README.md
+# "QEMU" says why), so two guest vCPUs already share it; the SMP paths need no more.
 SMP_WIDE = sized(kvm=4, pvm=2, nested=2)
 
 

@@ -56,7 +56,10 @@ done
 wd=$(cd "$wd" && pwd) || exit 2
 
 "$here/setup.sh" || exit 125
-DIR=$(cd "$NESTED_DIR" && pwd)
+# Physical path: L1 writes the status file through its 9p view of this machine before it
+# chroots, where an absolute symlink on the way (a build/ linked elsewhere) would resolve in
+# the initramfs instead.
+DIR=$(cd "$NESTED_DIR" && pwd -P)
 case $DIR in *[[:space:]]*) echo "run.sh: NESTED_DIR must not contain spaces" >&2; exit 2 ;; esac
 case $DIR in /tmp | /tmp/* | /run/* | /dev/* | /proc/* | /sys/*)
 	echo "run.sh: NESTED_DIR must not be under /tmp,/run (L1 mounts tmpfs there)" >&2; exit 2 ;;
