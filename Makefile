@@ -80,7 +80,7 @@ TEST_FAKE_SRCS := $(sort $(filter-out $(TEST_SRCS),$(wildcard tests/unit/*.c)))
 TEST_FAKE_OBJS := $(TEST_FAKE_SRCS:%.c=$(BUILD)/%.o)
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all install unit unit-bins asan test guest guest-gui guest-fuzz guest-tests bench fuzz fuzz-smoke format format-check \
+.PHONY: all install unit unit-bins asan test guest guest-gui guest-browser guest-fuzz guest-tests bench fuzz fuzz-smoke format format-check \
 	clean
 all: $(BUILD)/ignition $(MODULES) $(BUILD)/firecracker $(BUILD)/uffd_handler
 
@@ -141,6 +141,11 @@ guest:
 # The desktop guest (cage + foot; mmdebstrap, needs root) into guest/out/rootfs-gui.ext4.
 guest-gui:
 	$(MAKE) -C guest gui
+
+# The browser guest (Firefox ESR in cage; mmdebstrap, needs root) into
+# guest/out/rootfs-browser.ext4, for `ignition browser` (docs/browser.md).
+guest-browser:
+	$(MAKE) -C guest browser
 
 # The fuzz harness images (planted, libpng) into guest/out/fuzz/ (docs/fuzzing.md).
 guest-fuzz:

@@ -43,8 +43,11 @@ make guest
 if [ "$(id -u)" -eq 0 ]; then
 	echo "setup: building the desktop guest (Debian bookworm + cage + foot with mmdebstrap; a minute or two)"
 	make guest-gui
+	echo "setup: building the browser guest (the desktop with Firefox ESR; a few minutes)"
+	make guest-browser
 else
-	echo "setup: skipping the desktop guest: mmdebstrap needs root (run: sudo make guest-gui)"
+	echo "setup: skipping the desktop and browser guests: mmdebstrap needs root (run: sudo" \
+		"make guest-gui guest-browser)"
 fi
 
 if [ $boot = 1 ]; then

@@ -3,22 +3,36 @@
 # host's own apt sources with mmdebstrap (cage, foot, seatd, udev, a font; no systemd as
 # init), our init (gui/init) and files (gui/files/), the static guest helpers of the busybox
 # rootfs, then `mke2fs -d` into an ext4 image sized with headroom.
-# Cached in CACHE/gui-<key>/ where <key> hashes the package list, the host's apt sources, init,
+# FLAVOUR browser (out/rootfs-browser.ext4, `make guest-browser`) is the same desktop with
+# Firefox ESR as cage's client instead of foot, the files of browser/files/ on top, and the
+# busybox rootfs's DHCP client set-up (ign-netwatch): docs/browser.md.
+# Cached in CACHE/<flavour>-<key>/ where <key> hashes the package list, the host's apt sources, init,
 # files, the helpers' sources and RECIPE: an unchanged tree never rebuilds. Bump RECIPE when
 # this script changes what goes into the image or how it is made.
 # mmdebstrap needs root here (root mode: files owned by root, device nodes in /dev).
 #
-# usage: build.sh GUEST_DIR OUTPUT_IMAGE CACHE_DIR
+# usage: build.sh GUEST_DIR OUTPUT_IMAGE CACHE_DIR [gui|browser]
 set -euo pipefail
 
 RECIPE=4
 SUITE=bookworm
+guest=$1 image=$2 cache=$3 flavour=${4:-gui}
 # Debian packages of the desktop (dependencies come along; no Recommends).
-PACKAGES=(cage foot seatd libseat1 udev fontconfig fonts-dejavu-core xkb-data busybox mount)
-
-guest=$1 image=$2 cache=$3
-say() { printf '[rootfs-gui] %s\n' "$*"; }
-die() { printf '[rootfs-gui] error: %s\n' "$*" >&2; exit 1; }
+case $flavour in
+gui) PACKAGES=(cage foot seatd libseat1 udev fontconfig fonts-dejavu-core xkb-data busybox mount) ;;
+# The browser: busybox-static for its applets (udhcpc, ip, httpd, devmem: Debian's dynamic
+# busybox lacks some), CA certificates for HTTPS.
+browser) PACKAGES=(cage firefox-esr seatd libseat1 udev fontconfig fonts-dejavu-core xkb-data
+	busybox-static mount ca-certificates) ;;
+*) echo "usage: build.sh GUEST_DIR OUTPUT_IMAGE CACHE_DIR [gui|browser]" >&2; exit 2 ;;
+esac
+say() { printf '[rootfs-%s] %s\n' "$flavour" "$*"; }
+die() { printf '[rootfs-%s] error: %s\n' "$flavour" "$*" >&2; exit 1; }
+# The browser's own files and helpers (hashed into the cache key like the desktop's).
+extra_files=()
+[ "$flavour" = browser ] && extra_files=("$guest/browser/files" "$guest/rootfs/files/usr/sbin/ign-netwatch"
+	"$guest/rootfs/files/etc/udhcpc/default.script" "$guest/rootfs/ign-linkwait.c"
+	"$guest/rootfs/files/usr/bin/ign-snapshot")
 
 # The host's own apt sources, binary ("deb") entries only: one-line entries, and deb822
 # stanzas whose Types has "deb" (written as Types: deb, so no source indices are fetched).
@@ -56,16 +70,22 @@ key=$({
 		"$guest/agent/ign-agent.c" "$guest/../src/agent/proto.c" "$guest/../src/agent/proto.h"
 	(cd "$guest/gui/files" && find . -print0 | LC_ALL=C sort -z | xargs -0 ls -ld --time-style=+ | awk '{ $2 = ""; print }' &&
 		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 cat)
+	for f in "${extra_files[@]}"; do
+		(cd "$(dirname "$f")" && b=$(basename "$f") &&
+			find "$b" -print0 | LC_ALL=C sort -z | xargs -0 ls -ld --time-style=+ | awk '{ $2 = ""; print }' &&
+			find "$b" -type f -print0 | LC_ALL=C sort -z | xargs -0 cat)
+	done
 } | sha256sum | cut -c1-16)
-dir=$cache/gui-$key
+dir=$cache/$flavour-$key
+out=rootfs-$flavour.ext4
 
 if [ -f "$dir/done" ]; then
-	cmp -s "$dir/rootfs-gui.ext4" "$image" 2>/dev/null ||
-		{ cp "$dir/rootfs-gui.ext4" "$image.tmp" && mv "$image.tmp" "$image"; }
+	cmp -s "$dir/$out" "$image" 2>/dev/null ||
+		{ cp "$dir/$out" "$image.tmp" && mv "$image.tmp" "$image"; }
 	say "cached build $key: nothing to do"
 	exit 0
 fi
-[ "$(id -u)" = 0 ] || die "mmdebstrap builds the desktop image as root here: run 'sudo make guest-gui'"
+[ "$(id -u)" = 0 ] || die "mmdebstrap builds the desktop image as root here: run 'sudo make guest-$flavour'"
 
 start=$(date +%s)
 rm -rf "$dir"
@@ -101,7 +121,7 @@ mmdebstrap --mode=root --variant=essential --include="$comma_list" \
 	--customize-hook='chroot "$1" useradd -m -u 1000 -U -G video,input,render -s /bin/bash user' \
 	--customize-hook='rm -f "$1"/var/cache/apt/*.bin "$1"/var/lib/apt/lists/*_Packages' \
 	"$SUITE" "$stage" "${mirrors[@]}" 2>&1 | tee -a "$log" |
-	sed -un 's/^I: /[rootfs-gui]   /p'
+	sed -un "s/^I: /[rootfs-$flavour]   /p"
 rc=${PIPESTATUS[0]}
 set -e
 [ "$rc" = 0 ] || {
@@ -125,23 +145,46 @@ install -m 755 "$guest/rootfs/files/usr/bin/ign-snapshot" "$stage/usr/bin/ign-sn
 chown -R 0:0 "$stage/usr/local" "$stage/usr/sbin/ign-gui-init" "$stage/etc/xdg/foot" \
 	"$stage/etc/hostname" "$stage/etc/fstab" "$stage/etc/profile.d/ign-tunables.sh" "$stage"/usr/bin/ign-* "$stage/usr/sbin/ign-agent"
 
+if [ "$flavour" = browser ]; then
+	# Its files (session, start page, Firefox's settings, fstab) over the desktop's; the
+	# busybox rootfs's DHCP set-up (ign-netwatch re-probes a clone's NIC and takes a fresh
+	# lease, guest/README.md "Networking") with the busybox applets it calls.
+	cp -R "$guest/browser/files"/. "$stage"/
+	install -m 755 "$guest/rootfs/files/usr/sbin/ign-netwatch" "$stage/usr/sbin/ign-netwatch"
+	install -D -m 755 "$guest/rootfs/files/etc/udhcpc/default.script" "$stage/etc/udhcpc/default.script"
+	gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o "$stage/usr/bin/ign-linkwait" \
+		"$guest/rootfs/ign-linkwait.c"
+	# In /usr/sbin: on ign-netwatch's PATH too (it sets its own).
+	for a in udhcpc ip ipcalc usleep devmem httpd; do
+		ln -sf /bin/busybox "$stage/usr/sbin/$a"
+	done
+	# D-Bus clients (Firefox's GLib) want a machine ID; every clone shares this one.
+	od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$stage/etc/machine-id"
+	echo >>"$stage/etc/machine-id"
+	# The root is read-only (cmdline-browser): DHCP writes the resolver's file under /run.
+	ln -sf /run/resolv.conf "$stage/etc/resolv.conf"
+	chown -R 0:0 "$stage/usr/share/ign-browser" "$stage/etc/ign-session" "$stage/usr/sbin/ign-netwatch" \
+		"$stage/etc/udhcpc" "$stage/usr/local" "$stage/usr/bin/ign-linkwait"
+	chmod 644 "$stage/etc/ign-session" "$stage/etc/machine-id" "$stage/etc/hostname" "$stage/etc/fstab"
+fi
+
 # Size: what the tree uses plus a quarter, at least 64 MiB free, in 16 MiB steps.
 used_mib=$(($(du -sxk "$stage" | cut -f1) / 1024))
 extra=$((used_mib / 4 > 64 ? used_mib / 4 : 64))
 size=$(((used_mib + extra + 15) / 16 * 16))
 inodes=$(($(find "$stage" -xdev | wc -l) * 2 + 8192))
 say "tree: ${used_mib} MiB, $(find "$stage" -xdev | wc -l) entries; making a ${size} MiB ext4 image"
-rm -f "$dir/rootfs-gui.ext4"
-truncate -s "${size}M" "$dir/rootfs-gui.ext4"
+rm -f "$dir/$out"
+truncate -s "${size}M" "$dir/$out"
 # As rootfs/build.sh: 4 KiB blocks, 256-byte inodes, no reserved blocks, fixed UUID and hash
 # seed, inode tables and journal zeroed now instead of by ext4lazyinit in every guest boot.
-mke2fs -q -F -t ext4 -b 4096 -I 256 -N "$inodes" -L ignition-gui -m 0 \
+mke2fs -q -F -t ext4 -b 4096 -I 256 -N "$inodes" -L "ignition-$flavour" -m 0 \
 	-U 6a1d2c3b-4e5f-4a6b-8c7d-0e1f2a3b4c5d \
 	-E lazy_itable_init=0,lazy_journal_init=0,hash_seed=1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f \
-	-d "$stage" "$dir/rootfs-gui.ext4" >>"$log" 2>&1 || die "mke2fs failed (see $log)"
-e2fsck -fn "$dir/rootfs-gui.ext4" >>"$log" 2>&1 || die "e2fsck finds the new image inconsistent (see $log)"
+	-d "$stage" "$dir/$out" >>"$log" 2>&1 || die "mke2fs failed (see $log)"
+e2fsck -fn "$dir/$out" >>"$log" 2>&1 || die "e2fsck finds the new image inconsistent (see $log)"
 rm -rf "$stage"
 touch "$dir/done"
 mkdir -p "$(dirname "$image")"
-cp "$dir/rootfs-gui.ext4" "$image.tmp" && mv "$image.tmp" "$image"
+cp "$dir/$out" "$image.tmp" && mv "$image.tmp" "$image"
 say "done: $image ($size MiB, $(du -k "$image" | cut -f1) KiB allocated), $(($(date +%s) - start)) s"

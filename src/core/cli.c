@@ -27,11 +27,14 @@ const char cli_usage[] =
 	"                       requests/s (token buckets refilled every second)\n"
 	"  --cmdline STR        kernel command line, replacing the default one\n"
 	"  --append STR         text appended to the kernel command line\n"
-	"  --guest min|stock|gui\n"
+	"  --guest min|stock|gui|browser\n"
 	"                       which default guest to boot when --kernel is not given:\n"
 	"                       the minimal kernel (default), Debian's stock cloud kernel, or\n"
 	"                       the minimal kernel with the desktop root file system (cage +\n"
-	"                       foot, `make guest-gui`; implies --gui=headless unless --gui)\n"
+	"                       foot, `make guest-gui`; implies --gui=headless unless --gui),\n"
+	"                       or with the browser's (Firefox ESR, read-only, `make\n"
+	"                       guest-browser`; also --mem 1024 unless --mem; see 'ignition\n"
+	"                       browser --help')\n"
 	"  --smp N              number of vCPUs, 1 to 32 (default 1)\n"
 	"  --mem MiB            guest RAM in MiB, 16 to 1048576 (default 256)\n"
 	"  --huge-pages         guest RAM from 2 MiB hugetlb pages, reserved at start from\n"
@@ -596,7 +599,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 	uint8_t mac[6];
 	bool has_mac = false;
 	const char *shaping = NULL; /* first option that a snapshot fixes (--restore refuses it) */
-	bool gui_given = false;
+	bool gui_given = false, mem_given = false;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -737,9 +740,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			break;
 		case OPT_GUEST:
 			if (strcmp(optarg, "min") && strcmp(optarg, "stock") &&
-			    strcmp(optarg, "gui")) {
+			    strcmp(optarg, "gui") && strcmp(optarg, "browser")) {
 				snprintf(err, err_size,
-					 "--guest: '%s' is not 'min', 'stock' or 'gui'", optarg);
+					 "--guest: '%s' is not 'min', 'stock', 'gui' or 'browser'",
+					 optarg);
 				return -EINVAL;
 			}
 			o->guest = optarg;
@@ -760,6 +764,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 				return -EINVAL;
 			}
 			o->m.mem_mib = v;
+			mem_given = true;
 			break;
 		case OPT_NO_ACPI:
 			o->m.no_acpi = true;
@@ -917,8 +922,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		return -EINVAL;
 	}
 	/* The GUI flags imply each other: a front end needs the GPU, the GPU a front end. */
-	if (!strcmp(o->guest, "gui") && !o->kernel)
+	bool desktop = !strcmp(o->guest, "gui") || !strcmp(o->guest, "browser");
+
+	if (desktop && !o->kernel)
 		o->m.gpu = true;
+	/* Firefox and its content process want more than the default 256 MiB. */
+	if (!strcmp(o->guest, "browser") && !o->kernel && !mem_given)
+		o->m.mem_mib = 1024;
 	if (gui_given || o->ui.vnc)
 		o->m.gpu = true;
 	if (o->m.gpu && o->ui.mode == UI_NONE)

@@ -1,5 +1,6 @@
 /* ignition: command line entry point.  Parses options, builds the VM through the
  * DeviceManager, loads the kernel, runs until the guest or the user stops it. */
+#include "browser/browser.h"
 #include "api/mmds.h"
 #include "arch/x86/boot.h"
 #include "core/cli.h"
@@ -57,6 +58,8 @@ static const char top_usage[] =
 	"             --help')\n"
 	"  mcp        serve microVM sandboxes to agents over MCP on stdio (see\n"
 	"             'ignition mcp --help')\n"
+	"  browser    a disposable web browser in a fresh clone of a warm microVM (see\n"
+	"             'ignition browser --help')\n"
 	"  help       show this help\n"
 	"  version    print the version\n";
 
@@ -92,6 +95,7 @@ static void plan_boot(struct cli_opts *o)
 	struct machine_config *p = &o->m;
 	char dir[PATH_MAX - 64], guest_cl[CMDLINE_MAX] = "";
 	bool stock = !strcmp(o->guest, "stock"), gui = !strcmp(o->guest, "gui");
+	bool browser = !strcmp(o->guest, "browser");
 
 	if (o->kernel) {
 		snprintf(p->kernel, sizeof(p->kernel), "%s", o->kernel);
@@ -112,18 +116,24 @@ static void plan_boot(struct cli_opts *o)
 			snprintf(p->initrd, sizeof(p->initrd), "%s/initrd-stock.img", dir);
 		if (o->m.nr_disks == 0) {
 			snprintf(o->m.disks[0].path, sizeof(o->m.disks[0].path), "%s/%s", dir,
-				 gui ? "rootfs-gui.ext4" : "rootfs.ext4");
+				 gui	   ? "rootfs-gui.ext4"
+				 : browser ? "rootfs-browser.ext4"
+					   : "rootfs.ext4");
 			o->m.nr_disks = 1;
-			if (gui && access(o->m.disks[0].path, F_OK) < 0)
+			/* The browser's root is read-only (its session writes go to tmpfs). */
+			o->m.disks[0].read_only = browser;
+			if ((gui || browser) && access(o->m.disks[0].path, F_OK) < 0)
 				die(1,
-				    "the desktop guest is not built (%s is missing): run 'make "
-				    "guest-gui'",
-				    o->m.disks[0].path);
+				    "the %s guest is not built (%s is missing): run 'make "
+				    "guest-%s'",
+				    gui ? "desktop" : "browser", o->m.disks[0].path,
+				    gui ? "gui" : "browser");
 		}
 		snprintf(cl, sizeof(cl), "%s/cmdline-%s", dir,
-			 stock ? "stock"
-			 : gui ? "gui"
-			       : "min");
+			 stock	   ? "stock"
+			 : gui	   ? "gui"
+			 : browser ? "browser"
+				   : "min");
 		if (read_text_line(cl, guest_cl, sizeof(guest_cl)) < 0)
 			guest_cl[0] = '\0';
 	}
@@ -912,6 +922,8 @@ int main(int argc, char **argv)
 		return fuzz_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "mcp"))
 		return mcp_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "browser"))
+		return browser_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(top_usage, stdout);
 		return 0;

@@ -28,8 +28,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The console log's last non-empty line, for error messages. */
-static void console_tail(const char *dir, char *buf, size_t n)
+void sandbox_console_tail(const char *dir, char *buf, size_t n)
 {
 	char path[PATH_MAX], chunk[1024];
 	buf[0] = 0;
@@ -102,8 +101,7 @@ close_in:
 	return ret;
 }
 
-/* Fork and exec the child `ignition run`; its console goes to console.log. */
-static int spawn(const char *dir, const char *const argv[], pid_t *pid)
+int sandbox_spawn(const char *dir, const char *const argv[], pid_t *pid)
 {
 	char log[PATH_MAX];
 	snprintf(log, sizeof(log), "%s/%s", dir, SANDBOX_CONSOLE);
@@ -138,7 +136,7 @@ static int spawn(const char *dir, const char *const argv[], pid_t *pid)
 		if (chdir(dir))
 			_exit(127);
 		execv(argv[0], (char *const *)argv);
-		dprintf(2, "ignition mcp: cannot run %s: %s\n", argv[0], strerror(errno));
+		dprintf(2, "ignition: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	close(fd);
@@ -185,7 +183,7 @@ static int start_once(const struct sandbox_spec *s, pid_t *pid, char *err, size_
 		const char *const argv[] = { s->ignition,     "run",	   "--restore", s->base,
 					     "--track-dirty", "--control", control,	"--vsock",
 					     vsock_arg,	      NULL };
-		ret = spawn(s->dir, argv, pid);
+		ret = sandbox_spawn(s->dir, argv, pid);
 	} else {
 		char gdir[PATH_MAX], rootfs[PATH_MAX + 16];
 		guest_out_dir(gdir, sizeof(gdir));
@@ -202,7 +200,7 @@ static int start_once(const struct sandbox_spec *s, pid_t *pid, char *err, size_
 			"--control", control, "--vsock", vsock_arg, s->gpu ? "--gpu" : NULL,
 			s->gpu,	     NULL
 		};
-		ret = spawn(s->dir, argv, pid);
+		ret = sandbox_spawn(s->dir, argv, pid);
 	}
 	if (ret) {
 		snprintf(err, n, "cannot start %s: %s", s->ignition, strerror(-ret));
@@ -217,7 +215,7 @@ static int start_once(const struct sandbox_spec *s, pid_t *pid, char *err, size_
 		if (waitpid(*pid, &status, WNOHANG) == *pid) {
 			char tail[256];
 			*pid = 0;
-			console_tail(s->dir, tail, sizeof(tail));
+			sandbox_console_tail(s->dir, tail, sizeof(tail));
 			snprintf(err, n, "the VM exited (status %d) before its agent answered: %s",
 				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
 				 tail);

@@ -35,6 +35,12 @@ int sandbox_control(const char *dir, json_t *cmd, int timeout_ms, json_t **answe
 /* Ping the agent of the sandbox in `dir` until it answers (0) or timeout_ms pass (-errno). */
 int sandbox_wait_agent(const char *dir, int timeout_ms, int cancel_fd, char *err, size_t n)
 	__attribute__((warn_unused_result));
+/* Fork and exec argv (a child `ignition run`) in its own process group, in directory dir, with
+ * stdin from /dev/null and stdout and stderr appended to dir/console.log.  0 or -errno. */
+int sandbox_spawn(const char *dir, const char *const argv[], pid_t *pid)
+	__attribute__((warn_unused_result));
+/* The last non-empty line of dir/console.log into buf[n] (empty when there is none). */
+void sandbox_console_tail(const char *dir, char *buf, size_t n);
 /* SIGTERM, up to 3 s for a clean exit, then SIGKILL; reaps the child. */
 void sandbox_kill(pid_t pid);
 /* Remove a directory tree (best effort); 0 or the first -errno. */

@@ -36,6 +36,10 @@ Boot 7  the desktop guest (guest/out/rootfs-gui.ext4: cage + foot on virtio-gpu,
         drawn, the input and resize commands, VNC grab, a serial shell; its snapshot then
         restored with an SDL window on Xvfb: the screen there at once, VNC, the shell, an
         in-place reset showing the screen at once again.
+Boot 8  the disposable browser (guest/out/rootfs-browser.ext4: Firefox ESR in cage;
+        tests/guest/browser.py): `ignition browser --make-base` (one cold boot), then two
+        sessions cloned from that base: the restored start page at once, a typed URL loaded
+        from a server on the host and read back by OCR, nothing kept after SIGTERM.
 
 Every boot runs once, in its own process; on a host with two or more cores boots 1 and 5 run
 side by side (the others alone: BOOT_PAIRS says why; IGN_GUEST_LANES=1 runs the boots in
@@ -628,21 +632,31 @@ def boot7(rootfs, tmp):
     gui.gui_checks(tmp)
 
 
-BOOTS = {"1": boot1, "2": boot2, "3": boot3, "4": boot4, "5": boot5, "6": boot6, "7": boot7}
+def boot8(rootfs, tmp):
+    """The disposable browser (tests/guest/browser.py): its warm base made by one cold boot,
+    then two sessions cloned from it."""
+    del rootfs  # the browser guest has its own (read-only) image
+    import browser
+    browser.browser_checks(tmp)
+
+
+BOOTS = {"1": boot1, "2": boot2, "3": boot3, "4": boot4, "5": boot5, "6": boot6, "7": boot7,
+         "8": boot8}
 # The order boots are started in, and which boots may run beside which (both ways; a boot
 # named in no pair runs alone), measured on a 2-core kvm_pvm host, where every guest is bound
 # by one core's emulation of its kernel:
 # - the SMP guests (2, 3, 4) run alone: an SMP guest whose vCPUs lose their host core stalls
 #   on its own spinlocks (boot 4 beside two guests: RCU stall warnings, no login prompt in
 #   420 s);
-# - the desktop guest (7) runs alone: beside boot 1 its cage start took more than 420 s;
+# - the desktop guest (7) runs alone: beside boot 1 its cage start took more than 420 s; so
+#   does the browser (8), whose Firefox is heavier still;
 # - the REST API + MCP boot (6) runs alone: its MCP test restores two sandboxes at once and
 #   bounds each at 60 s (the MCP server's own READY_RESTORE_MS); beside the desktop guest on
 #   a slow day one sandbox's agent did not answer in time (2026-12-02: side by side the pair
 #   passed twice, 357 s for both, then failed once when the host ran ~50% slower);
 # - boot 1 (which runs its own second guest beside its first, snapshot.Jobs) shares the host
 #   with boot 5, the fuzzer's one small harness VM.
-BOOT_ORDER = ("4", "7", "6", "1", "5", "2", "3")
+BOOT_ORDER = ("4", "7", "8", "6", "1", "5", "2", "3")
 BOOT_PAIRS = {frozenset(("1", "5"))}
 # A lane's boot that has not ended after this long is killed and is a FAIL: a bound on a wedged
 # boot (every wait inside has its own), so that a hang is a FAIL line, not a CI time-out.

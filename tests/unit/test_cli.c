@@ -444,6 +444,15 @@ static void test_gui(void **state)
 	/* With --kernel, --guest gui names no image: no GPU unless asked for. */
 	assert_int_equal(PARSE(&o, err, "--guest", "gui", "--kernel", "/k"), 0);
 	assert_false(o.m.gpu);
+	/* --guest browser: the GPU, and 1024 MiB unless --mem says otherwise. */
+	assert_int_equal(PARSE(&o, err, "--guest", "browser"), 0);
+	assert_true(o.m.gpu);
+	assert_int_equal(o.m.mem_mib, 1024);
+	assert_int_equal(PARSE(&o, err, "--guest", "browser", "--mem", "768"), 0);
+	assert_int_equal(o.m.mem_mib, 768);
+	assert_int_equal(PARSE(&o, err, "--guest", "browser", "--kernel", "/k"), 0);
+	assert_false(o.m.gpu);
+	assert_int_equal(o.m.mem_mib, 256);
 	/* Bad values. */
 	assert_int_equal(PARSE(&o, err, "--gui=x11"), -EINVAL);
 	assert_non_null(strstr(err, "x11"));
