@@ -422,9 +422,17 @@ static int session(const struct browser_opts *o, const char *self, const char *b
 			"nothing it writes is kept\n",
 			base, (now_s() - t0) * 1000);
 		if (o->url) {
-			/* The address bar, the URL, Enter (docs/gui.md: key, type). */
-			ret = control(dir, json_pack("{s:s,s:s}", "cmd", "key", "keys", "ctrl+l"),
+			/* A click in the page first (the start page has nothing to click): Firefox
+			 * has the keyboard focus then, whatever happened in the base.  Then the
+			 * address bar, the URL, Enter (docs/gui.md: click, key, type). */
+			ret = control(dir,
+				      json_pack("{s:s,s:i,s:i,s:s}", "cmd", "click", "x", 200, "y",
+						400, "button", "left"),
 				      err, sizeof(err));
+			if (!ret)
+				ret = control(
+					dir, json_pack("{s:s,s:s}", "cmd", "key", "keys", "ctrl+l"),
+					err, sizeof(err));
 			if (!ret) {
 				char text[URL_MAX + 2];
 
