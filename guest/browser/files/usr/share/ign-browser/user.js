@@ -1,7 +1,7 @@
 // Firefox settings of the browser guest (guest/browser/files/usr/local/bin/ign-browser-session
 // copies this into the profile at every start).
 user_pref("browser.startup.page", 1);
-user_pref("browser.startup.homepage", "file:///usr/share/ign-browser/index.html");
+user_pref("browser.startup.homepage", "http://127.0.0.1:8000/");
 user_pref("browser.startup.homepage_override.mstone", "ignore");
 user_pref("startup.homepage_welcome_url", "");
 user_pref("startup.homepage_welcome_url.additional", "");
