@@ -1,8 +1,8 @@
 /* ignition: command line entry point.  Parses options, builds the VM through the
  * DeviceManager, loads the kernel, runs until the guest or the user stops it. */
-#include "browser/browser.h"
 #include "api/mmds.h"
 #include "arch/x86/boot.h"
+#include "browser/browser.h"
 #include "core/cli.h"
 #include "core/console.h"
 #include "core/control.h"
