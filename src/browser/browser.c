@@ -305,9 +305,14 @@ static int make_base(const char *self, const char *base, unsigned timeout_s)
 		return -errno;
 	}
 	if (rename(snap, base) < 0) {
+		int e = errno;
+
+		/* A failed operation leaves the old state: the old base goes back. */
+		if (access(old, F_OK) == 0 && rename(old, base) < 0)
+			fprintf(stderr, "ignition browser: error: the old base is in %s\n", old);
 		fprintf(stderr, "ignition browser: error: cannot rename %s to %s: %s\n", snap, base,
-			strerror(errno));
-		return -errno;
+			strerror(e));
+		return -e;
 	}
 	sandbox_rmtree(work);
 	fprintf(stderr,
