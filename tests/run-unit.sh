@@ -9,6 +9,12 @@ if [ "${1:-}" = --label ]; then
 	label=$2
 	shift 2
 fi
+# Sanitizer builds: leaks are errors, UBSan stops at its first report with a stack, and a
+# report ends the binary with a failing status (not an abort that loses cmocka's output).
+if [ "$label" = asan ]; then
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+fi
 # A binary that runs longer than this is killed and fails (the slowest takes seconds; one
 # once hung in an io_uring wait the host kernel never completed, and stalled the suite).
 limit=${IGN_UNIT_TIMEOUT:-600}

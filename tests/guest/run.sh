@@ -38,8 +38,7 @@ NESTED_LOG="$root/build/guest-logs/nested-console.log" NESTED_TIMEOUT=${NESTED_T
 	-e IGN_KVM_UNITS="${IGN_KVM_UNITS:-}" -- sh -c 'tests/guest/cli_errors.sh
 for b in $IGN_KVM_UNITS; do
 	case $b in
-	build/asan/*) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run-unit.sh --label asan "$b" ;;
+	build/asan/*) tests/run-unit.sh --label asan "$b" ;;
 	*) tests/run-unit.sh "$b" ;;
 	esac
 done
