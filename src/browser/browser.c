@@ -25,8 +25,8 @@ static const char usage[] =
 	"`make guest-browser`); every session after that restores it.\n"
 	"\n"
 	"Options:\n"
-	"  URL                  typed into the address bar once the clone runs (printable\n"
-	"                       ASCII, at most 2000 bytes); none: the start page\n"
+	"  URL                  typed into the address bar once the clone's network is up\n"
+	"                       (printable ASCII, at most 2000 bytes); none: the start page\n"
 	"  --gui[=sdl|headless] where the screen goes: an SDL window (default) or nowhere\n"
 	"                       (screenshots and input through --control)\n"
 	"  --vnc [ADDR:]PORT[,password-file=F]\n"
@@ -60,6 +60,9 @@ enum {
 };
 
 #define URL_MAX 2000
+/* How long a session waits for the clone's network before it types the URL all the same: a
+ * bound on a wedged guest (a clone inside tests/nested takes minutes, measured 2026-12-03). */
+#define NET_WAIT_S 600
 
 int browser_parse(int argc, char **argv, struct browser_opts *o, char *err, size_t n)
 {
@@ -344,6 +347,46 @@ static int control(const char *dir, json_t *cmd, char *err, size_t n)
 	return ret;
 }
 
+/* Wait (up to NET_WAIT_S) until the clone says its network is configured: the guest's DHCP hook
+ * marks each lease (boot_timer.h), and a restored guest has marked none yet, so the first mark
+ * is the clone's own lease after its link bounce.  A URL typed before that would fail to
+ * connect (the NIC is being re-probed) and Firefox does not try again.  0, -ECHILD when the
+ * clone exited, -ETIMEDOUT. */
+static int wait_net(const char *dir, pid_t pid, int *status)
+{
+	double t0 = now_s();
+	bool said = false;
+
+	for (;;) {
+		json_t *cmd = json_pack("{s:s}", "cmd", "status"), *ans = NULL;
+		char err[256];
+		int ready = 0;
+
+		if (!sandbox_control(dir, cmd, 10000, &ans, err, sizeof(err)))
+			ready = (int)json_integer_value(json_object_get(ans, "net_ready"));
+		json_decref(cmd);
+		json_decref(ans);
+		if (ready > 0) {
+			if (said)
+				fprintf(stderr,
+					"ignition browser: the clone's network is up (%.1f s)\n",
+					now_s() - t0);
+			return 0;
+		}
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return -ECHILD;
+		if (now_s() - t0 > NET_WAIT_S)
+			return -ETIMEDOUT;
+		if (!said && now_s() - t0 > 1) {
+			fprintf(stderr,
+				"ignition browser: waiting for the clone's network (its DHCP "
+				"lease) before typing the URL...\n");
+			said = true;
+		}
+		usleep(50000);
+	}
+}
+
 /* Wait (up to 60 s) until the clone's control socket answers; -ECHILD when it exited. */
 static int wait_control(const char *dir, pid_t pid, int *status, char *err, size_t n)
 {
@@ -427,6 +470,14 @@ static int session(const struct browser_opts *o, const char *self, const char *b
 			"nothing it writes is kept\n",
 			base, (now_s() - t0) * 1000);
 		if (o->url) {
+			ret = wait_net(dir, pid, &status);
+			if (ret == -ETIMEDOUT)
+				fprintf(stderr,
+					"ignition browser: warning: the clone's network was not up "
+					"after %d s; typing the URL all the same\n",
+					NET_WAIT_S);
+		}
+		if (o->url && ret != -ECHILD) {
 			/* A click in the page first (the start page has nothing to click): Firefox
 			 * has the keyboard focus then, whatever happened in the base.  Then the
 			 * address bar, the URL, Enter (docs/gui.md: click, key, type). */

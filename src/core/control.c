@@ -243,6 +243,8 @@ static int run_status(const struct control_ops *ops, const json_t *req, json_t *
 		ret = put(ans, "mem_mib", json_u64(st.mem_mib));
 	if (!ret)
 		ret = put(ans, "uptime_ms", json_u64(st.uptime_ms));
+	if (!ret)
+		ret = put(ans, "net_ready", json_integer(st.net_ready));
 	return ret;
 }
 

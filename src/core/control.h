@@ -78,6 +78,7 @@ struct control_status {
 	uint32_t vcpus;
 	uint64_t mem_mib;
 	uint64_t uptime_ms; /* since the VM started (or was restored) */
+	uint32_t net_ready; /* the guest's "network configured" marks in this run (boot_timer.h) */
 };
 
 /* What "display" reports. */

@@ -440,6 +440,7 @@ static int ctl_status(void *ctx, struct control_status *st, char *err, size_t n)
 	st->vcpus = key_machine->cfg.smp;
 	st->mem_mib = key_machine->cfg.mem_mib;
 	st->uptime_ms = log_uptime_ms() - started_ms;
+	st->net_ready = key_machine->boot_timer ? boot_timer_net_ready(key_machine->boot_timer) : 0;
 	return 0;
 }
 

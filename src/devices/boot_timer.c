@@ -26,6 +26,7 @@ struct boot_timer {
 	struct boot_timer_state st;
 	void (*snapshot_request)(void *ctx); /* a guest asked for a snapshot (vCPU thread) */
 	void *snapshot_ctx;
+	uint32_t net_ready; /* BOOT_TIMER_NET_MAGIC writes in this run (not saved) */
 };
 
 static uint64_t ops_read(void *dev, uint64_t off, unsigned size)
@@ -49,6 +50,11 @@ static void ops_write(void *dev, uint64_t off, unsigned size, uint64_t val)
 		 * waits for the count at offset 8 to move (guest/rootfs: ign-snapshot). */
 		if (bt->snapshot_request)
 			bt->snapshot_request(bt->snapshot_ctx);
+		return;
+	}
+	if (off == BOOT_TIMER_SNAPSHOT_OFF && size == 1 && val == BOOT_TIMER_NET_MAGIC) {
+		if (__atomic_add_fetch(&bt->net_ready, 1, __ATOMIC_ACQ_REL) == 1)
+			log_info("boot-timer: the guest's network is configured");
 		return;
 	}
 	if (off != 0 || size != 1 || val != BOOT_TIMER_MAGIC)
@@ -146,6 +152,11 @@ void boot_timer_on_snapshot_request(struct boot_timer *bt, void (*fn)(void *ctx)
 {
 	bt->snapshot_ctx = ctx;
 	bt->snapshot_request = fn;
+}
+
+uint32_t boot_timer_net_ready(const struct boot_timer *bt)
+{
+	return __atomic_load_n(&bt->net_ready, __ATOMIC_ACQUIRE);
 }
 
 uint64_t boot_timer_ms(const struct boot_timer *bt)

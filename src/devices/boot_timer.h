@@ -19,7 +19,12 @@ struct boot_timer;
  * offset 8 asks the VMM for a snapshot; a 4-byte read there counts the snapshots taken. */
 #define BOOT_TIMER_SNAPSHOT_OFF	  8
 #define BOOT_TIMER_SNAPSHOT_MAGIC 0x5a
-#define BOOT_TIMER_SIZE		  0x1000
+/* "My network is configured" (docs/snapshots.md, "From inside the guest"): a one-byte write of
+ * 0x4e at offset 8, from the guest's DHCP hook once its address and route are set.  Counted per
+ * run, not saved: a restored guest has said nothing yet, so a host that waits for the count to
+ * move (ignition browser, before it types a URL) waits for the clone's own lease. */
+#define BOOT_TIMER_NET_MAGIC 0x4e
+#define BOOT_TIMER_SIZE	     0x1000
 
 /* The bus ops (exposed for tests). */
 extern const struct dev_ops boot_timer_ops;
@@ -33,6 +38,8 @@ int boot_timer_add(struct devmgr *dm, struct boot_timer **out) __attribute__((wa
 /* Call fn(ctx) when the guest asks for a snapshot (on the vCPU thread that wrote: fn must only
  * hand the request to the event loop). */
 void boot_timer_on_snapshot_request(struct boot_timer *bt, void (*fn)(void *ctx), void *ctx);
+/* How many times the guest said its network is configured in this run (0: not yet). */
+uint32_t boot_timer_net_ready(const struct boot_timer *bt);
 /* Guest boot time in ms since VMM start, or 0 if the guest has not signalled yet. */
 uint64_t boot_timer_ms(const struct boot_timer *bt);
 

@@ -90,6 +90,16 @@ def ocr_full(png):
     return p.stdout.decode(errors="replace")
 
 
+def screen_text(png):
+    """A screenshot's text on one line for a FAIL reason ('' without one)."""
+    if not png or not os.path.exists(png):
+        return ""
+    try:
+        return " | ".join(l for l in ocr_full(png).splitlines() if l.strip())[-300:]
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"(OCR failed: {e})"
+
+
 def start_session(base, sock, log, url=None):
     args = [IGNITION, "browser", "--base", base, "--gui=headless",
             "--net", "user,host-loopback=on", "--control", sock]
@@ -169,11 +179,18 @@ def browser_checks(tmp):
               f"after {took:.1f} s: top colour {top:06x} at {share:.0%}, want the start "
               f"page's {START_BG:06x}")
         deadline = time.monotonic() + PAGE_TIMEOUT
+        shot, next_shot = None, 0.0
         while not server.seen and time.monotonic() < deadline and p.poll() is None:
+            # A screenshot a minute while waiting: what the clone showed is kept with the
+            # test's files, and the last one's text goes into a FAIL.
+            if time.monotonic() >= next_shot:
+                next_shot = time.monotonic() + 60
+                shot = os.path.join(tmp, f"clone-a-wait-{time.monotonic() - t0:04.0f}s.png")
+                ctl(cmd="screenshot", path=shot)
             time.sleep(0.5)
         if check("browser-url-loads", "/ignition-test" in server.seen,
                  f"no request for the typed URL within {PAGE_TIMEOUT:.0f} s (server saw "
-                 f"{server.seen})"):
+                 f"{server.seen}; the screen read {screen_text(shot)!r})"):
             print(f"  info  clone to the typed URL's request: {time.monotonic() - t0:.1f} s",
                   flush=True)
             text, shot = "", os.path.join(tmp, "clone-a-page.png")

@@ -30,7 +30,7 @@ import zlib
 import layers
 
 from guest_test import (CMD_TIMEOUT, Guest, IGNITION, check, debugfs_cat, phase, result, sized,
-                        sh_wait_default_route, sh_wait_dhcp_log)
+                        sh_wait_default_route, sh_wait_dhcp_log, sock_dir)
 
 SNAP_LINE = re.compile(r"snapshot (\S+)(?: \(Diff: \d+ dirty pages\))? written in (\d+) ms \(paused (\d+) us, state (\d+) us, "
                        r"memory (\d+) of (\d+) MiB in (\d+) ms, disks (\d+) ms\)")
@@ -276,8 +276,11 @@ def clones(snap, tmp, n=4):
     token = os.urandom(16).hex().encode()
     srv, port = _host_http(token)
     fwd = [dev_net.free_port() for _ in range(n)]
+    # Clone 0 has a control socket: its status counts the guest's "network configured" marks.
+    ctl_path = os.path.join(sock_dir(), "clone0.sock")
     rs = [Guest(f"boot1-clone{i}", ["--restore", snap, "--net",
-                                    f"user,host-loopback=on,hostfwd=tcp:127.0.0.1:{fwd[i]}-:8080"])
+                                    f"user,host-loopback=on,hostfwd=tcp:127.0.0.1:{fwd[i]}-:8080"]
+                + (["--control", ctl_path] if i == 0 else []))
           for i in range(n)]
     try:
         t0 = time.monotonic()
@@ -329,6 +332,14 @@ def clones(snap, tmp, n=4):
                 except OSError:
                     time.sleep(1)
             check(f"clone{i}-hostfwd", body.strip() == f"clone-{i}".encode(), repr(body[:100]))
+        # The clone's lease was announced to ignition (udhcpc's default.script pokes the
+        # boot-timer device); the count is this run's, the snapshot's own lease not in it.
+        from gui import Control
+        ctl = Control(ctl_path, guest=rs[0])
+        st = ctl.raw({"cmd": "status"})
+        ctl.close()
+        check("clone0-net-ready", st.get("ok") is True and
+              isinstance(st.get("net_ready"), int) and st["net_ready"] >= 1, f"status {st}")
         for i, r in enumerate(rs):
             r.send(b"\x01x")
         for i, r in enumerate(rs):

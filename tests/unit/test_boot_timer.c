@@ -256,6 +256,39 @@ static void test_snapshot_request(void **state)
 	piped_free(&dst);
 }
 
+/* The guest's "network configured" mark: one byte 0x4e at offset 8 counts (nothing else does);
+ * the count is this run's: a snapshot does not carry it. */
+static void test_net_ready(void **state)
+{
+	struct piped src, dst;
+	struct snap_edit e;
+
+	piped_new(&src);
+	boot_timer_on_snapshot_request(src.bt, count_request, NULL);
+	requests = 0;
+	assert_int_equal(boot_timer_net_ready(src.bt), 0);
+	boot_timer_ops.write(src.bt, BOOT_TIMER_SNAPSHOT_OFF, 4, BOOT_TIMER_NET_MAGIC);
+	boot_timer_ops.write(src.bt, BOOT_TIMER_SNAPSHOT_OFF, 1, BOOT_TIMER_NET_MAGIC + 1);
+	boot_timer_ops.write(src.bt, 0, 1, BOOT_TIMER_NET_MAGIC);
+	assert_int_equal(boot_timer_net_ready(src.bt), 0);
+	boot_timer_ops.write(src.bt, BOOT_TIMER_SNAPSHOT_OFF, 1, BOOT_TIMER_NET_MAGIC);
+	assert_int_equal(boot_timer_net_ready(src.bt), 1);
+	boot_timer_ops.write(src.bt, BOOT_TIMER_SNAPSHOT_OFF, 1, BOOT_TIMER_NET_MAGIC);
+	assert_int_equal(boot_timer_net_ready(src.bt), 2);
+	/* Neither a snapshot request nor the boot line. */
+	assert_int_equal(requests, 0);
+	assert_false(printed(&src));
+	snap_edit_save(&e, &boot_timer_ops, src.bt, SNAP_REC_BOOT_TIMER, "boot-timer");
+	piped_new(&dst);
+	assert_int_equal(snap_edit_restore(&e, &boot_timer_ops, dst.bt), 0);
+	assert_int_equal(boot_timer_net_ready(dst.bt), 0);
+	boot_timer_ops.write(dst.bt, BOOT_TIMER_SNAPSHOT_OFF, 1, BOOT_TIMER_NET_MAGIC);
+	assert_int_equal(boot_timer_net_ready(dst.bt), 1);
+	assert_int_equal(boot_timer_net_ready(src.bt), 2);
+	piped_free(&src);
+	piped_free(&dst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_before_boot),
 		cmocka_unit_test(test_snapshot_refused),
 		cmocka_unit_test(test_snapshot_request),
+		cmocka_unit_test(test_net_ready),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -244,20 +244,21 @@ static void test_status(void **state)
 	fake_init(&f, &ops);
 	expect(&ops, "{\"cmd\":\"status\"}", 0,
 	       "{\"ok\":true,\"state\":\"running\",\"vcpus\":2,\"mem_mib\":512,\"uptime_ms\":"
-	       "1234}");
+	       "1234,\"net_ready\":0}");
 	f.paused = true;
 	f.st.vcpus = 32;
 	f.st.mem_mib = 1048576;
 	f.st.uptime_ms = UINT64_MAX; /* beyond JSON integers here: clamped */
+	f.st.net_ready = 3;
 	expect(&ops, "{\"cmd\":\"status\"}", 0,
 	       "{\"ok\":true,\"state\":\"paused\",\"vcpus\":32,\"mem_mib\":1048576,"
-	       "\"uptime_ms\":9223372036854775807}");
+	       "\"uptime_ms\":9223372036854775807,\"net_ready\":3}");
 	f.paused = false;
 	f.st.state = (enum control_vm_state)7;
 	f.st.uptime_ms = 0;
 	expect(&ops, "{\"cmd\":\"status\"}", 0,
 	       "{\"ok\":true,\"state\":\"unknown\",\"vcpus\":32,\"mem_mib\":1048576,"
-	       "\"uptime_ms\":0}");
+	       "\"uptime_ms\":0,\"net_ready\":3}");
 	f.fail = -EBUSY;
 	f.fail_msg = "vCPUs are being restored";
 	expect(&ops, "{\"cmd\":\"status\"}", -EBUSY,
@@ -1063,7 +1064,7 @@ static void test_socket_framing(void **state)
 	assert_string_equal(read_line(fd, buf, sizeof(buf)), "{\"ok\":true}");
 	assert_string_equal(read_line(fd, buf, sizeof(buf)),
 			    "{\"ok\":true,\"state\":\"paused\",\"vcpus\":2,\"mem_mib\":512,"
-			    "\"uptime_ms\":1234}");
+			    "\"uptime_ms\":1234,\"net_ready\":0}");
 	/* One command in two writes: no answer to the first half. */
 	send_all(fd, "{\"cmd\":\"res");
 	assert_true(nothing_to_read(fd, 100));

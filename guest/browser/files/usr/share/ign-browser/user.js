@@ -27,6 +27,9 @@ user_pref("browser.safebrowsing.phishing.enabled", false);
 user_pref("browser.safebrowsing.downloads.enabled", false);
 user_pref("network.captive-portal-service.enabled", false);
 user_pref("network.connectivity-service.enabled", false);
+// A clone's NIC is re-probed after the restore (ign-netwatch: the link bounces, eth0 goes and
+// comes back with a fresh lease): Firefox must not go offline for it and stay there.
+user_pref("network.manage-offline-status", false);
 user_pref("extensions.update.enabled", false);
 user_pref("extensions.getAddons.cache.enabled", false);
 // One content process, no site isolation: a small, quick guest (the VM isolates the session).
