@@ -7,7 +7,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-mkdir -p "$root/build"
+mkdir -p "$root/build/guest-logs"
 IGN_RESULTS=$(mktemp "$root/build/browser-results.XXXXXX")
 export IGN_RESULTS
 . "$here/../lib.sh"
