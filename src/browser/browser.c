@@ -63,6 +63,8 @@ enum {
 /* How long a session waits for the clone's network before it types the URL all the same: a
  * bound on a wedged guest (a clone inside tests/nested takes minutes, measured 2026-12-03). */
 #define NET_WAIT_S 600
+/* How long one typed step may take to show before the next is sent all the same. */
+#define DRAWN_WAIT_S 10
 
 int browser_parse(int argc, char **argv, struct browser_opts *o, char *err, size_t n)
 {
@@ -387,6 +389,66 @@ static int wait_net(const char *dir, pid_t pid, int *status)
 	}
 }
 
+/* The display's frame serial (control "display"; it moves with every frame the guest draws),
+ * or 0 when it cannot be read. */
+static uint64_t display_serial(const char *dir)
+{
+	json_t *cmd = json_pack("{s:s}", "cmd", "display"), *ans = NULL;
+	uint64_t serial = 0;
+	char err[256];
+
+	if (!sandbox_control(dir, cmd, 10000, &ans, err, sizeof(err)))
+		serial = (uint64_t)json_integer_value(json_object_get(ans, "serial"));
+	json_decref(cmd);
+	json_decref(ans);
+	return serial;
+}
+
+/* Wait until the guest has drawn a frame after `before` (up to DRAWN_WAIT_S: input the guest
+ * ignores draws nothing, and the next step goes on all the same). */
+static void wait_drawn(const char *dir, uint64_t before)
+{
+	double t0 = now_s();
+
+	while (display_serial(dir) == before && now_s() - t0 < DRAWN_WAIT_S)
+		usleep(20000);
+}
+
+/* Click in the page (the start page has nothing to click: Firefox has the keyboard focus then,
+ * whatever happened in the base), Ctrl+L, the URL, Enter (docs/gui.md: click, key, type).
+ * One step at a time, each once the guest has drawn the previous one: key events sent faster
+ * than the guest's compositor reads them are lost in the guest (its evdev buffer holds 64
+ * events; docs/gui.md), and a whole URL in one burst was lost so in Firefox.  0 or -errno
+ * with err. */
+static int enter_url(const char *dir, const char *url, char *err, size_t n)
+{
+	uint64_t before = display_serial(dir);
+	char ch[2] = { 0 };
+	int ret;
+
+	ret = control(dir,
+		      json_pack("{s:s,s:i,s:i,s:s}", "cmd", "click", "x", 200, "y", 400, "button",
+				"left"),
+		      err, n);
+	if (ret)
+		return ret;
+	wait_drawn(dir, before); /* the pointer moved (cage draws it) */
+	before = display_serial(dir);
+	ret = control(dir, json_pack("{s:s,s:s}", "cmd", "key", "keys", "ctrl+l"), err, n);
+	if (ret)
+		return ret;
+	wait_drawn(dir, before); /* the address bar's text selected */
+	for (const char *p = url; *p; p++) {
+		before = display_serial(dir);
+		ch[0] = *p;
+		ret = control(dir, json_pack("{s:s,s:s}", "cmd", "type", "text", ch), err, n);
+		if (ret)
+			return ret;
+		wait_drawn(dir, before);
+	}
+	return control(dir, json_pack("{s:s,s:s}", "cmd", "key", "keys", "enter"), err, n);
+}
+
 /* Wait (up to 60 s) until the clone's control socket answers; -ECHILD when it exited. */
 static int wait_control(const char *dir, pid_t pid, int *status, char *err, size_t n)
 {
@@ -478,25 +540,7 @@ static int session(const struct browser_opts *o, const char *self, const char *b
 					NET_WAIT_S);
 		}
 		if (o->url && ret != -ECHILD) {
-			/* A click in the page first (the start page has nothing to click): Firefox
-			 * has the keyboard focus then, whatever happened in the base.  Then the
-			 * address bar, the URL, Enter (docs/gui.md: click, key, type). */
-			ret = control(dir,
-				      json_pack("{s:s,s:i,s:i,s:s}", "cmd", "click", "x", 200, "y",
-						400, "button", "left"),
-				      err, sizeof(err));
-			if (!ret)
-				ret = control(
-					dir, json_pack("{s:s,s:s}", "cmd", "key", "keys", "ctrl+l"),
-					err, sizeof(err));
-			if (!ret) {
-				char text[URL_MAX + 2];
-
-				snprintf(text, sizeof(text), "%s\n", o->url);
-				ret = control(dir,
-					      json_pack("{s:s,s:s}", "cmd", "type", "text", text),
-					      err, sizeof(err));
-			}
+			ret = enter_url(dir, o->url, err, sizeof(err));
 			if (ret)
 				fprintf(stderr,
 					"ignition browser: warning: cannot type the URL: %s\n",
