@@ -2,6 +2,7 @@
 #include "browser/browser.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -63,8 +64,16 @@ enum {
 /* How long a session waits for the clone's network before it types the URL all the same: a
  * bound on a wedged guest (a clone inside tests/nested takes minutes, measured 2026-12-03). */
 #define NET_WAIT_S 600
-/* How long one typed step may take to show before the next is sent all the same. */
-#define DRAWN_WAIT_S 10
+/* Firefox's address bar (ESR 153 at 1280x800, the browser guest's mode; read off its
+ * screenshots): the middle of the screen across, and the height of the bar's middle, which
+ * does not change with the width (the tab strip and the toolbar are above it). */
+#define URLBAR_X 640
+#define URLBAR_Y 62
+/* How long one typed step may take to show, or to be handled, before the next is sent all
+ * the same; and how long the clone may take to settle after the restore before the first. */
+#define DRAWN_WAIT_S  10
+#define STEP_WAIT_S   20
+#define SETTLE_WAIT_S 300
 
 int browser_parse(int argc, char **argv, struct browser_opts *o, char *err, size_t n)
 {
@@ -390,15 +399,18 @@ static int wait_net(const char *dir, pid_t pid, int *status)
 }
 
 /* The display's frame serial (control "display"; it moves with every frame the guest draws),
- * or 0 when it cannot be read. */
-static uint64_t display_serial(const char *dir)
+ * or 0 when it cannot be read; its width into *width when given. */
+static uint64_t display_serial(const char *dir, int *width)
 {
 	json_t *cmd = json_pack("{s:s}", "cmd", "display"), *ans = NULL;
 	uint64_t serial = 0;
 	char err[256];
 
-	if (!sandbox_control(dir, cmd, 10000, &ans, err, sizeof(err)))
+	if (!sandbox_control(dir, cmd, 10000, &ans, err, sizeof(err))) {
 		serial = (uint64_t)json_integer_value(json_object_get(ans, "serial"));
+		if (width)
+			*width = (int)json_integer_value(json_object_get(ans, "width"));
+	}
 	json_decref(cmd);
 	json_decref(ans);
 	return serial;
@@ -410,42 +422,98 @@ static void wait_drawn(const char *dir, uint64_t before)
 {
 	double t0 = now_s();
 
-	while (display_serial(dir) == before && now_s() - t0 < DRAWN_WAIT_S)
+	while (display_serial(dir, NULL) == before && now_s() - t0 < DRAWN_WAIT_S)
 		usleep(20000);
 }
 
-/* Click in the page (the start page has nothing to click: Firefox has the keyboard focus then,
- * whatever happened in the base), Ctrl+L, the URL, Enter (docs/gui.md: click, key, type).
- * One step at a time, each once the guest has drawn the previous one: key events sent faster
- * than the guest's compositor reads them are lost in the guest (its evdev buffer holds 64
- * events; docs/gui.md), and a whole URL in one burst was lost so in Firefox.  0 or -errno
- * with err. */
-static int enter_url(const char *dir, const char *url, char *err, size_t n)
+/* CPU time the process has used (user + system), in seconds; -1 when it cannot be read. */
+static double cpu_s(pid_t pid)
 {
-	uint64_t before = display_serial(dir);
-	char ch[2] = { 0 };
-	int ret;
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	ssize_t len;
+	int fd;
 
-	ret = control(dir,
-		      json_pack("{s:s,s:i,s:i,s:s}", "cmd", "click", "x", 200, "y", 400, "button",
-				"left"),
-		      err, n);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return -1;
+	buf[len] = '\0';
+	/* After "pid (comm)": state and ten fields, then utime and stime (proc(5)). */
+	p = strrchr(buf, ')');
+	if (!p ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Wait (up to limit_s) until the clone is idle: its VMM process used under a tenth of a core
+ * in each of two half-seconds in a row (a guest that has handled its input sleeps).  On a KVM
+ * host that is a second after the input; a clone inside tests/nested or on a kvm_pvm host
+ * first faults in what its programs touch and works through its input at emulated speed. */
+static void wait_idle(pid_t pid, double limit_s)
+{
+	double t0 = now_s(), prev = cpu_s(pid);
+	int quiet = 0;
+
+	while (quiet < 2 && now_s() - t0 < limit_s && prev >= 0) {
+		double cur;
+
+		usleep(500000);
+		cur = cpu_s(pid);
+		quiet = cur >= 0 && cur - prev < 0.05 ? quiet + 1 : 0;
+		prev = cur;
+	}
+}
+
+static int pointer(const char *dir, int x, int y, int buttons, char *err, size_t n)
+{
+	return control(dir,
+		       json_pack("{s:s,s:i,s:i,s:i}", "cmd", "pointer", "x", x, "y", y, "buttons",
+				 buttons),
+		       err, n);
+}
+
+/* A click into Firefox's address bar (it then has the keyboard focus and all of the bar's
+ * text selected), the URL, Enter (docs/gui.md: pointer, type, key).  Each step once the clone
+ * has handled the one before, because a busy guest loses what comes too fast: the button held
+ * until the press is handled (a press and release handled together did not focus the bar in a
+ * busy clone), no key combination (Ctrl+L sent to a busy Firefox arrived as a plain L: it
+ * reads the modifiers when it handles the key, by which time Ctrl was up), and the characters
+ * one at a time, each once a frame was drawn after the previous one (the guest's evdev buffer
+ * holds 64 events: a whole URL in one burst was lost).  0 or -errno with err. */
+static int enter_url(const char *dir, pid_t pid, const char *url, char *err, size_t n)
+{
+	int width = 0, x, ret;
+	uint64_t before;
+	char ch[2] = { 0 };
+
+	display_serial(dir, &width);
+	x = width > 0 ? width / 2 : URLBAR_X;
+	wait_idle(pid, SETTLE_WAIT_S);
+	ret = pointer(dir, x, URLBAR_Y, 0, err, n);
+	if (!ret)
+		ret = pointer(dir, x, URLBAR_Y, 1, err, n);
 	if (ret)
 		return ret;
-	wait_drawn(dir, before); /* the pointer moved (cage draws it) */
-	before = display_serial(dir);
-	ret = control(dir, json_pack("{s:s,s:s}", "cmd", "key", "keys", "ctrl+l"), err, n);
+	wait_idle(pid, STEP_WAIT_S);
+	ret = pointer(dir, x, URLBAR_Y, 0, err, n);
 	if (ret)
 		return ret;
-	wait_drawn(dir, before); /* the address bar's text selected */
+	wait_idle(pid, STEP_WAIT_S);
 	for (const char *p = url; *p; p++) {
-		before = display_serial(dir);
+		before = display_serial(dir, NULL);
 		ch[0] = *p;
 		ret = control(dir, json_pack("{s:s,s:s}", "cmd", "type", "text", ch), err, n);
 		if (ret)
 			return ret;
 		wait_drawn(dir, before);
 	}
+	wait_idle(pid, STEP_WAIT_S);
 	return control(dir, json_pack("{s:s,s:s}", "cmd", "key", "keys", "enter"), err, n);
 }
 
@@ -540,7 +608,7 @@ static int session(const struct browser_opts *o, const char *self, const char *b
 					NET_WAIT_S);
 		}
 		if (o->url && ret != -ECHILD) {
-			ret = enter_url(dir, o->url, err, sizeof(err));
+			ret = enter_url(dir, pid, o->url, err, sizeof(err));
 			if (ret)
 				fprintf(stderr,
 					"ignition browser: warning: cannot type the URL: %s\n",

@@ -30,6 +30,20 @@ user_pref("network.connectivity-service.enabled", false);
 // A clone's NIC is re-probed after the restore (ign-netwatch: the link bounces, eth0 goes and
 // comes back with a fresh lease): Firefox must not go offline for it and stay there.
 user_pref("network.manage-offline-status", false);
+// The address bar looks nothing up while a URL is typed (no search suggestions sent anywhere,
+// no history or quick-suggest search, no autofill that could change the URL): a session's
+// typing stays its own, and each key is cheap (a search per key cost a busy clone seconds).
+user_pref("browser.search.suggest.enabled", false);
+user_pref("browser.urlbar.autoFill", false);
+user_pref("browser.urlbar.suggest.searches", false);
+user_pref("browser.urlbar.suggest.history", false);
+user_pref("browser.urlbar.suggest.bookmark", false);
+user_pref("browser.urlbar.suggest.openpage", false);
+user_pref("browser.urlbar.suggest.topsites", false);
+user_pref("browser.urlbar.suggest.engines", false);
+user_pref("browser.urlbar.suggest.quicksuggest.sponsored", false);
+user_pref("browser.urlbar.suggest.quicksuggest.nonsponsored", false);
+user_pref("browser.urlbar.quicksuggest.enabled", false);
 user_pref("extensions.update.enabled", false);
 user_pref("extensions.getAddons.cache.enabled", false);
 // One content process, no site isolation: a small, quick guest (the VM isolates the session).
