@@ -455,7 +455,7 @@ static double cpu_s(pid_t pid)
  * in each of two half-seconds in a row (a guest that has handled its input sleeps).  On a KVM
  * host that is a second after the input; a clone inside tests/nested or on a kvm_pvm host
  * first faults in what its programs touch and works through its input at emulated speed. */
-static void wait_idle(pid_t pid, double limit_s)
+static bool wait_idle(pid_t pid, double limit_s)
 {
 	double t0 = now_s(), prev = cpu_s(pid);
 	int quiet = 0;
@@ -468,6 +468,7 @@ static void wait_idle(pid_t pid, double limit_s)
 		quiet = cur >= 0 && cur - prev < 0.05 ? quiet + 1 : 0;
 		prev = cur;
 	}
+	return quiet >= 2;
 }
 
 static int pointer(const char *dir, int x, int y, int buttons, char *err, size_t n)
@@ -492,9 +493,15 @@ static int enter_url(const char *dir, pid_t pid, const char *url, char *err, siz
 	uint64_t before;
 	char ch[2] = { 0 };
 
+	double t0 = now_s();
+
 	display_serial(dir, &width);
 	x = width > 0 ? width / 2 : URLBAR_X;
-	wait_idle(pid, SETTLE_WAIT_S);
+	if (!wait_idle(pid, SETTLE_WAIT_S))
+		fprintf(stderr, "ignition browser: warning: the clone is still busy after %d s\n",
+			SETTLE_WAIT_S);
+	fprintf(stderr, "ignition browser: the clone is idle (%.1f s); typing the URL\n",
+		now_s() - t0);
 	ret = pointer(dir, x, URLBAR_Y, 0, err, n);
 	if (!ret)
 		ret = pointer(dir, x, URLBAR_Y, 1, err, n);
@@ -514,7 +521,10 @@ static int enter_url(const char *dir, pid_t pid, const char *url, char *err, siz
 		wait_drawn(dir, before);
 	}
 	wait_idle(pid, STEP_WAIT_S);
-	return control(dir, json_pack("{s:s,s:s}", "cmd", "key", "keys", "enter"), err, n);
+	ret = control(dir, json_pack("{s:s,s:s}", "cmd", "key", "keys", "enter"), err, n);
+	if (!ret)
+		fprintf(stderr, "ignition browser: URL entered (%.1f s)\n", now_s() - t0);
+	return ret;
 }
 
 /* Wait (up to 60 s) until the clone's control socket answers; -ECHILD when it exited. */
