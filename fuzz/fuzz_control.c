@@ -87,11 +87,13 @@ static int fake_status(void *ctx, struct control_status *st, char *err, size_t n
 		st->vcpus = UINT32_MAX;
 		st->mem_mib = UINT64_MAX;
 		st->uptime_ms = UINT64_MAX;
+		st->net_ready = UINT32_MAX;
 	} else {
 		st->state = fk.reason_len & 1 ? CONTROL_VM_PAUSED : CONTROL_VM_RUNNING;
 		st->vcpus = 2;
 		st->mem_mib = 512;
 		st->uptime_ms = fk.reason_len;
+		st->net_ready = fk.reason_len;
 	}
 	return outcome("status", err, n);
 }
@@ -361,7 +363,8 @@ static void check_answer(const char *ans, int ret, const uint8_t *line, size_t l
 					  !strcmp(st, "unknown")));
 			FUZZ_CHECK(json_integer_value(json_object_get(a, "uptime_ms")) >= 0);
 			FUZZ_CHECK(json_integer_value(json_object_get(a, "mem_mib")) >= 0);
-			FUZZ_CHECK(json_object_size(a) == 5);
+			FUZZ_CHECK(json_integer_value(json_object_get(a, "net_ready")) >= 0);
+			FUZZ_CHECK(json_object_size(a) == 6);
 		} else if (!strcmp(cmd, "reset")) {
 			FUZZ_CHECK(json_integer_value(json_object_get(a, "reset_us")) >= 0);
 			FUZZ_CHECK(json_is_integer(json_object_get(a, "pages")));
