@@ -1,8 +1,8 @@
 /* `ignition browser`: see browser.h. */
 #include "browser/browser.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -11,11 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/client.h"
+#include "agent/proto.h"
 #include "mcp/sandbox.h"
 #include "util/guest_files.h"
 
@@ -26,8 +29,9 @@ static const char usage[] =
 	"`make guest-browser`); every session after that restores it.\n"
 	"\n"
 	"Options:\n"
-	"  URL                  typed into the address bar once the clone's network is up\n"
-	"                       (printable ASCII, at most 2000 bytes); none: the start page\n"
+	"  URL                  the page to show once the clone's network is up: http:// or\n"
+	"                       https:// (none: http:// is put in front), printable ASCII,\n"
+	"                       at most 2000 bytes; without a URL: the start page\n"
 	"  --gui[=sdl|headless] where the screen goes: an SDL window (default) or nowhere\n"
 	"                       (screenshots and input through --control)\n"
 	"  --vnc [ADDR:]PORT[,password-file=F]\n"
@@ -60,15 +64,52 @@ enum {
 	OPT_BASE_TIMEOUT
 };
 
-#define URL_MAX 2000
-/* How long a session waits for the clone's network before it types the URL all the same: a
- * bound on a wedged guest (a clone inside tests/nested takes minutes, measured 2026-12-03). */
-#define NET_WAIT_S 600
-/* How long one typed step may take to show, or to be handled, before the next is sent all
- * the same; and how long the clone may take to settle after the restore before the first. */
-#define DRAWN_WAIT_S  10
-#define STEP_WAIT_S   20
-#define SETTLE_WAIT_S 300
+#define URL_MAX BROWSER_URL_MAX
+/* The guest CID of the browser guest's vsock device (its agent, docs/agent.md). */
+#define BROWSER_CID 3
+/* How long a session waits for the clone's network, and then for its agent to take the URL:
+ * bounds on a wedged guest (a clone inside tests/nested takes minutes, measured 2026-12-03). */
+#define NET_WAIT_S   600
+#define AGENT_WAIT_S 300
+/* The guest's ign-browser-open: how long it may run. */
+#define OPEN_TIMEOUT_MS 30000
+
+/* u (at most size - 1 bytes) with its scheme, into buf[size]: http:// or https:// (any case)
+ * in lower case; none: "http://" put in front; another: NULL with err. */
+static const char *url_with_scheme(const char *u, char *buf, size_t size, char *err, size_t n)
+{
+	const char *sep = strstr(u, "://");
+	size_t len = strlen(u), k = sep ? (size_t)(sep - u) : 0;
+	bool scheme = sep && k > 0 && isalpha((unsigned char)u[0]);
+
+	for (size_t i = 1; scheme && i < k; i++)
+		scheme = isalnum((unsigned char)u[i]) || strchr("+.-", u[i]);
+	if (scheme) {
+		if (!((k == 4 && !strncasecmp(u, "http", 4)) ||
+		      (k == 5 && !strncasecmp(u, "https", 5)))) {
+			snprintf(err, n, "the URL must be http:// or https://, not %.*s://",
+				 (int)(k > 20 ? 20 : k), u);
+			return NULL;
+		}
+		if (!sep[3]) {
+			snprintf(err, n, "the URL has nothing after %.*s://", (int)k, u);
+			return NULL;
+		}
+		/* The guest's ign-browser-open takes the scheme in lower case. */
+		memcpy(buf, u, len + 1);
+		for (size_t i = 0; i < k; i++)
+			buf[i] = (char)tolower((unsigned char)buf[i]);
+		return buf;
+	}
+	if (len + 7 >= size) {
+		snprintf(err, n, "the URL must have 1 to %zu bytes with http:// in front",
+			 size - 1);
+		return NULL;
+	}
+	memcpy(buf, "http://", 7);
+	memcpy(buf + 7, u, len + 1);
+	return buf;
+}
 
 int browser_parse(int argc, char **argv, struct browser_opts *o, char *err, size_t n)
 {
@@ -154,16 +195,19 @@ int browser_parse(int argc, char **argv, struct browser_opts *o, char *err, size
 			snprintf(err, n, "the URL must have 1 to %d bytes", URL_MAX);
 			return -EINVAL;
 		}
-		/* The clone's keyboard types printable ASCII on a US layout (docs/gui.md). */
+		/* One line in the guest (/run/ign-browser/url), and what Firefox's address bar
+		 * would show: percent-encoded. */
 		for (size_t i = 0; i < len; i++)
 			if ((unsigned char)u[i] < 0x21 || (unsigned char)u[i] > 0x7e) {
 				snprintf(err, n,
-					 "the URL has a byte the guest's keyboard cannot type (%#x "
-					 "at "
+					 "the URL has a byte that is not printable ASCII (%#x at "
 					 "%zu): percent-encode spaces and non-ASCII characters",
 					 (unsigned char)u[i], i);
 				return -EINVAL;
 			}
+		u = url_with_scheme(u, o->url_buf, sizeof(o->url_buf), err, n);
+		if (!u)
+			return -EINVAL;
 		o->url = u;
 	}
 	if (optind < argc) {
@@ -220,8 +264,13 @@ static const char *base_stale(const char *base, const char *image)
 	struct stat b, i;
 
 	snprintf(manifest, sizeof(manifest), "%s/manifest.json", base);
+	uint32_t cid;
+
 	if (stat(manifest, &b) < 0)
 		return "there is no warm base yet";
+	/* Made before the URL went through the guest agent. */
+	if (sandbox_base_cid(base, &cid) < 0)
+		return "the warm base has no vsock device (an older ignition made it)";
 	if (stat(image, &i) == 0 &&
 	    (i.st_mtim.tv_sec > b.st_mtim.tv_sec ||
 	     (i.st_mtim.tv_sec == b.st_mtim.tv_sec && i.st_mtim.tv_nsec > b.st_mtim.tv_nsec)))
@@ -235,9 +284,11 @@ static const char *base_stale(const char *base, const char *image)
 static int make_base(const char *self, const char *base, unsigned timeout_s)
 {
 	char work[PATH_MAX - 64], snap[PATH_MAX - 32], manifest[PATH_MAX], old[PATH_MAX], tail[512];
-	const char *argv[] = { self,	     "run",  "--guest",	       "browser", "--gui=headless",
-			       "--net",	     "user", "--snapshot-dir", snap,	  "--append",
-			       "ign.base=1", NULL };
+	char vsock_arg[32];
+	/* --vsock: the clones' agent (the socket is relative: the child runs in work). */
+	const char *argv[] = { self,	"run",	    "--guest",	  "browser", "--gui=headless",
+			       "--net", "user",	    "--vsock",	  vsock_arg, "--snapshot-dir",
+			       snap,	"--append", "ign.base=1", NULL };
 	double t0 = now_s(), next = t0 + 15, next_scan = t0 + 1;
 	pid_t pid = 0;
 	int status, ret;
@@ -249,6 +300,7 @@ static int make_base(const char *self, const char *base, unsigned timeout_s)
 		return -ENAMETOOLONG;
 	}
 	snprintf(snap, sizeof(snap), "%s/snap", work);
+	snprintf(vsock_arg, sizeof(vsock_arg), "%u,%s", BROWSER_CID, SANDBOX_VSOCK);
 	snprintf(manifest, sizeof(manifest), "%s/manifest.json", snap);
 	snprintf(old, sizeof(old), "%s/old", work);
 	if (mkdir(work, 0700) < 0) {
@@ -355,7 +407,7 @@ static int control(const char *dir, json_t *cmd, char *err, size_t n)
 
 /* Wait (up to NET_WAIT_S) until the clone says its network is configured: the guest's DHCP hook
  * marks each lease (boot_timer.h), and a restored guest has marked none yet, so the first mark
- * is the clone's own lease after its link bounce.  A URL typed before that would fail to
+ * is the clone's own lease after its link bounce.  A URL opened before that would fail to
  * connect (the NIC is being re-probed) and Firefox does not try again.  0, -ECHILD when the
  * clone exited, -ETIMEDOUT. */
 static int wait_net(const char *dir, pid_t pid, int *status)
@@ -386,123 +438,75 @@ static int wait_net(const char *dir, pid_t pid, int *status)
 		if (!said && now_s() - t0 > 1) {
 			fprintf(stderr,
 				"ignition browser: waiting for the clone's network (its DHCP "
-				"lease) before typing the URL...\n");
+				"lease) before opening the URL...\n");
 			said = true;
 		}
 		usleep(50000);
 	}
 }
 
-/* The display's frame serial (control "display"; it moves with every frame the guest draws),
- * or 0 when it cannot be read. */
-static uint64_t display_serial(const char *dir)
+/* Hand the URL to the clone (docs/browser.md, "The URL"): its start page waits for one, and the
+ * guest agent runs ign-browser-open URL as root, which leaves it there.  A URL typed into the
+ * address bar instead was lost in several ways inside tests/nested (keys sent while a clone
+ * worked through its restore, a burst longer than the guest's evdev buffer, Ctrl+L taken for a
+ * plain L by a busy Firefox): this path does not depend on how fast the guest handles input.
+ * 0, -ECHILD when the clone exited (*status), or -errno with err. */
+static int open_url(const char *dir, pid_t pid, int *status, const char *url, char *err, size_t n)
 {
-	json_t *cmd = json_pack("{s:s}", "cmd", "display"), *ans = NULL;
-	uint64_t serial = 0;
-	char err[256];
-
-	if (!sandbox_control(dir, cmd, 10000, &ans, err, sizeof(err)))
-		serial = (uint64_t)json_integer_value(json_object_get(ans, "serial"));
-	json_decref(cmd);
-	json_decref(ans);
-	return serial;
-}
-
-/* Wait until the guest has drawn a frame after `before` (up to DRAWN_WAIT_S: input the guest
- * ignores draws nothing, and the next step goes on all the same). */
-static void wait_drawn(const char *dir, uint64_t before)
-{
-	double t0 = now_s();
-
-	while (display_serial(dir) == before && now_s() - t0 < DRAWN_WAIT_S)
-		usleep(20000);
-}
-
-/* CPU time the process has used (user + system), in seconds; -1 when it cannot be read. */
-static double cpu_s(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	ssize_t len;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	len = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (len <= 0)
-		return -1;
-	buf[len] = '\0';
-	/* After "pid (comm)": state and ten fields, then utime and stime (proc(5)). */
-	p = strrchr(buf, ')');
-	if (!p ||
-	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* Wait (up to limit_s) until the clone is idle: its VMM process used under a tenth of a core
- * in each of four half-seconds in a row (a guest that has handled its input sleeps; a busy
- * clone inside tests/nested dipped below that for a second between busy stretches).  On a KVM
- * host that is a second after the input; a clone inside tests/nested or on a kvm_pvm host
- * first faults in what its programs touch and works through its input at emulated speed. */
-static bool wait_idle(pid_t pid, double limit_s)
-{
-	double t0 = now_s(), prev = cpu_s(pid);
-	int quiet = 0;
-
-	while (quiet < 4 && now_s() - t0 < limit_s && prev >= 0) {
-		double cur;
-
-		usleep(500000);
-		cur = cpu_s(pid);
-		quiet = cur >= 0 && cur - prev < 0.05 ? quiet + 1 : 0;
-		prev = cur;
-	}
-	return quiet >= 4;
-}
-
-/* Ctrl+L (Firefox's address bar, all of its text selected), the URL, Enter (docs/gui.md: key,
- * type).  Each step once the clone has handled the one before, because a busy guest loses
- * what comes too fast: Ctrl+L only once the clone is idle (sent to a busy Firefox it arrived
- * as a plain L: Firefox reads the modifiers when it handles the key, by which time Ctrl was
- * up, and the URL then went to the page), and the characters one at a time, each once a frame
- * was drawn after the previous one (the guest's evdev buffer holds 64 events: a whole URL in
- * one burst was lost).  No click: a click into the address bar of a restored clone did not
- * focus it (tests/nested, 2026-12-03), and a click in the page can take the focus back from
- * the bar after Ctrl+L.  0 or -errno with err. */
-static int enter_url(const char *dir, pid_t pid, const char *url, char *err, size_t n)
-{
-	double t0 = now_s();
-	char ch[2] = { 0 };
-	uint64_t before;
+	struct agent_exec_req req = {
+		.timeout_ms = OPEN_TIMEOUT_MS,
+		.max_output = 1024,
+		.argc = 2,
+		.argv = { "/usr/local/bin/ign-browser-open", url, NULL },
+	};
+	struct agent_exec_result res;
+	struct agent_buf b = { 0 };
+	struct agent_reply r;
+	char vsock[PATH_MAX];
 	int ret;
 
-	if (!wait_idle(pid, SETTLE_WAIT_S))
-		fprintf(stderr, "ignition browser: warning: the clone is still busy after %d s\n",
-			SETTLE_WAIT_S);
-	fprintf(stderr, "ignition browser: the clone is idle (%.1f s); typing the URL\n",
-		now_s() - t0);
-	before = display_serial(dir);
-	ret = control(dir, json_pack("{s:s,s:s}", "cmd", "key", "keys", "ctrl+l"), err, n);
+	/* The agent answers once the clone has run a little after the restore. */
+	for (double t0 = now_s();;) {
+		ret = sandbox_wait_agent(dir, 2000, -1, err, n);
+		if (!ret)
+			break;
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return -ECHILD;
+		if (now_s() - t0 > AGENT_WAIT_S)
+			return ret;
+	}
+	snprintf(vsock, sizeof(vsock), "%s/%s", dir, SANDBOX_VSOCK);
+	ret = agent_exec_encode(&b, &req);
+	if (!ret)
+		ret = agent_call(vsock, AGENT_PORT, b.p, b.len, OPEN_TIMEOUT_MS + 10000, -1, &r,
+				 err, n);
+	agent_buf_free(&b);
 	if (ret)
 		return ret;
-	wait_drawn(dir, before);
-	wait_idle(pid, STEP_WAIT_S);
-	for (const char *p = url; *p; p++) {
-		before = display_serial(dir);
-		ch[0] = *p;
-		ret = control(dir, json_pack("{s:s,s:s}", "cmd", "type", "text", ch), err, n);
-		if (ret)
-			return ret;
-		wait_drawn(dir, before);
+	if (r.type == AGENT_ERROR) {
+		struct agent_error e;
+
+		if (agent_error_decode(r.payload, r.len, &e))
+			snprintf(err, n, "a malformed error from the guest agent");
+		else
+			snprintf(err, n, "the guest agent: %s", e.msg);
+		agent_reply_free(&r);
+		return -EIO;
 	}
-	wait_idle(pid, STEP_WAIT_S);
-	ret = control(dir, json_pack("{s:s,s:s}", "cmd", "key", "keys", "enter"), err, n);
-	if (!ret)
-		fprintf(stderr, "ignition browser: URL entered (%.1f s)\n", now_s() - t0);
+	if (r.type != AGENT_EXEC_RESULT || agent_exec_result_decode(r.payload, r.len, &res)) {
+		snprintf(err, n, "the guest agent's answer (frame type %u) is not a result",
+			 r.type);
+		agent_reply_free(&r);
+		return -EBADMSG;
+	}
+	if (res.kind != AGENT_EXITED || res.code != 0) {
+		snprintf(err, n, "ign-browser-open %s %u: %.*s",
+			 res.kind == AGENT_EXITED ? "exited with" : "was killed by signal",
+			 res.code, (int)(res.err_len > 200 ? 200 : res.err_len),
+			 (const char *)res.err);
+		ret = -EIO;
+	}
+	agent_reply_free(&r);
 	return ret;
 }
 
@@ -522,9 +526,10 @@ static int wait_control(const char *dir, pid_t pid, int *status, char *err, size
 	}
 }
 
-static int session(const struct browser_opts *o, const char *self, const char *base)
+static int session(const struct browser_opts *o, const char *self, const char *base, uint32_t cid)
 {
 	char dir[] = "/tmp/ignition-browser.XXXXXX", sock[PATH_MAX], gui[32], err[512];
+	char vsock[PATH_MAX + 16];
 	const char *argv[16];
 	struct sigaction sa = { .sa_handler = forward };
 	double t0 = now_s();
@@ -551,6 +556,10 @@ static int session(const struct browser_opts *o, const char *self, const char *b
 	argv[argc++] = base;
 	argv[argc++] = "--control";
 	argv[argc++] = o->control ? o->control : sock;
+	/* The guest agent's socket (the base's CID, a path of this session's). */
+	snprintf(vsock, sizeof(vsock), "%u,%s/%s", cid, dir, SANDBOX_VSOCK);
+	argv[argc++] = "--vsock";
+	argv[argc++] = vsock;
 	if (o->gui || !o->vnc) {
 		snprintf(gui, sizeof(gui), "--gui=%s", o->gui ? o->gui : "sdl");
 		argv[argc++] = gui;
@@ -593,14 +602,22 @@ static int session(const struct browser_opts *o, const char *self, const char *b
 			if (ret == -ETIMEDOUT)
 				fprintf(stderr,
 					"ignition browser: warning: the clone's network was not up "
-					"after %d s; typing the URL all the same\n",
+					"after %d s; opening the URL all the same\n",
 					NET_WAIT_S);
 		}
 		if (o->url && ret != -ECHILD) {
-			ret = enter_url(dir, pid, o->url, err, sizeof(err));
-			if (ret)
+			double t1 = now_s();
+
+			ret = open_url(dir, pid, &status, o->url, err, sizeof(err));
+			if (ret == 0)
 				fprintf(stderr,
-					"ignition browser: warning: cannot type the URL: %s\n",
+					"ignition browser: the clone opens %s (%.1f s after the "
+					"start, %.1f s for its agent)\n",
+					o->url, now_s() - t0, now_s() - t1);
+			else if (ret != -ECHILD)
+				fprintf(stderr,
+					"ignition browser: warning: cannot open the URL in the "
+					"clone: %s\n",
 					err);
 		}
 	} else if (ret == -ETIMEDOUT) {
@@ -624,6 +641,7 @@ int browser_main(int argc, char **argv)
 	struct browser_opts o;
 	char err[512], self[PATH_MAX], gdir[PATH_MAX - 64], image[PATH_MAX], base[PATH_MAX];
 	const char *why;
+	uint32_t cid;
 	ssize_t len;
 	int ret;
 
@@ -683,5 +701,10 @@ int browser_main(int argc, char **argv)
 	}
 	if (o.make_base)
 		return 0;
-	return session(&o, self, base);
+	if (sandbox_base_cid(base, &cid) < 0) {
+		fprintf(stderr, "ignition browser: error: the warm base %s has no vsock device\n",
+			base);
+		return 1;
+	}
+	return session(&o, self, base, cid);
 }

@@ -9,8 +9,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The longest URL given (bytes; "http://" may then be put in front). */
+#define BROWSER_URL_MAX 2000
+
 struct browser_opts {
-	const char *url;       /* typed into the address bar of the clone; NULL: the start page */
+	const char *url;       /* the page the clone shows (http:// or https://); NULL: the start
+				* page */
 	const char *base;      /* the warm base's directory; NULL: guest/out/browser-base */
 	const char *gui;       /* the child's --gui mode ("sdl", "headless"); NULL: sdl */
 	const char *vnc;       /* the child's --vnc argument; NULL: none */
@@ -19,6 +23,7 @@ struct browser_opts {
 	bool make_base;	       /* make (or refresh) the base, then exit without a session */
 	bool rebuild;	       /* make the base again even when it is current */
 	unsigned base_timeout; /* seconds the base's cold boot may take */
+	char url_buf[BROWSER_URL_MAX + 8]; /* url: its scheme in lower case, or http:// added */
 };
 
 /* Parse argv (argv[0] is "browser").  0, 1 when --help was printed, -EINVAL with err[n]. */

@@ -9,8 +9,9 @@ Clone A  `ignition browser --base DIR --gui=headless --net user,host-loopback=on
          URL` with URL a page of a web server of this test on the host's loopback:
          - the restored screen is there at once: the first screenshot shows the start page
            (its background colour dominates), long before the guest could draw it;
-         - the URL typed into the address bar loads: the host's server sees the request, and
-           the page's text is on the screen (OCR, tesseract);
+         - the URL loads (handed to the clone's start page through the guest agent): the
+           host's server sees the request, and the page's text is on the screen (OCR,
+           tesseract);
          - SIGTERM ends the session with status 0 and its private directory is gone; the base
            and the guest image are unchanged.
 Clone B  a second session from the same base, without a URL: it shows the start page again,
@@ -189,9 +190,9 @@ def browser_checks(tmp):
                 ctl(cmd="screenshot", path=shot)
             time.sleep(0.5)
         if check("browser-url-loads", "/ignition-test" in server.seen,
-                 f"no request for the typed URL within {PAGE_TIMEOUT:.0f} s (server saw "
+                 f"no request for the URL within {PAGE_TIMEOUT:.0f} s (server saw "
                  f"{server.seen}; the screen read {screen_text(shot)!r})"):
-            print(f"  info  clone to the typed URL's request: {time.monotonic() - t0:.1f} s",
+            print(f"  info  clone to the URL's request: {time.monotonic() - t0:.1f} s",
                   flush=True)
             text, shot = "", os.path.join(tmp, "clone-a-page.png")
             while time.monotonic() < deadline + 60:

@@ -53,6 +53,15 @@ static void test_all_options(void **state)
 	assert_true(o.rebuild);
 	assert_int_equal(o.base_timeout, 600);
 	assert_string_equal(o.url, "https://example.org/a?b=c&d=%20");
+	/* A scheme in any case comes out in lower case; none gets http://. */
+	assert_int_equal(PARSE(&o, err, "HTTPS://Example.org/A"), 0);
+	assert_string_equal(o.url, "https://Example.org/A");
+	assert_int_equal(PARSE(&o, err, "Http://a/"), 0);
+	assert_string_equal(o.url, "http://a/");
+	assert_int_equal(PARSE(&o, err, "example.org:8080/x"), 0);
+	assert_string_equal(o.url, "http://example.org:8080/x");
+	assert_int_equal(PARSE(&o, err, "10.0.2.2/a://b"), 0);
+	assert_string_equal(o.url, "http://10.0.2.2/a://b");
 	/* --gui alone is the window. */
 	assert_int_equal(PARSE(&o, err, "--gui"), 0);
 	assert_string_equal(o.gui, "sdl");
@@ -75,7 +84,7 @@ static void test_bad_input(void **state)
 	assert_non_null(strstr(err, "needs a value"));
 	assert_int_equal(PARSE(&o, err, "--frobnicate"), -EINVAL);
 	assert_non_null(strstr(err, "--frobnicate"));
-	/* What the keyboard cannot type: spaces, control characters, bytes above ASCII. */
+	/* Not one printable ASCII line: spaces, control characters, bytes above ASCII. */
 	assert_int_equal(PARSE(&o, err, "http://a b/"), -EINVAL);
 	assert_non_null(strstr(err, "percent-encode"));
 	assert_int_equal(PARSE(&o, err, "http://a/\n"), -EINVAL);
@@ -86,6 +95,15 @@ static void test_bad_input(void **state)
 	assert_int_equal(PARSE(&o, err, long_url), -EINVAL);
 	long_url[2000] = '\0';
 	assert_int_equal(PARSE(&o, err, long_url), 0);
+	/* Without a scheme: http:// in front, past the 2000 bytes given. */
+	assert_int_equal(strlen(o.url), 2007);
+	assert_memory_equal(o.url, "http://aaa", 10);
+	/* Schemes: http and https only. */
+	assert_int_equal(PARSE(&o, err, "ftp://a/"), -EINVAL);
+	assert_non_null(strstr(err, "ftp://"));
+	assert_int_equal(PARSE(&o, err, "file:///etc/passwd"), -EINVAL);
+	assert_int_equal(PARSE(&o, err, "https://"), -EINVAL);
+	assert_non_null(strstr(err, "nothing after"));
 	/* One URL. */
 	assert_int_equal(PARSE(&o, err, "http://a/", "http://b/"), -EINVAL);
 	assert_non_null(strstr(err, "http://b/"));
