@@ -1,23 +1,40 @@
 #!/bin/bash
-# Fetch the stock Debian cloud kernel and build its initramfs.
+# Fetch a stock Debian kernel and build its initramfs.  FLAVOUR "cloud" (the default):
 #   OUT/vmlinuz-stock     the kernel of linux-image-<abi>-cloud-amd64 (the package that
 #                         linux-image-cloud-amd64 depends on today)
 #   OUT/initrd-stock.img  gzip'd newc cpio: busybox-static, the modules of
 #                         stock/modules.txt plus their dependencies, stock/init
-# The .deb and its extracted tree stay in CACHE/stock/; a stamp holding the package
-# version and a hash of the inputs skips the work when nothing changed.
+#   OUT/stock-version     the package and its version
+# FLAVOUR "gui": the same from Debian's generic kernel (linux-image-amd64: the cloud kernel
+# has no DRM at all) with stock/modules-gui.txt (virtio-gpu, virtio-input, evdev too), as
+# OUT/vmlinuz-gui-stock, OUT/initrd-gui-stock.img, OUT/gui-stock-version: the desktop guest
+# booted with a stock kernel (`--guest gui-stock`).
+# The .deb and its extracted tree stay in CACHE/stock/ (CACHE/stock-gui/); a stamp holding
+# the package version and a hash of the inputs skips the work when nothing changed.
 #
-# usage: build-stock.sh GUEST_DIR OUT_DIR CACHE_DIR
+# usage: build-stock.sh GUEST_DIR OUT_DIR CACHE_DIR [cloud|gui]
 set -euo pipefail
 
-RECIPE=1
-guest=$1 out=$2 cache=$3/stock
+RECIPE=2
+guest=$1 out=$2 flavour=${4:-cloud}
 busybox=/bin/busybox
 
-say() { printf '[stock] %s\n' "$*"; }
-die() { printf '[stock] error: %s\n' "$*" >&2; exit 1; }
+tag=stock
+[ "$flavour" = gui ] && tag=stock-gui
+say() { printf '[%s] %s\n' "$tag" "$*"; }
+die() { printf '[%s] error: %s\n' "$tag" "$*" >&2; exit 1; }
 
-meta=linux-image-cloud-amd64
+case $flavour in
+cloud)
+	meta=linux-image-cloud-amd64 cache=$3/stock modules=$guest/stock/modules.txt
+	kernel_out=vmlinuz-stock initrd_out=initrd-stock.img version_out=stock-version
+	;;
+gui)
+	meta=linux-image-amd64 cache=$3/stock-gui modules=$guest/stock/modules-gui.txt
+	kernel_out=vmlinuz-gui-stock initrd_out=initrd-gui-stock.img version_out=gui-stock-version
+	;;
+*) die "flavour '$flavour' is not cloud or gui" ;;
+esac
 pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
 [ -n "$pkg" ] || die "cannot resolve $meta with apt-cache (run apt-get update?)"
 ver=$(apt-cache policy "$pkg" | awk '/Candidate:/ { print $2; exit }')
@@ -26,10 +43,10 @@ kver=${pkg#linux-image-}
 
 key=$({
 	echo "recipe $RECIPE $pkg $ver"
-	cat "$guest/stock/init" "$guest/stock/modules.txt" "$busybox"
+	cat "$guest/stock/init" "$modules" "$busybox"
 } | sha256sum | cut -c1-16)
 if [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$key" ] &&
-	[ -f "$out/vmlinuz-stock" ] && [ -f "$out/initrd-stock.img" ]; then
+	[ -f "$out/$kernel_out" ] && [ -f "$out/$initrd_out" ]; then
 	say "$pkg $ver: up to date"
 	exit 0
 fi
@@ -84,13 +101,13 @@ while read -r line; do
 		builtin) ;;
 		esac
 	done <<<"$deps"
-done <"$guest/stock/modules.txt"
+done <"$modules"
 say "  modules: $(tr '\n' ' ' <"$stage/lib/modules/load-order")"
 
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) |
-	gzip -9n >"$out/initrd-stock.img.tmp"
-mv "$out/initrd-stock.img.tmp" "$out/initrd-stock.img"
-cp "$tree/boot/vmlinuz-$kver" "$out/vmlinuz-stock"
-echo "$pkg $ver" >"$out/stock-version"
+	gzip -9n >"$out/$initrd_out.tmp"
+mv "$out/$initrd_out.tmp" "$out/$initrd_out"
+cp "$tree/boot/vmlinuz-$kver" "$out/$kernel_out"
+echo "$pkg $ver" >"$out/$version_out"
 echo "$key" >"$cache/stamp"
-say "done: vmlinuz-stock ($pkg $ver), initrd-stock.img $(stat -c %s "$out/initrd-stock.img") bytes"
+say "done: $kernel_out ($pkg $ver), $initrd_out $(stat -c %s "$out/$initrd_out") bytes"

@@ -27,11 +27,12 @@ const char cli_usage[] =
 	"                       requests/s (token buckets refilled every second)\n"
 	"  --cmdline STR        kernel command line, replacing the default one\n"
 	"  --append STR         text appended to the kernel command line\n"
-	"  --guest min|stock|gui|browser\n"
+	"  --guest min|stock|gui|gui-stock|browser\n"
 	"                       which default guest to boot when --kernel is not given:\n"
 	"                       the minimal kernel (default), Debian's stock cloud kernel, or\n"
 	"                       the minimal kernel with the desktop root file system (cage +\n"
 	"                       foot, `make guest-gui`; implies --gui=headless unless --gui),\n"
+	"                       the same desktop on Debian's generic stock kernel (gui-stock),\n"
 	"                       or with the browser's (Firefox ESR, read-only, `make\n"
 	"                       guest-browser`; also --mem 1024 unless --mem; see 'ignition\n"
 	"                       browser --help')\n"
@@ -740,9 +741,12 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			break;
 		case OPT_GUEST:
 			if (strcmp(optarg, "min") && strcmp(optarg, "stock") &&
-			    strcmp(optarg, "gui") && strcmp(optarg, "browser")) {
+			    strcmp(optarg, "gui") && strcmp(optarg, "gui-stock") &&
+			    strcmp(optarg, "browser")) {
 				snprintf(err, err_size,
-					 "--guest: '%s' is not 'min', 'stock', 'gui' or 'browser'",
+					 "--guest: '%s' is not 'min', 'stock', 'gui', 'gui-stock' "
+					 "or "
+					 "'browser'",
 					 optarg);
 				return -EINVAL;
 			}
@@ -922,7 +926,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		return -EINVAL;
 	}
 	/* The GUI flags imply each other: a front end needs the GPU, the GPU a front end. */
-	bool desktop = !strcmp(o->guest, "gui") || !strcmp(o->guest, "browser");
+	bool desktop = !strcmp(o->guest, "gui") || !strcmp(o->guest, "gui-stock") ||
+		       !strcmp(o->guest, "browser");
 
 	if (desktop && !o->kernel)
 		o->m.gpu = true;

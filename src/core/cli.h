@@ -21,7 +21,7 @@ struct cli_opts {
 	const char *initrd;
 	const char *cmdline; /* replaces the default command line */
 	const char *append;  /* appended to the command line */
-	const char *guest;   /* default guest flavour: "min", "stock" or "gui" */
+	const char *guest;   /* default guest: "min", "stock", "gui", "gui-stock", "browser" */
 	/* The machine: --disk, --net (eth0, eth1...), --smp, --mem, --no-acpi, --no-rng,
 	 * --balloon, --vsock, --cpu-template.  Its kernel/initrd/cmdline are filled by main
 	 * from the fields above. */

@@ -94,8 +94,8 @@ static void plan_boot(struct cli_opts *o)
 {
 	struct machine_config *p = &o->m;
 	char dir[PATH_MAX - 64], guest_cl[CMDLINE_MAX] = "";
-	bool stock = !strcmp(o->guest, "stock"), gui = !strcmp(o->guest, "gui");
-	bool browser = !strcmp(o->guest, "browser");
+	bool stock = !strcmp(o->guest, "stock"), gui_stock = !strcmp(o->guest, "gui-stock");
+	bool gui = !strcmp(o->guest, "gui") || gui_stock, browser = !strcmp(o->guest, "browser");
 
 	if (o->kernel) {
 		snprintf(p->kernel, sizeof(p->kernel), "%s", o->kernel);
@@ -106,14 +106,17 @@ static void plan_boot(struct cli_opts *o)
 
 		guest_out_dir(dir, sizeof(dir));
 		snprintf(p->kernel, sizeof(p->kernel), "%s/%s", dir,
-			 stock ? "vmlinuz-stock" : "vmlinux-min");
+			 stock	     ? "vmlinuz-stock"
+			 : gui_stock ? "vmlinuz-gui-stock"
+				     : "vmlinux-min");
 		if (access(p->kernel, F_OK) < 0)
 			die(1,
 			    "no kernel given and the default guest is not built (%s is missing):"
-			    " run 'make guest' or pass --kernel",
-			    p->kernel);
-		if (stock)
-			snprintf(p->initrd, sizeof(p->initrd), "%s/initrd-stock.img", dir);
+			    " run 'make %s' or pass --kernel",
+			    p->kernel, gui_stock ? "guest-gui" : "guest");
+		if (stock || gui_stock)
+			snprintf(p->initrd, sizeof(p->initrd), "%s/initrd-%sstock.img", dir,
+				 gui_stock ? "gui-" : "");
 		if (o->m.nr_disks == 0) {
 			snprintf(o->m.disks[0].path, sizeof(o->m.disks[0].path), "%s/%s", dir,
 				 gui	   ? "rootfs-gui.ext4"
@@ -130,10 +133,11 @@ static void plan_boot(struct cli_opts *o)
 				    gui ? "gui" : "browser");
 		}
 		snprintf(cl, sizeof(cl), "%s/cmdline-%s", dir,
-			 stock	   ? "stock"
-			 : gui	   ? "gui"
-			 : browser ? "browser"
-				   : "min");
+			 stock	     ? "stock"
+			 : gui_stock ? "gui-stock"
+			 : gui	     ? "gui"
+			 : browser   ? "browser"
+				     : "min");
 		if (read_text_line(cl, guest_cl, sizeof(guest_cl)) < 0)
 			guest_cl[0] = '\0';
 	}

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # `make test-browser`: the disposable browser's checks (tests/guest/browser.py) on their own,
-# under KVM, or inside the nested harness (tests/nested) where /dev/kvm is absent.  Not part of
-# `make test` yet: the browser guest's cold boot (Firefox's first start) takes 2-10 minutes
-# where the guest kernel is emulated (kvm_pvm hosts, tests/nested), which the suite's time
-# budget does not hold today (docs/browser.md).  Last line: "N passed, N failed".
+# under KVM, or inside the nested harness (tests/nested) where /dev/kvm is absent.  `make test`
+# runs them too (boot 8 of tests/guest/guest_test.py), except on kvm_pvm hosts; this runs them
+# there as well.  Last line: "N passed, N failed".
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)

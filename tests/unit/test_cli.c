@@ -444,6 +444,13 @@ static void test_gui(void **state)
 	/* With --kernel, --guest gui names no image: no GPU unless asked for. */
 	assert_int_equal(PARSE(&o, err, "--guest", "gui", "--kernel", "/k"), 0);
 	assert_false(o.m.gpu);
+	/* --guest gui-stock: the same desktop on the stock kernel, the GPU too. */
+	assert_int_equal(PARSE(&o, err, "--guest", "gui-stock"), 0);
+	assert_string_equal(o.guest, "gui-stock");
+	assert_true(o.m.gpu);
+	assert_int_equal(o.ui.mode, UI_HEADLESS);
+	assert_int_equal(PARSE(&o, err, "--guest", "gui-stocky"), -EINVAL);
+	assert_non_null(strstr(err, "gui-stock"));
 	/* --guest browser: the GPU, and 1024 MiB unless --mem says otherwise. */
 	assert_int_equal(PARSE(&o, err, "--guest", "browser"), 0);
 	assert_true(o.m.gpu);
