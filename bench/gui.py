@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """GUI benchmark: ignition vs QEMU microvm on the same desktop guest (guest/out/rootfs-gui.ext4,
-cage + foot, `make guest-gui`), same kernel (vmlinux-min), command line (cmdline-gui), memory
+sway + foot, `make guest-gui`), same kernel (vmlinux-min), command line (cmdline-gui), memory
 and vCPUs.
 
   ignition   build/ignition run --guest gui --gui=headless --control SOCK --disk COPY ...
@@ -322,7 +322,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     print()
-    print(f"desktop guest (cage + foot), {MEM_MIB} MiB, 1 vCPU, one run; latency: median of "
+    print(f"desktop guest (sway + foot), {MEM_MIB} MiB, 1 vCPU, one run; latency: median of "
           f"{KEYS} keys; fps: {FPS_SECONDS:g} s of `{FPS_COMMAND}`")
     cols = ("to-ready", "latency", "shot", "fps", "fps(ctr)", "rss-gui", "rss-console",
             "vmm-gui", "vmm-console")

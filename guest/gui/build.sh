@@ -1,6 +1,6 @@
 #!/bin/bash
 # Build the desktop guest's root file system (out/rootfs-gui.ext4): Debian bookworm from the
-# host's own apt sources with mmdebstrap (cage, foot, seatd, udev, a font; no systemd as
+# host's own apt sources with mmdebstrap (sway, foot, seatd, udev, a font; no systemd as
 # init), our init (gui/init) and files (gui/files/), the static guest helpers of the busybox
 # rootfs, then `mke2fs -d` into an ext4 image sized with headroom.
 # FLAVOUR browser (out/rootfs-browser.ext4, `make guest-browser`) is the same desktop with
@@ -14,12 +14,13 @@
 # usage: build.sh GUEST_DIR OUTPUT_IMAGE CACHE_DIR [gui|browser]
 set -euo pipefail
 
-RECIPE=4
+RECIPE=5
 SUITE=bookworm
 guest=$1 image=$2 cache=$3 flavour=${4:-gui}
 # Debian packages of the desktop (dependencies come along; no Recommends).
 case $flavour in
-gui) PACKAGES=(cage foot seatd libseat1 udev fontconfig fonts-dejavu-core xkb-data busybox mount) ;;
+# The desktop: sway, which follows a resized display (ign-gui-mode); cage 0.1.4 does not.
+gui) PACKAGES=(sway foot seatd libseat1 udev fontconfig fonts-dejavu-core xkb-data busybox mount) ;;
 # The browser: busybox-static for its applets (udhcpc, ip, httpd, devmem: Debian's dynamic
 # busybox lacks some), CA certificates for HTTPS.
 browser) PACKAGES=(cage firefox-esr seatd libseat1 udev fontconfig fonts-dejavu-core xkb-data
@@ -96,14 +97,16 @@ mirrors=()
 [ -z "$list" ] || { echo "$list" >"$dir/host.list" && mirrors+=("$dir/host.list"); }
 [ -z "$deb822" ] || { echo "$deb822" >"$dir/host.sources" && mirrors+=("$dir/host.sources"); }
 say "mmdebstrap $SUITE (${PACKAGES[*]}) from the host's apt sources; log: $log"
-# Recommends off (they would bring Mesa's GL drivers, ~100 MB of LLVM, and Xwayland); no
+# Recommends off (they would bring Xwayland and more); sway depends on Mesa's GL drivers
+# (~40 MB, and ~140 MB of LLVM and Z3 under them) that nothing loads here (wlroots draws with
+# pixman): their files are left out (path-exclude; the packages stay installed); no
 # documentation, manuals or translations; no libinput device-group rule (it runs a program
 # per input device with a phys attribute, the virtio ones included, seconds each on kvm_pvm
 # hosts, for tablet/pad pairing only). The customize hooks build the font cache so the
 # first start of foot does not, remove udev's hardware database (13 MB that udevd maps and
 # searches for every input device, seconds each on kvm_pvm hosts; it has no entry for
 # virtio devices), give root an empty password (serial console login) and add
-# "user" (uid 1000), who runs cage and foot: cage refuses to run as root.
+# "user" (uid 1000), who runs the compositor and foot: cage refuses to run as root.
 comma_list=$(IFS=,; echo "${PACKAGES[*]}")
 set +e
 # The merged-usr hook sets up merged /usr the debootstrap way and installs usr-is-merged:
@@ -114,6 +117,9 @@ mmdebstrap --mode=root --variant=essential --include="$comma_list" \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
 	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
+	--dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/dri/*' \
+	--dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/libLLVM-*' \
+	--dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/libz3.so*' \
 	--dpkgopt='path-exclude=/lib/udev/rules.d/80-libinput-device-groups.rules' \
 	--customize-hook='chroot "$1" fc-cache -f' \
 	--customize-hook='rm -f "$1/usr/lib/udev/hwdb.bin"' \
@@ -133,7 +139,8 @@ say "debootstrapped in ${t_strap} s; adding ignition's files"
 
 install -m 755 "$guest/gui/init" "$stage/usr/sbin/ign-gui-init"
 cp -R "$guest/gui/files"/. "$stage"/
-chmod 644 "$stage/etc/profile.d/ign-tunables.sh" "$stage/etc/xdg/foot/foot.ini" "$stage/etc/hostname" "$stage/etc/fstab"
+chmod 644 "$stage/etc/profile.d/ign-tunables.sh" "$stage/etc/xdg/foot/foot.ini" "$stage/etc/hostname" "$stage/etc/fstab" \
+	"$stage/etc/sway/ign-config" "$stage/etc/udev/rules.d/90-ign-gui-mode.rules"
 # The static guest helpers of the busybox root file system (rootfs/build.sh explains them).
 gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o "$stage/usr/bin/ign-blkbench" \
 	"$guest/rootfs/ign-blkbench.c"
@@ -150,6 +157,9 @@ if [ "$flavour" = browser ]; then
 	# busybox rootfs's DHCP set-up (ign-netwatch re-probes a clone's NIC and takes a fresh
 	# lease, guest/README.md "Networking") with the busybox applets it calls.
 	cp -R "$guest/browser/files"/. "$stage"/
+	# cage, not sway, there: no mode switching.
+	rm -rf "$stage/etc/sway" "$stage/etc/udev/rules.d/90-ign-gui-mode.rules" \
+		"$stage/usr/local/sbin/ign-gui-mode"
 	install -m 755 "$guest/rootfs/files/usr/sbin/ign-netwatch" "$stage/usr/sbin/ign-netwatch"
 	install -D -m 755 "$guest/rootfs/files/etc/udhcpc/default.script" "$stage/etc/udhcpc/default.script"
 	gcc -static -s -O2 -std=gnu11 -Wall -Wextra -Werror -o "$stage/usr/bin/ign-linkwait" \

@@ -241,8 +241,8 @@ def main():
 
     try:
         qmp = Qmp(qmp_path)
-        con.expect("ignition-gui: starting cage", args.timeout)
-        mark("cage starting")
+        con.expect("ignition-gui: starting the compositor", args.timeout)
+        mark("compositor starting")
         con.expect("ignition-gui: ready", args.timeout)
         mark("ready")
 
@@ -261,6 +261,24 @@ def main():
              (w, h, bg * 100, fg * 100))
 
         # 3. type the command through the virtio keyboard, read the answer back by OCR.
+        # Readiness first: keys reach foot once the compositor has given it the keyboard,
+        # a moment after it is drawn (sway lost the first two keys typed at once).  Type
+        # "x" until the screen changes, then Ctrl+U (bash: discard the line).
+        with open(path, "rb") as f:
+            before = f.read()
+        deadline = time.monotonic() + args.timeout
+        while True:
+            qmp.cmd("send-key", keys=[{"type": "qcode", "data": "x"}], **{"hold-time": 50})
+            time.sleep(1)
+            with open(shot("keys.ppm"), "rb") as f:
+                if f.read() != before:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError("a typed key on the screen")
+        qmp.cmd("send-key", keys=[{"type": "qcode", "data": "ctrl"},
+                                  {"type": "qcode", "data": "u"}], **{"hold-time": 50})
+        time.sleep(1)
+        mark("keys reach the terminal")
         for c in COMMAND + "\n":
             shift, code = KEYS[c]
             keys = ([{"type": "qcode", "data": "shift"}] if shift else []) + \

@@ -31,9 +31,10 @@ Boot 6  the control plane: Firecracker's REST API with curl (tests/api/curl_test
         1000 connections, a --config-file boot, then configure + InstanceStart + shell, pause,
         snapshot, load into a second process; that snapshot (its guest agent up) is the base of
         the MCP test: sandboxes cloned by `ignition mcp`, driven by the MCP SDK client.
-Boot 7  the desktop guest (guest/out/rootfs-gui.ext4: cage + foot on virtio-gpu, virtio-input
+Boot 7  the desktop guest (guest/out/rootfs-gui.ext4: sway + foot on virtio-gpu, virtio-input
         keyboard and tablet), booted once, headless with VNC (tests/guest/gui.py): the screen
-        drawn, the input and resize commands, VNC grab, a serial shell; its snapshot then
+        drawn, the input commands, a resize to 1024x768 and back shown in screenshots of
+        those sizes, VNC grab, a serial shell; its snapshot then
         restored with an SDL window on Xvfb: the screen there at once, VNC, the shell, an
         in-place reset showing the screen at once again; then the same desktop booted on
         Debian's generic stock kernel (`--guest gui-stock`; SKIP on kvm_pvm hosts).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Graphical guests (docs/gui.md): the desktop guest (`make guest-gui`: cage + foot on the
+"""Graphical guests (docs/gui.md): the desktop guest (`make guest-gui`: sway + foot on the
 virtio-gpu display, guest/out/rootfs-gui.ext4) driven from the host; boot 7 of guest_test.py.
 
 One boot of the desktop guest, then a restore of its snapshot:
@@ -11,8 +11,8 @@ Boot    `--guest gui --gui=headless --vnc 127.0.0.1:PORT --control SOCK`:
           blank (many distinct colours) and foot's background colour dominates it;
         - `echo ignition-$((6*7))` + Enter typed through virtio-input makes `ignition-42`
           appear on the screen (read back with OCR, tesseract);
-        - `key`, `resize` are answered; the new mode is not checked (docs/gui.md, "Known
-          problems": cage keeps its mode);
+        - `key` is answered; `resize` to 1024x768 gives a screenshot of that size with foot
+          filling it (the guest's sway takes the new mode), and back to the boot's mode;
         - vncsnapshot grabs the same screen over VNC: same size, same mean colour (VNC's copy is
           a JPEG, so nearly, not exactly);
         - a click, a pointer move and the errors of bad commands are answered as documented;
@@ -59,7 +59,7 @@ from guest_test import (CMD_TIMEOUT, GUEST_DIR, HOST_KIND, LOGIN_TIMEOUT, ROOT, 
 ROOTFS_GUI = os.path.join(GUEST_DIR, "rootfs-gui.ext4")
 READY = os.environ.get("IGN_GUI_READY", "ignition-gui: ready").encode()
 GUI_MEM = os.environ.get("IGN_GUI_MEM", "512")
-# Bounds on a wedged desktop, not expected durations: cage + foot start after the boot, and a
+# Bounds on a wedged desktop, not expected durations: sway + foot start after the boot, and a
 # shell's echo is redrawn by foot through the emulated guest kernel on kvm_pvm hosts.
 # How long a typed key may take to show before the next is typed anyway (a bound, not a
 # pace: the next key goes as soon as the screen moved).
@@ -355,10 +355,10 @@ def boot_headless(tmp, bgs):
 
         # Typing through virtio-input: foot's shell runs the line, and its output is read back
         # from a screenshot with OCR (the shell computes 42: the typed line alone does not
-        # contain it).  First, from the serial shell, wait until cage holds every event
+        # contain it).  First, from the serial shell, wait until the compositor holds every event
         # device open: keys typed before libinput has the keyboard are dropped by the guest
         # kernel (no reader), as on any machine, and on a kvm_pvm host udev hands the devices
-        # to cage well after foot is drawn.
+        # to the compositor well after foot is drawn.
         try:
             took = wait_input_open(g)
             result("PASS", "gui-input-devices-opened", f"after {took:.0f}s")
@@ -366,7 +366,7 @@ def boot_headless(tmp, bgs):
             result("FAIL", "gui-input-devices-opened", g.why(e))
         # One `type` per character, as a person types (docs/gui.md, "Known problems").
         # First, every key event reaches the guest's input layer: a second reader of the
-        # keyboard's evdev node (beside cage), started from the serial shell, gets all of
+        # keyboard's evdev node (beside the compositor), started from the serial shell, gets all of
         # them (24-byte input_events: press, SYN, release, SYN a character; shift around
         # the shifted ones).  That is ignition's part, checked on every host.
         text = "echo ignition-$((6*7))\n"
@@ -409,11 +409,18 @@ def boot_headless(tmp, bgs):
             guest_state(g)
 
         # Resize (after the typing, which then runs on the screen as the guest set it up):
-        # the request is passed on (a display-change event; the guest kernel's
-        # connector then lists the new mode first).  cage does not switch to it by itself,
-        # so the screen keeps its mode: not checked here (docs/gui.md, "Known problems").
-        ans = ctl.raw({"cmd": "resize", "width": 1024, "height": 768})
-        check("gui-resize-command", ans.get("ok") is True, json.dumps(ans))
+        # the request reaches the guest as a display-change event, its kernel lists the new
+        # mode first and sends a hotplug event, and the guest's ign-gui-mode puts sway in
+        # that mode: a screenshot of the new size, foot still filling it.  Then back, so that
+        # the snapshot below holds the mode the guest booted with.
+        for w, h in ((1024, 768), (d["width"], d["height"])):
+            ans = ctl.raw({"cmd": "resize", "width": w, "height": h})
+            check(f"gui-resize-command-{w}x{h}", ans.get("ok") is True, json.dumps(ans))
+            try:
+                took, _ = wait_mode(g, ctl, tmp, bgs, w, h)
+                result("PASS", f"gui-resize-screenshot-{w}x{h}", f"after {took:.1f}s")
+            except Timeout as e:
+                result("FAIL", f"gui-resize-screenshot-{w}x{h}", str(e))
         ans = ctl.raw({"cmd": "resize", "width": 32, "height": 32})
         check("gui-resize-out-of-limits", not ans["ok"] and "64 to 3840" in ans["error"],
               json.dumps(ans))
@@ -446,11 +453,33 @@ def boot_headless(tmp, bgs):
     return (snap, ref) if taken else None
 
 
+def wait_mode(g, ctl, tmp, bgs, w, h):
+    """Wait until a screenshot is w x h and shows foot (its background dominating); (seconds
+    taken, the screenshot).  Raises Timeout with what the last screenshot showed."""
+    start = time.monotonic()
+    shot = os.path.join(tmp, f"mode-{w}x{h}.png")
+    last = "no screenshot"
+    while time.monotonic() < start + DRAWN_TIMEOUT:
+        drain(g)
+        d = ctl(cmd="display")
+        if d["active"] and (d["width"], d["height"]) == (w, h):
+            ctl(cmd="screenshot", path=shot)
+            size = png_size(shot)
+            distinct, top, share = colour_stats(rgb(shot)[2])
+            last = f"{size[0]}x{size[1]}, top colour {top:06x} at {100 * share:.0f}%"
+            if size == (w, h) and share >= 0.5 and any(near(top, b) for b in bgs):
+                return time.monotonic() - start, shot
+        else:
+            last = f"display {d['width']}x{d['height']} (active {d['active']})"
+        time.sleep(0.5)
+    raise Timeout(f"no {w}x{h} screenshot of foot within {DRAWN_TIMEOUT:.0f}s (last: {last})")
+
+
 def type_paced(ctl, text):
     """Type text a character per `type` command, as a person types watching the screen: the
-    next key once this one was drawn (the display serial moved), at most KEY_WAIT s.  cage
-    reads the keyboard through evdev, which keeps 64 events for it: on a kvm_pvm host cage
-    lagged behind keys 50 ms apart and lost all after the tenth.  The answers."""
+    next key once this one was drawn (the display serial moved), at most KEY_WAIT s.  The
+    compositor reads the keyboard through evdev, which keeps 64 events for it: on a kvm_pvm
+    host cage lagged behind keys 50 ms apart and lost all after the tenth.  The answers."""
     answers = []
     for ch in text:
         before = ctl(cmd="display")["serial"]
@@ -514,7 +543,7 @@ def stock_desktop(tmp, bgs):
         wait_input_open(g)
         # Readiness, not a retry of the check: foot has its keyboard focus once a Ctrl+L (clear
         # the screen) is drawn.  In the first try the line's first key was lost: sent right
-        # after cage opened the devices, before foot had the focus.
+        # after the compositor opened the devices, before foot had the focus.
         tries = wait_keys_handled(ctl)
         answers = type_paced(ctl, "echo stock-$((6*7))\n")
         if any(a.get("ok") is not True for a in answers):
@@ -540,7 +569,7 @@ def serial_echo(g, name, n):
 def guest_state(g):
     """After a failed GUI check, print what the desktop guest is doing (from the serial root
     shell): the busiest processes (CPU ticks, state, wait channel), the virtio interrupt
-    counts, the load, udev's view of the input devices and cage's last words."""
+    counts, the load, udev's view of the input devices and the compositor's last words."""
     # Shell builtins read /proc (a process per entry would be seconds each on kvm_pvm).
     cmd = ("for f in /proc/[0-9]*/stat; do read -r pid comm st a b c d e f g h i j ut sy r "
            "< $f && { w=; read -r w < /proc/$pid/wchan; echo \"$((ut+sy)) $comm $st $w\"; }; "
@@ -548,7 +577,7 @@ def guest_state(g):
            "grep virtio /proc/interrupts | tr -s ' ' | tr '\\n' ';'; echo; "
            "cat /proc/loadavg; for d in /sys/class/input/event*/dev; do read -r mm < $d; "
            "echo \"$d $mm udev:$(grep -c ID_INPUT= /run/udev/data/c$mm 2>&1)\"; done; "
-           "tail -n 5 /run/cage.log")
+           "tail -n 5 /run/compositor.log")
     try:
         st, out = g.run(cmd, timeout=120)
         for line in out.splitlines():
@@ -559,7 +588,7 @@ def guest_state(g):
 
 def wait_input_open(g):
     """Seconds until the event devices of the virtio keyboard and tablet are held open by
-    some process (cage, which gets them from seatd); polled from the serial root shell.  (The
+    some process (the compositor, which gets them from seatd); polled from the serial root shell.  (The
     i8042 keyboard's is left out: the guest's init does not hand it to udev, so libinput
     never opens it; guest/README.md.)  Raises Timeout."""
     start = time.monotonic()
@@ -581,7 +610,7 @@ def wait_input_open(g):
 
 
 def serial_login(g):
-    """Log in as root on the serial console (agetty has waited there since before cage; its
+    """Log in as root on the serial console (agetty has waited there since before the compositor; its
     prompt went by with the boot messages).  A retry covers a first line that came before
     agetty opened the port; a stray "root" reaching the shell is harmless."""
     drain(g)
