@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GUI benchmark: ignition vs QEMU microvm + virtio-gpu + VNC on the desktop guest (cage + foot):
+# GUI benchmark: ignition vs QEMU microvm + virtio-gpu + VNC on the desktop guest (sway + foot):
 # boot to foot, key-to-screen latency, frames per second, RSS of a GUI vs a console guest;
 # one run each, with ratios (bench/gui.py says how each figure is taken).
 # VMMS=qemu|ignition runs one side; MEM_MIB=N (default 512), KEYS=N, FPS_SECONDS=N.
