@@ -30,7 +30,7 @@ const char cli_usage[] =
 	"  --guest min|stock|gui|gui-stock|browser\n"
 	"                       which default guest to boot when --kernel is not given:\n"
 	"                       the minimal kernel (default), Debian's stock cloud kernel, or\n"
-	"                       the minimal kernel with the desktop root file system (cage +\n"
+	"                       the minimal kernel with the desktop root file system (sway +\n"
 	"                       foot, `make guest-gui`; implies --gui=headless unless --gui),\n"
 	"                       the same desktop on Debian's generic stock kernel (gui-stock),\n"
 	"                       or with the browser's (Firefox ESR, read-only, `make\n"
@@ -558,6 +558,53 @@ static int parse_disk(const char *arg, struct machine_disk *d)
 	return 0;
 }
 
+/* The default guests (guest/README.md): what `make guest`, `make guest-gui` and `make
+ * guest-browser` build into guest/out/. */
+static const struct cli_guest guests[] = {
+	{ .name = "min",
+	  .kernel = "vmlinux-min",
+	  .rootfs = "rootfs.ext4",
+	  .cmdline = "cmdline-min",
+	  .make = "guest" },
+	{ .name = "stock",
+	  .kernel = "vmlinuz-stock",
+	  .initrd = "initrd-stock.img",
+	  .rootfs = "rootfs.ext4",
+	  .cmdline = "cmdline-stock",
+	  .make = "guest" },
+	{ .name = "gui",
+	  .kernel = "vmlinux-min",
+	  .rootfs = "rootfs-gui.ext4",
+	  .cmdline = "cmdline-gui",
+	  .make = "guest-gui",
+	  .desktop = true },
+	{ .name = "gui-stock",
+	  .kernel = "vmlinuz-gui-stock",
+	  .initrd = "initrd-gui-stock.img",
+	  .rootfs = "rootfs-gui.ext4",
+	  .cmdline = "cmdline-gui-stock",
+	  .make = "guest-gui",
+	  .desktop = true },
+	/* Firefox and its content process want more than the default 256 MiB; the session's
+	 * writes go to tmpfs. */
+	{ .name = "browser",
+	  .kernel = "vmlinux-min",
+	  .rootfs = "rootfs-browser.ext4",
+	  .cmdline = "cmdline-browser",
+	  .make = "guest-browser",
+	  .desktop = true,
+	  .read_only = true,
+	  .mem_mib = 1024 },
+};
+
+const struct cli_guest *cli_guest(const char *name)
+{
+	for (size_t i = 0; i < sizeof(guests) / sizeof(guests[0]); i++)
+		if (!strcmp(guests[i].name, name))
+			return &guests[i];
+	return NULL;
+}
+
 int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_size)
 {
 	static const struct option opts[] = {
@@ -740,13 +787,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 			o->append = optarg;
 			break;
 		case OPT_GUEST:
-			if (strcmp(optarg, "min") && strcmp(optarg, "stock") &&
-			    strcmp(optarg, "gui") && strcmp(optarg, "gui-stock") &&
-			    strcmp(optarg, "browser")) {
+			if (!cli_guest(optarg)) {
 				snprintf(err, err_size,
-					 "--guest: '%s' is not 'min', 'stock', 'gui', 'gui-stock' "
-					 "or "
-					 "'browser'",
+					 "--guest: '%s' is not one of min, stock, gui, gui-stock, "
+					 "browser",
 					 optarg);
 				return -EINVAL;
 			}
@@ -926,14 +970,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t err_s
 		return -EINVAL;
 	}
 	/* The GUI flags imply each other: a front end needs the GPU, the GPU a front end. */
-	bool desktop = !strcmp(o->guest, "gui") || !strcmp(o->guest, "gui-stock") ||
-		       !strcmp(o->guest, "browser");
+	const struct cli_guest *guest = cli_guest(o->guest);
+	bool desktop = guest->desktop;
 
 	if (desktop && !o->kernel)
 		o->m.gpu = true;
-	/* Firefox and its content process want more than the default 256 MiB. */
-	if (!strcmp(o->guest, "browser") && !o->kernel && !mem_given)
-		o->m.mem_mib = 1024;
+	if (guest->mem_mib && !o->kernel && !mem_given)
+		o->m.mem_mib = guest->mem_mib;
 	if (gui_given || o->ui.vnc)
 		o->m.gpu = true;
 	if (o->m.gpu && o->ui.mode == UI_NONE)

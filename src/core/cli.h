@@ -16,12 +16,28 @@
 #define CLI_MAX_NETS  MACHINE_MAX_NETS
 #define CLI_PATH_MAX  MACHINE_PATH_MAX
 
+/* A default guest (--guest): its files in guest/out/ and what it implies. */
+struct cli_guest {
+	const char *name;
+	const char *kernel; /* file names in guest/out/ */
+	const char *initrd; /* NULL: none */
+	const char *rootfs;
+	const char *cmdline; /* the kernel command line's file */
+	const char *make;    /* the make target that builds the files */
+	bool desktop;	     /* has a display (--gui=headless unless told otherwise) */
+	bool read_only;	     /* its root disk is attached read-only */
+	unsigned mem_mib;    /* RAM unless --mem says otherwise; 0: the default */
+};
+
+/* The default guest called `name`, or NULL. */
+const struct cli_guest *cli_guest(const char *name);
+
 struct cli_opts {
 	const char *kernel; /* NULL: the default guest from guest/out/ */
 	const char *initrd;
 	const char *cmdline; /* replaces the default command line */
 	const char *append;  /* appended to the command line */
-	const char *guest;   /* default guest: "min", "stock", "gui", "gui-stock", "browser" */
+	const char *guest;   /* the default guest's name (cli_guest) */
 	/* The machine: --disk, --net (eth0, eth1...), --smp, --mem, --no-acpi, --no-rng,
 	 * --balloon, --vsock, --cpu-template.  Its kernel/initrd/cmdline are filled by main
 	 * from the fields above. */

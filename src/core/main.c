@@ -94,8 +94,7 @@ static void plan_boot(struct cli_opts *o)
 {
 	struct machine_config *p = &o->m;
 	char dir[PATH_MAX - 64], guest_cl[CMDLINE_MAX] = "";
-	bool stock = !strcmp(o->guest, "stock"), gui_stock = !strcmp(o->guest, "gui-stock");
-	bool gui = !strcmp(o->guest, "gui") || gui_stock, browser = !strcmp(o->guest, "browser");
+	const struct cli_guest *g = cli_guest(o->guest);
 
 	if (o->kernel) {
 		snprintf(p->kernel, sizeof(p->kernel), "%s", o->kernel);
@@ -105,39 +104,24 @@ static void plan_boot(struct cli_opts *o)
 		char cl[PATH_MAX];
 
 		guest_out_dir(dir, sizeof(dir));
-		snprintf(p->kernel, sizeof(p->kernel), "%s/%s", dir,
-			 stock	     ? "vmlinuz-stock"
-			 : gui_stock ? "vmlinuz-gui-stock"
-				     : "vmlinux-min");
+		snprintf(p->kernel, sizeof(p->kernel), "%s/%s", dir, g->kernel);
 		if (access(p->kernel, F_OK) < 0)
 			die(1,
-			    "no kernel given and the default guest is not built (%s is missing):"
-			    " run 'make %s' or pass --kernel",
-			    p->kernel, gui_stock ? "guest-gui" : "guest");
-		if (stock || gui_stock)
-			snprintf(p->initrd, sizeof(p->initrd), "%s/initrd-%sstock.img", dir,
-				 gui_stock ? "gui-" : "");
+			    "no kernel given and the %s guest is not built (%s is missing): run "
+			    "'make %s' or pass --kernel",
+			    g->name, p->kernel, g->make);
+		if (g->initrd)
+			snprintf(p->initrd, sizeof(p->initrd), "%s/%s", dir, g->initrd);
 		if (o->m.nr_disks == 0) {
 			snprintf(o->m.disks[0].path, sizeof(o->m.disks[0].path), "%s/%s", dir,
-				 gui	   ? "rootfs-gui.ext4"
-				 : browser ? "rootfs-browser.ext4"
-					   : "rootfs.ext4");
+				 g->rootfs);
 			o->m.nr_disks = 1;
-			/* The browser's root is read-only (its session writes go to tmpfs). */
-			o->m.disks[0].read_only = browser;
-			if ((gui || browser) && access(o->m.disks[0].path, F_OK) < 0)
-				die(1,
-				    "the %s guest is not built (%s is missing): run 'make "
-				    "guest-%s'",
-				    gui ? "desktop" : "browser", o->m.disks[0].path,
-				    gui ? "gui" : "browser");
+			o->m.disks[0].read_only = g->read_only;
+			if (access(o->m.disks[0].path, F_OK) < 0)
+				die(1, "the %s guest is not built (%s is missing): run 'make %s'",
+				    g->name, o->m.disks[0].path, g->make);
 		}
-		snprintf(cl, sizeof(cl), "%s/cmdline-%s", dir,
-			 stock	     ? "stock"
-			 : gui_stock ? "gui-stock"
-			 : gui	     ? "gui"
-			 : browser   ? "browser"
-				     : "min");
+		snprintf(cl, sizeof(cl), "%s/%s", dir, g->cmdline);
 		if (read_text_line(cl, guest_cl, sizeof(guest_cl)) < 0)
 			guest_cl[0] = '\0';
 	}

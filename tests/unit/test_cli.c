@@ -451,6 +451,14 @@ static void test_gui(void **state)
 	assert_int_equal(o.ui.mode, UI_HEADLESS);
 	assert_int_equal(PARSE(&o, err, "--guest", "gui-stocky"), -EINVAL);
 	assert_non_null(strstr(err, "gui-stock"));
+	/* The table behind --guest: files and what each implies. */
+	assert_null(cli_guest("gui-stocky"));
+	assert_string_equal(cli_guest("gui-stock")->initrd, "initrd-gui-stock.img");
+	assert_string_equal(cli_guest("gui-stock")->rootfs, "rootfs-gui.ext4");
+	assert_null(cli_guest("gui")->initrd);
+	assert_true(cli_guest("browser")->read_only);
+	assert_false(cli_guest("gui")->read_only);
+	assert_false(cli_guest("stock")->desktop);
 	/* --guest browser: the GPU, and 1024 MiB unless --mem says otherwise. */
 	assert_int_equal(PARSE(&o, err, "--guest", "browser"), 0);
 	assert_true(o.m.gpu);
