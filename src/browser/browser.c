@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/client.h"
 #include "agent/proto.h"
 #include "mcp/sandbox.h"
 #include "util/guest_files.h"
@@ -262,10 +261,9 @@ static const char *base_stale(const char *base, const char *image)
 {
 	char manifest[PATH_MAX];
 	struct stat b, i;
-
-	snprintf(manifest, sizeof(manifest), "%s/manifest.json", base);
 	uint32_t cid;
 
+	snprintf(manifest, sizeof(manifest), "%s/manifest.json", base);
 	if (stat(manifest, &b) < 0)
 		return "there is no warm base yet";
 	/* Made before the URL went through the guest agent. */
@@ -462,7 +460,6 @@ static int open_url(const char *dir, pid_t pid, int *status, const char *url, ch
 	struct agent_exec_result res;
 	struct agent_buf b = { 0 };
 	struct agent_reply r;
-	char vsock[PATH_MAX];
 	int ret;
 
 	/* The agent answers once the clone has run a little after the restore. */
@@ -475,24 +472,12 @@ static int open_url(const char *dir, pid_t pid, int *status, const char *url, ch
 		if (now_s() - t0 > AGENT_WAIT_S)
 			return ret;
 	}
-	snprintf(vsock, sizeof(vsock), "%s/%s", dir, SANDBOX_VSOCK);
 	ret = agent_exec_encode(&b, &req);
 	if (!ret)
-		ret = agent_call(vsock, AGENT_PORT, b.p, b.len, OPEN_TIMEOUT_MS + 10000, -1, &r,
-				 err, n);
+		ret = sandbox_agent_call(dir, &b, OPEN_TIMEOUT_MS + 10000, -1, &r, err, n);
 	agent_buf_free(&b);
 	if (ret)
 		return ret;
-	if (r.type == AGENT_ERROR) {
-		struct agent_error e;
-
-		if (agent_error_decode(r.payload, r.len, &e))
-			snprintf(err, n, "a malformed error from the guest agent");
-		else
-			snprintf(err, n, "the guest agent: %s", e.msg);
-		agent_reply_free(&r);
-		return -EIO;
-	}
 	if (r.type != AGENT_EXEC_RESULT || agent_exec_result_decode(r.payload, r.len, &res)) {
 		snprintf(err, n, "the guest agent's answer (frame type %u) is not a result",
 			 r.type);

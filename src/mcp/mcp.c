@@ -420,27 +420,6 @@ static json_t *do_create(struct mcp *m, struct call *c)
 	return r;
 }
 
-/* One agent request, its answer checked for an AGENT_ERROR frame. */
-static int agent_do(struct sandbox *s, struct agent_buf *req, int timeout_ms, int cancel_fd,
-		    struct agent_reply *r, char *err, size_t n)
-{
-	char vsock[PATH_MAX + 16];
-	snprintf(vsock, sizeof(vsock), "%s/%s", s->dir, SANDBOX_VSOCK);
-	int ret = agent_call(vsock, AGENT_PORT, req->p, req->len, timeout_ms, cancel_fd, r, err, n);
-	if (ret)
-		return ret;
-	if (r->type == AGENT_ERROR) {
-		struct agent_error e;
-		if (agent_error_decode(r->payload, r->len, &e))
-			snprintf(err, n, "malformed error from the agent");
-		else
-			snprintf(err, n, "%s", e.msg);
-		agent_reply_free(r);
-		return -EIO;
-	}
-	return 0;
-}
-
 static json_t *do_exec(struct mcp *m, struct call *c, struct sandbox *s, json_t *args)
 {
 	const char *cmd = arg_str(args, "command");
@@ -479,8 +458,8 @@ static json_t *do_exec(struct mcp *m, struct call *c, struct sandbox *s, json_t 
 		return tool_error("exec: cannot encode the request: %s", strerror(-ret));
 	}
 	int64_t t0 = now_ms();
-	ret = agent_do(s, &b, (int)req.timeout_ms + AGENT_SLACK_MS, c->cancel[0], &r, err,
-		       sizeof(err));
+	ret = sandbox_agent_call(s->dir, &b, (int)req.timeout_ms + AGENT_SLACK_MS, c->cancel[0], &r,
+				 err, sizeof(err));
 	agent_buf_free(&b);
 	if (ret)
 		return tool_error("exec in %s failed: %s", s->id, err);
@@ -549,7 +528,8 @@ static json_t *do_write(struct mcp *m, struct call *c, struct sandbox *s, json_t
 		agent_buf_free(&b);
 		return tool_error("write_file: bad request: %s", strerror(-ret));
 	}
-	ret = agent_do(s, &b, AGENT_FILE_TIMEOUT_MS, c->cancel[0], &r, err, sizeof(err));
+	ret = sandbox_agent_call(s->dir, &b, AGENT_FILE_TIMEOUT_MS, c->cancel[0], &r, err,
+				 sizeof(err));
 	agent_buf_free(&b);
 	if (ret)
 		return tool_error("write_file in %s failed: %s", s->id, err);
@@ -582,7 +562,8 @@ static json_t *do_read(struct mcp *m, struct call *c, struct sandbox *s, json_t 
 		agent_buf_free(&b);
 		return tool_error("read_file: bad request: %s", strerror(-ret));
 	}
-	ret = agent_do(s, &b, AGENT_FILE_TIMEOUT_MS, c->cancel[0], &r, err, sizeof(err));
+	ret = sandbox_agent_call(s->dir, &b, AGENT_FILE_TIMEOUT_MS, c->cancel[0], &r, err,
+				 sizeof(err));
 	agent_buf_free(&b);
 	if (ret)
 		return tool_error("read_file in %s failed: %s", s->id, err);

@@ -385,6 +385,26 @@ int sandbox_start(const struct sandbox_spec *s, pid_t *pid, char *err, size_t n)
 	return start_once(s, pid, err, n);
 }
 
+int sandbox_agent_call(const char *dir, const struct agent_buf *req, int timeout_ms, int cancel_fd,
+		       struct agent_reply *r, char *err, size_t n)
+{
+	char vsock[PATH_MAX + 32];
+	snprintf(vsock, sizeof(vsock), "%s/%s", dir, SANDBOX_VSOCK);
+	int ret = agent_call(vsock, AGENT_PORT, req->p, req->len, timeout_ms, cancel_fd, r, err, n);
+	if (ret)
+		return ret;
+	if (r->type == AGENT_ERROR) {
+		struct agent_error e;
+		if (agent_error_decode(r->payload, r->len, &e))
+			snprintf(err, n, "malformed error from the agent");
+		else
+			snprintf(err, n, "%s", e.msg);
+		agent_reply_free(r);
+		return -EIO;
+	}
+	return 0;
+}
+
 int sandbox_wait_agent(const char *dir, int timeout_ms, int cancel_fd, char *err, size_t n)
 {
 	char vsock[PATH_MAX + 32];

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "agent/client.h"
+
 /* Paths inside a sandbox directory. */
 #define SANDBOX_VSOCK	"vsock.sock"
 #define SANDBOX_CONTROL "control.sock"
@@ -32,6 +34,12 @@ int sandbox_start(const struct sandbox_spec *s, pid_t *pid, char *err, size_t n)
  * (*answer, a new reference) when "ok" is true; -errno and err[n] otherwise. */
 int sandbox_control(const char *dir, json_t *cmd, int timeout_ms, json_t **answer, char *err,
 		    size_t n) __attribute__((warn_unused_result));
+/* One request to the agent of the sandbox in `dir` (its vsock socket dir/SANDBOX_VSOCK): the
+ * frame(s) in req, the answer into *r (agent_reply_free) unless it is an error.  An AGENT_ERROR
+ * answer is -EIO with its message in err[n]; other failures as agent_call. */
+int sandbox_agent_call(const char *dir, const struct agent_buf *req, int timeout_ms, int cancel_fd,
+		       struct agent_reply *r, char *err, size_t n)
+	__attribute__((warn_unused_result));
 /* Ping the agent of the sandbox in `dir` until it answers (0) or timeout_ms pass (-errno). */
 int sandbox_wait_agent(const char *dir, int timeout_ms, int cancel_fd, char *err, size_t n)
 	__attribute__((warn_unused_result));
