@@ -158,8 +158,7 @@ test:
 guest-tests: $(BUILD)/ignition $(MODULES)
 	@tests/guest/run.sh
 
-# The disposable browser's checks on their own (boot 8 of `make test`, which SKIPs them on
-# kvm_pvm hosts: tests/guest/browser.sh).
+# The disposable browser's checks on their own (boot 8 of `make test`: tests/guest/browser.sh).
 test-browser: $(BUILD)/ignition $(MODULES)
 	@tests/guest/browser.sh
 

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # `make test-browser`: the disposable browser's checks (tests/guest/browser.py) on their own,
 # under KVM, or inside the nested harness (tests/nested) where /dev/kvm is absent.  `make test`
-# runs them too (boot 8 of tests/guest/guest_test.py), except on kvm_pvm hosts; this runs them
-# there as well.  Last line: "N passed, N failed".
+# runs them too (boot 8 of tests/guest/guest_test.py).  Last line: "N passed, N failed".
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
