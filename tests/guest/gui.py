@@ -53,8 +53,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guest_test  # noqa: E402
 from guest_test import (CMD_TIMEOUT, GUEST_DIR, HOST_KIND, LOGIN_TIMEOUT, ROOT,  # noqa: E402
-                        Guest,
-                        Timeout, check, result, sized, sock_dir)
+                        Guest, Timeout, check, result, sized, sock_dir)
 
 ROOTFS_GUI = os.path.join(GUEST_DIR, "rootfs-gui.ext4")
 READY = os.environ.get("IGN_GUI_READY", "ignition-gui: ready").encode()
@@ -355,10 +354,10 @@ def boot_headless(tmp, bgs):
 
         # Typing through virtio-input: foot's shell runs the line, and its output is read back
         # from a screenshot with OCR (the shell computes 42: the typed line alone does not
-        # contain it).  First, from the serial shell, wait until the compositor holds every event
-        # device open: keys typed before libinput has the keyboard are dropped by the guest
-        # kernel (no reader), as on any machine, and on a kvm_pvm host udev hands the devices
-        # to the compositor well after foot is drawn.
+        # contain it).  First, from the serial shell, wait until the compositor holds every
+        # event device open: keys typed before libinput has the keyboard are dropped by the
+        # guest kernel (no reader), as on any machine, and on a kvm_pvm host udev hands the
+        # devices to the compositor well after foot is drawn.
         try:
             took = wait_input_open(g)
             result("PASS", "gui-input-devices-opened", f"after {took:.0f}s")
@@ -366,8 +365,8 @@ def boot_headless(tmp, bgs):
             result("FAIL", "gui-input-devices-opened", g.why(e))
         # One `type` per character, as a person types (docs/gui.md, "Known problems").
         # First, every key event reaches the guest's input layer: a second reader of the
-        # keyboard's evdev node (beside the compositor), started from the serial shell, gets all of
-        # them (24-byte input_events: press, SYN, release, SYN a character; shift around
+        # keyboard's evdev node (beside the compositor), started from the serial shell, gets
+        # all of them (24-byte input_events: press, SYN, release, SYN a character; shift around
         # the shifted ones).  That is ignition's part, checked on every host.
         text = "echo ignition-$((6*7))\n"
         events = sum(8 if c in "$()*" else 4 for c in text)
@@ -547,7 +546,7 @@ def stock_desktop(tmp, bgs):
         tries = wait_keys_handled(ctl)
         answers = type_paced(ctl, "echo stock-$((6*7))\n")
         if any(a.get("ok") is not True for a in answers):
-            raise Timeout(f"type refused: {[a for a in answers if not a.get('ok')][:2]}")
+            raise RuntimeError(f"type refused: {[a for a in answers if not a.get('ok')][:2]}")
         took, _ = wait_text(g, ctl, tmp, "stock-42")
         result("PASS", names[3], f"OCR found it after {took:.1f}s (keys handled after "
                f"{tries} Ctrl+L)")
@@ -588,9 +587,9 @@ def guest_state(g):
 
 def wait_input_open(g):
     """Seconds until the event devices of the virtio keyboard and tablet are held open by
-    some process (the compositor, which gets them from seatd); polled from the serial root shell.  (The
-    i8042 keyboard's is left out: the guest's init does not hand it to udev, so libinput
-    never opens it; guest/README.md.)  Raises Timeout."""
+    some process (the compositor, which gets them from seatd); polled from the serial root
+    shell.  (The i8042 keyboard's is left out: the guest's init does not hand it to udev, so
+    libinput never opens it; guest/README.md.)  Raises Timeout."""
     start = time.monotonic()
     deadline = start + DRAWN_TIMEOUT
     cmd = ("ls -l /proc/[0-9]*/fd 2>/dev/null | grep -o '/dev/input/event[0-9]*' | sort -u | "
@@ -610,8 +609,8 @@ def wait_input_open(g):
 
 
 def serial_login(g):
-    """Log in as root on the serial console (agetty has waited there since before the compositor; its
-    prompt went by with the boot messages).  A retry covers a first line that came before
+    """Log in as root on the serial console (agetty has waited there since before the
+    compositor; its prompt went by with the boot messages).  A retry covers a first line that came before
     agetty opened the port; a stray "root" reaching the shell is harmless."""
     drain(g)
     g.buf = b""
